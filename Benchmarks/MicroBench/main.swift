@@ -1,0 +1,1 @@
+print("MicroBench: not yet written")

@@ -1,0 +1,60 @@
+// swift-tools-version: 6.1
+// MetaQ for Swift — a MetaQ 1.4.6 compatible message queue.
+// Module rule (docs: ../shared/DESIGN.md §2): ProtocolCore ← StoreCore ← {Runtime, Sim} ← executables.
+// ProtocolCore and StoreCore import nothing but the standard library and swift-collections.
+import PackageDescription
+
+let package = Package(
+    name: "MetaQ",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "ProtocolCore", targets: ["ProtocolCore"]),
+        .library(name: "StoreCore", targets: ["StoreCore"]),
+        .library(name: "Runtime", targets: ["Runtime"]),
+        .library(name: "Sim", targets: ["Sim"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // Pure: wire codec, record format, CRC32, message ids.
+        .target(
+            name: "ProtocolCore",
+            dependencies: [.product(name: "DequeModule", package: "swift-collections")]
+        ),
+        // Pure logic over the `Storage` interface: partition log, flush policy, recovery, retention, cron.
+        .target(
+            name: "StoreCore",
+            dependencies: ["ProtocolCore", .product(name: "DequeModule", package: "swift-collections")]
+        ),
+        // zlib, for the zip archiver of retention (`archive,<age>,true`) and the CRC32 comparison benchmark.
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        // The Linux runtime: real files (pwrite/pread/fdatasync/mmap).
+        .target(
+            name: "Runtime",
+            dependencies: [
+                "ProtocolCore", "StoreCore", "CZlib",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // The deterministic simulator: seeded PRNG, SimDisk with power loss.
+        .target(name: "Sim", dependencies: ["ProtocolCore", "StoreCore"]),
+
+        .executableTarget(
+            name: "MicroBench",
+            dependencies: ["ProtocolCore", "StoreCore", "Runtime", "Sim", "CZlib"],
+            path: "Benchmarks/MicroBench"
+        ),
+
+        .testTarget(name: "ProtocolCoreTests", dependencies: ["ProtocolCore", "Sim"]),
+        .testTarget(name: "StoreCoreTests", dependencies: ["StoreCore", "Sim"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "StoreCore", "CZlib"]),
+        .testTarget(name: "SimTests", dependencies: ["Sim", "StoreCore"]),
+        .testTarget(
+            name: "SimulationTests",
+            dependencies: ["Sim", "StoreCore", "ProtocolCore"],
+            path: "SimTests/SimulationTests"
+        ),
+    ]
+)

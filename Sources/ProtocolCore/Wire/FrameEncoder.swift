@@ -1,0 +1,130 @@
+/// Encodes frames to exactly the bytes of reference §1.6: one text line of space-separated
+/// tokens ending in CR LF, then the raw body for `put`, `sync`, `result` and `value`.
+extension Frame {
+    public func encoded() -> [UInt8] {
+        var out: [UInt8] = []
+        encode(into: &out)
+        return out
+    }
+
+    public func encode(into out: inout [UInt8]) {
+        switch self {
+        case .put(let c): c.encode(into: &out)
+        case .get(let c):
+            out.appendLine(["get", c.topic, c.group], numbers: [Int64(c.partition), c.offset, Int64(c.maxSize), Int64(c.opaque)])
+        case .offset(let c):
+            out.appendLine(["offset", c.topic, c.group], numbers: [Int64(c.partition), c.offset, Int64(c.opaque)])
+        case .stats(let c): c.encode(into: &out)
+        case .version(let c):
+            out.appendLine(["version"], numbers: c.opaque.map { [Int64($0)] } ?? [])
+        case .quit: out.appendLine(["quit"], numbers: [])
+        case .transaction(let c): c.encode(into: &out)
+        case .sync(let c):
+            var numbers: [Int64] = [Int64(c.partition), Int64(c.body.count), Int64(c.flag), c.msgId]
+            if let checksum = c.checksum { numbers.append(Int64(checksum)) }
+            numbers.append(Int64(c.opaque))
+            out.appendLine(["sync", c.topic], numbers: numbers)
+            out.append(contentsOf: c.body)
+        case .result(let r):
+            ResultResponse.appendHeader(to: &out, code: r.code, bodyLength: r.body.count, opaque: r.opaque)
+            out.append(contentsOf: r.body)
+        case .value(let v):
+            ValueResponse.appendHeader(to: &out, bodyLength: v.body.count, opaque: v.opaque)
+            out.append(contentsOf: v.body)
+        }
+    }
+}
+
+extension PutCommand {
+    func encode(into out: inout [UInt8]) {
+        out.append(contentsOf: "put".utf8)
+        out.appendToken(topic)
+        out.appendDecimalToken(Int64(partition))
+        out.appendDecimalToken(Int64(body.count))
+        out.appendDecimalToken(Int64(flag))
+        if let checksum { out.appendDecimalToken(Int64(checksum)) }
+        if let transactionKey { out.appendToken(transactionKey) }
+        out.appendDecimalToken(Int64(opaque))
+        out.append(contentsOf: [0x0D, 0x0A])
+        out.append(contentsOf: body)
+    }
+}
+
+extension StatsCommand {
+    /// With an opaque the item is always written (empty when nil), as the Java client's
+    /// `stats  <opaque>` does, so the opaque is never mistaken for the item (§1.4.6).
+    func encode(into out: inout [UInt8]) {
+        out.append(contentsOf: "stats".utf8)
+        if let opaque {
+            out.appendToken(item ?? "")
+            out.appendDecimalToken(Int64(opaque))
+        } else if let item {
+            out.appendToken(item)
+        }
+        out.append(contentsOf: [0x0D, 0x0A])
+    }
+}
+
+extension TransactionCommand {
+    func encode(into out: inout [UInt8]) {
+        out.append(contentsOf: "transaction".utf8)
+        out.appendToken(transactionKey)
+        out.appendToken(sessionId)
+        out.appendToken(type.rawValue)
+        if let timeoutSeconds { out.appendDecimalToken(Int64(timeoutSeconds)) }
+        if let uniqueQualifier { out.appendToken(uniqueQualifier) }
+        out.appendDecimalToken(Int64(opaque))
+        out.append(contentsOf: [0x0D, 0x0A])
+    }
+}
+
+extension ResultResponse {
+    /// `result <code> <bodyLength> <opaque>␍␊`.
+    public static func appendHeader(to out: inout [UInt8], code: Int32, bodyLength: Int, opaque: Int32) {
+        out.appendLine(["result"], numbers: [Int64(code), Int64(bodyLength), Int64(opaque)])
+    }
+}
+
+extension ValueResponse {
+    /// `value <totalLength> <opaque>␍␊` — what precedes a slice sent straight from a segment file.
+    public static func appendHeader(to out: inout [UInt8], bodyLength: Int, opaque: Int32) {
+        out.appendLine(["value"], numbers: [Int64(bodyLength), Int64(opaque)])
+    }
+}
+
+extension Array where Element == UInt8 {
+    mutating func appendLine(_ words: [String], numbers: [Int64]) {
+        for (i, word) in words.enumerated() {
+            if i > 0 { append(0x20) }
+            append(contentsOf: word.utf8)
+        }
+        for n in numbers { appendDecimalToken(n) }
+        append(contentsOf: [0x0D, 0x0A])
+    }
+
+    mutating func appendToken(_ word: String) {
+        append(0x20)
+        append(contentsOf: word.utf8)
+    }
+
+    /// A space then `n` in decimal ASCII, without going through String.
+    mutating func appendDecimalToken(_ n: Int64) {
+        append(0x20)
+        appendDecimal(n)
+    }
+
+    mutating func appendDecimal(_ n: Int64) {
+        if n < 0 { append(0x2D) }
+        // Magnitude as UInt64 so Int64.min does not overflow.
+        var m = n < 0 ? UInt64(bitPattern: 0 &- n) : UInt64(n)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { d in
+            var count = 0
+            repeat {
+                d[count] = UInt8(truncatingIfNeeded: m % 10) &+ 0x30
+                m /= 10
+                count += 1
+            } while m > 0
+            for i in stride(from: count - 1, through: 0, by: -1) { append(d[i]) }
+        }
+    }
+}

@@ -1,0 +1,54 @@
+// Mapping of POSIX errors onto `StorageError`, shared by FileStorage, RealFile and ZipArchiver.
+import Glibc
+import StoreCore
+import SystemPackage
+
+enum SystemErrors {
+    /// The `StorageError` for a failed `syscall` on `path` that set errno to `code`.
+    ///
+    /// Only the cases StoreCore branches on get their own `StorageError`; everything else becomes
+    /// `.io` with the syscall, glibc's message and the number, so a log line says what happened.
+    static func storageError(_ code: Int32, syscall: String, path: String) -> StorageError {
+        switch code {
+        case ENOENT: return .notFound(path: path)
+        case EEXIST: return .alreadyExists(path: path)
+        case ENOTDIR: return .notADirectory(path: path)
+        default: return .io(path: path, detail: "\(syscall): \(message(for: code)) (errno \(code))")
+        }
+    }
+
+    /// The error for the errno the last failed Glibc call left behind.
+    static func lastError(syscall: String, path: String) -> StorageError {
+        storageError(errno, syscall: syscall, path: path)
+    }
+
+    /// An `.io` error for input rejected before any syscall (negative offsets and the like).
+    static func invalidArgument(_ syscall: String, path: String, _ why: String) -> StorageError {
+        .io(path: path, detail: "\(syscall): \(why)")
+    }
+
+    /// Runs a swift-system call and converts the `Errno` it throws.
+    static func mapping<R>(_ syscall: String, path: String, _ body: () throws -> R) throws -> R {
+        do {
+            return try body()
+        } catch let error as Errno {
+            throw storageError(error.rawValue, syscall: syscall, path: path)
+        }
+    }
+
+    /// Calls a Glibc function that returns -1 and sets errno on failure, again while it fails
+    /// with EINTR (swift-system does this itself for its calls; these go around it).
+    static func retryingOnInterrupt(_ call: () -> Int32) -> Int32 {
+        while true {
+            let result = call()
+            if result != -1 || errno != EINTR { return result }
+        }
+    }
+
+    private static func message(for code: Int32) -> String {
+        // glibc's strerror returns static text for known codes and a thread-local buffer
+        // otherwise (glibc ≥ 2.32; Debian 12 has 2.36), so it is safe from several threads.
+        guard let text = strerror(code) else { return "unknown error" }
+        return String(cString: text)
+    }
+}

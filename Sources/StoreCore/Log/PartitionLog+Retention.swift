@@ -1,0 +1,60 @@
+/// Retention (reference §2.7): expired segments are deleted or archived, oldest first.
+extension PartitionLog {
+    /// What retention did with one segment.
+    public struct RetentionOutcome: Equatable, Sendable {
+        public var segmentStart: Int64
+        public var path: String
+        public var action: DeletePolicy.Action
+    }
+
+    /// Removes the segments older than the policy's age at wall-clock time `nowMs`.
+    ///
+    /// Never touches the active (last) segment or a segment with unsynced bytes, and only takes a
+    /// prefix of the log, so the remaining segments stay contiguous. MetaQ judges age by the
+    /// file's modification time; so does this.
+    public func applyRetention(_ policy: DeletePolicy, nowMs: Int64,
+                               archiver: any SegmentArchiver = RenamingArchiver()) throws(LogError) -> [RetentionOutcome] {
+        try requireOpen()
+        var outcomes: [RetentionOutcome] = []
+        while segments.count > 1 {
+            let oldest = segments[0]
+            guard oldest.end <= syncedEnd else { break }
+            let modified: Int64
+            do { modified = try storage.modificationTimeMs(oldest.path) } catch {
+                throw .storage(Self.storageError(error, path: oldest.path))
+            }
+            guard nowMs - modified > policy.maxAgeMs else { break }
+            try remove(oldest, action: policy.action, archiver: archiver)
+            segments.removeFirst()
+            outcomes.append(RetentionOutcome(segmentStart: oldest.start, path: oldest.path, action: policy.action))
+        }
+        if !outcomes.isEmpty {
+            let remaining = damagedRanges.filter { $0.upperBound > minOffset }
+            do {
+                if remaining != damagedRanges {
+                    try DamageRegistry.save(remaining, storage: storage, directory: directory)
+                    damagedRanges = remaining
+                }
+                try storage.syncDirectory(directory)
+            } catch {
+                throw .storage(Self.storageError(error, path: directory))
+            }
+        }
+        return outcomes
+    }
+
+    private func remove(_ segment: Segment, action: DeletePolicy.Action,
+                        archiver: any SegmentArchiver) throws(LogError) {
+        do {
+            try segment.file.close()
+            switch action {
+            case .delete: try storage.remove(segment.path)
+            case .archive(let compress): try archiver.archive(segmentPath: segment.path, compress: compress, storage: storage)
+            }
+        } catch {
+            // The handle is closed already: reopen it so the log stays consistent.
+            if let file = try? storage.open(segment.path, create: false) { segment.file = file }
+            throw .storage(Self.storageError(error, path: segment.path))
+        }
+    }
+}

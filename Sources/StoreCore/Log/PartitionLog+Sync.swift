@@ -1,0 +1,100 @@
+import ProtocolCore
+
+/// Flush policy as pure decisions (reference §2.4): the log says when a sync is due and which
+/// waiting appends a completed sync acknowledges; the caller runs the sync.
+extension PartitionLog {
+    /// Whether anything written is not yet durable (bytes, or a new segment's directory entry).
+    public var hasUnsyncedData: Bool {
+        writtenOffset > syncedEnd || directoryGeneration != directorySyncedGeneration
+    }
+
+    /// Whether a sync should start now.
+    ///
+    /// Group commit (`unflushThreshold ≤ 0`): whenever something is unsynced — the sync thread
+    /// batches whatever accumulated while the previous sync ran. Otherwise: when more than
+    /// `unflushThreshold` appends are unsynced, or `unflushInterval` ms passed since the last sync.
+    public func syncDue(now: Instant) -> Bool {
+        guard state == .open, inFlight == nil, hasUnsyncedData else { return false }
+        let policy = config.flushPolicy
+        if policy.isGroupCommit { return true }
+        return unflushedCount > policy.unflushThreshold
+            || now.milliseconds(since: lastSyncAt) >= policy.unflushIntervalMs
+    }
+
+    /// When the interval rule will make a sync due (nil when nothing waits, or under group
+    /// commit where it is due at once). The runtime arms its timer for this.
+    public func nextSyncDeadline() -> Instant? {
+        guard state == .open, hasUnsyncedData, !config.flushPolicy.isGroupCommit else { return nil }
+        return lastSyncAt.adding(milliseconds: config.flushPolicy.unflushIntervalMs)
+    }
+
+    /// The sync to run now, or nil if nothing is unsynced or a sync is already running.
+    public func beginSync() -> SyncBatch? {
+        guard state == .open, inFlight == nil, hasUnsyncedData else { return nil }
+        // Oldest first: a segment's bytes become durable no later than those of any later segment.
+        let files = segments.filter { $0.end > syncedEnd }.map(\.file)
+        let mark = lastRecordIsEmpty ? openMarkFile() : nil
+        let needsDirectory = directoryGeneration != directorySyncedGeneration
+        let batch = SyncBatch(upTo: writtenOffset, files: files, directory: needsDirectory ? directory : nil,
+                              storage: storage, id: nextSyncId, markFile: mark)
+        inFlight = InFlightSync(id: nextSyncId, upTo: writtenOffset, appendCount: unflushedCount,
+                                directoryGeneration: needsDirectory ? directoryGeneration : nil)
+        nextSyncId += 1
+        return batch
+    }
+
+    /// The synced-through mark's file, created on first use (its entry is then synced with the
+    /// batch's directory sync). Nil if it cannot be created: the batch then goes without a mark,
+    /// and a torn write after a synced empty record could cost that record at recovery.
+    private func openMarkFile() -> (any StorageFile)? {
+        if let markFile { return markFile }
+        let file = try? storage.open(StoragePath.join(directory, SyncedMark.fileName), create: true)
+        if file != nil { directoryGeneration += 1 }
+        markFile = file
+        return file
+    }
+
+    /// Records a finished sync; returns the tickets of the group-commit appends it made durable.
+    public func completeSync(_ batch: SyncBatch, now: Instant) -> [UInt64] {
+        guard let sync = inFlight, sync.id == batch.id else { return [] }
+        inFlight = nil
+        guard state == .open else { return [] }
+        precondition(sync.upTo <= writtenOffset, "a sync cannot cover bytes that were never written")
+        syncedEnd = max(syncedEnd, sync.upTo)
+        if let generation = sync.directoryGeneration {
+            directorySyncedGeneration = max(directorySyncedGeneration, generation)
+        }
+        unflushedCount -= sync.appendCount
+        lastSyncAt = now
+        var acknowledged: [UInt64] = []
+        while let first = waiters.first, first.end <= syncedEnd {
+            acknowledged.append(first.ticket)
+            waiters.removeFirst()
+        }
+        return acknowledged
+    }
+
+    /// Records a failed sync. The log is failed from now on (DESIGN.md §4): it refuses writes, and
+    /// every waiting append is returned so the caller can answer it with an error.
+    public func failSync(_ batch: SyncBatch, error: StorageError) -> [UInt64] {
+        guard let sync = inFlight, sync.id == batch.id else { return [] }
+        inFlight = nil
+        state = .failed(error)
+        return abandonPendingAppends()
+    }
+
+    /// Syncs on the calling thread (tests, shutdown, single-threaded drivers).
+    /// Returns the acknowledged tickets; throws and fails the log if the sync fails.
+    @discardableResult
+    public func syncNow(now: Instant) throws(LogError) -> [UInt64] {
+        try requireOpen()
+        guard let batch = beginSync() else { return [] }
+        do {
+            try batch.perform()
+        } catch {
+            _ = failSync(batch, error: error)
+            throw .failed(error)
+        }
+        return completeSync(batch, now: now)
+    }
+}

@@ -1,0 +1,201 @@
+import DequeModule
+import ProtocolCore
+
+/// The log of one partition: `<dataPath>/<topic>-<n>/` holding segments named by their start
+/// offset (reference §2.2), byte-compatible with MetaQ's files.
+///
+/// A single-owner value: the runtime touches it from one serial executor only. Syncs are split
+/// into `beginSync` / `SyncBatch.perform` / `completeSync` so the fdatasync itself can run on a
+/// sync thread while the owner keeps appending (group commit, §2.4).
+public final class PartitionLog {
+    enum State: Equatable {
+        case open
+        case failed(StorageError)
+        case closed
+    }
+
+    struct InFlightSync {
+        var id: UInt64
+        var upTo: Int64
+        var appendCount: Int
+        var directoryGeneration: UInt64?
+    }
+
+    public let directory: String
+    public let config: LogConfig
+    let storage: any Storage
+    var segments: [Segment]
+    var state: State = .open
+    /// Everything below this offset is durable; readers see only this far (§2.3).
+    var syncedEnd: Int64
+    /// Appends not yet covered by a sync (MetaQ counts appends, not records or bytes).
+    var unflushedCount = 0
+    var lastSyncAt: Instant
+    /// Group-commit appends waiting for a sync: (ticket, end offset), in offset order.
+    var waiters = Deque<(ticket: UInt64, end: Int64)>()
+    var inFlight: InFlightSync?
+    var nextSyncId: UInt64 = 1
+    /// Bumped when a segment is created; the directory needs a sync until a batch covers it.
+    var directoryGeneration: UInt64 = 0
+    var directorySyncedGeneration: UInt64 = 0
+    /// Damaged ranges found by recovery (sorted, absolute offsets); never served.
+    public internal(set) var damagedRanges: [Range<Int64>]
+    public internal(set) var recoveryReport: RecoveryReport
+    /// Records appended since the log was opened (plus those recovery scanned).
+    public internal(set) var recordCount: Int
+    /// Whether the last record written is empty: a sync ending there writes the `SyncedMark`.
+    var lastRecordIsEmpty: Bool
+    var markFile: (any StorageFile)?
+
+    init(directory: String, config: LogConfig, storage: any Storage, segments: [Segment],
+         report: RecoveryReport, endsWithEmptyRecord: Bool, markFile: (any StorageFile)?, now: Instant) {
+        self.lastRecordIsEmpty = endsWithEmptyRecord
+        self.markFile = markFile
+        self.directory = directory
+        self.config = config
+        self.storage = storage
+        self.segments = segments
+        self.syncedEnd = segments.last!.end
+        self.lastSyncAt = now
+        self.damagedRanges = report.damagedRanges
+        self.recoveryReport = report
+        self.recordCount = report.scannedRecordCount
+    }
+
+    /// The first offset still stored (start of the oldest segment).
+    public var minOffset: Int64 { segments[0].start }
+    /// The readable end: every byte below it is synced (MetaQ's flushed high-water mark, §2.3).
+    public var maxOffset: Int64 { syncedEnd }
+    /// The end of everything appended, synced or not.
+    public var writtenOffset: Int64 { segments[segments.count - 1].end }
+    public var segmentCount: Int { segments.count }
+    /// Start offsets of the segments, oldest first.
+    public var segmentStarts: [Int64] { segments.map(\.start) }
+    public var isFailed: Bool { if case .failed = state { return true } else { return false } }
+    /// Appends waiting for a sync under group commit.
+    public var pendingAcknowledgements: Int { waiters.count }
+
+    /// Appends whole records (one record, or a batch written contiguously, §2.4).
+    ///
+    /// - Parameter ticket: returned by `completeSync` once this append is durable (group commit).
+    public func append(records: [UInt8], ticket: UInt64 = 0, now: Instant) throws(LogError) -> AppendOutcome {
+        try requireOpen()
+        let (recordsInBatch, endsEmpty) = try validateRecords(records)
+        if config.flushPolicy.isGroupCommit && waiters.count >= config.maxPendingAppends {
+            throw .tooManyPendingAppends(limit: config.maxPendingAppends)
+        }
+        if segments[segments.count - 1].size >= config.maxSegmentSize { try roll() }
+        let last = segments[segments.count - 1]
+        let offset = last.end
+        do {
+            try last.file.write(records, at: last.size)
+        } catch {
+            throw .storage(Self.storageError(error, path: last.path))
+        }
+        last.size += Int64(records.count)
+        lastRecordIsEmpty = endsEmpty
+        unflushedCount += 1
+        recordCount += recordsInBatch
+        if config.flushPolicy.isGroupCommit {
+            waiters.append((ticket, last.end))
+            return AppendOutcome(offset: offset, acknowledged: false)
+        }
+        return AppendOutcome(offset: offset, acknowledged: true)
+    }
+
+    /// Encodes and appends one message record.
+    public func append(msgId: Int64, flag: Int32, payload: [UInt8], ticket: UInt64 = 0,
+                       now: Instant) throws(LogError) -> AppendOutcome {
+        try append(records: Record.encode(msgId: msgId, flag: flag, payload: payload), ticket: ticket, now: now)
+    }
+
+    /// Closes every segment file. The log is unusable afterwards.
+    public func close() {
+        for segment in segments { try? segment.file.close() }
+        try? markFile?.close()
+        state = .closed
+    }
+
+    func requireOpen() throws(LogError) {
+        switch state {
+        case .open: return
+        case .failed(let error): throw .failed(error)
+        case .closed: throw .storage(.closed(path: directory))
+        }
+    }
+
+    /// Counts the records of an append and checks that their headers chain exactly to its end;
+    /// also says whether the last one is empty. Checksums are not recomputed: the broker builds
+    /// records itself.
+    private func validateRecords(_ records: [UInt8]) throws(LogError) -> (count: Int, lastIsEmpty: Bool) {
+        guard !records.isEmpty else { throw .invalidRecords(detail: "empty append") }
+        let limit = config.maxRecordPayloadBytes
+        let checked: Result<(count: Int, lastIsEmpty: Bool), LogError> = records.withUnsafeBytes { raw in
+            var pos = 0
+            var count = 0
+            var lastIsEmpty = false
+            while pos < raw.count {
+                guard raw.count - pos >= Record.headerSize else {
+                    return .failure(.invalidRecords(detail: "cut header at byte \(pos)"))
+                }
+                let length = Int(Int32(bigEndian: raw.loadUnaligned(fromByteOffset: pos, as: Int32.self)))
+                guard length >= 0 else { return .failure(.invalidRecords(detail: "negative length at byte \(pos)")) }
+                guard length <= limit else { return .failure(.recordTooLarge(payloadBytes: length, limit: limit)) }
+                pos += Record.headerSize + length
+                count += 1
+                lastIsEmpty = length == 0
+            }
+            guard pos == raw.count else {
+                return .failure(.invalidRecords(detail: "last record passes the end of the append"))
+            }
+            return .success((count, lastIsEmpty))
+        }
+        return try checked.get()
+    }
+
+    /// Starts a new segment at the end of the last one (§2.5), after sealing the old one.
+    ///
+    /// Sealing (sync of the full segment, and of the directory if its entry is not durable yet)
+    /// is what MetaQ does too, and it is what makes recovery sound: only the last segment can ever
+    /// hold unsynced bytes, and recovery scans the last segment. It costs one fdatasync per
+    /// `maxSegmentSize` bytes, on the owner; under group commit the sync thread has usually synced
+    /// almost all of it already. Group-commit appends it covers are acknowledged by the next
+    /// `completeSync`, which the append that caused the roll makes due.
+    private func roll() throws(LogError) {
+        let last = segments[segments.count - 1]
+        if last.end > syncedEnd || directoryGeneration != directorySyncedGeneration {
+            do {
+                try last.file.sync()
+                try storage.syncDirectory(directory)
+            } catch {
+                let failure = Self.storageError(error, path: last.path)
+                state = .failed(failure)
+                throw .failed(failure)
+            }
+            syncedEnd = last.end
+            directorySyncedGeneration = directoryGeneration
+        }
+        let start = last.end
+        let path = StoragePath.join(directory, SegmentName.name(forStart: start))
+        do {
+            let file = try storage.open(path, create: true)
+            segments.append(Segment(start: start, path: path, file: file, size: 0))
+            directoryGeneration += 1
+        } catch {
+            throw .storage(Self.storageError(error, path: path))
+        }
+    }
+
+    /// Once the log has failed (a sync error), the group-commit appends that will never be
+    /// acknowledged; the caller answers them with an error. Empty while the log is healthy.
+    public func abandonPendingAppends() -> [UInt64] {
+        guard case .failed = state else { return [] }
+        let abandoned = waiters.map(\.ticket)
+        waiters.removeAll()
+        return abandoned
+    }
+
+    static func storageError(_ error: any Error, path: String) -> StorageError {
+        (error as? StorageError) ?? .io(path: path, detail: "\(error)")
+    }
+}

@@ -64,14 +64,21 @@ struct PartitionLogOnFilesTests {
         }
     }
 
+    /// A log in `dir` with 100-byte segments holding `count` 50-byte records (two per segment).
+    func twoRecordSegments(_ dir: String, count: Int) throws -> PartitionLog {
+        let log = try PartitionLog.open(storage: FileStorage(), directory: dir,
+                                        config: LogConfig(maxSegmentSize: 100, flushPolicy: .groupCommit), now: now)
+        for i in 0..<count {
+            _ = try log.append(msgId: Int64(i + 1), flag: 0, payload: [UInt8](repeating: 7, count: 30), now: now)
+        }
+        try log.syncNow(now: now)
+        return log
+    }
+
     @Test func retentionByAgeOnRealFiles() throws {
         try withTempDirectory { base in
-            let storage = FileStorage()
             let dir = base + "/aged-0"
-            let log = try PartitionLog.open(storage: storage, directory: dir,
-                                            config: LogConfig(maxSegmentSize: 100, flushPolicy: .groupCommit), now: now)
-            for i in 0..<20 { _ = try log.append(msgId: Int64(i + 1), flag: 0, payload: [UInt8](repeating: 7, count: 30), now: now) }
-            try log.syncNow(now: now)
+            let log = try twoRecordSegments(dir, count: 20)
             let starts = log.segmentStarts
             #expect(starts.count == 10)
             // Age the two oldest segments by two days.
@@ -91,12 +98,8 @@ struct PartitionLogOnFilesTests {
 
     @Test func compressedArchiveOnRealFiles() throws {
         try withTempDirectory { base in
-            let storage = FileStorage()
             let dir = base + "/arc-0"
-            let log = try PartitionLog.open(storage: storage, directory: dir,
-                                            config: LogConfig(maxSegmentSize: 100, flushPolicy: .groupCommit), now: now)
-            for i in 0..<8 { _ = try log.append(msgId: Int64(i + 1), flag: 0, payload: [UInt8](repeating: 7, count: 30), now: now) }
-            try log.syncNow(now: now)
+            let log = try twoRecordSegments(dir, count: 8)
             let nowMs = Int64(Date().timeIntervalSince1970 * 1000) + 10_000
             let removed = try log.applyRetention(try DeletePolicy(parsing: "archive,1s,true"), nowMs: nowMs,
                                                  archiver: ZipSegmentArchiver())

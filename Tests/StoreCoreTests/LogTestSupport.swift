@@ -29,3 +29,11 @@ func readAll(_ log: PartitionLog, chunk: Int = 1 << 20) throws -> [Message] {
         }
     }
 }
+
+/// Writes `bytes` at `offset` of an existing file and syncs them (damage behind the log's back).
+func overwrite(_ disk: SimDisk, _ path: String, at offset: Int64, with bytes: [UInt8]) throws {
+    let file = try disk.open(path, create: false)
+    try file.write(bytes, at: offset)
+    try file.sync()
+    try file.close()
+}

@@ -28,7 +28,7 @@ struct PartitionLogTests {
         try log.syncNow(now: t0)
         #expect(log.maxOffset == 50)
         #expect(try readAll(log).map(\.id) == [1, 2])
-        #expect(try disk.durableBytes("\(dir)/00000000000000000000.meta") == disk.currentBytes("\(dir)/00000000000000000000.meta"))
+        #expect(disk.durableBytes("\(dir)/00000000000000000000.meta") == disk.currentBytes("\(dir)/00000000000000000000.meta"))
     }
 
     /// §1.4.2: slices are raw bytes capped by maxBytes; the last record may be cut.

@@ -14,13 +14,6 @@ struct RecoveryTests {
         return log
     }
 
-    func overwrite(_ disk: SimDisk, _ path: String, at offset: Int64, with bytes: [UInt8]) throws {
-        let file = try disk.open(path, create: false)
-        try file.write(bytes, at: offset)
-        try file.sync()
-        try file.close()
-    }
-
     @Test func reopenKeepsEverythingAndAppendsContinue() throws {
         let disk = SimDisk()
         try logWith(3, disk: disk).close()

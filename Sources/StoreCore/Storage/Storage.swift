@@ -33,8 +33,9 @@ public protocol StorageFile: AnyObject {
     func write(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws
     /// Reads up to `count` bytes at `offset`; fewer only at end of file.
     func read(at offset: Int64, count: Int) throws -> [UInt8]
-    /// Calls `body` with the bytes of `offset ..< offset+count` (mapped read-only where the
-    /// implementation can; the pointer is valid only inside `body`).
+    /// Calls `body` with the bytes of `offset ..< offset+count`, clamped at end of file (the
+    /// buffer's count says how many there were), mapped read-only where the implementation can;
+    /// the pointer is valid only inside `body`.
     func withBytes<R>(at offset: Int64, count: Int, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R
     /// Makes every write so far durable (fdatasync). A failure is final for the data (DESIGN.md §4).
     func sync() throws

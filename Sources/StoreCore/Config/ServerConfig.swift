@@ -1,0 +1,190 @@
+// The broker configuration of MetaQ's server.ini (reference §8), typed. Parsing lives in
+// ServerConfig+Parsing.swift; effective per-topic values in TopicConfig.swift.
+//
+// Pure like the rest of StoreCore: the parser takes the file's text, never a file. Values that
+// depend on the machine (home directory, CPU count, host address, the config file's directory) are
+// nil here and filled in by the runtime.
+
+/// Everything `server.ini` configures: `[system]` (§8.1), `[zookeeper]` (§8.2) and the
+/// `[topic=<name>]` sections (§8.3). Defaults are MetaQ's.
+///
+/// Swift property names carry their unit (`checkpointIntervalMs`); each property's documentation
+/// names the key it comes from.
+public struct ServerConfig: Equatable, Sendable {
+    /// `brokerId`, required, 0...1023 (it is also the message-id worker id, §2.1).
+    public var brokerId: Int
+    /// `hostName`; nil: the runtime publishes the first non-loopback address.
+    public var hostName: String?
+    /// `serverPort`, 8123.
+    public var serverPort: Int
+    /// `dashboardHttpPort`, 8120.
+    public var dashboardHttpPort: Int
+    /// `dataPath`; nil means MetaQ's `${user.home}/meta`, which the runtime resolves (the parser
+    /// cannot know the home directory).
+    public var dataPath: String?
+    /// `dataLogPath`, the transaction journal's parent directory; nil means "same as dataPath".
+    public var dataLogPath: String?
+    /// `appClassPath` (server-side filter classes); nil means `<config dir>/../provided/` if that
+    /// directory exists, which the runtime checks.
+    public var appClassPath: String?
+    /// `numPartitions`, the partition count of topics that do not set their own (MetaQ default 1).
+    public var numPartitions: Int
+    /// `unflushThreshold` and `unflushInterval` (§2.4): MetaQ's 1000 and 10000 ms.
+    public var flushPolicy: FlushPolicy
+    /// `maxSegmentSize`, 1 GiB; a Java int in MetaQ, so at most 2^31-1.
+    public var maxSegmentSize: Int64
+    /// `maxTransferSize`, 1 MiB: the cap of one get response.
+    public var maxTransferSize: Int
+    /// `getProcessThreadCount`; nil means MetaQ's 10 × CPUs, which the runtime computes.
+    public var getProcessThreadCount: Int?
+    /// `putProcessThreadCount`; nil means 10 × CPUs.
+    public var putProcessThreadCount: Int?
+    /// `deletePolicy`, `delete,168` (§2.7).
+    public var deletePolicy: DeletePolicy
+    /// `deleteWhen`, `0 0 6,18 * * ?` (§2.7).
+    public var deleteWhen: CronExpression
+    /// `quartzThreadCount`, 5.
+    public var quartzThreadCount: Int
+    /// `maxCheckpoints`, 3 (§4.4).
+    public var maxCheckpoints: Int
+    /// `checkpointInterval`, 3600000 ms.
+    public var checkpointIntervalMs: Int64
+    /// `maxTxTimeoutTimerCapacity`, 30000.
+    public var maxTxTimeoutTimerCapacity: Int
+    /// `flushTxLogAtCommit`, 1 (§4.3).
+    public var flushTxLogAtCommit: TransactionLogFlush
+    /// `maxTxTimeoutInSeconds`, 60.
+    public var maxTxTimeoutSeconds: Int
+    /// `acceptPublish`, true: whether the broker registers `topics-pub` nodes (topics may override).
+    public var acceptPublish: Bool
+    /// `acceptSubscribe`, true: whether the broker registers `topics-sub` nodes (topics may override).
+    public var acceptSubscribe: Bool
+    /// `stat`, false: realtime statistics per topic (topics may override).
+    public var stat: Bool
+    /// `updateConsumerOffsets`, false: a get past the max offset answers 301 instead of 404.
+    public var updateConsumerOffsets: Bool
+    /// `loadMessageStoresInParallel`, false.
+    public var loadMessageStoresInParallel: Bool
+    /// The `[zookeeper]` section.
+    public var zooKeeper: ZooKeeperConfig
+    /// The `[topic=<name>]` sections in file order (repeated headers of one topic merged into the
+    /// first). Resolve a topic's effective settings with ``topicConfig(for:)``.
+    public var topics: [TopicSection]
+
+    /// A configuration with MetaQ's defaults everywhere and no topics.
+    public init(brokerId: Int) {
+        self.brokerId = brokerId
+        hostName = nil
+        serverPort = 8123
+        dashboardHttpPort = 8120
+        dataPath = nil
+        dataLogPath = nil
+        appClassPath = nil
+        numPartitions = 1
+        flushPolicy = .metaqDefault
+        maxSegmentSize = 1 << 30
+        maxTransferSize = 1 << 20
+        getProcessThreadCount = nil
+        putProcessThreadCount = nil
+        deletePolicy = .metaqDefault
+        deleteWhen = .metaqDefault
+        quartzThreadCount = 5
+        maxCheckpoints = 3
+        checkpointIntervalMs = 3_600_000
+        maxTxTimeoutTimerCapacity = 30_000
+        flushTxLogAtCommit = .everyCommit
+        maxTxTimeoutSeconds = 60
+        acceptPublish = true
+        acceptSubscribe = true
+        stat = false
+        updateConsumerOffsets = false
+        loadMessageStoresInParallel = false
+        zooKeeper = ZooKeeperConfig()
+        topics = []
+    }
+}
+
+/// `flushTxLogAtCommit` (reference §4.3): when the transaction journal is synced.
+public enum TransactionLogFlush: Int, Equatable, Sendable {
+    /// 0: the operating system decides.
+    case operatingSystem = 0
+    /// 1: on every commit (MetaQ's default).
+    case everyCommit = 1
+    /// 2: once a second.
+    case everySecond = 2
+}
+
+/// The `[zookeeper]` section (reference §8.2), with MetaQ's defaults.
+///
+/// The parser does not require ``connect``: MetaQ refuses to start without it, but `start --local`
+/// needs no ZooKeeper, so whether it is needed (enabled and not local) is the runtime's decision.
+public struct ZooKeeperConfig: Equatable, Sendable {
+    /// `zk.zkConnect`, the server list (`host:port,host:port`); nil when not set.
+    public var connect: String?
+    /// `zk.zkSessionTimeoutMs`, 30000.
+    public var sessionTimeoutMs: Int
+    /// `zk.zkConnectionTimeoutMs`, 30000.
+    public var connectionTimeoutMs: Int
+    /// `zk.zkSyncTimeMs`, 5000: the wait after unregistering and between rebalance retries.
+    public var syncTimeMs: Int
+    /// `zk.zkEnable`, true.
+    public var isEnabled: Bool
+    /// `zk.zkRoot`, `/meta`.
+    public var root: String
+
+    public init(connect: String? = nil, sessionTimeoutMs: Int = 30_000, connectionTimeoutMs: Int = 30_000,
+                syncTimeMs: Int = 5000, isEnabled: Bool = true, root: String = "/meta") {
+        self.connect = connect
+        self.sessionTimeoutMs = sessionTimeoutMs
+        self.connectionTimeoutMs = connectionTimeoutMs
+        self.syncTimeMs = syncTimeMs
+        self.isEnabled = isEnabled
+        self.root = root
+    }
+}
+
+/// One `[topic=<name>]` section as written: only the keys it sets (reference §8.3). A nil field
+/// means "use the `[system]` value".
+public struct TopicSection: Equatable, Sendable {
+    /// The topic, or a pattern where `*` stands for any run of characters.
+    public var name: String
+    /// The line of the section header (the first one, if the header is repeated).
+    public var line: Int
+    public var numPartitions: Int?
+    public var unflushThreshold: Int?
+    public var unflushIntervalMs: Int64?
+    public var dataPath: String?
+    public var deletePolicy: DeletePolicy?
+    public var deleteWhen: CronExpression?
+    public var acceptPublish: Bool?
+    public var acceptSubscribe: Bool?
+    public var stat: Bool?
+    /// `group.<group>=<filter class>` entries in file order (§5.7).
+    public var groupFilters: [GroupFilter]
+
+    public init(name: String, line: Int) {
+        self.name = name
+        self.line = line
+        groupFilters = []
+    }
+
+    /// Whether the name contains `*` and so stands for many topics.
+    public var isPattern: Bool { name.contains("*") }
+}
+
+/// A server-side message filter for one consumer group of a topic: `group.<group>=<filter class>`.
+public struct GroupFilter: Equatable, Sendable {
+    public var group: String
+    /// The filter's (Java) class name, as written.
+    public var filterClass: String
+
+    public init(group: String, filterClass: String) {
+        self.group = group
+        self.filterClass = filterClass
+    }
+}
+
+extension CronExpression {
+    /// MetaQ's default `deleteWhen`: 06:00 and 18:00 every day.
+    public static let metaqDefault = try! CronExpression(parsing: "0 0 6,18 * * ?")
+}

@@ -1,0 +1,82 @@
+/// The settings that apply to one topic: its section's values where it sets them, the `[system]`
+/// values otherwise (reference §8.3).
+public struct TopicConfig: Equatable, Sendable {
+    /// The topic asked for.
+    public var topic: String
+    /// The section that supplied the settings: the topic itself or a wildcard pattern.
+    public var sectionName: String
+    public var numPartitions: Int
+    /// Threshold and interval resolved separately: a topic may override one and inherit the other.
+    public var flushPolicy: FlushPolicy
+    /// nil means MetaQ's `${user.home}/meta`, resolved by the runtime (see ``ServerConfig/dataPath``).
+    public var dataPath: String?
+    public var deletePolicy: DeletePolicy
+    public var deleteWhen: CronExpression
+    public var acceptPublish: Bool
+    public var acceptSubscribe: Bool
+    public var stat: Bool
+    /// The section's `group.<group>=<filter class>` entries, in file order.
+    public var groupFilters: [GroupFilter]
+
+    /// The filter class configured for `group`, if any.
+    public func filterClass(forGroup group: String) -> String? {
+        groupFilters.first { $0.group == group }?.filterClass
+    }
+}
+
+extension ServerConfig {
+    /// The effective settings of `topic`, or nil when no section admits it (MetaQ's "legal topic",
+    /// §2.8).
+    ///
+    /// A section named exactly `topic` wins. Otherwise the first wildcard section in file order whose
+    /// pattern matches the whole name applies; `*` matches any run of characters (also none) and
+    /// every other character only itself. Two differences from MetaQ, both deliberate:
+    /// - MetaQ turns the pattern into a regular expression by replacing `*` with `.*`, so a `.` in a
+    ///   section name matches any character; here it matches only a dot.
+    /// - MetaQ uses a wildcard section only to decide that a topic is legal and gives the topic the
+    ///   `[system]` values; here the matching section's overrides apply, as an operator would expect.
+    public func topicConfig(for topic: String) -> TopicConfig? {
+        let section = topics.first { $0.name == topic }
+            ?? topics.first { $0.isPattern && Self.wildcard($0.name, matches: topic) }
+        guard let section else { return nil }
+        return TopicConfig(
+            topic: topic,
+            sectionName: section.name,
+            numPartitions: section.numPartitions ?? numPartitions,
+            flushPolicy: FlushPolicy(unflushThreshold: section.unflushThreshold ?? flushPolicy.unflushThreshold,
+                                     unflushIntervalMs: section.unflushIntervalMs ?? flushPolicy.unflushIntervalMs),
+            dataPath: section.dataPath ?? dataPath,
+            deletePolicy: section.deletePolicy ?? deletePolicy,
+            deleteWhen: section.deleteWhen ?? deleteWhen,
+            acceptPublish: section.acceptPublish ?? acceptPublish,
+            acceptSubscribe: section.acceptSubscribe ?? acceptSubscribe,
+            stat: section.stat ?? stat,
+            groupFilters: section.groupFilters)
+    }
+
+    /// Glob matching with `*` only. Greedy with one backtrack point (the last `*` seen), which is
+    /// enough for a single-wildcard alphabet and keeps the work at O(pattern × name).
+    static func wildcard(_ pattern: String, matches name: String) -> Bool {
+        let p = Array(pattern), n = Array(name)
+        var pi = 0, ni = 0
+        var star: (pattern: Int, name: Int)?
+        while ni < n.count {
+            if pi < p.count, p[pi] == "*" {
+                star = (pi, ni)
+                pi += 1
+            } else if pi < p.count, p[pi] == n[ni] {
+                pi += 1
+                ni += 1
+            } else if let s = star {
+                // Let the last `*` swallow one more character and retry from there.
+                star = (s.pattern, s.name + 1)
+                pi = s.pattern + 1
+                ni = s.name + 1
+            } else {
+                return false
+            }
+        }
+        while pi < p.count, p[pi] == "*" { pi += 1 }
+        return pi == p.count
+    }
+}

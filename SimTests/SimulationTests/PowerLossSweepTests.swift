@@ -9,6 +9,18 @@ import Testing
 struct PowerLossSweepTests {
     static let environment = ProcessInfo.processInfo.environment
 
+    /// A seed is a replay: running it twice leaves byte-identical disks.
+    @Test func sameSeedSameDisk() throws {
+        for seed: UInt64 in [3, 77, 1_000_003] {
+            var first = try StoreWorkload(seed: seed)
+            try first.run(steps: 300)
+            var second = try StoreWorkload(seed: seed)
+            try second.run(steps: 300)
+            #expect(first.disk.fingerprint() == second.disk.fingerprint(), "seed \(seed)")
+            #expect(first.disk.stats == second.disk.stats, "seed \(seed)")
+        }
+    }
+
     @Test func syncedRecordsSurviveEveryFault() throws {
         let seeds: [UInt64]
         if let one = Self.environment["METAQ_SEED"].flatMap(UInt64.init) {

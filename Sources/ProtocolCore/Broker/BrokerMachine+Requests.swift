@@ -1,0 +1,102 @@
+/// `put`, `get` and `offset` with every outcome and text of reference §1.4.1–§1.4.3.
+extension BrokerMachine {
+    func putPrefix(_ partition: TopicPartition) -> String {
+        "Put message to [broker '\(settings.brokerURI)'] [partition '\(partition)'] failed.Detail:"
+    }
+
+    mutating func handlePut(_ put: PutCommand, from connection: ConnectionID, nowMs: Int64) -> [Action] {
+        func fail(_ code: Int32, _ text: String) -> [Action] {
+            [.reply(connection, ResultResponse(code: code, text: text, opaque: put.opaque))]
+        }
+        let requested = TopicPartition(put.topic, put.partition)
+        if let key = put.transactionKey {
+            // Transactions are not implemented yet, so no transaction has been started (§4.2).
+            return fail(StatusCode.internalServerError, "Local transaction '\(key)' has not been started.")
+        }
+        guard let count = settings.topics.numPartitions(of: put.topic) else {
+            return fail(StatusCode.internalServerError, putPrefix(requested) + "The server do not accept topic \(put.topic)")
+        }
+        var partition = put.partition
+        if partition == -1, count > 0 { partition = Int32(random.next() % UInt64(count)) }
+        let target = TopicPartition(put.topic, partition)
+        guard partition >= 0 && partition < count else {
+            return fail(StatusCode.internalServerError, putPrefix(target) + "wrong partition \(partition)")
+        }
+        if closedPartitions.contains(target) {
+            return fail(StatusCode.forbidden, putPrefix(target) + "partition[\(settings.brokerId)-\(partition)] has been closed")
+        }
+        if put.requiresChecksumCheck, let checksum = put.checksum, CRC32.metaqChecksum(put.body) != checksum {
+            return fail(StatusCode.internalServerError, putPrefix(target)
+                        + "Checksum failure,message may be corrupted when transfering on networking.")
+        }
+        let issue = ids.next(nowMs: nowMs)
+        var actions: [Action] = []
+        if let reservation = issue.reservationToPersistMs { actions.append(.persistIdReservation(reservation)) }
+        let token = token(for: .put(connection, opaque: put.opaque, msgId: issue.id, target))
+        actions.append(.append(token: token, target, records: Record.encode(msgId: issue.id, flag: put.flag, payload: put.body)))
+        return actions
+    }
+
+    mutating func completePut(_ token: UInt64, _ result: Result<Int64, StoreFailure>) -> [Action] {
+        guard case .put(let connection, let opaque, let msgId, let target)? = pending.removeValue(forKey: token) else { return [] }
+        switch result {
+        case .success(let offset):
+            partitionsWithData.insert(target)
+            return [.reply(connection, ResultResponse(code: StatusCode.success,
+                                                      text: "\(msgId) \(target.partition) \(offset)", opaque: opaque))]
+        case .failure(let failure):
+            return [.reply(connection, ResultResponse(code: StatusCode.internalServerError,
+                                                      text: putPrefix(target) + failure.message, opaque: opaque))]
+        }
+    }
+
+    /// §1.4.2 in the original's order: closed → 403, no log → 404, bad maxSize → 400, then read.
+    mutating func handleGet(_ get: GetCommand, from connection: ConnectionID) -> [Action] {
+        let target = TopicPartition(get.topic, get.partition)
+        if closedPartitions.contains(target) {
+            return [reply(connection, StatusCode.forbidden, "Partition[\(settings.brokerId)-\(get.partition)] has been closed", get.opaque)]
+        }
+        guard partitionsWithData.contains(target) else { return [notExists(target, connection, get.opaque)] }
+        guard get.maxSize > 0 else {
+            return [reply(connection, StatusCode.badRequest, "Bad request,invalid max size:\(get.maxSize)", get.opaque)]
+        }
+        let token = token(for: .get(connection, opaque: get.opaque, offset: get.offset))
+        let maxBytes = Int(min(get.maxSize, settings.maxTransferSize))
+        return [.read(token: token, target, offset: get.offset, maxBytes: maxBytes)]
+    }
+
+    mutating func completeGet(_ token: UInt64, _ read: PartitionRead) -> [Action] {
+        guard case .get(let connection, let opaque, let offset)? = pending.removeValue(forKey: token) else { return [] }
+        switch read {
+        case .slice: return [.sendSlice(connection, token: token, opaque: opaque)]
+        case .belowMinimum(let minOffset): return [reply(connection, StatusCode.moved, "\(minOffset)", opaque)]
+        // Our extension: a read inside an isolated damaged range moves the consumer past it.
+        case .damaged(let resumeAt): return [reply(connection, StatusCode.moved, "\(resumeAt)", opaque)]
+        case .atOrBeyondEnd(let maxOffset):
+            if offset > maxOffset && (settings.updateConsumerOffsets || offset == Int64.max) {
+                return [reply(connection, StatusCode.moved, "\(maxOffset)", opaque)]
+            }
+            return [reply(connection, StatusCode.notFound, "Could not find message at position \(offset)", opaque)]
+        }
+    }
+
+    mutating func handleOffset(_ command: OffsetCommand, from connection: ConnectionID) -> [Action] {
+        let target = TopicPartition(command.topic, command.partition)
+        guard partitionsWithData.contains(target) else { return [notExists(target, connection, command.opaque)] }
+        let token = token(for: .offset(connection, opaque: command.opaque))
+        return [.nearestOffset(token: token, target, offset: command.offset)]
+    }
+
+    mutating func completeOffset(_ token: UInt64, _ offset: Int64) -> [Action] {
+        guard case .offset(let connection, let opaque)? = pending.removeValue(forKey: token) else { return [] }
+        return [reply(connection, StatusCode.success, "\(offset)", opaque)]
+    }
+
+    func notExists(_ target: TopicPartition, _ connection: ConnectionID, _ opaque: Int32) -> Action {
+        reply(connection, StatusCode.notFound, "The topic `\(target.topic)` in partition `\(target.partition)` is not exists", opaque)
+    }
+
+    func reply(_ connection: ConnectionID, _ code: Int32, _ text: String, _ opaque: Int32) -> Action {
+        .reply(connection, ResultResponse(code: code, text: text, opaque: opaque))
+    }
+}

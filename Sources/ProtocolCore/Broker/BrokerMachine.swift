@@ -1,0 +1,143 @@
+/// The broker's request handling as a pure machine (reference §1.4, §2.8): decoded requests and
+/// store completions go in as events, appends, reads and replies come out as actions. The runtime
+/// owns connections and partition logs; this owns every rule and every text a client sees.
+///
+/// Covered so far: `put` (all four forms), `get`, `offset`, `version`, `quit`. `stats`, `sync`
+/// and transactions get the original's answer for a command without a processor (503) until
+/// their handlers land (see README status).
+public struct BrokerMachine {
+    public struct Settings: Sendable {
+        public var brokerId: Int
+        /// `meta://<host>:<port>` as it appears in error texts.
+        public var brokerURI: String
+        public var version: String
+        /// Cap of one `get` answer (`maxTransferSize`, §1.4.2).
+        public var maxTransferSize: Int32
+        /// `get` beyond the max offset answers 301 with the max offset instead of 404 (§1.4.2).
+        public var updateConsumerOffsets: Bool
+        public var topics: TopicRules
+
+        public init(brokerId: Int, brokerURI: String, version: String, maxTransferSize: Int32,
+                    updateConsumerOffsets: Bool, topics: TopicRules) {
+            self.brokerId = brokerId
+            self.brokerURI = brokerURI
+            self.version = version
+            self.maxTransferSize = maxTransferSize
+            self.updateConsumerOffsets = updateConsumerOffsets
+            self.topics = topics
+        }
+    }
+
+    public enum Event: Equatable, Sendable {
+        case request(ConnectionID, Frame)
+        /// An append finished: durable under group commit, written otherwise; or failed.
+        case appended(token: UInt64, Result<Int64, StoreFailure>)
+        case read(token: UInt64, PartitionRead)
+        case nearestOffset(token: UInt64, Int64)
+        case connectionClosed(ConnectionID)
+    }
+
+    public enum Action: Equatable, Sendable {
+        /// Create the partition's log if needed and append these records.
+        case append(token: UInt64, TopicPartition, records: [UInt8])
+        case read(token: UInt64, TopicPartition, offset: Int64, maxBytes: Int)
+        case nearestOffset(token: UInt64, TopicPartition, offset: Int64)
+        case reply(ConnectionID, ResultResponse)
+        /// Send `value <count> <opaque>` and the slice read for `token`.
+        case sendSlice(ConnectionID, token: UInt64, opaque: Int32)
+        /// Persist this id reservation durably before any append issued after it is acknowledged.
+        case persistIdReservation(Int64)
+        case close(ConnectionID)
+    }
+
+    /// Why the store could not take an append.
+    public struct StoreFailure: Error, Equatable, Sendable {
+        public var message: String
+        public init(_ message: String) { self.message = message }
+    }
+
+    enum Pending: Equatable {
+        case put(ConnectionID, opaque: Int32, msgId: Int64, TopicPartition)
+        case get(ConnectionID, opaque: Int32, offset: Int64)
+        case offset(ConnectionID, opaque: Int32)
+    }
+
+    public let settings: Settings
+    var ids: MessageIdGenerator
+    var random: SplitMix64
+    /// Partitions that have a log (on disk at start, or created by a put); a `get` elsewhere is 404.
+    public internal(set) var partitionsWithData: Set<TopicPartition>
+    public var closedPartitions: Set<TopicPartition> = []
+    var pending: [UInt64: Pending] = [:]
+    var nextToken: UInt64 = 1
+
+    public init(settings: Settings, partitionsWithData: Set<TopicPartition>, idReservationMs: Int64, seed: UInt64) {
+        self.settings = settings
+        self.partitionsWithData = partitionsWithData
+        self.ids = MessageIdGenerator(workerId: settings.brokerId, persistedReservationMs: idReservationMs)
+        self.random = SplitMix64(seed: seed)
+    }
+
+    /// Requests and completions waiting for their other half.
+    public var pendingCount: Int { pending.count }
+
+    /// Handles one event at wall-clock time `nowMs` (message ids take their time from it).
+    public mutating func handle(_ event: Event, nowMs: Int64) -> [Action] {
+        switch event {
+        case .request(let connection, let frame): return handleRequest(frame, from: connection, nowMs: nowMs)
+        case .appended(let token, let result): return completePut(token, result)
+        case .read(let token, let read): return completeGet(token, read)
+        case .nearestOffset(let token, let offset): return completeOffset(token, offset)
+        case .connectionClosed(let connection):
+            // Answers still owed to a closed connection are dropped; the stores finish regardless.
+            for (token, entry) in pending.sorted(by: { $0.key < $1.key }) where entry.connection == connection {
+                pending[token] = nil
+            }
+            return []
+        }
+    }
+
+    private mutating func handleRequest(_ frame: Frame, from connection: ConnectionID, nowMs: Int64) -> [Action] {
+        switch frame {
+        case .put(let put): return handlePut(put, from: connection, nowMs: nowMs)
+        case .get(let get): return handleGet(get, from: connection)
+        case .offset(let command): return handleOffset(command, from: connection)
+        case .version(let command):
+            return [.reply(connection, ResultResponse(code: StatusCode.success, text: settings.version,
+                                                      opaque: command.responseOpaque))]
+        case .quit: return [.close(connection)]
+        case .stats, .transaction, .sync:
+            // gecko answers a decodable request without a registered processor with 503 and this
+            // text (§1.1; verified for `sync` on a broker that is not a slave).
+            let text = "未注册请求处理器，请求处理器类为com.taobao.metamorphosis.network.\(Self.commandClass(frame))"
+            return [.reply(connection, ResultResponse(code: StatusCode.serviceUnavailable, text: text,
+                                                      opaque: frame.opaque ?? defaultResponseOpaque))]
+        case .result, .value:
+            // Responses are not requests: a broker has nothing to match them with and drops them.
+            return []
+        }
+    }
+
+    mutating func token(for entry: Pending) -> UInt64 {
+        let token = nextToken
+        nextToken += 1
+        pending[token] = entry
+        return token
+    }
+
+    static func commandClass(_ frame: Frame) -> String {
+        switch frame {
+        case .stats: return "StatsCommand"
+        case .transaction: return "TransactionCommand"
+        default: return "SyncCommand"
+        }
+    }
+}
+
+extension BrokerMachine.Pending {
+    var connection: ConnectionID {
+        switch self {
+        case .put(let c, _, _, _), .get(let c, _, _), .offset(let c, _): return c
+        }
+    }
+}

@@ -1,0 +1,68 @@
+/// Identifies one client connection to the broker machine.
+public struct ConnectionID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var raw: UInt64
+    public init(_ raw: UInt64) { self.raw = raw }
+    public static func < (a: ConnectionID, b: ConnectionID) -> Bool { a.raw < b.raw }
+    public var description: String { "conn#\(raw)" }
+}
+
+/// A partition of a topic on this broker.
+public struct TopicPartition: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var topic: String
+    public var partition: Int32
+    public init(_ topic: String, _ partition: Int32) {
+        self.topic = topic
+        self.partition = partition
+    }
+    public static func < (a: TopicPartition, b: TopicPartition) -> Bool {
+        (a.topic, a.partition) < (b.topic, b.partition)
+    }
+    /// MetaQ's `<topic>-<partition>` (directory names, error texts).
+    public var description: String { "\(topic)-\(partition)" }
+}
+
+/// Which topics this broker accepts and how many partitions each has (reference §2.8): exact
+/// section names first, then `*` patterns in file order.
+public struct TopicRules: Equatable, Sendable {
+    public struct Rule: Equatable, Sendable {
+        public var pattern: String
+        public var numPartitions: Int32
+        public init(pattern: String, numPartitions: Int32) {
+            self.pattern = pattern
+            self.numPartitions = numPartitions
+        }
+    }
+
+    public var rules: [Rule]
+    public init(_ rules: [Rule]) { self.rules = rules }
+
+    /// The partition count of `topic`, or nil when no section accepts it.
+    public func numPartitions(of topic: String) -> Int32? {
+        if let exact = rules.first(where: { $0.pattern == topic }) { return exact.numPartitions }
+        return rules.first { $0.pattern.contains("*") && Self.matches(topic, $0.pattern) }?.numPartitions
+    }
+
+    /// `*` matches any run of characters; everything else is literal.
+    static func matches(_ text: String, _ pattern: String) -> Bool {
+        let parts = pattern.split(separator: "*", omittingEmptySubsequences: false).map(String.init)
+        guard parts.count > 1 else { return text == pattern }
+        guard text.hasPrefix(parts[0]) else { return false }
+        var rest = Substring(text.dropFirst(parts[0].count))
+        for (i, part) in parts.enumerated().dropFirst() {
+            if i == parts.count - 1 { return rest.hasSuffix(part) && rest.count >= part.count }
+            guard let range = rest.firstRange(of: part) else { return false }
+            rest = rest[range.upperBound...]
+        }
+        return true
+    }
+}
+
+/// What a partition read found, as the runtime reports it to the machine (mirrors StoreCore's
+/// `LogRead`, which ProtocolCore cannot see).
+public enum PartitionRead: Equatable, Sendable {
+    /// `count` bytes at the requested offset are ready to send (the runtime keeps the slice).
+    case slice(count: Int)
+    case belowMinimum(minOffset: Int64)
+    case atOrBeyondEnd(maxOffset: Int64)
+    case damaged(resumeAt: Int64)
+}

@@ -10,7 +10,7 @@ struct BrokerMachineTests {
 
     func machine(updateConsumerOffsets: Bool = false, withData: Set<TopicPartition> = [TopicPartition("test", 0)]) -> BrokerMachine {
         let settings = BrokerMachine.Settings(
-            brokerId: 3, brokerURI: Self.uri, version: "1.4.6.3-SNAPSHOT", maxTransferSize: 1024,
+            brokerId: 3, brokerURI: Self.uri, port: 8123, version: "1.4.6.3-SNAPSHOT", maxTransferSize: 1024,
             updateConsumerOffsets: updateConsumerOffsets,
             topics: TopicRules([.init(pattern: "test", numPartitions: 2), .init(pattern: "meta-*", numPartitions: 4)]))
         return BrokerMachine(settings: settings, partitionsWithData: withData, idReservationMs: 0, seed: 42)

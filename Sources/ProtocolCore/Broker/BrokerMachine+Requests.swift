@@ -5,8 +5,10 @@ extension BrokerMachine {
     }
 
     mutating func handlePut(_ put: PutCommand, from connection: ConnectionID, nowMs: Int64) -> [Action] {
+        statsCounters.cmdPut += 1
         func fail(_ code: Int32, _ text: String) -> [Action] {
-            [.reply(connection, ResultResponse(code: code, text: text, opaque: put.opaque))]
+            statsCounters.putFailed += 1
+            return [.reply(connection, ResultResponse(code: code, text: text, opaque: put.opaque))]
         }
         let requested = TopicPartition(put.topic, put.partition)
         if let key = put.transactionKey {
@@ -45,6 +47,7 @@ extension BrokerMachine {
             return [.reply(connection, ResultResponse(code: StatusCode.success,
                                                       text: "\(msgId) \(target.partition) \(offset)", opaque: opaque))]
         case .failure(let failure):
+            statsCounters.putFailed += 1
             return [.reply(connection, ResultResponse(code: StatusCode.internalServerError,
                                                       text: putPrefix(target) + failure.message, opaque: opaque))]
         }
@@ -52,11 +55,15 @@ extension BrokerMachine {
 
     /// §1.4.2 in the original's order: closed → 403, no log → 404, bad maxSize → 400, then read.
     mutating func handleGet(_ get: GetCommand, from connection: ConnectionID) -> [Action] {
+        statsCounters.cmdGet += 1
         let target = TopicPartition(get.topic, get.partition)
         if closedPartitions.contains(target) {
             return [reply(connection, StatusCode.forbidden, "Partition[\(settings.brokerId)-\(get.partition)] has been closed", get.opaque)]
         }
-        guard partitionsWithData.contains(target) else { return [notExists(target, connection, get.opaque)] }
+        guard partitionsWithData.contains(target) else {
+            statsCounters.getMiss += 1
+            return [notExists(target, connection, get.opaque)]
+        }
         guard get.maxSize > 0 else {
             return [reply(connection, StatusCode.badRequest, "Bad request,invalid max size:\(get.maxSize)", get.opaque)]
         }
@@ -67,20 +74,25 @@ extension BrokerMachine {
 
     mutating func completeGet(_ token: UInt64, _ read: PartitionRead) -> [Action] {
         guard case .get(let connection, let opaque, let offset)? = pending.removeValue(forKey: token) else { return [] }
+        // §9: a 301 answer counts as `cmd_offset`, a 404 as `get_miss`.
+        func moved(_ to: Int64) -> [Action] {
+            statsCounters.cmdOffset += 1
+            return [reply(connection, StatusCode.moved, "\(to)", opaque)]
+        }
         switch read {
         case .slice: return [.sendSlice(connection, token: token, opaque: opaque)]
-        case .belowMinimum(let minOffset): return [reply(connection, StatusCode.moved, "\(minOffset)", opaque)]
+        case .belowMinimum(let minOffset): return moved(minOffset)
         // Our extension: a read inside an isolated damaged range moves the consumer past it.
-        case .damaged(let resumeAt): return [reply(connection, StatusCode.moved, "\(resumeAt)", opaque)]
+        case .damaged(let resumeAt): return moved(resumeAt)
         case .atOrBeyondEnd(let maxOffset):
-            if offset > maxOffset && (settings.updateConsumerOffsets || offset == Int64.max) {
-                return [reply(connection, StatusCode.moved, "\(maxOffset)", opaque)]
-            }
+            if offset > maxOffset && (settings.updateConsumerOffsets || offset == Int64.max) { return moved(maxOffset) }
+            statsCounters.getMiss += 1
             return [reply(connection, StatusCode.notFound, "Could not find message at position \(offset)", opaque)]
         }
     }
 
     mutating func handleOffset(_ command: OffsetCommand, from connection: ConnectionID) -> [Action] {
+        statsCounters.cmdOffset += 1
         let target = TopicPartition(command.topic, command.partition)
         guard partitionsWithData.contains(target) else { return [notExists(target, connection, command.opaque)] }
         let token = token(for: .offset(connection, opaque: command.opaque))

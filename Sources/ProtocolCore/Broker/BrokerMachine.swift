@@ -2,14 +2,16 @@
 /// store completions go in as events, appends, reads and replies come out as actions. The runtime
 /// owns connections and partition logs; this owns every rule and every text a client sees.
 ///
-/// Covered so far: `put` (all four forms), `get`, `offset`, `version`, `quit`. `stats`, `sync`
-/// and transactions get the original's answer for a command without a processor (503) until
-/// their handlers land (see README status).
+/// Covered so far: `put` (all four forms), `get`, `offset`, `version`, `quit`, `stats` (§9; see
+/// BrokerMachine+Stats.swift). `sync` and transactions get the original's answer for a command
+/// without a processor (503) until their handlers land (see README status).
 public struct BrokerMachine {
     public struct Settings: Sendable {
         public var brokerId: Int
         /// `meta://<host>:<port>` as it appears in error texts.
         public var brokerURI: String
+        /// `serverPort`, printed by `stats` (§9).
+        public var port: Int
         public var version: String
         /// Cap of one `get` answer (`maxTransferSize`, §1.4.2).
         public var maxTransferSize: Int32
@@ -17,10 +19,11 @@ public struct BrokerMachine {
         public var updateConsumerOffsets: Bool
         public var topics: TopicRules
 
-        public init(brokerId: Int, brokerURI: String, version: String, maxTransferSize: Int32,
+        public init(brokerId: Int, brokerURI: String, port: Int, version: String, maxTransferSize: Int32,
                     updateConsumerOffsets: Bool, topics: TopicRules) {
             self.brokerId = brokerId
             self.brokerURI = brokerURI
+            self.port = port
             self.version = version
             self.maxTransferSize = maxTransferSize
             self.updateConsumerOffsets = updateConsumerOffsets
@@ -34,6 +37,8 @@ public struct BrokerMachine {
         case appended(token: UInt64, Result<Int64, StoreFailure>)
         case read(token: UInt64, PartitionRead)
         case nearestOffset(token: UInt64, Int64)
+        /// The runtime's answer to `.collectStats(token:item:)`.
+        case statsCollected(token: UInt64, StatsSnapshot)
         case connectionClosed(ConnectionID)
     }
 
@@ -47,6 +52,12 @@ public struct BrokerMachine {
         case sendSlice(ConnectionID, token: UInt64, opaque: Int32)
         /// Persist this id reservation durably before any append issued after it is acknowledged.
         case persistIdReservation(Int64)
+        /// Gather a `StatsSnapshot` and answer with `.statsCollected(token:_:)`; `item` is the
+        /// requested `stats` item (nil = system stats) in case the runtime can gather less.
+        case collectStats(token: UInt64, item: String?)
+        /// `stats config` (§1.4.6): send `result 200 <fileSize> <opaque>␍␊` and then the raw
+        /// bytes of `server.ini`.
+        case sendConfigFile(ConnectionID, opaque: Int32)
         case close(ConnectionID)
     }
 
@@ -60,6 +71,7 @@ public struct BrokerMachine {
         case put(ConnectionID, opaque: Int32, msgId: Int64, TopicPartition)
         case get(ConnectionID, opaque: Int32, offset: Int64)
         case offset(ConnectionID, opaque: Int32)
+        case stats(ConnectionID, opaque: Int32, StatsItem)
     }
 
     public let settings: Settings
@@ -70,6 +82,8 @@ public struct BrokerMachine {
     public var closedPartitions: Set<TopicPartition> = []
     var pending: [UInt64: Pending] = [:]
     var nextToken: UInt64 = 1
+    /// Request counters printed by system `stats` (§9).
+    public internal(set) var statsCounters = StatsCounters()
 
     public init(settings: Settings, partitionsWithData: Set<TopicPartition>, idReservationMs: Int64, seed: UInt64) {
         self.settings = settings
@@ -88,6 +102,7 @@ public struct BrokerMachine {
         case .appended(let token, let result): return completePut(token, result)
         case .read(let token, let read): return completeGet(token, read)
         case .nearestOffset(let token, let offset): return completeOffset(token, offset)
+        case .statsCollected(let token, let snapshot): return completeStats(token, snapshot)
         case .connectionClosed(let connection):
             // Answers still owed to a closed connection are dropped; the stores finish regardless.
             for (token, entry) in pending.sorted(by: { $0.key < $1.key }) where entry.connection == connection {
@@ -106,7 +121,8 @@ public struct BrokerMachine {
             return [.reply(connection, ResultResponse(code: StatusCode.success, text: settings.version,
                                                       opaque: command.responseOpaque))]
         case .quit: return [.close(connection)]
-        case .stats, .transaction, .sync:
+        case .stats(let command): return handleStats(command, from: connection)
+        case .transaction, .sync:
             // gecko answers a decodable request without a registered processor with 503 and this
             // text (§1.1; verified for `sync` on a broker that is not a slave).
             let text = "未注册请求处理器，请求处理器类为com.taobao.metamorphosis.network.\(Self.commandClass(frame))"
@@ -137,7 +153,7 @@ public struct BrokerMachine {
 extension BrokerMachine.Pending {
     var connection: ConnectionID {
         switch self {
-        case .put(let c, _, _, _), .get(let c, _, _), .offset(let c, _): return c
+        case .put(let c, _, _, _), .get(let c, _, _), .offset(let c, _), .stats(let c, _, _): return c
         }
     }
 }

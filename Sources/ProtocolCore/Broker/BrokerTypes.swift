@@ -42,18 +42,31 @@ public struct TopicRules: Equatable, Sendable {
         return rules.first { $0.pattern.contains("*") && Self.matches(topic, $0.pattern) }?.numPartitions
     }
 
-    /// `*` matches any run of characters; everything else is literal.
-    static func matches(_ text: String, _ pattern: String) -> Bool {
-        let parts = pattern.split(separator: "*", omittingEmptySubsequences: false).map(String.init)
-        guard parts.count > 1 else { return text == pattern }
-        guard text.hasPrefix(parts[0]) else { return false }
-        var rest = Substring(text.dropFirst(parts[0].count))
-        for (i, part) in parts.enumerated().dropFirst() {
-            if i == parts.count - 1 { return rest.hasSuffix(part) && rest.count >= part.count }
-            guard let range = rest.firstRange(of: part) else { return false }
-            rest = rest[range.upperBound...]
+    /// Whether `name` matches `pattern`, where `*` matches any run of characters (also none) and
+    /// every other character only itself. Greedy with one backtrack point (the last `*` seen),
+    /// which suffices for a single wildcard and keeps the work at O(pattern × name).
+    public static func matches(_ name: String, _ pattern: String) -> Bool {
+        let p = Array(pattern), n = Array(name)
+        var pi = 0, ni = 0
+        var star: (pattern: Int, name: Int)?
+        while ni < n.count {
+            if pi < p.count, p[pi] == "*" {
+                star = (pi, ni)
+                pi += 1
+            } else if pi < p.count, p[pi] == n[ni] {
+                pi += 1
+                ni += 1
+            } else if let s = star {
+                // Let the last `*` swallow one more character and retry from there.
+                star = (s.pattern, s.name + 1)
+                pi = s.pattern + 1
+                ni = s.name + 1
+            } else {
+                return false
+            }
         }
-        return true
+        while pi < p.count, p[pi] == "*" { pi += 1 }
+        return pi == p.count
     }
 }
 

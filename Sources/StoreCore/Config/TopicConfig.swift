@@ -1,3 +1,5 @@
+import ProtocolCore
+
 /// The settings that apply to one topic: its section's values where it sets them, the `[system]`
 /// values otherwise (reference §8.3).
 public struct TopicConfig: Equatable, Sendable {
@@ -37,7 +39,7 @@ extension ServerConfig {
     ///   `[system]` values; here the matching section's overrides apply, as an operator would expect.
     public func topicConfig(for topic: String) -> TopicConfig? {
         let section = topics.first { $0.name == topic }
-            ?? topics.first { $0.isPattern && Self.wildcard($0.name, matches: topic) }
+            ?? topics.first { $0.isPattern && TopicRules.matches(topic, $0.name) }
         guard let section else { return nil }
         return TopicConfig(
             topic: topic,
@@ -52,31 +54,5 @@ extension ServerConfig {
             acceptSubscribe: section.acceptSubscribe ?? acceptSubscribe,
             stat: section.stat ?? stat,
             groupFilters: section.groupFilters)
-    }
-
-    /// Glob matching with `*` only. Greedy with one backtrack point (the last `*` seen), which is
-    /// enough for a single-wildcard alphabet and keeps the work at O(pattern × name).
-    static func wildcard(_ pattern: String, matches name: String) -> Bool {
-        let p = Array(pattern), n = Array(name)
-        var pi = 0, ni = 0
-        var star: (pattern: Int, name: Int)?
-        while ni < n.count {
-            if pi < p.count, p[pi] == "*" {
-                star = (pi, ni)
-                pi += 1
-            } else if pi < p.count, p[pi] == n[ni] {
-                pi += 1
-                ni += 1
-            } else if let s = star {
-                // Let the last `*` swallow one more character and retry from there.
-                star = (s.pattern, s.name + 1)
-                pi = s.pattern + 1
-                ni = s.name + 1
-            } else {
-                return false
-            }
-        }
-        while pi < p.count, p[pi] == "*" { pi += 1 }
-        return pi == p.count
     }
 }

@@ -1,0 +1,136 @@
+import ProtocolCore
+
+/// Every partition log of one broker (reference §2.2, §2.8): found on disk at start, created on
+/// the first put to a legal topic, each under its topic's data path with its topic's flush policy.
+///
+/// The glue between `BrokerMachine` actions and `PartitionLog`s, kept here (pure, over `Storage`)
+/// so the Linux runtime and the simulator drive the same code. Single owner, like the logs.
+public final class PartitionStores {
+    public let config: ServerConfig
+    /// Where topics without their own `dataPath` live (MetaQ: `${user.home}/meta`, resolved by the
+    /// runtime, which knows the home directory).
+    public let defaultDataPath: String
+    let storage: any Storage
+    var logs: [TopicPartition: PartitionLog] = [:]
+
+    public init(storage: any Storage, config: ServerConfig, defaultDataPath: String) {
+        self.storage = storage
+        self.config = config
+        self.defaultDataPath = config.dataPath ?? defaultDataPath
+    }
+
+    /// The partitions that have a log, sorted.
+    public var partitions: [TopicPartition] { logs.keys.sorted() }
+
+    public func log(_ partition: TopicPartition) -> PartitionLog? { logs[partition] }
+
+    /// The data path of `topic`: its section's `dataPath`, else the broker's.
+    public func dataPath(of topic: String) -> String {
+        config.topicConfig(for: topic)?.dataPath ?? defaultDataPath
+    }
+
+    /// The log settings of `topic`: its flush policy (topic over system), the system segment size.
+    public func logConfig(of topic: String) -> LogConfig {
+        LogConfig(maxSegmentSize: config.maxSegmentSize,
+                  flushPolicy: config.topicConfig(for: topic)?.flushPolicy ?? config.flushPolicy)
+    }
+
+    /// The topic table the broker machine decides legality and partition counts with.
+    public func topicRules() -> TopicRules {
+        TopicRules(config.topics.map { section in
+            .init(pattern: section.name, numPartitions: Int32(section.numPartitions ?? config.numPartitions))
+        })
+    }
+
+    /// Opens and recovers every partition directory under every data path. As in MetaQ, every
+    /// subdirectory whose name has a `-` followed by a partition number is a partition, also of
+    /// topics no longer configured (their data stays readable).
+    public func openAll(now: Instant) throws(StoresError) -> [TopicPartition: RecoveryReport] {
+        var found: [TopicPartition: String] = [:]
+        for root in dataPaths() where storage.isDirectory(root) {
+            let names: [String]
+            do { names = try storage.list(root).sorted() } catch { throw .storage(Self.storageError(error, root)) }
+            for name in names {
+                let path = StoragePath.join(root, name)
+                guard let partition = Self.partition(fromDirectoryName: name), storage.isDirectory(path) else { continue }
+                if let other = found[partition] { throw .duplicatePartition(partition, [other, path]) }
+                found[partition] = path
+            }
+        }
+        var reports: [TopicPartition: RecoveryReport] = [:]
+        for (partition, path) in found.sorted(by: { $0.key < $1.key }) {
+            do {
+                let log = try PartitionLog.open(storage: storage, directory: path, config: logConfig(of: partition.topic), now: now)
+                logs[partition] = log
+                reports[partition] = log.recoveryReport
+            } catch {
+                throw .log(partition, error)
+            }
+        }
+        return reports
+    }
+
+    /// The log of `partition`, created (directory and first segment) if it has none yet.
+    public func logCreatingIfNeeded(_ partition: TopicPartition, now: Instant) throws(StoresError) -> PartitionLog {
+        if let log = logs[partition] { return log }
+        let directory = StoragePath.join(dataPath(of: partition.topic), partition.description)
+        do {
+            let log = try PartitionLog.open(storage: storage, directory: directory, config: logConfig(of: partition.topic), now: now)
+            logs[partition] = log
+            return log
+        } catch {
+            throw .log(partition, error)
+        }
+    }
+
+    /// Reads for the broker machine: what to tell it, and the slice to send when there is one.
+    public func read(_ partition: TopicPartition, offset: Int64, maxBytes: Int) -> (PartitionRead, LogSlice?) {
+        guard let log = logs[partition] else { return (.atOrBeyondEnd(maxOffset: 0), nil) }
+        switch log.read(offset: offset, maxBytes: maxBytes) {
+        case .slice(let slice): return (.slice(count: slice.count), slice)
+        case .belowMinimum(let minOffset): return (.belowMinimum(minOffset: minOffset), nil)
+        case .atOrBeyondEnd(let maxOffset): return (.atOrBeyondEnd(maxOffset: maxOffset), nil)
+        case .damaged(let resumeAt): return (.damaged(resumeAt: resumeAt), nil)
+        }
+    }
+
+    public func closeAll() {
+        for partition in partitions { logs[partition]?.close() }
+        logs.removeAll()
+    }
+
+    /// `<topic>-<n>`: the topic is the text before the last `-` (topics may contain `-`), the
+    /// partition a non-negative number after it (§2.2). Anything else (`transactions`) is not one.
+    public static func partition(fromDirectoryName name: String) -> TopicPartition? {
+        guard let dash = name.lastIndex(of: "-"), dash != name.startIndex else { return nil }
+        let digits = name[name.index(after: dash)...]
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int32(digits) else { return nil }
+        return TopicPartition(String(name[..<dash]), n)
+    }
+
+    /// The broker's data path and every topic section's own, sorted and distinct.
+    func dataPaths() -> [String] {
+        Array(Set([defaultDataPath] + config.topics.compactMap(\.dataPath))).sorted()
+    }
+
+    static func storageError(_ error: any Error, _ path: String) -> StorageError {
+        (error as? StorageError) ?? .io(path: path, detail: "\(error)")
+    }
+}
+
+/// Why the stores could not be opened or a log created.
+public enum StoresError: Error, Equatable, CustomStringConvertible {
+    case storage(StorageError)
+    /// The same topic-partition directory under two data paths: which one is the log is unclear.
+    case duplicatePartition(TopicPartition, [String])
+    case log(TopicPartition, LogError)
+
+    public var description: String {
+        switch self {
+        case .storage(let error): return error.description
+        case .duplicatePartition(let partition, let paths):
+            return "partition \(partition) exists under more than one data path: \(paths.joined(separator: ", "))"
+        case .log(let partition, let error): return "partition \(partition): \(error)"
+        }
+    }
+}

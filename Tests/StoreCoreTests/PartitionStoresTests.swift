@@ -1,0 +1,99 @@
+import ProtocolCore
+import Sim
+import Testing
+@testable import StoreCore
+
+@Suite("Partition stores (reference §2.2, §2.8)")
+struct PartitionStoresTests {
+    let ini = """
+        [system]
+        brokerId=1
+        numPartitions=2
+        unflushThreshold=100
+        [topic=test]
+        [topic=fast]
+        unflushThreshold=0
+        dataPath=/ssd/meta
+        [topic=log-*]
+        numPartitions=8
+        """
+
+    func stores(_ disk: SimDisk) throws -> PartitionStores {
+        PartitionStores(storage: disk, config: try ServerConfig(parsing: ini, path: "server.ini"), defaultDataPath: "/home/u/meta")
+    }
+
+    /// §2.2: the topic is the text before the last `-`, the partition a number after it.
+    @Test func directoryNames() {
+        #expect(PartitionStores.partition(fromDirectoryName: "test-0") == TopicPartition("test", 0))
+        #expect(PartitionStores.partition(fromDirectoryName: "my-topic-12") == TopicPartition("my-topic", 12))
+        #expect(PartitionStores.partition(fromDirectoryName: "test--1") == TopicPartition("test-", 1), "last '-' splits")
+        for name in ["transactions", "test-", "-3", "test-x", "test-1a", "test-+1"] {
+            #expect(PartitionStores.partition(fromDirectoryName: name) == nil, "\(name)")
+        }
+    }
+
+    @Test func createsUnderTheTopicsDataPathWithItsFlushPolicy() throws {
+        let disk = SimDisk()
+        let s = try stores(disk)
+        let fast = try s.logCreatingIfNeeded(TopicPartition("fast", 1), now: .zero)
+        #expect(fast.directory == "/ssd/meta/fast-1")
+        #expect(fast.config.flushPolicy.isGroupCommit)
+        let test = try s.logCreatingIfNeeded(TopicPartition("test", 0), now: .zero)
+        #expect(test.directory == "/home/u/meta/test-0")
+        #expect(test.config.flushPolicy.unflushThreshold == 100)
+        #expect(try s.logCreatingIfNeeded(TopicPartition("test", 0), now: .zero) === test)
+        #expect(s.partitions == [TopicPartition("fast", 1), TopicPartition("test", 0)])
+    }
+
+    /// Every `<topic>-<n>` directory under every data path is opened and recovered at start,
+    /// also of topics no longer configured; other directories are left alone.
+    @Test func openAllFindsEveryPartition() throws {
+        let disk = SimDisk()
+        do {
+            let s = try stores(disk)
+            for partition in [TopicPartition("fast", 0), TopicPartition("test", 1), TopicPartition("log-web", 5)] {
+                let log = try s.logCreatingIfNeeded(partition, now: .zero)
+                _ = try log.append(msgId: 1, flag: 0, payload: [1, 2, 3], now: .zero)
+                try log.syncNow(now: .zero)
+            }
+            s.closeAll()
+        }
+        try disk.makeDirectory("/home/u/meta/transactions")
+        try disk.makeDirectory("/home/u/meta/old-topic-0")
+        let s = try stores(disk)
+        let reports = try s.openAll(now: .zero)
+        #expect(s.partitions == [TopicPartition("fast", 0), TopicPartition("log-web", 5),
+                                 TopicPartition("old-topic", 0), TopicPartition("test", 1)])
+        #expect(reports[TopicPartition("test", 1)]?.scannedRecordCount == 1)
+        #expect(s.log(TopicPartition("old-topic", 0))?.config.flushPolicy.unflushThreshold == 100, "system values")
+    }
+
+    @Test func samePartitionUnderTwoDataPathsIsRefused() throws {
+        let disk = SimDisk()
+        try disk.makeDirectory("/home/u/meta/fast-0")
+        try disk.makeDirectory("/ssd/meta/fast-0")
+        #expect(throws: StoresError.duplicatePartition(TopicPartition("fast", 0), ["/home/u/meta/fast-0", "/ssd/meta/fast-0"])) {
+            try stores(disk).openAll(now: .zero)
+        }
+    }
+
+    /// The broker machine's view of legality and of reads.
+    @Test func rulesAndReadsForTheBrokerMachine() throws {
+        let disk = SimDisk()
+        let s = try stores(disk)
+        let rules = s.topicRules()
+        #expect(rules.numPartitions(of: "test") == 2)
+        #expect(rules.numPartitions(of: "log-app") == 8)
+        #expect(rules.numPartitions(of: "other") == nil)
+        let partition = TopicPartition("test", 0)
+        #expect(s.read(partition, offset: 0, maxBytes: 10).0 == .atOrBeyondEnd(maxOffset: 0))
+        let log = try s.logCreatingIfNeeded(partition, now: .zero)
+        _ = try log.append(msgId: 1, flag: 0, payload: [1, 2, 3], now: .zero)
+        try log.syncNow(now: .zero)
+        let (read, slice) = s.read(partition, offset: 0, maxBytes: 10)
+        #expect(read == .slice(count: 10))
+        #expect(slice?.segmentPath == "/home/u/meta/test-0/00000000000000000000.meta")
+        #expect(s.read(partition, offset: -1, maxBytes: 10).0 == .belowMinimum(minOffset: 0))
+        #expect(s.read(partition, offset: 23, maxBytes: 10).0 == .atOrBeyondEnd(maxOffset: 23))
+    }
+}

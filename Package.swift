@@ -12,10 +12,14 @@ let package = Package(
         .library(name: "StoreCore", targets: ["StoreCore"]),
         .library(name: "Runtime", targets: ["Runtime"]),
         .library(name: "Sim", targets: ["Sim"]),
+        .executable(name: "metaq-server", targets: ["MetaQServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // Pure: wire codec, record format, CRC32, message ids.
@@ -36,7 +40,20 @@ let package = Package(
             dependencies: [
                 "ProtocolCore", "StoreCore", "CZlib",
                 .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        // metaq-server: argument parsing and wiring only; the broker links jemalloc.
+        .executableTarget(
+            name: "MetaQServer",
+            dependencies: [
+                "Runtime", "StoreCore", "ProtocolCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            linkerSettings: [.linkedLibrary("jemalloc")]
         ),
         // The deterministic simulator: seeded PRNG, SimDisk with power loss.
         .target(name: "Sim", dependencies: ["ProtocolCore", "StoreCore"]),
@@ -50,6 +67,8 @@ let package = Package(
         .testTarget(name: "ProtocolCoreTests", dependencies: ["ProtocolCore", "Sim"]),
         .testTarget(name: "StoreCoreTests", dependencies: ["StoreCore", "Sim"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "StoreCore", "CZlib"]),
+        // Real metaq-server processes on 127.0.0.1, started and stopped by PID.
+        .testTarget(name: "IntegrationTests", dependencies: ["ProtocolCore"]),
         .testTarget(name: "SimTests", dependencies: ["Sim", "StoreCore"]),
         .testTarget(
             name: "SimulationTests",

@@ -1,0 +1,119 @@
+import Foundation
+import ProtocolCore
+
+/// A real `metaq-server` process on 127.0.0.1 with its own temp data directory, stopped by PID.
+final class BrokerProcess {
+    let directory: String
+    let port: Int
+    let process = Process()
+    let logPath: String
+
+    /// The `metaq-server` binary built beside the test bundle.
+    static var binary: String {
+        let runner = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let beside = runner.appendingPathComponent("metaq-server").path
+        if FileManager.default.isExecutableFile(atPath: beside) { return beside }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/metaq-server").path
+    }
+
+    init(directory: String, config: String) throws {
+        self.directory = directory
+        port = try Self.freePort()
+        logPath = directory + "/broker.log"
+        try config.write(toFile: directory + "/server.ini", atomically: true, encoding: .utf8)
+        guard FileManager.default.createFile(atPath: logPath, contents: nil) else { throw BrokerError("cannot create \(logPath)") }
+    }
+
+    func start() throws {
+        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.arguments = ["start", "--local", "-f", directory + "/server.ini", "--data", directory + "/data",
+                             "--port", "\(port)", "--host", "127.0.0.1", "--foreground"]
+        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let deadline = Date().addingTimeInterval(15)
+        while Date() < deadline {
+            if let client = try? WireClient(port: port) { client.close(); return }
+            guard process.isRunning else { break }
+            usleep(50_000)
+        }
+        stopHard()
+        throw BrokerError("broker did not accept connections; log:\n" + log())
+    }
+
+    /// SIGTERM by PID; the exit status after a clean stop.
+    func stop(timeoutSeconds: Double = 15) -> Int32? {
+        guard process.isRunning else { return process.terminationStatus }
+        kill(process.processIdentifier, SIGTERM)
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { stopHard(); return nil }
+        return process.terminationStatus
+    }
+
+    func stopHard() {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+    }
+
+    func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    static func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { Glibc.close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw BrokerError("no free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}
+
+struct BrokerError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// A blocking raw-wire client with a receive timeout, decoding answers with our FrameDecoder.
+final class WireClient {
+    let fd: Int32
+    var decoder = FrameDecoder()
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard connected else { Glibc.close(fd); throw BrokerError("connect failed") }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    func send(_ text: String, body: [UInt8] = []) {
+        let bytes = Array(text.utf8) + body
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+    }
+
+    /// The next frame, or nil when the peer closed the connection (or nothing came in 10 s).
+    func receive() throws -> Frame? {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            if let frame = try decoder.next() { return frame }
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { return nil }
+            decoder.feed(chunk[0..<n])
+        }
+    }
+
+    func close() { Glibc.close(fd) }
+}

@@ -150,9 +150,13 @@ extension BrokerServer {
 extension BrokerServer {
     /// The process's thread count from `/proc/self/status` (`Threads:` line), 0 if unreadable.
     static func threadCount() -> Int {
-        guard let status = try? FileStorage().open("/proc/self/status", create: false) else { return 0 }
-        defer { try? status.close() }
-        let text = String(decoding: (try? status.read(at: 0, count: 8192)) ?? [], as: UTF8.self)
+        let fd = Glibc.open("/proc/self/status", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return 0 }
+        defer { Glibc.close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 8192)
+        let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { return 0 }
+        let text = String(decoding: bytes[0..<n], as: UTF8.self)
         let line = text.split(separator: "\n").first { $0.hasPrefix("Threads:") }
         return line.flatMap { Int($0.dropFirst("Threads:".count).trimmingPrefix(while: { $0 == " " || $0 == "\t" })) } ?? 0
     }

@@ -50,6 +50,12 @@ struct LocalBrokerTests {
             #expect(text(try client.receive()) == "404 Could not find message at position 25")
             client.send("offset test g 0 999999 11\r\n")
             #expect(text(try client.receive()) == "200 25")
+            // §9: system stats carry the process's real facts.
+            client.send("stats  12\r\n")
+            let stats = try #require(text(try client.receive()))
+            #expect(stats.hasPrefix("200 STATS\r\npid \(broker.process.processIdentifier)\r\n"))
+            #expect(stats.contains("\r\ncmd_put 2\r\n") && stats.contains("\r\ntotal_messages 2\r\n"))
+            #expect(!stats.contains("\r\nthreads 0\r\n"))
             // §1.1: an unknown command closes the connection without a reply.
             client.send("bogus command\r\n")
             #expect(try client.receive() == nil)

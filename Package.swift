@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "Runtime", targets: ["Runtime"]),
         .library(name: "Sim", targets: ["Sim"]),
         .executable(name: "metaq-server", targets: ["MetaQServer"]),
+        .executable(name: "metaq", targets: ["MetaQTool"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
@@ -58,6 +59,14 @@ let package = Package(
         // The deterministic simulator: seeded PRNG, SimDisk with power loss.
         .target(name: "Sim", dependencies: ["ProtocolCore", "StoreCore"]),
 
+        // metaq: produce, consume, stats over the MetaQ wire.
+        .executableTarget(
+            name: "MetaQTool",
+            dependencies: [
+                "Runtime", "ProtocolCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .executableTarget(
             name: "MicroBench",
             dependencies: ["ProtocolCore", "StoreCore", "Runtime", "Sim", "CZlib"],
@@ -68,7 +77,7 @@ let package = Package(
         .testTarget(name: "StoreCoreTests", dependencies: ["StoreCore", "Sim"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "StoreCore", "CZlib"]),
         // Real metaq-server processes on 127.0.0.1, started and stopped by PID.
-        .testTarget(name: "IntegrationTests", dependencies: ["ProtocolCore"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["ProtocolCore", "Runtime"]),
         .testTarget(name: "SimTests", dependencies: ["Sim", "StoreCore"]),
         .testTarget(
             name: "SimulationTests",

@@ -1,5 +1,6 @@
 import Foundation
 import ProtocolCore
+import Runtime
 
 /// A real `metaq-server` process on 127.0.0.1 with its own temp data directory, stopped by PID.
 final class BrokerProcess {
@@ -9,12 +10,32 @@ final class BrokerProcess {
     let logPath: String
 
     /// The `metaq-server` binary built beside the test bundle.
-    static var binary: String {
+    static var binary: String { product("metaq-server") }
+
+    /// A product of this package, built beside the test bundle.
+    static func product(_ name: String) -> String {
         let runner = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        let beside = runner.appendingPathComponent("metaq-server").path
+        let beside = runner.appendingPathComponent(name).path
         if FileManager.default.isExecutableFile(atPath: beside) { return beside }
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.appendingPathComponent(".build/debug/metaq-server").path
+        return root.appendingPathComponent(".build/debug/\(name)").path
+    }
+
+    /// Runs the `metaq` tool against this broker; its exit status and standard output.
+    func tool(_ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String) {
+        let tool = Process()
+        tool.executableURL = URL(fileURLWithPath: Self.product("metaq"))
+        tool.arguments = arguments + ["--server", "meta://127.0.0.1:\(port)"]
+        let output = Pipe()
+        tool.standardOutput = output
+        let stdin = Pipe()
+        tool.standardInput = stdin
+        try tool.run()
+        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
+        try stdin.fileHandleForWriting.close()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        tool.waitUntilExit()
+        return (tool.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
     init(directory: String, config: String) throws {
@@ -35,7 +56,7 @@ final class BrokerProcess {
         try process.run()
         let deadline = Date().addingTimeInterval(15)
         while Date() < deadline {
-            if let client = try? WireClient(port: port) { client.close(); return }
+            if (try? WireConnection(host: "127.0.0.1", port: port)) != nil { return }
             guard process.isRunning else { break }
             usleep(50_000)
         }
@@ -78,42 +99,4 @@ final class BrokerProcess {
 struct BrokerError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
-}
-
-/// A blocking raw-wire client with a receive timeout, decoding answers with our FrameDecoder.
-final class WireClient {
-    let fd: Int32
-    var decoder = FrameDecoder()
-
-    init(port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-        guard connected else { Glibc.close(fd); throw BrokerError("connect failed") }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    }
-
-    func send(_ text: String, body: [UInt8] = []) {
-        let bytes = Array(text.utf8) + body
-        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
-    }
-
-    /// The next frame, or nil when the peer closed the connection (or nothing came in 10 s).
-    func receive() throws -> Frame? {
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            if let frame = try decoder.next() { return frame }
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { return nil }
-            decoder.feed(chunk[0..<n])
-        }
-    }
-
-    func close() { Glibc.close(fd) }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import ProtocolCore
+import Runtime
 import Testing
 
 /// A real broker process in local mode, spoken to over the raw MetaQ wire (reference §1.6).
@@ -32,34 +33,33 @@ struct LocalBrokerTests {
     @Test func putGetVersionAndRestart() throws {
         try withBroker { broker in
             try broker.start()
-            var client = try WireClient(port: broker.port)
+            var client = try WireConnection(host: "127.0.0.1", port: broker.port)
             // §1.6 worked examples.
-            client.send("put test 0 5 0 907060870 2\r\n", body: Array("hello".utf8))
+            try client.sendRaw(Array("put test 0 5 0 907060870 2\r\n".utf8) + Array("hello".utf8))
             let put = try #require(text(try client.receive()))
             #expect(put.hasPrefix("200 ") && put.hasSuffix(" 0 0"), "\(put)")
             let msgId = try #require(Int64(put.split(separator: " ")[1]))
-            client.send("put test 1 15 1 1751672651 5\r\n", body: [0, 0, 0, 6] + Array("myattrworld".utf8))
+            try client.sendRaw(Array("put test 1 15 1 1751672651 5\r\n".utf8) + [0, 0, 0, 6] + Array("myattrworld".utf8))
             #expect(text(try client.receive())?.hasSuffix(" 1 0") == true)
-            client.send("version 1\r\n")
+            try client.sendRaw(Array("version 1\r\n".utf8))
             #expect(text(try client.receive()) == "200 1.4.6.2-swift")
-            client.send("get test group1 0 0 1024 9\r\n")
+            try client.sendRaw(Array("get test group1 0 0 1024 9\r\n".utf8))
             guard case .value(let value)? = try client.receive() else { Issue.record("no value"); return }
             #expect(value.opaque == 9)
             #expect(value.body == Record.encode(msgId: msgId, flag: 0, payload: Array("hello".utf8)))
-            client.send("get test group1 0 25 1024 10\r\n")
+            try client.sendRaw(Array("get test group1 0 25 1024 10\r\n".utf8))
             #expect(text(try client.receive()) == "404 Could not find message at position 25")
-            client.send("offset test g 0 999999 11\r\n")
+            try client.sendRaw(Array("offset test g 0 999999 11\r\n".utf8))
             #expect(text(try client.receive()) == "200 25")
             // §9: system stats carry the process's real facts.
-            client.send("stats  12\r\n")
+            try client.sendRaw(Array("stats  12\r\n".utf8))
             let stats = try #require(text(try client.receive()))
             #expect(stats.hasPrefix("200 STATS\r\npid \(broker.process.processIdentifier)\r\n"))
             #expect(stats.contains("\r\ncmd_put 2\r\n") && stats.contains("\r\ntotal_messages 2\r\n"))
             #expect(!stats.contains("\r\nthreads 0\r\n"))
             // §1.1: an unknown command closes the connection without a reply.
-            client.send("bogus command\r\n")
+            try client.sendRaw(Array("bogus command\r\n".utf8))
             #expect(try client.receive() == nil)
-            client.close()
 
             #expect(broker.stop() == 0, "clean exit on SIGTERM; log:\n\(broker.log())")
             #expect(broker.log().contains("metaq-server stopped"))
@@ -68,12 +68,36 @@ struct LocalBrokerTests {
             let second = try BrokerProcess(directory: broker.directory, config: Self.config)
             defer { second.stopHard() }
             try second.start()
-            client = try WireClient(port: second.port)
-            client.send("get test group1 0 0 1024 12\r\n")
+            client = try WireConnection(host: "127.0.0.1", port: second.port)
+            try client.sendRaw(Array("get test group1 0 0 1024 12\r\n".utf8))
             guard case .value(let after)? = try client.receive() else { Issue.record("no value after restart"); return }
             #expect(after.body == value.body)
-            client.close()
             #expect(second.stop() == 0)
+        }
+    }
+
+    /// `metaq produce`, `consume` and `stats` against a real broker.
+    @Test func toolProducesConsumesAndReadsStats() throws {
+        try withBroker { broker in
+            try broker.start()
+            let produced = try broker.tool(["produce", "test", "--partition", "1", "--attribute", "tag", "alpha", "beta"])
+            #expect(produced.status == 0)
+            let lines = produced.output.split(separator: "\n")
+            // `msgId partition offset` per message (reference §1.4.1).
+            #expect(lines.map { $0.split(separator: " ").dropFirst().joined(separator: " ") } == ["1 0", "1 32"])
+            let fromStdin = try broker.tool(["produce", "test", "--partition", "1"], input: "gamma\ndelta\n")
+            #expect(fromStdin.status == 0 && fromStdin.output.split(separator: "\n").count == 2)
+            let consumed = try broker.tool(["consume", "test", "--partition", "1"])
+            #expect(consumed.status == 0)
+            let rows = consumed.output.split(separator: "\n").map { $0.split(separator: " ") }
+            #expect(rows.map { String($0.last ?? "") } == ["alpha", "beta", "gamma", "delta"])
+            #expect(rows.map { String($0[2]) } == ["tag", "tag", "-", "-"])
+            #expect(rows.map { String($0[0]) } == ["0", "32", "63", "88"], "next offset = offset + 20 + payload (4-byte attribute length + attribute + data)")
+            let refused = try broker.tool(["produce", "nosuchtopic", "x"])
+            #expect(refused.status == 1)
+            let stats = try broker.tool(["stats", "topics"])
+            #expect(stats.status == 0 && stats.output.contains("test partitions 1 message_count 4"))
+            #expect(broker.stop() == 0)
         }
     }
 }

@@ -1,0 +1,38 @@
+// metaq: the command-line tool — argument parsing and wiring only (DESIGN.md §2).
+import ArgumentParser
+import Runtime
+
+@main
+struct MetaQTool: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "metaq",
+        abstract: "Produce to, consume from and inspect a MetaQ-compatible broker over the MetaQ wire.",
+        subcommands: [Produce.self, Consume.self, Stats.self])
+}
+
+/// `--server meta://host:port` (reference §1.7), shared by every subcommand.
+struct ServerOption: ParsableArguments {
+    @Option(help: "The broker, as meta://host:port.")
+    var server = "meta://localhost:8123"
+
+    func connect() throws -> WireConnection {
+        var address = Substring(server)
+        if address.hasPrefix("meta://") { address = address.dropFirst("meta://".count) }
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
+              (1...65535).contains(port) else {
+            throw ValidationError("--server must look like meta://host:port, got \(server)")
+        }
+        do { return try WireConnection(host: String(address[..<colon]), port: port) } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+}
+
+/// Opaques as the Java client makes them: from Int32.min upwards (reference §1.1).
+struct Opaques {
+    private var next = Int32.min
+    mutating func take() -> Int32 {
+        defer { next = next == Int32.max - 10 ? .min : next + 1 }
+        return next
+    }
+}

@@ -41,7 +41,8 @@ struct PowerLossSweepTests {
                 failures.append("\(error)")
             }
         }
-        print("power-loss sweep: \(seeds.count) seeds, \(failures.count) failed; fired: \(total)")
+        // stderr, unbuffered: a buffered print would land after the test run's closing line.
+        FileHandle.standardError.write(Data("power-loss sweep: \(seeds.count) seeds, \(failures.count) failed; fired: \(total)\n".utf8))
         for failure in failures.prefix(20) { Issue.record(Comment(rawValue: failure)) }
         #expect(failures.isEmpty)
         if seeds.count >= 1000 {

@@ -7,7 +7,7 @@ struct MetaQTool: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "metaq",
         abstract: "Produce to, consume from and inspect a MetaQ-compatible broker over the MetaQ wire.",
-        subcommands: [Produce.self, Consume.self, Stats.self])
+        subcommands: [Produce.self, Consume.self, Stats.self, Bench.self])
 }
 
 /// `--server meta://host:port` (reference §1.7), shared by every subcommand.

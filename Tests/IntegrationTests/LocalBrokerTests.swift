@@ -100,4 +100,19 @@ struct LocalBrokerTests {
             #expect(broker.stop() == 0)
         }
     }
+
+    /// `metaq bench both`: every produced message acknowledged and read back (counts, not speed —
+    /// figures belong in docs/PERFORMANCE.md).
+    @Test func benchProducesAndConsumesEveryMessage() throws {
+        try withBroker { broker in
+            try broker.start()
+            let run = try broker.tool(["bench", "both", "--count", "2000", "--connections", "2", "--pipeline", "8",
+                                       "--partitions", "2", "--message-size", "64"])
+            #expect(run.status == 0)
+            #expect(run.output.contains("produce: 2000 msgs in ") && run.output.contains(", 0 errors"), "\(run.output)")
+            #expect(run.output.contains("consume: 2000 msgs in "), "\(run.output)")
+            #expect(run.output.contains("latency µs: p50 "))
+            #expect(broker.stop() == 0)
+        }
+    }
 }

@@ -52,6 +52,7 @@ struct Start: ParsableCommand {
         do { try FileStorage().makeDirectory(data) } catch { throw ValidationError("cannot create data directory \(data): \(error)") }
         let server = try makeServer(config: config, dataPath: data, logger: logger)
         let bound = try server.start(host: host, port: config.serverPort)
+        server.scheduleRetention()
         let pidFile = data + "/metaq-server.pid"
         do { try "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8) } catch {
             logger.warning("cannot write the pid file; `metaq-server stop` will not find this broker", metadata: ["path": "\(pidFile)"])

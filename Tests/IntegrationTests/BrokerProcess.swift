@@ -8,6 +8,8 @@ final class BrokerProcess {
     let port: Int
     let process = Process()
     let logPath: String
+    /// Start with `--local` (the default); false to check that cluster mode is refused.
+    var local = true
 
     /// The `metaq-server` binary built beside the test bundle.
     static var binary: String { product("metaq-server") }
@@ -48,8 +50,8 @@ final class BrokerProcess {
 
     func start() throws {
         process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["start", "--local", "-f", directory + "/server.ini", "--data", directory + "/data",
-                             "--port", "\(port)", "--host", "127.0.0.1", "--foreground"]
+        process.arguments = (local ? ["start", "--local"] : ["start"]) + ["-f", directory + "/server.ini",
+                             "--data", directory + "/data", "--port", "\(port)", "--host", "127.0.0.1", "--foreground"]
         let output = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         process.standardOutput = output
         process.standardError = output

@@ -16,11 +16,11 @@ struct LocalBrokerTests {
         [topic=test]
         """
 
-    func withBroker(_ body: (BrokerProcess) throws -> Void) throws {
+    func withBroker(config: String = Self.config, _ body: (BrokerProcess) throws -> Void) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("metaq-it-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let broker = try BrokerProcess(directory: directory, config: Self.config)
+        let broker = try BrokerProcess(directory: directory, config: config)
         defer { broker.stopHard() }
         try body(broker)
     }
@@ -112,6 +112,74 @@ struct LocalBrokerTests {
             #expect(run.output.contains("produce: 2000 msgs in ") && run.output.contains(", 0 errors"), "\(run.output)")
             #expect(run.output.contains("consume: 2000 msgs in "), "\(run.output)")
             #expect(run.output.contains("latency µs: p50 "))
+            #expect(broker.stop() == 0)
+        }
+    }
+
+    /// §2.7: the server runs retention on `deleteWhen`; expired, sealed segments go, the active stays.
+    @Test func retentionRunsOnItsCronSchedule() throws {
+        let config = """
+            [system]
+            brokerId=0
+            numPartitions=1
+            unflushThreshold=0
+            maxSegmentSize=100
+            deletePolicy=delete,1s
+            deleteWhen=* * * * * ?
+            [zookeeper]
+            zk.zkEnable=false
+            [topic=test]
+            """
+        try withBroker(config: config) { broker in
+            try broker.start()
+            #expect(try broker.tool(["produce", "test", "--partition", "0", "one-message-of-forty-bytes-or-so-xxxx",
+                                     "two-message-of-forty-bytes-or-so-xxxx", "three-message-of-forty-bytes-xxxxxxx"]).status == 0)
+            let partition = broker.directory + "/data/test-0"
+            #expect(try FileManager.default.contentsOfDirectory(atPath: partition).filter { $0.hasSuffix(".meta") }.count == 2)
+            var remaining: [String] = []
+            for _ in 0..<50 {
+                usleep(100_000)
+                remaining = try FileManager.default.contentsOfDirectory(atPath: partition).filter { $0.hasSuffix(".meta") }
+                if remaining.count == 1 { break }
+            }
+            #expect(remaining.count == 1, "the sealed segment expires after 1 s and a per-second job removes it")
+            #expect(broker.log().contains("retention"))
+            let offsets = try broker.tool(["stats", "offsets"]).output
+            #expect(!offsets.contains("min_offset 0 "), "\(offsets)")
+            #expect(broker.stop() == 0)
+        }
+    }
+
+    /// DESIGN.md §8: a config error names the file, line, key and the closest key; no start.
+    @Test func configErrorsStopTheStart() throws {
+        let bad = Self.config.replacingOccurrences(of: "brokerId=0", with: "brokerID=0")
+        try withBroker(config: bad) { broker in
+            #expect(throws: (any Error).self) { try broker.start() }
+            #expect(broker.log().contains("server.ini:2: [system] brokerID: Invalid config key:brokerID,do you mean 'brokerId'?"),
+                    "\(broker.log())")
+        }
+        let cluster = Self.config.replacingOccurrences(of: "zk.zkEnable=false", with: "zk.zkEnable=true")
+        try withBroker(config: cluster) { broker in
+            broker.local = false
+            #expect(throws: (any Error).self) { try broker.start() }
+            #expect(broker.log().contains("cluster mode (ZooKeeper) is not available yet"), "\(broker.log())")
+        }
+    }
+
+    /// `metaq-server stats [-item X]` asks the running broker of a server.ini.
+    @Test func serverStatsSubcommand() throws {
+        try withBroker { broker in
+            try broker.start()
+            let stats = Process()
+            stats.executableURL = URL(fileURLWithPath: BrokerProcess.binary)
+            stats.arguments = ["stats", "-f", broker.directory + "/server.ini", "--port", "\(broker.port)", "--item", "help"]
+            let output = Pipe()
+            stats.standardOutput = output
+            try stats.run()
+            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            stats.waitUntilExit()
+            #expect(stats.terminationStatus == 0)
+            #expect(text.hasPrefix("STATS\r\n") && text.contains("config Returns broker's config file content."))
             #expect(broker.stop() == 0)
         }
     }

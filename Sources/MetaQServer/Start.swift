@@ -48,7 +48,7 @@ struct Start: ParsableCommand {
         }
         if let dataPath { config.dataPath = dataPath }
         if let port { config.serverPort = port }
-        let data = config.dataPath ?? (ProcessInfo.processInfo.environment["HOME"] ?? ".") + "/meta"
+        let data = config.dataPath ?? defaultDataPath()
         do { try FileStorage().makeDirectory(data) } catch { throw ValidationError("cannot create data directory \(data): \(error)") }
         let server = try makeServer(config: config, dataPath: data, logger: logger)
         let bound = try server.start(host: host, port: config.serverPort)

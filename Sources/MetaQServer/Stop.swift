@@ -1,6 +1,11 @@
 import ArgumentParser
 import Foundation
 
+/// MetaQ's default data path, `${user.home}/meta` (§8.1).
+func defaultDataPath() -> String {
+    (ProcessInfo.processInfo.environment["HOME"] ?? ".") + "/meta"
+}
+
 /// The pid file of a broker started with `start` (in its data directory).
 func readPid(dataPath: String) -> Int32? {
     guard let text = try? String(contentsOfFile: dataPath + "/metaq-server.pid", encoding: .utf8) else { return nil }
@@ -12,7 +17,7 @@ struct Stop: ParsableCommand {
         abstract: "Stop a running broker (SIGTERM through its pid file) and wait for a clean exit.")
 
     @Option(name: .customLong("data"), help: "The broker's data directory (where its pid file is).")
-    var dataPath = (ProcessInfo.processInfo.environment["HOME"] ?? ".") + "/meta"
+    var dataPath = defaultDataPath()
 
     @Option(help: "Seconds to wait for the exit.")
     var timeout = 30
@@ -34,7 +39,7 @@ struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Say whether a broker runs for a data directory.")
 
     @Option(name: .customLong("data"), help: "The broker's data directory (where its pid file is).")
-    var dataPath = (ProcessInfo.processInfo.environment["HOME"] ?? ".") + "/meta"
+    var dataPath = defaultDataPath()
 
     func run() throws {
         if let pid = readPid(dataPath: dataPath), kill(pid, 0) == 0 {

@@ -84,13 +84,15 @@ struct Bench: ParsableCommand {
             opaque &+= 1
             guard case .value(let value) = answer else { return result }
             var records = RecordIterator(value.body, baseOffset: offset)
+            var read = 0
             while case .message(let message)? = records.next() {
-                result.messages += 1
+                read += 1
                 result.bytes += message.data.count
             }
+            result.messages += read
+            progress.count.add(read, ordering: .relaxed)
             guard records.consumedBytes > 0 else { return result }
             offset += Int64(records.consumedBytes)
-            progress.count.add(records.consumedBytes > 0 ? 1 : 0, ordering: .relaxed)
         }
     }
 }

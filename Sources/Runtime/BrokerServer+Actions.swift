@@ -140,9 +140,8 @@ extension BrokerServer {
                 StatsSnapshot.TopicFlags(topic: topic, acceptPublish: $0.acceptPublish, acceptSubscribe: $0.acceptSubscribe)
             }
         }
-        let checksum = (try? readWholeFile(configPath)).map { Int64(CRC32.checksum($0)) } ?? 0
         return StatsSnapshot(pid: Int(getpid()), uptimeSeconds: Clocks.monotonic().milliseconds(since: startedAt) / 1000,
-                             threads: Self.threadCount(), currentConnections: channels.count, configChecksum: checksum, isSlave: false,
+                             threads: Self.threadCount(), currentConnections: channels.count, configChecksum: configChecksum, isSlave: false,
                              partitions: partitions, configuredTopics: topics, topicFlags: flags)
     }
 }

@@ -17,6 +17,9 @@ public final class BrokerServer: @unchecked Sendable {
     let stores: PartitionStores
     let storage = FileStorage()
     let configPath: String
+    /// CRC32 of the server.ini this broker started with (`config_checksum`, §9); the file is
+    /// read once at start, as there is no reload.
+    let configChecksum: Int64
     let logger: Logger
     var machine: BrokerMachine
     var channels: [ConnectionID: any Channel] = [:]
@@ -38,6 +41,10 @@ public final class BrokerServer: @unchecked Sendable {
         self.stores = stores
         self.configPath = configPath
         self.logger = logger
+        let file = try? FileStorage().open(configPath, create: false)
+        let bytes = file.flatMap { f in (try? f.size()).flatMap { try? f.read(at: 0, count: Int($0)) } }
+        try? file?.close()
+        configChecksum = bytes.map { Int64(CRC32.checksum($0)) } ?? 0
     }
 
     /// Binds `host:port` and starts accepting; returns the bound port.

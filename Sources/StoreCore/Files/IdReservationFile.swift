@@ -28,16 +28,9 @@ public enum IdReservationFile {
     /// Persists `reservationMs` durably before returning.
     public static func save(_ reservationMs: Int64, storage: any Storage, dataPath: String) throws(StorageError) {
         let path = StoragePath.join(dataPath, fileName)
-        let temporary = path + ".tmp"
         do {
             try storage.makeDirectory(dataPath)
-            let file = try storage.open(temporary, create: true)
-            try file.truncate(to: 0)
-            try file.write(CheckedNumber.encode(reservationMs), at: 0)
-            try file.sync()
-            try file.close()
-            try storage.rename(temporary, to: path)
-            try storage.syncDirectory(dataPath)
+            try storage.replaceAtomically(path, with: CheckedNumber.encode(reservationMs))
         } catch let error as StorageError {
             throw error
         } catch {

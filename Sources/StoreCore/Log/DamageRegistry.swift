@@ -37,14 +37,7 @@ enum DamageRegistry {
             return
         }
         let text = ranges.map { "\($0.lowerBound) \($0.upperBound)\n" }.joined()
-        let temporary = path + ".tmp"
-        let file = try storage.open(temporary, create: true)
-        try file.truncate(to: 0)
-        try file.write(Array(text.utf8), at: 0)
-        try file.sync()
-        try file.close()
-        try storage.rename(temporary, to: path)
-        try storage.syncDirectory(directory)
+        try storage.replaceAtomically(path, with: Array(text.utf8))
     }
 
     /// Sorted, with overlapping or touching ranges joined.

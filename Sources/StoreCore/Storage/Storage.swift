@@ -70,6 +70,26 @@ extension StorageFile {
     }
 }
 
+extension Storage {
+    /// Replaces the file at `path` with `bytes` so that a crash or power loss leaves either the old
+    /// content or the new, never a mix: temporary file, sync, rename, directory sync.
+    public func replaceAtomically(_ path: String, with bytes: [UInt8]) throws {
+        let temporary = path + ".tmp"
+        let file = try open(temporary, create: true)
+        do {
+            try file.truncate(to: 0)
+            try file.write(bytes, at: 0)
+            try file.sync()
+        } catch {
+            try? file.close()
+            throw error
+        }
+        try file.close()
+        try rename(temporary, to: path)
+        try syncDirectory(StoragePath.parent(of: path))
+    }
+}
+
 /// Path helpers (POSIX separators; StoreCore builds every path through these).
 public enum StoragePath {
     public static func join(_ directory: String, _ name: String) -> String {

@@ -21,10 +21,11 @@ struct StoreWorkload {
     struct Counters {
         var appends = 0, syncs = 0, syncsLeftInFlight = 0, crashes = 0, powerLosses = 0
         var rolls = 0, truncations = 0, damagedRanges = 0, removedSegments = 0, lostUnsyncedRecords = 0
-        var tornEmptyRecords = 0
+        var tornEmptyRecords = 0, stagedAppends = 0
 
         mutating func add(_ o: Counters) {
             appends += o.appends; syncs += o.syncs; syncsLeftInFlight += o.syncsLeftInFlight
+            stagedAppends += o.stagedAppends
             crashes += o.crashes; powerLosses += o.powerLosses; rolls += o.rolls; truncations += o.truncations
             damagedRanges += o.damagedRanges; removedSegments += o.removedSegments
             lostUnsyncedRecords += o.lostUnsyncedRecords; tornEmptyRecords += o.tornEmptyRecords
@@ -77,7 +78,8 @@ struct StoreWorkload {
             disk.nowMs = now.nanoseconds / 1_000_000
             switch rng.int(in: 0..<100) {
             case 0..<60: try append()
-            case 60..<75: try finishOrStartSync(leaveInFlight: rng.chance(0.3))
+            case 60..<66: try flushStaged()
+            case 66..<75: try finishOrStartSync(leaveInFlight: rng.chance(0.3))
             case 75..<77: try crash(powerLoss: false)
             case 77..<81: try crash(powerLoss: true)
             default: try policySync()
@@ -93,12 +95,22 @@ struct StoreWorkload {
         nextId += 1
         let segmentsBefore = log.segmentCount
         let ticket = UInt64(id)
-        let outcome = try log.append(msgId: id, flag: 0, payload: data, ticket: ticket, now: now)
+        // Half the appends are staged, as the broker does, and written by a later flush, sync or roll.
+        let staged = rng.chance(0.5)
+        let outcome = staged ? try log.stage(msgId: id, flag: 0, payload: data, ticket: ticket)
+            : try log.append(msgId: id, flag: 0, payload: data, ticket: ticket, now: now)
+        if staged { counters.stagedAppends += 1 }
         if log.segmentCount > segmentsBefore { counters.rolls += 1 }
         produced[outcome.offset] = (id, data)
         note("append id \(id) at \(outcome.offset) size \(Record.size(payloadCount: size)) segments \(log.segmentStarts.suffix(2)) synced \(log.maxOffset)")
         ticketEnds[ticket] = outcome.offset + Int64(Record.size(payloadCount: size))
         counters.appends += 1
+    }
+
+    mutating func flushStaged() throws {
+        guard log.stagedByteCount > 0 else { return }
+        note("flush \(log.stagedByteCount) staged bytes")
+        try log.flushWrites()
     }
 
     mutating func policySync() throws {
@@ -137,7 +149,8 @@ struct StoreWorkload {
 
     mutating func crash(powerLoss: Bool) throws {
         pendingBatch = nil
-        let writtenBefore = log.writtenOffset
+        // Staged bytes live in process memory only; a crash takes them with it.
+        let writtenBefore = log.writtenOffset - Int64(log.stagedByteCount)
         note("\(powerLoss ? "POWER LOSS" : "crash") written \(writtenBefore) synced \(log.maxOffset) durableEnd \(durableEnd)")
         if powerLoss {
             disk.powerLoss(using: &rng)

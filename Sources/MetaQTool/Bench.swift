@@ -40,13 +40,20 @@ struct Bench: ParsableCommand {
     @Option(help: "Seconds to produce when --count is not given.")
     var duration: Double = 10
 
-    @Option(help: "Partitions to spread puts over (0 ..< N).")
+    @Option(help: "produce: target puts per second over all connections (default: as fast as the window allows). Latency at a fixed load, e.g. half of the peak, is measured this way.")
+    var rate: Int?
+
+    @Option(help: "Partitions to spread puts over (0 ..< N); consume reads each with its own connection.")
     var partitions = 1
+
+    @Flag(help: "consume: verify each record's checksum (as a real consumer does); by default only the record headers are walked, so the figure measures the broker and not the client's CRC32.")
+    var verifyChecksums = false
 
     func validate() throws {
         guard connections > 0, pipeline > 0, partitions > 0, messageSize >= 0, duration > 0 else {
             throw ValidationError("--connections, --pipeline, --partitions and --duration must be positive")
         }
+        if let rate, rate <= 0 { throw ValidationError("--rate must be positive") }
     }
 
     func run() throws {
@@ -57,6 +64,7 @@ struct Bench: ParsableCommand {
     func produce() throws -> BenchResult {
         let plan = ProducePlan(topic: topic, payload: [UInt8](repeating: 0x61, count: messageSize), pipeline: pipeline,
                                partitions: partitions, perConnection: count.map { ($0 + connections - 1) / connections },
+                               ratePerConnection: rate.map { Double($0) / Double(connections) },
                                deadline: ContinuousClock.now.advanced(by: .milliseconds(Int(duration * 1000))))
         let connectionsMade = try (0..<connections).map { _ in try server.connect() }
         return try BenchRunner.run(workers: connectionsMade.enumerated().map { index, connection in
@@ -67,12 +75,14 @@ struct Bench: ParsableCommand {
     func consume() throws -> BenchResult {
         let connectionsMade = try (0..<partitions).map { _ in try server.connect() }
         return try BenchRunner.run(workers: connectionsMade.enumerated().map { partition, connection in
-            { progress in try Self.drain(topic: topic, partition: Int32(partition), on: connection, progress: progress) }
+            { progress in try Self.drain(topic: topic, partition: Int32(partition), verify: verifyChecksums,
+                                          on: connection, progress: progress) }
         })
     }
 
     /// Reads a partition from 0 to its end with 1 MiB gets; latency per get.
-    static func drain(topic: String, partition: Int32, on connection: WireConnection, progress: Progress) throws -> BenchResult {
+    static func drain(topic: String, partition: Int32, verify: Bool, on connection: WireConnection,
+                      progress: Progress) throws -> BenchResult {
         var result = BenchResult()
         var offset: Int64 = 0
         var opaque: Int32 = 1
@@ -83,17 +93,44 @@ struct Bench: ParsableCommand {
             result.record(since: started)
             opaque &+= 1
             guard case .value(let value) = answer else { return result }
-            var records = RecordIterator(value.body, baseOffset: offset)
-            var read = 0
-            while case .message(let message)? = records.next() {
-                read += 1
-                result.bytes += message.data.count
-            }
+            let (read, payloadBytes, consumed) = verify ? walkVerifying(value.body, offset: offset) : walkHeaders(value.body)
             result.messages += read
+            result.bytes += payloadBytes
             progress.count.add(read, ordering: .relaxed)
-            guard records.consumedBytes > 0 else { return result }
-            offset += Int64(records.consumedBytes)
+            guard consumed > 0 else { return result }
+            offset += Int64(consumed)
         }
+    }
+}
+
+extension Bench {
+    /// Messages, payload bytes and whole-record bytes of a `get` answer, walking record headers only.
+    static func walkHeaders(_ body: [UInt8]) -> (messages: Int, payloadBytes: Int, consumed: Int) {
+        body.withUnsafeBytes { raw in
+            var position = 0
+            var messages = 0
+            var payload = 0
+            while raw.count - position >= Record.headerSize {
+                let length = Int(Int32(bigEndian: raw.loadUnaligned(fromByteOffset: position, as: Int32.self)))
+                guard length >= 0, raw.count - position - Record.headerSize >= length else { break }
+                position += Record.headerSize + length
+                messages += 1
+                payload += length
+            }
+            return (messages, payload, position)
+        }
+    }
+
+    /// The same, checking every record's checksum as a consumer does.
+    static func walkVerifying(_ body: [UInt8], offset: Int64) -> (messages: Int, payloadBytes: Int, consumed: Int) {
+        var records = RecordIterator(body, baseOffset: offset)
+        var messages = 0
+        var payload = 0
+        while case .message(let message)? = records.next() {
+            messages += 1
+            payload += message.data.count
+        }
+        return (messages, payload, records.consumedBytes)
     }
 }
 
@@ -105,37 +142,68 @@ struct ProducePlan: Sendable {
     let pipeline: Int
     let partitions: Int
     let perConnection: Int?
+    /// Puts per second this connection may send (nil: as fast as the window allows).
+    let ratePerConnection: Double?
     let deadline: ContinuousClock.Instant
 
     func run(on connection: WireConnection, worker: Int, progress: Progress) throws -> BenchResult {
         var result = BenchResult()
         var inFlight: [Int32: ContinuousClock.Instant] = [:]
+        inFlight.reserveCapacity(pipeline * 2)
         var sent = 0
         var opaque = Int32.min
         let checksum = CRC32.metaqChecksum(payload)
+        var out: [UInt8] = []
+        out.reserveCapacity(min(pipeline, 4096) * (payload.count + 64))
         func more() -> Bool { perConnection.map { sent < $0 } ?? (ContinuousClock.now < deadline) }
+        let begin = ContinuousClock.now
+        func elapsed() -> Double {
+            let d = begin.duration(to: .now).components
+            return Double(d.seconds) + Double(d.attoseconds) / 1e18
+        }
+        /// Puts the schedule allows by now (all of them without --rate).
+        func allowed() -> Int { ratePerConnection.map { Int(elapsed() * $0) + 1 } ?? Int.max }
         while true {
-            while inFlight.count < pipeline && more() {
+            // Every free slot of the window is refilled with one send.
+            out.removeAll(keepingCapacity: true)
+            let now = ContinuousClock.now
+            let limit = allowed()
+            while inFlight.count < pipeline && sent < limit && more() {
                 let partition = Int32((worker + sent) % partitions)
-                try connection.send(.put(PutCommand(topic: topic, partition: partition, flag: 0, checksum: checksum,
-                                                    body: payload, opaque: opaque)))
-                inFlight[opaque] = ContinuousClock.now
+                Frame.put(PutCommand(topic: topic, partition: partition, flag: 0, checksum: checksum,
+                                     body: payload, opaque: opaque)).encode(into: &out)
+                inFlight[opaque] = now
                 opaque &+= 1
                 sent += 1
             }
+            if !out.isEmpty { try connection.sendRaw(out) }
+            if ratePerConnection != nil, inFlight.count < pipeline, more() {
+                // Paced: wait for answers at most 1 ms, then send what became due (puts go out in
+                // per-millisecond batches, never in a busy loop).
+                if inFlight.isEmpty {
+                    usleep(1000)
+                    continue
+                }
+                if !connection.waitReadable(milliseconds: 1) { continue }
+            }
             guard !inFlight.isEmpty else { return result }
-            guard case .result(let answer)? = try connection.receive(), let started = inFlight.removeValue(forKey: answer.opaque) else {
-                throw ValidationError("the broker closed the connection or answered out of protocol")
+            var answered = 0
+            let open = try connection.receiveAvailable { frame in
+                guard case .result(let answer) = frame, let started = inFlight.removeValue(forKey: answer.opaque) else {
+                    throw ValidationError("the broker answered out of protocol: \(frame)")
+                }
+                result.record(since: started)
+                answered += 1
+                if answer.code == StatusCode.success {
+                    result.messages += 1
+                    result.bytes += payload.count
+                } else {
+                    result.errors += 1
+                    if result.errors == 1 { FileHandle.standardError.write(Data("put failed: \(answer.code) \(answer.text)\n".utf8)) }
+                }
             }
-            result.record(since: started)
-            if answer.code == StatusCode.success {
-                result.messages += 1
-                result.bytes += payload.count
-                progress.count.add(1, ordering: .relaxed)
-            } else {
-                result.errors += 1
-                if result.errors == 1 { FileHandle.standardError.write(Data("put failed: \(answer.code) \(answer.text)\n".utf8)) }
-            }
+            guard open else { throw ValidationError("the broker closed the connection or stopped answering") }
+            progress.count.add(answered, ordering: .relaxed)
         }
     }
 }

@@ -8,14 +8,14 @@ import StoreCore
 extension BrokerServer {
     func perform(_ action: BrokerMachine.Action) {
         switch action {
-        case .append(let token, let partition, let records): append(token, partition, records)
+        case .append(let token, let partition, let record): append(token, partition, record)
         case .read(let token, let partition, let offset, let maxBytes):
             let (read, slice) = stores.read(partition, offset: offset, maxBytes: maxBytes)
             if let slice { slices[token] = slice }
             handle(.read(token: token, read))
         case .nearestOffset(let token, let partition, let offset):
             handle(.nearestOffset(token: token, stores.log(partition)?.nearestOffset(offset) ?? 0))
-        case .reply(let connection, let response): write(Frame.result(response).encoded(), to: connection)
+        case .reply(let connection, let response): reply(response, to: connection)
         case .sendSlice(let connection, let token, let opaque):
             if let slice = slices.removeValue(forKey: token) { send(slice, opaque: opaque, to: connection) }
         case .persistIdReservation(let reservationMs):
@@ -24,23 +24,71 @@ extension BrokerServer {
             }
         case .collectStats(let token, _): handle(.statsCollected(token: token, snapshot()))
         case .sendConfigFile(let connection, let opaque): sendConfig(opaque: opaque, to: connection)
-        case .close(let connection): channels[connection]?.close(promise: nil)
+        case .close(let id):
+            guard let connection = connections[id] else { return }
+            flush(connection)
+            connection.channel.close(promise: nil)
         }
     }
 
-    func append(_ token: UInt64, _ partition: TopicPartition, _ records: [UInt8]) {
-        let now = Clocks.monotonic()
+    /// Stages the record; it is written at the end of the tick and answered then (threshold
+    /// policy) or after the sync that covers it (group commit).
+    func append(_ token: UInt64, _ partition: TopicPartition, _ record: BrokerMachine.AppendRecord) {
         do {
-            let log = try stores.logCreatingIfNeeded(partition, now: now)
-            let outcome = try log.append(records: records, ticket: token, now: now)
+            let log: PartitionLog
+            if let last = lastLog, last.partition == partition {
+                log = last.log
+            } else {
+                log = try stores.logCreatingIfNeeded(partition, now: Clocks.monotonic())
+                lastLog = (partition, log)
+            }
+            let outcome = try log.stage(msgId: record.msgId, flag: record.flag, payload: record.payload,
+                                    checksum: record.verifiedChecksum, ticket: token)
             if outcome.acknowledged {
-                handle(.appended(token: token, .success(outcome.offset)))
+                awaitingWrite.append((token, outcome.offset, log))
             } else {
                 awaitingSync[token] = outcome.offset
             }
-            scheduleSync(partition)
+            if !dirtyLogs.contains(where: { $0.log === log }) { dirtyLogs.append((partition, log)) }
         } catch {
             handle(.appended(token: token, .failure(.init("\(error)"))))
+            if let log = stores.log(partition), log.isFailed, !dirtyLogs.contains(where: { $0.log === log }) {
+                dirtyLogs.append((partition, log))
+            }
+        }
+    }
+
+    /// Writes each touched log once, answers the appends that needed only the write, starts the
+    /// syncs that are due, and flushes every connection that has replies.
+    func endOfTick() {
+        endOfTickScheduled = false
+        while !dirtyLogs.isEmpty || !awaitingWrite.isEmpty {
+            let logs = dirtyLogs
+            dirtyLogs.removeAll(keepingCapacity: true)
+            for (partition, log) in logs {
+                do { try log.flushWrites() } catch {
+                    logger.critical("write failed: the partition refuses writes until restarted",
+                                    metadata: ["partition": "\(partition)", "error": "\(error)"])
+                }
+            }
+            let written = awaitingWrite
+            awaitingWrite.removeAll(keepingCapacity: true)
+            for (token, offset, log) in written {
+                handle(.appended(token: token, log.isFailed ? .failure(.init("write failed")) : .success(offset)))
+            }
+            for (partition, log) in logs {
+                if log.isFailed { abandon(log) } else { scheduleSync(partition) }
+            }
+        }
+        let touched = dirtyConnections
+        dirtyConnections.removeAll(keepingCapacity: true)
+        for connection in touched { flush(connection) }
+    }
+
+    /// Answers the group-commit appends of a failed log with an error.
+    func abandon(_ log: PartitionLog) {
+        for ticket in log.abandonPendingAppends() where awaitingSync.removeValue(forKey: ticket) != nil {
+            handle(.appended(token: ticket, .failure(.init("log failed: \(log.directory)"))))
         }
     }
 
@@ -49,7 +97,11 @@ extension BrokerServer {
     func scheduleSync(_ partition: TopicPartition) {
         guard let log = stores.log(partition), !syncing.contains(partition) else { return }
         let now = Clocks.monotonic()
-        if log.syncDue(now: now), let batch = log.beginSync() {
+        if log.syncDue(now: now) {
+            guard let batch = log.beginSync() else {
+                if log.isFailed { abandon(log) }
+                return
+            }
             syncing.insert(partition)
             let work = SyncWork(batch: batch)
             syncQueue.async {
@@ -62,12 +114,14 @@ extension BrokerServer {
             loop.scheduleTask(in: .nanoseconds(delay)) {
                 self.timerArmed.remove(partition)
                 self.scheduleSync(partition)
+                self.scheduleEndOfTick()
             }
         }
     }
 
     func finishSync(_ partition: TopicPartition, _ batch: SyncBatch, _ result: Result<Void, any Error>) {
         syncing.remove(partition)
+        defer { scheduleEndOfTick() }
         guard let log = stores.log(partition) else { return }
         switch result {
         case .success:
@@ -83,36 +137,67 @@ extension BrokerServer {
                 handle(.appended(token: ticket, .failure(.init("sync failed: \(storageError)"))))
             }
         }
-        scheduleSync(partition)
+        // Appends staged while this sync ran are written by the end of the tick, then synced.
+        if !dirtyLogs.contains(where: { $0.log === log }) { dirtyLogs.append((partition, log)) }
     }
 
-    func write(_ bytes: [UInt8], to connection: ConnectionID) {
-        guard let channel = channels[connection] else { return }
-        var buffer = channel.allocator.buffer(capacity: bytes.count)
-        buffer.writeBytes(bytes)
-        channel.writeAndFlush(buffer, promise: nil)
+    /// Buffers a reply; the connection is flushed at the end of the tick.
+    func reply(_ response: ResultResponse, to id: ConnectionID) {
+        guard let connection = connections[id] else { return }
+        scratch.removeAll(keepingCapacity: true)
+        Frame.result(response).encode(into: &scratch)
+        connection.out.writeBytes(scratch)
+        markDirty(connection)
+    }
+
+    func write(_ bytes: [UInt8], to id: ConnectionID) {
+        guard let connection = connections[id] else { return }
+        connection.out.writeBytes(bytes)
+        markDirty(connection)
+    }
+
+    func markDirty(_ connection: Connection) {
+        guard !connection.isDirty else { return }
+        connection.isDirty = true
+        dirtyConnections.append(connection)
+        scheduleEndOfTick()
+    }
+
+    /// Hands buffered replies to the channel (keeping their order with sendfile regions) and flushes.
+    func flush(_ connection: Connection) {
+        connection.isDirty = false
+        guard connection.isOpen else { return }
+        moveOutToChannel(connection)
+        connection.channel.flush()
+    }
+
+    func moveOutToChannel(_ connection: Connection) {
+        guard connection.out.readableBytes > 0 else { return }
+        let buffer = connection.out
+        connection.out = connection.channel.allocator.buffer(capacity: 4096)
+        connection.channel.write(buffer, promise: nil)
     }
 
     /// `value <n> <opaque>␍␊` and then the bytes straight from the segment file (sendfile).
-    func send(_ slice: LogSlice, opaque: Int32, to connection: ConnectionID) {
-        guard let channel = channels[connection] else { return }
+    func send(_ slice: LogSlice, opaque: Int32, to id: ConnectionID) {
+        guard let connection = connections[id] else { return }
         var header: [UInt8] = []
         ValueResponse.appendHeader(to: &header, bodyLength: slice.count, opaque: opaque)
         let fd = Glibc.open(slice.segmentPath, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
             logger.error("cannot open segment for a get", metadata: ["path": "\(slice.segmentPath)", "errno": "\(errno)"])
-            channel.close(promise: nil)
+            connection.channel.close(promise: nil)
             return
         }
         let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
         let region = FileRegion(fileHandle: handle, readerIndex: Int(slice.filePosition),
                                 endIndex: Int(slice.filePosition) + slice.count)
-        var buffer = channel.allocator.buffer(capacity: header.count)
-        buffer.writeBytes(header)
-        channel.write(buffer, promise: nil)
-        let promise = channel.eventLoop.makePromise(of: Void.self)
+        connection.out.writeBytes(header)
+        moveOutToChannel(connection)
+        let promise = connection.channel.eventLoop.makePromise(of: Void.self)
         promise.futureResult.assumeIsolated().whenComplete { _ in try? handle.close() }
-        channel.writeAndFlush(region, promise: promise)
+        connection.channel.write(region, promise: promise)
+        markDirty(connection)
     }
 
     func sendConfig(opaque: Int32, to connection: ConnectionID) {
@@ -141,7 +226,7 @@ extension BrokerServer {
             }
         }
         return StatsSnapshot(pid: Int(getpid()), uptimeSeconds: Clocks.monotonic().milliseconds(since: startedAt) / 1000,
-                             threads: Self.threadCount(), currentConnections: channels.count, configChecksum: configChecksum, isSlave: false,
+                             threads: Self.threadCount(), currentConnections: connections.count, configChecksum: configChecksum, isSlave: false,
                              partitions: partitions, configuredTopics: topics, topicFlags: flags)
     }
 }

@@ -10,6 +10,8 @@ public final class WireConnection {
 
     let fd: Int32
     var decoder = FrameDecoder(limits: .init(maxLineBytes: 4096, maxBodyBytes: 64 << 20))
+    /// Receive buffer, reused by every `recv`.
+    var chunk = [UInt8](repeating: 0, count: 256 << 10)
     public let host: String
     public let port: Int
 
@@ -50,13 +52,40 @@ public final class WireConnection {
 
     /// The next frame; nil when the broker closed the connection or nothing came within the timeout.
     public func receive() throws -> Frame? {
-        var chunk = [UInt8](repeating: 0, count: 65536)
         while true {
             if let frame = try decoder.next() { return frame }
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { return nil }
-            decoder.feed(chunk[0..<n])
+            guard readOnce() else { return nil }
         }
+    }
+
+    /// Calls `body` with every frame already received, reading from the socket (once, blocking)
+    /// only when none is buffered. False when the broker closed the connection or nothing came
+    /// within the timeout. Pipelining clients use this to take many answers per system call.
+    public func receiveAvailable(_ body: (Frame) throws -> Void) throws -> Bool {
+        var any = false
+        while true {
+            while let frame = try decoder.next() {
+                any = true
+                try body(frame)
+            }
+            if any { return true }
+            guard readOnce() else { return false }
+        }
+    }
+
+    /// Whether a frame is buffered or bytes arrive within `milliseconds` (poll), so a caller
+    /// with its own schedule (a rate-limited load generator) is not stuck in `recv`.
+    public func waitReadable(milliseconds: Int32) -> Bool {
+        if decoder.bufferedByteCount > 0 { return true }
+        var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        return poll(&descriptor, 1, milliseconds) > 0
+    }
+
+    private func readOnce() -> Bool {
+        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        guard n > 0 else { return false }
+        chunk.withUnsafeBytes { decoder.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        return true
     }
 
     /// Sends `frame` and waits for the answer carrying its opaque.

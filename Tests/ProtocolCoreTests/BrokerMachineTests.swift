@@ -33,7 +33,8 @@ struct BrokerMachineTests {
     @Test func putAppendsThenAnswersWithIdPartitionOffset() throws {
         var broker = machine()
         let actions = broker.handle(.request(c1, try put("put test 0 5 0 907060870 2", "hello")), nowMs: now)
-        guard case .append(let token, let target, let records)? = actions.last else { Issue.record("\(actions)"); return }
+        guard case .append(let token, let target, let record)? = actions.last else { Issue.record("\(actions)"); return }
+        let records = record.encoded
         #expect(target == TopicPartition("test", 0))
         #expect(actions.first == .persistIdReservation(now + 60_000), "the first id needs a reservation")
         let header = records.withUnsafeBytes { Record.parse($0, at: 0) }
@@ -44,6 +45,21 @@ struct BrokerMachineTests {
         #expect(replyBytes(reply) == "result 200 \("\(h.msgId) 0 0".utf8.count) 2\r\n\(h.msgId) 0 0")
         #expect(broker.pendingCount == 0)
         #expect(broker.partitionsWithData.contains(TopicPartition("test", 0)))
+    }
+
+    /// A checksum the machine verified travels with the record, so the store does not compute it
+    /// again; without one (old client, or -1) the store computes it (§1.4.1).
+    @Test func aVerifiedChecksumTravelsWithTheRecord() throws {
+        var broker = machine()
+        let checked = broker.handle(.request(c1, try put("put test 0 5 0 907060870 2", "hello")), nowMs: now)
+        guard case .append(_, _, let record)? = checked.last else { Issue.record("\(checked)"); return }
+        #expect(record.verifiedChecksum == 907060870)
+        #expect(record.verifiedChecksum == CRC32.metaqChecksum(Array("hello".utf8)))
+        for line in ["put test 0 5 0 -1 3", "put test 0 5 0 4"] {
+            let unchecked = broker.handle(.request(c1, try put(line, "hello")), nowMs: now)
+            guard case .append(_, _, let record)? = unchecked.last else { Issue.record("\(unchecked)"); return }
+            #expect(record.verifiedChecksum == nil, "\(line)")
+        }
     }
 
     @Test func putErrorsCarryTheOriginalTexts() throws {

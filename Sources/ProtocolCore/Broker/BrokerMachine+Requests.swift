@@ -4,11 +4,11 @@ extension BrokerMachine {
         "Put message to [broker '\(settings.brokerURI)'] [partition '\(partition)'] failed.Detail:"
     }
 
-    mutating func handlePut(_ put: PutCommand, from connection: ConnectionID, nowMs: Int64) -> [Action] {
+    mutating func handlePut(_ put: PutCommand, from connection: ConnectionID, nowMs: Int64, into out: inout [Action]) {
         statsCounters.cmdPut += 1
-        func fail(_ code: Int32, _ text: String) -> [Action] {
+        func fail(_ code: Int32, _ text: String) {
             statsCounters.putFailed += 1
-            return [.reply(connection, ResultResponse(code: code, text: text, opaque: put.opaque))]
+            out.append(.reply(connection, ResultResponse(code: code, text: text, opaque: put.opaque)))
         }
         let requested = TopicPartition(put.topic, put.partition)
         if let key = put.transactionKey {
@@ -27,67 +27,76 @@ extension BrokerMachine {
         if closedPartitions.contains(target) {
             return fail(StatusCode.forbidden, putPrefix(target) + "partition[\(settings.brokerId)-\(partition)] has been closed")
         }
-        if put.requiresChecksumCheck, let checksum = put.checksum, CRC32.metaqChecksum(put.body) != checksum {
-            return fail(StatusCode.internalServerError, putPrefix(target)
-                        + "Checksum failure,message may be corrupted when transfering on networking.")
+        var verified: Int32?
+        if put.requiresChecksumCheck, let checksum = put.checksum {
+            guard CRC32.metaqChecksum(put.body) == checksum else {
+                return fail(StatusCode.internalServerError, putPrefix(target)
+                            + "Checksum failure,message may be corrupted when transfering on networking.")
+            }
+            verified = checksum
         }
         let issue = ids.next(nowMs: nowMs)
-        var actions: [Action] = []
-        if let reservation = issue.reservationToPersistMs { actions.append(.persistIdReservation(reservation)) }
+        if let reservation = issue.reservationToPersistMs { out.append(.persistIdReservation(reservation)) }
         let token = token(for: .put(connection, opaque: put.opaque, msgId: issue.id, target))
-        actions.append(.append(token: token, target, records: Record.encode(msgId: issue.id, flag: put.flag, payload: put.body)))
-        return actions
+        out.append(.append(token: token, target, AppendRecord(msgId: issue.id, flag: put.flag, payload: put.body,
+                                                                verifiedChecksum: verified)))
     }
 
-    mutating func completePut(_ token: UInt64, _ result: Result<Int64, StoreFailure>) -> [Action] {
-        guard case .put(let connection, let opaque, let msgId, let target)? = pending.removeValue(forKey: token) else { return [] }
+    mutating func completePut(_ token: UInt64, _ result: Result<Int64, StoreFailure>, into out: inout [Action]) {
+        guard case .put(let connection, let opaque, let msgId, let target)? = pending.removeValue(forKey: token) else { return }
         switch result {
         case .success(let offset):
-            partitionsWithData.insert(target)
-            return [.reply(connection, ResultResponse(code: StatusCode.success,
-                                                      text: "\(msgId) \(target.partition) \(offset)", opaque: opaque))]
+            if !partitionsWithData.contains(target) { partitionsWithData.insert(target) }
+            // `<msgId> <partition> <offset>` (§1.4.1), built without going through String.
+            var body: [UInt8] = []
+            body.reserveCapacity(48)
+            body.appendDecimal(msgId)
+            body.appendDecimalToken(Int64(target.partition))
+            body.appendDecimalToken(offset)
+            out.append(.reply(connection, ResultResponse(code: StatusCode.success, body: body, opaque: opaque)))
         case .failure(let failure):
             statsCounters.putFailed += 1
-            return [.reply(connection, ResultResponse(code: StatusCode.internalServerError,
-                                                      text: putPrefix(target) + failure.message, opaque: opaque))]
+            out.append(.reply(connection, ResultResponse(code: StatusCode.internalServerError,
+                                                         text: putPrefix(target) + failure.message, opaque: opaque)))
         }
     }
 
     /// §1.4.2 in the original's order: closed → 403, no log → 404, bad maxSize → 400, then read.
-    mutating func handleGet(_ get: GetCommand, from connection: ConnectionID) -> [Action] {
+    mutating func handleGet(_ get: GetCommand, from connection: ConnectionID, into out: inout [Action]) {
         statsCounters.cmdGet += 1
         let target = TopicPartition(get.topic, get.partition)
         if closedPartitions.contains(target) {
-            return [reply(connection, StatusCode.forbidden, "Partition[\(settings.brokerId)-\(get.partition)] has been closed", get.opaque)]
+            return out.append(reply(connection, StatusCode.forbidden,
+                                    "Partition[\(settings.brokerId)-\(get.partition)] has been closed", get.opaque))
         }
         guard partitionsWithData.contains(target) else {
             statsCounters.getMiss += 1
-            return [notExists(target, connection, get.opaque)]
+            return out.append(notExists(target, connection, get.opaque))
         }
         guard get.maxSize > 0 else {
-            return [reply(connection, StatusCode.badRequest, "Bad request,invalid max size:\(get.maxSize)", get.opaque)]
+            return out.append(reply(connection, StatusCode.badRequest, "Bad request,invalid max size:\(get.maxSize)", get.opaque))
         }
         let token = token(for: .get(connection, opaque: get.opaque, offset: get.offset))
         let maxBytes = Int(min(get.maxSize, settings.maxTransferSize))
-        return [.read(token: token, target, offset: get.offset, maxBytes: maxBytes)]
+        out.append(.read(token: token, target, offset: get.offset, maxBytes: maxBytes))
     }
 
-    mutating func completeGet(_ token: UInt64, _ read: PartitionRead) -> [Action] {
-        guard case .get(let connection, let opaque, let offset)? = pending.removeValue(forKey: token) else { return [] }
+    mutating func completeGet(_ token: UInt64, _ read: PartitionRead, into out: inout [Action]) {
+        guard case .get(let connection, let opaque, let offset)? = pending.removeValue(forKey: token) else { return }
         // §9: a 301 answer counts as `cmd_offset`, a 404 as `get_miss`.
-        func moved(_ to: Int64) -> [Action] {
+        func moved(_ to: Int64) {
             statsCounters.cmdOffset += 1
-            return [reply(connection, StatusCode.moved, "\(to)", opaque)]
+            out.append(reply(connection, StatusCode.moved, "\(to)", opaque))
         }
         switch read {
-        case .slice: return [.sendSlice(connection, token: token, opaque: opaque)]
-        case .belowMinimum(let minOffset): return moved(minOffset)
+        case .slice: out.append(.sendSlice(connection, token: token, opaque: opaque))
+        case .belowMinimum(let minOffset): moved(minOffset)
         // Our extension: a read inside an isolated damaged range moves the consumer past it.
-        case .damaged(let resumeAt): return moved(resumeAt)
+        case .damaged(let resumeAt): moved(resumeAt)
         case .atOrBeyondEnd(let maxOffset):
             if offset > maxOffset && (settings.updateConsumerOffsets || offset == Int64.max) { return moved(maxOffset) }
             statsCounters.getMiss += 1
-            return [reply(connection, StatusCode.notFound, "Could not find message at position \(offset)", opaque)]
+            out.append(reply(connection, StatusCode.notFound, "Could not find message at position \(offset)", opaque))
         }
     }
 

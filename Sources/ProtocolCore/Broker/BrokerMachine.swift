@@ -43,8 +43,8 @@ public struct BrokerMachine {
     }
 
     public enum Action: Equatable, Sendable {
-        /// Create the partition's log if needed and append these records.
-        case append(token: UInt64, TopicPartition, records: [UInt8])
+        /// Create the partition's log if needed and append this record.
+        case append(token: UInt64, TopicPartition, AppendRecord)
         case read(token: UInt64, TopicPartition, offset: Int64, maxBytes: Int)
         case nearestOffset(token: UInt64, TopicPartition, offset: Int64)
         case reply(ConnectionID, ResultResponse)
@@ -59,6 +59,26 @@ public struct BrokerMachine {
         /// bytes of `server.ini`.
         case sendConfigFile(ConnectionID, opaque: Int32)
         case close(ConnectionID)
+    }
+
+    /// One message record to append: the runtime encodes it straight into the log (§1.5).
+    public struct AppendRecord: Equatable, Sendable {
+        public var msgId: Int64
+        public var flag: Int32
+        public var payload: [UInt8]
+        /// The payload's record checksum when the put carried one that was verified (§1.4.1),
+        /// so the store need not compute it again.
+        public var verifiedChecksum: Int32?
+
+        public init(msgId: Int64, flag: Int32, payload: [UInt8], verifiedChecksum: Int32? = nil) {
+            self.msgId = msgId
+            self.flag = flag
+            self.payload = payload
+            self.verifiedChecksum = verifiedChecksum
+        }
+
+        /// The record's bytes as they will be stored.
+        public var encoded: [UInt8] { Record.encode(msgId: msgId, flag: flag, payload: payload) }
     }
 
     /// Why the store could not take an append.
@@ -97,10 +117,27 @@ public struct BrokerMachine {
 
     /// Handles one event at wall-clock time `nowMs` (message ids take their time from it).
     public mutating func handle(_ event: Event, nowMs: Int64) -> [Action] {
+        var actions: [Action] = []
+        handle(event, nowMs: nowMs, into: &actions)
+        return actions
+    }
+
+    /// `handle(_:nowMs:)` appending to the caller's array, so a runtime can reuse one buffer for
+    /// every event (no allocation per request on the hot path).
+    public mutating func handle(_ event: Event, nowMs: Int64, into actions: inout [Action]) {
+        switch event {
+        case .request(let connection, .put(let put)): handlePut(put, from: connection, nowMs: nowMs, into: &actions)
+        case .request(let connection, .get(let get)): handleGet(get, from: connection, into: &actions)
+        case .appended(let token, let result): completePut(token, result, into: &actions)
+        case .read(let token, let read): completeGet(token, read, into: &actions)
+        default: actions.append(contentsOf: handleOther(event, nowMs: nowMs))
+        }
+    }
+
+    private mutating func handleOther(_ event: Event, nowMs: Int64) -> [Action] {
         switch event {
         case .request(let connection, let frame): return handleRequest(frame, from: connection, nowMs: nowMs)
-        case .appended(let token, let result): return completePut(token, result)
-        case .read(let token, let read): return completeGet(token, read)
+        case .appended, .read: return []
         case .nearestOffset(let token, let offset): return completeOffset(token, offset)
         case .statsCollected(let token, let snapshot): return completeStats(token, snapshot)
         case .connectionClosed(let connection):
@@ -114,8 +151,7 @@ public struct BrokerMachine {
 
     private mutating func handleRequest(_ frame: Frame, from connection: ConnectionID, nowMs: Int64) -> [Action] {
         switch frame {
-        case .put(let put): return handlePut(put, from: connection, nowMs: nowMs)
-        case .get(let get): return handleGet(get, from: connection)
+        case .put, .get: return []  // handled in `handle(_:nowMs:into:)`
         case .offset(let command): return handleOffset(command, from: connection)
         case .version(let command):
             return [.reply(connection, ResultResponse(code: StatusCode.success, text: settings.version,

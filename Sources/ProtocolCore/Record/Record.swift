@@ -19,12 +19,31 @@ public enum Record {
     public static func append(
         to buffer: inout [UInt8], msgId: Int64, flag: Int32, payload: some Collection<UInt8>
     ) {
+        append(to: &buffer, msgId: msgId, flag: flag, payload: payload, checksum: CRC32.metaqChecksum(payload))
+    }
+
+    /// `append(to:msgId:flag:payload:)` with the payload's checksum already known
+    /// (`CRC32.metaqChecksum(payload)`, e.g. verified against a put's checksum).
+    public static func append(
+        to buffer: inout [UInt8], msgId: Int64, flag: Int32, payload: some Collection<UInt8>, checksum: Int32
+    ) {
         precondition(payload.count <= Int(Int32.max), "record payload exceeds Int32.max bytes")
         buffer.appendBigEndian(Int32(payload.count))
-        buffer.appendBigEndian(CRC32.metaqChecksum(payload))
+        buffer.appendBigEndian(checksum)
         buffer.appendBigEndian(msgId)
         buffer.appendBigEndian(flag)
         buffer.append(contentsOf: payload)
+    }
+
+    /// `append(to:msgId:flag:payload:checksum:)` for an array payload: not generic, so callers in
+    /// other modules (the log's staging buffer) get a direct call and a single memcpy.
+    public static func append(to buffer: inout [UInt8], msgId: Int64, flag: Int32, payload: [UInt8], checksum: Int32) {
+        precondition(payload.count <= Int(Int32.max), "record payload exceeds Int32.max bytes")
+        buffer.appendBigEndian(Int32(payload.count))
+        buffer.appendBigEndian(checksum)
+        buffer.appendBigEndian(msgId)
+        buffer.appendBigEndian(flag)
+        payload.withUnsafeBufferPointer { buffer.append(contentsOf: $0) }
     }
 
     /// The size a record with `payloadCount` payload bytes takes.

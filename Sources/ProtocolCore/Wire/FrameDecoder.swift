@@ -72,16 +72,21 @@ public struct FrameDecoder {
 
     /// The bytes of the next line without its CR LF, or nil if it has not fully arrived.
     private mutating func takeLine() throws(WireError) -> ArraySlice<UInt8>? {
-        var i = max(scanIndex, readIndex)
+        let from = max(scanIndex, readIndex)
         let end = buffer.count
-        while i + 1 < end {
-            if buffer[i] == 0x0D && buffer[i + 1] == 0x0A {
-                let line = buffer[readIndex..<i]
-                readIndex = i + 2
-                scanIndex = readIndex
-                return line
+        let crlf: Int? = buffer.withUnsafeBufferPointer { bytes in
+            var i = from
+            while i + 1 < end {
+                if bytes[i] == 0x0D && bytes[i + 1] == 0x0A { return i }
+                i += 1
             }
-            i += 1
+            return nil
+        }
+        if let i = crlf {
+            let line = buffer[readIndex..<i]
+            readIndex = i + 2
+            scanIndex = readIndex
+            return line
         }
         scanIndex = max(readIndex, end - 1)
         if end - readIndex > limits.maxLineBytes {
@@ -90,9 +95,13 @@ public struct FrameDecoder {
         return nil
     }
 
+    /// A drained buffer keeps its storage up to this size (a consumer fetching 1 MiB slices
+    /// would otherwise regrow it for every answer); a larger one is released.
+    static let retainedCapacity = 4 << 20
+
     private mutating func compactIfWorthwhile() {
         if readIndex == buffer.count {
-            buffer.removeAll(keepingCapacity: buffer.capacity <= 1 << 20)
+            buffer.removeAll(keepingCapacity: buffer.capacity <= Self.retainedCapacity)
             readIndex = 0
             scanIndex = 0
         } else if readIndex >= 64 * 1024 && readIndex * 2 >= buffer.count {

@@ -45,7 +45,7 @@ extension PutCommand {
         if let checksum { out.appendDecimalToken(Int64(checksum)) }
         if let transactionKey { out.appendToken(transactionKey) }
         out.appendDecimalToken(Int64(opaque))
-        out.append(contentsOf: [0x0D, 0x0A])
+        out.appendCRLF()
         out.append(contentsOf: body)
     }
 }
@@ -61,7 +61,7 @@ extension StatsCommand {
         } else if let item {
             out.appendToken(item)
         }
-        out.append(contentsOf: [0x0D, 0x0A])
+        out.appendCRLF()
     }
 }
 
@@ -74,21 +74,28 @@ extension TransactionCommand {
         if let timeoutSeconds { out.appendDecimalToken(Int64(timeoutSeconds)) }
         if let uniqueQualifier { out.appendToken(uniqueQualifier) }
         out.appendDecimalToken(Int64(opaque))
-        out.append(contentsOf: [0x0D, 0x0A])
+        out.appendCRLF()
     }
 }
 
 extension ResultResponse {
     /// `result <code> <bodyLength> <opaque>␍␊`.
     public static func appendHeader(to out: inout [UInt8], code: Int32, bodyLength: Int, opaque: Int32) {
-        out.appendLine(["result"], numbers: [Int64(code), Int64(bodyLength), Int64(opaque)])
+        out.append(contentsOf: "result".utf8)
+        out.appendDecimalToken(Int64(code))
+        out.appendDecimalToken(Int64(bodyLength))
+        out.appendDecimalToken(Int64(opaque))
+        out.appendCRLF()
     }
 }
 
 extension ValueResponse {
     /// `value <totalLength> <opaque>␍␊` — what precedes a slice sent straight from a segment file.
     public static func appendHeader(to out: inout [UInt8], bodyLength: Int, opaque: Int32) {
-        out.appendLine(["value"], numbers: [Int64(bodyLength), Int64(opaque)])
+        out.append(contentsOf: "value".utf8)
+        out.appendDecimalToken(Int64(bodyLength))
+        out.appendDecimalToken(Int64(opaque))
+        out.appendCRLF()
     }
 }
 
@@ -99,7 +106,13 @@ extension Array where Element == UInt8 {
             append(contentsOf: word.utf8)
         }
         for n in numbers { appendDecimalToken(n) }
-        append(contentsOf: [0x0D, 0x0A])
+        appendCRLF()
+    }
+
+    @inline(__always)
+    mutating func appendCRLF() {
+        append(0x0D)
+        append(0x0A)
     }
 
     mutating func appendToken(_ word: String) {
@@ -114,17 +127,22 @@ extension Array where Element == UInt8 {
     }
 
     mutating func appendDecimal(_ n: Int64) {
-        if n < 0 { append(0x2D) }
-        // Magnitude as UInt64 so Int64.min does not overflow.
+        // Magnitude as UInt64 so Int64.min does not overflow; digits are written backwards into
+        // a stack buffer and appended with one copy.
         var m = n < 0 ? UInt64(bitPattern: 0 &- n) : UInt64(n)
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { d in
-            var count = 0
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        Swift.withUnsafeMutableBytes(of: &digits) { d in
+            var i = d.count
             repeat {
-                d[count] = UInt8(truncatingIfNeeded: m % 10) &+ 0x30
+                i -= 1
+                d[i] = UInt8(truncatingIfNeeded: m % 10) &+ 0x30
                 m /= 10
-                count += 1
             } while m > 0
-            for i in stride(from: count - 1, through: 0, by: -1) { append(d[i]) }
+            if n < 0 {
+                i -= 1
+                d[i] = 0x2D
+            }
+            append(contentsOf: UnsafeRawBufferPointer(rebasing: d[i...]))
         }
     }
 }

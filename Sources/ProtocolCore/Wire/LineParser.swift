@@ -12,7 +12,7 @@ enum LineParser {
         guard let first = line.first else { throw unknown(line) }
         switch first {
         case UInt8(ascii: "p"):
-            guard t.text(0) == "put" else { throw unknown(line) }
+            guard t.equals(0, "put") else { throw unknown(line) }
             return .needsBody(try parsePut(t, limits: limits))
         case UInt8(ascii: "g"): return .complete(.get(try parseGet(t)))
         case UInt8(ascii: "o"): return .complete(.offset(try parseOffset(t)))
@@ -20,11 +20,11 @@ enum LineParser {
         case UInt8(ascii: "t"): return .complete(.transaction(try parseTransaction(t)))
         case UInt8(ascii: "r"): return .needsBody(try parseResult(t, limits: limits))
         case UInt8(ascii: "v"):
-            if t.text(0) == "value" { return .needsBody(try parseValue(t, limits: limits)) }
+            if t.equals(0, "value") { return .needsBody(try parseValue(t, limits: limits)) }
             // Any other `v…` token is a version command (§1.1).
             return .complete(.version(VersionCommand(opaque: t.count > 1 ? try t.int32(1) : nil)))
         case UInt8(ascii: "s"):
-            if t.text(0) == "stats" { return .complete(.stats(try parseStats(t))) }
+            if t.equals(0, "stats") { return .complete(.stats(try parseStats(t))) }
             // Any other `s…` token is decoded as sync (§1.1).
             return .needsBody(try parseSync(t, limits: limits))
         default:
@@ -131,34 +131,61 @@ enum LineParser {
 }
 
 /// The space-separated tokens of a line, as ranges into it (no copy until a token is used).
+/// The first `inlineCapacity` ranges live inline (no allocation for any real command line);
+/// a longer line spills the rest to an array.
 struct Tokens {
+    static let inlineCapacity = 12
     private let line: ArraySlice<UInt8>
-    private var ranges: [Range<Int>] = []
+    private var inline = InlineArray<12, Range<Int>>(repeating: 0..<0)
+    private var spilled: [Range<Int>] = []
+    private(set) var count = 0
 
     init(_ line: ArraySlice<UInt8>) {
         self.line = line
         var start = line.startIndex
-        for i in line.indices where line[i] == 0x20 {
-            ranges.append(start..<i)
-            start = i + 1
+        var lastNonEmpty = 0
+        line.withUnsafeBufferPointer { bytes in
+            let base = line.startIndex
+            for k in 0..<bytes.count where bytes[k] == 0x20 {
+                add(start..<(base + k))
+                if base + k > start { lastNonEmpty = count }
+                start = base + k + 1
+            }
         }
-        ranges.append(start..<line.endIndex)
-        while let last = ranges.last, last.isEmpty, ranges.count > 1 { ranges.removeLast() }
+        add(start..<line.endIndex)
+        if line.endIndex > start { lastNonEmpty = count }
+        // Java's split drops trailing empty tokens, but an all-empty line keeps one.
+        count = max(1, lastNonEmpty)
     }
 
-    var count: Int { ranges.count }
+    private mutating func add(_ range: Range<Int>) {
+        if count < Self.inlineCapacity { inline[count] = range } else { spilled.append(range) }
+        count += 1
+    }
+
+    private func range(_ i: Int) -> Range<Int> {
+        i < Self.inlineCapacity ? inline[i] : spilled[i - Self.inlineCapacity]
+    }
+
+    /// Whether token `i` is exactly `word` (ASCII), without making a String.
+    func equals(_ i: Int, _ word: StaticString) -> Bool {
+        guard i < count else { return false }
+        let token = line[range(i)]
+        guard token.count == word.utf8CodeUnitCount else { return false }
+        return word.withUTF8Buffer { w in token.elementsEqual(w) }
+    }
 
     func text(_ i: Int) -> String {
-        i < ranges.count ? String(decoding: line[ranges[i]], as: UTF8.self) : ""
+        i < count ? String(decoding: line[range(i)], as: UTF8.self) : ""
     }
 
     func startsLikeNumber(_ i: Int) -> Bool {
-        guard let c = line[ranges[i]].first else { return false }
+        guard let c = line[range(i)].first else { return false }
         return c == UInt8(ascii: "-") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c)
     }
 
     func isAllDigits(_ i: Int) -> Bool {
-        let bytes = line[ranges[i]]
+        let bytes = line[range(i)]
         return !bytes.isEmpty && bytes.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
     }
 
@@ -170,8 +197,8 @@ struct Tokens {
 
     /// Java `Long.parseLong` rules: optional sign, decimal digits, no overflow.
     func int64(_ i: Int) throws(WireError) -> Int64 {
-        guard i < ranges.count else { throw notANumber(i) }
-        var bytes = line[ranges[i]]
+        guard i < count else { throw notANumber(i) }
+        var bytes = line[range(i)]
         var negative = false
         if let c = bytes.first, c == UInt8(ascii: "-") || c == UInt8(ascii: "+") {
             negative = c == UInt8(ascii: "-")

@@ -28,9 +28,12 @@ extension PartitionLog {
         return lastSyncAt.adding(milliseconds: config.flushPolicy.unflushIntervalMs)
     }
 
-    /// The sync to run now, or nil if nothing is unsynced or a sync is already running.
+    /// The sync to run now, or nil if nothing is unsynced or a sync is already running. Staged
+    /// records are written first; if that write fails the log is failed and there is no batch
+    /// (the caller collects `abandonPendingAppends()`).
     public func beginSync() -> SyncBatch? {
         guard state == .open, inFlight == nil, hasUnsyncedData else { return nil }
+        do { try flushWrites() } catch { return nil }
         // Oldest first: a segment's bytes become durable no later than those of any later segment.
         let files = segments.filter { $0.end > syncedEnd }.map(\.file)
         let mark = lastRecordIsEmpty ? openMarkFile() : nil
@@ -88,6 +91,7 @@ extension PartitionLog {
     @discardableResult
     public func syncNow(now: Instant) throws(LogError) -> [UInt64] {
         try requireOpen()
+        try flushWrites()
         guard let batch = beginSync() else { return [] }
         do {
             try batch.perform()

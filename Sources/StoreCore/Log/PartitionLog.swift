@@ -7,6 +7,9 @@ import ProtocolCore
 /// A single-owner value: the runtime touches it from one serial executor only. Syncs are split
 /// into `beginSync` / `SyncBatch.perform` / `completeSync` so the fdatasync itself can run on a
 /// sync thread while the owner keeps appending (group commit, §2.4).
+///
+/// Properties touched on every append are `@exclusivity(unchecked)`: with one owner no two
+/// accesses can overlap, and the dynamic check cost a measurable share of an append.
 public final class PartitionLog {
     enum State: Equatable {
         case open
@@ -24,15 +27,15 @@ public final class PartitionLog {
     public let directory: String
     public let config: LogConfig
     let storage: any Storage
-    var segments: [Segment]
+    @exclusivity(unchecked) var segments: [Segment]
     var state: State = .open
     /// Everything below this offset is durable; readers see only this far (§2.3).
     var syncedEnd: Int64
     /// Appends not yet covered by a sync (MetaQ counts appends, not records or bytes).
-    var unflushedCount = 0
+    @exclusivity(unchecked) var unflushedCount = 0
     var lastSyncAt: Instant
     /// Group-commit appends waiting for a sync: (ticket, end offset), in offset order.
-    var waiters = Deque<(ticket: UInt64, end: Int64)>()
+    @exclusivity(unchecked) var waiters = Deque<(ticket: UInt64, end: Int64)>()
     var inFlight: InFlightSync?
     var nextSyncId: UInt64 = 1
     /// Bumped when a segment is created; the directory needs a sync until a batch covers it.
@@ -42,10 +45,13 @@ public final class PartitionLog {
     public internal(set) var damagedRanges: [Range<Int64>]
     public internal(set) var recoveryReport: RecoveryReport
     /// Records appended since the log was opened (plus those recovery scanned).
-    public internal(set) var recordCount: Int
+    @exclusivity(unchecked) public internal(set) var recordCount: Int
     /// Whether the last record written is empty: a sync ending there writes the `SyncedMark`.
-    var lastRecordIsEmpty: Bool
+    @exclusivity(unchecked) var lastRecordIsEmpty: Bool
     var markFile: (any StorageFile)?
+    /// Records staged for the last segment and not written to its file yet (its `size` counts
+    /// them). `flushWrites()` writes them in one call; syncs and rolls flush first.
+    @exclusivity(unchecked) var staged: [UInt8] = []
 
     init(directory: String, config: LogConfig, storage: any Storage, segments: [Segment],
          report: RecoveryReport, endsWithEmptyRecord: Bool, markFile: (any StorageFile)?, now: Instant) {
@@ -75,42 +81,100 @@ public final class PartitionLog {
     /// Appends waiting for a sync under group commit.
     public var pendingAcknowledgements: Int { waiters.count }
 
-    /// Appends whole records (one record, or a batch written contiguously, §2.4).
+    /// Appends whole records (one record, or a batch written contiguously, §2.4) and writes them
+    /// to the segment file before returning (with anything staged before them).
     ///
     /// - Parameter ticket: returned by `completeSync` once this append is durable (group commit).
     public func append(records: [UInt8], ticket: UInt64 = 0, now: Instant) throws(LogError) -> AppendOutcome {
         try requireOpen()
         let (recordsInBatch, endsEmpty) = try validateRecords(records)
+        try admitAppend()
+        staged.append(contentsOf: records)
+        return try finishAppend(records: recordsInBatch, bytes: records.count, endsEmpty: endsEmpty, ticket: ticket, writeNow: true)
+    }
+
+    /// Encodes and appends one message record, written to the file before returning.
+    public func append(msgId: Int64, flag: Int32, payload: [UInt8], ticket: UInt64 = 0,
+                       now: Instant) throws(LogError) -> AppendOutcome {
+        try stage(msgId: msgId, flag: flag, payload: payload, ticket: ticket, writeNow: true)
+    }
+
+    /// Encodes one message record into the staging buffer (no system call unless the buffer is
+    /// full). The caller batches: many `stage` calls, then one `flushWrites()`.
+    ///
+    /// An outcome that is `acknowledged` (`unflushThreshold > 0`) may be answered only after the
+    /// next `flushWrites()` succeeds: until then the bytes live in this process only. Under group
+    /// commit the ticket comes back from `completeSync` as usual (a sync flushes first).
+    ///
+    /// - Parameter checksum: `CRC32.metaqChecksum(payload)` when the caller already has it.
+    public func stage(msgId: Int64, flag: Int32, payload: [UInt8], checksum: Int32? = nil,
+                      ticket: UInt64 = 0) throws(LogError) -> AppendOutcome {
+        try stage(msgId: msgId, flag: flag, payload: payload, checksum: checksum, ticket: ticket, writeNow: false)
+    }
+
+    private func stage(msgId: Int64, flag: Int32, payload: [UInt8], checksum: Int32? = nil, ticket: UInt64,
+                       writeNow: Bool) throws(LogError) -> AppendOutcome {
+        try requireOpen()
+        guard payload.count <= config.maxRecordPayloadBytes else {
+            throw .recordTooLarge(payloadBytes: payload.count, limit: config.maxRecordPayloadBytes)
+        }
+        try admitAppend()
+        if staged.capacity == 0 { staged.reserveCapacity(Self.stagingBytes) }
+        Record.append(to: &staged, msgId: msgId, flag: flag, payload: payload,
+                      checksum: checksum ?? CRC32.metaqChecksum(payload))
+        return try finishAppend(records: 1, bytes: Record.size(payloadCount: payload.count), endsEmpty: payload.isEmpty,
+                                ticket: ticket, writeNow: writeNow || staged.count >= Self.stagingBytes)
+    }
+
+    /// Staged bytes beyond this are written at once, which bounds the buffer.
+    static let stagingBytes = 256 << 10
+
+    /// Checks that an append may start, and rolls the segment first when it is full.
+    private func admitAppend() throws(LogError) {
         if config.flushPolicy.isGroupCommit && waiters.count >= config.maxPendingAppends {
             throw .tooManyPendingAppends(limit: config.maxPendingAppends)
         }
         if segments[segments.count - 1].size >= config.maxSegmentSize { try roll() }
-        let last = segments[segments.count - 1]
-        let offset = last.end
-        do {
-            try last.file.write(records, at: last.size)
-        } catch {
-            throw .storage(Self.storageError(error, path: last.path))
-        }
-        last.size += Int64(records.count)
-        lastRecordIsEmpty = endsEmpty
-        unflushedCount += 1
-        recordCount += recordsInBatch
-        if config.flushPolicy.isGroupCommit {
-            waiters.append((ticket, last.end))
-            return AppendOutcome(offset: offset, acknowledged: false)
-        }
-        return AppendOutcome(offset: offset, acknowledged: true)
     }
 
-    /// Encodes and appends one message record.
-    public func append(msgId: Int64, flag: Int32, payload: [UInt8], ticket: UInt64 = 0,
-                       now: Instant) throws(LogError) -> AppendOutcome {
-        try append(records: Record.encode(msgId: msgId, flag: flag, payload: payload), ticket: ticket, now: now)
+    /// Bookkeeping once an append's `bytes` are at the end of `staged`.
+    private func finishAppend(records: Int, bytes: Int, endsEmpty: Bool, ticket: UInt64,
+                              writeNow: Bool) throws(LogError) -> AppendOutcome {
+        let last = segments[segments.count - 1]
+        let offset = last.end
+        last.size += Int64(bytes)
+        lastRecordIsEmpty = endsEmpty
+        unflushedCount += 1
+        recordCount += records
+        if config.flushPolicy.isGroupCommit { waiters.append((ticket, last.end)) }
+        if writeNow { try flushWrites() }
+        return AppendOutcome(offset: offset, acknowledged: !config.flushPolicy.isGroupCommit)
     }
+
+    /// Writes the staged records to the last segment in one call. On failure the log is failed
+    /// (what reached the file is unknown, so nothing more may be appended after it); the caller
+    /// answers the appends it staged with an error and collects `abandonPendingAppends()`.
+    public func flushWrites() throws(LogError) {
+        guard !staged.isEmpty else { return }
+        try requireOpen()
+        let last = segments[segments.count - 1]
+        let position = last.size - Int64(staged.count)
+        do {
+            try staged.withUnsafeBytes { try last.file.write($0, at: position) }
+        } catch {
+            let failure = Self.storageError(error, path: last.path)
+            state = .failed(failure)
+            throw .failed(failure)
+        }
+        staged.removeAll(keepingCapacity: true)
+    }
+
+    /// Bytes staged and not yet written.
+    public var stagedByteCount: Int { staged.count }
 
     /// Closes every segment file. The log is unusable afterwards.
     public func close() {
+        if state == .open { try? flushWrites() }
         for segment in segments { try? segment.file.close() }
         try? markFile?.close()
         state = .closed
@@ -162,6 +226,7 @@ public final class PartitionLog {
     /// almost all of it already. Group-commit appends it covers are acknowledged by the next
     /// `completeSync`, which the append that caused the roll makes due.
     private func roll() throws(LogError) {
+        try flushWrites()
         let last = segments[segments.count - 1]
         if last.end > syncedEnd || directoryGeneration != directorySyncedGeneration {
             do {

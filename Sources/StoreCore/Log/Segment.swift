@@ -6,7 +6,7 @@ final class Segment {
     let path: String
     var file: any StorageFile
     /// Bytes written, synced or not.
-    var size: Int64
+    @exclusivity(unchecked) var size: Int64
 
     init(start: Int64, path: String, file: any StorageFile, size: Int64) {
         self.start = start

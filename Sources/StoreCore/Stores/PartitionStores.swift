@@ -11,7 +11,7 @@ public final class PartitionStores {
     /// runtime, which knows the home directory).
     public let defaultDataPath: String
     let storage: any Storage
-    var logs: [TopicPartition: PartitionLog] = [:]
+    @exclusivity(unchecked) var logs: [TopicPartition: PartitionLog] = [:]
 
     public init(storage: any Storage, config: ServerConfig, defaultDataPath: String) {
         self.storage = storage

@@ -11,9 +11,12 @@ struct Start: ParsableCommand {
         abstract: "Start the broker.",
         discussion: """
             Reads MetaQ's server.ini, opens and recovers every partition under the data path, and \
-            serves MetaQ's TCP protocol. The process stays in the foreground (run it under your service \
-            manager, or with &); SIGTERM or SIGINT stop it gracefully: no new connections, every log \
-            synced and closed. `metaq-server stop` sends SIGTERM through the pid file.
+            serves MetaQ's TCP protocol. By default the broker runs in the background: this command \
+            returns once it listens (exit 0) or failed to start (exit 1, with the end of its log), and \
+            the broker logs to <data>/metaq-server.log. With --foreground it stays attached and logs to \
+            standard error (for service managers and containers). SIGTERM or SIGINT stop it gracefully: \
+            no new connections, every log synced and closed. `metaq-server stop` sends SIGTERM through \
+            the pid file <data>/metaq-server.pid.
             """)
 
     @Flag(help: "Local mode: no ZooKeeper registration (cluster mode is not available yet).")
@@ -31,8 +34,11 @@ struct Start: ParsableCommand {
     @Option(help: "Address to listen on.")
     var host = "0.0.0.0"
 
-    @Flag(help: "Stay in the foreground (the only mode so far; accepted for scripts).")
+    @Flag(help: "Stay in the foreground and log to standard error instead of running in the background.")
     var foreground = false
+
+    /// Set in the environment of the background broker by its launcher.
+    static let detachedVariable = "METAQ_SERVER_DETACHED"
 
     func run() throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
@@ -50,6 +56,12 @@ struct Start: ParsableCommand {
         if let port { config.serverPort = port }
         let data = config.dataPath ?? defaultDataPath()
         do { try FileStorage().makeDirectory(data) } catch { throw ValidationError("cannot create data directory \(data): \(error)") }
+        if !foreground { return try launchInBackground(dataPath: data) }
+        if ProcessInfo.processInfo.environment[Self.detachedVariable] != nil {
+            // The background broker: its own session, so a closing terminal does not hang it up.
+            setsid()
+            signal(SIGHUP, SIG_IGN)
+        }
         let server = try makeServer(config: config, dataPath: data, logger: logger)
         let bound = try server.start(host: host, port: config.serverPort)
         server.scheduleRetention()
@@ -66,6 +78,42 @@ struct Start: ParsableCommand {
     }
 
     static let version = "1.4.6.2-swift"
+
+    /// Starts this same command with `--foreground` as a detached process logging to
+    /// `<data>/metaq-server.log`, and waits until it has written its pid file (it listens then)
+    /// or exited.
+    func launchInBackground(dataPath: String) throws {
+        if let pid = readPid(dataPath: dataPath), isAlive(pid) {
+            throw StartFailure("a broker already runs for \(dataPath) (pid \(pid)); stop it first")
+        }
+        let logPath = dataPath + "/metaq-server.log"
+        guard FileManager.default.fileExists(atPath: logPath) || FileManager.default.createFile(atPath: logPath, contents: nil),
+              let log = FileHandle(forWritingAtPath: logPath) else {
+            throw StartFailure("cannot open the log file \(logPath)")
+        }
+        log.seekToEndOfFile()
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+        child.arguments = Array(CommandLine.arguments.dropFirst()) + ["--foreground"]
+        child.environment = ProcessInfo.processInfo.environment.merging([Self.detachedVariable: "1"]) { $1 }
+        child.standardInput = FileHandle.nullDevice
+        child.standardOutput = log
+        child.standardError = log
+        try child.run()
+        let pid = child.processIdentifier
+        for _ in 0..<600 {
+            if !child.isRunning {
+                let tail = (try? String(contentsOfFile: logPath, encoding: .utf8))?.split(separator: "\n").suffix(5).joined(separator: "\n") ?? ""
+                throw StartFailure("the broker exited during start-up (status \(child.terminationStatus)); end of \(logPath):\n\(tail)")
+            }
+            if readPid(dataPath: dataPath) == pid {
+                print("metaq-server started in the background (pid \(pid)); log: \(logPath)")
+                return
+            }
+            usleep(50_000)
+        }
+        throw StartFailure("the broker (pid \(pid)) did not start listening within 30 s; see \(logPath)")
+    }
 
     func makeServer(config: ServerConfig, dataPath: String, logger: Logger) throws -> BrokerServer {
         let storage = FileStorage()
@@ -102,4 +150,11 @@ struct Start: ParsableCommand {
         }
         dispatchMain()
     }
+}
+
+/// A start-up failure reported as `Error: <text>` with exit status 1 (no usage text: the
+/// arguments were fine).
+struct StartFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

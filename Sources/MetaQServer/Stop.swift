@@ -12,6 +12,15 @@ func readPid(dataPath: String) -> Int32? {
     return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
 }
 
+/// Whether `pid` is a live process (an exited one not yet reaped — a zombie — counts as gone).
+func isAlive(_ pid: Int32) -> Bool {
+    guard kill(pid, 0) == 0 else { return false }
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+          let close = stat.lastIndex(of: ")") else { return true }
+    let state = stat[stat.index(after: close)...].trimmingCharacters(in: .whitespaces).first
+    return state != "Z" && state != "X"
+}
+
 struct Stop: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Stop a running broker (SIGTERM through its pid file) and wait for a clean exit.")
@@ -23,12 +32,12 @@ struct Stop: ParsableCommand {
     var timeout = 30
 
     func run() throws {
-        guard let pid = readPid(dataPath: dataPath), kill(pid, 0) == 0 else {
+        guard let pid = readPid(dataPath: dataPath), isAlive(pid) else {
             throw ValidationError("no running broker found through \(dataPath)/metaq-server.pid")
         }
         kill(pid, SIGTERM)
         for _ in 0..<(timeout * 10) {
-            if kill(pid, 0) != 0 { print("stopped (pid \(pid))"); return }
+            if !isAlive(pid) { print("stopped (pid \(pid))"); return }
             usleep(100_000)
         }
         throw ValidationError("pid \(pid) did not exit within \(timeout) s")
@@ -42,7 +51,7 @@ struct Status: ParsableCommand {
     var dataPath = defaultDataPath()
 
     func run() throws {
-        if let pid = readPid(dataPath: dataPath), kill(pid, 0) == 0 {
+        if let pid = readPid(dataPath: dataPath), isAlive(pid) {
             print("running (pid \(pid))")
         } else {
             print("not running")

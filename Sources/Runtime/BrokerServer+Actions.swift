@@ -104,7 +104,7 @@ extension BrokerServer {
             }
             syncing.insert(partition)
             let work = SyncWork(batch: batch)
-            syncQueue.async {
+            syncQueue(for: partition).async {
                 let result = Result { try work.batch.perform() }
                 self.loop.execute { self.finishSync(partition, work.batch, result) }
             }
@@ -144,9 +144,26 @@ extension BrokerServer {
     /// Buffers a reply; the connection is flushed at the end of the tick.
     func reply(_ response: ResultResponse, to id: ConnectionID) {
         guard let connection = connections[id] else { return }
-        scratch.removeAll(keepingCapacity: true)
-        Frame.result(response).encode(into: &scratch)
-        connection.out.writeBytes(scratch)
+        // `result <code> <length> <opaque>␍␊` (§1.2) straight into the connection's buffer.
+        connection.out.writeWithUnsafeMutableBytes(minimumWritableBytes: 72) { raw in
+            let p = raw.baseAddress!
+            var n = 0
+            for byte in "result ".utf8 {
+                p.storeBytes(of: byte, toByteOffset: n, as: UInt8.self)
+                n += 1
+            }
+            n += DecimalASCII.write(Int64(response.code), at: p + n)
+            p.storeBytes(of: 0x20, toByteOffset: n, as: UInt8.self)
+            n += 1
+            n += DecimalASCII.write(Int64(response.body.count), at: p + n)
+            p.storeBytes(of: 0x20, toByteOffset: n, as: UInt8.self)
+            n += 1
+            n += DecimalASCII.write(Int64(response.opaque), at: p + n)
+            p.storeBytes(of: 0x0D, toByteOffset: n, as: UInt8.self)
+            p.storeBytes(of: 0x0A, toByteOffset: n + 1, as: UInt8.self)
+            return n + 2
+        }
+        connection.out.writeBytes(response.body)
         markDirty(connection)
     }
 

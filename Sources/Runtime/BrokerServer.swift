@@ -9,8 +9,9 @@ import StoreCore
 /// The local-mode broker: SwiftNIO sockets driving `BrokerMachine` and `PartitionStores`.
 ///
 /// Concurrency (DESIGN.md §5): one event loop owns the machine, the stores and every connection;
-/// all mutable state below is touched only there. The sync thread (`syncQueue`, a serial queue)
-/// runs `SyncBatch.perform` — fdatasync — and hands the result back to the loop. No locks.
+/// all mutable state below is touched only there. One sync thread per data directory (a serial
+/// queue each, `syncQueue(for:)`) runs `SyncBatch.perform` — fdatasync — and hands the result
+/// back to the loop, so a slow disk does not hold up partitions on another. No locks.
 /// Hot properties are `@exclusivity(unchecked)`: only the loop thread touches them and no access
 /// overlaps another (the machine never calls back into the server), so the dynamic exclusivity
 /// check — ~7% of the loop's time per put in a profile — buys nothing here.
@@ -40,13 +41,12 @@ public final class BrokerServer: @unchecked Sendable {
     @exclusivity(unchecked) var actionPool: [[BrokerMachine.Action]] = []
     /// The log the last append went to (most puts in a batch go to the same partition).
     var lastLog: (partition: TopicPartition, log: PartitionLog)?
-    /// Scratch space for encoding one reply.
-    @exclusivity(unchecked) var scratch: [UInt8] = []
     /// Slices read for `get`s, waiting to be sent: token → slice.
     @exclusivity(unchecked) var slices: [UInt64: LogSlice] = [:]
     var syncing: Set<TopicPartition> = []
     var timerArmed: Set<TopicPartition> = []
-    let syncQueue = DispatchQueue(label: "metaq.sync")
+    /// Sync threads by data directory, created on first use; touched on the loop only.
+    var syncQueues: [String: DispatchQueue] = [:]
     let startedAt = Clocks.monotonic()
     var serverChannel: (any Channel)?
 
@@ -94,6 +94,15 @@ public final class BrokerServer: @unchecked Sendable {
             self.stores.closeAll()
         }.wait()
         try group.syncShutdownGracefully()
+    }
+
+    /// The serial sync queue of the data directory that holds `partition`'s log.
+    func syncQueue(for partition: TopicPartition) -> DispatchQueue {
+        let path = stores.dataPath(of: partition.topic)
+        if let queue = syncQueues[path] { return queue }
+        let queue = DispatchQueue(label: "metaq.sync \(path)")
+        syncQueues[path] = queue
+        return queue
     }
 
     func register(_ channel: any Channel) -> ConnectionID {

@@ -183,4 +183,49 @@ struct LocalBrokerTests {
             #expect(broker.stop() == 0)
         }
     }
+
+    /// Runs `metaq-server <arguments>`; its exit status and standard output + error.
+    func server(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: BrokerProcess.binary)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, text)
+    }
+
+    /// `start` without `--foreground` returns once the broker listens; `status` sees it; a second
+    /// start is refused; `stop` ends it through the pid file; a start that cannot bind says why.
+    @Test func backgroundStartStatusAndStop() throws {
+        try withBroker { broker in
+            let data = broker.directory + "/data"
+            let start = ["start", "--local", "-f", broker.directory + "/server.ini", "--data", data,
+                         "--port", "\(broker.port)", "--host", "127.0.0.1"]
+            let started = try server(start)
+            #expect(started.status == 0, "\(started.output)")
+            #expect(started.output.contains("started in the background"))
+            let connection = try WireConnection(host: "127.0.0.1", port: broker.port)
+            guard case .result(let version) = try connection.request(.version(VersionCommand(opaque: 5))) else {
+                Issue.record("no version answer")
+                return
+            }
+            #expect(version.text == "1.4.6.2-swift")
+            #expect(try server(["status", "--data", data]).output.hasPrefix("running (pid "))
+            let again = try server(start)
+            #expect(again.status == 1 && again.output.contains("a broker already runs for \(data)"), "\(again.output)")
+            let otherData = broker.directory + "/other"
+            let clash = try server(["start", "--local", "-f", broker.directory + "/server.ini", "--data", otherData,
+                                    "--port", "\(broker.port)", "--host", "127.0.0.1"])
+            #expect(clash.status == 1 && clash.output.contains("Address already in use"), "\(clash.output)")
+            let stopped = try server(["stop", "--data", data])
+            #expect(stopped.status == 0 && stopped.output.hasPrefix("stopped (pid "), "\(stopped.output)")
+            #expect(try server(["status", "--data", data]).status == 3)
+            let log = (try? String(contentsOfFile: data + "/metaq-server.log", encoding: .utf8)) ?? ""
+            #expect(log.contains("metaq-server started") && log.contains("metaq-server stopped"), "\(log)")
+        }
+    }
 }

@@ -7,11 +7,12 @@ struct BrokerStatsTests {
     let c1 = ConnectionID(1)
     let now: Int64 = 1_795_000_000_000
 
-    func machine() -> BrokerMachine {
+    func machine(stat: Bool = false) -> BrokerMachine {
         let settings = BrokerMachine.Settings(
             brokerId: 0, brokerURI: "meta://127.0.0.1:8123", port: 8123, version: "1.4.6.3-SNAPSHOT",
             maxTransferSize: 1024, updateConsumerOffsets: false,
-            topics: TopicRules([.init(pattern: "test", numPartitions: 2), .init(pattern: "idle", numPartitions: 1)]))
+            topics: TopicRules([.init(pattern: "test", numPartitions: 2, stat: stat),
+                                .init(pattern: "idle", numPartitions: 1, stat: stat)]))
         return BrokerMachine(settings: settings, partitionsWithData: [TopicPartition("test", 0)], idReservationMs: 0, seed: 1)
     }
 
@@ -108,7 +109,7 @@ struct BrokerStatsTests {
     /// token is the item, so `stats 1` asks for topic "1".
     @Test func topicItemResultCodes() throws {
         var broker = machine()
-        let realtime = BrokerMachine.realtimeKeys.map { "topic_\($0) null" }
+        let realtime = ["put", "get", "offset", "get_miss", "put_failed", "message_size"].map { "topic_realtime_\($0) null" }
         #expect(try stats(&broker, "stats test 1", snapshot())
                 == expected(["topic test", "resultCode 0", "partitions 2", "message_count 4", "bytes 115"] + realtime, opaque: 1))
         #expect(try stats(&broker, "stats 1", snapshot())
@@ -130,6 +131,55 @@ struct BrokerStatsTests {
                         "realtime_message_size"].map { "\($0) null" }
         #expect(replyBytes(broker.handle(.request(c1, try frame("stats realtime")), nowMs: now)) == expected(realtime, opaque: .max))
         #expect(broker.pendingCount == 0)
+    }
+
+    /// §9 `realtime` for a `stat=true` topic: puts (2 stored), failed puts (a store failure and a
+    /// checksum failure), message sizes (1 byte each), gets (3), get misses (2 × 404), offsets
+    /// (a 301 and an offset command), over the 10 s since the first event.
+    @Test func realtimeCountsStatTopics() throws {
+        var broker = machine(stat: true)
+        try exercise(&broker)
+        let later = now + 10_000
+        func line(_ count: Int) -> String {
+            "Count=\(count),Value=\(count),Value/Count=1,Count/Duration=\(RealtimeStats.format(Double(count) / 10)),Duration=10"
+        }
+        let values = [("put", line(2)), ("get", line(3)), ("offset", line(2)), ("get_miss", line(2)),
+                      ("put_failed", line(2)), ("message_size", line(2))]
+        #expect(replyBytes(broker.handle(.request(c1, try frame("stats realtime 4")), nowMs: later))
+                == expected(values.map { "realtime_\($0.0) \($0.1)" }, opaque: 4))
+        let topic = broker.handle(.request(c1, try frame("stats test 5")), nowMs: later)
+        guard case .collectStats(let token, _)? = topic.first else { Issue.record("\(topic)"); return }
+        let text = try #require(replyBytes(broker.handle(.statsCollected(token: token, snapshot()), nowMs: later)))
+        for (key, value) in values { #expect(text.contains("\r\ntopic_realtime_\(key) \(value)\r\n"), "\(key)") }
+        let idle = broker.handle(.request(c1, try frame("stats idle 6")), nowMs: later)
+        guard case .collectStats(let idleToken, _)? = idle.first else { Issue.record("\(idle)"); return }
+        let idleText = try #require(replyBytes(broker.handle(.statsCollected(token: idleToken, snapshot()), nowMs: later)))
+        #expect(idleText.contains("\r\ntopic_realtime_put Invalid keyTwo:idle\r\n"))
+        // `stats reset` clears them; so does the 30-minute roll.
+        _ = broker.handle(.request(c1, try frame("stats reset")), nowMs: later)
+        #expect(replyBytes(broker.handle(.request(c1, try frame("stats realtime 7")), nowMs: later))?.contains("realtime_put null") == true)
+        try exercise(&broker)
+        let afterRoll = broker.handle(.request(c1, try frame("stats realtime 8")), nowMs: later + RealtimeStats.intervalMs)
+        #expect(replyBytes(afterRoll) == expected(values.map { "realtime_\($0.0) null" }, opaque: 8))
+    }
+
+    /// Topics without `stat=true` are not counted (§9).
+    @Test func realtimeIgnoresTopicsWithoutStat() throws {
+        var broker = machine(stat: false)
+        try exercise(&broker)
+        let text = try #require(replyBytes(broker.handle(.request(c1, try frame("stats realtime 4")), nowMs: now + 1000)))
+        #expect(!text.contains("Count="), "\(text)")
+    }
+
+    /// Java's `#.##`: at most two decimals, half-even, no trailing zeros.
+    @Test func realtimeNumberFormat() {
+        #expect(RealtimeStats.format(100) == "100")
+        #expect(RealtimeStats.format(0.2) == "0.2")
+        #expect(RealtimeStats.format(1.0 / 3) == "0.33")
+        #expect(RealtimeStats.format(2.0 / 3) == "0.67")
+        #expect(RealtimeStats.format(0.125) == "0.12")
+        #expect(RealtimeStats.format(0.05) == "0.05")
+        #expect(RealtimeStats.format(12.5) == "12.5")
     }
 
     /// `stats reset` leaves the system counters alone (only realtime statistics reset, §9).

@@ -8,6 +8,7 @@ extension BrokerMachine {
         statsCounters.cmdPut += 1
         func fail(_ code: Int32, _ text: String) {
             statsCounters.putFailed += 1
+            recordRealtime(.putFailed, put.topic)
             out.append(.reply(connection, ResultResponse(code: code, text: text, opaque: put.opaque)))
         }
         let requested = TopicPartition(put.topic, put.partition)
@@ -37,25 +38,35 @@ extension BrokerMachine {
         }
         let issue = ids.next(nowMs: nowMs)
         if let reservation = issue.reservationToPersistMs { out.append(.persistIdReservation(reservation)) }
-        let token = token(for: .put(connection, opaque: put.opaque, msgId: issue.id, target))
+        let token = token(for: .put(connection, opaque: put.opaque, msgId: issue.id, target,
+                                    payloadBytes: Int64(put.body.count)))
         out.append(.append(token: token, target, AppendRecord(msgId: issue.id, flag: put.flag, payload: put.body,
                                                                 verifiedChecksum: verified)))
     }
 
     mutating func completePut(_ token: UInt64, _ result: Result<Int64, StoreFailure>, into out: inout [Action]) {
-        guard case .put(let connection, let opaque, let msgId, let target)? = pending.removeValue(forKey: token) else { return }
+        guard case .put(let connection, let opaque, let msgId, let target, let bytes)? = pending.removeValue(forKey: token) else { return }
         switch result {
         case .success(let offset):
+            recordRealtime(.put, target.topic)
+            recordRealtime(.messageSize, target.topic, value: bytes)
             if !partitionsWithData.contains(target) { partitionsWithData.insert(target) }
             // `<msgId> <partition> <offset>` (§1.4.1), built without going through String.
-            var body: [UInt8] = []
-            body.reserveCapacity(48)
-            body.appendDecimal(msgId)
-            body.appendDecimalToken(Int64(target.partition))
-            body.appendDecimalToken(offset)
+            let body = [UInt8](unsafeUninitializedCapacity: 62) { buffer, count in
+                let p = UnsafeMutableRawPointer(buffer.baseAddress!)
+                var n = DecimalASCII.write(msgId, at: p)
+                p.storeBytes(of: 0x20, toByteOffset: n, as: UInt8.self)
+                n += 1
+                n += DecimalASCII.write(Int64(target.partition), at: p + n)
+                p.storeBytes(of: 0x20, toByteOffset: n, as: UInt8.self)
+                n += 1
+                n += DecimalASCII.write(offset, at: p + n)
+                count = n
+            }
             out.append(.reply(connection, ResultResponse(code: StatusCode.success, body: body, opaque: opaque)))
         case .failure(let failure):
             statsCounters.putFailed += 1
+            recordRealtime(.putFailed, target.topic)
             out.append(.reply(connection, ResultResponse(code: StatusCode.internalServerError,
                                                          text: putPrefix(target) + failure.message, opaque: opaque)))
         }
@@ -64,6 +75,7 @@ extension BrokerMachine {
     /// §1.4.2 in the original's order: closed → 403, no log → 404, bad maxSize → 400, then read.
     mutating func handleGet(_ get: GetCommand, from connection: ConnectionID, into out: inout [Action]) {
         statsCounters.cmdGet += 1
+        recordRealtime(.get, get.topic)
         let target = TopicPartition(get.topic, get.partition)
         if closedPartitions.contains(target) {
             return out.append(reply(connection, StatusCode.forbidden,
@@ -71,21 +83,23 @@ extension BrokerMachine {
         }
         guard partitionsWithData.contains(target) else {
             statsCounters.getMiss += 1
+            recordRealtime(.getMiss, get.topic)
             return out.append(notExists(target, connection, get.opaque))
         }
         guard get.maxSize > 0 else {
             return out.append(reply(connection, StatusCode.badRequest, "Bad request,invalid max size:\(get.maxSize)", get.opaque))
         }
-        let token = token(for: .get(connection, opaque: get.opaque, offset: get.offset))
+        let token = token(for: .get(connection, opaque: get.opaque, offset: get.offset, topic: get.topic))
         let maxBytes = Int(min(get.maxSize, settings.maxTransferSize))
         out.append(.read(token: token, target, offset: get.offset, maxBytes: maxBytes))
     }
 
     mutating func completeGet(_ token: UInt64, _ read: PartitionRead, into out: inout [Action]) {
-        guard case .get(let connection, let opaque, let offset)? = pending.removeValue(forKey: token) else { return }
+        guard case .get(let connection, let opaque, let offset, let topic)? = pending.removeValue(forKey: token) else { return }
         // §9: a 301 answer counts as `cmd_offset`, a 404 as `get_miss`.
         func moved(_ to: Int64) {
             statsCounters.cmdOffset += 1
+            recordRealtime(.offset, topic)
             out.append(reply(connection, StatusCode.moved, "\(to)", opaque))
         }
         switch read {
@@ -96,12 +110,14 @@ extension BrokerMachine {
         case .atOrBeyondEnd(let maxOffset):
             if offset > maxOffset && (settings.updateConsumerOffsets || offset == Int64.max) { return moved(maxOffset) }
             statsCounters.getMiss += 1
+            recordRealtime(.getMiss, topic)
             out.append(reply(connection, StatusCode.notFound, "Could not find message at position \(offset)", opaque))
         }
     }
 
     mutating func handleOffset(_ command: OffsetCommand, from connection: ConnectionID) -> [Action] {
         statsCounters.cmdOffset += 1
+        recordRealtime(.offset, command.topic)
         let target = TopicPartition(command.topic, command.partition)
         guard partitionsWithData.contains(target) else { return [notExists(target, connection, command.opaque)] }
         let token = token(for: .offset(connection, opaque: command.opaque))

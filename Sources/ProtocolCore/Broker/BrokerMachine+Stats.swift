@@ -3,8 +3,8 @@
 /// `help`, `reset` and `realtime` need nothing from the runtime and are answered at once;
 /// `config` is sent by the runtime with its special framing (`.sendConfigFile`).
 ///
-/// Realtime statistics (the `realtime_*` and `topic_realtime_*` samples of §9) are not collected
-/// yet: their keys print `null`, the original's word for "nothing was ever recorded".
+/// Realtime statistics (`RealtimeStats`): `null` for a statistic nothing was recorded for since
+/// the last reset, as the original prints.
 enum StatsItem: Equatable, Sendable {
     case system, topics, offsets, realtime, help, reset, config
     case topic(String)
@@ -39,10 +39,6 @@ enum StatsItem: Equatable, Sendable {
 }
 
 extension BrokerMachine {
-    /// The `realtime` item's keys (§9), in the original's order.
-    static let realtimeKeys = ["realtime_put", "realtime_get", "realtime_offset", "realtime_get_miss",
-                               "realtime_put_failed", "realtime_message_size"]
-
     /// The `help` item's lines (§9).
     static let helpLines = [
         "*EMPTY* Returns broker info.",
@@ -59,9 +55,15 @@ extension BrokerMachine {
         switch item {
         case .config: return [.sendConfigFile(connection, opaque: opaque)]
         case .help: return [statsReply(connection, Self.helpLines, opaque)]
-        // Realtime sampling is not implemented, so there is nothing to reset; the answer is the original's.
-        case .reset: return [statsReply(connection, ["reset ok"], opaque)]
-        case .realtime: return [statsReply(connection, Self.realtimeKeys.map { "\($0) null" }, opaque)]
+        case .reset:
+            realtime.reset(nowMs: clockMs)
+            return [statsReply(connection, ["reset ok"], opaque)]
+        case .realtime:
+            realtime.rollIfDue(nowMs: clockMs)
+            let lines = RealtimeStats.Kind.allCases.map { kind in
+                "realtime_\(kind.key) " + (realtime.total(kind).map { realtime.describe($0, nowMs: clockMs) } ?? "null")
+            }
+            return [statsReply(connection, lines, opaque)]
         case .system, .topics, .offsets, .topic:
             let token = token(for: .stats(connection, opaque: opaque, item))
             return [.collectStats(token: token, item: item.wireName)]
@@ -76,7 +78,9 @@ extension BrokerMachine {
         case .offsets: lines = snapshot.sortedPartitions.map {
             "\($0.partition.topic) part \($0.partition.partition) min_offset \($0.minOffset) max_offset \($0.maxOffset)"
         }
-        case .topic(let name): lines = topicLines(name, snapshot)
+        case .topic(let name):
+            realtime.rollIfDue(nowMs: clockMs)
+            lines = topicLines(name, snapshot)
         default: lines = systemLines(snapshot)
         }
         return [statsReply(connection, lines, opaque)]
@@ -114,8 +118,9 @@ extension BrokerMachine {
         return lines
     }
 
-    /// §9 `<topic>`: resultCode 0 = has data, 1 = unknown, 2 = configured but no data.
-    /// The `topic_realtime_*` lines print `null`: realtime statistics are not collected yet.
+    /// §9 `<topic>`: resultCode 0 = has data, 1 = unknown, 2 = configured but no data. A
+    /// `topic_realtime_*` line is `null` when nothing of its kind was recorded at all, and
+    /// `Invalid keyTwo:<topic>` when nothing was recorded for this topic.
     func topicLines(_ topic: String, _ s: StatsSnapshot) -> [String] {
         let parts = s.partitions.filter { $0.partition.topic == topic }
         let code = !parts.isEmpty ? 0 : (s.configuredTopics.contains(topic) ? 2 : 1)
@@ -123,7 +128,17 @@ extension BrokerMachine {
             "topic \(topic)", "resultCode \(code)", "partitions \(parts.count)",
             "message_count \(parts.reduce(0) { $0 + $1.messageCount })", "bytes \(parts.reduce(0) { $0 + $1.bytes })",
         ]
-        lines += Self.realtimeKeys.map { "topic_\($0) null" }
+        lines += RealtimeStats.Kind.allCases.map { kind in
+            let value: String
+            if realtime.total(kind) == nil {
+                value = "null"
+            } else if let sample = realtime.sample(kind, topic: topic) {
+                value = realtime.describe(sample, nowMs: clockMs)
+            } else {
+                value = "Invalid keyTwo:\(topic)"
+            }
+            return "topic_realtime_\(kind.key) \(value)"
+        }
         return lines
     }
 

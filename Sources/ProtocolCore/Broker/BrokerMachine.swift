@@ -88,8 +88,8 @@ public struct BrokerMachine {
     }
 
     enum Pending: Equatable {
-        case put(ConnectionID, opaque: Int32, msgId: Int64, TopicPartition)
-        case get(ConnectionID, opaque: Int32, offset: Int64)
+        case put(ConnectionID, opaque: Int32, msgId: Int64, TopicPartition, payloadBytes: Int64)
+        case get(ConnectionID, opaque: Int32, offset: Int64, topic: String)
         case offset(ConnectionID, opaque: Int32)
         case stats(ConnectionID, opaque: Int32, StatsItem)
     }
@@ -104,6 +104,11 @@ public struct BrokerMachine {
     var nextToken: UInt64 = 1
     /// Request counters printed by system `stats` (§9).
     public internal(set) var statsCounters = StatsCounters()
+    /// `stats realtime` and the `topic_realtime_*` lines (§9), for topics with `stat=true`.
+    public internal(set) var realtime = RealtimeStats(startedMs: 0)
+    var realtimeStarted = false
+    /// The time of the event being handled.
+    var clockMs: Int64 = 0
 
     public init(settings: Settings, partitionsWithData: Set<TopicPartition>, idReservationMs: Int64, seed: UInt64) {
         self.settings = settings
@@ -125,6 +130,11 @@ public struct BrokerMachine {
     /// `handle(_:nowMs:)` appending to the caller's array, so a runtime can reuse one buffer for
     /// every event (no allocation per request on the hot path).
     public mutating func handle(_ event: Event, nowMs: Int64, into actions: inout [Action]) {
+        clockMs = nowMs
+        if !realtimeStarted {
+            realtime.reset(nowMs: nowMs)
+            realtimeStarted = true
+        }
         switch event {
         case .request(let connection, .put(let put)): handlePut(put, from: connection, nowMs: nowMs, into: &actions)
         case .request(let connection, .get(let get)): handleGet(get, from: connection, into: &actions)
@@ -170,6 +180,12 @@ public struct BrokerMachine {
         }
     }
 
+    /// Counts a realtime statistic when `topic` has `stat=true` (§9).
+    mutating func recordRealtime(_ kind: RealtimeStats.Kind, _ topic: String, value: Int64 = 1) {
+        guard settings.topics.collectsStats(topic) else { return }
+        realtime.record(kind, topic: topic, value: value, nowMs: clockMs)
+    }
+
     mutating func token(for entry: Pending) -> UInt64 {
         let token = nextToken
         nextToken += 1
@@ -189,7 +205,7 @@ public struct BrokerMachine {
 extension BrokerMachine.Pending {
     var connection: ConnectionID {
         switch self {
-        case .put(let c, _, _, _), .get(let c, _, _), .offset(let c, _), .stats(let c, _, _): return c
+        case .put(let c, _, _, _, _), .get(let c, _, _, _), .offset(let c, _), .stats(let c, _, _): return c
         }
     }
 }

@@ -27,20 +27,29 @@ public struct TopicRules: Equatable, Sendable {
     public struct Rule: Equatable, Sendable {
         public var pattern: String
         public var numPartitions: Int32
-        public init(pattern: String, numPartitions: Int32) {
+        /// `stat=true`: the topic's realtime statistics are collected (§9).
+        public var stat: Bool
+        public init(pattern: String, numPartitions: Int32, stat: Bool = false) {
             self.pattern = pattern
             self.numPartitions = numPartitions
+            self.stat = stat
         }
     }
 
     public var rules: [Rule]
     public init(_ rules: [Rule]) { self.rules = rules }
 
-    /// The partition count of `topic`, or nil when no section accepts it.
-    public func numPartitions(of topic: String) -> Int32? {
-        if let exact = rules.first(where: { $0.pattern == topic }) { return exact.numPartitions }
-        return rules.first { $0.pattern.contains("*") && Self.matches(topic, $0.pattern) }?.numPartitions
+    /// The section that accepts `topic`: its exact name, else the first matching pattern.
+    public func rule(for topic: String) -> Rule? {
+        if let exact = rules.first(where: { $0.pattern == topic }) { return exact }
+        return rules.first { $0.pattern.contains("*") && Self.matches(topic, $0.pattern) }
     }
+
+    /// The partition count of `topic`, or nil when no section accepts it.
+    public func numPartitions(of topic: String) -> Int32? { rule(for: topic)?.numPartitions }
+
+    /// Whether realtime statistics are collected for `topic`.
+    public func collectsStats(_ topic: String) -> Bool { rule(for: topic)?.stat ?? false }
 
     /// Whether `name` matches `pattern`, where `*` matches any run of characters (also none) and
     /// every other character only itself. Greedy with one backtrack point (the last `*` seen),

@@ -127,22 +127,45 @@ extension Array where Element == UInt8 {
     }
 
     mutating func appendDecimal(_ n: Int64) {
-        // Magnitude as UInt64 so Int64.min does not overflow; digits are written backwards into
-        // a stack buffer and appended with one copy.
-        var m = n < 0 ? UInt64(bitPattern: 0 &- n) : UInt64(n)
+        // Digits are written backwards into a stack buffer and appended with one copy.
         var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
         Swift.withUnsafeMutableBytes(of: &digits) { d in
-            var i = d.count
-            repeat {
-                i -= 1
-                d[i] = UInt8(truncatingIfNeeded: m % 10) &+ 0x30
-                m /= 10
-            } while m > 0
-            if n < 0 {
-                i -= 1
-                d[i] = 0x2D
-            }
-            append(contentsOf: UnsafeRawBufferPointer(rebasing: d[i...]))
+            let count = DecimalASCII.writeBackwards(n, endingAt: d.baseAddress! + d.count)
+            append(contentsOf: UnsafeBufferPointer(start: (d.baseAddress! + d.count - count).assumingMemoryBound(to: UInt8.self),
+                                                   count: count))
+        }
+    }
+}
+
+/// Decimal ASCII for the hot encoders, on raw memory.
+public enum DecimalASCII {
+    /// Writes `n` in decimal so that its last digit is at `end - 1`; returns the byte count
+    /// (at most 20). The caller provides at least 20 bytes before `end`.
+    @inline(__always)
+    public static func writeBackwards(_ n: Int64, endingAt end: UnsafeMutableRawPointer) -> Int {
+        // Magnitude as UInt64 so Int64.min does not overflow.
+        var m = n < 0 ? UInt64(bitPattern: 0 &- n) : UInt64(n)
+        var p = end
+        repeat {
+            p -= 1
+            p.storeBytes(of: UInt8(truncatingIfNeeded: m % 10) &+ 0x30, as: UInt8.self)
+            m /= 10
+        } while m > 0
+        if n < 0 {
+            p -= 1
+            p.storeBytes(of: 0x2D, as: UInt8.self)
+        }
+        return end - p
+    }
+
+    /// Writes `n` at `start`; returns the byte count. The caller provides at least 20 bytes.
+    @inline(__always)
+    public static func write(_ n: Int64, at start: UnsafeMutableRawPointer) -> Int {
+        var scratch: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        return Swift.withUnsafeMutableBytes(of: &scratch) { d in
+            let count = writeBackwards(n, endingAt: d.baseAddress! + d.count)
+            start.copyMemory(from: d.baseAddress! + d.count - count, byteCount: count)
+            return count
         }
     }
 }

@@ -198,24 +198,31 @@ struct Tokens {
     /// Java `Long.parseLong` rules: optional sign, decimal digits, no overflow.
     func int64(_ i: Int) throws(WireError) -> Int64 {
         guard i < count else { throw notANumber(i) }
-        var bytes = line[range(i)]
-        var negative = false
-        if let c = bytes.first, c == UInt8(ascii: "-") || c == UInt8(ascii: "+") {
-            negative = c == UInt8(ascii: "-")
-            bytes = bytes.dropFirst()
+        let parsed: Int64? = line[range(i)].withUnsafeBufferPointer { bytes in
+            var k = 0
+            var negative = false
+            if let c = bytes.first, c == UInt8(ascii: "-") || c == UInt8(ascii: "+") {
+                negative = c == UInt8(ascii: "-")
+                k = 1
+            }
+            let digits = bytes.count - k
+            guard digits > 0, digits <= 19 else { return nil }
+            var magnitude: UInt64 = 0
+            while k < bytes.count {
+                let d = bytes[k] &- UInt8(ascii: "0")
+                guard d < 10 else { return nil }
+                magnitude = magnitude &* 10 &+ UInt64(d)
+                k += 1
+            }
+            if negative {
+                guard magnitude <= UInt64(Int64.max) + 1 else { return nil }
+                return magnitude == UInt64(Int64.max) + 1 ? .min : -Int64(magnitude)
+            }
+            guard magnitude <= UInt64(Int64.max) else { return nil }
+            return Int64(magnitude)
         }
-        guard !bytes.isEmpty, bytes.count <= 19 else { throw notANumber(i) }
-        var magnitude: UInt64 = 0
-        for c in bytes {
-            guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c) else { throw notANumber(i) }
-            magnitude = magnitude * 10 + UInt64(c - UInt8(ascii: "0"))
-        }
-        if negative {
-            guard magnitude <= UInt64(Int64.max) + 1 else { throw notANumber(i) }
-            return magnitude == UInt64(Int64.max) + 1 ? .min : -Int64(magnitude)
-        }
-        guard magnitude <= UInt64(Int64.max) else { throw notANumber(i) }
-        return Int64(magnitude)
+        guard let parsed else { throw notANumber(i) }
+        return parsed
     }
 
     private func notANumber(_ i: Int) -> WireError {

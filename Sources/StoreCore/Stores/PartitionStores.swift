@@ -38,7 +38,8 @@ public final class PartitionStores {
     /// The topic table the broker machine decides legality and partition counts with.
     public func topicRules() -> TopicRules {
         TopicRules(config.topics.map { section in
-            .init(pattern: section.name, numPartitions: Int32(section.numPartitions ?? config.numPartitions))
+            .init(pattern: section.name, numPartitions: Int32(section.numPartitions ?? config.numPartitions),
+                  stat: config.topicConfig(for: section.name)?.stat ?? false)
         })
     }
 

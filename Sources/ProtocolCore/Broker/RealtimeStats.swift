@@ -1,0 +1,91 @@
+/// The broker's realtime statistics (reference §9, `stats realtime` and `stats <topic>`): per
+/// topic with `stat=true`, a count and a summed value for puts, gets, offsets, get misses, failed
+/// puts and message sizes, since the last reset — every 30 minutes, and on `stats reset`.
+///
+/// A pure value: the machine records into it with the time of the event and prints it.
+public struct RealtimeStats: Equatable, Sendable {
+    /// One statistic: how many events, and the sum of their values (1 per event, except
+    /// `messageSize`, whose value is the payload bytes).
+    public struct Sample: Equatable, Sendable {
+        public var count: Int64 = 0
+        public var value: Int64 = 0
+
+        mutating func add(_ v: Int64) {
+            count += 1
+            value += v
+        }
+
+        static func + (a: Sample, b: Sample) -> Sample { Sample(count: a.count + b.count, value: a.value + b.value) }
+    }
+
+    public enum Kind: Int, CaseIterable, Sendable {
+        case put, get, offset, getMiss, putFailed, messageSize
+
+        /// The key after `realtime_` / `topic_realtime_` (§9).
+        var key: String {
+            switch self {
+            case .put: return "put"
+            case .get: return "get"
+            case .offset: return "offset"
+            case .getMiss: return "get_miss"
+            case .putFailed: return "put_failed"
+            case .messageSize: return "message_size"
+            }
+        }
+    }
+
+    /// The original resets its realtime statistics every 30 minutes.
+    public static let intervalMs: Int64 = 30 * 60 * 1000
+
+    public private(set) var startedMs: Int64
+    /// Samples by topic, indexed by `Kind.rawValue`.
+    var topics: [String: [Sample]] = [:]
+
+    public init(startedMs: Int64) { self.startedMs = startedMs }
+
+    /// Counts one event of `kind` for `topic` (the caller checks the topic's `stat` flag).
+    public mutating func record(_ kind: Kind, topic: String, value: Int64 = 1, nowMs: Int64) {
+        rollIfDue(nowMs: nowMs)
+        topics[topic, default: Array(repeating: Sample(), count: Kind.allCases.count)][kind.rawValue].add(value)
+    }
+
+    /// `stats reset`, and the 30-minute roll.
+    public mutating func reset(nowMs: Int64) {
+        topics.removeAll()
+        startedMs = nowMs
+    }
+
+    mutating func rollIfDue(nowMs: Int64) {
+        if nowMs - startedMs >= Self.intervalMs { reset(nowMs: nowMs) }
+    }
+
+    /// All topics together; nil when nothing of that kind was recorded.
+    public func total(_ kind: Kind) -> Sample? {
+        let samples = topics.values.map { $0[kind.rawValue] }.filter { $0.count > 0 }
+        return samples.isEmpty ? nil : samples.reduce(Sample(), +)
+    }
+
+    public func sample(_ kind: Kind, topic: String) -> Sample? {
+        guard let sample = topics[topic]?[kind.rawValue], sample.count > 0 else { return nil }
+        return sample
+    }
+
+    /// `Count=<c>,Value=<v>,Value/Count=<v/c>,Count/Duration=<c/s>,Duration=<s>` (§9), with
+    /// `invalid` for a zero divisor.
+    public func describe(_ sample: Sample, nowMs: Int64) -> String {
+        let seconds = max(0, nowMs - startedMs) / 1000
+        func ratio(_ a: Int64, _ b: Int64) -> String { b == 0 ? "invalid" : Self.format(Double(a) / Double(b)) }
+        return "Count=\(sample.count),Value=\(sample.value),Value/Count=\(ratio(sample.value, sample.count)),"
+            + "Count/Duration=\(ratio(sample.count, seconds)),Duration=\(seconds)"
+    }
+
+    /// Java's `DecimalFormat("#.##")`: at most two decimals, half-even, no trailing zeros.
+    static func format(_ x: Double) -> String {
+        let hundredths = Int64((x * 100).rounded(.toNearestOrEven))
+        let whole = hundredths / 100
+        let fraction = hundredths % 100
+        if fraction == 0 { return "\(whole)" }
+        if fraction % 10 == 0 { return "\(whole).\(fraction / 10)" }
+        return "\(whole).\(fraction < 10 ? "0" : "")\(fraction)"
+    }
+}

@@ -57,7 +57,7 @@ run() {
     s1=$(steal_ticks); t1=$(total_ticks)
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=""
-    awk -v s=$((s1 - s0)) -v t=$((t1 - t0)) 'BEGIN { printf "steal %.0f\n", t > 0 ? 100 * s / t : 0 }'
+    awk -v s=$((s1 - s0)) -v t=$((t1 - t0)) 'BEGIN { printf "steal %.0f\n", (t > 0) ? (100 * s / t) : 0 }'
 }
 
 # field extractors over one run's output

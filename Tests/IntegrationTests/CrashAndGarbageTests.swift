@@ -11,12 +11,7 @@ struct CrashAndGarbageTests {
         of: "unflushThreshold=0", with: "unflushThreshold=1000000\nunflushInterval=600000")
 
     func withBroker(config: String = LocalBrokerTests.config, _ body: (BrokerProcess) throws -> Void) throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("metaq-it-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let broker = try BrokerProcess(directory: directory, config: config)
-        defer { broker.stopHard() }
-        try body(broker)
+        try LocalBrokerTests().withBroker(config: config, body)
     }
 
     /// `kill -9` mid-stream of puts (§2.4), under group commit and under `unflushThreshold`: every

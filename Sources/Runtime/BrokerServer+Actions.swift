@@ -145,23 +145,9 @@ extension BrokerServer {
     func reply(_ response: ResultResponse, to id: ConnectionID) {
         guard let connection = connections[id] else { return }
         // `result <code> <length> <opaque>␍␊` (§1.2) straight into the connection's buffer.
-        connection.out.writeWithUnsafeMutableBytes(minimumWritableBytes: 72) { raw in
-            let p = raw.baseAddress!
-            var n = 0
-            for byte in "result ".utf8 {
-                p.storeBytes(of: byte, toByteOffset: n, as: UInt8.self)
-                n += 1
-            }
-            n += DecimalASCII.write(Int64(response.code), at: p + n)
-            p.storeBytes(of: 0x20, toByteOffset: n, as: UInt8.self)
-            n += 1
-            n += DecimalASCII.write(Int64(response.body.count), at: p + n)
-            p.storeBytes(of: 0x20, toByteOffset: n, as: UInt8.self)
-            n += 1
-            n += DecimalASCII.write(Int64(response.opaque), at: p + n)
-            p.storeBytes(of: 0x0D, toByteOffset: n, as: UInt8.self)
-            p.storeBytes(of: 0x0A, toByteOffset: n + 1, as: UInt8.self)
-            return n + 2
+        connection.out.writeWithUnsafeMutableBytes(minimumWritableBytes: ResultResponse.maxHeaderBytes) { raw in
+            ResultResponse.writeHeader(to: raw.baseAddress!, code: response.code, bodyLength: response.body.count,
+                                       opaque: response.opaque)
         }
         connection.out.writeBytes(response.body)
         markDirty(connection)

@@ -81,11 +81,33 @@ extension TransactionCommand {
 extension ResultResponse {
     /// `result <code> <bodyLength> <opaque>␍␊`.
     public static func appendHeader(to out: inout [UInt8], code: Int32, bodyLength: Int, opaque: Int32) {
-        out.append(contentsOf: "result".utf8)
-        out.appendDecimalToken(Int64(code))
-        out.appendDecimalToken(Int64(bodyLength))
-        out.appendDecimalToken(Int64(opaque))
-        out.appendCRLF()
+        withUnsafeTemporaryAllocation(byteCount: maxHeaderBytes, alignment: 1) { raw in
+            let count = writeHeader(to: raw.baseAddress!, code: code, bodyLength: bodyLength, opaque: opaque)
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[0..<count]))
+        }
+    }
+
+    /// The most bytes `writeHeader` writes ("result " and three numbers, spaces, CR LF).
+    public static let maxHeaderBytes = 72
+
+    /// Writes `result <code> <bodyLength> <opaque>␍␊` at `p` (room for `maxHeaderBytes`) and
+    /// returns its length: the runtime encodes answers straight into a socket buffer with it.
+    public static func writeHeader(to p: UnsafeMutableRawPointer, code: Int32, bodyLength: Int, opaque: Int32) -> Int {
+        var n = 0
+        for byte in "result ".utf8 {
+            p.storeBytes(of: byte, toByteOffset: n, as: UInt8.self)
+            n += 1
+        }
+        n += DecimalASCII.write(Int64(code), at: p + n)
+        p.storeBytes(of: 0x20, toByteOffset: n, as: UInt8.self)
+        n += 1
+        n += DecimalASCII.write(Int64(bodyLength), at: p + n)
+        p.storeBytes(of: 0x20, toByteOffset: n, as: UInt8.self)
+        n += 1
+        n += DecimalASCII.write(Int64(opaque), at: p + n)
+        p.storeBytes(of: 0x0D, toByteOffset: n, as: UInt8.self)
+        p.storeBytes(of: 0x0A, toByteOffset: n + 1, as: UInt8.self)
+        return n + 2
     }
 }
 

@@ -18,6 +18,10 @@ struct BenchResult: @unchecked Sendable {
         _ = latency.record(min(micros, 60_000_000))
     }
 
+    mutating func record(nanoseconds: UInt64) {
+        _ = latency.record(min(nanoseconds / 1000, 60_000_000))
+    }
+
     mutating func add(_ other: BenchResult) {
         messages += other.messages
         bytes += other.bytes

@@ -73,6 +73,17 @@ public final class WireConnection {
         }
     }
 
+    /// One `recv` (blocking up to the receive timeout) handing the raw bytes to `body`, for
+    /// clients that scan answers themselves (`ResultScanner`); false when the broker closed the
+    /// connection or nothing came. Not to be mixed with `receive()` on the same connection.
+    public func receiveRaw(_ body: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
+        precondition(decoder.bufferedByteCount == 0, "receiveRaw after receive() on one connection")
+        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        guard n > 0 else { return false }
+        try chunk.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        return true
+    }
+
     /// Whether a frame is buffered or bytes arrive within `milliseconds` (poll), so a caller
     /// with its own schedule (a rate-limited load generator) is not stuck in `recv`.
     public func waitReadable(milliseconds: Int32) -> Bool {

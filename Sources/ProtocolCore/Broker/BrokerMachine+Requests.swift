@@ -16,16 +16,17 @@ extension BrokerMachine {
             // Transactions are not implemented yet, so no transaction has been started (§4.2).
             return fail(StatusCode.internalServerError, "Local transaction '\(key)' has not been started.")
         }
-        guard let count = settings.topics.numPartitions(of: put.topic) else {
+        guard let rule = settings.topics.rule(for: put.topic) else {
             return fail(StatusCode.internalServerError, putPrefix(requested) + "The server do not accept topic \(put.topic)")
         }
+        let count = rule.numPartitions
         var partition = put.partition
         if partition == -1, count > 0 { partition = Int32(random.next() % UInt64(count)) }
         let target = TopicPartition(put.topic, partition)
         guard partition >= 0 && partition < count else {
             return fail(StatusCode.internalServerError, putPrefix(target) + "wrong partition \(partition)")
         }
-        if closedPartitions.contains(target) {
+        if !closedPartitions.isEmpty, closedPartitions.contains(target) {
             return fail(StatusCode.forbidden, putPrefix(target) + "partition[\(settings.brokerId)-\(partition)] has been closed")
         }
         var verified: Int32?
@@ -39,18 +40,24 @@ extension BrokerMachine {
         let issue = ids.next(nowMs: nowMs)
         if let reservation = issue.reservationToPersistMs { out.append(.persistIdReservation(reservation)) }
         let token = token(for: .put(connection, opaque: put.opaque, msgId: issue.id, target,
-                                    payloadBytes: Int64(put.body.count)))
+                                    payloadBytes: Int64(put.body.count), stat: rule.stat))
         out.append(.append(token: token, target, AppendRecord(msgId: issue.id, flag: put.flag, payload: put.body,
                                                                 verifiedChecksum: verified)))
     }
 
     mutating func completePut(_ token: UInt64, _ result: Result<Int64, StoreFailure>, into out: inout [Action]) {
-        guard case .put(let connection, let opaque, let msgId, let target, let bytes)? = pending.removeValue(forKey: token) else { return }
+        guard case .put(let connection, let opaque, let msgId, let target, let bytes, let stat)? = pending.removeValue(forKey: token) else { return }
         switch result {
         case .success(let offset):
-            recordRealtime(.put, target.topic)
-            recordRealtime(.messageSize, target.topic, value: bytes)
-            if !partitionsWithData.contains(target) { partitionsWithData.insert(target) }
+            if stat {
+                realtime.record(.put, topic: target.topic, value: 1, nowMs: clockMs)
+                realtime.record(.messageSize, topic: target.topic, value: bytes, nowMs: clockMs)
+            }
+            // Most puts go to the partition of the previous one: skip hashing its name then.
+            if target != lastStoredPartition {
+                if !partitionsWithData.contains(target) { partitionsWithData.insert(target) }
+                lastStoredPartition = target
+            }
             // `<msgId> <partition> <offset>` (§1.4.1), built without going through String.
             let body = [UInt8](unsafeUninitializedCapacity: 62) { buffer, count in
                 let p = UnsafeMutableRawPointer(buffer.baseAddress!)

@@ -88,7 +88,8 @@ public struct BrokerMachine {
     }
 
     enum Pending: Equatable {
-        case put(ConnectionID, opaque: Int32, msgId: Int64, TopicPartition, payloadBytes: Int64)
+        /// `stat`: the topic's realtime statistics are collected (looked up once, at the put).
+        case put(ConnectionID, opaque: Int32, msgId: Int64, TopicPartition, payloadBytes: Int64, stat: Bool)
         case get(ConnectionID, opaque: Int32, offset: Int64, topic: String)
         case offset(ConnectionID, opaque: Int32)
         case stats(ConnectionID, opaque: Int32, StatsItem)
@@ -100,6 +101,8 @@ public struct BrokerMachine {
     /// Partitions that have a log (on disk at start, or created by a put); a `get` elsewhere is 404.
     public internal(set) var partitionsWithData: Set<TopicPartition>
     public var closedPartitions: Set<TopicPartition> = []
+    /// The partition the last successful put went to (known to be in `partitionsWithData`).
+    var lastStoredPartition: TopicPartition?
     var pending: [UInt64: Pending] = [:]
     var nextToken: UInt64 = 1
     /// Request counters printed by system `stats` (§9).
@@ -205,7 +208,7 @@ public struct BrokerMachine {
 extension BrokerMachine.Pending {
     var connection: ConnectionID {
         switch self {
-        case .put(let c, _, _, _, _), .get(let c, _, _, _), .offset(let c, _), .stats(let c, _, _): return c
+        case .put(let c, _, _, _, _, _), .get(let c, _, _, _), .offset(let c, _), .stats(let c, _, _): return c
         }
     }
 }

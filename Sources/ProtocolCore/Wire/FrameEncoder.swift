@@ -148,7 +148,8 @@ extension Array where Element == UInt8 {
         appendDecimal(n)
     }
 
-    mutating func appendDecimal(_ n: Int64) {
+    /// `n` in decimal ASCII, without going through String.
+    public mutating func appendDecimal(_ n: Int64) {
         // Digits are written backwards into a stack buffer and appended with one copy.
         var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)
         Swift.withUnsafeMutableBytes(of: &digits) { d in

@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "Sim", targets: ["Sim"]),
         .executable(name: "metaq-server", targets: ["MetaQServer"]),
         .executable(name: "metaq", targets: ["MetaQTool"]),
+        .executable(name: "metaq-sim", targets: ["MetaQSim"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
@@ -58,6 +59,8 @@ let package = Package(
             linkerSettings: [.linkedLibrary("jemalloc")]
         ),
         // The deterministic simulator: seeded PRNG, SimDisk with power loss.
+        // The deterministic simulator: seeded PRNG, SimDisk with power loss, the simulated network,
+        // broker/producer/consumer drivers of the production machines, faults and checkers.
         .target(name: "Sim", dependencies: ["ProtocolCore", "StoreCore"]),
 
         // metaq: produce, consume, stats over the MetaQ wire.
@@ -68,6 +71,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
+        ),
+        // metaq-sim: the simulator's command line (--seed, --sweep, --trace, --canary).
+        .executableTarget(
+            name: "MetaQSim",
+            dependencies: ["Sim", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .executableTarget(
             name: "MicroBench",

@@ -14,6 +14,8 @@ extension PartitionLog {
         }
         let segment = segments[segmentIndex(containing: offset)]
         end = min(end, segment.end, offset + Int64(max(0, maxBytes)))
+        // Consumers see only synced bytes (§2.4): a slice never reaches past the synced end.
+        precondition(end <= syncedEnd && syncedEnd <= writtenOffset, "read beyond the synced range of \(directory)")
         return .slice(LogSlice(offset: offset, segmentPath: segment.path,
                                filePosition: offset - segment.start, count: Int(end - offset)))
     }

@@ -241,6 +241,9 @@ public final class PartitionLog {
             directorySyncedGeneration = directoryGeneration
         }
         let start = last.end
+        // Segments are contiguous: each starts where the previous one ends (§2.5).
+        precondition(segments.count < 2 || segments[segments.count - 2].end == last.start,
+                     "segments of \(directory) are not contiguous")
         let path = StoragePath.join(directory, SegmentName.name(forStart: start))
         do {
             let file = try storage.open(path, create: true)

@@ -1,0 +1,255 @@
+import DequeModule
+
+/// A producer's side of one broker connection (reference §1.4.1) as a pure machine: sends go in,
+/// `put` frames come out, answers are matched by opaque (§1.1: they may come back out of order) and
+/// every send ends in exactly one `.completed` with a `SendOutcome`.
+///
+/// Bounds: at most `maxInFlight` puts on the wire and `maxQueued` waiting. Sends wait in the queue
+/// while disconnected; the machine connects when it has work and, after a loss, again after the
+/// reconnect back-off. A put whose answer is lost is `.unknown`, never `.failed`, and is never resent
+/// by the machine. Deadlines are checked on every event, so a `.tick` only has to come eventually.
+public struct ProducerMachine: Sendable {
+    public let settings: Settings
+    public private(set) var counters = Counters()
+
+    private var connection: Connection = .idle
+    private var queue: Deque<Pending> = []
+    private var opaques: OpaqueSequence
+    /// Connection losses and failed attempts since the last successful connect.
+    private var reconnectMisses = 0
+    private var consecutiveTimeouts = 0
+    private var wakeUp = WakeUp()
+
+    private enum Connection {
+        /// Not connected and not trying: connects as soon as there is work.
+        case idle
+        /// Not connected; may connect again at `until`.
+        case backingOff(until: Instant)
+        case connecting(deadline: Instant)
+        /// Puts on the wire in send order (and so in deadline order).
+        case connected(inFlight: Deque<InFlight>)
+    }
+
+    private struct Pending {
+        var id: UInt64
+        var topic: String
+        var partition: Int32
+        var flag: Int32
+        var payload: [UInt8]
+        var expires: Instant
+    }
+
+    private struct InFlight {
+        var id: UInt64
+        var opaque: Int32
+        var deadline: Instant
+    }
+
+    public init(settings: Settings = Settings()) {
+        self.settings = settings
+        self.opaques = OpaqueSequence(range: settings.opaqueRange)
+    }
+
+    /// Whether the connection is open.
+    public var isConnected: Bool {
+        if case .connected = connection { return true } else { return false }
+    }
+
+    /// Opaques of the puts awaiting an answer, oldest first.
+    public var inFlightOpaques: [Int32] {
+        guard case .connected(let inFlight) = connection else { return [] }
+        return inFlight.map(\.opaque)
+    }
+
+    /// Sends waiting for a connection or a window slot.
+    public var queuedCount: Int { queue.count }
+
+    /// Feeds one event; returns what the driver must do, in order.
+    public mutating func handle(_ event: Event, now: Instant) -> [Action] {
+        var actions: [Action] = []
+        switch event {
+        case .send(let id, let topic, let partition, let flag, let payload):
+            submit(Pending(id: id, topic: topic, partition: partition, flag: flag, payload: payload,
+                           expires: now.adding(milliseconds: settings.requestTimeoutMs)), &actions)
+        case .connected:
+            switch connection {
+            case .connected: break
+            case .idle, .backingOff, .connecting:
+                connection = .connected(inFlight: [])
+                counters.connects += 1
+                reconnectMisses = 0
+                consecutiveTimeouts = 0
+            }
+        case .connectionLost:
+            connectionGone(now, &actions)
+        case .frame(let frame):
+            receive(frame, now, &actions)
+        case .tick:
+            break
+        }
+        expire(now, &actions)
+        pump(now, &actions)
+        if let at = wakeUp.request(nextDeadline, now: now) { actions.append(.scheduleTick(at: at)) }
+        return actions
+    }
+
+    private mutating func submit(_ pending: Pending, _ actions: inout [Action]) {
+        counters.submitted += 1
+        if let problem = Self.validate(pending) {
+            reject(pending.id, .invalidRequest(problem), &actions)
+            return
+        }
+        // The queue is drained at the end of every event, so an empty queue with a free window
+        // means this send goes out now and needs no queue slot.
+        var windowOpen = false
+        if case .connected(let inFlight) = connection { windowOpen = inFlight.count < settings.maxInFlight }
+        guard (queue.isEmpty && windowOpen) || queue.count < settings.maxQueued else {
+            reject(pending.id, .queueFull, &actions)
+            return
+        }
+        queue.append(pending)
+    }
+
+    private static func validate(_ p: Pending) -> String? {
+        if !isWireToken(p.topic) { return "topic '\(p.topic)' is empty or contains a space or line break" }
+        if p.partition < -1 { return "partition \(p.partition) is below -1" }
+        if p.payload.count > Int(Int32.max) { return "payload of \(p.payload.count) bytes exceeds Int32.max" }
+        return nil
+    }
+
+    private mutating func reject(_ id: UInt64, _ reason: SendOutcome.RejectReason, _ actions: inout [Action]) {
+        complete(id, .rejected(reason), &actions)
+    }
+
+    /// Sends queued puts while the window has room; starts connecting when idle with work.
+    private mutating func pump(_ now: Instant, _ actions: inout [Action]) {
+        switch connection {
+        case .idle where !queue.isEmpty:
+            connection = .connecting(deadline: now.adding(milliseconds: settings.requestTimeoutMs))
+            actions.append(.connect)
+        case .connected(var inFlight):
+            guard inFlight.count < settings.maxInFlight, !queue.isEmpty else { return }
+            connection = .idle  // keeps `inFlight` uniquely referenced while it grows
+            while inFlight.count < settings.maxInFlight, let p = queue.popFirst() {
+                let opaque = opaques.take()
+                let put = PutCommand(topic: p.topic, partition: p.partition, flag: p.flag,
+                                     checksum: CRC32.metaqChecksum(p.payload), body: p.payload, opaque: opaque)
+                actions.append(.sendFrame(.put(put)))
+                inFlight.append(InFlight(id: p.id, opaque: opaque,
+                                         deadline: now.adding(milliseconds: settings.requestTimeoutMs)))
+                counters.sent += 1
+            }
+            connection = .connected(inFlight: inFlight)
+        case .idle, .backingOff, .connecting:
+            break
+        }
+    }
+
+    private mutating func receive(_ frame: Frame, _ now: Instant, _ actions: inout [Action]) {
+        guard case .connected(var inFlight) = connection else {
+            counters.unmatchedAnswers += 1  // from a connection already written off
+            return
+        }
+        guard case .result(let answer) = frame else {
+            counters.protocolViolations += 1
+            actions.append(.disconnect)
+            connectionGone(now, &actions)
+            return
+        }
+        guard let index = inFlight.firstIndex(where: { $0.opaque == answer.opaque }) else {
+            counters.unmatchedAnswers += 1
+            return
+        }
+        connection = .idle  // keeps `inFlight` uniquely referenced
+        let put = inFlight.remove(at: index)
+        connection = .connected(inFlight: inFlight)
+        consecutiveTimeouts = 0
+        complete(put.id, Self.outcome(of: answer), &actions)
+    }
+
+    /// §1.4.1: 200 carries `"<msgId> <partition> <offset>"`; any other code is a refusal (§1.2).
+    static func outcome(of answer: ResultResponse) -> SendOutcome {
+        guard answer.code == StatusCode.success else { return .failed(code: answer.code, text: answer.text) }
+        let text = answer.text
+        let parts = text.split(separator: " ", omittingEmptySubsequences: false)
+        // Offset -1 is the answer to a put inside a transaction, which this machine never sends.
+        guard parts.count == 3, let msgId = Int64(parts[0]), let partition = Int32(parts[1]), partition >= 0,
+              let offset = Int64(parts[2]), offset >= 0 else {
+            return .unknown(.malformedAnswer(text))
+        }
+        return .acknowledged(msgId: msgId, partition: partition, offset: offset)
+    }
+
+    private mutating func complete(_ id: UInt64, _ outcome: SendOutcome, _ actions: inout [Action]) {
+        switch outcome {
+        case .acknowledged: counters.acknowledged += 1
+        case .failed: counters.failed += 1
+        case .unknown(let reason):
+            counters.unknown += 1
+            if case .malformedAnswer = reason { counters.malformedAnswers += 1 }
+            if reason == .timedOut { counters.timeouts += 1 }
+        case .rejected: counters.rejected += 1
+        }
+        actions.append(.completed(id: id, outcome))
+    }
+
+    /// The connection (or the attempt) is over: puts in flight become unknown; back off.
+    private mutating func connectionGone(_ now: Instant, _ actions: inout [Action]) {
+        switch connection {
+        case .idle, .backingOff:
+            return
+        case .connecting:
+            break
+        case .connected(let inFlight):
+            for put in inFlight { complete(put.id, .unknown(.connectionLost), &actions) }
+        }
+        counters.disconnects += 1
+        reconnectMisses += 1
+        let delay = settings.reconnectBackoff.delayMs(afterMisses: reconnectMisses)
+        connection = .backingOff(until: now.adding(milliseconds: delay))
+    }
+
+    private mutating func expire(_ now: Instant, _ actions: inout [Action]) {
+        while let first = queue.first, first.expires <= now {
+            queue.removeFirst()
+            reject(first.id, .expired, &actions)
+        }
+        switch connection {
+        case .idle:
+            break
+        case .backingOff(let until):
+            if until <= now { connection = .idle }
+        case .connecting(let deadline):
+            if deadline <= now {
+                actions.append(.disconnect)
+                connectionGone(now, &actions)
+            }
+        case .connected(var inFlight):
+            guard let first = inFlight.first, first.deadline <= now else { return }
+            connection = .idle
+            while let put = inFlight.first, put.deadline <= now {
+                inFlight.removeFirst()
+                consecutiveTimeouts += 1
+                complete(put.id, .unknown(.timedOut), &actions)
+            }
+            connection = .connected(inFlight: inFlight)
+            if consecutiveTimeouts >= settings.maxConsecutiveTimeouts {
+                consecutiveTimeouts = 0
+                actions.append(.disconnect)
+                connectionGone(now, &actions)
+            }
+        }
+    }
+
+    private var nextDeadline: Instant? {
+        var deadlines: [Instant] = []
+        if let first = queue.first { deadlines.append(first.expires) }
+        switch connection {
+        case .idle: break
+        case .backingOff(let until): deadlines.append(until)
+        case .connecting(let deadline): deadlines.append(deadline)
+        case .connected(let inFlight): if let first = inFlight.first { deadlines.append(first.deadline) }
+        }
+        return deadlines.min()
+    }
+}

@@ -1,0 +1,609 @@
+import ProtocolCore
+import StoreCore
+
+/// What one seed's run found.
+public struct SimResult: Sendable {
+    public var seed: UInt64
+    public var options: String
+    /// Checker verdicts that failed (empty when the run passed).
+    public var failures: [String]
+    public var fingerprint: UInt64
+    public var counters: SimCounters
+    public var trace: [String]?
+    public var virtualMs: Int64
+    public var passed: Bool { failures.isEmpty }
+}
+
+/// One simulated world (DESIGN.md §6): brokers, producers and consumers running the production
+/// machines on a virtual clock, with faults during a safety phase and none during a liveness
+/// phase, and checkers on everything acknowledged and delivered. One seed decides it all.
+public final class Simulation {
+    enum Event {
+        case produce(Int)
+        case producerTick(Int)
+        case consumerTick(Int)
+        case connectArrives(Int)
+        case connectAnswered(Int, ok: Bool)
+        case bytesToBroker(Int, [UInt8])
+        case bytesToClient(Int, [UInt8])
+        case closeReachesBroker(Int)
+        case closeReachesClient(Int)
+        case syncDone(broker: Int, incarnation: Int, TopicPartition)
+        case syncTimer(broker: Int, incarnation: Int, TopicPartition)
+        case restartBroker(Int)
+        case fault
+        case liveness
+        case convergenceCheck
+    }
+
+    /// Codes folded into the fingerprint next to the event's numbers.
+    enum TraceCode: UInt64 {
+        case produce = 1, producerTick, consumerTick, connectArrives, connectAnswered, bytesToBroker, bytesToClient
+        case closeReachesBroker, closeReachesClient, syncDone, syncTimer, restartBroker, fault, liveness, convergence
+        case brokerRecovered = 20, brokerFramingError, brokerWriteFailed, acknowledged, outcome, delivered, faultFired
+    }
+
+    /// One message a producer was asked to send, and what became of it.
+    struct Sent {
+        enum Outcome { case pending, acknowledged(partition: Int32, offset: Int64, msgId: Int64), failed, unknown, rejected }
+        var producer: Int
+        var broker: Int
+        var topic: String
+        var payload: [UInt8]
+        var outcome: Outcome = .pending
+    }
+
+    public let seed: UInt64
+    let options: SimOptions
+    var rng: SimRandom
+    private var queue = EventQueue<Event>()
+    private(set) var nowNs: Int64 = 0
+    var counters = SimCounters()
+    let traceLog: SimTrace
+    private var failures: [String] = []
+    private var finished = false
+    private var inLiveness = false
+    private var livenessStartNs: Int64 = 0
+
+    private(set) var brokers: [SimBroker] = []
+    private(set) var network: SimNetwork!
+    private var producers: [SimProducer] = []
+    private var consumers: [SimConsumer] = []
+
+    private var ledger: [UInt64: Sent] = [:]
+    private var delivered: Set<UInt64> = []
+    /// broker → msgId → the broker incarnation that stored it.
+    private var storedBy: [Int: [Int64: Int]] = [:]
+    /// broker → power losses: the incarnation that died and its synced ends at that moment.
+    private var powerLossRecords: [Int: [(incarnation: Int, ends: [TopicPartition: Int64])]] = [:]
+    /// broker → partition → offset ranges whose synced bytes the latent-error fault rotted.
+    private var rotRanges: [Int: [TopicPartition: [Range<Int64>]]] = [:]
+
+    static let wallClockBaseMs: Int64 = 1_780_000_000_000
+    static let eventBudget = 3_000_000
+    static let livenessLimitNs: Int64 = 60_000_000_000
+
+    /// A run of `seed`; `canary` switches on acknowledge-before-sync (the checkers must fail).
+    public init(seed: UInt64, canary: Bool = false, trace: Bool = false) {
+        self.seed = seed
+        var rng = SimRandom(seed: seed)
+        options = SimOptions(drawingFrom: &rng, canary: canary)
+        self.rng = rng
+        traceLog = SimTrace(keepLines: trace)
+    }
+
+    var nowMs: Int64 { nowNs / 1_000_000 }
+    var wallMs: Int64 { Self.wallClockBaseMs + nowMs }
+    var instant: Instant { Instant(nanoseconds: nowNs) }
+
+    func schedule(_ event: Event, afterNs delay: Int64) { queue.schedule(event, at: nowNs + max(0, delay)) }
+    func schedule(_ event: Event, atNs time: Int64) { queue.schedule(event, at: max(nowNs, time)) }
+
+    func trace(_ code: TraceCode, _ a: Int64 = 0, _ b: Int64 = 0, _ text: @autoclosure () -> String = "") {
+        traceLog.record(nowNs, code.rawValue, a, b, text())
+    }
+
+    func fail(_ message: String) {
+        failures.append("at \(nowMs)ms: \(message)")
+        trace(.fault, 0, 0, "FAIL \(message)")
+        finished = true
+    }
+
+    // MARK: Running
+
+    public func run() -> SimResult {
+        network = SimNetwork(sim: self)
+        brokers = (0..<options.brokers).map { SimBroker(id: $0, options: options, sim: self) }
+        for broker in brokers { broker.start() }
+        var client = 0
+        for p in 0..<options.producers {
+            producers.append(SimProducer(client: client, broker: rng.int(in: 0..<options.brokers),
+                                         total: options.messagesPerProducer, maxInFlight: options.maxInFlight))
+            client += 1
+            schedule(.produce(p), afterNs: Int64(rng.int(in: 0...50)) * 1_000_000)
+        }
+        for broker in 0..<options.brokers {
+            for topic in options.topics {
+                for partition in 0..<topic.partitions {
+                    consumers.append(SimConsumer(client: client, broker: broker,
+                                                 partition: TopicPartition(topic.name, Int32(partition)),
+                                                 fetchSize: options.fetchSize))
+                    client += 1
+                }
+            }
+        }
+        for index in consumers.indices { consumerHandle(index, .start) }
+        scheduleNextFault()
+        schedule(.liveness, afterNs: Int64(options.safetyPhaseMs) * 1_000_000)
+
+        var processed = 0
+        while !finished, let (at, event) = queue.pop() {
+            nowNs = at
+            for broker in brokers { broker.disk.nowMs = nowMs }
+            dispatch(event)
+            processed += 1
+            if processed >= Self.eventBudget {
+                fail("event budget of \(Self.eventBudget) exhausted (a livelock?)")
+            }
+        }
+        if failures.isEmpty && !finished { fail("the event queue ran dry before the liveness phase converged") }
+        if failures.isEmpty { finalChecks() }
+        counters.runs = 1
+        for broker in brokers {
+            for partition in broker.process?.stores.partitions ?? [] {
+                counters.segmentRolls += max(0, (broker.log(partition)?.segmentCount ?? 1) - 1)
+            }
+        }
+        for producer in producers { counters.producerTimeouts += producer.machine.counters.timeouts }
+        for consumer in consumers {
+            counters.consumerTimeouts += consumer.machine.counters.timeouts
+            counters.staleAnswers += consumer.machine.counters.staleAnswers
+        }
+        traceLog.fold(UInt64(counters.delivered))
+        return SimResult(seed: seed, options: options.description, failures: failures, fingerprint: traceLog.fingerprint,
+                         counters: counters, trace: traceLog.lines, virtualMs: nowMs)
+    }
+
+    private func dispatch(_ event: Event) {
+        switch event {
+        case .produce(let p):
+            trace(.produce, Int64(p))
+            produce(p)
+        case .producerTick(let p):
+            trace(.producerTick, Int64(p))
+            producerHandle(p, .tick)
+        case .consumerTick(let c):
+            trace(.consumerTick, Int64(c))
+            consumerHandle(c, .tick)
+        case .connectArrives(let id):
+            trace(.connectArrives, Int64(id))
+            network.connectArrives(id)
+        case .connectAnswered(let id, let ok):
+            trace(.connectAnswered, Int64(id), ok ? 1 : 0)
+            network.connectAnswered(id, ok: ok)
+        case .bytesToBroker(let id, let bytes):
+            trace(.bytesToBroker, Int64(id), Int64(bytes.count))
+            network.bytesToBroker(id, bytes)
+        case .bytesToClient(let id, let bytes):
+            trace(.bytesToClient, Int64(id), Int64(bytes.count))
+            network.bytesToClient(id, bytes)
+        case .closeReachesBroker(let id):
+            trace(.closeReachesBroker, Int64(id))
+            network.closeReachesBroker(id)
+        case .closeReachesClient(let id):
+            trace(.closeReachesClient, Int64(id))
+            network.closeReachesClient(id)
+        case .syncDone(let b, let incarnation, let partition):
+            trace(.syncDone, Int64(b), Int64(partition.partition))
+            brokers[b].syncDone(partition, incarnation: incarnation)
+        case .syncTimer(let b, let incarnation, let partition):
+            trace(.syncTimer, Int64(b), Int64(partition.partition))
+            brokers[b].syncTimer(partition, incarnation: incarnation)
+        case .restartBroker(let b):
+            trace(.restartBroker, Int64(b), 0, "broker\(b) restarts")
+            if !brokers[b].isUp { brokers[b].start() }
+        case .fault:
+            guard !inLiveness else { return }
+            injectFault()
+            scheduleNextFault()
+        case .liveness:
+            trace(.liveness, 0, 0, "liveness phase: faults off, network healed, every broker up")
+            startLiveness()
+        case .convergenceCheck:
+            trace(.convergence)
+            checkConvergence()
+        }
+    }
+
+    // MARK: Producers
+
+    private func produce(_ p: Int) {
+        let producer = producers[p]
+        guard producer.produced < producer.total else { return }
+        let sequence = producer.produced
+        producer.produced += 1
+        let payload = SimPayload.make(producer: p, sequence: sequence, size: rng.int(in: options.messageSizes), rng: &rng)
+        let topic = rng.pick(options.topics)
+        let partition: Int32 = rng.chance(0.1) ? -1 : Int32(rng.int(in: 0..<topic.partitions))
+        let key = SimPayload.key(producer: p, sequence: sequence)
+        ledger[key] = Sent(producer: p, broker: producer.broker, topic: topic.name, payload: payload)
+        producerHandle(p, .send(id: key, topic: topic.name, partition: partition, flag: 0, payload: payload))
+        if producer.produced < producer.total {
+            schedule(.produce(p), afterNs: Int64(rng.int(in: options.produceIntervalMs)) * 1_000_000 + 1)
+        }
+    }
+
+    private func producerHandle(_ p: Int, _ event: ProducerMachine.Event) {
+        let producer = producers[p]
+        for action in producer.machine.handle(event, now: instant) {
+            switch action {
+            case .connect:
+                producer.decoder = FrameDecoder()
+                producer.connection = network.connect(client: producer.client, broker: producer.broker)
+            case .sendFrame(let frame):
+                guard let connection = producer.connection else { continue }
+                network.sendToBroker(connection, frame.encoded())
+            case .completed(let id, let outcome):
+                producer.completed += 1
+                record(outcome, of: id)
+            case .scheduleTick(let at):
+                schedule(.producerTick(p), atNs: at.nanoseconds)
+            case .disconnect:
+                if let connection = producer.connection { network.closedByClient(connection) }
+                producer.connection = nil
+            }
+        }
+    }
+
+    private func record(_ outcome: SendOutcome, of key: UInt64) {
+        guard var sent = ledger[key] else { return fail("an outcome for a message never sent: \(key)") }
+        switch outcome {
+        case .acknowledged(let msgId, let partition, let offset):
+            sent.outcome = .acknowledged(partition: partition, offset: offset, msgId: msgId)
+            counters.acknowledged += 1
+            trace(.acknowledged, Int64(partition), offset, "ack p\(sent.producer)#\(key & 0xFFFF_FFFF) broker\(sent.broker) \(sent.topic)-\(partition)@\(offset)")
+        case .failed(let code, let text):
+            sent.outcome = .failed
+            counters.failedPuts += 1
+            trace(.outcome, Int64(code), 0, "put failed p\(sent.producer)#\(key & 0xFFFF_FFFF): \(code) \(text)")
+        case .unknown(let reason):
+            sent.outcome = .unknown
+            counters.unknownPuts += 1
+            trace(.outcome, 1, 0, "put unknown p\(sent.producer)#\(key & 0xFFFF_FFFF): \(reason)")
+        case .rejected(let reason):
+            sent.outcome = .rejected
+            counters.rejectedPuts += 1
+            trace(.outcome, 2, 0, "put rejected p\(sent.producer)#\(key & 0xFFFF_FFFF): \(reason)")
+        }
+        ledger[key] = sent
+    }
+
+    /// The broker stored a record (called at staging): which incarnation holds `msgId`.
+    func stored(broker: Int, msgId: Int64, incarnation: Int) {
+        storedBy[broker, default: [:]][msgId] = incarnation
+    }
+
+    // MARK: Consumers
+
+    private func consumerHandle(_ c: Int, _ event: ConsumerMachine.Event) {
+        let consumer = consumers[c]
+        for action in consumer.machine.handle(event, now: instant) {
+            switch action {
+            case .connect:
+                consumer.decoder = FrameDecoder()
+                consumer.connection = network.connect(client: consumer.client, broker: consumer.broker)
+            case .sendFrame(let frame):
+                guard let connection = consumer.connection else { continue }
+                network.sendToBroker(connection, frame.encoded())
+            case .deliver(let messages, let next):
+                for message in messages { check(message, deliveredTo: consumer) }
+                consumer.damagedAt = nil
+                if rng.chance(0.5) { consumer.committedOffset = next }
+            case .offsetChanged(let offset):
+                counters.consumerMoves += 1
+                if offset < consumer.machine.offset || offset <= consumer.lastDeliveredOffset {
+                    fail("consumer of broker\(consumer.broker) \(consumer.partition) moved back to \(offset) (was past \(consumer.lastDeliveredOffset))")
+                }
+            case .reportDamage(let offset, let damage):
+                counters.damageReports += 1
+                consumer.damagedAt = offset
+                if rotRanges[consumer.broker]?[consumer.partition] == nil {
+                    fail("consumer of broker\(consumer.broker) \(consumer.partition) was served damaged bytes at \(offset) (\(damage)) with no bit rot injected there")
+                }
+            case .reportRecordTooLarge(let offset, let bytes, let fetched):
+                // A rotten header can announce any length: with rot injected here it is damage.
+                if rotRanges[consumer.broker]?[consumer.partition] != nil {
+                    counters.damageReports += 1
+                    consumer.damagedAt = offset
+                    continue
+                }
+                fail("consumer of broker\(consumer.broker) \(consumer.partition): record at \(offset) too large (\(bytes.map(String.init) ?? "?") bytes, fetched \(fetched))")
+            case .reportBrokerError(let code, let text):
+                fail("consumer of broker\(consumer.broker) \(consumer.partition): broker answered \(code) \(text)")
+            case .scheduleTick(let at):
+                schedule(.consumerTick(c), atNs: at.nanoseconds)
+            case .disconnect:
+                if let connection = consumer.connection { network.closedByClient(connection) }
+                consumer.connection = nil
+            }
+        }
+    }
+
+    /// Every delivered message was produced (same bytes, same broker and topic, same partition
+    /// and offset as acknowledged), and within one fetch run offsets only grow.
+    private func check(_ message: Message, deliveredTo consumer: SimConsumer) {
+        let place = "broker\(consumer.broker) \(consumer.partition)@\(message.offset)"
+        guard let key = SimPayload.key(of: message.data), let sent = ledger[key] else {
+            return fail("delivered bytes nobody produced at \(place)")
+        }
+        guard sent.payload.elementsEqual(message.data), sent.broker == consumer.broker,
+              sent.topic == consumer.partition.topic else {
+            return fail("delivered a corrupted or misplaced message p\(sent.producer)#\(key & 0xFFFF_FFFF) at \(place)")
+        }
+        if case .acknowledged(let partition, let offset, _) = sent.outcome,
+           partition != consumer.partition.partition || offset != message.offset {
+            return fail("p\(sent.producer)#\(key & 0xFFFF_FFFF) acknowledged at \(partition)@\(offset) but delivered at \(place)")
+        }
+        guard message.offset > consumer.lastDeliveredOffset, consumer.deliveredInRun.insert(key).inserted else {
+            return fail("offsets went backwards or repeated within one fetch run at \(place) (last \(consumer.lastDeliveredOffset))")
+        }
+        consumer.lastDeliveredOffset = message.offset
+        counters.delivered += 1
+        if !delivered.insert(key).inserted { counters.redelivered += 1 }
+        trace(.delivered, Int64(consumer.client), message.offset, "deliver p\(sent.producer)#\(key & 0xFFFF_FFFF) at \(place)")
+    }
+
+    /// A consumer process dies and a new one starts at its committed offset: a new fetch run.
+    private func restartConsumer(_ c: Int) {
+        let consumer = consumers[c]
+        if let connection = consumer.connection { network.closedByClient(connection) }
+        consumer.connection = nil
+        consumer.run += 1
+        consumer.lastDeliveredOffset = -1
+        consumer.deliveredInRun = []
+        consumer.damagedAt = nil
+        consumer.machine = SimConsumer.machine(consumer.partition, startOffset: consumer.committedOffset,
+                                               fetchSize: options.fetchSize, run: consumer.run)
+        consumerHandle(c, .start)
+    }
+
+    // MARK: Client glue for the network
+
+    func clientConnectAnswered(client: Int, connection: Int, ok: Bool) {
+        withClient(client, connection) { event in event(ok ? .connected : .connectionLost) }
+    }
+
+    func clientConnectionLost(client: Int, connection: Int) {
+        withClient(client, connection) { event in event(.connectionLost) }
+    }
+
+    func clientReceive(client: Int, connection: Int, _ bytes: [UInt8]) {
+        if client < producers.count {
+            let producer = producers[client]
+            guard producer.connection == connection else { return }
+            producer.decoder.feed(bytes)
+            do {
+                while let frame = try producer.decoder.next() {
+                    producerHandle(client, .frame(frame))
+                    if producer.connection != connection { return }
+                }
+            } catch {
+                fail("producer \(client) cannot decode the broker's bytes: \(error)")
+            }
+        } else {
+            let c = client - producers.count
+            let consumer = consumers[c]
+            guard consumer.connection == connection else { return }
+            consumer.decoder.feed(bytes)
+            do {
+                while let frame = try consumer.decoder.next() {
+                    consumerHandle(c, .frame(frame))
+                    if consumer.connection != connection { return }
+                }
+            } catch {
+                fail("consumer \(c) cannot decode the broker's bytes: \(error)")
+            }
+        }
+    }
+
+    private enum ClientEvent { case connected, connectionLost }
+
+    private func withClient(_ client: Int, _ connection: Int, _ body: ((ClientEvent) -> Void) -> Void) {
+        if client < producers.count {
+            guard producers[client].connection == connection else { return }
+            body { e in
+                if e == .connectionLost { producers[client].connection = nil }
+                producerHandle(client, e == .connected ? .connected : .connectionLost)
+            }
+        } else {
+            let c = client - producers.count
+            guard consumers[c].connection == connection else { return }
+            body { e in
+                if e == .connectionLost { consumers[c].connection = nil }
+                consumerHandle(c, e == .connected ? .connected : .connectionLost)
+            }
+        }
+    }
+
+    // MARK: Faults
+
+    private var totalFaultRate: Double {
+        let f = options.faults
+        return f.powerLossOne + f.powerLossAll + f.crash + f.disconnect + f.partition + f.slowDisk + f.latentError + f.consumerCrash
+    }
+
+    private func scheduleNextFault() {
+        let rate = totalFaultRate
+        guard rate > 0 else { return }
+        let meanNs = 1e9 / rate
+        schedule(.fault, afterNs: Int64(rng.unit() * 2 * meanNs) + 1)
+    }
+
+    private func injectFault() {
+        let f = options.faults
+        var pick = rng.unit() * totalFaultRate
+        func take(_ rate: Double) -> Bool {
+            if pick < rate { return true }
+            pick -= rate
+            return false
+        }
+        let up = brokers.filter(\.isUp).map(\.id)
+        if take(f.powerLossOne) {
+            guard let b = up.isEmpty ? nil : rng.pick(up) else { return }
+            powerLoss(b)
+        } else if take(f.powerLossAll) {
+            for b in up { powerLoss(b) }
+        } else if take(f.crash) {
+            guard let b = up.isEmpty ? nil : rng.pick(up) else { return }
+            counters.crashes += 1
+            trace(.faultFired, 2, Int64(b), "FAULT crash broker\(b)")
+            noteRareStates(of: brokers[b], powerLoss: false)
+            network.brokerDied(b, silently: false)
+            brokers[b].stop(powerLoss: false)
+            schedule(.restartBroker(b), afterNs: Int64(rng.int(in: 1...300)) * 1_000_000)
+        } else if take(f.disconnect) {
+            if network.dropRandomConnection() {
+                counters.disconnects += 1
+                trace(.faultFired, 3, 0, "FAULT connection dropped")
+            }
+        } else if take(f.partition) {
+            let b = rng.int(in: 0..<brokers.count)
+            let clients = rng.chance(0.5) ? [rng.int(in: 0..<(producers.count + consumers.count))]
+                : Array(0..<(producers.count + consumers.count))
+            let untilNs = nowNs + Int64(rng.int(in: 10...800)) * 1_000_000
+            for client in clients { network.partition(broker: b, client: client, untilNs: untilNs) }
+            counters.partitions += 1
+            trace(.faultFired, 4, Int64(b), "FAULT partition broker\(b) from \(clients.count) client(s) for \((untilNs - nowNs) / 1_000_000)ms")
+        } else if take(f.slowDisk) {
+            let b = rng.int(in: 0..<brokers.count)
+            brokers[b].slowUntilNs = nowNs + Int64(rng.int(in: 50...1000)) * 1_000_000
+            counters.slowDisks += 1
+            trace(.faultFired, 5, Int64(b), "FAULT slow disk broker\(b)")
+        } else if take(f.latentError) {
+            guard let b = up.isEmpty ? nil : rng.pick(up) else { return }
+            rot(b)
+        } else {
+            guard !consumers.isEmpty else { return }
+            let c = rng.int(in: 0..<consumers.count)
+            counters.consumerCrashes += 1
+            trace(.faultFired, 7, Int64(c), "FAULT consumer \(c) crashes, restarts at \(consumers[c].committedOffset)")
+            restartConsumer(c)
+        }
+    }
+
+    private func powerLoss(_ b: Int) {
+        let broker = brokers[b]
+        guard broker.isUp else { return }
+        counters.powerLosses += 1
+        trace(.faultFired, 1, Int64(b), "FAULT power loss broker\(b)")
+        powerLossRecords[b, default: []].append((broker.incarnation, broker.syncedEnds()))
+        noteRareStates(of: broker, powerLoss: true)
+        network.brokerDied(b, silently: true)
+        broker.stop(powerLoss: true)
+        schedule(.restartBroker(b), afterNs: Int64(rng.int(in: 1...500)) * 1_000_000)
+    }
+
+    /// Counts the states a crash or power loss is most interesting in: appended but not yet
+    /// synced bytes (between append and sync), and a segment that was just rolled (empty).
+    private func noteRareStates(of broker: SimBroker, powerLoss: Bool) {
+        for partition in broker.process?.stores.partitions ?? [] {
+            guard let log = broker.log(partition) else { continue }
+            if powerLoss, log.hasUnsyncedData { counters.powerLossesBetweenAppendAndSync += 1 }
+            if log.segmentCount >= 2, log.segmentStarts.last == log.writtenOffset { counters.faultsRightAfterRoll += 1 }
+        }
+    }
+
+    /// Bit rot: one synced sector of an older segment (recovery rescans only the last one, as in
+    /// MetaQ; consumers must catch it by checksum and never deliver it).
+    private func rot(_ b: Int) {
+        let broker = brokers[b]
+        var candidates: [(TopicPartition, path: String, start: Int64, length: Int)] = []
+        for partition in broker.process?.stores.partitions ?? [] {
+            guard let log = broker.log(partition), log.segmentCount >= 2 else { continue }
+            for start in log.segmentStarts.dropLast() {
+                let path = StoragePath.join(log.directory, SegmentName.name(forStart: start))
+                if let durable = broker.disk.durableBytes(path), !durable.isEmpty {
+                    candidates.append((partition, path, start, durable.count))
+                }
+            }
+        }
+        guard !candidates.isEmpty else { return }
+        let target = rng.pick(candidates)
+        let sectors = (target.length + 511) / 512
+        let sector = rng.int(in: 0..<sectors)
+        broker.disk.corruptSyncedSector(path: target.path, sector: sector, using: &rng)
+        let from = target.start + Int64(sector * 512)
+        let to = target.start + Int64(min(target.length, (sector + 1) * 512))
+        rotRanges[b, default: [:]][target.0, default: []].append(from..<to)
+        counters.latentErrors += 1
+        trace(.faultFired, 6, Int64(b), "FAULT bit rot broker\(b) \(target.0) offsets \(from)..<\(to)")
+    }
+
+    // MARK: Liveness and the final checks
+
+    private func startLiveness() {
+        inLiveness = true
+        livenessStartNs = nowNs
+        network.healAll()
+        for broker in brokers {
+            broker.slowUntilNs = 0
+            if !broker.isUp { broker.start() }
+        }
+        schedule(.convergenceCheck, afterNs: 10_000_000)
+    }
+
+    private func checkConvergence() {
+        var waiting: [String] = []
+        for (p, producer) in producers.enumerated() where !producer.isDone {
+            waiting.append("producer \(p): \(producer.completed)/\(producer.total) completed")
+        }
+        for consumer in consumers {
+            let broker = brokers[consumer.broker]
+            let log = broker.log(consumer.partition)
+            let end = log?.maxOffset ?? 0
+            let settled = !(log?.hasUnsyncedData ?? false)
+            let stuckOnRot = consumer.damagedAt != nil && rotRanges[consumer.broker]?[consumer.partition] != nil
+            if !(consumer.machine.offset >= end && settled) && !stuckOnRot {
+                waiting.append("consumer broker\(consumer.broker) \(consumer.partition) at \(consumer.machine.offset) of \(end)\(settled ? "" : " (unsynced data)")")
+            }
+        }
+        if waiting.isEmpty {
+            finished = true
+            return
+        }
+        if nowNs - livenessStartNs > Self.livenessLimitNs {
+            fail("liveness: no convergence \(Self.livenessLimitNs / 1_000_000_000) s after the faults stopped: "
+                 + waiting.prefix(5).joined(separator: "; "))
+            return
+        }
+        schedule(.convergenceCheck, afterNs: 50_000_000)
+    }
+
+    /// Every acknowledged message was delivered, unless the durability contract allows its loss:
+    /// under `unflushThreshold` an unsynced tail at a power loss; bit rot of its bytes (or before
+    /// them in a partition whose consumer stopped at the rot).
+    private func finalChecks() {
+        for key in ledger.keys.sorted() {
+            let sent = ledger[key]!
+            guard case .acknowledged(let partition, let offset, let msgId) = sent.outcome, !delivered.contains(key) else { continue }
+            let target = TopicPartition(sent.topic, partition)
+            let name = "p\(sent.producer)#\(key & 0xFFFF_FFFF) broker\(sent.broker) \(target)@\(offset)"
+            if case .threshold = options.flush, let incarnation = storedBy[sent.broker]?[msgId],
+               let loss = powerLossRecords[sent.broker]?.first(where: { $0.incarnation == incarnation }),
+               offset >= loss.ends[target] ?? 0 {
+                counters.lostUnsyncedAcknowledged += 1
+                continue
+            }
+            if let rotten = rotRanges[sent.broker]?[target], rotten.contains(where: { $0.lowerBound <= offset + Int64(Record.headerSize + sent.payload.count) }),
+               let consumer = consumers.first(where: { $0.broker == sent.broker && $0.partition == target }),
+               rotten.contains(where: { $0.overlaps(offset..<(offset + Int64(Record.headerSize + sent.payload.count))) })
+                || (consumer.damagedAt.map { $0 <= offset } ?? false) {
+                counters.rotDestroyed += 1
+                continue
+            }
+            let flush = options.flush == .groupCommit ? "group commit" : "\(options.flush)"
+            failures.append("acknowledged message never delivered (lost?) under \(flush): \(name)")
+            if failures.count >= 20 { break }
+        }
+    }
+}

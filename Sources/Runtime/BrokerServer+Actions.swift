@@ -16,6 +16,7 @@ extension BrokerServer {
         case .nearestOffset(let token, let partition, let offset):
             handle(.nearestOffset(token: token, stores.log(partition)?.nearestOffset(offset) ?? 0))
         case .reply(let connection, let response): reply(response, to: connection)
+        case .putAnswer(let connection, let answer): reply(answer, to: connection)
         case .sendSlice(let connection, let token, let opaque):
             if let slice = slices.removeValue(forKey: token) { send(slice, opaque: opaque, to: connection) }
         case .persistIdReservation(let reservationMs):
@@ -150,6 +151,26 @@ extension BrokerServer {
                                        opaque: response.opaque)
         }
         connection.out.writeBytes(response.body)
+        markDirty(connection)
+    }
+
+    /// `result 200 <length> <opaque>␍␊<msgId> <partition> <offset>` encoded from the numbers
+    /// straight into the connection's buffer (the hot path of every put).
+    func reply(_ answer: BrokerMachine.PutAnswer, to id: ConnectionID) {
+        guard let connection = connections[id] else { return }
+        connection.out.writeWithUnsafeMutableBytes(
+            minimumWritableBytes: ResultResponse.maxHeaderBytes + BrokerMachine.PutAnswer.maxBodyBytes
+        ) { raw in
+            // The body is written after the longest possible header, then the header in front of
+            // it once the body's length is known, and the body moved up against it.
+            let base = raw.baseAddress!
+            let bodyStart = base + ResultResponse.maxHeaderBytes
+            let bodyLength = answer.writeBody(to: bodyStart)
+            let headerLength = ResultResponse.writeHeader(to: base, code: StatusCode.success, bodyLength: bodyLength,
+                                                          opaque: answer.opaque)
+            (base + headerLength).copyMemory(from: bodyStart, byteCount: bodyLength)
+            return headerLength + bodyLength
+        }
         markDirty(connection)
     }
 

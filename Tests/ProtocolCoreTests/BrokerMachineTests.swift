@@ -19,7 +19,9 @@ struct BrokerMachineTests {
     /// The wire bytes of the only reply among `actions`.
     func replyBytes(_ actions: [BrokerMachine.Action]) -> String? {
         let replies = actions.compactMap { action -> ResultResponse? in
-            if case .reply(_, let r) = action { return r } else { return nil }
+            if case .reply(_, let r) = action { return r }
+            if case .putAnswer(_, let a) = action { return a.response }
+            return nil
         }
         guard replies.count == 1 else { return nil }
         return String(decoding: Frame.result(replies[0]).encoded(), as: UTF8.self)

@@ -58,19 +58,8 @@ extension BrokerMachine {
                 if !partitionsWithData.contains(target) { partitionsWithData.insert(target) }
                 lastStoredPartition = target
             }
-            // `<msgId> <partition> <offset>` (§1.4.1), built without going through String.
-            let body = [UInt8](unsafeUninitializedCapacity: 62) { buffer, count in
-                let p = UnsafeMutableRawPointer(buffer.baseAddress!)
-                var n = DecimalASCII.write(msgId, at: p)
-                p.storeBytes(of: 0x20, toByteOffset: n, as: UInt8.self)
-                n += 1
-                n += DecimalASCII.write(Int64(target.partition), at: p + n)
-                p.storeBytes(of: 0x20, toByteOffset: n, as: UInt8.self)
-                n += 1
-                n += DecimalASCII.write(offset, at: p + n)
-                count = n
-            }
-            out.append(.reply(connection, ResultResponse(code: StatusCode.success, body: body, opaque: opaque)))
+            out.append(.putAnswer(connection, PutAnswer(opaque: opaque, msgId: msgId, partition: target.partition,
+                                                         offset: offset)))
         case .failure(let failure):
             statsCounters.putFailed += 1
             recordRealtime(.putFailed, target.topic)

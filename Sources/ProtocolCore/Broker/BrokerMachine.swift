@@ -48,6 +48,10 @@ public struct BrokerMachine {
         case read(token: UInt64, TopicPartition, offset: Int64, maxBytes: Int)
         case nearestOffset(token: UInt64, TopicPartition, offset: Int64)
         case reply(ConnectionID, ResultResponse)
+        /// A put was stored: answer `result 200 … <opaque>` with `<msgId> <partition> <offset>`
+        /// (§1.4.1). Its own case so a runtime can encode it from the numbers without building
+        /// a body array per put; `PutAnswer.response` is the same answer as a `ResultResponse`.
+        case putAnswer(ConnectionID, PutAnswer)
         /// Send `value <count> <opaque>` and the slice read for `token`.
         case sendSlice(ConnectionID, token: UInt64, opaque: Int32)
         /// Persist this id reservation durably before any append issued after it is acknowledged.
@@ -59,6 +63,44 @@ public struct BrokerMachine {
         /// bytes of `server.ini`.
         case sendConfigFile(ConnectionID, opaque: Int32)
         case close(ConnectionID)
+    }
+
+    /// The numbers of a successful put's answer.
+    public struct PutAnswer: Equatable, Sendable {
+        public var opaque: Int32
+        public var msgId: Int64
+        public var partition: Int32
+        public var offset: Int64
+
+        public init(opaque: Int32, msgId: Int64, partition: Int32, offset: Int64) {
+            self.opaque = opaque
+            self.msgId = msgId
+            self.partition = partition
+            self.offset = offset
+        }
+
+        /// Longest body: two Int64 and an Int32 in decimal with two spaces.
+        public static let maxBodyBytes = 20 + 1 + 11 + 1 + 20
+
+        /// Writes `<msgId> <partition> <offset>` at `p` (at least `maxBodyBytes`); returns its length.
+        public func writeBody(to p: UnsafeMutableRawPointer) -> Int {
+            var n = DecimalASCII.write(msgId, at: p)
+            p.storeBytes(of: 0x20, toByteOffset: n, as: UInt8.self)
+            n += 1
+            n += DecimalASCII.write(Int64(partition), at: p + n)
+            p.storeBytes(of: 0x20, toByteOffset: n, as: UInt8.self)
+            n += 1
+            n += DecimalASCII.write(offset, at: p + n)
+            return n
+        }
+
+        /// The answer as a frame value.
+        public var response: ResultResponse {
+            let body = [UInt8](unsafeUninitializedCapacity: Self.maxBodyBytes) { buffer, count in
+                count = writeBody(to: UnsafeMutableRawPointer(buffer.baseAddress!))
+            }
+            return ResultResponse(code: StatusCode.success, body: body, opaque: opaque)
+        }
     }
 
     /// One message record to append: the runtime encodes it straight into the log (§1.5).

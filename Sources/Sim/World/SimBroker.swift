@@ -170,6 +170,8 @@ final class SimBroker {
             var bytes: [UInt8] = []
             Frame.result(response).encode(into: &bytes)
             write(bytes, to: Int(connection.raw))
+        case .putAnswer(let connection, let answer):
+            write(Frame.result(answer.response).encoded(), to: Int(connection.raw))
         case .sendSlice(let connection, let token, let opaque):
             guard let body = process.slices.removeValue(forKey: token) else { return }
             var bytes: [UInt8] = []

@@ -62,22 +62,22 @@ public final class Simulation {
     let traceLog: SimTrace
     private var failures: [String] = []
     private var finished = false
-    private var inLiveness = false
+    var inLiveness = false
     private var livenessStartNs: Int64 = 0
 
     private(set) var brokers: [SimBroker] = []
     private(set) var network: SimNetwork!
-    private var producers: [SimProducer] = []
-    private var consumers: [SimConsumer] = []
+    var producers: [SimProducer] = []
+    var consumers: [SimConsumer] = []
 
     private var ledger: [UInt64: Sent] = [:]
     private var delivered: Set<UInt64> = []
     /// broker → msgId → the broker incarnation that stored it.
     private var storedBy: [Int: [Int64: Int]] = [:]
     /// broker → power losses: the incarnation that died and its synced ends at that moment.
-    private var powerLossRecords: [Int: [(incarnation: Int, ends: [TopicPartition: Int64])]] = [:]
+    var powerLossRecords: [Int: [(incarnation: Int, ends: [TopicPartition: Int64])]] = [:]
     /// broker → partition → offset ranges whose synced bytes the latent-error fault rotted.
-    private var rotRanges: [Int: [TopicPartition: [Range<Int64>]]] = [:]
+    var rotRanges: [Int: [TopicPartition: [Range<Int64>]]] = [:]
 
     static let wallClockBaseMs: Int64 = 1_780_000_000_000
     static let eventBudget = 3_000_000
@@ -354,7 +354,7 @@ public final class Simulation {
     }
 
     /// A consumer process dies and a new one starts at its committed offset: a new fetch run.
-    private func restartConsumer(_ c: Int) {
+    func restartConsumer(_ c: Int) {
         let consumer = consumers[c]
         if let connection = consumer.connection { network.closedByClient(connection) }
         consumer.connection = nil
@@ -423,120 +423,6 @@ public final class Simulation {
                 consumerHandle(c, e == .connected ? .connected : .connectionLost)
             }
         }
-    }
-
-    // MARK: Faults
-
-    private var totalFaultRate: Double {
-        let f = options.faults
-        return f.powerLossOne + f.powerLossAll + f.crash + f.disconnect + f.partition + f.slowDisk + f.latentError + f.consumerCrash
-    }
-
-    private func scheduleNextFault() {
-        let rate = totalFaultRate
-        guard rate > 0 else { return }
-        let meanNs = 1e9 / rate
-        schedule(.fault, afterNs: Int64(rng.unit() * 2 * meanNs) + 1)
-    }
-
-    private func injectFault() {
-        let f = options.faults
-        var pick = rng.unit() * totalFaultRate
-        func take(_ rate: Double) -> Bool {
-            if pick < rate { return true }
-            pick -= rate
-            return false
-        }
-        let up = brokers.filter(\.isUp).map(\.id)
-        if take(f.powerLossOne) {
-            guard let b = up.isEmpty ? nil : rng.pick(up) else { return }
-            powerLoss(b)
-        } else if take(f.powerLossAll) {
-            for b in up { powerLoss(b) }
-        } else if take(f.crash) {
-            guard let b = up.isEmpty ? nil : rng.pick(up) else { return }
-            counters.crashes += 1
-            trace(.faultFired, 2, Int64(b), "FAULT crash broker\(b)")
-            noteRareStates(of: brokers[b], powerLoss: false)
-            network.brokerDied(b, silently: false)
-            brokers[b].stop(powerLoss: false)
-            schedule(.restartBroker(b), afterNs: Int64(rng.int(in: 1...300)) * 1_000_000)
-        } else if take(f.disconnect) {
-            if network.dropRandomConnection() {
-                counters.disconnects += 1
-                trace(.faultFired, 3, 0, "FAULT connection dropped")
-            }
-        } else if take(f.partition) {
-            let b = rng.int(in: 0..<brokers.count)
-            let clients = rng.chance(0.5) ? [rng.int(in: 0..<(producers.count + consumers.count))]
-                : Array(0..<(producers.count + consumers.count))
-            let untilNs = nowNs + Int64(rng.int(in: 10...800)) * 1_000_000
-            for client in clients { network.partition(broker: b, client: client, untilNs: untilNs) }
-            counters.partitions += 1
-            trace(.faultFired, 4, Int64(b), "FAULT partition broker\(b) from \(clients.count) client(s) for \((untilNs - nowNs) / 1_000_000)ms")
-        } else if take(f.slowDisk) {
-            let b = rng.int(in: 0..<brokers.count)
-            brokers[b].slowUntilNs = nowNs + Int64(rng.int(in: 50...1000)) * 1_000_000
-            counters.slowDisks += 1
-            trace(.faultFired, 5, Int64(b), "FAULT slow disk broker\(b)")
-        } else if take(f.latentError) {
-            guard let b = up.isEmpty ? nil : rng.pick(up) else { return }
-            rot(b)
-        } else {
-            guard !consumers.isEmpty else { return }
-            let c = rng.int(in: 0..<consumers.count)
-            counters.consumerCrashes += 1
-            trace(.faultFired, 7, Int64(c), "FAULT consumer \(c) crashes, restarts at \(consumers[c].committedOffset)")
-            restartConsumer(c)
-        }
-    }
-
-    private func powerLoss(_ b: Int) {
-        let broker = brokers[b]
-        guard broker.isUp else { return }
-        counters.powerLosses += 1
-        trace(.faultFired, 1, Int64(b), "FAULT power loss broker\(b)")
-        powerLossRecords[b, default: []].append((broker.incarnation, broker.syncedEnds()))
-        noteRareStates(of: broker, powerLoss: true)
-        network.brokerDied(b, silently: true)
-        broker.stop(powerLoss: true)
-        schedule(.restartBroker(b), afterNs: Int64(rng.int(in: 1...500)) * 1_000_000)
-    }
-
-    /// Counts the states a crash or power loss is most interesting in: appended but not yet
-    /// synced bytes (between append and sync), and a segment that was just rolled (empty).
-    private func noteRareStates(of broker: SimBroker, powerLoss: Bool) {
-        for partition in broker.process?.stores.partitions ?? [] {
-            guard let log = broker.log(partition) else { continue }
-            if powerLoss, log.hasUnsyncedData { counters.powerLossesBetweenAppendAndSync += 1 }
-            if log.segmentCount >= 2, log.segmentStarts.last == log.writtenOffset { counters.faultsRightAfterRoll += 1 }
-        }
-    }
-
-    /// Bit rot: one synced sector of an older segment (recovery rescans only the last one, as in
-    /// MetaQ; consumers must catch it by checksum and never deliver it).
-    private func rot(_ b: Int) {
-        let broker = brokers[b]
-        var candidates: [(TopicPartition, path: String, start: Int64, length: Int)] = []
-        for partition in broker.process?.stores.partitions ?? [] {
-            guard let log = broker.log(partition), log.segmentCount >= 2 else { continue }
-            for start in log.segmentStarts.dropLast() {
-                let path = StoragePath.join(log.directory, SegmentName.name(forStart: start))
-                if let durable = broker.disk.durableBytes(path), !durable.isEmpty {
-                    candidates.append((partition, path, start, durable.count))
-                }
-            }
-        }
-        guard !candidates.isEmpty else { return }
-        let target = rng.pick(candidates)
-        let sectors = (target.length + 511) / 512
-        let sector = rng.int(in: 0..<sectors)
-        broker.disk.corruptSyncedSector(path: target.path, sector: sector, using: &rng)
-        let from = target.start + Int64(sector * 512)
-        let to = target.start + Int64(min(target.length, (sector + 1) * 512))
-        rotRanges[b, default: [:]][target.0, default: []].append(from..<to)
-        counters.latentErrors += 1
-        trace(.faultFired, 6, Int64(b), "FAULT bit rot broker\(b) \(target.0) offsets \(from)..<\(to)")
     }
 
     // MARK: Liveness and the final checks

@@ -167,13 +167,13 @@ struct ProducePlan: Sendable {
         out.reserveCapacity(min(pipeline, 4096) * (payload.count + 64))
         var scanner = ResultScanner()
         func more() -> Bool { perConnection.map { sent < $0 } ?? (ContinuousClock.now < deadline) }
-        let begin = Self.nanoseconds()
+        let begin = UInt64(Clocks.monotonic().nanoseconds)
         /// Puts the schedule allows by now (all of them without --rate).
-        func allowed() -> Int { ratePerConnection.map { Int(Double(Self.nanoseconds() - begin) / 1e9 * $0) + 1 } ?? Int.max }
+        func allowed() -> Int { ratePerConnection.map { Int(Double(UInt64(Clocks.monotonic().nanoseconds) - begin) / 1e9 * $0) + 1 } ?? Int.max }
         while true {
             // Every free slot of the window is refilled with one send.
             out.removeAll(keepingCapacity: true)
-            let now = Self.nanoseconds()
+            let now = UInt64(Clocks.monotonic().nanoseconds)
             let limit = allowed()
             while inFlight < pipeline && sent < limit && sentAt[Int(opaque) & mask] == 0 && more() {
                 out.append(contentsOf: prefixes[(worker + sent) % partitions])
@@ -200,7 +200,7 @@ struct ProducePlan: Sendable {
             guard inFlight > 0 else { return result }
             var answered = 0
             let open = try connection.receiveRaw { bytes in
-                let received = Self.nanoseconds()
+                let received = UInt64(Clocks.monotonic().nanoseconds)
                 try scanner.scan(bytes) { answer in
                     let slot = Int(answer.opaque) & mask
                     guard answer.opaque >= 0, sentAt[slot] != 0, ringOpaque[slot] == answer.opaque else {
@@ -225,12 +225,5 @@ struct ProducePlan: Sendable {
             guard open else { throw ValidationError("the broker closed the connection or stopped answering") }
             progress.count.add(answered, ordering: .relaxed)
         }
-    }
-
-    /// CLOCK_MONOTONIC in nanoseconds (one vDSO call, no Duration arithmetic per answer).
-    static func nanoseconds() -> UInt64 {
-        var t = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &t)
-        return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
     }
 }

@@ -153,15 +153,15 @@ final class Connection {
     }
 }
 
-/// Clocks of the runtime; the machines only ever see their readings.
-enum Clocks {
-    static func monotonic() -> Instant {
+/// Clocks of the runtime; the machines only ever see their readings (tools use them too).
+public enum Clocks {
+    public static func monotonic() -> Instant {
         var t = timespec()
         clock_gettime(CLOCK_MONOTONIC, &t)
         return Instant(nanoseconds: Int64(t.tv_sec) * 1_000_000_000 + Int64(t.tv_nsec))
     }
 
-    static func wallMs() -> Int64 {
+    public static func wallMs() -> Int64 {
         var t = timespec()
         clock_gettime(CLOCK_REALTIME, &t)
         return Int64(t.tv_sec) * 1000 + Int64(t.tv_nsec) / 1_000_000

@@ -46,10 +46,10 @@ final class SimConsumer {
         self.client = client
         self.broker = broker
         self.partition = partition
-        machine = Self.machine(partition, startOffset: 0, fetchSize: fetchSize, run: 0)
+        machine = Self.machine(partition, startOffset: 0, fetchSize: fetchSize)
     }
 
-    static func machine(_ partition: TopicPartition, startOffset: Int64, fetchSize: Int32, run: Int) -> ConsumerMachine {
+    static func machine(_ partition: TopicPartition, startOffset: Int64, fetchSize: Int32) -> ConsumerMachine {
         ConsumerMachine(settings: .init(topic: partition.topic, group: "sim", partition: partition.partition,
                                         startOffset: startOffset, maxSizeBytes: fetchSize, maxMaxSizeBytes: 1 << 16,
                                         requestTimeoutMs: 400, fetchBackoff: .init(stepMs: 5, maxMs: 50),

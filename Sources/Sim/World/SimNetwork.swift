@@ -39,6 +39,14 @@ final class SimNetwork {
         return until
     }
 
+    /// A partition between the connection's ends holds `event` back until it heals (TCP waits;
+    /// it neither loses nor reorders). True when it did.
+    private func stalled(_ c: Connection, _ event: Simulation.Event) -> Bool {
+        guard let heal = healTime(broker: c.broker, client: c.client) else { return false }
+        sim.schedule(event, atNs: heal)
+        return true
+    }
+
     func partition(broker: Int, client: Int, untilNs: Int64) {
         let k = key(broker, client)
         partitions[k] = max(partitions[k] ?? 0, untilNs)
@@ -61,10 +69,7 @@ final class SimNetwork {
 
     func connectArrives(_ id: Int) {
         guard let c = connections[id], c.openAtClient else { return }
-        if let heal = healTime(broker: c.broker, client: c.client) {
-            sim.schedule(.connectArrives(id), atNs: heal)
-            return
-        }
+        if stalled(c, .connectArrives(id)) { return }
         let broker = sim.brokers[c.broker]
         if broker.isUp {
             c.established = true
@@ -92,10 +97,7 @@ final class SimNetwork {
 
     func bytesToBroker(_ id: Int, _ bytes: [UInt8]) {
         guard let c = connections[id] else { return }
-        if let heal = healTime(broker: c.broker, client: c.client) {
-            sim.schedule(.bytesToBroker(id, bytes), atNs: heal)
-            return
-        }
+        if stalled(c, .bytesToBroker(id, bytes)) { return }
         let broker = sim.brokers[c.broker]
         guard c.openAtBroker, broker.isUp, broker.incarnation == c.incarnation else { return }
         broker.receive(bytes, on: id)
@@ -109,10 +111,7 @@ final class SimNetwork {
 
     func bytesToClient(_ id: Int, _ bytes: [UInt8]) {
         guard let c = connections[id] else { return }
-        if let heal = healTime(broker: c.broker, client: c.client) {
-            sim.schedule(.bytesToClient(id, bytes), atNs: heal)
-            return
-        }
+        if stalled(c, .bytesToClient(id, bytes)) { return }
         guard c.openAtClient else { return }
         sim.clientReceive(client: c.client, connection: id, bytes)
     }
@@ -127,10 +126,7 @@ final class SimNetwork {
 
     func closeReachesBroker(_ id: Int) {
         guard let c = connections[id] else { return }
-        if let heal = healTime(broker: c.broker, client: c.client) {
-            sim.schedule(.closeReachesBroker(id), atNs: heal)
-            return
-        }
+        if stalled(c, .closeReachesBroker(id)) { return }
         if c.openAtBroker {
             c.openAtBroker = false
             let broker = sim.brokers[c.broker]
@@ -150,10 +146,7 @@ final class SimNetwork {
 
     func closeReachesClient(_ id: Int) {
         guard let c = connections[id] else { return }
-        if let heal = healTime(broker: c.broker, client: c.client) {
-            sim.schedule(.closeReachesClient(id), atNs: heal)
-            return
-        }
+        if stalled(c, .closeReachesClient(id)) { return }
         if c.openAtClient {
             c.openAtClient = false
             sim.clientConnectionLost(client: c.client, connection: id)

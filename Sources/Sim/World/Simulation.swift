@@ -363,7 +363,7 @@ public final class Simulation {
         consumer.deliveredInRun = []
         consumer.damagedAt = nil
         consumer.machine = SimConsumer.machine(consumer.partition, startOffset: consumer.committedOffset,
-                                               fetchSize: options.fetchSize, run: consumer.run)
+                                               fetchSize: options.fetchSize)
         consumerHandle(c, .start)
     }
 
@@ -480,10 +480,11 @@ public final class Simulation {
                 counters.lostUnsyncedAcknowledged += 1
                 continue
             }
-            if let rotten = rotRanges[sent.broker]?[target], rotten.contains(where: { $0.lowerBound <= offset + Int64(Record.headerSize + sent.payload.count) }),
-               let consumer = consumers.first(where: { $0.broker == sent.broker && $0.partition == target }),
-               rotten.contains(where: { $0.overlaps(offset..<(offset + Int64(Record.headerSize + sent.payload.count))) })
-                || (consumer.damagedAt.map { $0 <= offset } ?? false) {
+            // Rot destroys the records it overlaps, and the consumer stops at the first of them.
+            let record = offset..<(offset + Int64(Record.headerSize + sent.payload.count))
+            if let rotten = rotRanges[sent.broker]?[target],
+               rotten.contains(where: { $0.overlaps(record) })
+                || consumers.contains(where: { $0.broker == sent.broker && $0.partition == target && ($0.damagedAt.map { $0 <= offset } ?? false) }) {
                 counters.rotDestroyed += 1
                 continue
             }

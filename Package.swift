@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "StoreCore", targets: ["StoreCore"]),
         .library(name: "Runtime", targets: ["Runtime"]),
         .library(name: "Sim", targets: ["Sim"]),
+        .library(name: "MetaQClient", targets: ["MetaQClient"]),
         .executable(name: "metaq-server", targets: ["MetaQServer"]),
         .executable(name: "metaq", targets: ["MetaQTool"]),
         .executable(name: "metaq-sim", targets: ["MetaQSim"]),
@@ -37,11 +38,13 @@ let package = Package(
         ),
         // zlib, for the zip archiver of retention (`archive,<age>,true`) and the CRC32 comparison benchmark.
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
-        // The Linux runtime: real files (pwrite/pread/fdatasync/mmap).
+        // The ZooKeeper C client (libzookeeper_mt), for the Runtime's coordination session.
+        .systemLibrary(name: "CZooKeeper", providers: [.apt(["libzookeeper-mt-dev"])]),
+        // The Linux runtime: real files (pwrite/pread/fdatasync/mmap), sockets, the ZooKeeper session.
         .target(
             name: "Runtime",
             dependencies: [
-                "ProtocolCore", "StoreCore", "CZlib",
+                "ProtocolCore", "StoreCore", "CZlib", "CZooKeeper",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -58,16 +61,26 @@ let package = Package(
             ],
             linkerSettings: [.linkedLibrary("jemalloc")]
         ),
-        // The deterministic simulator: seeded PRNG, SimDisk with power loss.
         // The deterministic simulator: seeded PRNG, SimDisk with power loss, the simulated network,
         // broker/producer/consumer drivers of the production machines, faults and checkers.
         .target(name: "Sim", dependencies: ["ProtocolCore", "StoreCore"]),
 
-        // metaq: produce, consume, stats over the MetaQ wire.
+        // The Swift client library: producers, consumer groups, over Runtime's sockets and ZooKeeper.
+        .target(
+            name: "MetaQClient",
+            dependencies: [
+                "ProtocolCore", "Runtime",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // metaq: produce, consume, stats, cluster over the MetaQ wire and ZooKeeper.
         .executableTarget(
             name: "MetaQTool",
             dependencies: [
-                "Runtime", "ProtocolCore",
+                "Runtime", "ProtocolCore", "MetaQClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
@@ -87,7 +100,7 @@ let package = Package(
         .testTarget(name: "StoreCoreTests", dependencies: ["StoreCore", "Sim"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "StoreCore", "CZlib"]),
         // Real metaq-server processes on 127.0.0.1, started and stopped by PID.
-        .testTarget(name: "IntegrationTests", dependencies: ["ProtocolCore", "Runtime"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["ProtocolCore", "Runtime", "MetaQClient"]),
         .testTarget(name: "SimTests", dependencies: ["Sim", "StoreCore"]),
         .testTarget(
             name: "SimulationTests",

@@ -3,7 +3,7 @@
 # Safe to run repeatedly; runs `apt-get update` only if a package has to be installed.
 set -euo pipefail
 
-packages=(zlib1g-dev libjemalloc-dev)
+packages=(zlib1g-dev libjemalloc-dev libzookeeper-mt-dev zookeeper)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

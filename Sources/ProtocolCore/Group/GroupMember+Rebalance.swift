@@ -1,0 +1,230 @@
+// One rebalance attempt (§3.4 steps 2–7): read with watches, compute the share, give up, claim,
+// load offsets, fetch.
+
+extension GroupMember {
+    // MARK: reading (§3.4 step 2, step 7)
+
+    mutating func startRound(_ actions: inout [Action]) {
+        phase = .rebalancing(.reading)
+        dirty = false
+        round = Round()
+        counters.rebalanceAttempts += 1
+        let layout = settings.layout
+        submit(.getChildren(path: layout.consumerIdsPath(settings.group), watch: true), .consumerIds, .round, &actions)
+        for topic in settings.topics {
+            submit(.getChildren(path: layout.topicSubPath(topic), watch: true), .topicChildren(topic, retried: false),
+                   .round, &actions)
+        }
+        submit(.getChildren(path: layout.brokerIdsPath, watch: true), .brokerIds, .round, &actions)
+    }
+
+    mutating func readReplied(_ purpose: Purpose, _ reply: CoordinationReply, _ now: Instant, _ actions: inout [Action]) {
+        let layout = settings.layout
+        switch (purpose, reply) {
+        case (.consumerIds, .children(let names)):
+            round.consumerIds = names.sorted(by: RebalanceStrategy.precedes)
+            for id in round.consumerIds {
+                submit(.getData(path: layout.consumerIdPath(settings.group, id), watch: false), .consumerData(id), .round, &actions)
+            }
+        case (.consumerData(let id), .data(let bytes)):
+            round.consumerTopics[id] = String(decoding: bytes, as: UTF8.self)
+                .split(separator: ",").map { String($0).trimmingWhitespace }
+        case (.topicChildren(let topic, _), .children(let names)):
+            round.topicChildren[topic] = [:]
+            for name in names.sorted() {
+                submit(.getData(path: layout.topicSubPath(topic) + "/" + name, watch: false),
+                       .topicChild(topic, name: name), .round, &actions)
+            }
+        case (.topicChildren(let topic, retried: false), .failed(.noNode)):
+            // Nobody registered the topic yet: create its node so the watch can be set (§3.5).
+            submitWithAncestors(.create(path: layout.topicSubPath(topic), data: [], mode: .persistent), .ancestor, .round, &actions)
+            submit(.getChildren(path: layout.topicSubPath(topic), watch: true), .topicChildren(topic, retried: true), .round, &actions)
+        case (.topicChild(let topic, let name), .data(let bytes)):
+            if let registration = TopicRegistration(json: String(decoding: bytes, as: UTF8.self)) {
+                round.topicChildren[topic, default: [:]][name] = registration
+            }
+        case (.brokerIds, .children(let names)):
+            for id in names.compactMap({ Int($0) }).sorted() {
+                submit(.getData(path: layout.masterPath(id), watch: true), .master(id), .round, &actions)
+            }
+        case (.master(let id), .data(let bytes)):
+            round.masters[id] = String(decoding: bytes, as: UTF8.self)
+        case (.master(let id), .failed(.noNode)):
+            // A getData watch is not set on a missing node; `exists` sets one for its creation.
+            submit(.exists(path: layout.masterPath(id), watch: true), .masterExists(id), .round, &actions)
+        case (.masterExists, .exists(let present)):
+            if present { dirty = true }  // the master came back between the two reads
+        case (.consumerIds, .failed(.noNode)), (.brokerIds, .failed(.noNode)),
+             (.consumerData, .failed(.noNode)), (.topicChild, .failed(.noNode)):
+            // Gone between the listing and the read: the watch set by the listing reports it.
+            break
+        default:
+            failed(.round, now, &actions)
+        }
+    }
+
+    // MARK: deciding (§3.4 steps 2–4)
+
+    /// Computes every topic's share; a member that is not (or no longer) in the group registers first.
+    mutating func plan(_ now: Instant, _ actions: inout [Action]) {
+        let me = settings.consumerId
+        guard round.consumerIds.contains(me), round.consumerTopics[me] != nil else {
+            startRegistration(&actions)
+            return
+        }
+        let members = round.consumerIds.compactMap { id in round.consumerTopics[id].map { (id: id, topics: $0) } }
+        for topic in settings.topics {
+            let children = (round.topicChildren[topic] ?? [:]).sorted { $0.key < $1.key }
+                .map { (name: $0.key, registration: $0.value) }
+            let partitions = RebalanceStrategy.partitionStrings(topicSubChildren: children)
+            let consumers = RebalanceStrategy.consumers(subscribedTo: topic, in: members)
+            let mine = settings.strategy.assign(partitions: partitions, consumers: consumers, me: me)
+            var uris: [Int: String] = [:]
+            for partition in partitions.compactMap(BrokerPartition.init) {
+                if let uri = round.masters[partition.brokerId], !uri.isEmpty { uris[partition.brokerId] = uri }
+            }
+            round.views[topic] = TopicView(consumers: consumers, partitions: partitions, brokerURIs: uris)
+            round.desired[topic] = Set(mine.compactMap(BrokerPartition.init))
+        }
+        startReleases(&actions)
+    }
+
+    // MARK: applying (§3.4 step 5)
+
+    /// Partitions no longer mine: stop fetching, then write their offsets. Their owner nodes go
+    /// only after the writes were answered, so the next owner reads the final offset.
+    private mutating func startReleases(_ actions: inout [Action]) {
+        phase = .rebalancing(.committingReleases)
+        round.releases = sortedSlots { slot, _ in round.desired[slot.topic]?.contains(slot.partition) != true }
+        for slot in round.releases where holdings[slot.topic]?[slot.partition]?.fetchingFrom != nil {
+            holdings[slot.topic]?[slot.partition]?.fetchingFrom = nil
+            actions.append(.stopFetching(topic: slot.topic, partition: slot.partition))
+        }
+        commit(round.releases.filter { holdings[$0.topic]?[$0.partition]?.isModified == true }, .round, &actions)
+    }
+
+    mutating func startClaims(_ actions: inout [Action]) {
+        phase = .rebalancing(.claiming)
+        for slot in round.releases {
+            submit(.delete(path: ownerPath(slot)), .releaseOwner(slot), .round, &actions)
+        }
+        for topic in settings.topics {
+            for partition in (round.desired[topic] ?? []).sorted() where holdings[topic]?[partition] == nil {
+                let slot = Slot(topic: topic, partition: partition)
+                submit(claimRequest(slot), .claim(slot, retried: false), .round, &actions)
+            }
+        }
+    }
+
+    private func claimRequest(_ slot: Slot) -> CoordinationRequest {
+        .create(path: ownerPath(slot), data: Array(settings.consumerId.utf8), mode: .ephemeral)
+    }
+
+    mutating func releaseReplied(_ slot: Slot, _ reply: CoordinationReply, _ now: Instant, _ actions: inout [Action]) {
+        switch reply {
+        case .deleted, .failed(.noNode):
+            holdings[slot.topic]?[slot.partition] = nil
+        default:
+            // Still held (not fetching); the next attempt gives it up again or keeps it.
+            failed(.round, now, &actions)
+        }
+    }
+
+    mutating func claimReplied(_ slot: Slot, retried: Bool, _ reply: CoordinationReply, _ now: Instant,
+                               _ actions: inout [Action]) {
+        switch reply {
+        case .created:
+            take(slot)
+        case .failed(.nodeExists):
+            submit(.getData(path: ownerPath(slot), watch: false), .claimOwner(slot), .round, &actions)
+        case .failed(.noNode) where !retried:
+            submitWithAncestors(claimRequest(slot), .claim(slot, retried: true), .round, &actions)
+        default:
+            failed(.round, now, &actions)
+        }
+    }
+
+    /// An owner node that already existed: with my id it is mine (an earlier attempt's claim whose
+    /// reply was lost); otherwise another consumer still holds it (§3.4 step 5).
+    mutating func claimOwnerReplied(_ slot: Slot, _ reply: CoordinationReply, _ now: Instant, _ actions: inout [Action]) {
+        switch reply {
+        case .data(let bytes) where String(decoding: bytes, as: UTF8.self) == settings.consumerId:
+            take(slot)
+        case .data, .failed(.noNode):
+            // Held by another, or just released: either way the attempt lost the race.
+            round.conflict = true
+            counters.claimConflicts += 1
+        default:
+            failed(.round, now, &actions)
+        }
+    }
+
+    private mutating func take(_ slot: Slot) {
+        holdings[slot.topic, default: [:]][slot.partition] = Holding()
+        round.claimedNow.append(slot)
+    }
+
+    /// Releases every claim of this attempt (so members waiting for them can proceed) and waits.
+    mutating func resolveConflict(_ now: Instant, _ actions: inout [Action]) {
+        for slot in round.claimedNow.sorted() {
+            holdings[slot.topic]?[slot.partition] = nil
+            submit(.delete(path: ownerPath(slot)), .unclaim, .cleanup, &actions)
+        }
+        attemptFailed(now, &actions)
+    }
+
+    /// A request failed mid-attempt: its outcome is unknown, so the attempt ends and starts over.
+    /// Claims already made stay held (not fetching); the next attempt keeps or releases them.
+    mutating func abortRound(_ now: Instant, _ actions: inout [Action]) {
+        pending = pending.filter { $0.value.scope != .round }
+        counters.abortedAttempts += 1
+        attemptFailed(now, &actions)
+    }
+
+    private mutating func attemptFailed(_ now: Instant, _ actions: inout [Action]) {
+        failedAttempts += 1
+        if failedAttempts >= settings.maxClaimRetries {
+            actions.append(.rebalanceFailed(attempts: failedAttempts))
+            counters.rebalanceFailures += 1
+            failedAttempts = 0
+            phase = .waiting(until: now.adding(milliseconds: settings.retryAfterFailureMs), then: .rebalance)
+        } else {
+            phase = .waiting(until: now.adding(milliseconds: settings.syncTimeMs), then: .rebalance)
+        }
+    }
+
+    // MARK: fetching (§3.4 steps 6–7)
+
+    /// Every held partition fetches from its broker's master once its offset is known; kept
+    /// partitions go on untouched unless the URI changed. Then the attempt is complete.
+    mutating func finishRound(_ actions: inout [Action]) {
+        phase = .idle
+        for slot in sortedSlots() {
+            guard var holding = holdings[slot.topic]?[slot.partition] else { continue }
+            let uri = holding.loaded ? round.views[slot.topic]?.brokerURIs[slot.partition.brokerId] : nil
+            guard holding.fetchingFrom != uri else { continue }
+            if holding.fetchingFrom != nil {
+                actions.append(.stopFetching(topic: slot.topic, partition: slot.partition))
+            }
+            if let uri {
+                actions.append(.startFetching(Assignment(topic: slot.topic, partition: slot.partition,
+                                                         brokerURI: uri, offset: fetchOffset(holding))))
+            }
+            holding.fetchingFrom = uri
+            holdings[slot.topic]?[slot.partition] = holding
+        }
+        for topic in settings.topics where round.views[topic] != applied[topic] {
+            actions.append(.rebalanced(topic: topic, owned: (holdings[topic] ?? [:]).keys.sorted()))
+        }
+        applied = round.views
+        counters.rebalances += 1
+        failedAttempts = 0
+        if dirty { startRound(&actions) }
+    }
+
+    /// Where fetching (re)starts: the in-memory offset, else §3.4 step 6's default.
+    private func fetchOffset(_ holding: Holding) -> Int64 {
+        if let offset = holding.offset { return offset.offset }
+        return settings.consumeFromMaxOffset ? Int64.max : settings.startOffset
+    }
+}

@@ -22,6 +22,9 @@ public struct ConsumerMachine: Sendable {
     private var reconnectMisses = 0
     private var consecutiveTimeouts = 0
     private var wakeUp = WakeUp()
+    /// A delivered batch the application has not reported `.processed` yet (only with
+    /// `awaitsProcessing`): no `get` goes out meanwhile, so deliveries stay in partition order.
+    private var unprocessed = false
 
     private enum Phase {
         case notStarted
@@ -32,6 +35,8 @@ public struct ConsumerMachine: Sendable {
         case waiting(until: Instant)
         /// Connected, the `get` with this opaque in flight.
         case fetching(opaque: Int32, deadline: Instant)
+        /// Connected, waiting for the application to process the last delivery.
+        case holding
     }
 
     public init(settings: Settings) {
@@ -49,7 +54,7 @@ public struct ConsumerMachine: Sendable {
     /// Whether the connection is open.
     public var isConnected: Bool {
         switch phase {
-        case .waiting, .fetching: return true
+        case .waiting, .fetching, .holding: return true
         case .notStarted, .backingOff, .connecting: return false
         }
     }
@@ -67,13 +72,15 @@ public struct ConsumerMachine: Sendable {
                 reconnectMisses = 0
                 consecutiveTimeouts = 0
                 fetch(now, &actions)
-            case .notStarted, .waiting, .fetching:
+            case .notStarted, .waiting, .fetching, .holding:
                 break
             }
         case .connectionLost:
             connectionGone(now)
         case .frame(let frame):
             receive(frame, now, &actions)
+        case .processed(let nextOffset):
+            processed(nextOffset, now, &actions)
         case .tick:
             break
         }
@@ -88,6 +95,10 @@ public struct ConsumerMachine: Sendable {
     }
 
     private mutating func fetch(_ now: Instant, _ actions: inout [Action]) {
+        if unprocessed {
+            phase = .holding
+            return
+        }
         let opaque = opaques.take()
         phase = .fetching(opaque: opaque, deadline: now.adding(milliseconds: settings.requestTimeoutMs))
         counters.fetches += 1
@@ -106,7 +117,7 @@ public struct ConsumerMachine: Sendable {
     private mutating func connectionGone(_ now: Instant) {
         switch phase {
         case .notStarted, .backingOff: return
-        case .connecting, .waiting, .fetching: break
+        case .connecting, .waiting, .fetching, .holding: break
         }
         counters.disconnects += 1
         reconnectMisses += 1
@@ -150,6 +161,7 @@ public struct ConsumerMachine: Sendable {
             offset += Int64(wholeBytes)
             fetchMisses = 0
             counters.deliveredMessages += messages.count
+            unprocessed = settings.awaitsProcessing
             actions.append(.deliver(messages, nextOffset: offset))
             // §5.1: an answer under half the fetch size lets the size fall back towards the setting.
             if body.count < Int(maxSizeBytes / 2) && maxSizeBytes > settings.maxSizeBytes {
@@ -219,9 +231,25 @@ public struct ConsumerMachine: Sendable {
         backOff(now)
     }
 
+    /// The application is done with the last delivery up to `nextOffset`: all of it (the next
+    /// `get` goes out) or only up to a message that failed, which is fetched again after the
+    /// fetch back-off (nothing at or after it counts as consumed).
+    private mutating func processed(_ nextOffset: Int64, _ now: Instant, _ actions: inout [Action]) {
+        guard unprocessed else { return }
+        precondition(nextOffset <= offset, "processed past what was delivered")
+        unprocessed = false
+        if nextOffset < offset {
+            offset = nextOffset
+            counters.processingFailures += 1
+            if case .holding = phase { backOff(now) }
+        } else if case .holding = phase {
+            fetch(now, &actions)
+        }
+    }
+
     private mutating func expire(_ now: Instant, _ actions: inout [Action]) {
         switch phase {
-        case .notStarted:
+        case .notStarted, .holding:
             break
         case .backingOff(let until):
             if until <= now { connect(now, &actions) }
@@ -248,7 +276,7 @@ public struct ConsumerMachine: Sendable {
 
     private var nextDeadline: Instant? {
         switch phase {
-        case .notStarted: return nil
+        case .notStarted, .holding: return nil
         case .backingOff(let until), .waiting(let until): return until
         case .connecting(let deadline), .fetching(_, let deadline): return deadline
         }

@@ -25,6 +25,10 @@ extension ConsumerMachine {
         public var maxConsecutiveTimeouts: Int
         /// Opaques this machine uses (§1.1).
         public var opaqueRange: ClosedRange<Int32>
+        /// Hold the next `get` until the application reports `.processed` for the last delivery
+        /// (§5.1: a fetch is queued again only after its messages were processed). Off, the next
+        /// `get` follows each delivery at once.
+        public var awaitsProcessing: Bool
 
         public init(topic: String, group: String, partition: Int32, startOffset: Int64,
                     maxSizeBytes: Int32 = 1024 * 1024,
@@ -33,7 +37,8 @@ extension ConsumerMachine {
                     fetchBackoff: Backoff = Backoff(stepMs: 500, maxMs: 5_000),
                     reconnectBackoff: Backoff = Backoff(stepMs: 500, maxMs: 5_000),
                     maxConsecutiveTimeouts: Int = 3,
-                    opaqueRange: ClosedRange<Int32> = OpaqueSequence.javaRange) {
+                    opaqueRange: ClosedRange<Int32> = OpaqueSequence.javaRange,
+                    awaitsProcessing: Bool = false) {
             precondition(isWireToken(topic) && isWireToken(group), "topic and group must be single wire tokens")
             precondition(partition >= 0 && startOffset >= 0, "partition and startOffset must not be negative")
             precondition(maxSizeBytes > 0 && maxMaxSizeBytes >= maxSizeBytes, "need 0 < maxSizeBytes <= maxMaxSizeBytes")
@@ -49,6 +54,7 @@ extension ConsumerMachine {
             self.reconnectBackoff = reconnectBackoff
             self.maxConsecutiveTimeouts = maxConsecutiveTimeouts
             self.opaqueRange = opaqueRange
+            self.awaitsProcessing = awaitsProcessing
         }
     }
 
@@ -61,6 +67,9 @@ extension ConsumerMachine {
         case connectionLost
         /// A frame decoded from the broker (`value`, or `result` 301/400/403/404/500).
         case frame(Frame)
+        /// With `awaitsProcessing`: the application handled the last delivery up to `nextOffset`
+        /// (its end, or the offset of a message that failed and must be fetched again).
+        case processed(nextOffset: Int64)
         /// Time passed (answers a `.scheduleTick`).
         case tick
     }
@@ -112,6 +121,8 @@ extension ConsumerMachine {
         /// Times the fetch size doubled.
         public var sizeIncreases = 0
         public var brokerErrors = 0
+        /// Deliveries the application reported only partly processed (a message failed).
+        public var processingFailures = 0
         /// Answers whose opaque is not the fetch in flight (late, duplicate or stray); ignored.
         public var staleAnswers = 0
         /// Frames a broker never sends to a consumer (requests); the connection is closed.

@@ -1,0 +1,298 @@
+/// A broker's registration in ZooKeeper (reference §3.1, §3.2) as a pure machine: the znodes that
+/// make producers and consumers find it, created in the original's order, re-created after a
+/// session expiry, removed on a clean stop.
+///
+/// Registration order (§3.2): `ids/<id>/master` (ephemeral; its persistent parent `ids/<id>` is
+/// created on the way), the data of `ids/<id>`, `master_config_checksum`, then for each topic the
+/// deprecated `topics/<topic>/<id>-m`, `topics-pub/…` (when the topic accepts publishing) and
+/// `topics-sub/…` (when it accepts subscriptions).
+///
+/// An ephemeral node that already exists with our data is a leftover of an earlier session of this
+/// broker (a restart within the session timeout): it is deleted and created again, so that it
+/// belongs to this session and does not vanish when the old session expires. One with other data is
+/// another broker using our id: reported as `.conflict` and tried again after `retryDelayMs`.
+public struct BrokerRegistration: Sendable {
+    public struct Topic: Equatable, Hashable, Sendable {
+        public var name: String
+        public var numPartitions: Int
+        public var acceptPublish: Bool
+        public var acceptSubscribe: Bool
+
+        public init(name: String, numPartitions: Int, acceptPublish: Bool = true, acceptSubscribe: Bool = true) {
+            self.name = name
+            self.numPartitions = numPartitions
+            self.acceptPublish = acceptPublish
+            self.acceptSubscribe = acceptSubscribe
+        }
+    }
+
+    public struct Settings: Equatable, Sendable {
+        public var brokerId: Int
+        /// `meta://host:port` (§1.7).
+        public var uri: String
+        /// CRC32 of the broker's server.ini (§3.1 `master_config_checksum`).
+        public var configChecksum: Int64
+        public var topics: [Topic]
+        public var layout: MetaZooKeeperLayout
+        /// Wait before trying a failed step again (connection loss, conflict).
+        public var retryDelayMs: Int64
+
+        public init(brokerId: Int, uri: String, configChecksum: Int64, topics: [Topic],
+                    layout: MetaZooKeeperLayout = MetaZooKeeperLayout(), retryDelayMs: Int64 = 1000) {
+            self.brokerId = brokerId
+            self.uri = uri
+            self.configChecksum = configChecksum
+            self.topics = topics
+            self.layout = layout
+            self.retryDelayMs = retryDelayMs
+        }
+    }
+
+    public enum Event: Equatable, Sendable {
+        case start
+        case coordination(CoordinationEvent)
+        /// A topic created by its first put (a wildcard topic, §3.2): register it too.
+        case topicAdded(Topic)
+        case tick
+        /// Remove the registration (clean stop); `.stopped` follows.
+        case stop
+    }
+
+    public enum Action: Equatable, Sendable {
+        case coordinate(CoordinationRequest, tag: UInt64)
+        /// Every node is in place (after start, after a re-registration, after a topic was added).
+        case registered
+        /// `path` holds `existing`, not ours: another broker runs with this broker id.
+        case conflict(path: String, existing: String)
+        case scheduleTick(at: Instant)
+        case stopped
+    }
+
+    /// One znode the broker keeps.
+    public struct Node: Equatable, Sendable {
+        public var path: String
+        public var data: [UInt8]
+        /// Ephemeral nodes are created; the one persistent node (`ids/<id>`) gets its data set.
+        public var isEphemeral: Bool
+    }
+
+    private enum Step: Equatable {
+        case create
+        case createAncestor([String])
+        case readExisting
+        case deleteStale
+        case setData
+    }
+
+    private enum Phase: Equatable {
+        case idle
+        /// Working through `pending`; `tag` is the request in flight for `step` of `pending[0]`.
+        case working(step: Step, tag: UInt64)
+        /// Waiting to try `pending[0]` again.
+        case retrying(until: Instant)
+        case registered
+        /// The session expired; everything is registered again on the next `.connected`.
+        case sessionLost
+        /// Deletes in flight; `.stopped` when the last reply comes.
+        case stopping(remaining: Set<UInt64>)
+        case stopped
+    }
+
+    public let settings: Settings
+    private var phase: Phase = .idle
+    private var topics: [Topic]
+    /// The nodes still to register, in order.
+    private var pending: [Node] = []
+    private var nextTag: UInt64 = 1
+    private var wakeUp = Instant(nanoseconds: Int64.max)
+    /// Registrations completed (first one and after each expiry), for logs and tests.
+    public private(set) var registrations = 0
+
+    public init(settings: Settings) {
+        self.settings = settings
+        self.topics = settings.topics
+    }
+
+    /// Every node of a full registration, in §3.2's order.
+    public var nodes: [Node] {
+        let layout = settings.layout
+        let id = settings.brokerId
+        let uri = Array(settings.uri.utf8)
+        var nodes = [
+            Node(path: layout.masterPath(id), data: uri, isEphemeral: true),
+            Node(path: layout.brokerPath(id), data: uri, isEphemeral: false),
+            Node(path: layout.masterConfigChecksumPath(id), data: Array("\(settings.configChecksum)".utf8), isEphemeral: true),
+        ]
+        for topic in topics { nodes += topicNodes(topic) }
+        return nodes
+    }
+
+    private func topicNodes(_ topic: Topic) -> [Node] {
+        let layout = settings.layout
+        let child = "/" + MetaZooKeeperLayout.masterNodeName(settings.brokerId)
+        let json = Array(TopicRegistration(numParts: topic.numPartitions,
+                                           broker: MetaZooKeeperLayout.masterNodeName(settings.brokerId)).json.utf8)
+        var nodes = [Node(path: layout.topicPath(topic.name) + child, data: Array("\(topic.numPartitions)".utf8), isEphemeral: true)]
+        if topic.acceptPublish { nodes.append(Node(path: layout.topicPubPath(topic.name) + child, data: json, isEphemeral: true)) }
+        if topic.acceptSubscribe { nodes.append(Node(path: layout.topicSubPath(topic.name) + child, data: json, isEphemeral: true)) }
+        return nodes
+    }
+
+    public var isRegistered: Bool { phase == .registered }
+}
+
+extension BrokerRegistration {
+    /// Feeds one event; returns what the driver must do, in order.
+    public mutating func handle(_ event: Event, now: Instant) -> [Action] {
+        var actions: [Action] = []
+        switch event {
+        case .start:
+            if phase == .idle { beginRegistration(&actions) }
+        case .topicAdded(let topic):
+            guard !topics.contains(where: { $0.name == topic.name }) else { break }
+            topics.append(topic)
+            switch phase {
+            case .registered:
+                pending = topicNodes(topic)
+                advance(&actions)
+            case .working, .retrying:
+                pending += topicNodes(topic)
+            case .idle, .sessionLost, .stopping, .stopped:
+                break
+            }
+        case .coordination(.session(let state)):
+            session(state, &actions)
+        case .coordination(.reply(let tag, let reply)):
+            self.reply(tag, reply, now, &actions)
+        case .coordination(.watch):
+            break
+        case .tick:
+            if case .retrying(let until) = phase, until <= now { advance(&actions) }
+        case .stop:
+            stop(&actions)
+        }
+        if case .retrying(let until) = phase, until != wakeUp {
+            wakeUp = until
+            actions.append(.scheduleTick(at: until))
+        }
+        return actions
+    }
+
+    private mutating func beginRegistration(_ actions: inout [Action]) {
+        pending = nodes
+        advance(&actions)
+    }
+
+    private mutating func session(_ state: SessionState, _ actions: inout [Action]) {
+        switch (state, phase) {
+        case (.expired, .idle), (.expired, .stopping), (.expired, .stopped):
+            if case .stopping = phase { finishStop(&actions) }
+        case (.expired, _):
+            phase = .sessionLost
+            pending = []
+        case (.connected, .sessionLost):
+            beginRegistration(&actions)
+        default:
+            break
+        }
+    }
+
+    /// Sends the first step of the next pending node, or reports the registration complete.
+    private mutating func advance(_ actions: inout [Action]) {
+        guard let node = pending.first else {
+            phase = .registered
+            registrations += 1
+            actions.append(.registered)
+            return
+        }
+        send(node.isEphemeral ? .create : .setData, node, &actions)
+    }
+
+    private mutating func send(_ step: Step, _ node: Node, _ actions: inout [Action]) {
+        let tag = nextTag
+        nextTag += 1
+        phase = .working(step: step, tag: tag)
+        let request: CoordinationRequest
+        switch step {
+        case .create: request = .create(path: node.path, data: node.data, mode: node.isEphemeral ? .ephemeral : .persistent)
+        case .createAncestor(let paths): request = .create(path: paths[0], data: [], mode: .persistent)
+        case .readExisting: request = .getData(path: node.path, watch: false)
+        case .deleteStale: request = .delete(path: node.path)
+        case .setData: request = .setData(path: node.path, data: node.data)
+        }
+        actions.append(.coordinate(request, tag: tag))
+    }
+
+    private mutating func reply(_ tag: UInt64, _ reply: CoordinationReply, _ now: Instant, _ actions: inout [Action]) {
+        if case .stopping(var remaining) = phase {
+            remaining.remove(tag)
+            phase = .stopping(remaining: remaining)
+            if remaining.isEmpty { finishStop(&actions) }
+            return
+        }
+        guard case .working(let step, let current) = phase, current == tag, let node = pending.first else { return }
+        switch (step, reply) {
+        case (.create, .created), (.setData, .dataSet):
+            pending.removeFirst()
+            advance(&actions)
+        case (.create, .failed(.noNode)), (.setData, .failed(.noNode)):
+            send(.createAncestor(MetaZooKeeperLayout.ancestors(of: node.path)
+                    + (node.isEphemeral ? [] : [node.path])), node, &actions)
+        case (.createAncestor(let paths), .created), (.createAncestor(let paths), .failed(.nodeExists)):
+            if paths.count > 1 {
+                send(.createAncestor(Array(paths.dropFirst())), node, &actions)
+            } else {
+                send(node.isEphemeral ? .create : .setData, node, &actions)
+            }
+        case (.create, .failed(.nodeExists)):
+            send(.readExisting, node, &actions)
+        case (.readExisting, .data(let existing)):
+            if existing == node.data {
+                send(.deleteStale, node, &actions)
+            } else {
+                actions.append(.conflict(path: node.path, existing: String(decoding: existing, as: UTF8.self)))
+                retry(now)
+            }
+        case (.readExisting, .failed(.noNode)), (.deleteStale, .deleted), (.deleteStale, .failed(.noNode)):
+            send(.create, node, &actions)
+        case (_, .failed(.sessionExpired)):
+            phase = .sessionLost
+            pending = []
+        default:
+            retry(now)
+        }
+    }
+
+    private mutating func retry(_ now: Instant) {
+        phase = .retrying(until: now.adding(milliseconds: settings.retryDelayMs))
+    }
+
+    /// Deletes the ephemeral nodes in reverse order of registration, then the broker's persistent node.
+    private mutating func stop(_ actions: inout [Action]) {
+        switch phase {
+        case .stopping, .stopped: return
+        case .idle, .sessionLost:
+            finishStop(&actions)
+            return
+        case .working, .retrying, .registered:
+            break
+        }
+        var remaining = Set<UInt64>()
+        // The persistent `ids/<id>` goes last, once its ephemeral children are gone (it stays if
+        // a slave still registers under it: the delete then fails with .notEmpty, ignored).
+        let order = nodes.filter(\.isEphemeral).reversed() + nodes.filter { !$0.isEphemeral }
+        for node in order {
+            let tag = nextTag
+            nextTag += 1
+            remaining.insert(tag)
+            actions.append(.coordinate(.delete(path: node.path), tag: tag))
+        }
+        phase = .stopping(remaining: remaining)
+    }
+
+    private mutating func finishStop(_ actions: inout [Action]) {
+        phase = .stopped
+        pending = []
+        actions.append(.stopped)
+    }
+}

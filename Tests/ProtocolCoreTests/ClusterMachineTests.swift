@@ -1,0 +1,238 @@
+import Sim
+import Testing
+@testable import ProtocolCore
+
+/// A tiny world for the cluster machines: a `SimZooKeeper` and a virtual clock; each machine is
+/// fed its session's events and its own timer ticks.
+final class ZKWorld {
+    var now: Int64 = 0
+    private var queue: [(at: Int64, seq: Int, run: () -> Void)] = []
+    private var seq = 0
+    lazy var zooKeeper = SimZooKeeper { [unowned self] delay, deliver in self.after(delay, deliver) }
+
+    func after(_ delayNs: Int64, _ run: @escaping () -> Void) {
+        queue.append((now + delayNs, seq, run))
+        seq += 1
+    }
+
+    var instant: Instant { Instant(nanoseconds: now) }
+
+    /// Runs everything due up to `ms` milliseconds of virtual time.
+    func run(untilMs ms: Int64) {
+        let end = ms * 1_000_000
+        while let next = queue.indices.min(by: { (queue[$0].at, queue[$0].seq) < (queue[$1].at, queue[$1].seq) }),
+              queue[next].at <= end {
+            let item = queue.remove(at: next)
+            now = max(now, item.at)
+            zooKeeper.advance(to: instant)
+            item.run()
+        }
+        now = max(now, end)
+        zooKeeper.advance(to: instant)
+    }
+
+    func text(_ path: String) -> String? { zooKeeper.data(at: path).map { String(decoding: $0, as: UTF8.self) } }
+}
+
+/// Drives a `BrokerRegistration` over a session of the world.
+final class RegistrationDriver {
+    var machine: BrokerRegistration
+    var session: SimZKSession!
+    var actions: [BrokerRegistration.Action] = []
+    let world: ZKWorld
+
+    init(_ world: ZKWorld, _ settings: BrokerRegistration.Settings) {
+        self.world = world
+        machine = BrokerRegistration(settings: settings)
+        session = world.zooKeeper.openSession(timeoutMs: 2000) { [unowned self] in self.feed(.coordination($0)) }
+    }
+
+    func feed(_ event: BrokerRegistration.Event) {
+        for action in machine.handle(event, now: world.instant) {
+            actions.append(action)
+            switch action {
+            case .coordinate(let request, let tag): session.submit(request, tag: tag)
+            case .scheduleTick(let at): world.after(at.nanoseconds - world.now) { self.feed(.tick) }
+            case .registered, .conflict, .stopped: break
+            }
+        }
+    }
+}
+
+@Suite("Broker registration in ZooKeeper (reference §3.1, §3.2)")
+struct BrokerRegistrationTests {
+    static func settings(_ id: Int = 0, port: Int = 8123, topics: [BrokerRegistration.Topic] = [.init(name: "test", numPartitions: 2)])
+        -> BrokerRegistration.Settings {
+        .init(brokerId: id, uri: "meta://127.0.0.1:\(port)", configChecksum: 1_230_062_599, topics: topics)
+    }
+
+    @Test func registersTheOriginalsNodesWithTheirData() {
+        let world = ZKWorld()
+        let topics: [BrokerRegistration.Topic] = [.init(name: "test", numPartitions: 2),
+                                                  .init(name: "sub-only", numPartitions: 1, acceptPublish: false)]
+        let broker = RegistrationDriver(world, Self.settings(topics: topics))
+        broker.feed(.start)
+        world.run(untilMs: 100)
+        #expect(broker.actions.contains(.registered) && broker.machine.isRegistered)
+        #expect(world.text("/meta/brokers/ids/0") == "meta://127.0.0.1:8123")
+        #expect(world.text("/meta/brokers/ids/0/master") == "meta://127.0.0.1:8123")
+        #expect(world.text("/meta/brokers/ids/0/master_config_checksum") == "1230062599")
+        #expect(world.text("/meta/brokers/topics/test/0-m") == "2")
+        #expect(world.text("/meta/brokers/topics-pub/test/0-m") == #"{"numParts":2,"broker":"0-m"}"#)
+        #expect(world.text("/meta/brokers/topics-sub/test/0-m") == #"{"numParts":2,"broker":"0-m"}"#)
+        #expect(world.text("/meta/brokers/topics-sub/sub-only/0-m") == #"{"numParts":1,"broker":"0-m"}"#)
+        #expect(world.text("/meta/brokers/topics-pub/sub-only/0-m") == nil, "acceptPublish=false: no topics-pub node")
+        #expect(world.zooKeeper.ephemeralOwner(of: "/meta/brokers/ids/0") == nil, "ids/<id> is persistent")
+        #expect(world.zooKeeper.ephemeralOwner(of: "/meta/brokers/ids/0/master") == broker.session.id)
+        // §3.2's order: master first, then the broker node's data, the checksum, the topics.
+        let created = broker.actions.compactMap { action -> String? in
+            if case .coordinate(.create(let path, _, .ephemeral), _) = action { return path }
+            if case .coordinate(.setData(let path, _), _) = action { return path }
+            return nil
+        }
+        #expect(Array(created.prefix(3)) == ["/meta/brokers/ids/0/master", "/meta/brokers/ids/0",
+                                            "/meta/brokers/ids/0/master_config_checksum"])
+    }
+
+    /// A restart within the session timeout finds its own old ephemeral nodes: it takes them over.
+    @Test func leftoverNodesOfAnEarlierSessionAreTakenOver() {
+        let world = ZKWorld()
+        let old = RegistrationDriver(world, Self.settings())
+        old.feed(.start)
+        world.run(untilMs: 100)
+        let restarted = RegistrationDriver(world, Self.settings())
+        restarted.feed(.start)
+        world.run(untilMs: 200)
+        #expect(restarted.machine.isRegistered)
+        #expect(world.zooKeeper.ephemeralOwner(of: "/meta/brokers/ids/0/master") == restarted.session.id)
+        #expect(world.zooKeeper.ephemeralOwner(of: "/meta/brokers/topics-pub/test/0-m") == restarted.session.id)
+        world.zooKeeper.expire(old.session)
+        world.run(untilMs: 300)
+        #expect(world.text("/meta/brokers/ids/0/master") == "meta://127.0.0.1:8123", "the old session's expiry took nothing of ours")
+    }
+
+    /// Another broker with the same id (other address): reported, retried, registered once it is gone.
+    @Test func anotherBrokerWithOurIdIsAConflictUntilItLeaves() {
+        let world = ZKWorld()
+        let other = RegistrationDriver(world, Self.settings(port: 9999))
+        other.feed(.start)
+        world.run(untilMs: 100)
+        let broker = RegistrationDriver(world, Self.settings())
+        broker.feed(.start)
+        world.run(untilMs: 2500)
+        #expect(broker.actions.contains(.conflict(path: "/meta/brokers/ids/0/master", existing: "meta://127.0.0.1:9999")))
+        #expect(!broker.machine.isRegistered)
+        other.session.close()
+        world.run(untilMs: 5000)
+        #expect(broker.machine.isRegistered && world.text("/meta/brokers/ids/0/master") == "meta://127.0.0.1:8123")
+    }
+
+    @Test func sessionExpiryReRegistersEverything() {
+        let world = ZKWorld()
+        let broker = RegistrationDriver(world, Self.settings())
+        broker.feed(.start)
+        world.run(untilMs: 100)
+        let expected = world.zooKeeper.paths
+        world.zooKeeper.expire(broker.session)
+        #expect(world.text("/meta/brokers/ids/0/master") == nil, "ephemerals vanish with the session")
+        world.run(untilMs: 300)
+        #expect(broker.machine.registrations == 2 && world.zooKeeper.paths == expected)
+        #expect(world.zooKeeper.ephemeralOwner(of: "/meta/brokers/ids/0/master") == broker.session.id)
+    }
+
+    @Test func aTopicCreatedByItsFirstPutIsRegistered() {
+        let world = ZKWorld()
+        let broker = RegistrationDriver(world, Self.settings())
+        broker.feed(.start)
+        world.run(untilMs: 100)
+        broker.feed(.topicAdded(.init(name: "orders-eu", numPartitions: 4)))
+        world.run(untilMs: 200)
+        #expect(world.text("/meta/brokers/topics-pub/orders-eu/0-m") == #"{"numParts":4,"broker":"0-m"}"#)
+        #expect(broker.machine.registrations == 2)
+    }
+
+    @Test func stopRemovesTheRegistration() {
+        let world = ZKWorld()
+        let broker = RegistrationDriver(world, Self.settings())
+        broker.feed(.start)
+        world.run(untilMs: 100)
+        broker.feed(.stop)
+        world.run(untilMs: 200)
+        #expect(broker.actions.last == .stopped)
+        #expect(world.text("/meta/brokers/ids/0") == nil && world.text("/meta/brokers/ids/0/master") == nil)
+        #expect(world.zooKeeper.children(of: "/meta/brokers/topics-pub/test").isEmpty)
+    }
+}
+
+/// Drives a `PublishDirectory`; keeps the last partitions reported per topic.
+final class DirectoryDriver {
+    var machine = PublishDirectory()
+    var session: SimZKSession!
+    var reported: [String: [PublishDirectory.Target]] = [:]
+    var reports = 0
+    let world: ZKWorld
+
+    init(_ world: ZKWorld) {
+        self.world = world
+        session = world.zooKeeper.openSession(timeoutMs: 2000) { [unowned self] in self.feed(.coordination($0)) }
+    }
+
+    func feed(_ event: PublishDirectory.Event) {
+        for action in machine.handle(event, now: world.instant) {
+            switch action {
+            case .coordinate(let request, let tag): session.submit(request, tag: tag)
+            case .scheduleTick(let at): world.after(at.nanoseconds - world.now) { self.feed(.tick) }
+            case .partitionsChanged(let topic, let targets):
+                reported[topic] = targets
+                reports += 1
+            }
+        }
+    }
+}
+
+@Suite("Producer discovery (reference §3.3, §3.5)")
+struct PublishDirectoryTests {
+    @Test func partitionsSortedByBrokerThenPartitionAndFollowBrokersComingAndGoing() {
+        let world = ZKWorld()
+        let producer = DirectoryDriver(world)
+        producer.feed(.publish("test"))
+        world.run(untilMs: 50)
+        #expect(producer.reported["test"] == [], "no broker yet: known, and empty")
+        #expect(world.zooKeeper.children(of: "/meta/brokers/topics-pub").contains("test"), "§3.3: the topic node is made sure of")
+        var brokers: [RegistrationDriver] = []
+        for (id, parts) in [(10, 2), (2, 3)] {
+            let broker = RegistrationDriver(world, BrokerRegistrationTests.settings(id, port: 9000 + id,
+                                                                                  topics: [.init(name: "test", numPartitions: parts)]))
+            broker.feed(.start)
+            brokers.append(broker)
+        }
+        world.run(untilMs: 200)
+        let targets = producer.reported["test"] ?? []
+        #expect(targets.map(\.partition.description) == ["2-0", "2-1", "2-2", "10-0", "10-1"], "numeric order, §3.3")
+        #expect(targets.first?.uri == "meta://127.0.0.1:9002" && targets.last?.uri == "meta://127.0.0.1:9010")
+        brokers[0].session.close()  // broker 10 leaves
+        world.run(untilMs: 300)
+        #expect(producer.reported["test"]?.map(\.partition.description) == ["2-0", "2-1", "2-2"])
+        let back = RegistrationDriver(world, BrokerRegistrationTests.settings(10, port: 9100, topics: [.init(name: "test", numPartitions: 1)]))
+        back.feed(.start)
+        world.run(untilMs: 400)
+        #expect(producer.reported["test"]?.last == .init(partition: BrokerPartition(brokerId: 10, partition: 0), uri: "meta://127.0.0.1:9100"))
+    }
+
+    @Test func expiryOfTheProducersSessionRefreshesOnReconnect() {
+        let world = ZKWorld()
+        let broker = RegistrationDriver(world, BrokerRegistrationTests.settings())
+        broker.feed(.start)
+        let producer = DirectoryDriver(world)
+        producer.feed(.publish("test"))
+        world.run(untilMs: 100)
+        #expect(producer.reported["test"]?.count == 2)
+        world.zooKeeper.expire(producer.session)
+        world.run(untilMs: 200)
+        // Watches died with the session: a broker change is seen only if the directory re-read.
+        let second = RegistrationDriver(world, BrokerRegistrationTests.settings(1, port: 9001))
+        second.feed(.start)
+        world.run(untilMs: 300)
+        #expect(producer.reported["test"]?.count == 4)
+    }
+}

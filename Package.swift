@@ -98,9 +98,15 @@ let package = Package(
 
         .testTarget(name: "ProtocolCoreTests", dependencies: ["ProtocolCore", "Sim"]),
         .testTarget(name: "StoreCoreTests", dependencies: ["StoreCore", "Sim"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "StoreCore", "CZlib"]),
-        // Real metaq-server processes on 127.0.0.1, started and stopped by PID.
-        .testTarget(name: "IntegrationTests", dependencies: ["ProtocolCore", "Runtime", "MetaQClient"]),
+        .testTarget(
+            name: "RuntimeTests",
+            dependencies: ["Runtime", "StoreCore", "CZlib", "CZooKeeper", .product(name: "Logging", package: "swift-log")]
+        ),
+        // Real metaq-server and ZooKeeper processes on 127.0.0.1, started and stopped by PID.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["ProtocolCore", "Runtime", "MetaQClient", .product(name: "Logging", package: "swift-log")]
+        ),
         .testTarget(name: "SimTests", dependencies: ["Sim", "StoreCore"]),
         .testTarget(
             name: "SimulationTests",

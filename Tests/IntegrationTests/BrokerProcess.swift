@@ -42,10 +42,10 @@ final class BrokerProcess {
 
     init(directory: String, config: String) throws {
         self.directory = directory
-        port = try Self.freePort()
+        port = try LocalProcess.freePort()
         logPath = directory + "/broker.log"
         try config.write(toFile: directory + "/server.ini", atomically: true, encoding: .utf8)
-        guard FileManager.default.createFile(atPath: logPath, contents: nil) else { throw BrokerError("cannot create \(logPath)") }
+        guard FileManager.default.createFile(atPath: logPath, contents: nil) else { throw HarnessError("cannot create \(logPath)") }
     }
 
     func start() throws {
@@ -63,42 +63,17 @@ final class BrokerProcess {
             usleep(50_000)
         }
         stopHard()
-        throw BrokerError("broker did not accept connections; log:\n" + log())
+        throw HarnessError("broker did not accept connections; log:\n" + log())
     }
 
     /// SIGTERM by PID; the exit status after a clean stop.
     func stop(timeoutSeconds: Double = 15) -> Int32? {
-        guard process.isRunning else { return process.terminationStatus }
-        kill(process.processIdentifier, SIGTERM)
-        let deadline = Date().addingTimeInterval(timeoutSeconds)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning { stopHard(); return nil }
-        return process.terminationStatus
+        LocalProcess.stop(process, graceSeconds: timeoutSeconds)
     }
 
     func stopHard() {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+        LocalProcess.kill9(process)
     }
 
     func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
-
-    static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { Glibc.close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = 0
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
-        }
-        guard bound else { throw BrokerError("no free port") }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-}
-
-struct BrokerError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }

@@ -19,7 +19,7 @@ struct Start: ParsableCommand {
             the pid file <data>/metaq-server.pid.
             """)
 
-    @Flag(help: "Local mode: no ZooKeeper registration (cluster mode is not available yet).")
+    @Flag(help: "Local mode: no ZooKeeper registration, whatever [zookeeper] says. Without it the broker registers in the ZooKeeper of zk.zkConnect (cluster mode) unless zk.zkEnable=false.")
     var local = false
 
     @Option(name: [.customShort("f"), .customLong("config")], help: "The server.ini to use.")
@@ -49,8 +49,9 @@ struct Start: ParsableCommand {
         }
         var config: ServerConfig
         do { config = try ServerConfig(parsing: text, path: configPath) } catch { throw ValidationError("\(error)") }
-        if config.zooKeeper.isEnabled && !local {
-            throw ValidationError("cluster mode (ZooKeeper) is not available yet: start with --local, or set zk.zkEnable=false in \(configPath)")
+        let clusterMode = config.zooKeeper.isEnabled && !local
+        if clusterMode && (config.zooKeeper.connect ?? "").isEmpty {
+            throw ValidationError("cluster mode needs zk.zkConnect in [zookeeper] of \(configPath) (host:port[,host:port…]); or start with --local, or set zk.zkEnable=false")
         }
         if let dataPath { config.dataPath = dataPath }
         if let port { config.serverPort = port }
@@ -65,6 +66,16 @@ struct Start: ParsableCommand {
         let server = try makeServer(config: config, dataPath: data, logger: logger)
         let bound = try server.start(host: host, port: config.serverPort)
         server.scheduleRetention()
+        var cluster: BrokerClusterMember?
+        if clusterMode, let connect = config.zooKeeper.connect {
+            let uri = "meta://\(advertisedHost(config)):\(bound)"
+            let member = BrokerClusterMember(server: server, config: config, uri: uri, logger: logger)
+            do { try member.start(connect: connect, sessionTimeoutMs: config.zooKeeper.sessionTimeoutMs) } catch {
+                throw StartFailure("cannot open a ZooKeeper session to \(connect): \(error)")
+            }
+            logger.info("cluster mode", metadata: ["zkConnect": "\(connect)", "zkRoot": "\(config.zooKeeper.root)", "uri": "\(uri)"])
+            cluster = member
+        }
         let pidFile = data + "/metaq-server.pid"
         do { try "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8) } catch {
             logger.warning("cannot write the pid file; `metaq-server stop` will not find this broker", metadata: ["path": "\(pidFile)"])
@@ -74,7 +85,15 @@ struct Start: ParsableCommand {
             "topics": "\(config.topics.map(\.name))",
             "flush": "\(config.flushPolicy.isGroupCommit ? "group commit" : "unflushThreshold=\(config.flushPolicy.unflushThreshold) unflushInterval=\(config.flushPolicy.unflushIntervalMs)ms")",
         ])
-        waitForSignal(server: server, pidFile: pidFile, logger: logger)
+        waitForSignal(server: server, cluster: cluster, pidFile: pidFile, logger: logger)
+    }
+
+    /// The host in the URI the broker registers (§3.1): `hostName` of [system], else `--host`
+    /// when it names one address, else this machine's first non-loopback IPv4 address.
+    func advertisedHost(_ config: ServerConfig) -> String {
+        if let name = config.hostName, !name.isEmpty { return name }
+        if host != "0.0.0.0" && host != "::" { return host }
+        return NetworkAddresses.firstNonLoopbackIPv4() ?? "127.0.0.1"
     }
 
     static let version = "1.4.6.2-swift"
@@ -134,12 +153,16 @@ struct Start: ParsableCommand {
         return BrokerServer(machine: machine, stores: stores, configPath: configPath, logger: logger)
     }
 
-    func waitForSignal(server: BrokerServer, pidFile: String, logger: Logger) -> Never {
+    func waitForSignal(server: BrokerServer, cluster: BrokerClusterMember?, pidFile: String, logger: Logger) -> Never {
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
         let sources = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: .main) }
         for source in sources {
             source.setEventHandler {
+                if let cluster {
+                    logger.info("stopping: removing the ZooKeeper registration")
+                    cluster.stop()
+                }
                 logger.info("stopping: closing connections, syncing and closing every log")
                 do { try server.stop() } catch { logger.error("stop failed: \(error)") }
                 try? FileManager.default.removeItem(atPath: pidFile)

@@ -1,19 +1,31 @@
 import ArgumentParser
 import Foundation
+import MetaQClient
 import ProtocolCore
 
-struct Consume: ParsableCommand {
+struct Consume: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Fetch and print messages of one partition: `offset msgId attribute data` per line.",
-        discussion: "Stops at the end of the partition unless --follow is given. Follows 301 answers (data deleted, damage skipped).")
+        discussion: """
+            Stops at the end of the partition unless --follow is given. Follows 301 answers (data deleted, \
+            damage skipped). With --zookeeper it joins consumer group --group instead: it takes its share \
+            of the topic's partitions (rebalancing as members come and go, reference §3.4), starts at the \
+            group's committed offsets, commits them as it goes and on exit, and prints \
+            `brokerId-partition offset msgId attribute data`; it stops after --count messages, or after 5 s \
+            without a message unless --follow is given.
+            """)
 
     @OptionGroup var server: ServerOption
+    @OptionGroup var zooKeeper: ZooKeeperOption
 
     @Argument(help: "The topic.")
     var topic: String
 
-    @Option(help: "Partition on the broker.")
-    var partition: Int32
+    @Option(help: "Partition on the broker (required without --zookeeper).")
+    var partition: Int32?
+
+    @Option(help: "With --zookeeper: stop after this many messages.")
+    var count: Int?
 
     @Option(help: "Start offset (a record boundary).")
     var offset: Int64 = 0
@@ -27,7 +39,9 @@ struct Consume: ParsableCommand {
     @Flag(help: "Keep polling at the end of the partition.")
     var follow = false
 
-    func run() throws {
+    func run() async throws {
+        if let connect = zooKeeper.connect { return try await consumeThroughCluster(connect) }
+        guard let partition else { throw ValidationError("--partition is required (or use --zookeeper to consume as a group)") }
         let connection = try server.connect()
         var opaques = Opaques()
         var position = offset

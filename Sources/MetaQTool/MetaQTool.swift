@@ -3,11 +3,11 @@ import ArgumentParser
 import Runtime
 
 @main
-struct MetaQTool: ParsableCommand {
+struct MetaQTool: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "metaq",
-        abstract: "Produce to, consume from and inspect a MetaQ-compatible broker over the MetaQ wire.",
-        subcommands: [Produce.self, Consume.self, Stats.self, Bench.self])
+        abstract: "Produce to, consume from and inspect MetaQ-compatible brokers (over the MetaQ wire) and clusters (through ZooKeeper).",
+        subcommands: [Produce.self, Consume.self, Stats.self, Cluster.self, Bench.self])
 }
 
 /// `--server meta://host:port` (reference §1.7), shared by every subcommand.

@@ -1,13 +1,19 @@
 import ArgumentParser
 import Foundation
+import MetaQClient
 import ProtocolCore
 
-struct Produce: ParsableCommand {
+struct Produce: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Send messages; prints `msgId partition offset` per message.",
-        discussion: "Messages come from the arguments, or one per line from standard input when none are given.")
+        discussion: """
+            Messages come from the arguments, or one per line from standard input when none are given. \
+            With --zookeeper the partitions are discovered from the cluster and chosen round robin \
+            (reference §3.3); each line then reads `msgId brokerId-partition offset`.
+            """)
 
     @OptionGroup var server: ServerOption
+    @OptionGroup var zooKeeper: ZooKeeperOption
 
     @Argument(help: "The topic.")
     var topic: String
@@ -21,7 +27,8 @@ struct Produce: ParsableCommand {
     @Argument(help: "Messages (default: lines of standard input).")
     var messages: [String] = []
 
-    func run() throws {
+    func run() async throws {
+        if let connect = zooKeeper.connect { return try await produceThroughCluster(connect) }
         let connection = try server.connect()
         var opaques = Opaques()
         var failures = 0
@@ -42,6 +49,33 @@ struct Produce: ParsableCommand {
         } else {
             for message in messages { try send(message) }
         }
+        if failures > 0 { throw ExitCode(1) }
+    }
+}
+
+extension Produce {
+    func produceThroughCluster(_ connect: String) async throws {
+        let client = try MetaQClient(zooKeeper: connect, root: zooKeeper.root, sessionTimeoutMs: zooKeeper.sessionTimeoutMs,
+                                     logger: ZooKeeperOption.quietLogger)
+        let producer = client.producer()
+        var failures = 0
+        let partitions = try await producer.publish(topic)
+        if partitions.isEmpty {
+            await client.shutdown()
+            throw ValidationError("no broker has registered topic \(topic) under \(zooKeeper.root) in ZooKeeper at \(connect)")
+        }
+        var lines = messages
+        if lines.isEmpty { while let line = readLine() { lines.append(line) } }
+        for text in lines {
+            do {
+                let result = try await producer.send(topic: topic, data: Array(text.utf8), attribute: attribute)
+                print("\(result.msgId) \(result.partition) \(result.offset)")
+            } catch {
+                failures += 1
+                FileHandle.standardError.write(Data("\(error)\n".utf8))
+            }
+        }
+        await client.shutdown()
         if failures > 0 { throw ExitCode(1) }
     }
 }

@@ -39,9 +39,14 @@ extension BrokerServer {
             let log: PartitionLog
             if let last = lastLog, last.partition == partition {
                 log = last.log
+            } else if let existing = stores.log(partition) {
+                log = existing
+                lastLog = (partition, log)
             } else {
+                let newTopic = !stores.partitions.contains { $0.topic == partition.topic }
                 log = try stores.logCreatingIfNeeded(partition, now: Clocks.monotonic())
                 lastLog = (partition, log)
+                if newTopic { onTopicCreated?(partition.topic) }
             }
             let outcome = try log.stage(msgId: record.msgId, flag: record.flag, payload: record.payload,
                                     checksum: record.verifiedChecksum, ticket: token)

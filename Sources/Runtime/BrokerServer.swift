@@ -49,6 +49,9 @@ public final class BrokerServer: @unchecked Sendable {
     var syncQueues: [String: DispatchQueue] = [:]
     let startedAt = Clocks.monotonic()
     var serverChannel: (any Channel)?
+    /// Called on the loop when a put creates the first partition of a topic (cluster mode
+    /// registers it, §3.2).
+    var onTopicCreated: ((String) -> Void)?
 
     public init(machine: BrokerMachine, stores: PartitionStores, configPath: String, logger: Logger) {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)

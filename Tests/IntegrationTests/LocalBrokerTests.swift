@@ -162,7 +162,7 @@ struct LocalBrokerTests {
         try withBroker(config: cluster) { broker in
             broker.local = false
             #expect(throws: (any Error).self) { try broker.start() }
-            #expect(broker.log().contains("cluster mode (ZooKeeper) is not available yet"), "\(broker.log())")
+            #expect(broker.log().contains("cluster mode needs zk.zkConnect in [zookeeper]"), "\(broker.log())")
         }
     }
 

@@ -16,7 +16,7 @@ struct ConsumerProcessingTests {
 
     @Test func nextFetchWaitsForProcessed() {
         var consumer = awaiting()
-        let actions = consumer.handle(base.value(base.record("a") + base.record("b"), ConsumerMachineTests.firstOpaque), now: base.at(1))
+        let actions = consumer.handle(base.value(base.record("hello") + base.record("world"), ConsumerMachineTests.firstOpaque), now: base.at(1))
         #expect(base.delivered(actions).count == 2)
         #expect(base.gets(actions).isEmpty, "no get while the application holds the batch")
         #expect(consumer.handle(.tick, now: base.at(60_000)).isEmpty, "holding has no deadline")
@@ -26,7 +26,7 @@ struct ConsumerProcessingTests {
 
     @Test func failedMessageIsFetchedAgainAfterTheBackoff() {
         var consumer = awaiting()
-        _ = consumer.handle(base.value(base.record("a") + base.record("b"), ConsumerMachineTests.firstOpaque), now: base.at(1))
+        _ = consumer.handle(base.value(base.record("hello") + base.record("world"), ConsumerMachineTests.firstOpaque), now: base.at(1))
         // The second message (offset 25) failed: only the first counts as consumed.
         #expect(base.gets(consumer.handle(.processed(nextOffset: 25), now: base.at(2))).isEmpty)
         #expect(consumer.offset == 25 && consumer.counters.processingFailures == 1)
@@ -37,7 +37,7 @@ struct ConsumerProcessingTests {
 
     @Test func processedAfterAReconnectDoesNotDoubleFetch() {
         var consumer = awaiting()
-        _ = consumer.handle(base.value(base.record("a"), ConsumerMachineTests.firstOpaque), now: base.at(1))
+        _ = consumer.handle(base.value(base.record("hello"), ConsumerMachineTests.firstOpaque), now: base.at(1))
         _ = consumer.handle(.connectionLost, now: base.at(2))
         _ = consumer.handle(.tick, now: base.at(300))  // reconnect back-off of 200 ms
         let reconnected = consumer.handle(.connected, now: base.at(301))

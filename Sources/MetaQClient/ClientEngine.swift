@@ -1,0 +1,135 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ProtocolCore
+import Runtime
+import Synchronization
+
+/// The client's core: every machine (publish directory, producers per broker, group members,
+/// fetchers) lives here and is touched only on `loop` (DESIGN.md §5). Public calls hop onto the
+/// loop; ZooKeeper callbacks and socket events arrive on it; handlers run as tasks off it and
+/// report back onto it. No locks.
+final class ClientEngine: @unchecked Sendable {
+    enum Mode {
+        case zooKeeper(connect: String, sessionTimeoutMs: Int)
+        case direct([BrokerAddress])
+    }
+
+    /// Which machine a ZooKeeper request belongs to.
+    enum Owner: Hashable {
+        case directory
+        case consumer(Int)
+    }
+
+    let group: MultiThreadedEventLoopGroup
+    let loop: any EventLoop
+    let logger: Logger
+    let layout: MetaZooKeeperLayout
+    let mode: Mode
+    var zk: ZooKeeperSession?
+    /// Session-wide tag → the machine and its own tag.
+    var routes: [UInt64: (owner: Owner, tag: UInt64)] = [:]
+    var nextTag: UInt64 = 1
+    var directory: PublishDirectory
+    var topicWaiters: [String: [EventLoopPromise<Void>]] = [:]
+    var producerLinks: [ProducerKey: ProducerLink] = [:]
+    var consumers: [Int: ConsumerLink] = [:]
+    var nextSendId: UInt64 = 1
+    var isShutDown = false
+
+    init(mode: Mode, layout: MetaZooKeeperLayout, logger: Logger) throws {
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        loop = group.next()
+        self.mode = mode
+        self.layout = layout
+        self.logger = logger
+        directory = PublishDirectory(layout: layout)
+        if case .zooKeeper(let connect, let timeoutMs) = mode {
+            let loop = self.loop
+            do {
+                zk = try ZooKeeperSession(connect: connect, sessionTimeoutMs: timeoutMs, logger: logger) { [weak self] event in
+                    loop.execute { self?.coordinationEvent(event) }
+                }
+            } catch {
+                try? group.syncShutdownGracefully()
+                throw MetaQClientError("cannot open a ZooKeeper session to \(connect): \(error)")
+            }
+        }
+    }
+
+    var isDirect: Bool { if case .direct = mode { true } else { false } }
+
+    /// Runs `body` on the loop and returns its result.
+    func onLoop<T: Sendable>(_ body: @escaping () throws -> T) async throws -> T {
+        try await loop.submit(body).get()
+    }
+
+    /// Ids of producers and consumers; taken from any thread at creation.
+    let ids = Mutex<Int>(1)  // guards the next id; held for one increment
+
+    func newId() -> Int {
+        ids.withLock { value in
+            defer { value += 1 }
+            return value
+        }
+    }
+
+    func newProducerId() -> Int { newId() }
+
+    // MARK: ZooKeeper routing
+
+    func coordinate(_ request: CoordinationRequest, tag: UInt64, for owner: Owner) {
+        let global = nextTag
+        nextTag += 1
+        routes[global] = (owner, tag)
+        guard let zk else {
+            coordinationEvent(.reply(tag: global, .failed(.sessionExpired)))
+            return
+        }
+        zk.submit(request, tag: global)
+    }
+
+    func coordinationEvent(_ event: CoordinationEvent) {
+        switch event {
+        case .reply(let global, let reply):
+            guard let route = routes.removeValue(forKey: global) else { return }
+            deliver(.reply(tag: route.tag, reply), to: route.owner)
+        case .session(let state):
+            logger.info("ZooKeeper session \(state)")
+            if state == .expired { routes.removeAll() }
+            fallthrough
+        case .watch:
+            deliver(event, to: .directory)
+            for id in consumers.keys.sorted() { deliver(event, to: .consumer(id)) }
+        }
+    }
+
+    func deliver(_ event: CoordinationEvent, to owner: Owner) {
+        switch owner {
+        case .directory: directoryEvent(.coordination(event))
+        case .consumer(let id): memberEvent(id, .coordination(event))
+        }
+    }
+
+    // MARK: timers
+
+    /// Runs `body` on the loop at or after `at` (monotonic).
+    func at(_ at: Instant, _ body: @escaping () -> Void) {
+        let delay = max(0, at.nanoseconds - Clocks.monotonic().nanoseconds)
+        loop.assumeIsolatedUnsafeUnchecked().scheduleTask(in: .nanoseconds(delay)) { body() }
+    }
+
+    // MARK: shutdown
+
+    func shutdown() async {
+        let ids = (try? await onLoop { Array(self.consumers.keys).sorted() }) ?? []
+        for id in ids { await close(consumer: id) }
+        try? await onLoop {
+            self.isShutDown = true
+            for link in self.producerLinks.values { link.channel?.close() }
+            self.producerLinks.removeAll()
+        }
+        zk?.close()
+        try? await group.shutdownGracefully()
+    }
+}

@@ -1,0 +1,129 @@
+import Glibc
+import Logging
+import ProtocolCore
+import Runtime
+
+/// Where a consumer group keeps its offsets (§5.4).
+public enum OffsetStorage: Equatable, Sendable {
+    /// `/meta/consumers/<group>/offsets/<topic>/<broker>-<partition>` = `<msgId>-<offset>` (the default).
+    case zooKeeper
+    /// A JSON file in LocalOffsetStorage's format (`~/.meta_offsets` by default); suitable when a
+    /// group has one consumer (broadcast, direct mode).
+    case localFile(String)
+}
+
+/// Consumer settings; defaults are MetaQ's `ConsumerConfig` values (§3.4, §5.1, §5.4).
+public struct ConsumerSettings: Sendable {
+    /// `ConsumerConfig.consumerId`; nil: `<local IP>-<pid>-<random>` (§3.1). Registered as `<group>_<id>`.
+    public var consumerId: String?
+    public var strategy: RebalanceStrategy
+    /// Where a partition without a stored offset starts (`ConsumerConfig.offset`, §3.4 step 6).
+    public var startOffset: Int64
+    /// Start partitions without a stored offset at the end (`alwaysConsumeFromMaxOffset`).
+    public var consumeFromMaxOffset: Bool
+    public var offsetStorage: OffsetStorage
+    /// `commitOffsetPeriodInMills`, 5000.
+    public var commitIntervalMs: Int64
+    /// `maxSize` of a fetch (the size given to `subscribe`, §5.1).
+    public var fetchSizeBytes: Int32
+    /// `fetchTimeoutInMills`, 10000.
+    public var fetchTimeoutMs: Int64
+    /// `maxDelayFetchTimeInMills`, 5000: the longest wait after an empty fetch or an error.
+    public var maxFetchDelayMs: Int64
+    /// Wait between claim attempts of a rebalance (`zkSyncTimeMs`, 5000).
+    public var rebalanceRetryDelayMs: Int64
+    /// Direct mode only: the partitions to fetch (`ConsumerConfig.partition`, §1.7).
+    public var directPartitions: [BrokerPartition]
+
+    public init(consumerId: String? = nil, strategy: RebalanceStrategy = .default, startOffset: Int64 = 0,
+                consumeFromMaxOffset: Bool = false, offsetStorage: OffsetStorage = .zooKeeper,
+                commitIntervalMs: Int64 = 5000, fetchSizeBytes: Int32 = 1024 * 1024, fetchTimeoutMs: Int64 = 10_000,
+                maxFetchDelayMs: Int64 = 5000, rebalanceRetryDelayMs: Int64 = 5000,
+                directPartitions: [BrokerPartition] = [BrokerPartition(brokerId: 0, partition: 0)]) {
+        self.consumerId = consumerId
+        self.strategy = strategy
+        self.startOffset = startOffset
+        self.consumeFromMaxOffset = consumeFromMaxOffset
+        self.offsetStorage = offsetStorage
+        self.commitIntervalMs = commitIntervalMs
+        self.fetchSizeBytes = fetchSizeBytes
+        self.fetchTimeoutMs = fetchTimeoutMs
+        self.maxFetchDelayMs = maxFetchDelayMs
+        self.rebalanceRetryDelayMs = rebalanceRetryDelayMs
+        self.directPartitions = directPartitions
+    }
+}
+
+/// A message handed to a consumer's handler.
+public struct ReceivedMessage: Sendable, Equatable {
+    public var topic: String
+    public var partition: BrokerPartition
+    /// Where the record starts in the partition (§2.3).
+    public var offset: Int64
+    public var id: Int64
+    public var attribute: String?
+    public var data: [UInt8]
+
+    /// The payload as UTF-8 text.
+    public var text: String { String(decoding: data, as: UTF8.self) }
+}
+
+/// One member of a consumer group (§3.4, §5.1): it registers in ZooKeeper, takes its share of the
+/// subscribed topics' partitions, fetches each with one request in flight (so a partition's
+/// messages reach the handler in order, one at a time), and commits offsets every
+/// `commitIntervalMs`, before each rebalance and on `close()`.
+///
+/// ```swift
+/// let consumer = try client.consumer(group: "g1")
+/// consumer.subscribe("test")
+/// try await consumer.run { message in print(message.text) }   // until consumer.close()
+/// ```
+/// A handler that throws marks the message failed: the partition does not move past it and the
+/// message is fetched and handed over again after the fetch back-off (delivery is at least once;
+/// retry limits and the recover store are the next step).
+public final class MetaQConsumer: Sendable {
+    let engine: ClientEngine
+    let id: Int
+    public let group: String
+    /// `<group>_<consumerId>` as registered in ZooKeeper.
+    public let consumerIdString: String
+
+    init(engine: ClientEngine, group: String, settings: ConsumerSettings) throws {
+        guard !group.isEmpty, !group.contains(" "), !group.contains("/") else {
+            throw MetaQClientError("bad group name \"\(group)\": no spaces or slashes")
+        }
+        self.engine = engine
+        self.group = group
+        let suffix = settings.consumerId ?? Self.defaultConsumerId()
+        consumerIdString = group + "_" + suffix
+        id = engine.addConsumer(group: group, consumerId: consumerIdString, settings: settings)
+    }
+
+    static func defaultConsumerId() -> String {
+        let ip = NetworkAddresses.firstNonLoopbackIPv4() ?? "127.0.0.1"
+        var random = SystemRandomNumberGenerator()
+        let tag = String(random.next() & 0xffff_ffff_ffff, radix: 16)
+        return "\(ip)-\(getpid())-\(tag)"
+    }
+
+    /// Subscribes to `topic` (before `run`).
+    public func subscribe(_ topic: String) {
+        engine.subscribe(consumer: id, topic: topic)
+    }
+
+    /// Joins the group and hands every message of the owned partitions to `handler` until
+    /// `close()`. Partitions are handled concurrently, each in order.
+    public func run(_ handler: @escaping @Sendable (ReceivedMessage) async throws -> Void) async throws {
+        try await engine.run(consumer: id, handler: handler)
+    }
+
+    /// Commits offsets, gives up the partitions and leaves the group; `run` returns.
+    public func close() async {
+        await engine.close(consumer: id)
+    }
+
+    /// The partitions this member owns now, per topic.
+    public func owned() async -> [String: [BrokerPartition]] {
+        await engine.owned(consumer: id)
+    }
+}

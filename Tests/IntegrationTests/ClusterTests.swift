@@ -1,0 +1,199 @@
+import Foundation
+import Logging
+import MetaQClient
+import ProtocolCore
+import Runtime
+import Synchronization
+import Testing
+
+/// Cluster mode end to end (reference §3): a real ZooKeeper, real `metaq-server` processes in
+/// cluster mode, `MetaQClient` producers and consumer groups, and a `metaq consume` process as the
+/// group member that gets killed.
+@Suite("Cluster on ZooKeeper (reference §3)", .serialized)
+struct ClusterTests {
+    static let silent = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+
+    static func config(brokerId: Int, zk: String) -> String {
+        """
+        [system]
+        brokerId=\(brokerId)
+        hostName=127.0.0.1
+        numPartitions=3
+        unflushThreshold=0
+
+        [zookeeper]
+        zk.zkConnect=\(zk)
+        zk.zkSessionTimeoutMs=2000
+        zk.zkSyncTimeMs=200
+
+        [topic=test]
+        """
+    }
+
+    /// Polls `condition` every 100 ms for up to `seconds`.
+    static func eventually(_ seconds: Double, _ condition: () async -> Bool) async -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        return await condition()
+    }
+
+    static func text(_ session: ZooKeeperSession, _ path: String) async -> String? {
+        if case .data(let bytes) = await session.perform(.getData(path: path, watch: false)) {
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        return nil
+    }
+
+    static func children(_ session: ZooKeeperSession, _ path: String) async -> [String] {
+        if case .children(let names) = await session.perform(.getChildren(path: path, watch: false)) { return names.sorted() }
+        return []
+    }
+
+    /// The owner of each partition of topic `test` in group `g`.
+    static func owners(_ session: ZooKeeperSession) async -> [String: String] {
+        var owners: [String: String] = [:]
+        for partition in await children(session, "/meta/consumers/g/owners/test") {
+            owners[partition] = await text(session, "/meta/consumers/g/owners/test/" + partition)
+        }
+        return owners
+    }
+
+    final class Collected: Sendable {
+        let ids = Mutex<[String: Set<Int64>]>([:])  // consumer → msgIds it handled
+        func add(_ consumer: String, _ id: Int64) { ids.withLock { _ = $0[consumer, default: []].insert(id) } }
+        var all: Set<Int64> { ids.withLock { $0.values.reduce(into: Set()) { $0.formUnion($1) } } }
+    }
+
+    @Test func twoBrokersAGroupOfThreeAJoiningBrokerAndAnExpiredSession() async throws {
+        let zk = try ZooKeeperServer()
+        try zk.start()
+        defer { zk.stop() }
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("metaq-cluster-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        var brokers: [BrokerProcess] = []
+        defer { for broker in brokers { _ = broker.stop() } }
+        for id in 0..<2 {
+            let directory = base + "/broker\(id)"
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            let broker = try BrokerProcess(directory: directory, config: Self.config(brokerId: id, zk: zk.connectString))
+            broker.local = false
+            try broker.start()
+            brokers.append(broker)
+        }
+        let session = try ZooKeeperSession(connect: zk.connectString, sessionTimeoutMs: 10_000, logger: Self.silent) { _ in }
+        defer { session.close() }
+        #expect(await session.waitUntilConnected(timeoutMs: 10_000))
+
+        // §3.1: the znodes and their data, byte for byte.
+        #expect(await Self.eventually(15) { await Self.text(session, "/meta/brokers/topics-sub/test/1-m") != nil })
+        for (id, broker) in brokers.enumerated() {
+            let uri = "meta://127.0.0.1:\(broker.port)"
+            #expect(await Self.text(session, "/meta/brokers/ids/\(id)") == uri)
+            #expect(await Self.text(session, "/meta/brokers/ids/\(id)/master") == uri)
+            let ini = try [UInt8](Data(contentsOf: URL(fileURLWithPath: broker.directory + "/server.ini")))
+            #expect(await Self.text(session, "/meta/brokers/ids/\(id)/master_config_checksum") == "\(CRC32.checksum(ini))")
+            #expect(await Self.text(session, "/meta/brokers/topics/test/\(id)-m") == "3")
+            #expect(await Self.text(session, "/meta/brokers/topics-pub/test/\(id)-m") == "{\"numParts\":3,\"broker\":\"\(id)-m\"}")
+            #expect(await Self.text(session, "/meta/brokers/topics-sub/test/\(id)-m") == "{\"numParts\":3,\"broker\":\"\(id)-m\"}")
+        }
+
+        // A producer spreads round robin over the 6 partitions sorted by (broker, partition).
+        let producerClient = try MetaQClient(zooKeeper: zk.connectString, sessionTimeoutMs: 4000, logger: Self.silent)
+        let producer = producerClient.producer()
+        #expect(try await producer.publish("test").count == 6)
+        var sent: [SendResult] = []
+        for i in 0..<60 { sent.append(try await producer.send(topic: "test", data: Array("m\(i)".utf8))) }
+        #expect(Set(sent.map(\.partition)).count == 6)
+
+        // Three members: two in this process, one `metaq consume` process to be killed.
+        let collected = Collected()
+        var clients: [MetaQClient] = []
+        var consumers: [MetaQConsumer] = []
+        var runs: [Task<Void, any Error>] = []
+        for name in ["c1", "c2"] {
+            let client = try MetaQClient(zooKeeper: zk.connectString, sessionTimeoutMs: 4000, logger: Self.silent)
+            let consumer = try client.consumer(group: "g", ConsumerSettings(consumerId: name, commitIntervalMs: 500,
+                                                                            rebalanceRetryDelayMs: 200))
+            consumer.subscribe("test")
+            clients.append(client)
+            consumers.append(consumer)
+            runs.append(Task { try await consumer.run { collected.add(name, $0.id) } })
+        }
+        let external = Process()
+        external.executableURL = URL(fileURLWithPath: BrokerProcess.product("metaq"))
+        external.arguments = ["consume", "test", "--zookeeper", zk.connectString, "--group", "g", "--follow",
+                              "--zk-session-timeout", "1500"]
+        external.standardOutput = FileHandle.nullDevice
+        external.standardError = FileHandle.nullDevice
+        try external.run()
+        defer { if external.isRunning { kill(external.processIdentifier, SIGKILL) } }
+
+        // §3.4: 6 partitions, 3 members → 2 each, every partition owned once.
+        let balanced = await Self.eventually(30) {
+            let owners = await Self.owners(session)
+            let counts = Dictionary(grouping: owners.values, by: { $0 }).mapValues(\.count)
+            return owners.count == 6 && counts.count == 3 && counts.values.allSatisfy { $0 == 2 }
+        }
+        let ownersAfterJoin = await Self.owners(session)
+        #expect(balanced, "owners: \(ownersAfterJoin)")
+
+        // Kill the external member: after its session expires the others own everything.
+        kill(external.processIdentifier, SIGKILL)
+        external.waitUntilExit()
+        let takenOver = await Self.eventually(30) {
+            let owners = await Self.owners(session)
+            return owners.count == 6 && Set(owners.values) == ["g_c1", "g_c2"]
+        }
+        let ownersAfterKill = await Self.owners(session)
+        #expect(takenOver, "owners: \(ownersAfterKill)")
+        var second: [SendResult] = []
+        for i in 0..<60 { second.append(try await producer.send(topic: "test", data: Array("n\(i)".utf8))) }
+        #expect(await Self.eventually(30) { collected.all.isSuperset(of: second.map(\.msgId)) })
+
+        // §3.5: a third broker joins; producer and consumers find it without a restart.
+        let third = base + "/broker2"
+        try FileManager.default.createDirectory(atPath: third, withIntermediateDirectories: true)
+        let broker2 = try BrokerProcess(directory: third, config: Self.config(brokerId: 2, zk: zk.connectString))
+        broker2.local = false
+        try broker2.start()
+        brokers.append(broker2)
+        #expect(await Self.eventually(20) { await producer.partitions(of: "test").count == 9 })
+        var third3: [SendResult] = []
+        for i in 0..<30 { third3.append(try await producer.send(topic: "test", data: Array("o\(i)".utf8))) }
+        #expect(third3.contains { $0.partition.brokerId == 2 })
+        #expect(await Self.eventually(30) { await Self.owners(session).count == 9 })
+        #expect(await Self.eventually(30) { collected.all.isSuperset(of: third3.map(\.msgId)) })
+
+        // Expire broker 0's session (SIGSTOP past the 2 s timeout): its ephemerals go, then it registers again.
+        kill(brokers[0].process.processIdentifier, SIGSTOP)
+        let gone = await Self.eventually(15) { await Self.text(session, "/meta/brokers/ids/0/master") == nil }
+        kill(brokers[0].process.processIdentifier, SIGCONT)
+        #expect(gone, "the master node of a stopped broker outlived its session")
+        let uri0 = "meta://127.0.0.1:\(brokers[0].port)"
+        let back = await Self.eventually(20) {
+            let pub = await Self.text(session, "/meta/brokers/topics-pub/test/0-m")
+            let master = await Self.text(session, "/meta/brokers/ids/0/master")
+            return pub == "{\"numParts\":3,\"broker\":\"0-m\"}" && master == uri0
+        }
+        #expect(back, "broker 0 did not register again; log:\n\(brokers[0].log())")
+
+        for consumer in consumers { await consumer.close() }
+        for run in runs { _ = try? await run.value }
+        // §5.4: offsets committed on close, as `<msgId>-<offset>`.
+        let offsets = await Self.children(session, "/meta/consumers/g/offsets/test")
+        #expect(offsets.count >= 6)
+        for partition in offsets {
+            let text = await Self.text(session, "/meta/consumers/g/offsets/test/" + partition) ?? ""
+            #expect(StoredOffset(text: text) != nil && text.contains("-"), "\(partition): \(text)")
+        }
+        for client in clients { await client.shutdown() }
+        await producerClient.shutdown()
+        // A clean stop removes the broker's registration (§3.2).
+        #expect(brokers[1].stop() == 0)
+        #expect(await Self.eventually(10) { await Self.text(session, "/meta/brokers/ids/1/master") == nil })
+    }
+}

@@ -107,6 +107,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: ["ProtocolCore", "Runtime", "MetaQClient", .product(name: "Logging", package: "swift-log")]
         ),
+        .testTarget(name: "MetaQClientTests", dependencies: ["MetaQClient", "ProtocolCore"]),
         .testTarget(name: "SimTests", dependencies: ["Sim", "StoreCore"]),
         .testTarget(
             name: "SimulationTests",

@@ -42,6 +42,8 @@ public struct BrokerAddress: Hashable, Sendable, CustomStringConvertible {
 final class BrokerChannel {
     private var channel: (any Channel)?
     private var isClosed = false
+    /// Frames written since the last flush; one flush per loop tick carries them all.
+    private var flushPending = false
 
     /// Connects; `onOpen` or `onClose` follows exactly once for the attempt, then `onFrame`s and
     /// one `onClose` when the connection ends (not after `close()`).
@@ -71,11 +73,20 @@ final class BrokerChannel {
         }
     }
 
+    /// Writes `frame`; frames sent during one loop tick go out with one flush (one syscall).
     func send(_ frame: Frame) {
         guard let channel, !isClosed else { return }
-        var buffer = channel.allocator.buffer(capacity: 128)
-        buffer.writeBytes(frame.encoded())
-        channel.writeAndFlush(buffer, promise: nil)
+        var bytes: [UInt8] = []
+        frame.encode(into: &bytes)
+        var buffer = channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        channel.write(buffer, promise: nil)
+        guard !flushPending else { return }
+        flushPending = true
+        channel.eventLoop.assumeIsolatedUnsafeUnchecked().execute {
+            self.flushPending = false
+            if !self.isClosed { channel.flush() }
+        }
     }
 
     /// Closes without reporting `onClose`.

@@ -44,23 +44,27 @@ final class ClientEngine: @unchecked Sendable {
         self.layout = layout
         self.logger = logger
         directory = PublishDirectory(layout: layout)
-        if case .zooKeeper(let connect, let timeoutMs) = mode {
-            let loop = self.loop
-            do {
-                zk = try ZooKeeperSession(connect: connect, sessionTimeoutMs: timeoutMs, logger: logger) { [weak self] event in
-                    loop.execute { self?.coordinationEvent(event) }
-                }
-            } catch {
-                try? group.syncShutdownGracefully()
-                throw MetaQClientError("cannot open a ZooKeeper session to \(connect): \(error)")
+    }
+
+    /// Opens the ZooKeeper session (ZooKeeper mode); its events hop onto the loop.
+    func openSession() throws {
+        guard case .zooKeeper(let connect, let timeoutMs) = mode else { return }
+        let loop = self.loop
+        do {
+            zk = try ZooKeeperSession(connect: connect, sessionTimeoutMs: timeoutMs, logger: logger) { [weak self] event in
+                guard let engine = self else { return }
+                loop.execute { engine.coordinationEvent(event) }
             }
+        } catch {
+            try? group.syncShutdownGracefully()
+            throw MetaQClientError("cannot open a ZooKeeper session to \(connect): \(error)")
         }
     }
 
     var isDirect: Bool { if case .direct = mode { true } else { false } }
 
     /// Runs `body` on the loop and returns its result.
-    func onLoop<T: Sendable>(_ body: @escaping () throws -> T) async throws -> T {
+    func onLoop<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await loop.submit(body).get()
     }
 

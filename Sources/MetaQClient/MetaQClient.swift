@@ -22,6 +22,7 @@ public final class MetaQClient: Sendable {
                 logger: Logger = Logger(label: "metaq-client")) throws {
         engine = try ClientEngine(mode: .zooKeeper(connect: connect, sessionTimeoutMs: sessionTimeoutMs),
                                   layout: MetaZooKeeperLayout(root: root), logger: logger)
+        try engine.openSession()
     }
 
     /// A client that talks to these brokers directly (`meta://host:port`), with no ZooKeeper:

@@ -44,7 +44,8 @@ public final class BrokerClusterMember: @unchecked Sendable {
     public func start(connect: String, sessionTimeoutMs: Int) throws {
         let loop = server.loop
         session = try ZooKeeperSession(connect: connect, sessionTimeoutMs: sessionTimeoutMs, logger: logger) { [weak self] event in
-            loop.execute { self?.handle(.coordination(event)) }
+            guard let member = self else { return }
+            loop.execute { member.handle(.coordination(event)) }
         }
         server.onTopicCreated = { [weak self] topic in
             guard let self, let entry = Self.topic(topic, config: self.server.stores.config) else { return }

@@ -1,0 +1,150 @@
+import ArgumentParser
+import Foundation
+import MetaQClient
+import Synchronization
+
+/// Throughput through `MetaQClient`: a producer with async sends over the cluster's partitions,
+/// then a consumer group of --members members (each its own client) reading it all.
+struct BenchGroup: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-group",
+        abstract: "Benchmark MetaQClient on a cluster: async producer throughput, then consumer-group throughput.",
+        discussion: """
+            Sends --count messages through one MetaQClient producer (round robin over every partition the \
+            cluster registers, --window sends in flight), then starts --members consumers in a new group \
+            that read the topic from offset 0 until every message sent was handled once. Prints msgs/s and \
+            MB/s for both phases. Needs a cluster (--zookeeper).
+            """)
+
+    @OptionGroup var zooKeeper: ZooKeeperOption
+
+    @Option(help: "Topic to use.")
+    var topic = "test"
+
+    @Option(help: "Messages to send and then consume.")
+    var count = 100_000
+
+    @Option(help: "Payload bytes per message.")
+    var messageSize = 100
+
+    @Option(help: "Sends in flight at once.")
+    var window = 256
+
+    @Option(help: "Consumers in the group (each with its own client and ZooKeeper session).")
+    var members = 2
+
+    func run() async throws {
+        guard let connect = zooKeeper.connect else { throw ValidationError("--zookeeper host:port is required") }
+        let producerClient = try MetaQClient(zooKeeper: connect, root: zooKeeper.root, logger: ZooKeeperOption.quietLogger)
+        let producer = producerClient.producer(ProducerSettings(maxQueued: window * 2))
+        let partitions = try await producer.publish(topic)
+        guard !partitions.isEmpty else { throw ValidationError("no broker has registered topic \(topic)") }
+        let sent = try await produce(producer)
+        await producerClient.shutdown()
+        try await consume(connect, expecting: sent, partitions: partitions.count)
+    }
+
+    func produce(_ producer: MetaQProducer) async throws -> Set<Int64> {
+        let payload = [UInt8](repeating: 0x61, count: messageSize)
+        let state = Shared<(ids: Set<Int64>, failed: Int)>(([], 0))
+        let slots = AsyncSemaphore(window)
+        let started = ContinuousClock.now
+        for _ in 0..<count {
+            await slots.wait()
+            producer.send(topic: topic, data: payload) { result in
+                state.value.withLock { s in
+                    switch result {
+                    case .success(let r): s.ids.insert(r.msgId)
+                    case .failure: s.failed += 1
+                    }
+                }
+                slots.signal()
+            }
+        }
+        for _ in 0..<window { await slots.wait() }
+        let seconds = (ContinuousClock.now - started).seconds
+        let (ids, failed) = state.value.withLock { ($0.ids, $0.failed) }
+        report("produce (MetaQClient, window \(window))", ids.count, seconds)
+        if failed > 0 { FileHandle.standardError.write(Data("\(failed) sends failed\n".utf8)) }
+        return ids
+    }
+
+    func consume(_ connect: String, expecting ids: Set<Int64>, partitions: Int) async throws {
+        let group = "bench-\(UInt32.random(in: 0...UInt32.max))"
+        let seen = Shared<(ids: Set<Int64>, handled: Int, bytes: Int)>(([], 0, 0))
+        var clients: [MetaQClient] = []
+        var consumers: [MetaQConsumer] = []
+        let started = ContinuousClock.now
+        var runs: [Task<Void, any Error>] = []
+        for i in 0..<members {
+            let client = try MetaQClient(zooKeeper: connect, root: zooKeeper.root, logger: ZooKeeperOption.quietLogger)
+            let consumer = try client.consumer(group: group, ConsumerSettings(consumerId: "m\(i)", rebalanceRetryDelayMs: 500))
+            consumer.subscribe(topic)
+            clients.append(client)
+            consumers.append(consumer)
+            runs.append(Task {
+                try await consumer.run { message in
+                    seen.value.withLock { s in
+                        s.handled += 1
+                        s.bytes += message.data.count + 20
+                        if ids.contains(message.id) { s.ids.insert(message.id) }
+                    }
+                }
+            })
+        }
+        while seen.value.withLock({ $0.ids.count }) < ids.count {
+            try await Task.sleep(for: .milliseconds(20))
+            if ContinuousClock.now - started > .seconds(600) { throw ValidationError("the group did not read everything in 600 s") }
+        }
+        let seconds = (ContinuousClock.now - started).seconds
+        let (handled, bytes) = seen.value.withLock { ($0.handled, $0.bytes) }
+        report("consume (group of \(members) over \(partitions) partitions, incl. join and rebalance)", handled, seconds,
+               bytes: bytes)
+        for consumer in consumers { await consumer.close() }
+        for run in runs { _ = try? await run.value }
+        for client in clients { await client.shutdown() }
+    }
+
+    /// `bytes`: record bytes handled (payload + 20-byte header); default: `messages` records of --message-size.
+    func report(_ title: String, _ messages: Int, _ seconds: Double, bytes: Int? = nil) {
+        let rate = Double(messages) / max(seconds, 1e-9)
+        let mb = Double(bytes ?? messages * (messageSize + 20)) / max(seconds, 1e-9) / 1_000_000
+        print(String(format: "%@: %d msgs in %.2f s = %.0f msgs/s, %.1f MB/s", title, messages, seconds, rate, mb))
+    }
+}
+
+/// State shared between tasks and callbacks, behind a lock held only for a few instructions.
+final class Shared<Value: Sendable>: Sendable {
+    let value: Mutex<Value>
+    init(_ initial: Value) { value = Mutex(initial) }
+}
+
+/// A counting semaphore for tasks (bounded in-flight sends).
+final class AsyncSemaphore: Sendable {
+    private let state: Mutex<(permits: Int, waiters: [CheckedContinuation<Void, Never>])>  // permits and who waits
+
+    init(_ permits: Int) { state = Mutex((permits, [])) }
+
+    func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ready = state.withLock { s -> Bool in
+                if s.permits > 0 { s.permits -= 1; return true }
+                s.waiters.append(continuation)
+                return false
+            }
+            if ready { continuation.resume() }
+        }
+    }
+
+    func signal() {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            if s.waiters.isEmpty { s.permits += 1; return nil }
+            return s.waiters.removeFirst()
+        }
+        waiter?.resume()
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -1,0 +1,78 @@
+import Foundation
+import Logging
+import MetaQClient
+import ProtocolCore
+import Synchronization
+import Testing
+
+/// `MetaQClient` without ZooKeeper (direct mode, §1.7) against a real local broker: partition `-1`
+/// sends, fetches of given partitions, a failing handler (§5.1: the partition does not move past a
+/// failed message; order is kept), and offsets in a local file in LocalOffsetStorage's format (§5.4).
+@Suite("MetaQClient in direct mode", .serialized)
+struct ClientDirectTests {
+    final class Log: Sendable {
+        let entries = Mutex<[(partition: BrokerPartition, offset: Int64, text: String)]>([])
+        let failuresLeft = Mutex<Int>(2)
+        var texts: [String] { entries.withLock { $0.map(\.text) } }
+    }
+
+    @Test func failedMessagesAreRedeliveredInOrderAndOffsetsSurviveARestart() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("metaq-direct-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let broker = try BrokerProcess(directory: directory, config: LocalBrokerTests.config)
+        defer { broker.stopHard() }
+        try broker.start()
+        let silent = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+        let client = try MetaQClient(servers: ["meta://127.0.0.1:\(broker.port)"], logger: silent)
+        let producer = client.producer()
+        var results: [SendResult] = []
+        for i in 0..<10 { results.append(try await producer.send(topic: "test", data: Array("m\(i)".utf8))) }
+        #expect(results.allSatisfy { $0.broker == "meta://127.0.0.1:\(broker.port)" && $0.partition.brokerId == 0 })
+        // The broker has two partitions (numPartitions=2); the consumer fetches both.
+        let used = [BrokerPartition(brokerId: 0, partition: 0), BrokerPartition(brokerId: 0, partition: 1)]
+
+        let offsets = directory + "/offsets.json"
+        let settings = ConsumerSettings(offsetStorage: .localFile(offsets), commitIntervalMs: 200,
+                                        maxFetchDelayMs: 200, directPartitions: used)
+        let log = Log()
+        let consumer = try client.consumer(group: "g", settings)
+        consumer.subscribe("test")
+        let run = Task {
+            try await consumer.run { message in
+                if message.text == "m3", log.failuresLeft.withLock({ left in defer { left -= 1 }; return left > 0 }) {
+                    throw CancellationError()
+                }
+                log.entries.withLock { $0.append((message.partition, message.offset, message.text)) }
+            }
+        }
+        let deadline = Date().addingTimeInterval(20)
+        while log.texts.count < 10 && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(Set(log.texts) == Set((0..<10).map { "m\($0)" }) && log.texts.count == 10, "\(log.texts)")
+        #expect(log.failuresLeft.withLock { $0 } < 0, "m3 failed twice before it was handled")
+        // Per partition, offsets strictly increase: m3's partition did not move past it while it failed.
+        for partition in used {
+            let seen = log.entries.withLock { $0.filter { $0.partition == partition }.map(\.offset) }
+            #expect(seen == seen.sorted() && Set(seen).count == seen.count, "\(partition): \(seen)")
+        }
+        await consumer.close()
+        _ = try? await run.value
+        let file = try String(contentsOfFile: offsets, encoding: .utf8)
+        #expect(file.contains(#""g":"#) && file.contains(#""topic":"test""#), "\(file)")
+
+        // A new consumer with the same file starts where the first stopped.
+        let again = Log()
+        let second = try client.consumer(group: "g", settings)
+        second.subscribe("test")
+        let secondRun = Task { try await second.run { message in again.entries.withLock { $0.append((message.partition, message.offset, message.text)) } } }
+        try await Task.sleep(for: .milliseconds(800))
+        #expect(again.texts.isEmpty, "nothing before the stored offsets is delivered again: \(again.texts)")
+        for i in 10..<12 { _ = try await producer.send(topic: "test", data: Array("m\(i)".utf8)) }
+        let until = Date().addingTimeInterval(20)
+        while again.texts.count < 2 && Date() < until { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(again.texts.sorted() == ["m10", "m11"], "\(again.texts)")
+        await second.close()
+        _ = try? await secondRun.value
+        await client.shutdown()
+    }
+}

@@ -1,0 +1,58 @@
+import Foundation
+import ProtocolCore
+import Testing
+@testable import MetaQClient
+
+@Suite("MetaQClient pieces")
+struct ClientPiecesTests {
+    /// §1.7: `meta://host:port`, IPv6 hosts in brackets.
+    @Test func brokerAddresses() {
+        #expect(BrokerAddress(uri: "meta://127.0.0.1:8123") == BrokerAddress(host: "127.0.0.1", port: 8123))
+        #expect(BrokerAddress(uri: "meta://[::1]:8124") == BrokerAddress(host: "::1", port: 8124))
+        #expect(BrokerAddress(uri: "meta://[::1]:8124")?.uri == "meta://[::1]:8124")
+        #expect(BrokerAddress(uri: "meta://host:8123?slaveId=1")?.host == "host", "readers append ?slaveId (§3.1)")
+        #expect(BrokerAddress(uri: "meta://host") == nil && BrokerAddress(uri: "meta://host:0") == nil)
+        #expect(BrokerAddress(uri: "meta://:8123") == nil && BrokerAddress(uri: "meta://host:99999") == nil)
+    }
+
+    /// The first message goes to the first partition, then on in order, wrapping.
+    @Test func roundRobinVisitsEveryPartitionInOrder() {
+        let selector = RoundRobinSelector()
+        let partitions = (0..<3).map { BrokerPartition(brokerId: $0 / 2, partition: $0 % 2) }
+        let picks = (0..<7).compactMap { _ in selector.select(topic: "t", partitions: partitions, data: [], attribute: nil) }
+        #expect(picks == [partitions[0], partitions[1], partitions[2], partitions[0], partitions[1], partitions[2], partitions[0]])
+    }
+
+    /// §5.4: LocalOffsetStorage's document, as the original writes it, is read; what we write reads back.
+    @Test func localOffsetFileReadsTheOriginalsFormatAndRoundTrips() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("offsets-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let original = #"{"g1":[{"topic":"test","partition":{"brokerId":0,"partition":1},"offset":126,"messageId":-5468932283484340224,"modified":false}]}"#
+        try original.write(toFile: path, atomically: true, encoding: .utf8)
+        let file = try LocalOffsetFile(path: path)
+        let p01 = BrokerPartition(brokerId: 0, partition: 1)
+        #expect(file.offset(group: "g1", topic: "test", partition: p01) == StoredOffset(msgId: -5468932283484340224, offset: 126))
+        #expect(file.offset(group: "g2", topic: "test", partition: p01) == nil)
+        try file.store(group: "g2", [("test", BrokerPartition(brokerId: 3, partition: 0), StoredOffset(msgId: 7, offset: 50))])
+        let reread = try LocalOffsetFile(path: path)
+        #expect(reread.offset(group: "g2", topic: "test", partition: BrokerPartition(brokerId: 3, partition: 0))?.offset == 50)
+        #expect(reread.offset(group: "g1", topic: "test", partition: p01)?.offset == 126, "other groups are kept")
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(text.contains(#""partition":{"brokerId":3,"partition":0}"#) && text.contains(#""messageId":7"#))
+    }
+
+    @Test func aDamagedOffsetFileIsAnErrorNotAStartFromZero() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("offsets-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try #"{"g1":[{"topic":"test"}]}"#.write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(throws: MetaQClientError.self) { try LocalOffsetFile(path: path) }
+    }
+
+    /// DESIGN.md §8: a client-side error says which broker, topic and partition.
+    @Test func sendErrorsSayWhere() {
+        let error = SendError(kind: .refused(code: 403, text: "closed"), topic: "test",
+                              partition: BrokerPartition(brokerId: 1, partition: 2), broker: "meta://h:8124")
+        #expect(error.description == "the broker refused the message (broker meta://h:8124, topic test, partition 1-2): 403 closed")
+        #expect(SendError(kind: .noPartition, topic: "t").description.contains("no partition available for topic t"))
+    }
+}

@@ -4,12 +4,15 @@ import ProtocolCore
 
 /// A broker address from a `meta://host:port` URI (reference §1.7; IPv6 hosts in brackets).
 public struct BrokerAddress: Hashable, Sendable, CustomStringConvertible {
-    public var host: String
-    public var port: Int
+    public let host: String
+    public let port: Int
+    /// `meta://host:port` (built once: every send result carries it).
+    public let uri: String
 
     public init(host: String, port: Int) {
         self.host = host
         self.port = port
+        uri = host.utf8.contains(UInt8(ascii: ":")) ? "meta://[\(host)]:\(port)" : "meta://\(host):\(port)"
     }
 
     public init?(uri: String) {
@@ -33,7 +36,6 @@ public struct BrokerAddress: Hashable, Sendable, CustomStringConvertible {
         self.init(host: String(host), port: port)
     }
 
-    public var uri: String { host.contains(":") ? "meta://[\(host)]:\(port)" : "meta://\(host):\(port)" }
     public var description: String { uri }
 }
 

@@ -24,6 +24,29 @@ struct PendingSend {
     var completion: @Sendable (Result<SendResult, SendError>) -> Void
 }
 
+/// A topic's partitions as the producer path needs them, rebuilt when the directory reports a
+/// change (not per send).
+struct TopicRoute {
+    var partitions: [BrokerPartition]
+    var addresses: [BrokerAddress?]
+    var index: [BrokerPartition: Int]
+
+    init(_ targets: [PublishDirectory.Target]) {
+        partitions = targets.map(\.partition)
+        addresses = targets.map { BrokerAddress(uri: $0.uri) }
+        index = Dictionary(targets.enumerated().map { ($1.partition, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+}
+
+/// A send waiting in the inbox for the loop.
+struct QueuedSend: Sendable {
+    var producer: MetaQProducer
+    var topic: String
+    var data: [UInt8]
+    var attribute: String?
+    var completion: @Sendable (Result<SendResult, SendError>) -> Void
+}
+
 struct ProducerKey: Hashable {
     var producer: Int
     var address: BrokerAddress
@@ -64,6 +87,7 @@ extension ClientEngine {
             case .coordinate(let request, let tag):
                 coordinate(request, tag: tag, for: .directory)
             case .partitionsChanged(let topic, let targets):
+                topicRoutes[topic] = TopicRoute(targets)
                 logger.info("partitions of \(topic): \(targets.map { "\($0.partition)@\($0.uri)" }.joined(separator: " "))")
                 for waiter in topicWaiters.removeValue(forKey: topic) ?? [] { waiter.succeed(()) }
             case .scheduleTick(let when):
@@ -74,10 +98,24 @@ extension ClientEngine {
 
     // MARK: sending
 
+    /// Queues the send for the loop. Sends that arrive while the loop has not drained the inbox yet
+    /// ride on the hop already scheduled: one cross-thread wake-up per batch, not per message.
     func send(producer: MetaQProducer, topic: String, data: [UInt8], attribute: String?,
               completion: @escaping @Sendable (Result<SendResult, SendError>) -> Void) {
-        loop.execute {
-            self.route(producer, topic, data, attribute, completion, waited: false)
+        let first = sendInbox.withLock { inbox in
+            inbox.append(QueuedSend(producer: producer, topic: topic, data: data, attribute: attribute, completion: completion))
+            return inbox.count == 1
+        }
+        if first { loop.execute { self.drainSendInbox() } }
+    }
+
+    private func drainSendInbox() {
+        let sends = sendInbox.withLock { inbox in
+            defer { inbox.removeAll(keepingCapacity: true) }
+            return inbox
+        }
+        for send in sends {
+            route(send.producer, send.topic, send.data, send.attribute, send.completion, waited: false)
         }
     }
 
@@ -97,7 +135,7 @@ extension ClientEngine {
                 data: data, attribute: attribute)?.brokerId ?? 0
             target = (servers[min(index, servers.count - 1)], nil, index)
         case .zooKeeper:
-            guard let targets = directory.targets(of: topic) else {
+            guard let route = topicRoutes[topic] else {
                 if waited {
                     completion(.failure(SendError(kind: .noPartition, topic: topic)))
                     return
@@ -108,11 +146,10 @@ extension ClientEngine {
                 }
                 return
             }
-            guard !targets.isEmpty,
-                  let chosen = producer.settings.selector.select(topic: topic, partitions: targets.map(\.partition),
+            guard !route.partitions.isEmpty,
+                  let chosen = producer.settings.selector.select(topic: topic, partitions: route.partitions,
                                                                  data: data, attribute: attribute),
-                  let hit = targets.first(where: { $0.partition == chosen }),
-                  let address = BrokerAddress(uri: hit.uri) else {
+                  let hit = route.index[chosen], let address = route.addresses[hit] else {
                 completion(.failure(SendError(kind: .noPartition, topic: topic)))
                 return
             }

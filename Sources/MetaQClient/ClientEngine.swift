@@ -32,6 +32,8 @@ final class ClientEngine: @unchecked Sendable {
     var nextTag: UInt64 = 1
     var directory: PublishDirectory
     var topicWaiters: [String: [EventLoopPromise<Void>]] = [:]
+    /// Per topic, the partitions and their brokers, from the directory's last report.
+    var topicRoutes: [String: TopicRoute] = [:]
     var producerLinks: [ProducerKey: ProducerLink] = [:]
     var consumers: [Int: ConsumerLink] = [:]
     var nextSendId: UInt64 = 1
@@ -68,6 +70,9 @@ final class ClientEngine: @unchecked Sendable {
         try await loop.submit(body).get()
     }
 
+    /// Sends handed over by any thread, drained on the loop (`send(producer:…)`); the lock is held
+    /// for an append or a swap.
+    let sendInbox = Mutex<[QueuedSend]>([])
     /// Ids of producers and consumers; taken from any thread at creation.
     let ids = Mutex<Int>(1)  // guards the next id; held for one increment
 

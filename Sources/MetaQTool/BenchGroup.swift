@@ -47,10 +47,10 @@ struct BenchGroup: AsyncParsableCommand {
     func produce(_ producer: MetaQProducer) async throws -> Set<Int64> {
         let payload = [UInt8](repeating: 0x61, count: messageSize)
         let state = Shared<(ids: Set<Int64>, failed: Int)>(([], 0))
-        let slots = AsyncSemaphore(window)
+        let slots = SendWindow(window)
         let started = ContinuousClock.now
         for _ in 0..<count {
-            await slots.wait()
+            await slots.acquire()
             producer.send(topic: topic, data: payload) { result in
                 state.value.withLock { s in
                     switch result {
@@ -58,10 +58,10 @@ struct BenchGroup: AsyncParsableCommand {
                     case .failure: s.failed += 1
                     }
                 }
-                slots.signal()
+                slots.release()
             }
         }
-        for _ in 0..<window { await slots.wait() }
+        await slots.drain()
         let seconds = (ContinuousClock.now - started).seconds
         let (ids, failed) = state.value.withLock { ($0.ids, $0.failed) }
         report("produce (MetaQClient, window \(window))", ids.count, seconds)
@@ -119,27 +119,50 @@ final class Shared<Value: Sendable>: Sendable {
     init(_ initial: Value) { value = Mutex(initial) }
 }
 
-/// A counting semaphore for tasks (bounded in-flight sends).
-final class AsyncSemaphore: Sendable {
-    private let state: Mutex<(permits: Int, waiters: [CheckedContinuation<Void, Never>])>  // permits and who waits
+/// The send window of the benchmark's one producing task: completions give slots back, and the
+/// task, when it had to wait, is woken once half the window is free (one wake-up per many sends,
+/// not one per send).
+final class SendWindow: Sendable {
+    private let size: Int
+    private let state: Mutex<(free: Int, wakeAt: Int, waiter: CheckedContinuation<Void, Never>?)>  // slots and the waiting task
 
-    init(_ permits: Int) { state = Mutex((permits, [])) }
+    init(_ size: Int) {
+        self.size = size
+        state = Mutex((size, 0, nil))
+    }
 
-    func wait() async {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let ready = state.withLock { s -> Bool in
-                if s.permits > 0 { s.permits -= 1; return true }
-                s.waiters.append(continuation)
-                return false
-            }
-            if ready { continuation.resume() }
+    /// Takes one slot, waiting for half the window to be free when there is none.
+    func acquire() async {
+        while !state.withLock({ s in
+            guard s.free > 0 else { return false }
+            s.free -= 1
+            return true
+        }) {
+            await waitFor(free: max(1, size / 2))
         }
     }
 
-    func signal() {
+    /// Waits until every slot is back.
+    func drain() async { await waitFor(free: size) }
+
+    private func waitFor(free: Int) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.free >= free { return true }
+                s.wakeAt = free
+                s.waiter = continuation
+                return false
+            }
+            if now { continuation.resume() }
+        }
+    }
+
+    func release() {
         let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
-            if s.waiters.isEmpty { s.permits += 1; return nil }
-            return s.waiters.removeFirst()
+            s.free += 1
+            guard s.free >= s.wakeAt, let waiter = s.waiter else { return nil }
+            s.waiter = nil
+            return waiter
         }
         waiter?.resume()
     }

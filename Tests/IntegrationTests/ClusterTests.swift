@@ -181,6 +181,21 @@ struct ClusterTests {
         }
         #expect(back, "broker 0 did not register again; log:\n\(brokers[0].log())")
 
+        // §5.5: a broadcast consumer is a group of its own (`g-<local IP>`, offsets in a local file)
+        // and receives every message.
+        let everything = Set((sent + second + third3).map(\.msgId))
+        let broadcastLog = Collected()
+        let broadcast = try clients[0].broadcastConsumer(group: "g", ConsumerSettings(
+            consumerId: "b", offsetStorage: .localFile(base + "/broadcast-offsets.json"), rebalanceRetryDelayMs: 200))
+        broadcast.subscribe("test")
+        let broadcastRun = Task { try await broadcast.run { broadcastLog.add("b", $0.id) } }
+        #expect(broadcast.group.hasPrefix("g-") && broadcast.group != "g")
+        #expect(await Self.eventually(30) { broadcastLog.all.isSuperset(of: everything) })
+        #expect(await Self.children(session, "/meta/consumers").contains(broadcast.group))
+        await broadcast.close()
+        _ = try? await broadcastRun.value
+        #expect(FileManager.default.fileExists(atPath: base + "/broadcast-offsets.json"))
+
         for consumer in consumers { await consumer.close() }
         for run in runs { _ = try? await run.value }
         // §5.4: offsets committed on close, as `<msgId>-<offset>`.

@@ -17,8 +17,8 @@ struct WorldSweepTests {
         "replay: swift run metaq-sim --seed \(seed) --trace\(canary ? " --canary" : "")"
     }
 
-    /// The sweep, in chunks so the test runner spreads it over the cores (about two minutes of
-    /// CPU in a debug build; ≥ 1,000 seeds a minute).
+    /// The sweep, in chunks so the test runner spreads it over the cores (about two and a half
+    /// minutes of CPU in a debug build; ≥ 1,000 seeds a minute).
     @Test(arguments: 0..<chunks)
     func sweep(chunk: Int) {
         let first = UInt64(chunk) * Self.seedsPerChunk

@@ -121,7 +121,7 @@ public struct SimOptions: Sendable, CustomStringConvertible {
         var cluster = Cluster(groups: [], sessionTimeoutMs: rng.int(in: 100...800), lateBroker: nil,
                               syncTimeMs: rng.int(in: 20...300), commitIntervalMs: rng.int(in: 50...1000),
                               processingMs: 0...rng.int(in: 0...5))
-        guard rng.chance(0.3) else { return cluster }
+        guard rng.chance(0.25) else { return cluster }
         cluster.groups = (0..<rng.int(in: 1...2)).map { _ in
             Group(members: rng.int(in: 1...4),
                   topics: topics.count > 1 && rng.chance(0.3) ? [rng.pick(topics)] : topics,

@@ -68,13 +68,13 @@ extension Simulation {
     func memberHandle(_ member: SimGroupMember, _ event: GroupMember.Event) {
         guard member.isUp, let session = member.session else { return }
         if case .coordination(let happened) = event {
-            trace(.memberAction, Int64(member.group), Int64(member.index), "\(member.name) zk(\(session.id)): \(happened)")
+            traceLog.note(nowNs, "\(member.name) zk(\(session.id)): \(happened)")
         }
         for action in member.machine.handle(event, now: instant) {
             guard member.isUp else { return }
             switch action {
             case .coordinate(let request, let tag):
-                trace(.memberAction, Int64(member.group), Int64(tag), "\(member.name) zk(\(session.id)) #\(tag) \(request)")
+                traceLog.note(nowNs, "\(member.name) zk(\(session.id)) #\(tag) \(request)")
                 session.submit(request, tag: tag)
                 switch request {
                 case .setData(let path, _), .create(let path, _, .persistent):
@@ -121,7 +121,7 @@ extension Simulation {
         let machine = ConsumerMachine(settings: .init(
             topic: slot.topic, group: group.name, partition: Int32(slot.partition.partition), startOffset: assignment.offset,
             maxSizeBytes: options.fetchSize, maxMaxSizeBytes: 1 << 16, requestTimeoutMs: 400,
-            fetchBackoff: .init(stepMs: 10, maxMs: 100), reconnectBackoff: .init(stepMs: 10, maxMs: 200),
+            fetchBackoff: .init(stepMs: 25, maxMs: 250), reconnectBackoff: .init(stepMs: 10, maxMs: 200),
             maxConsecutiveTimeouts: 2, awaitsProcessing: true))
         let fetcher = SimGroupFetcher(client: nextClient, group: member.group, member: member.index,
                                       incarnation: member.incarnation, slot: slot, broker: b, machine: machine)

@@ -68,7 +68,8 @@ extension Simulation {
             zooKeeper.advance(to: instant)
         case .zkReconnect(let session):
             trace(.zkReconnect, session.id)
-            guard !abandonedSessions.contains(where: { $0 === session }) else { return }
+            // Only the session of a process still up: a dead one's session stays disconnected.
+            guard liveSessions.contains(where: { $0.session === session }) else { return }
             zooKeeper.reconnect(session, now: instant)
         case .registrationTick(let b, let incarnation):
             trace(.registrationTick, Int64(b))

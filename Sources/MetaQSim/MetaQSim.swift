@@ -8,13 +8,17 @@ import Sim
 struct MetaQSim: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "metaq-sim",
-        abstract: "Deterministic simulation of MetaQ brokers, producers and consumers under faults.",
+        abstract: "Deterministic simulation of MetaQ brokers, producers, consumers and ZooKeeper under faults.",
         discussion: """
-            Each seed draws a world (1-3 brokers, topics, partitions, flush policy, segment size, workload, \
-            fault rates), runs it on a virtual clock with power losses, crashes, connection drops, network \
-            partitions, slow disks, bit rot and consumer crashes (the safety phase), then heals everything \
+            Each seed draws a world (1-3 brokers registered in a simulated ZooKeeper, topics, partitions, \
+            flush policy, segment size, workload, fault rates; a quarter of the seeds also run 1-2 consumer \
+            groups of 1-4 members), runs it on a virtual clock with power losses, crashes, connection drops, \
+            network partitions, slow disks, bit rot, consumer and group-member crashes, ZooKeeper session \
+            expiries and connection losses, a broker joining late (the safety phase), then heals everything \
             and waits for all work to complete (the liveness phase). Checkers: no acknowledged message lost \
-            (beyond what the flush policy allows), no garbage delivered, per-partition order, liveness.
+            (beyond what the flush policy allows), no garbage delivered, per-partition order, every \
+            acknowledged message delivered to every group, one live owner per partition, stored offsets \
+            never going back, liveness.
 
             Examples:
               metaq-sim --seed 42 --trace        one seed, with its event trace

@@ -186,6 +186,22 @@ struct BrokerMachineTests {
         #expect(broker.handle(.appended(token: token, .success(0)), nowMs: now).isEmpty)
     }
 
+    /// Found by the simulator: the first puts to a partition whose connections all closed before
+    /// the appends completed (clients timed out) still created its log — a get there must read
+    /// it, not answer 404 "not exists" until the broker restarts.
+    @Test func aPutStoredAfterItsConnectionClosedMakesThePartitionReadable() throws {
+        var broker = machine()
+        let actions = broker.handle(.request(c1, try put("put test 1 1 0 -1 1", "x")), nowMs: now)
+        guard case .append(let token, _, _)? = actions.last else { Issue.record("\(actions)"); return }
+        #expect(broker.handle(.connectionClosed(c1), nowMs: now).isEmpty)
+        #expect(broker.pendingCount == 0, "no answer is owed")
+        #expect(broker.handle(.appended(token: token, .success(0)), nowMs: now).isEmpty)
+        #expect(broker.partitionsWithData.contains(TopicPartition("test", 1)))
+        let get = broker.handle(.request(ConnectionID(2), .get(GetCommand(topic: "test", group: "g", partition: 1, offset: 0,
+                                                                          maxSize: 100, opaque: 3))), nowMs: now)
+        guard case .read? = get.first else { Issue.record("a get is answered \(get)"); return }
+    }
+
     @Test func topicRules() {
         let rules = TopicRules([.init(pattern: "a*", numPartitions: 1), .init(pattern: "abc", numPartitions: 5),
                                 .init(pattern: "*-log-*", numPartitions: 2)])

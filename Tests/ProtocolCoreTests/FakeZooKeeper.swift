@@ -15,6 +15,9 @@ struct FakeZooKeeper {
     private var childWatches: [String: Set<Int>] = [:]
     /// One-shot injected failures: the first request matching fails with the error instead.
     var failures: [(matches: (CoordinationRequest) -> Bool, error: CoordinationError)] = []
+    /// One-shot lost replies: the first request matching takes effect, but its caller hears
+    /// `.connectionLoss` (what a client sees when the connection drops after the server acted).
+    var lostReplies: [(CoordinationRequest) -> Bool] = []
 
     static func parent(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
@@ -62,6 +65,10 @@ struct FakeZooKeeper {
         -> (reply: CoordinationReply, watches: [(session: Int, WatchEvent)]) {
         if let index = failures.firstIndex(where: { $0.matches(request) }) {
             return (.failed(failures.remove(at: index).error), [])
+        }
+        if let index = lostReplies.firstIndex(where: { $0(request) }) {
+            lostReplies.remove(at: index)
+            return (.failed(.connectionLoss), apply(request, session: session).watches)
         }
         switch request {
         case .create(let path, let data, let mode):

@@ -130,6 +130,30 @@ func bp(_ text: String) -> BrokerPartition { BrokerPartition(text)! }
         #expect(h.members[c1].owned == ["test": [bp("0-0")]])
     }
 
+    /// A restart with the same consumer id within the session timeout (found by the simulator):
+    /// the owner nodes of the previous process carry my id but belong to its session, which
+    /// expires later and takes them along — leaving partitions fetched with no owner node, free
+    /// for a second member to claim. They are replaced by this session's.
+    @Test func anOwnerNodeOfMyPreviousSessionIsReplacedByThisSessions() {
+        var h = GroupHarness()
+        h.addBrokers(1, partitions: 2)
+        let oldSession = 77
+        h.zk.put("/meta/consumers/g/ids/g_c1", "test", owner: oldSession)
+        h.zk.put("/meta/consumers/g/owners/test/0-0", "g_c1", owner: oldSession)
+        h.zk.put("/meta/consumers/g/owners/test/0-1", "g_c1", owner: oldSession)
+        let c1 = h.addMember("c1")
+        h.send(c1, .start)
+        #expect(h.members[c1].owned == ["test": [bp("0-0"), bp("0-1")]])
+        #expect(h.members[c1].counters.claimConflicts == 0)
+        for p in ["0-0", "0-1"] {
+            #expect(h.zk.nodes["/meta/consumers/g/owners/test/\(p)"]?.ephemeralOwner == h.sessions[c1])
+        }
+        h.deliver(h.zk.expire(oldSession))
+        h.run()
+        #expect(h.zk.children(of: "/meta/consumers/g/owners/test") == ["0-0", "0-1"], "the old session's expiry took none of them")
+        #expect(h.fetching(c1) == [bp("0-0"), bp("0-1")])
+    }
+
     /// §3.4 step 2: watches that fire while a rebalance is under way are coalesced into exactly one more.
     @Test func watchesDuringARebalanceCauseExactlyOneMore() {
         var h = GroupHarness()

@@ -18,7 +18,8 @@ import Testing
         #expect(h.zk.data(at: "/meta") == [2, 3])
         #expect(h.ask(a, .getData(path: "/nope", watch: false)) == .failed(.noNode))
         #expect(h.ask(a, .setData(path: "/nope", data: [])) == .failed(.noNode))
-        #expect(h.zk.paths == ["/", "/meta"])
+        #expect(h.ask(a, .create(path: "/meta/.x..", data: [], mode: .persistent)) == .created(path: "/meta/.x.."))
+        #expect(h.zk.paths == ["/", "/meta", "/meta/.x.."])
         #expect(h.zk.ephemeralOwner(of: "/meta") == nil)
     }
 
@@ -30,10 +31,11 @@ import Testing
         #expect(h.ask(a, .create(path: "/meta", data: [9], mode: .ephemeral)) == .failed(.nodeExists))
         #expect(h.zk.data(at: "/meta") == [])
         #expect(h.ask(a, .create(path: "/", data: [], mode: .persistent)) == .failed(.nodeExists))
-        for bad in ["meta", "/meta/", "/meta//x", "/meta/./x", "/meta/../x", ""] {
+        for bad in ["meta", "/meta/", "/meta//x", "/meta/./x", "/meta/../x", "", "/meta/..", "/.", "/meta/x\0"] {
             #expect(h.ask(a, .create(path: bad, data: [], mode: .persistent)) == badArguments, "\(bad)")
         }
-        #expect(h.zk.paths == ["/", "/meta"])
+        #expect(h.ask(a, .create(path: "/meta/.x..", data: [], mode: .persistent)) == .created(path: "/meta/.x.."))
+        #expect(h.zk.paths == ["/", "/meta", "/meta/.x.."])
     }
 
     /// The counter is the parent's cversion: every child created counts, deletions never lower it.

@@ -46,6 +46,10 @@ extension BrokerMachine {
     }
 
     mutating func completePut(_ token: UInt64, _ result: Result<Int64, StoreFailure>, into out: inout [Action]) {
+        if let target = orphanedPuts.removeValue(forKey: token) {
+            if case .success = result { partitionsWithData.insert(target) }
+            return
+        }
         guard case .put(let connection, let opaque, let msgId, let target, let bytes, let stat)? = pending.removeValue(forKey: token) else { return }
         switch result {
         case .success(let offset):

@@ -146,6 +146,9 @@ public struct BrokerMachine {
     /// The partition the last successful put went to (known to be in `partitionsWithData`).
     var lastStoredPartition: TopicPartition?
     var pending: [UInt64: Pending] = [:]
+    /// Puts whose connection closed before their append completed: no answer is owed any more,
+    /// but a completed one still gives its partition data.
+    var orphanedPuts: [UInt64: TopicPartition] = [:]
     var nextToken: UInt64 = 1
     /// Request counters printed by system `stats` (§9).
     public internal(set) var statsCounters = StatsCounters()
@@ -196,8 +199,10 @@ public struct BrokerMachine {
         case .nearestOffset(let token, let offset): return completeOffset(token, offset)
         case .statsCollected(let token, let snapshot): return completeStats(token, snapshot)
         case .connectionClosed(let connection):
-            // Answers still owed to a closed connection are dropped; the stores finish regardless.
+            // Answers still owed to a closed connection are dropped; the stores finish regardless
+            // (and a stored put makes its partition readable, answered or not).
             for (token, entry) in pending.sorted(by: { $0.key < $1.key }) where entry.connection == connection {
+                if case .put(_, _, _, let target, _, _) = entry { orphanedPuts[token] = target }
                 pending[token] = nil
             }
             return []

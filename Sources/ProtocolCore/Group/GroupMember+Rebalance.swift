@@ -108,6 +108,13 @@ extension GroupMember {
         for slot in round.releases {
             submit(.delete(path: ownerPath(slot)), .releaseOwner(slot), .round, &actions)
         }
+        for slot in suspects.sorted() {
+            if round.desired[slot.topic]?.contains(slot.partition) == true {
+                suspects.remove(slot)  // claimed below: a node with my id is replaced by this session's
+            } else {
+                submit(.getData(path: ownerPath(slot), watch: false), .verifySuspect(slot), .round, &actions)
+            }
+        }
         for topic in settings.topics {
             for partition in (round.desired[topic] ?? []).sorted() where holdings[topic]?[partition] == nil {
                 let slot = Slot(topic: topic, partition: partition)
@@ -116,7 +123,7 @@ extension GroupMember {
         }
     }
 
-    private func claimRequest(_ slot: Slot) -> CoordinationRequest {
+    func claimRequest(_ slot: Slot) -> CoordinationRequest {
         .create(path: ownerPath(slot), data: Array(settings.consumerId.utf8), mode: .ephemeral)
     }
 
@@ -125,8 +132,41 @@ extension GroupMember {
         case .deleted, .failed(.noNode):
             holdings[slot.topic]?[slot.partition] = nil
         default:
-            // Still held (not fetching); the next attempt gives it up again or keeps it.
+            // The delete may have happened: not held any more, but suspect until checked.
+            suspect(slot)
             failed(.round, now, &actions)
+        }
+    }
+
+    /// `slot`'s owner node may carry my id though I do not hold it (see `suspects`).
+    mutating func suspect(_ slot: Slot) {
+        holdings[slot.topic]?[slot.partition] = nil
+        suspects.insert(slot)
+    }
+
+    /// A suspect's node: deleted when it carries my id; otherwise it is not mine (any more).
+    mutating func suspectReplied(_ slot: Slot, _ purpose: Purpose, _ reply: CoordinationReply, _ now: Instant,
+                                 _ actions: inout [Action]) {
+        switch (purpose, reply) {
+        case (.verifySuspect, .data(let bytes)) where String(decoding: bytes, as: UTF8.self) == settings.consumerId:
+            submit(.delete(path: ownerPath(slot)), .deleteSuspect(slot), .round, &actions)
+        case (.verifySuspect, .data), (.verifySuspect, .failed(.noNode)),
+             (.deleteSuspect, .deleted), (.deleteSuspect, .failed(.noNode)):
+            suspects.remove(slot)
+        default:
+            failed(.round, now, &actions)
+        }
+    }
+
+    /// Releasing a claim of a conflicting attempt: if its outcome is unknown, the node is suspect,
+    /// and an attempt must settle it even when none is due.
+    mutating func unclaimReplied(_ slot: Slot, _ reply: CoordinationReply, _ actions: inout [Action]) {
+        switch reply {
+        case .deleted, .failed(.noNode), .failed(.sessionExpired):
+            break
+        default:
+            suspect(slot)
+            if phase == .idle { startRound(&actions) }
         }
     }
 
@@ -140,21 +180,42 @@ extension GroupMember {
         case .failed(.noNode) where !retried:
             submitWithAncestors(claimRequest(slot), .claim(slot, retried: true), .round, &actions)
         default:
+            suspect(slot)
             failed(.round, now, &actions)
         }
     }
 
-    /// An owner node that already existed: with my id it is mine (an earlier attempt's claim whose
-    /// reply was lost); otherwise another consumer still holds it (§3.4 step 5).
+    /// An owner node that already existed: with my id it is an earlier claim of mine — this
+    /// session's whose reply was lost, or the previous process's (a restart with the same id
+    /// within the session timeout), whose node vanishes when that session expires. Which one is
+    /// unknowable from here, so it is deleted and created again, surely by this session (as the
+    /// ids node is at registration). Otherwise another consumer still holds it (§3.4 step 5).
     mutating func claimOwnerReplied(_ slot: Slot, _ reply: CoordinationReply, _ now: Instant, _ actions: inout [Action]) {
         switch reply {
         case .data(let bytes) where String(decoding: bytes, as: UTF8.self) == settings.consumerId:
-            take(slot)
+            submit(.delete(path: ownerPath(slot)), .deleteStaleOwner, .round, &actions)
+            submit(claimRequest(slot), .reclaim(slot), .round, &actions)
         case .data, .failed(.noNode):
             // Held by another, or just released: either way the attempt lost the race.
             round.conflict = true
             counters.claimConflicts += 1
         default:
+            suspect(slot)
+            failed(.round, now, &actions)
+        }
+    }
+
+    /// The claim that follows the deletion of my own earlier owner node. Finding a node again
+    /// means another consumer got in between (or runs with my id): the attempt lost the race.
+    mutating func reclaimReplied(_ slot: Slot, _ reply: CoordinationReply, _ now: Instant, _ actions: inout [Action]) {
+        switch reply {
+        case .created:
+            take(slot)
+        case .failed(.nodeExists):
+            round.conflict = true
+            counters.claimConflicts += 1
+        default:
+            suspect(slot)
             failed(.round, now, &actions)
         }
     }
@@ -168,14 +229,23 @@ extension GroupMember {
     mutating func resolveConflict(_ now: Instant, _ actions: inout [Action]) {
         for slot in round.claimedNow.sorted() {
             holdings[slot.topic]?[slot.partition] = nil
-            submit(.delete(path: ownerPath(slot)), .unclaim, .cleanup, &actions)
+            submit(.delete(path: ownerPath(slot)), .unclaim(slot), .cleanup, &actions)
         }
         attemptFailed(now, &actions)
     }
 
     /// A request failed mid-attempt: its outcome is unknown, so the attempt ends and starts over.
     /// Claims already made stay held (not fetching); the next attempt keeps or releases them.
+    /// Owner nodes still being created or deleted become suspects: their replies will be ignored.
     mutating func abortRound(_ now: Instant, _ actions: inout [Action]) {
+        for (_, entry) in pending where entry.scope == .round {
+            switch entry.purpose {
+            case .claim(let slot, _), .claimOwner(let slot), .reclaim(let slot), .releaseOwner(let slot):
+                suspect(slot)
+            default:
+                break
+            }
+        }
         pending = pending.filter { $0.value.scope != .round }
         counters.abortedAttempts += 1
         attemptFailed(now, &actions)

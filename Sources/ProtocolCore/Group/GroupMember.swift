@@ -31,6 +31,11 @@ public struct GroupMember: Sendable {
     var phase: Phase = .notStarted
     /// Partitions whose owner node this member holds (or may hold after an unknown outcome), per topic.
     var holdings: [String: [BrokerPartition: Holding]] = [:]
+    /// Partitions whose owner node may carry my id although I do not hold them: a create or
+    /// delete of it whose outcome is unknown (connection loss, or an attempt aborted before its
+    /// reply). Each attempt settles them: a partition still mine is claimed again; any other has
+    /// its node deleted when it carries my id, so that it never blocks its next owner.
+    var suspects: Set<Slot> = []
     /// Requests awaiting their reply, by tag.
     var pending: [UInt64: Pending] = [:]
     var nextTag: UInt64 = 1
@@ -113,7 +118,7 @@ public struct GroupMember: Sendable {
             return
         }
         switch entry.purpose {
-        case .ancestor, .unclaim, .deleteStaleRegistration, .closeDelete:
+        case .ancestor, .deleteStaleRegistration, .deleteStaleOwner, .closeDelete:
             // The request that follows in the same batch reports the outcome.
             break
         case .register(let recreate, let retried):
@@ -124,6 +129,12 @@ public struct GroupMember: Sendable {
             claimReplied(slot, retried: retried, reply, now, &actions)
         case .claimOwner(let slot):
             claimOwnerReplied(slot, reply, now, &actions)
+        case .reclaim(let slot):
+            reclaimReplied(slot, reply, now, &actions)
+        case .unclaim(let slot):
+            unclaimReplied(slot, reply, &actions)
+        case .verifySuspect(let slot), .deleteSuspect(let slot):
+            suspectReplied(slot, entry.purpose, reply, now, &actions)
         case .releaseOwner(let slot):
             releaseReplied(slot, reply, now, &actions)
         case .commitSet(let slot, let offset, let retried):
@@ -268,6 +279,7 @@ public struct GroupMember: Sendable {
         counters.expiries += 1
         stopFetchingAll(&actions)
         holdings = [:]
+        suspects = []
         pending = [:]
         applied = [:]
         round = Round()

@@ -60,8 +60,16 @@ extension GroupMember {
         case claim(Slot, retried: Bool)
         /// Reading an owner node that already existed: mine, or a conflict.
         case claimOwner(Slot)
+        /// Deleting an owner node with my id that may belong to an earlier session.
+        case deleteStaleOwner
+        /// Claiming again after `deleteStaleOwner`.
+        case reclaim(Slot)
         case releaseOwner(Slot)
-        case unclaim
+        case unclaim(Slot)
+        /// Reading the owner node of a suspect slot (see `GroupMember.suspects`).
+        case verifySuspect(Slot)
+        /// Deleting the owner node of a suspect slot that turned out to carry my id.
+        case deleteSuspect(Slot)
         case commitSet(Slot, StoredOffset, retried: Bool)
         /// Creating the offset node a `setData` did not find.
         case commitCreate(Slot, StoredOffset)

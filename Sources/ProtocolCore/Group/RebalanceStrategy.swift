@@ -73,24 +73,29 @@ struct HashRing {
     private(set) var points: [(point: UInt32, consumer: Int)]
 
     init(consumers: [String]) {
-        var all: [(point: UInt32, order: Int, consumer: Int)] = []
-        all.reserveCapacity(consumers.count * Self.digestsPerConsumer * 4)
-        for (index, id) in consumers.enumerated() {
+        // Each point packed with its insertion order (point in the high word): sorting plain
+        // integers costs a fraction of sorting tuples, and the ring is built at every rebalance.
+        let pointsPerConsumer = Self.digestsPerConsumer * 4
+        var all: [UInt64] = []
+        all.reserveCapacity(consumers.count * pointsPerConsumer)
+        for id in consumers {
             for j in 0..<Self.digestsPerConsumer {
                 let digest = MD5.digest(id + "-" + String(j))
                 for h in 0..<4 {
-                    all.append((Self.littleEndianWord(digest, at: 4 * h), all.count, index))
+                    all.append(UInt64(Self.littleEndianWord(digest, at: 4 * h)) << 32 | UInt64(all.count))
                 }
             }
         }
-        all.sort { ($0.point, $0.order) < ($1.point, $1.order) }
+        all.sort()
         points = []
         points.reserveCapacity(all.count)
         for entry in all {
-            if let last = points.last, last.point == entry.point {
-                points[points.count - 1] = (entry.point, entry.consumer)
+            let point = UInt32(truncatingIfNeeded: entry >> 32)
+            let consumer = Int(entry & 0xFFFF_FFFF) / pointsPerConsumer
+            if let last = points.last, last.point == point {
+                points[points.count - 1] = (point, consumer)
             } else {
-                points.append((entry.point, entry.consumer))
+                points.append((point, consumer))
             }
         }
     }

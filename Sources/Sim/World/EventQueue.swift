@@ -77,16 +77,20 @@ public final class SimTrace {
         }
     }
 
+    /// A detail of the current event for `--trace` only (not folded: the event already was).
+    func note(_ nowNs: Int64, _ text: @autoclosure () -> String) {
+        if lines != nil, lines!.count < limit {
+            let ms = nowNs / 1_000_000, us = (nowNs / 1000) % 1000
+            lines!.append("\(ms).\(String(repeating: "0", count: 3 - String(us).count))\(us)ms \(text())")
+        }
+    }
+
     /// Records one event: folded always, kept as text when tracing. `text` is built lazily.
     func record(_ nowNs: Int64, _ code: UInt64, _ a: Int64 = 0, _ b: Int64 = 0, _ text: @autoclosure () -> String = "") {
         fold(UInt64(bitPattern: nowNs))
         fold(code)
         fold(UInt64(bitPattern: a))
         fold(UInt64(bitPattern: b))
-        if lines != nil, lines!.count < limit {
-            let ms = nowNs / 1_000_000, us = (nowNs / 1000) % 1000
-            let stamp = "\(ms).\(String(repeating: "0", count: 3 - String(us).count))\(us)ms"
-            lines!.append("\(stamp) \(text())")
-        }
+        note(nowNs, text())
     }
 }

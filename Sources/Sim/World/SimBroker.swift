@@ -17,6 +17,9 @@ final class SimBroker {
     private(set) var process: Process?
     /// Extra sync latency while a slow-disk fault lasts.
     var slowUntilNs: Int64 = 0
+    /// The process's registration in ZooKeeper (§3.2) and its session; nil while down.
+    var registration: BrokerRegistration?
+    var zkSession: SimZKSession?
 
     /// The memory of one running broker process.
     final class Process {
@@ -73,13 +76,17 @@ final class SimBroker {
             sim.trace(.brokerRecovered, Int64(id), Int64(report.truncatedBytes), "broker\(id) recovered \(partition): \(report)")
         }
         let settings = BrokerMachine.Settings(
-            brokerId: id, brokerURI: "meta://sim\(id):8123", port: 8123, version: "metaq-sim",
+            brokerId: id, brokerURI: uri, port: 8123, version: "metaq-sim",
             maxTransferSize: Int32(clamping: config.maxTransferSize), updateConsumerOffsets: config.updateConsumerOffsets,
             topics: stores.topicRules())
         let machine = BrokerMachine(settings: settings, partitionsWithData: Set(stores.partitions),
                                     idReservationMs: reservation, seed: sim.rng.next())
         process = Process(machine: machine, stores: stores)
+        sim.registerBroker(self)
     }
+
+    /// `meta://broker<N>:8123`: what the broker registers and what members fetch from (§3.4 step 7).
+    var uri: String { "meta://broker\(id):8123" }
 
     /// The process dies: memory gone, open handles dead, page cache kept (a plain crash) or
     /// resolved at random (`powerLoss`).
@@ -87,6 +94,7 @@ final class SimBroker {
         guard let process else { return }
         process.stores.closeAll()
         self.process = nil
+        sim.abandonRegistration(of: self)
         if powerLoss { disk.powerLoss(using: &sim.rng) } else { disk.crash() }
     }
 

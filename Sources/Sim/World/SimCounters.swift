@@ -2,6 +2,8 @@
 /// the seeds actually reached).
 public struct SimCounters: Sendable, Equatable {
     public var runs = 0
+    /// Events the scheduler ran (the cost of a run).
+    public var events = 0
     // faults
     public var powerLosses = 0
     public var crashes = 0
@@ -36,11 +38,43 @@ public struct SimCounters: Sendable, Equatable {
     public var powerLossesBetweenAppendAndSync = 0
     /// Crashes and power losses that found a log whose newest segment was just rolled (empty).
     public var faultsRightAfterRoll = 0
+    // ZooKeeper and consumer groups
+    public var groupSeeds = 0
+    public var groupMembers = 0
+    public var memberCrashes = 0
+    public var zkExpiries = 0
+    public var zkDisconnects = 0
+    public var lateBrokerJoins = 0
+    /// Session expiries of a broker while some member of a group was rebalancing.
+    public var brokerExpiriesDuringRebalance = 0
+    /// Registrations completed (every start and every re-registration after an expiry).
+    public var brokerRegistrations = 0
+    /// Broker / member starts that found their previous session's nodes still there (§3.2 leftovers).
+    public var brokerRestartsWithLiveSession = 0
+    public var memberRestartsWithLiveSession = 0
+    /// `.rebalanced` reports (one per topic whose share was applied).
+    public var groupRebalances = 0
+    public var groupRebalanceFailures = 0
+    public var abortedRebalances = 0
+    public var claimConflicts = 0
+    /// Session expiries the members saw.
+    public var groupSessionExpiries = 0
+    /// Partitions of a crashed member that another member started fetching before it came back.
+    public var groupTakeovers = 0
+    public var groupDelivered = 0
+    public var groupRedelivered = 0
+    /// 301s that moved a group fetcher; backward ones; stored offsets that went back after one.
+    public var groupMoves = 0
+    public var groupBackwardMoves = 0
+    public var excusedOffsetRegressions = 0
+    /// Changes of a stored offset seen in ZooKeeper.
+    public var offsetsStored = 0
 
     public init() {}
 
     public mutating func add(_ o: SimCounters) {
         runs += o.runs
+        events += o.events
         powerLosses += o.powerLosses; crashes += o.crashes; disconnects += o.disconnects
         partitions += o.partitions; slowDisks += o.slowDisks; latentErrors += o.latentErrors
         consumerCrashes += o.consumerCrashes
@@ -53,11 +87,22 @@ public struct SimCounters: Sendable, Equatable {
         producerTimeouts += o.producerTimeouts; consumerTimeouts += o.consumerTimeouts
         staleAnswers += o.staleAnswers; segmentRolls += o.segmentRolls; canaryEarlyAcks += o.canaryEarlyAcks
         powerLossesBetweenAppendAndSync += o.powerLossesBetweenAppendAndSync; faultsRightAfterRoll += o.faultsRightAfterRoll
+        groupSeeds += o.groupSeeds; groupMembers += o.groupMembers; memberCrashes += o.memberCrashes
+        zkExpiries += o.zkExpiries; zkDisconnects += o.zkDisconnects; lateBrokerJoins += o.lateBrokerJoins
+        brokerExpiriesDuringRebalance += o.brokerExpiriesDuringRebalance; brokerRegistrations += o.brokerRegistrations
+        brokerRestartsWithLiveSession += o.brokerRestartsWithLiveSession
+        memberRestartsWithLiveSession += o.memberRestartsWithLiveSession
+        groupRebalances += o.groupRebalances; groupRebalanceFailures += o.groupRebalanceFailures
+        abortedRebalances += o.abortedRebalances; claimConflicts += o.claimConflicts
+        groupSessionExpiries += o.groupSessionExpiries; groupTakeovers += o.groupTakeovers
+        groupDelivered += o.groupDelivered; groupRedelivered += o.groupRedelivered
+        groupMoves += o.groupMoves; groupBackwardMoves += o.groupBackwardMoves
+        excusedOffsetRegressions += o.excusedOffsetRegressions; offsetsStored += o.offsetsStored
     }
 
     /// `name value` pairs in a fixed order, for reports.
     public var fields: [(String, Int)] {
-        [("runs", runs), ("power-losses", powerLosses), ("crashes", crashes), ("disconnects", disconnects),
+        [("runs", runs), ("events", events), ("power-losses", powerLosses), ("crashes", crashes), ("disconnects", disconnects),
          ("partitions", partitions), ("slow-disks", slowDisks), ("latent-errors", latentErrors),
          ("consumer-crashes", consumerCrashes), ("syncs", syncs), ("recoveries", recoveries),
          ("recovery-truncations", recoveryTruncations), ("recovery-removed-segments", recoveryRemovedSegments),
@@ -68,7 +113,18 @@ public struct SimCounters: Sendable, Equatable {
          ("damage-reports", damageReports), ("consumer-moves", consumerMoves),
          ("producer-timeouts", producerTimeouts), ("consumer-timeouts", consumerTimeouts),
          ("stale-answers", staleAnswers), ("canary-early-acks", canaryEarlyAcks),
-         ("power-losses-between-append-and-sync", powerLossesBetweenAppendAndSync), ("faults-right-after-roll", faultsRightAfterRoll)]
+         ("power-losses-between-append-and-sync", powerLossesBetweenAppendAndSync), ("faults-right-after-roll", faultsRightAfterRoll),
+         ("group-seeds", groupSeeds), ("group-members", groupMembers), ("member-crashes", memberCrashes),
+         ("zk-expiries", zkExpiries), ("zk-disconnects", zkDisconnects), ("late-broker-joins", lateBrokerJoins),
+         ("broker-expiries-during-rebalance", brokerExpiriesDuringRebalance), ("broker-registrations", brokerRegistrations),
+         ("broker-restarts-with-live-session", brokerRestartsWithLiveSession),
+         ("member-restarts-with-live-session", memberRestartsWithLiveSession),
+         ("group-rebalances", groupRebalances), ("group-rebalance-failures", groupRebalanceFailures),
+         ("aborted-rebalances", abortedRebalances), ("claim-conflicts", claimConflicts),
+         ("group-session-expiries", groupSessionExpiries), ("group-takeovers", groupTakeovers),
+         ("group-delivered", groupDelivered), ("group-redelivered", groupRedelivered), ("group-moves", groupMoves),
+         ("group-backward-moves", groupBackwardMoves), ("excused-offset-regressions", excusedOffsetRegressions),
+         ("offsets-stored", offsetsStored)]
     }
 
     public var report: String {

@@ -29,13 +29,46 @@ public struct SimOptions: Sendable, CustomStringConvertible {
         public var slowDisk: Double
         public var latentError: Double
         public var consumerCrash: Double
+        /// A group member process dies (no commit) and restarts later with the same consumer id.
+        public var memberCrash: Double = 0
+        /// ZooKeeper expires the session of a broker or a member.
+        public var zkExpire: Double = 0
+        /// A broker's or member's ZooKeeper connection drops and comes back (mostly within the timeout).
+        public var zkDisconnect: Double = 0
 
         public var description: String {
             func f(_ x: Double) -> String { String(Int((x * 10).rounded())) }
             return "powerLoss=\(f(powerLossOne)) powerLossAll=\(f(powerLossAll)) crash=\(f(crash)) "
                 + "disconnect=\(f(disconnect)) partition=\(f(partition)) slowDisk=\(f(slowDisk)) "
-                + "latent=\(f(latentError)) consumerCrash=\(f(consumerCrash)) (per 10 s)"
+                + "latent=\(f(latentError)) consumerCrash=\(f(consumerCrash)) memberCrash=\(f(memberCrash)) "
+                + "zkExpire=\(f(zkExpire)) zkDisconnect=\(f(zkDisconnect)) (per 10 s)"
         }
+    }
+
+    /// One consumer group of the world (reference §3.4): its members each run a `GroupMember`
+    /// with ZooKeeper offsets and one fetcher per owned partition.
+    public struct Group: Sendable, Equatable {
+        public var members: Int
+        /// Subscribed topics (every topic, or one of them).
+        public var topics: [String]
+        public var strategy: RebalanceStrategy
+    }
+
+    /// The ZooKeeper side of the world (§3): drawn from a second stream of the seed, so a world
+    /// without groups keeps the options — and the run — it had before ZooKeeper was simulated.
+    public struct Cluster: Sendable {
+        /// Consumer groups (empty for about half the seeds).
+        public var groups: [Group]
+        /// Every ZooKeeper session's timeout: an abandoned session (a crashed process) expires after it.
+        public var sessionTimeoutMs: Int
+        /// A broker whose first start is delayed into the run (§3.5: consumers must pick it up).
+        public var lateBroker: (id: Int, atMs: Int)?
+        /// `zkSyncTimeMs` of the members: the wait after a claim conflict or failed attempt (§3.4 step 5).
+        public var syncTimeMs: Int
+        /// `commitOffsetPeriodInMills` of the members (§5.4).
+        public var commitIntervalMs: Int
+        /// How long the application takes over one delivery.
+        public var processingMs: ClosedRange<Int>
     }
 
     public var brokers: Int
@@ -54,11 +87,12 @@ public struct SimOptions: Sendable, CustomStringConvertible {
     public var syncLatencyMs: ClosedRange<Int>
     public var safetyPhaseMs: Int
     public var faults: Faults
+    public var cluster: Cluster
     /// The canary: acknowledge group-commit puts after the write instead of after the sync.
     public var canaryAckBeforeSync: Bool
 
-    /// Draws a world from `rng`.
-    public init(drawingFrom rng: inout SimRandom, canary: Bool = false) {
+    /// Draws a world from `rng`, its cluster side (groups, ZooKeeper faults) from `clusterRng`.
+    public init(drawingFrom rng: inout SimRandom, cluster clusterRng: inout SimRandom, canary: Bool = false) {
         brokers = rng.int(in: 1...3)
         let topicCount = rng.int(in: 1...2)
         topics = (0..<topicCount).map { ("t\($0)", rng.int(in: 1...3)) }
@@ -80,6 +114,25 @@ public struct SimOptions: Sendable, CustomStringConvertible {
                         disconnect: rate(0.5, 10), partition: rate(0.3, 4), slowDisk: rate(0.3, 4),
                         latentError: rate(0.15, 2), consumerCrash: rate(0.3, 4))
         canaryAckBeforeSync = canary
+        cluster = Self.drawCluster(&clusterRng, brokers: brokers, topics: topics.map(\.name), faults: &faults)
+    }
+
+    private static func drawCluster(_ rng: inout SimRandom, brokers: Int, topics: [String], faults: inout Faults) -> Cluster {
+        var cluster = Cluster(groups: [], sessionTimeoutMs: rng.int(in: 100...800), lateBroker: nil,
+                              syncTimeMs: rng.int(in: 20...300), commitIntervalMs: rng.int(in: 50...1000),
+                              processingMs: 0...rng.int(in: 0...5))
+        guard rng.chance(0.25) else { return cluster }
+        cluster.groups = (0..<rng.int(in: 1...2)).map { _ in
+            Group(members: rng.int(in: 1...4),
+                  topics: topics.count > 1 && rng.chance(0.3) ? [rng.pick(topics)] : topics,
+                  strategy: rng.chance(0.15) ? .consistentHash : .default)
+        }
+        if brokers > 1 && rng.chance(0.3) { cluster.lateBroker = (rng.int(in: 0..<brokers), rng.int(in: 50...1500)) }
+        func rate(_ p: Double, _ max: Double) -> Double { rng.chance(p) ? rng.unit() * max : 0 }
+        faults.memberCrash = rate(0.5, 4)
+        faults.zkExpire = rate(0.4, 3)
+        faults.zkDisconnect = rate(0.4, 4)
+        return cluster
     }
 
     /// The `server.ini` of broker `id` in this world (MetaQ's format, §8), parsed by the same
@@ -102,6 +155,18 @@ public struct SimOptions: Sendable, CustomStringConvertible {
             + "gap=\(produceIntervalMs.upperBound)ms window=\(maxInFlight) fetch=\(fetchSize) "
             + "net=\(networkDelayMs.upperBound)ms sync=\(syncLatencyMs.upperBound)ms safety=\(safetyPhaseMs)ms"
             + (canaryAckBeforeSync ? " CANARY(ack-before-sync)" : "")
+            + "\n  cluster: zk-session-timeout=\(cluster.sessionTimeoutMs)ms" + clusterDescription
             + "\n  faults: \(faults)"
+    }
+
+    private var clusterDescription: String {
+        var text = ""
+        if let late = cluster.lateBroker { text += " late-broker=broker\(late.id)@\(late.atMs)ms" }
+        guard !cluster.groups.isEmpty else { return text + " groups=none" }
+        let groups = cluster.groups.enumerated().map { g, group in
+            "g\(g):\(group.members)x[\(group.topics.joined(separator: ","))]\(group.strategy == .consistentHash ? "/hash" : "")"
+        }
+        return text + " groups=\(groups.joined(separator: " ")) sync=\(cluster.syncTimeMs)ms "
+            + "commit=\(cluster.commitIntervalMs)ms processing=\(cluster.processingMs.upperBound)ms"
     }
 }

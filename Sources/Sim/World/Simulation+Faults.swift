@@ -8,6 +8,14 @@ extension Simulation {
     var totalFaultRate: Double {
         let f = options.faults
         return f.powerLossOne + f.powerLossAll + f.crash + f.disconnect + f.partition + f.slowDisk + f.latentError + f.consumerCrash
+            + clusterFaultRate
+    }
+
+    /// The rates of the faults that need groups (zero in a world without): last in the sum, so a
+    /// world without them draws its faults exactly as before they existed.
+    var clusterFaultRate: Double {
+        let f = options.faults
+        return f.memberCrash + f.zkExpire + f.zkDisconnect
     }
 
     func scheduleNextFault() {
@@ -20,6 +28,8 @@ extension Simulation {
     func injectFault() {
         let f = options.faults
         var pick = rng.unit() * totalFaultRate
+        let clusterFrom = totalFaultRate - clusterFaultRate
+        if clusterFaultRate > 0 && pick >= clusterFrom { return injectClusterFault(pick - clusterFrom) }
         func take(_ rate: Double) -> Bool {
             if pick < rate { return true }
             pick -= rate
@@ -46,8 +56,9 @@ extension Simulation {
             }
         } else if take(f.partition) {
             let b = rng.int(in: 0..<brokers.count)
-            let clients = rng.chance(0.5) ? [rng.int(in: 0..<(producers.count + consumers.count))]
-                : Array(0..<(producers.count + consumers.count))
+            // Group fetchers (a world with groups) come after the producers and consumers.
+            let all = Array(0..<(producers.count + consumers.count)) + groupFetchers.keys.sorted()
+            let clients = rng.chance(0.5) ? [rng.pick(all)] : all
             let untilNs = nowNs + Int64(rng.int(in: 10...800)) * 1_000_000
             for client in clients { network.partition(broker: b, client: client, untilNs: untilNs) }
             counters.partitions += 1
@@ -66,6 +77,20 @@ extension Simulation {
             counters.consumerCrashes += 1
             trace(.faultFired, 7, Int64(c), "FAULT consumer \(c) crashes, restarts at \(consumers[c].committedOffset)")
             restartConsumer(c)
+        }
+    }
+
+    /// `pick` is below `clusterFaultRate`: which of the group faults it names.
+    private func injectClusterFault(_ pick: Double) {
+        let f = options.faults
+        if pick < f.memberCrash {
+            let up = groups.flatMap(\.members).filter(\.isUp)
+            guard !up.isEmpty else { return }
+            crashMember(rng.pick(up))
+        } else if pick < f.memberCrash + f.zkExpire {
+            injectSessionExpiry()
+        } else {
+            injectSessionDisconnect()
         }
     }
 

@@ -34,6 +34,8 @@ public final class Simulation {
         case fault
         case liveness
         case convergenceCheck
+        /// ZooKeeper, broker registration and consumer groups (Simulation+ZooKeeper, +Groups).
+        case cluster(ClusterEvent)
     }
 
     /// Codes folded into the fingerprint next to the event's numbers.
@@ -41,6 +43,8 @@ public final class Simulation {
         case produce = 1, producerTick, consumerTick, connectArrives, connectAnswered, bytesToBroker, bytesToClient
         case closeReachesBroker, closeReachesClient, syncDone, syncTimer, restartBroker, fault, liveness, convergence
         case brokerRecovered = 20, brokerFramingError, brokerWriteFailed, acknowledged, outcome, delivered, faultFired
+        case zooKeeper = 40, zkAdvance, zkReconnect, registrationTick, brokerJoins, memberTick, memberRestart
+        case fetcherTick, processed, registration, memberAction, groupDelivered, groupFault
     }
 
     /// One message a producer was asked to send, and what became of it.
@@ -56,6 +60,9 @@ public final class Simulation {
     public let seed: UInt64
     let options: SimOptions
     var rng: SimRandom
+    /// The stream of ZooKeeper latencies and group decisions: a world without groups draws nothing
+    /// from it that changes its run.
+    var clusterRng: SimRandom
     private var queue = EventQueue<Event>()
     private(set) var nowNs: Int64 = 0
     var counters = SimCounters()
@@ -69,8 +76,18 @@ public final class Simulation {
     private(set) var network: SimNetwork!
     var producers: [SimProducer] = []
     var consumers: [SimConsumer] = []
+    private(set) var zooKeeper: SimZooKeeper!
+    var groups: [SimGroup] = []
+    /// Fetchers of group members by client id (client ids from `firstFetcherClient` on).
+    var groupFetchers: [Int: SimGroupFetcher] = [:]
+    var firstFetcherClient = 0
+    var nextClient = 0
+    /// Sessions of processes that died: alive at the server until their timeout runs out.
+    var abandonedSessions: [SimZKSession] = []
+    /// The ZooKeeper deliveries asked for at the current instant (Simulation+ZooKeeper).
+    var zkBatch: ZKBatch?
 
-    private var ledger: [UInt64: Sent] = [:]
+    var ledger: [UInt64: Sent] = [:]
     private var delivered: Set<UInt64> = []
     /// broker → msgId → the broker incarnation that stored it.
     private var storedBy: [Int: [Int64: Int]] = [:]
@@ -87,8 +104,10 @@ public final class Simulation {
     public init(seed: UInt64, canary: Bool = false, trace: Bool = false) {
         self.seed = seed
         var rng = SimRandom(seed: seed)
-        options = SimOptions(drawingFrom: &rng, canary: canary)
+        var clusterRng = SimRandom(seed: seed ^ 0x5A6B_7C8D_9EAF_0123)
+        options = SimOptions(drawingFrom: &rng, cluster: &clusterRng, canary: canary)
         self.rng = rng
+        self.clusterRng = clusterRng
         traceLog = SimTrace(keepLines: trace)
     }
 
@@ -113,8 +132,12 @@ public final class Simulation {
 
     public func run() -> SimResult {
         network = SimNetwork(sim: self)
+        zooKeeper = makeZooKeeper()
         brokers = (0..<options.brokers).map { SimBroker(id: $0, options: options, sim: self) }
-        for broker in brokers { broker.start() }
+        for broker in brokers where broker.id != options.cluster.lateBroker?.id { broker.start() }
+        if let late = options.cluster.lateBroker {
+            schedule(.cluster(.brokerJoins(late.id)), afterNs: Int64(late.atMs) * 1_000_000)
+        }
         var client = 0
         for p in 0..<options.producers {
             producers.append(SimProducer(client: client, broker: rng.int(in: 0..<options.brokers),
@@ -122,8 +145,11 @@ public final class Simulation {
             client += 1
             schedule(.produce(p), afterNs: Int64(rng.int(in: 0...50)) * 1_000_000)
         }
+        // A topic a group subscribes to is read by the group's fetchers (the same machine, the
+        // same checks) instead of one consumer per partition.
+        let groupTopics = Set(options.cluster.groups.flatMap(\.topics))
         for broker in 0..<options.brokers {
-            for topic in options.topics {
+            for topic in options.topics where !groupTopics.contains(topic.name) {
                 for partition in 0..<topic.partitions {
                     consumers.append(SimConsumer(client: client, broker: broker,
                                                  partition: TopicPartition(topic.name, Int32(partition)),
@@ -133,6 +159,9 @@ public final class Simulation {
             }
         }
         for index in consumers.indices { consumerHandle(index, .start) }
+        firstFetcherClient = client
+        nextClient = client
+        startGroups()
         scheduleNextFault()
         schedule(.liveness, afterNs: Int64(options.safetyPhaseMs) * 1_000_000)
 
@@ -149,6 +178,7 @@ public final class Simulation {
         if failures.isEmpty && !finished { fail("the event queue ran dry before the liveness phase converged") }
         if failures.isEmpty { finalChecks() }
         counters.runs = 1
+        counters.events = processed
         for broker in brokers {
             for partition in broker.process?.stores.partitions ?? [] {
                 counters.segmentRolls += max(0, (broker.log(partition)?.segmentCount ?? 1) - 1)
@@ -159,6 +189,7 @@ public final class Simulation {
             counters.consumerTimeouts += consumer.machine.counters.timeouts
             counters.staleAnswers += consumer.machine.counters.staleAnswers
         }
+        collectGroupCounters()
         traceLog.fold(UInt64(counters.delivered))
         return SimResult(seed: seed, options: options.description, failures: failures, fingerprint: traceLog.fingerprint,
                          counters: counters, trace: traceLog.lines, virtualMs: nowMs)
@@ -212,6 +243,8 @@ public final class Simulation {
         case .convergenceCheck:
             trace(.convergence)
             checkConvergence()
+        case .cluster(let event):
+            dispatch(event)
         }
     }
 
@@ -233,7 +266,7 @@ public final class Simulation {
         }
     }
 
-    private func producerHandle(_ p: Int, _ event: ProducerMachine.Event) {
+    func producerHandle(_ p: Int, _ event: ProducerMachine.Event) {
         let producer = producers[p]
         for action in producer.machine.handle(event, now: instant) {
             switch action {
@@ -285,7 +318,7 @@ public final class Simulation {
 
     // MARK: Consumers
 
-    private func consumerHandle(_ c: Int, _ event: ConsumerMachine.Event) {
+    func consumerHandle(_ c: Int, _ event: ConsumerMachine.Event) {
         let consumer = consumers[c]
         for action in consumer.machine.handle(event, now: instant) {
             switch action {
@@ -333,24 +366,33 @@ public final class Simulation {
     /// and offset as acknowledged), and within one fetch run offsets only grow.
     private func check(_ message: Message, deliveredTo consumer: SimConsumer) {
         let place = "broker\(consumer.broker) \(consumer.partition)@\(message.offset)"
-        guard let key = SimPayload.key(of: message.data), let sent = ledger[key] else {
-            return fail("delivered bytes nobody produced at \(place)")
-        }
-        guard sent.payload.elementsEqual(message.data), sent.broker == consumer.broker,
-              sent.topic == consumer.partition.topic else {
-            return fail("delivered a corrupted or misplaced message p\(sent.producer)#\(key & 0xFFFF_FFFF) at \(place)")
-        }
-        if case .acknowledged(let partition, let offset, _) = sent.outcome,
-           partition != consumer.partition.partition || offset != message.offset {
-            return fail("p\(sent.producer)#\(key & 0xFFFF_FFFF) acknowledged at \(partition)@\(offset) but delivered at \(place)")
-        }
+        guard let key = checkProduced(message, broker: consumer.broker, partition: consumer.partition, place: place) else { return }
         guard message.offset > consumer.lastDeliveredOffset, consumer.deliveredInRun.insert(key).inserted else {
             return fail("offsets went backwards or repeated within one fetch run at \(place) (last \(consumer.lastDeliveredOffset))")
         }
         consumer.lastDeliveredOffset = message.offset
         counters.delivered += 1
         if !delivered.insert(key).inserted { counters.redelivered += 1 }
-        trace(.delivered, Int64(consumer.client), message.offset, "deliver p\(sent.producer)#\(key & 0xFFFF_FFFF) at \(place)")
+        trace(.delivered, Int64(consumer.client), message.offset, "deliver p\(key >> 32)#\(key & 0xFFFF_FFFF) at \(place)")
+    }
+
+    /// The message's key when it is one that was produced, byte for byte, to this broker and
+    /// topic (and, once acknowledged, at this partition and offset); nil after failing the run.
+    func checkProduced(_ message: Message, broker: Int, partition: TopicPartition, place: String) -> UInt64? {
+        guard let key = SimPayload.key(of: message.data), let sent = ledger[key] else {
+            fail("delivered bytes nobody produced at \(place)")
+            return nil
+        }
+        guard sent.payload.elementsEqual(message.data), sent.broker == broker, sent.topic == partition.topic else {
+            fail("delivered a corrupted or misplaced message p\(sent.producer)#\(key & 0xFFFF_FFFF) at \(place)")
+            return nil
+        }
+        if case .acknowledged(let acked, let offset, _) = sent.outcome,
+           acked != partition.partition || offset != message.offset {
+            fail("p\(sent.producer)#\(key & 0xFFFF_FFFF) acknowledged at \(acked)@\(offset) but delivered at \(place)")
+            return nil
+        }
+        return key
     }
 
     /// A consumer process dies and a new one starts at its committed offset: a new fetch run.
@@ -367,64 +409,6 @@ public final class Simulation {
         consumerHandle(c, .start)
     }
 
-    // MARK: Client glue for the network
-
-    func clientConnectAnswered(client: Int, connection: Int, ok: Bool) {
-        withClient(client, connection) { event in event(ok ? .connected : .connectionLost) }
-    }
-
-    func clientConnectionLost(client: Int, connection: Int) {
-        withClient(client, connection) { event in event(.connectionLost) }
-    }
-
-    func clientReceive(client: Int, connection: Int, _ bytes: [UInt8]) {
-        if client < producers.count {
-            let producer = producers[client]
-            guard producer.connection == connection else { return }
-            producer.decoder.feed(bytes)
-            do {
-                while let frame = try producer.decoder.next() {
-                    producerHandle(client, .frame(frame))
-                    if producer.connection != connection { return }
-                }
-            } catch {
-                fail("producer \(client) cannot decode the broker's bytes: \(error)")
-            }
-        } else {
-            let c = client - producers.count
-            let consumer = consumers[c]
-            guard consumer.connection == connection else { return }
-            consumer.decoder.feed(bytes)
-            do {
-                while let frame = try consumer.decoder.next() {
-                    consumerHandle(c, .frame(frame))
-                    if consumer.connection != connection { return }
-                }
-            } catch {
-                fail("consumer \(c) cannot decode the broker's bytes: \(error)")
-            }
-        }
-    }
-
-    private enum ClientEvent { case connected, connectionLost }
-
-    private func withClient(_ client: Int, _ connection: Int, _ body: ((ClientEvent) -> Void) -> Void) {
-        if client < producers.count {
-            guard producers[client].connection == connection else { return }
-            body { e in
-                if e == .connectionLost { producers[client].connection = nil }
-                producerHandle(client, e == .connected ? .connected : .connectionLost)
-            }
-        } else {
-            let c = client - producers.count
-            guard consumers[c].connection == connection else { return }
-            body { e in
-                if e == .connectionLost { consumers[c].connection = nil }
-                consumerHandle(c, e == .connected ? .connected : .connectionLost)
-            }
-        }
-    }
-
     // MARK: Liveness and the final checks
 
     private func startLiveness() {
@@ -435,6 +419,7 @@ public final class Simulation {
             broker.slowUntilNs = 0
             if !broker.isUp { broker.start() }
         }
+        clusterLiveness()
         schedule(.convergenceCheck, afterNs: 10_000_000)
     }
 
@@ -444,16 +429,14 @@ public final class Simulation {
             waiting.append("producer \(p): \(producer.completed)/\(producer.total) completed")
         }
         for consumer in consumers {
-            let broker = brokers[consumer.broker]
-            let log = broker.log(consumer.partition)
-            let end = log?.maxOffset ?? 0
-            let settled = !(log?.hasUnsyncedData ?? false)
             let stuckOnRot = consumer.damagedAt != nil && rotRanges[consumer.broker]?[consumer.partition] != nil
-            if !(consumer.machine.offset >= end && settled) && !stuckOnRot {
-                waiting.append("consumer broker\(consumer.broker) \(consumer.partition) at \(consumer.machine.offset) of \(end)\(settled ? "" : " (unsynced data)")")
+            if let behind = readBehind(consumer.machine.offset, broker: consumer.broker, consumer.partition), !stuckOnRot {
+                waiting.append("consumer broker\(consumer.broker) \(consumer.partition) \(behind)")
             }
         }
+        waiting += clusterWaiting()
         if waiting.isEmpty {
+            checkClusterAfterConvergence()
             finished = true
             return
         }
@@ -465,31 +448,63 @@ public final class Simulation {
         schedule(.convergenceCheck, afterNs: 50_000_000)
     }
 
-    /// Every acknowledged message was delivered, unless the durability contract allows its loss:
-    /// under `unflushThreshold` an unsynced tail at a power loss; bit rot of its bytes (or before
-    /// them in a partition whose consumer stopped at the rot).
+    /// Nil when a reader at `offset` has read `partition` of `broker` to its end, with nothing
+    /// left unsynced; otherwise how far behind it is.
+    func readBehind(_ offset: Int64, broker: Int, _ partition: TopicPartition) -> String? {
+        let log = brokers[broker].log(partition)
+        let end = log?.maxOffset ?? 0
+        let settled = !(log?.hasUnsyncedData ?? false)
+        return offset >= end && settled ? nil : "at \(offset) of \(end)\(settled ? "" : " (unsynced data)")"
+    }
+
+    enum LossExcuse { case unsyncedTail, rot }
+
+    /// Why the durability contract allows the acknowledged `sent` (at `target`@`offset`) to be
+    /// missing: under `unflushThreshold` an unsynced tail at a power loss; bit rot of its bytes,
+    /// or before them in a partition whose reader stopped at the rot (`stuckAt`).
+    func lossExcuse(_ sent: Sent, _ target: TopicPartition, offset: Int64, msgId: Int64, stuckAt: Int64?) -> LossExcuse? {
+        if case .threshold = options.flush, let incarnation = storedBy[sent.broker]?[msgId],
+           let loss = powerLossRecords[sent.broker]?.first(where: { $0.incarnation == incarnation }),
+           offset >= loss.ends[target] ?? 0 {
+            return .unsyncedTail
+        }
+        // Rot destroys the records it overlaps, and the reader stops at the first of them.
+        let record = offset..<(offset + Int64(Record.headerSize + sent.payload.count))
+        if let rotten = rotRanges[sent.broker]?[target],
+           rotten.contains(where: { $0.overlaps(record) }) || (stuckAt.map { $0 <= offset } ?? false) {
+            return .rot
+        }
+        return nil
+    }
+
+    /// Every acknowledged message was delivered — to the consumer of its partition (topics no
+    /// group reads) and to every group subscribed to its topic — unless `lossExcuse` allows it.
     private func finalChecks() {
+        let consumedTopics = Set(consumers.map(\.partition.topic))
+        let flush = options.flush == .groupCommit ? "group commit" : "\(options.flush)"
         for key in ledger.keys.sorted() {
             let sent = ledger[key]!
-            guard case .acknowledged(let partition, let offset, let msgId) = sent.outcome, !delivered.contains(key) else { continue }
+            guard case .acknowledged(let partition, let offset, let msgId) = sent.outcome else { continue }
             let target = TopicPartition(sent.topic, partition)
             let name = "p\(sent.producer)#\(key & 0xFFFF_FFFF) broker\(sent.broker) \(target)@\(offset)"
-            if case .threshold = options.flush, let incarnation = storedBy[sent.broker]?[msgId],
-               let loss = powerLossRecords[sent.broker]?.first(where: { $0.incarnation == incarnation }),
-               offset >= loss.ends[target] ?? 0 {
-                counters.lostUnsyncedAcknowledged += 1
-                continue
+            // Counted once per message, however many readers missed it.
+            var excused: LossExcuse?
+            if !delivered.contains(key) && consumedTopics.contains(sent.topic) {
+                let stuck = consumers.filter { $0.broker == sent.broker && $0.partition == target }.compactMap(\.damagedAt).min()
+                excused = lossExcuse(sent, target, offset: offset, msgId: msgId, stuckAt: stuck)
+                if excused == nil { failures.append("acknowledged message never delivered (lost?) under \(flush): \(name)") }
             }
-            // Rot destroys the records it overlaps, and the consumer stops at the first of them.
-            let record = offset..<(offset + Int64(Record.headerSize + sent.payload.count))
-            if let rotten = rotRanges[sent.broker]?[target],
-               rotten.contains(where: { $0.overlaps(record) })
-                || consumers.contains(where: { $0.broker == sent.broker && $0.partition == target && ($0.damagedAt.map { $0 <= offset } ?? false) }) {
-                counters.rotDestroyed += 1
-                continue
+            let slot = GroupSlot(topic: sent.topic, partition: BrokerPartition(brokerId: sent.broker, partition: Int(partition)))
+            for group in groups where group.topics.contains(sent.topic) && !group.delivered.contains(key) {
+                let excuse = lossExcuse(sent, target, offset: offset, msgId: msgId, stuckAt: group.damagedAt[slot])
+                if excuse == nil { failures.append("acknowledged message never delivered to group \(group.name) under \(flush): \(name)") }
+                excused = excused ?? excuse
             }
-            let flush = options.flush == .groupCommit ? "group commit" : "\(options.flush)"
-            failures.append("acknowledged message never delivered (lost?) under \(flush): \(name)")
+            switch excused {
+            case .unsyncedTail?: counters.lostUnsyncedAcknowledged += 1
+            case .rot?: counters.rotDestroyed += 1
+            case nil: break
+            }
             if failures.count >= 20 { break }
         }
     }

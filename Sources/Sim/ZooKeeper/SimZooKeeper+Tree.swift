@@ -123,11 +123,25 @@ extension SimZooKeeper {
     /// ZooKeeper's path rules: absolute, no empty, `.` or `..` component, no trailing slash but
     /// on `/`, no NUL.
     static func isValid(_ path: String) -> Bool {
-        guard path.first == "/" else { return false }
-        if path == "/" { return true }
-        guard path.last != "/", !path.contains("\0") else { return false }
-        return path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-            .allSatisfy { !$0.isEmpty && $0 != "." && $0 != ".." }
+        // One pass over the bytes (every request checks its path; splitting is costly in debug builds).
+        let slash = UInt8(ascii: "/"), dot = UInt8(ascii: ".")
+        var componentLength = -1  // -1 before the leading slash
+        var dotsOnly = true
+        for byte in path.utf8 {
+            if byte == 0 { return false }
+            if byte == slash {
+                if componentLength == 0 || (dotsOnly && componentLength <= 2 && componentLength > 0) { return false }
+                componentLength = 0
+                dotsOnly = true
+            } else {
+                if componentLength < 0 { return false }
+                componentLength += 1
+                if byte != dot { dotsOnly = false }
+            }
+        }
+        if componentLength < 0 { return false }  // empty
+        if componentLength == 0 { return path.utf8.count == 1 }  // trailing slash: only `/` itself
+        return !(dotsOnly && componentLength <= 2)
     }
 
     /// `/a/b` → `/a`, `/a` → `/`.

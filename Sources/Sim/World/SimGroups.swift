@@ -1,0 +1,98 @@
+import ProtocolCore
+
+/// One partition of a topic as a group sees it: `topic` on `brokerId`-`partition` (§3.1).
+struct GroupSlot: Hashable, Comparable, CustomStringConvertible {
+    var topic: String
+    var partition: BrokerPartition
+
+    static func < (a: GroupSlot, b: GroupSlot) -> Bool {
+        a.topic != b.topic ? a.topic < b.topic : a.partition < b.partition
+    }
+
+    var description: String { "\(topic)/\(partition)" }
+}
+
+/// A consumer group of the simulation (reference §3.4, §5.4) and what the checkers know of it:
+/// the messages it was handed, where its fetchers got stuck on bit rot, and the offsets it stored.
+final class SimGroup {
+    let index: Int
+    let name: String
+    let topics: [String]
+    let strategy: RebalanceStrategy
+    var members: [SimGroupMember] = []
+    /// Message keys delivered to any member of the group (the at-least-once checker).
+    var delivered: Set<UInt64> = []
+    /// The lowest offset a fetcher of this group was served damaged bytes at (bit rot only).
+    var damagedAt: [GroupSlot: Int64] = [:]
+    /// Offset node path → the offset last seen stored there (offsets must not go backwards).
+    var storedOffsets: [String: Int64] = [:]
+    /// Offset node path → the lowest offset a broker's 301 moved a fetcher back to since the last
+    /// store: the one excuse for a stored offset to go backwards.
+    var backwardMoves: [String: Int64] = [:]
+    /// Partitions a crashed member owned (→ that member), until it restarts: another member
+    /// fetching one of them is a takeover.
+    var orphaned: [GroupSlot: Int] = [:]
+
+    init(index: Int, spec: SimOptions.Group) {
+        self.index = index
+        name = "g\(index)"
+        topics = spec.topics
+        strategy = spec.strategy
+    }
+}
+
+/// One member process of a group: the production `GroupMember` over its own ZooKeeper session,
+/// and one fetcher per partition it was told to fetch. A crash loses all of it (nothing is
+/// committed, the session is abandoned); the restart is a new process with the same consumer id.
+final class SimGroupMember {
+    let group: Int
+    let index: Int
+    /// The consumer id string `<group>_<id>` (§3.1).
+    let consumerId: String
+    var machine: GroupMember
+    var session: SimZKSession?
+    /// Bumped at every start; events of an older process are ignored.
+    var incarnation = 0
+    var isUp = false
+    /// Owned partition → the client id of its fetcher.
+    var fetchers: [GroupSlot: Int] = [:]
+
+    init(group: Int, index: Int, consumerId: String, machine: GroupMember) {
+        self.group = group
+        self.index = index
+        self.consumerId = consumerId
+        self.machine = machine
+    }
+
+    var name: String { consumerId }
+}
+
+/// The fetch loop of one owned partition: the production `ConsumerMachine` with
+/// `awaitsProcessing`, so the next `get` waits for the simulated application (§5.1).
+final class SimGroupFetcher {
+    let client: Int
+    let group: Int
+    let member: Int
+    /// The member process that started it.
+    let incarnation: Int
+    let slot: GroupSlot
+    let broker: Int
+    var machine: ConsumerMachine
+    var connection: Int?
+    var decoder = FrameDecoder()
+    var lastDeliveredOffset: Int64 = -1
+    var deliveredInRun: Set<UInt64> = []
+    /// A delivery is being processed (`.processed` not yet sent).
+    var processing = false
+    var damagedAt: Int64?
+
+    init(client: Int, group: Int, member: Int, incarnation: Int, slot: GroupSlot, broker: Int, machine: ConsumerMachine) {
+        self.client = client
+        self.group = group
+        self.member = member
+        self.incarnation = incarnation
+        self.slot = slot
+        self.broker = broker
+        self.machine = machine
+    }
+}

@@ -1,0 +1,79 @@
+import ProtocolCore
+
+/// The network's calls into the clients: client ids are producers first, then the consumers of
+/// every (broker, partition), then the fetchers of group members (created as members are told
+/// to fetch, never reused).
+extension Simulation {
+    func clientConnectAnswered(client: Int, connection: Int, ok: Bool) {
+        withClient(client, connection) { event in event(ok ? .connected : .connectionLost) }
+    }
+
+    func clientConnectionLost(client: Int, connection: Int) {
+        withClient(client, connection) { event in event(.connectionLost) }
+    }
+
+    func clientReceive(client: Int, connection: Int, _ bytes: [UInt8]) {
+        if client < producers.count {
+            let producer = producers[client]
+            guard producer.connection == connection else { return }
+            producer.decoder.feed(bytes)
+            do {
+                while let frame = try producer.decoder.next() {
+                    producerHandle(client, .frame(frame))
+                    if producer.connection != connection { return }
+                }
+            } catch {
+                fail("producer \(client) cannot decode the broker's bytes: \(error)")
+            }
+        } else if client < firstFetcherClient {
+            let c = client - producers.count
+            let consumer = consumers[c]
+            guard consumer.connection == connection else { return }
+            consumer.decoder.feed(bytes)
+            do {
+                while let frame = try consumer.decoder.next() {
+                    consumerHandle(c, .frame(frame))
+                    if consumer.connection != connection { return }
+                }
+            } catch {
+                fail("consumer \(c) cannot decode the broker's bytes: \(error)")
+            }
+        } else {
+            guard let fetcher = groupFetchers[client], fetcher.connection == connection else { return }
+            fetcher.decoder.feed(bytes)
+            do {
+                while let frame = try fetcher.decoder.next() {
+                    fetcherHandle(fetcher, .frame(frame))
+                    if fetcher.connection != connection || groupFetchers[client] == nil { return }
+                }
+            } catch {
+                fail("fetcher \(fetcher.slot) of g\(fetcher.group) cannot decode the broker's bytes: \(error)")
+            }
+        }
+    }
+
+    private enum ClientEvent { case connected, connectionLost }
+
+    private func withClient(_ client: Int, _ connection: Int, _ body: ((ClientEvent) -> Void) -> Void) {
+        if client < producers.count {
+            guard producers[client].connection == connection else { return }
+            body { e in
+                if e == .connectionLost { producers[client].connection = nil }
+                producerHandle(client, e == .connected ? .connected : .connectionLost)
+            }
+        } else if client < firstFetcherClient {
+            let c = client - producers.count
+            guard consumers[c].connection == connection else { return }
+            body { e in
+                if e == .connectionLost { consumers[c].connection = nil }
+                consumerHandle(c, e == .connected ? .connected : .connectionLost)
+            }
+        } else {
+            guard let fetcher = groupFetchers[client], fetcher.connection == connection else { return }
+            body { e in
+                if e == .connectionLost { fetcher.connection = nil }
+                fetcherHandle(fetcher, e == .connected ? .connected : .connectionLost)
+            }
+        }
+    }
+}

@@ -93,10 +93,8 @@ struct BrokerRegistrationTests {
             if case .coordinate(.setData(let p, _), _) = action { path = p }
             if let path, created.last != path { created.append(path) }
         }
-        var firstTimes: [String] = []
-        for path in created where !firstTimes.contains(path) { firstTimes.append(path) }
-        #expect(Array(firstTimes.prefix(3)) == ["/meta/brokers/ids/0/master", "/meta/brokers/ids/0",
-                                            "/meta/brokers/ids/0/master_config_checksum"])
+        #expect(Array(created.prefix(3)) == ["/meta/brokers/ids/0/master", "/meta/brokers/ids/0",
+                                         "/meta/brokers/ids/0/master_config_checksum"])
     }
 
     /// A restart within the session timeout finds its own old ephemeral nodes: it takes them over.

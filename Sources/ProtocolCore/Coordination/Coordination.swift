@@ -83,7 +83,8 @@ public enum SessionState: Equatable, Hashable, Sendable {
     case expired
 }
 
-/// A one-shot watch firing. It fires once per `watch: true` request; set it again by reading again.
+/// A one-shot watch firing: one notification per change of a watched path and kind, however many
+/// reads set the watch (ZooKeeper's default watcher); set it again by reading again.
 public enum WatchEvent: Equatable, Hashable, Sendable {
     case created(path: String)
     case deleted(path: String)

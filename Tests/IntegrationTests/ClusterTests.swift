@@ -52,6 +52,20 @@ struct ClusterTests {
         return []
     }
 
+    /// Runs the `metaq` tool; its exit status and standard output.
+    static func tool(_ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: BrokerProcess.product("metaq"))
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
     /// The owner of each partition of topic `test` in group `g`.
     static func owners(_ session: ZooKeeperSession) async -> [String: String] {
         var owners: [String: String] = [:]
@@ -100,6 +114,15 @@ struct ClusterTests {
             #expect(await Self.text(session, "/meta/brokers/topics-pub/test/\(id)-m") == "{\"numParts\":3,\"broker\":\"\(id)-m\"}")
             #expect(await Self.text(session, "/meta/brokers/topics-sub/test/\(id)-m") == "{\"numParts\":3,\"broker\":\"\(id)-m\"}")
         }
+
+        // The tool: `metaq produce --zookeeper` discovers the partitions; `metaq cluster` prints them.
+        let produced = try Self.tool(["produce", "test", "--zookeeper", zk.connectString, "t1", "t2"])
+        let lines = produced.output.split(separator: "\n").map { $0.split(separator: " ") }
+        #expect(produced.status == 0 && lines.count == 2 && lines.allSatisfy { $0.count == 3 && BrokerPartition(String($0[1])) != nil },
+                "\(produced.output)")
+        let cluster = try Self.tool(["cluster", "--zookeeper", zk.connectString])
+        #expect(cluster.output.contains("  0  meta://127.0.0.1:\(brokers[0].port) config_checksum="), "\(cluster.output)")
+        #expect(cluster.output.contains("  test  publish: 0-m×3 1-m×3  subscribe: 0-m×3 1-m×3"), "\(cluster.output)")
 
         // A producer spreads round robin over the 6 partitions sorted by (broker, partition).
         let producerClient = try MetaQClient(zooKeeper: zk.connectString, sessionTimeoutMs: 4000, logger: Self.silent)
@@ -201,6 +224,8 @@ struct ClusterTests {
         // §5.4: offsets committed on close, as `<msgId>-<offset>`.
         let offsets = await Self.children(session, "/meta/consumers/g/offsets/test")
         #expect(offsets.count >= 6)
+        let printed = try Self.tool(["cluster", "--zookeeper", zk.connectString]).output
+        #expect(printed.contains("    offset test 0-0 = ") && printed.contains("  g\n"), "\(printed)")
         for partition in offsets {
             let text = await Self.text(session, "/meta/consumers/g/offsets/test/" + partition) ?? ""
             #expect(StoredOffset(text: text) != nil && text.contains("-"), "\(partition): \(text)")

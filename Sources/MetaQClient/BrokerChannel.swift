@@ -46,6 +46,8 @@ final class BrokerChannel {
     private var isClosed = false
     /// Frames written since the last flush; one flush per loop tick carries them all.
     private var flushPending = false
+    /// Encoding scratch, reused by every `send`.
+    private var scratch: [UInt8] = []
 
     /// Connects; `onOpen` or `onClose` follows exactly once for the attempt, then `onFrame`s and
     /// one `onClose` when the connection ends (not after `close()`).
@@ -78,10 +80,10 @@ final class BrokerChannel {
     /// Writes `frame`; frames sent during one loop tick go out with one flush (one syscall).
     func send(_ frame: Frame) {
         guard let channel, !isClosed else { return }
-        var bytes: [UInt8] = []
-        frame.encode(into: &bytes)
-        var buffer = channel.allocator.buffer(capacity: bytes.count)
-        buffer.writeBytes(bytes)
+        scratch.removeAll(keepingCapacity: true)
+        frame.encode(into: &scratch)
+        var buffer = channel.allocator.buffer(capacity: scratch.count)
+        buffer.writeBytes(scratch)
         channel.write(buffer, promise: nil)
         guard !flushPending else { return }
         flushPending = true

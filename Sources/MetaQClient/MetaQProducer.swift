@@ -8,7 +8,8 @@ public struct ProducerSettings: Sendable {
     /// From a put leaving to its answer (§3.3 default 3000 ms); also the longest a send waits for
     /// a connection or a window slot.
     public var requestTimeoutMs: Int64
-    /// Puts in flight per broker connection.
+    /// Puts in flight per broker connection. Under group commit a put waits for a sync (a few ms
+    /// on a busy disk), so the window, not the CPU, bounds a producer below ~256 (docs/PERFORMANCE.md).
     public var maxInFlight: Int
     /// Sends waiting per broker for the window; one more fails at once (bounded memory).
     public var maxQueued: Int
@@ -16,7 +17,7 @@ public struct ProducerSettings: Sendable {
     public var discoveryTimeoutMs: Int64
 
     public init(selector: any PartitionSelector = RoundRobinSelector(), requestTimeoutMs: Int64 = 3000,
-                maxInFlight: Int = 64, maxQueued: Int = 4096, discoveryTimeoutMs: Int64 = 5000) {
+                maxInFlight: Int = 256, maxQueued: Int = 4096, discoveryTimeoutMs: Int64 = 5000) {
         self.selector = selector
         self.requestTimeoutMs = requestTimeoutMs
         self.maxInFlight = maxInFlight

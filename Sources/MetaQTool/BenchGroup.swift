@@ -27,8 +27,11 @@ struct BenchGroup: AsyncParsableCommand {
     @Option(help: "Payload bytes per message.")
     var messageSize = 100
 
-    @Option(help: "Sends in flight at once.")
-    var window = 256
+    @Option(help: "Sends in flight at once (over all brokers).")
+    var window = 1024
+
+    @Option(help: "Puts in flight per broker connection (the producer's maxInFlight).")
+    var maxInFlight = 256
 
     @Option(help: "Consumers in the group (each with its own client and ZooKeeper session).")
     var members = 2
@@ -36,7 +39,7 @@ struct BenchGroup: AsyncParsableCommand {
     func run() async throws {
         guard let connect = zooKeeper.connect else { throw ValidationError("--zookeeper host:port is required") }
         let producerClient = try MetaQClient(zooKeeper: connect, root: zooKeeper.root, logger: ZooKeeperOption.quietLogger)
-        let producer = producerClient.producer(ProducerSettings(maxQueued: window * 2))
+        let producer = producerClient.producer(ProducerSettings(maxInFlight: maxInFlight, maxQueued: window * 2))
         let partitions = try await producer.publish(topic)
         guard !partitions.isEmpty else { throw ValidationError("no broker has registered topic \(topic)") }
         let sent = try await produce(producer)
@@ -64,7 +67,7 @@ struct BenchGroup: AsyncParsableCommand {
         await slots.drain()
         let seconds = (ContinuousClock.now - started).seconds
         let (ids, failed) = state.value.withLock { ($0.ids, $0.failed) }
-        report("produce (MetaQClient, window \(window))", ids.count, seconds)
+        report("produce (MetaQClient, window \(window), \(maxInFlight) in flight per broker)", ids.count, seconds)
         if failed > 0 { FileHandle.standardError.write(Data("\(failed) sends failed\n".utf8)) }
         return ids
     }

@@ -81,6 +81,25 @@ struct ProducerMachineTests {
         #expect(producer.counters.malformedAnswers == 2)
     }
 
+    /// §1.4.1's answer body, read without splitting: exactly three decimals, single spaces.
+    @Test(arguments: [
+        ("-5468932506461929472 0 25", SendOutcome.acknowledged(msgId: -5468932506461929472, partition: 0, offset: 25)),
+        ("9223372036854775807 2147483647 0", .acknowledged(msgId: .max, partition: .max, offset: 0)),
+        ("-9223372036854775808 1 7", .acknowledged(msgId: .min, partition: 1, offset: 7)),
+        ("1 2147483648 0", .unknown(.malformedAnswer("1 2147483648 0"))),
+        ("9223372036854775808 0 0", .unknown(.malformedAnswer("9223372036854775808 0 0"))),
+        ("1 2 3 ", .unknown(.malformedAnswer("1 2 3 "))),
+        ("1  2 3", .unknown(.malformedAnswer("1  2 3"))),
+        ("1 2 3 4", .unknown(.malformedAnswer("1 2 3 4"))),
+        ("1 -2 3", .unknown(.malformedAnswer("1 -2 3"))),
+        ("1 2 x", .unknown(.malformedAnswer("1 2 x"))),
+        ("", .unknown(.malformedAnswer(""))),
+        ("- 0 0", .unknown(.malformedAnswer("- 0 0"))),
+    ])
+    func answerBodies(_ body: String, _ expected: SendOutcome) {
+        #expect(ProducerMachine.outcome(of: ResultResponse(code: 200, text: body, opaque: 1)) == expected)
+    }
+
     /// An answer for an opaque not in flight (stray, or the second copy of one) is ignored.
     @Test func unknownAndDuplicateOpaquesAreIgnored() {
         var producer = connected()

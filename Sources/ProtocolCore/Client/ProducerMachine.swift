@@ -171,13 +171,52 @@ public struct ProducerMachine: Sendable {
     static func outcome(of answer: ResultResponse) -> SendOutcome {
         guard answer.code == StatusCode.success else { return .failed(code: answer.code, text: answer.text) }
         let text = answer.text
-        let parts = text.split(separator: " ", omittingEmptySubsequences: false)
-        // Offset -1 is the answer to a put inside a transaction, which this machine never sends.
-        guard parts.count == 3, let msgId = Int64(parts[0]), let partition = Int32(parts[1]), partition >= 0,
-              let offset = Int64(parts[2]), offset >= 0 else {
+        // Three decimals separated by single spaces, read straight from the UTF-8 (every put's
+        // answer passes here). Offset -1 answers a put inside a transaction, which this machine
+        // never sends.
+        var numbers: (Int64, Int64, Int64) = (0, 0, 0)
+        var count = 0
+        var ok = true
+        var contiguous = text  // withUTF8 makes the storage contiguous if it is not (never copies a native string)
+        contiguous.withUTF8 { bytes in
+            var start = 0
+            while ok && count < 3 && start <= bytes.count {
+                var end = start
+                while end < bytes.count && bytes[end] != UInt8(ascii: " ") { end += 1 }
+                guard let value = Self.decimal(bytes[start..<end]) else { ok = false; return }
+                switch count {
+                case 0: numbers.0 = value
+                case 1: numbers.1 = value
+                default: numbers.2 = value
+                }
+                count += 1
+                start = end + 1
+            }
+            if start <= bytes.count { ok = false }  // more than three fields
+        }
+        guard ok, count == 3, numbers.1 >= 0, numbers.1 <= Int64(Int32.max), numbers.2 >= 0 else {
             return .unknown(.malformedAnswer(text))
         }
-        return .acknowledged(msgId: msgId, partition: partition, offset: offset)
+        return .acknowledged(msgId: numbers.0, partition: Int32(numbers.1), offset: numbers.2)
+    }
+
+    /// An optionally negative decimal that fits an Int64; nil for anything else (also empty).
+    static func decimal(_ digits: Slice<UnsafeBufferPointer<UInt8>>) -> Int64? {
+        var index = digits.startIndex
+        let negative = index < digits.endIndex && digits[index] == UInt8(ascii: "-")
+        if negative { index += 1 }
+        guard index < digits.endIndex else { return nil }
+        var value: Int64 = 0
+        while index < digits.endIndex {
+            let digit = digits[index] &- UInt8(ascii: "0")
+            guard digit < 10 else { return nil }
+            let (times, o1) = value.multipliedReportingOverflow(by: 10)
+            let (sum, o2) = negative ? times.subtractingReportingOverflow(Int64(digit)) : times.addingReportingOverflow(Int64(digit))
+            guard !o1 && !o2 else { return nil }
+            value = sum
+            index += 1
+        }
+        return value
     }
 
     private mutating func complete(_ id: UInt64, _ outcome: SendOutcome, _ actions: inout [Action]) {

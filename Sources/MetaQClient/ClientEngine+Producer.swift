@@ -90,6 +90,7 @@ extension ClientEngine {
                 topicRoutes[topic] = TopicRoute(targets)
                 logger.info("partitions of \(topic): \(targets.map { "\($0.partition)@\($0.uri)" }.joined(separator: " "))")
                 for waiter in topicWaiters.removeValue(forKey: topic) ?? [] { waiter.succeed(()) }
+                releaseBacklog(topic)
             case .scheduleTick(let when):
                 at(when) { self.directoryEvent(.tick) }
             }
@@ -140,10 +141,8 @@ extension ClientEngine {
                     completion(.failure(SendError(kind: .noPartition, topic: topic)))
                     return
                 }
-                Task {
-                    _ = try? await self.publish(topic, timeoutMs: producer.settings.discoveryTimeoutMs)
-                    self.loop.execute { self.route(producer, topic, data, attribute, completion, waited: true) }
-                }
+                awaitDiscovery(QueuedSend(producer: producer, topic: topic, data: data, attribute: attribute,
+                                          completion: completion))
                 return
             }
             guard !route.partitions.isEmpty,
@@ -169,6 +168,49 @@ extension ClientEngine {
         let (flag, payload) = MessagePayload.encode(attribute: attribute, data: data)
         producerEvent(link, .send(id: id, topic: topic, partition: Int32(target.partition?.partition ?? -1),
                                   flag: flag, payload: payload))
+    }
+
+    /// A send to a topic whose partitions are not known yet waits (bounded by `maxQueued`) until
+    /// the directory reports them or `discoveryTimeoutMs` passes; the first one publishes the topic.
+    private func awaitDiscovery(_ send: QueuedSend) {
+        let settings = send.producer.settings
+        if topicBacklog[send.topic] == nil {
+            topicBacklog[send.topic] = []
+            directoryEvent(.publish(send.topic))
+            loop.scheduleTask(in: .milliseconds(settings.discoveryTimeoutMs)) { self.releaseBacklog(send.topic) }
+        }
+        guard topicBacklog[send.topic]!.count < settings.maxQueued else {
+            send.completion(.failure(SendError(kind: .notSent("\(settings.maxQueued) sends already wait for the topic's partitions"),
+                                               topic: send.topic)))
+            return
+        }
+        topicBacklog[send.topic]!.append(send)
+    }
+
+    /// Routes the sends that waited for `topic`'s partitions (now known, or given up on).
+    private func releaseBacklog(_ topic: String) {
+        for send in topicBacklog.removeValue(forKey: topic) ?? [] {
+            route(send.producer, send.topic, send.data, send.attribute, send.completion, waited: true)
+        }
+    }
+
+    /// Fails every send still waiting for an answer or a route: the client is shutting down.
+    func abandonSends() {
+        for topic in topicBacklog.keys.sorted() {
+            for send in topicBacklog.removeValue(forKey: topic) ?? [] {
+                send.completion(.failure(SendError(kind: .notSent("the client shut down"), topic: topic)))
+            }
+        }
+        for link in producerLinks.values {
+            link.channel?.close()
+            link.channel = nil
+            for id in link.pending.keys.sorted() {
+                guard let pending = link.pending.removeValue(forKey: id) else { continue }
+                pending.completion(.failure(SendError(kind: .unknownOutcome("the client shut down with the send in flight or queued"),
+                                                      topic: pending.topic, partition: pending.partition, broker: link.address.uri)))
+            }
+        }
+        producerLinks.removeAll()
     }
 
     func producerEvent(_ link: ProducerLink, _ event: ProducerMachine.Event) {

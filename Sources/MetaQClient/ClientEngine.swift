@@ -34,6 +34,8 @@ final class ClientEngine: @unchecked Sendable {
     var topicWaiters: [String: [EventLoopPromise<Void>]] = [:]
     /// Per topic, the partitions and their brokers, from the directory's last report.
     var topicRoutes: [String: TopicRoute] = [:]
+    /// Sends waiting for their topic's first partition list, per topic.
+    var topicBacklog: [String: [QueuedSend]] = [:]
     var producerLinks: [ProducerKey: ProducerLink] = [:]
     var consumers: [Int: ConsumerLink] = [:]
     var nextSendId: UInt64 = 1
@@ -135,8 +137,7 @@ final class ClientEngine: @unchecked Sendable {
         for id in ids { await close(consumer: id) }
         try? await onLoop {
             self.isShutDown = true
-            for link in self.producerLinks.values { link.channel?.close() }
-            self.producerLinks.removeAll()
+            self.abandonSends()
         }
         zk?.close()
         try? await group.shutdownGracefully()

@@ -131,6 +131,17 @@ struct ClusterTests {
         var sent: [SendResult] = []
         for i in 0..<60 { sent.append(try await producer.send(topic: "test", data: Array("m\(i)".utf8))) }
         #expect(Set(sent.map(\.partition)).count == 6)
+        // Without `publish`: the first sends wait for the topic's partitions; an unknown topic fails clearly.
+        let eager = producerClient.producer(ProducerSettings(discoveryTimeoutMs: 1000))
+        async let a = eager.send(topic: "test", data: Array("e1".utf8))
+        async let b = eager.send(topic: "test", data: Array("e2".utf8))
+        #expect(try await [a, b].count == 2)
+        do {
+            _ = try await eager.send(topic: "nosuch", data: [1])
+            Issue.record("a send to a topic no broker registered succeeded")
+        } catch {
+            #expect(error.kind == .noPartition && error.description.contains("topic nosuch"), "\(error)")
+        }
 
         // Three members: two in this process, one `metaq consume` process to be killed.
         let collected = Collected()

@@ -89,14 +89,23 @@ public final class MetaQConsumer: Sendable {
     public let consumerIdString: String
 
     init(engine: ClientEngine, group: String, settings: ConsumerSettings) throws {
-        guard !group.isEmpty, !group.contains(" "), !group.contains("/") else {
-            throw MetaQClientError("bad group name \"\(group)\": no spaces or slashes")
+        guard Self.isName(group) else {
+            throw MetaQClientError("bad group name \"\(group)\": it becomes a znode name and a wire token (no spaces, '/' or ',')")
+        }
+        let suffix = settings.consumerId ?? Self.defaultConsumerId()
+        guard Self.isName(suffix) else {
+            throw MetaQClientError("bad consumerId \"\(suffix)\": it becomes a znode name (no spaces, '/' or ',')")
         }
         self.engine = engine
         self.group = group
-        let suffix = settings.consumerId ?? Self.defaultConsumerId()
         consumerIdString = group + "_" + suffix
         id = engine.addConsumer(group: group, consumerId: consumerIdString, settings: settings)
+    }
+
+    /// A name that can be a znode name, an element of the ids node's comma list, and a wire token.
+    static func isName(_ name: String) -> Bool {
+        !name.isEmpty && !name.utf8.contains { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: ",")
+            || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\n") }
     }
 
     static func defaultConsumerId() -> String {

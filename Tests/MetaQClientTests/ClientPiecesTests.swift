@@ -48,6 +48,19 @@ struct ClientPiecesTests {
         #expect(throws: MetaQClientError.self) { try LocalOffsetFile(path: path) }
     }
 
+    /// Names that become znode names (§3.1) are checked before they can reach a machine.
+    @Test func badNamesAreErrorsNotCrashes() async throws {
+        let client = try MetaQClient(servers: ["meta://127.0.0.1:1"])
+        #expect(throws: MetaQClientError.self) { try client.consumer(group: "a/b") }
+        #expect(throws: MetaQClientError.self) { try client.consumer(group: "g", ConsumerSettings(consumerId: "x,y")) }
+        let consumer = try client.consumer(group: "g", ConsumerSettings(consumerId: "c1"))
+        #expect(consumer.consumerIdString == "g_c1")
+        consumer.subscribe("bad topic")
+        await #expect(throws: MetaQClientError.self) { try await consumer.run { _ in } }
+        #expect(throws: MetaQClientError.self) { try MetaQClient(servers: ["http://x"]) }
+        await client.shutdown()
+    }
+
     /// DESIGN.md §8: a client-side error says which broker, topic and partition.
     @Test func sendErrorsSayWhere() {
         let error = SendError(kind: .refused(code: 403, text: "closed"), topic: "test",

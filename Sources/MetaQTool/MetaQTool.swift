@@ -1,5 +1,6 @@
 // metaq: the command-line tool — argument parsing and wiring only (DESIGN.md §2).
 import ArgumentParser
+import MetaQClient
 import Runtime
 
 @main
@@ -16,13 +17,10 @@ struct ServerOption: ParsableArguments {
     var server = "meta://localhost:8123"
 
     func connect() throws -> WireConnection {
-        var address = Substring(server)
-        if address.hasPrefix("meta://") { address = address.dropFirst("meta://".count) }
-        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]),
-              (1...65535).contains(port) else {
+        guard let address = BrokerAddress(uri: server) else {
             throw ValidationError("--server must look like meta://host:port, got \(server)")
         }
-        do { return try WireConnection(host: String(address[..<colon]), port: port) } catch {
+        do { return try WireConnection(host: address.host, port: address.port) } catch {
             throw ValidationError("\(error)")
         }
     }

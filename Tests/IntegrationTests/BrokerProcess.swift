@@ -25,11 +25,17 @@ final class BrokerProcess {
 
     /// Runs the `metaq` tool against this broker; its exit status and standard output.
     func tool(_ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String) {
+        try Self.tool(arguments + ["--server", "meta://127.0.0.1:\(port)"], input: input)
+    }
+
+    /// Runs the `metaq` tool; its exit status and standard output (standard error is dropped).
+    static func tool(_ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String) {
         let tool = Process()
-        tool.executableURL = URL(fileURLWithPath: Self.product("metaq"))
-        tool.arguments = arguments + ["--server", "meta://127.0.0.1:\(port)"]
+        tool.executableURL = URL(fileURLWithPath: product("metaq"))
+        tool.arguments = arguments
         let output = Pipe()
         tool.standardOutput = output
+        tool.standardError = FileHandle.nullDevice
         let stdin = Pipe()
         tool.standardInput = stdin
         try tool.run()

@@ -52,20 +52,6 @@ struct ClusterTests {
         return []
     }
 
-    /// Runs the `metaq` tool; its exit status and standard output.
-    static func tool(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: BrokerProcess.product("metaq"))
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-
     /// The owner of each partition of topic `test` in group `g`.
     static func owners(_ session: ZooKeeperSession) async -> [String: String] {
         var owners: [String: String] = [:]
@@ -116,11 +102,11 @@ struct ClusterTests {
         }
 
         // The tool: `metaq produce --zookeeper` discovers the partitions; `metaq cluster` prints them.
-        let produced = try Self.tool(["produce", "test", "--zookeeper", zk.connectString, "t1", "t2"])
+        let produced = try BrokerProcess.tool(["produce", "test", "--zookeeper", zk.connectString, "t1", "t2"])
         let lines = produced.output.split(separator: "\n").map { $0.split(separator: " ") }
         #expect(produced.status == 0 && lines.count == 2 && lines.allSatisfy { $0.count == 3 && BrokerPartition(String($0[1])) != nil },
                 "\(produced.output)")
-        let cluster = try Self.tool(["cluster", "--zookeeper", zk.connectString])
+        let cluster = try BrokerProcess.tool(["cluster", "--zookeeper", zk.connectString])
         #expect(cluster.output.contains("  0  meta://127.0.0.1:\(brokers[0].port) config_checksum="), "\(cluster.output)")
         #expect(cluster.output.contains("  test  publish: 0-m×3 1-m×3  subscribe: 0-m×3 1-m×3"), "\(cluster.output)")
 
@@ -235,7 +221,7 @@ struct ClusterTests {
         // §5.4: offsets committed on close, as `<msgId>-<offset>`.
         let offsets = await Self.children(session, "/meta/consumers/g/offsets/test")
         #expect(offsets.count >= 6)
-        let printed = try Self.tool(["cluster", "--zookeeper", zk.connectString]).output
+        let printed = try BrokerProcess.tool(["cluster", "--zookeeper", zk.connectString]).output
         #expect(printed.contains("    offset test 0-0 = ") && printed.contains("  g\n"), "\(printed)")
         for partition in offsets {
             let text = await Self.text(session, "/meta/consumers/g/offsets/test/" + partition) ?? ""

@@ -58,6 +58,15 @@ struct Start: ParsableCommand {
         let data = config.dataPath ?? defaultDataPath()
         do { try FileStorage().makeDirectory(data) } catch { throw ValidationError("cannot create data directory \(data): \(error)") }
         if !foreground { return try launchInBackground(dataPath: data) }
+        // Block SIGTERM/SIGINT here, before the first thread exists, so every thread inherits the
+        // block: the dispatch signal source reads them from a signalfd, and a thread that did not
+        // block them could take one itself and drop it (SIG_IGN) — a stop request lost (seen as
+        // a rare broker that ignored SIGTERM).
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        sigaddset(&stopSignals, SIGTERM)
+        sigaddset(&stopSignals, SIGINT)
+        pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
         if ProcessInfo.processInfo.environment[Self.detachedVariable] != nil {
             // The background broker: its own session, so a closing terminal does not hang it up.
             setsid()

@@ -61,6 +61,11 @@ extension ClientEngine {
                 logger.error("a record does not fit a fetch", metadata: [
                     "broker": "\(fetcher.address)", "topic": "\(fetcher.key.topic)", "partition": "\(fetcher.key.partition)",
                     "offset": "\(offset)", "recordBytes": "\(recordBytes.map(String.init) ?? "?")", "fetched": "\(fetchedBytes)"])
+            case .recover(let message, let attempts):
+                // The client sets no RetryPolicy yet, so this is not reached; never drop silently.
+                logger.error("a message failed its last attempt and was skipped", metadata: [
+                    "topic": "\(fetcher.key.topic)", "partition": "\(fetcher.key.partition)",
+                    "msgId": "\(message.id)", "offset": "\(message.offset)", "attempts": "\(attempts)"])
             case .reportBrokerError(let code, let text):
                 logger.warning("fetch failed", metadata: [
                     "broker": "\(fetcher.address)", "topic": "\(fetcher.key.topic)", "partition": "\(fetcher.key.partition)",

@@ -25,7 +25,7 @@ struct RecoverStoreTests {
     @Test func appendRemoveAndReopenKeepOrderAndFields() throws {
         let disk = SimDisk()
         let store = try open(disk)
-        #expect(try store.append(message(3, attribute: "red"), partition: 2))
+        #expect(try store.append(message(3, attribute: "red"), brokerId: 4, partition: 2))
         #expect(try store.append(message(1), partition: 0))
         #expect(try store.append(message(2), partition: 1))
         #expect(try !store.append(message(1), partition: 0), "a msgId is stored once")
@@ -34,8 +34,8 @@ struct RecoverStoreTests {
         try store.close()
         let reopened = try open(disk)
         #expect(reopened.pending() == [
-            RecoveredMessage(topic: "orders", group: "billing", partition: 2, message: message(3, attribute: "red")),
-            RecoveredMessage(topic: "orders", group: "billing", partition: 1, message: message(2))])
+            RecoveredMessage(topic: "orders", group: "billing", brokerId: 4, partition: 2, message: message(3, attribute: "red")),
+            RecoveredMessage(topic: "orders", group: "billing", brokerId: 0, partition: 1, message: message(2))])
         #expect(disk.isEntryDurable(Self.path))
     }
 
@@ -47,7 +47,7 @@ struct RecoverStoreTests {
             let store = try open(disk)
             for id in 1...5 { try store.append(message(Int64(id), size: 300), partition: 0) }
             try store.remove(msgId: 2)
-            let torn = RecoverRecord.encode(RecoveredMessage(topic: "orders", group: "billing", partition: 0, message: message(6, size: 900)))
+            let torn = RecoverRecord.encode(RecoveredMessage(topic: "orders", group: "billing", brokerId: 0, partition: 0, message: message(6, size: 900)))
             let file = try disk.open(Self.path, create: false)
             try file.write(torn, at: store.fileSizeBytes)
             var rng = SimRandom(seed: seed)

@@ -4,14 +4,17 @@ import ProtocolCore
 public struct RecoveredMessage: Equatable, Sendable {
     public var topic: String
     public var group: String
+    /// The broker the message was fetched from (§3.1 broker id).
+    public var brokerId: Int32
     /// Partition inside its broker.
     public var partition: Int32
     /// The message as delivered: id, flag, attribute, data and its offset in the partition.
     public var message: Message
 
-    public init(topic: String, group: String, partition: Int32, message: Message) {
+    public init(topic: String, group: String, brokerId: Int32, partition: Int32, message: Message) {
         self.topic = topic
         self.group = group
+        self.brokerId = brokerId
         self.partition = partition
         self.message = message
     }
@@ -47,6 +50,7 @@ enum RecoverRecord {
         body.appendUInt64(UInt64(bitPattern: message.id))
         body.appendUInt32(UInt32(bitPattern: flag))
         body.appendString(recovered.topic)
+        body.appendUInt32(UInt32(bitPattern: recovered.brokerId))
         body.appendUInt32(UInt32(bitPattern: recovered.partition))
         body.appendUInt64(UInt64(bitPattern: message.offset))
         body.appendString(recovered.group)
@@ -89,12 +93,13 @@ enum RecoverRecord {
         guard kind == kindMessage,
               let flag = reader.uint32().map(Int32.init(bitPattern:)),
               let topic = reader.string(),
+              let brokerId = reader.uint32().map(Int32.init(bitPattern:)),
               let partition = reader.uint32().map(Int32.init(bitPattern:)),
               let offset = reader.uint64().map(Int64.init(bitPattern:)),
               let group = reader.string(),
               let (attribute, data) = MessagePayload.decode(flag: flag, payload: reader.rest()) else { return nil }
         let message = Message(id: id, flag: flag, attribute: attribute, data: Array(data), offset: offset)
-        return .message(RecoveredMessage(topic: topic, group: group, partition: partition, message: message))
+        return .message(RecoveredMessage(topic: topic, group: group, brokerId: brokerId, partition: partition, message: message))
     }
 
     /// Reads big-endian fields from a record body.

@@ -8,7 +8,7 @@ import ProtocolCore
 /// - header, 8 bytes: magic `MQRC`, then the format version as a big-endian UInt32 (1);
 /// - records, each `UInt32 length | UInt32 CRC32(body) | body` (big-endian, `length` counts the
 ///   body), the body starting with a kind byte and the 8-byte msgId:
-///   - kind 1, a message: `1 | msgId | Int32 flag | UInt16 n + topic | Int32 partition |
+///   - kind 1, a message: `1 | msgId | Int32 flag | UInt16 n + topic | Int32 brokerId | Int32 partition |
 ///     Int64 offset | UInt16 n + group | payload` (the payload as in a `put`, §1.4.1: the
 ///     attribute header when flag bit 0 is set, then the data);
 ///   - kind 2, a removal (tombstone): `2 | msgId` — the message appended before it is gone.
@@ -125,15 +125,15 @@ public final class RecoverStore {
     /// Bytes of the file (header and records).
     public var fileSizeBytes: Int64 { end }
 
-    /// Stores `message` (of `partition` of this store's topic) durably: synced before it returns.
+    /// Stores `message` (of `brokerId`-`partition` of this store's topic) durably: synced before it returns.
     /// A message already stored (same msgId, e.g. handed off again after a crash before the
     /// offset commit) is kept once.
     ///
     /// - Returns: false when the message was already stored.
     @discardableResult
-    public func append(_ message: Message, partition: Int32) throws -> Bool {
+    public func append(_ message: Message, brokerId: Int32 = 0, partition: Int32) throws -> Bool {
         guard live[message.id] == nil else { return false }
-        let recovered = RecoveredMessage(topic: topic, group: group, partition: partition, message: message)
+        let recovered = RecoveredMessage(topic: topic, group: group, brokerId: brokerId, partition: partition, message: message)
         let record = RecoverRecord.encode(recovered)
         try write(record)
         live[message.id] = (nextSequence, Int64(record.count), recovered)

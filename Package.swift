@@ -69,7 +69,7 @@ let package = Package(
         .target(
             name: "MetaQClient",
             dependencies: [
-                "ProtocolCore", "Runtime",
+                "ProtocolCore", "StoreCore", "Runtime",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import ProtocolCore
+import StoreCore
 import Runtime
 
 /// One consumer of the client: its group membership (ZooKeeper mode), its fetchers and handler.
@@ -20,6 +21,8 @@ final class ConsumerLink: @unchecked Sendable {
     var closing: EventLoopPromise<Void>?
     /// Direct mode: offsets processed, written to the local file on commit.
     var directOffsets: [FetchKey: StoredOffset] = [:]
+    /// Recover stores by topic (§5.2), opened when the consumer runs.
+    var recoverStores: [String: RecoverStore] = [:]
 
     init(id: Int, group: String, consumerId: String, settings: ConsumerSettings) {
         self.id = id
@@ -98,6 +101,7 @@ extension ClientEngine {
         if case .localFile(let path) = link.settings.offsetStorage {
             link.offsetFile = try LocalOffsetFile(path: path)
         }
+        try openRecoverStores(link)
         switch mode {
         case .direct(let servers):
             for topic in link.topics.sorted() {
@@ -211,6 +215,7 @@ extension ClientEngine {
     func finishClose(_ link: ConsumerLink) {
         guard consumers[link.id] === link else { return }
         for key in link.fetchers.keys.sorted() { stopFetcher(link, key) }
+        closeRecoverStores(link)
         consumers[link.id] = nil
         link.finished?.succeed(())
         link.closing?.succeed(())

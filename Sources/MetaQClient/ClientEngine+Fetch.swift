@@ -15,7 +15,7 @@ extension ClientEngine {
             requestTimeoutMs: settings.fetchTimeoutMs,
             fetchBackoff: Backoff(stepMs: max(1, settings.maxFetchDelayMs / 10), maxMs: settings.maxFetchDelayMs),
             reconnectBackoff: Backoff(stepMs: max(1, settings.maxFetchDelayMs / 10), maxMs: settings.maxFetchDelayMs),
-            awaitsProcessing: true))
+            awaitsProcessing: true, retry: RetryPolicy(maxFetchRetries: settings.maxFetchRetries)))
         let fetcher = FetchLink(key: key, address: address, machine: machine)
         link.fetchers[key] = fetcher
         logger.debug("fetching", metadata: ["topic": "\(key.topic)", "partition": "\(key.partition)",
@@ -61,6 +61,8 @@ extension ClientEngine {
                 logger.error("a record does not fit a fetch", metadata: [
                     "broker": "\(fetcher.address)", "topic": "\(fetcher.key.topic)", "partition": "\(fetcher.key.partition)",
                     "offset": "\(offset)", "recordBytes": "\(recordBytes.map(String.init) ?? "?")", "fetched": "\(fetchedBytes)"])
+            case .recover(let message, let attempts):
+                handOff(link, fetcher, message, attempts: attempts)
             case .reportBrokerError(let code, let text):
                 logger.warning("fetch failed", metadata: [
                     "broker": "\(fetcher.address)", "topic": "\(fetcher.key.topic)", "partition": "\(fetcher.key.partition)",

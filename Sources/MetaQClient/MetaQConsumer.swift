@@ -34,12 +34,23 @@ public struct ConsumerSettings: Sendable {
     public var rebalanceRetryDelayMs: Int64
     /// Direct mode only: the partitions to fetch (`ConsumerConfig.partition`, §1.7).
     public var directPartitions: [BrokerPartition]
+    /// `maxFetchRetries`, 5: a message the handler fails is fetched again (the partition waiting
+    /// at it) until it failed this many times plus one, then handed to `rejection` (§5.2).
+    public var maxFetchRetries: Int
+    /// Where a message goes after its last retry (`RejectConsumptionHandler`, §5.2).
+    public var rejection: RejectionPolicy
+    /// `recoverMessageIntervalInMills`, 5 min: how often stored messages are handed to the
+    /// handler again (the first round after at most 5 s).
+    public var recoverIntervalMs: Int64
 
     public init(consumerId: String? = nil, strategy: RebalanceStrategy = .default, startOffset: Int64 = 0,
                 consumeFromMaxOffset: Bool = false, offsetStorage: OffsetStorage = .zooKeeper,
                 commitIntervalMs: Int64 = 5000, fetchSizeBytes: Int32 = 1024 * 1024, fetchTimeoutMs: Int64 = 10_000,
                 maxFetchDelayMs: Int64 = 5000, rebalanceRetryDelayMs: Int64 = 5000,
-                directPartitions: [BrokerPartition] = [BrokerPartition(brokerId: 0, partition: 0)]) {
+                directPartitions: [BrokerPartition] = [BrokerPartition(brokerId: 0, partition: 0)],
+                maxFetchRetries: Int = 5, rejection: RejectionPolicy = .recoverLocally(path: nil),
+                recoverIntervalMs: Int64 = 300_000) {
+        precondition(maxFetchRetries >= 0 && recoverIntervalMs > 0, "maxFetchRetries >= 0, recoverIntervalMs > 0")
         self.consumerId = consumerId
         self.strategy = strategy
         self.startOffset = startOffset
@@ -51,7 +62,20 @@ public struct ConsumerSettings: Sendable {
         self.maxFetchDelayMs = maxFetchDelayMs
         self.rebalanceRetryDelayMs = rebalanceRetryDelayMs
         self.directPartitions = directPartitions
+        self.maxFetchRetries = maxFetchRetries
+        self.rejection = rejection
+        self.recoverIntervalMs = recoverIntervalMs
     }
+}
+
+/// What a consumer does with a message its handler failed `maxFetchRetries + 1` times (§5.2).
+public enum RejectionPolicy: Sendable, Equatable {
+    /// Keep it durably in the local recover store, one per `<topic>@<group>` under `path` (nil:
+    /// `~/.meta_recover`), and hand it to the handler again every `recoverIntervalMs` until it
+    /// succeeds (a failing one is kept for the next round, MetaQ issue #111). `LocalRecoverPolicy`.
+    case recoverLocally(path: String?)
+    /// Log and discard it (`DropPolicy`).
+    case drop
 }
 
 /// A message handed to a consumer's handler.

@@ -34,7 +34,8 @@ struct ClientDirectTests {
 
         let offsets = directory + "/offsets.json"
         let settings = ConsumerSettings(offsetStorage: .localFile(offsets), commitIntervalMs: 200,
-                                        maxFetchDelayMs: 200, directPartitions: used)
+                                        maxFetchDelayMs: 200, directPartitions: used,
+                                        rejection: .recoverLocally(path: directory + "/recover"))
         let log = Log()
         let consumer = try client.consumer(group: "g", settings)
         consumer.subscribe("test")

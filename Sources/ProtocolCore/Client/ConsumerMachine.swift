@@ -25,6 +25,11 @@ public struct ConsumerMachine: Sendable {
     /// A delivered batch the application has not reported `.processed` yet (only with
     /// `awaitsProcessing`): no `get` goes out meanwhile, so deliveries stay in partition order.
     private var unprocessed = false
+    /// The messages of the unprocessed delivery (only with a `RetryPolicy`): the one a failure
+    /// names is the one handed off.
+    private var unprocessedMessages: [Message] = []
+    /// The message failing now (with a `RetryPolicy`): its offset and failed attempts so far.
+    private var failing: (offset: Int64, attempts: Int)?
 
     private enum Phase {
         case notStarted
@@ -162,6 +167,7 @@ public struct ConsumerMachine: Sendable {
             fetchMisses = 0
             counters.deliveredMessages += messages.count
             unprocessed = settings.awaitsProcessing
+            if settings.retry != nil { unprocessedMessages = messages }
             actions.append(.deliver(messages, nextOffset: offset))
             // §5.1: an answer under half the fetch size lets the size fall back towards the setting.
             if body.count < Int(maxSizeBytes / 2) && maxSizeBytes > settings.maxSizeBytes {
@@ -213,6 +219,7 @@ public struct ConsumerMachine: Sendable {
             // (§11 #1 shows a broker doing exactly that), so it counts as an error.
             if let target = Int64(result.text), target >= 0, target != offset {
                 offset = target
+                failing = nil
                 counters.moves += 1
                 actions.append(.offsetChanged(target))
                 fetch(now, &actions)
@@ -233,18 +240,47 @@ public struct ConsumerMachine: Sendable {
 
     /// The application is done with the last delivery up to `nextOffset`: all of it (the next
     /// `get` goes out) or only up to a message that failed, which is fetched again after the
-    /// fetch back-off (nothing at or after it counts as consumed).
+    /// fetch back-off (nothing at or after it counts as consumed) — or, with a `RetryPolicy`,
+    /// handed off and skipped once it has failed too often (§5.2).
     private mutating func processed(_ nextOffset: Int64, _ now: Instant, _ actions: inout [Action]) {
         guard unprocessed else { return }
         precondition(nextOffset <= offset, "processed past what was delivered")
         unprocessed = false
-        if nextOffset < offset {
-            offset = nextOffset
-            counters.processingFailures += 1
-            if case .holding = phase { backOff(now) }
-        } else if case .holding = phase {
-            fetch(now, &actions)
+        let messages = unprocessedMessages
+        unprocessedMessages = []
+        if let failed = failing, nextOffset > failed.offset { failing = nil }
+        guard nextOffset < offset else {
+            if case .holding = phase { fetch(now, &actions) }
+            return
         }
+        counters.processingFailures += 1
+        if let policy = settings.retry, let index = messages.firstIndex(where: { $0.offset == nextOffset }) {
+            let attempts = (failing?.offset == nextOffset ? failing!.attempts : 0) + 1
+            if attempts > policy.maxFetchRetries {
+                handOff(messages, index, attempts: attempts, now, &actions)
+                return
+            }
+            failing = (nextOffset, attempts)
+            counters.retries += 1
+            offset = nextOffset
+            if case .holding = phase {
+                phase = .waiting(until: now.adding(milliseconds: settings.fetchBackoff.delayMs(afterMisses: attempts)))
+            }
+            return
+        }
+        offset = nextOffset
+        if case .holding = phase { backOff(now) }
+    }
+
+    /// The message at `index` failed its last attempt: hand it off and move past it; the
+    /// messages after it in the delivery were not processed, so the next `get` starts at its end.
+    private mutating func handOff(_ messages: [Message], _ index: Int, attempts: Int, _ now: Instant,
+                                  _ actions: inout [Action]) {
+        failing = nil
+        counters.handOffs += 1
+        if index + 1 < messages.count { offset = messages[index + 1].offset }
+        actions.append(.recover(messages[index], attempts: attempts))
+        if case .holding = phase { fetch(now, &actions) }
     }
 
     private mutating func expire(_ now: Instant, _ actions: inout [Action]) {

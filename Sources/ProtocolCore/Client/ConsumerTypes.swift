@@ -29,6 +29,10 @@ extension ConsumerMachine {
         /// (§5.1: a fetch is queued again only after its messages were processed). Off, the next
         /// `get` follows each delivery at once.
         public var awaitsProcessing: Bool
+        /// What happens to a message the application keeps failing (§5.2); nil: it is fetched
+        /// again after the back-off for ever, the partition never moving past it. Needs
+        /// `awaitsProcessing`.
+        public var retry: RetryPolicy?
 
         public init(topic: String, group: String, partition: Int32, startOffset: Int64,
                     maxSizeBytes: Int32 = 1024 * 1024,
@@ -38,11 +42,13 @@ extension ConsumerMachine {
                     reconnectBackoff: Backoff = Backoff(stepMs: 500, maxMs: 5_000),
                     maxConsecutiveTimeouts: Int = 3,
                     opaqueRange: ClosedRange<Int32> = OpaqueSequence.javaRange,
-                    awaitsProcessing: Bool = false) {
+                    awaitsProcessing: Bool = false,
+                    retry: RetryPolicy? = nil) {
             precondition(isWireToken(topic) && isWireToken(group), "topic and group must be single wire tokens")
             precondition(partition >= 0 && startOffset >= 0, "partition and startOffset must not be negative")
             precondition(maxSizeBytes > 0 && maxMaxSizeBytes >= maxSizeBytes, "need 0 < maxSizeBytes <= maxMaxSizeBytes")
             precondition(requestTimeoutMs > 0 && maxConsecutiveTimeouts >= 1, "timeouts must be positive")
+            precondition(retry == nil || awaitsProcessing, "retries need awaitsProcessing")
             self.topic = topic
             self.group = group
             self.partition = partition
@@ -55,6 +61,7 @@ extension ConsumerMachine {
             self.maxConsecutiveTimeouts = maxConsecutiveTimeouts
             self.opaqueRange = opaqueRange
             self.awaitsProcessing = awaitsProcessing
+            self.retry = retry
         }
     }
 
@@ -100,6 +107,10 @@ extension ConsumerMachine {
         /// Close the connection. The machine has already written it off: report no
         /// `.connectionLost` and no frames for it.
         case disconnect
+        /// With a `RetryPolicy`: `message` failed `attempts` times (`maxFetchRetries + 1`, §5.2)
+        /// and the partition has moved past it; the driver must hand it to its rejection policy
+        /// (the recover store, or drop) before committing an offset past it.
+        case recover(Message, attempts: Int)
     }
 
     /// Running totals, for statistics and simulator checkers.
@@ -123,6 +134,10 @@ extension ConsumerMachine {
         public var brokerErrors = 0
         /// Deliveries the application reported only partly processed (a message failed).
         public var processingFailures = 0
+        /// With a `RetryPolicy`: failed attempts of a message that were followed by another attempt.
+        public var retries = 0
+        /// With a `RetryPolicy`: messages handed off with `.recover` after their last attempt.
+        public var handOffs = 0
         /// Answers whose opaque is not the fetch in flight (late, duplicate or stray); ignored.
         public var staleAnswers = 0
         /// Frames a broker never sends to a consumer (requests); the connection is closed.
@@ -130,5 +145,19 @@ extension ConsumerMachine {
         public var connects = 0
         /// Connections lost or closed, and attempts that failed or timed out.
         public var disconnects = 0
+    }
+}
+
+/// How a consumer treats a message its application fails (reference §5.2): it is fetched again
+/// after a back-off that grows with its failures, the partition not moving past it (order is
+/// kept), until it has failed `maxFetchRetries + 1` times; then it is handed off and skipped.
+public struct RetryPolicy: Equatable, Sendable {
+    /// Retries after the first failure (`maxFetchRetries`, default 5: §5.2's `retries >
+    /// maxFetchRetries` hands off, so a message is attempted 6 times).
+    public var maxFetchRetries: Int
+
+    public init(maxFetchRetries: Int = 5) {
+        precondition(maxFetchRetries >= 0, "maxFetchRetries must not be negative")
+        self.maxFetchRetries = maxFetchRetries
     }
 }

@@ -164,6 +164,8 @@ extension Simulation {
                 damaged(fetcher, at: offset, "record at \(offset) too large (\(bytes.map(String.init) ?? "?") bytes, fetched \(fetched))")
             case .reportBrokerError(let code, let text):
                 fail("g\(fetcher.group) fetcher of \(fetcher.slot): broker answered \(code) \(text)")
+            case .recover(let message, _):
+                fail("g\(fetcher.group) fetcher of \(fetcher.slot) handed off \(message.offset) with no retry policy set")
             case .scheduleTick(let at):
                 schedule(.cluster(.fetcherTick(client: fetcher.client)), atNs: at.nanoseconds)
             case .disconnect:

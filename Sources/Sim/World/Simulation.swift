@@ -353,6 +353,8 @@ public final class Simulation {
                 fail("consumer of broker\(consumer.broker) \(consumer.partition): record at \(offset) too large (\(bytes.map(String.init) ?? "?") bytes, fetched \(fetched))")
             case .reportBrokerError(let code, let text):
                 fail("consumer of broker\(consumer.broker) \(consumer.partition): broker answered \(code) \(text)")
+            case .recover(let message, _):
+                fail("consumer of broker\(consumer.broker) \(consumer.partition) handed off \(message.offset) with no retry policy set")
             case .scheduleTick(let at):
                 schedule(.consumerTick(c), atNs: at.nanoseconds)
             case .disconnect:

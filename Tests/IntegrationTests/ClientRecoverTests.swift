@@ -1,0 +1,117 @@
+import Foundation
+import Logging
+import MetaQClient
+import ProtocolCore
+import Synchronization
+import Testing
+
+/// Retries and the local recover store (§5.2) through `MetaQClient` against a real broker: a
+/// message its handler fails 7 times is attempted 6 times from the partition, kept in the
+/// recover store, and handled on a later redelivery round, while the rest of its partition is
+/// consumed in order meanwhile.
+@Suite("MetaQClient retry and recover store", .serialized)
+struct ClientRecoverTests {
+    final class Log: Sendable {
+        let handled = Mutex<[(partition: BrokerPartition, offset: Int64, text: String)]>([])
+        let failures = Mutex<Int>(0)
+        var texts: [String] { handled.withLock { $0.map(\.text) } }
+    }
+
+    @Test func messageFailingSevenTimesIsRecoveredAndRedelivered() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("metaq-recover-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let broker = try BrokerProcess(directory: directory, config: LocalBrokerTests.config)
+        defer { broker.stopHard() }
+        try broker.start()
+        let silent = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+        let client = try MetaQClient(servers: ["meta://127.0.0.1:\(broker.port)"], logger: silent)
+        let producer = client.producer()
+        for i in 0..<10 { _ = try await producer.send(topic: "test", data: Array("m\(i)".utf8)) }
+        let used = [BrokerPartition(brokerId: 0, partition: 0), BrokerPartition(brokerId: 0, partition: 1)]
+        let settings = ConsumerSettings(offsetStorage: .localFile(directory + "/offsets.json"), commitIntervalMs: 200,
+                                        maxFetchDelayMs: 200, directPartitions: used,
+                                        maxFetchRetries: 5, rejection: .recoverLocally(path: directory + "/recover"),
+                                        recoverIntervalMs: 500)
+        let log = Log()
+        let consumer = try client.consumer(group: "g", settings)
+        consumer.subscribe("test")
+        let run = Task {
+            try await consumer.run { message in
+                if message.text == "m3", log.failures.withLock({ failures in defer { failures += 1 }; return failures < 7 }) {
+                    throw CancellationError()
+                }
+                log.handled.withLock { $0.append((message.partition, message.offset, message.text)) }
+            }
+        }
+        let deadline = Date().addingTimeInterval(30)
+        while !log.texts.contains("m3") && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        await consumer.close()
+        _ = try? await run.value
+        await client.shutdown()
+
+        #expect(log.texts.sorted() == (0..<10).map { "m\($0)" }.sorted(), "each handled once: \(log.texts)")
+        #expect(log.failures.withLock { $0 } == 8, "7 failures, then the success")
+        let all = log.handled.withLock { $0 }
+        let m3 = try #require(all.firstIndex { $0.text == "m3" })
+        #expect(m3 == all.count - 1, "m3 succeeded only on a redelivery round, after the rest: \(log.texts)")
+        for partition in used {
+            let offsets = all.filter { $0.partition == partition && $0.text != "m3" }.map(\.offset)
+            #expect(offsets == offsets.sorted(), "\(partition) consumed in order: \(offsets)")
+        }
+        let store = directory + "/recover/test@g/recover.log"
+        #expect(FileManager.default.fileExists(atPath: store))
+    }
+
+    /// A message that always fails stays in the store across rounds (MetaQ issue #111) and across
+    /// a restart: the next consumer of the group, started on the stored offsets, gets it from the
+    /// store and nothing else again.
+    @Test func keptMessageSurvivesARestart() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("metaq-recover-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let broker = try BrokerProcess(directory: directory, config: LocalBrokerTests.config)
+        defer { broker.stopHard() }
+        try broker.start()
+        let silent = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
+        let client = try MetaQClient(servers: ["meta://127.0.0.1:\(broker.port)"], logger: silent)
+        for i in 0..<4 { _ = try await client.producer().send(topic: "test", data: Array("m\(i)".utf8)) }
+        let settings = ConsumerSettings(offsetStorage: .localFile(directory + "/offsets.json"), commitIntervalMs: 100,
+                                        maxFetchDelayMs: 100,
+                                        directPartitions: [BrokerPartition(brokerId: 0, partition: 0), BrokerPartition(brokerId: 0, partition: 1)],
+                                        maxFetchRetries: 1, rejection: .recoverLocally(path: directory + "/recover"),
+                                        recoverIntervalMs: 200)
+        let first = Log()
+        let consumer = try client.consumer(group: "g", settings)
+        consumer.subscribe("test")
+        let run = Task {
+            try await consumer.run { message in
+                if message.text == "m1" {
+                    first.failures.withLock { $0 += 1 }
+                    throw CancellationError()
+                }
+                first.handled.withLock { $0.append((message.partition, message.offset, message.text)) }
+            }
+        }
+        // 2 attempts from the partition, then at least 2 failing redelivery rounds.
+        let deadline = Date().addingTimeInterval(30)
+        while (first.failures.withLock { $0 } < 4 || first.texts.count < 3) && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        await consumer.close()
+        _ = try? await run.value
+        #expect(first.texts.sorted() == ["m0", "m2", "m3"] && first.failures.withLock { $0 } >= 4)
+
+        let second = Log()
+        let again = try client.consumer(group: "g", settings)
+        again.subscribe("test")
+        let secondRun = Task { try await again.run { message in second.handled.withLock { $0.append((message.partition, message.offset, message.text)) } } }
+        let until = Date().addingTimeInterval(30)
+        while second.texts.isEmpty && Date() < until { try await Task.sleep(for: .milliseconds(50)) }
+        try await Task.sleep(for: .milliseconds(600))
+        await again.close()
+        _ = try? await secondRun.value
+        await client.shutdown()
+        #expect(second.texts == ["m1"], "only the kept message, once: \(second.texts)")
+    }
+}

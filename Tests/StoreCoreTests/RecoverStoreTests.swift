@@ -1,0 +1,152 @@
+import ProtocolCore
+import Sim
+import Testing
+@testable import StoreCore
+
+/// The local recover store (reference §5.2) on SimDisk: durability of `append`/`remove`, torn
+/// tails after power loss, and bounded growth by compaction.
+@Suite("Recover store (reference §5.2)")
+struct RecoverStoreTests {
+    static let root = "/home/u/.meta_recover"
+    static let path = "/home/u/.meta_recover/orders@billing/recover.log"
+
+    func message(_ id: Int64, attribute: String? = nil, size: Int = 10) -> Message {
+        Message(id: id, flag: attribute == nil ? 0 : 1, attribute: attribute,
+                data: (0..<size).map { UInt8(truncatingIfNeeded: Int(id) &+ $0) }, offset: id * 100)
+    }
+
+    func open(_ disk: SimDisk, threshold: Int64 = 1 << 20) throws -> RecoverStore {
+        try RecoverStore(storage: disk, root: Self.root, topic: "orders", group: "billing",
+                         compactionThresholdBytes: threshold)
+    }
+
+    func ids(_ store: RecoverStore) -> [Int64] { store.pending().map(\.message.id) }
+
+    @Test func appendRemoveAndReopenKeepOrderAndFields() throws {
+        let disk = SimDisk()
+        let store = try open(disk)
+        #expect(try store.append(message(3, attribute: "red"), brokerId: 4, partition: 2))
+        #expect(try store.append(message(1), partition: 0))
+        #expect(try store.append(message(2), partition: 1))
+        #expect(try !store.append(message(1), partition: 0), "a msgId is stored once")
+        #expect(try store.remove(msgId: 1) && !store.remove(msgId: 1))
+        #expect(ids(store) == [3, 2])
+        try store.close()
+        let reopened = try open(disk)
+        #expect(reopened.pending() == [
+            RecoveredMessage(topic: "orders", group: "billing", brokerId: 4, partition: 2, message: message(3, attribute: "red")),
+            RecoveredMessage(topic: "orders", group: "billing", brokerId: 0, partition: 1, message: message(2))])
+        #expect(disk.isEntryDurable(Self.path))
+    }
+
+    /// Whatever `append`/`remove` acknowledged survives power loss; an append cut by it (written,
+    /// not synced) leaves a torn tail that is dropped, and appends go on after it.
+    @Test func powerLossKeepsAcknowledgedAndDropsTornTail() throws {
+        for seed in UInt64(0)..<100 {
+            let disk = SimDisk()
+            let store = try open(disk)
+            for id in 1...5 { try store.append(message(Int64(id), size: 300), partition: 0) }
+            try store.remove(msgId: 2)
+            let torn = RecoverRecord.encode(RecoveredMessage(topic: "orders", group: "billing", brokerId: 0, partition: 0, message: message(6, size: 900)))
+            let file = try disk.open(Self.path, create: false)
+            try file.write(torn, at: store.fileSizeBytes)
+            var rng = SimRandom(seed: seed)
+            disk.powerLoss(using: &rng)
+            let reopened = try open(disk)
+            #expect(ids(reopened).prefix(4) == [1, 3, 4, 5], "seed \(seed)")
+            #expect(ids(reopened).count <= 5)
+            try reopened.append(message(7), partition: 0)
+            let again = try open(disk)
+            #expect(ids(again).last == 7 && ids(again).contains(2) == false, "seed \(seed)")
+        }
+    }
+
+    @Test func garbageAfterRecordsIsCut() throws {
+        let disk = SimDisk()
+        let store = try open(disk)
+        try store.append(message(1), partition: 0)
+        let end = store.fileSizeBytes
+        let file = try disk.open(Self.path, create: false)
+        try file.write(Array(repeating: 0xAB, count: 37) + Array(repeating: 0, count: 20), at: end)
+        try file.sync()
+        let reopened = try open(disk)
+        #expect(ids(reopened) == [1] && reopened.fileSizeBytes == end)
+        #expect(disk.durableBytes(Self.path)?.count == Int(end))
+    }
+
+    /// A flipped byte inside a synced record fails its CRC: the record is not taken for a message.
+    @Test func corruptRecordIsNotReplayed() throws {
+        let disk = SimDisk()
+        let store = try open(disk)
+        try store.append(message(1), partition: 0)
+        try store.append(message(2), partition: 0)
+        var bytes = try #require(disk.currentBytes(Self.path))
+        bytes[bytes.count - 3] ^= 0x01
+        let file = try disk.open(Self.path, create: false)
+        try file.write(bytes, at: 0)
+        try file.sync()
+        #expect(ids(try open(disk)) == [1])
+    }
+
+    /// Removed messages never come back, across reopen and power loss (tombstones are synced).
+    @Test func removedMessageNeverComesBack() throws {
+        for seed in UInt64(0)..<50 {
+            let disk = SimDisk()
+            var store = try open(disk)
+            for id in 1...20 { try store.append(message(Int64(id)), partition: 0) }
+            for id in stride(from: 1, through: 20, by: 3) { try store.remove(msgId: Int64(id)) }
+            var rng = SimRandom(seed: seed)
+            disk.powerLoss(using: &rng)
+            store = try open(disk)
+            #expect(ids(store) == (1...20).filter { ($0 - 1) % 3 != 0 }.map(Int64.init), "seed \(seed)")
+        }
+    }
+
+    /// Once dead records dominate, the file is rewritten to the live ones: it stays bounded over
+    /// many append/remove rounds and the survivors keep their order.
+    @Test func compactionBoundsTheFile() throws {
+        let disk = SimDisk()
+        let store = try open(disk, threshold: 4096)
+        try store.append(message(1_000_000, size: 100), partition: 0)
+        var maxSize: Int64 = 0
+        for id in Int64(1)...2000 {
+            try store.append(message(id, size: 100), partition: 0)
+            try store.remove(msgId: id)
+            maxSize = max(maxSize, store.fileSizeBytes)
+        }
+        try store.append(message(5, size: 100), partition: 0)
+        #expect(maxSize < 12_000, "the file grows without bound")
+        #expect(ids(store) == [1_000_000, 5])
+        #expect(!disk.fileExists(Self.path + ".tmp"))
+        #expect(ids(try open(disk)) == [1_000_000, 5])
+    }
+
+    /// A power loss in the middle of a compaction leaves the old file or the new, both complete.
+    @Test func interruptedCompactionLosesNothing() throws {
+        for seed in UInt64(0)..<50 {
+            let disk = SimDisk()
+            let store = try open(disk)
+            for id in 1...4 { try store.append(message(Int64(id)), partition: 0) }
+            try store.remove(msgId: 1)
+            // The rewrite stopped after the temporary file was written and renamed, before the
+            // directory sync.
+            var bytes = RecoverRecord.header()
+            for recovered in store.pending() { bytes += RecoverRecord.encode(recovered) }
+            let temporary = try disk.open(Self.path + ".tmp", create: true)
+            try temporary.write(bytes, at: 0)
+            try temporary.sync()
+            try disk.rename(Self.path + ".tmp", to: Self.path)
+            var rng = SimRandom(seed: seed)
+            disk.powerLoss(using: &rng)
+            #expect(ids(try open(disk)) == [2, 3, 4], "seed \(seed)")
+        }
+    }
+
+    @Test func foreignFileIsRefused() throws {
+        let disk = SimDisk()
+        try disk.makeDirectory("/home/u/.meta_recover/orders@billing")
+        let file = try disk.open(Self.path, create: true)
+        try file.write(Array("this is not a recover store".utf8), at: 0)
+        #expect(throws: StorageError.self) { try open(disk) }
+    }
+}

@@ -8,7 +8,10 @@ extension Consume {
     func consumeThroughCluster(_ connect: String) async throws {
         let client = try MetaQClient(zooKeeper: connect, root: zooKeeper.root, sessionTimeoutMs: zooKeeper.sessionTimeoutMs,
                                      logger: ZooKeeperOption.quietLogger)
-        let consumer = try client.consumer(group: group, ConsumerSettings(startOffset: offset, fetchSizeBytes: maxSize))
+        // Printing never fails; the only failed messages are those past --count, which must stay
+        // uncommitted for the next run — never handed to a recover store.
+        let consumer = try client.consumer(group: group, ConsumerSettings(
+            startOffset: offset, fetchSizeBytes: maxSize, maxFetchRetries: Int.max / 2, rejection: .drop))
         consumer.subscribe(topic)
         let progress = Mutex<(count: Int, last: ContinuousClock.Instant)>((0, .now))  // shared with the handler tasks
         let limit = count

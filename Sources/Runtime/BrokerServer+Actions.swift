@@ -13,12 +13,20 @@ extension BrokerServer {
             let (read, slice) = stores.read(partition, offset: offset, maxBytes: maxBytes)
             if let slice { slices[token] = slice }
             handle(.read(token: token, read))
+        case .readBytes(let token, let partition, let offset, let maxBytes):
+            handle(.read(token: token, stores.readBytes(partition, offset: offset, maxBytes: maxBytes)))
         case .nearestOffset(let token, let partition, let offset):
             handle(.nearestOffset(token: token, stores.log(partition)?.nearestOffset(offset) ?? 0))
         case .reply(let connection, let response): reply(response, to: connection)
         case .putAnswer(let connection, let answer): reply(answer, to: connection)
         case .sendSlice(let connection, let token, let opaque):
             if let slice = slices.removeValue(forKey: token) { send(slice, opaque: opaque, to: connection) }
+        case .sendBytes(let connection, let body, let opaque):
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(32 + body.count)
+            ValueResponse.appendHeader(to: &bytes, bodyLength: body.count, opaque: opaque)
+            bytes.append(contentsOf: body)
+            write(bytes, to: connection)
         case .persistIdReservation(let reservationMs):
             do { try IdReservationFile.save(reservationMs, storage: storage, dataPath: stores.defaultDataPath) } catch {
                 logger.critical("cannot persist the message-id reservation", metadata: ["error": "\(error)"])

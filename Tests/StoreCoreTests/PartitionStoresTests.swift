@@ -68,6 +68,28 @@ struct PartitionStoresTests {
         #expect(s.log(TopicPartition("old-topic", 0))?.config.flushPolicy.unflushThreshold == 100, "system values")
     }
 
+    /// §5.7: the broker machine's topic table carries each section's `group.<g>=` filters.
+    @Test func topicRulesCarryTheFilters() throws {
+        let config = try ServerConfig(parsing: "[system]\nbrokerId=1\n[topic=test]\ngroup.g1=red\n[topic=plain]\n", path: "s.ini")
+        let rules = PartitionStores(storage: SimDisk(), config: config, defaultDataPath: "/d").topicRules()
+        #expect(rules.hasFilters)
+        #expect(rules.filter(for: "test", group: "g1") == .exact("red"))
+        #expect(rules.filter(for: "test", group: "g2") == nil && rules.filter(for: "plain", group: "g1") == nil)
+        #expect(try !stores(SimDisk()).topicRules().hasFilters)
+    }
+
+    /// A filtered get reads the bytes themselves; every other outcome is the plain read's.
+    @Test func readBytesReturnsTheSlicesBytes() throws {
+        let s = try stores(SimDisk())
+        let log = try s.logCreatingIfNeeded(TopicPartition("test", 0), now: .zero)
+        _ = try log.append(msgId: 1, flag: 0, payload: [1, 2, 3], now: .zero)
+        try log.syncNow(now: .zero)
+        let record = Record.encode(msgId: 1, flag: 0, payload: [1, 2, 3])
+        #expect(s.readBytes(TopicPartition("test", 0), offset: 0, maxBytes: 100) == .bytes(record))
+        #expect(s.readBytes(TopicPartition("test", 0), offset: 0, maxBytes: 10) == .bytes(Array(record.prefix(10))))
+        #expect(s.readBytes(TopicPartition("test", 0), offset: 23, maxBytes: 10) == .atOrBeyondEnd(maxOffset: 23))
+    }
+
     @Test func samePartitionUnderTwoDataPathsIsRefused() throws {
         let disk = SimDisk()
         try disk.makeDirectory("/home/u/meta/fast-0")

@@ -89,13 +89,20 @@ extension BrokerMachine {
         guard get.maxSize > 0 else {
             return out.append(reply(connection, StatusCode.badRequest, "Bad request,invalid max size:\(get.maxSize)", get.opaque))
         }
-        let token = token(for: .get(connection, opaque: get.opaque, offset: get.offset, topic: get.topic))
         let maxBytes = Int(min(get.maxSize, settings.maxTransferSize))
+        // Unfiltered gets (nearly all) keep the zero-copy slice path; only a filtered one is read
+        // into memory, bounded by `maxBytes`.
+        if settings.topics.hasFilters, let filter = settings.topics.filter(for: get.topic, group: get.group) {
+            let token = token(for: .get(connection, opaque: get.opaque, offset: get.offset, target, filter: filter))
+            return out.append(.readBytes(token: token, target, offset: get.offset, maxBytes: maxBytes))
+        }
+        let token = token(for: .get(connection, opaque: get.opaque, offset: get.offset, target, filter: nil))
         out.append(.read(token: token, target, offset: get.offset, maxBytes: maxBytes))
     }
 
     mutating func completeGet(_ token: UInt64, _ read: PartitionRead, into out: inout [Action]) {
-        guard case .get(let connection, let opaque, let offset, let topic)? = pending.removeValue(forKey: token) else { return }
+        guard case .get(let connection, let opaque, let offset, let target, let filter)? = pending.removeValue(forKey: token) else { return }
+        let topic = target.topic
         // §9: a 301 answer counts as `cmd_offset`, a 404 as `get_miss`.
         func moved(_ to: Int64) {
             statsCounters.cmdOffset += 1
@@ -104,6 +111,18 @@ extension BrokerMachine {
         }
         switch read {
         case .slice: out.append(.sendSlice(connection, token: token, opaque: opaque))
+        case .bytes(let bytes):
+            guard let filter else { return out.append(.sendBytes(connection, body: bytes, opaque: opaque)) }
+            switch FilteredGet.decide(bytes, filter: filter) {
+            case .deliver(let count):
+                out.append(.sendBytes(connection, body: count == bytes.count ? bytes : Array(bytes[..<count]), opaque: opaque))
+            // §11.1 fixed: past the rejected run, so a client at `offset` moves forward.
+            case .skip(let skipped): moved(offset + Int64(skipped))
+            }
+        case .failed(let detail):
+            // §1.4.2: any other failure is a 500 with the original's (reused) put wording.
+            out.append(reply(connection, StatusCode.internalServerError,
+                             putPrefix(target) + detail, opaque))
         case .belowMinimum(let minOffset): moved(minOffset)
         // Our extension: a read inside an isolated damaged range moves the consumer past it.
         case .damaged(let resumeAt): moved(resumeAt)

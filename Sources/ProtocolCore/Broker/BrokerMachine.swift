@@ -46,6 +46,9 @@ public struct BrokerMachine {
         /// Create the partition's log if needed and append this record.
         case append(token: UInt64, TopicPartition, AppendRecord)
         case read(token: UInt64, TopicPartition, offset: Int64, maxBytes: Int)
+        /// Like `.read`, but the runtime answers with the bytes themselves (`PartitionRead.bytes`):
+        /// a `get` of a group with a server-side filter (§5.7), which the machine must look into.
+        case readBytes(token: UInt64, TopicPartition, offset: Int64, maxBytes: Int)
         case nearestOffset(token: UInt64, TopicPartition, offset: Int64)
         case reply(ConnectionID, ResultResponse)
         /// A put was stored: answer `result 200 … <opaque>` with `<msgId> <partition> <offset>`
@@ -54,6 +57,8 @@ public struct BrokerMachine {
         case putAnswer(ConnectionID, PutAnswer)
         /// Send `value <count> <opaque>` and the slice read for `token`.
         case sendSlice(ConnectionID, token: UInt64, opaque: Int32)
+        /// Send `value <body.count> <opaque>` and `body` (a filtered `get`'s accepted records).
+        case sendBytes(ConnectionID, body: [UInt8], opaque: Int32)
         /// Persist this id reservation durably before any append issued after it is acknowledged.
         case persistIdReservation(Int64)
         /// Gather a `StatsSnapshot` and answer with `.statsCollected(token:_:)`; `item` is the
@@ -132,7 +137,8 @@ public struct BrokerMachine {
     enum Pending: Equatable {
         /// `stat`: the topic's realtime statistics are collected (looked up once, at the put).
         case put(ConnectionID, opaque: Int32, msgId: Int64, TopicPartition, payloadBytes: Int64, stat: Bool)
-        case get(ConnectionID, opaque: Int32, offset: Int64, topic: String)
+        /// `filter`: the group's server-side filter (§5.7), when the get was read as bytes.
+        case get(ConnectionID, opaque: Int32, offset: Int64, TopicPartition, filter: AttributeFilter?)
         case offset(ConnectionID, opaque: Int32)
         case stats(ConnectionID, opaque: Int32, StatsItem)
     }
@@ -255,7 +261,7 @@ public struct BrokerMachine {
 extension BrokerMachine.Pending {
     var connection: ConnectionID {
         switch self {
-        case .put(let c, _, _, _, _, _), .get(let c, _, _, _), .offset(let c, _), .stats(let c, _, _): return c
+        case .put(let c, _, _, _, _, _), .get(let c, _, _, _, _), .offset(let c, _), .stats(let c, _, _): return c
         }
     }
 }

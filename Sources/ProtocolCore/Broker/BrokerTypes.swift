@@ -29,15 +29,31 @@ public struct TopicRules: Equatable, Sendable {
         public var numPartitions: Int32
         /// `stat=true`: the topic's realtime statistics are collected (§9).
         public var stat: Bool
-        public init(pattern: String, numPartitions: Int32, stat: Bool = false) {
+        /// Server-side filters by consumer group (`group.<group>=<filter>`, §5.7).
+        public var filters: [String: AttributeFilter]
+        public init(pattern: String, numPartitions: Int32, stat: Bool = false, filters: [String: AttributeFilter] = [:]) {
             self.pattern = pattern
             self.numPartitions = numPartitions
             self.stat = stat
+            self.filters = filters
         }
     }
 
-    public var rules: [Rule]
-    public init(_ rules: [Rule]) { self.rules = rules }
+    public var rules: [Rule] {
+        didSet { hasFilters = rules.contains { !$0.filters.isEmpty } }
+    }
+    /// Whether any section has a filter: when none has, a `get` skips the filter lookup.
+    public private(set) var hasFilters: Bool
+
+    public init(_ rules: [Rule]) {
+        self.rules = rules
+        hasFilters = rules.contains { !$0.filters.isEmpty }
+    }
+
+    /// The server-side filter of `group` on `topic` (from the section that accepts the topic).
+    public func filter(for topic: String, group: String) -> AttributeFilter? {
+        rule(for: topic)?.filters[group]
+    }
 
     /// The section that accepts `topic`: its exact name, else the first matching pattern.
     public func rule(for topic: String) -> Rule? {
@@ -84,6 +100,10 @@ public struct TopicRules: Equatable, Sendable {
 public enum PartitionRead: Equatable, Sendable {
     /// `count` bytes at the requested offset are ready to send (the runtime keeps the slice).
     case slice(count: Int)
+    /// The bytes at the requested offset, for an `Action.readBytes`.
+    case bytes([UInt8])
+    /// Reading the bytes failed (an I/O error); the text is the detail of a 500 answer.
+    case failed(String)
     case belowMinimum(minOffset: Int64)
     case atOrBeyondEnd(maxOffset: Int64)
     case damaged(resumeAt: Int64)

@@ -172,6 +172,8 @@ final class SimBroker {
                 }
             }
             handle(.read(token: token, read))
+        case .readBytes(let token, let partition, let offset, let maxBytes):
+            handle(.read(token: token, process.stores.readBytes(partition, offset: offset, maxBytes: maxBytes)))
         case .nearestOffset(let token, let partition, let offset):
             handle(.nearestOffset(token: token, process.stores.log(partition)?.nearestOffset(offset) ?? 0))
         case .reply(let connection, let response):
@@ -185,6 +187,8 @@ final class SimBroker {
             var bytes: [UInt8] = []
             Frame.value(ValueResponse(body: body, opaque: opaque)).encode(into: &bytes)
             write(bytes, to: Int(connection.raw))
+        case .sendBytes(let connection, let body, let opaque):
+            write(Frame.value(ValueResponse(body: body, opaque: opaque)).encoded(), to: Int(connection.raw))
         case .persistIdReservation(let reservation):
             do { try IdReservationFile.save(reservation, storage: disk, dataPath: dataPath) } catch {
                 sim.fail("broker \(id): cannot persist the id reservation: \(error)")

@@ -28,6 +28,8 @@ public struct ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
         case badDeletePolicy
         /// `deleteWhen` that ``CronExpression/init(parsing:)`` rejects.
         case badCron
+        /// `group.<group>=` whose value ``AttributeFilter/init(parsing:)`` rejects (§5.7).
+        case badFilter
         /// A well-formed number outside the key's range.
         case outOfRange
         /// A required key (or section) is absent or blank.

@@ -7,6 +7,8 @@
 // does and also refuse the other five when blank, but let them be absent and then use MetaQ's class
 // defaults: every file MetaQ accepts means the same here, and a short file is not an error.
 
+import ProtocolCore
+
 extension ServerConfig {
     /// Parses the text of a MetaQ `server.ini`. `path` only names the file in errors; reading the
     /// file (and decoding it) is the caller's job.
@@ -234,10 +236,15 @@ struct ServerConfigBuilder {
         if value.key.hasPrefix(ServerConfig.groupKeyPrefix) {
             let group = String(value.key.dropFirst(ServerConfig.groupKeyPrefix.count))
             guard !group.isEmpty else {
-                throw value.error(.unknownKey, "expected group.<group>=<filter class> with a group name")
+                throw value.error(.unknownKey, "expected group.<group>=<filter> with a group name")
             }
             // MetaQ skips a blank filter: the group simply has none.
-            if !value.isBlank { topic.groupFilters.append(GroupFilter(group: group, filterClass: value.text)) }
+            guard !value.isBlank else { return }
+            do {
+                topic.groupFilters.append(GroupFilter(group: group, filter: try AttributeFilter(parsing: value.text)))
+            } catch {
+                throw value.error(.badFilter, error.message)
+            }
             return
         }
         // A misspelt `group.` prefix is best answered with the same group name spelt right.

@@ -5,6 +5,8 @@
 // depend on the machine (home directory, CPU count, host address, the config file's directory) are
 // nil here and filled in by the runtime.
 
+import ProtocolCore
+
 /// Everything `server.ini` configures: `[system]` (§8.1), `[zookeeper]` (§8.2) and the
 /// `[topic=<name>]` sections (§8.3). Defaults are MetaQ's.
 ///
@@ -159,7 +161,7 @@ public struct TopicSection: Equatable, Sendable {
     public var acceptPublish: Bool?
     public var acceptSubscribe: Bool?
     public var stat: Bool?
-    /// `group.<group>=<filter class>` entries in file order (§5.7).
+    /// `group.<group>=<filter>` entries in file order (§5.7).
     public var groupFilters: [GroupFilter]
 
     public init(name: String, line: Int) {
@@ -172,15 +174,15 @@ public struct TopicSection: Equatable, Sendable {
     public var isPattern: Bool { name.contains("*") }
 }
 
-/// A server-side message filter for one consumer group of a topic: `group.<group>=<filter class>`.
+/// A server-side message filter for one consumer group of a topic: `group.<group>=<filter>`
+/// (§5.7), parsed once when the config is read.
 public struct GroupFilter: Equatable, Sendable {
     public var group: String
-    /// The filter's (Java) class name, as written.
-    public var filterClass: String
+    public var filter: AttributeFilter
 
-    public init(group: String, filterClass: String) {
+    public init(group: String, filter: AttributeFilter) {
         self.group = group
-        self.filterClass = filterClass
+        self.filter = filter
     }
 }
 

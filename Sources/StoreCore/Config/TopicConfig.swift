@@ -17,12 +17,12 @@ public struct TopicConfig: Equatable, Sendable {
     public var acceptPublish: Bool
     public var acceptSubscribe: Bool
     public var stat: Bool
-    /// The section's `group.<group>=<filter class>` entries, in file order.
+    /// The section's `group.<group>=<filter>` entries, in file order.
     public var groupFilters: [GroupFilter]
 
-    /// The filter class configured for `group`, if any.
-    public func filterClass(forGroup group: String) -> String? {
-        groupFilters.first { $0.group == group }?.filterClass
+    /// The server-side filter configured for `group`, if any.
+    public func filter(forGroup group: String) -> AttributeFilter? {
+        groupFilters.first { $0.group == group }?.filter
     }
 }
 

@@ -39,7 +39,8 @@ public final class PartitionStores {
     public func topicRules() -> TopicRules {
         TopicRules(config.topics.map { section in
             .init(pattern: section.name, numPartitions: Int32(section.numPartitions ?? config.numPartitions),
-                  stat: config.topicConfig(for: section.name)?.stat ?? false)
+                  stat: config.topicConfig(for: section.name)?.stat ?? false,
+                  filters: Dictionary(section.groupFilters.map { ($0.group, $0.filter) }, uniquingKeysWith: { first, _ in first }))
         })
     }
 
@@ -93,6 +94,13 @@ public final class PartitionStores {
         case .atOrBeyondEnd(let maxOffset): return (.atOrBeyondEnd(maxOffset: maxOffset), nil)
         case .damaged(let resumeAt): return (.damaged(resumeAt: resumeAt), nil)
         }
+    }
+
+    /// `read` for a filtered `get` (§5.7): the bytes themselves instead of a slice to send.
+    public func readBytes(_ partition: TopicPartition, offset: Int64, maxBytes: Int) -> PartitionRead {
+        let (read, slice) = self.read(partition, offset: offset, maxBytes: maxBytes)
+        guard let slice, let log = logs[partition] else { return read }
+        do { return .bytes(try log.bytes(of: slice)) } catch { return .failed("\(error)") }
     }
 
     public func closeAll() {

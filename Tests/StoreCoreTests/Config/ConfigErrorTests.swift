@@ -29,7 +29,7 @@ extension ConfigTests {
             let group = try error("[system]\nbrokerId=1\n[topic=t]\ngroop.a=F\n")
             #expect(group.suggestion == "group.a")
             let noGroup = try error("[system]\nbrokerId=1\n[topic=t]\ngroup.=F\n")
-            #expect(noGroup.kind == .unknownKey && noGroup.message == "expected group.<group>=<filter class> with a group name")
+            #expect(noGroup.kind == .unknownKey && noGroup.message == "expected group.<group>=<filter> with a group name")
         }
 
         @Test func unknownKeyThatBelongsElsewhereSaysWhere() throws {

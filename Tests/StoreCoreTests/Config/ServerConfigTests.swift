@@ -209,10 +209,10 @@ extension ConfigTests {
             let system = ServerConfig.systemKeys.map(line).joined(separator: "\n")
             let zooKeeper = ServerConfig.zooKeeperKeys.map(line).joined(separator: "\n")
             let topic = ServerConfig.topicKeys.map(line).joined(separator: "\n")
-            let text = "[system]\n\(system)\n[zookeeper]\n\(zooKeeper)\n[topic=t]\n\(topic)\ngroup.g=com.example.F\n"
+            let text = "[system]\n\(system)\n[zookeeper]\n\(zooKeeper)\n[topic=t]\n\(topic)\ngroup.g=red\n"
             let config = try ConfigTests.parse(text)
             #expect(config.topics[0].stat == true)
-            #expect(config.topics[0].groupFilters == [GroupFilter(group: "g", filterClass: "com.example.F")])
+            #expect(config.topics[0].groupFilters == [GroupFilter(group: "g", filter: .exact("red"))])
         }
 
         @Test func zooKeeperConnectIsNotRequiredByTheParser() throws {

@@ -21,8 +21,8 @@ extension ConfigTests {
             unflushThreshold=0
             deletePolicy=archive,30,true
             acceptSubscribe=false
-            group.billing=com.example.BillingFilter
-            group.audit=com.example.AuditFilter
+            group.billing=red
+            group.audit=not:prefix:test-
             group.empty=
 
             [topic=log-*]
@@ -57,11 +57,11 @@ extension ConfigTests {
         @Test func groupFiltersKeepFileOrderAndSkipBlanks() throws {
             let config = try ConfigTests.parse(Self.text)
             let orders = try #require(config.topicConfig(for: "orders"))
-            #expect(orders.groupFilters == [GroupFilter(group: "billing", filterClass: "com.example.BillingFilter"),
-                                            GroupFilter(group: "audit", filterClass: "com.example.AuditFilter")])
-            #expect(orders.filterClass(forGroup: "audit") == "com.example.AuditFilter")
-            #expect(orders.filterClass(forGroup: "empty") == nil)
-            #expect(orders.filterClass(forGroup: "other") == nil)
+            #expect(orders.groupFilters == [GroupFilter(group: "billing", filter: .exact("red")),
+                                            GroupFilter(group: "audit", filter: .not(.prefix("test-")))])
+            #expect(orders.filter(forGroup: "audit") == .not(.prefix("test-")))
+            #expect(orders.filter(forGroup: "empty") == nil)
+            #expect(orders.filter(forGroup: "other") == nil)
         }
 
         @Test func wildcardSectionAppliesItsOverrides() throws {

@@ -1,5 +1,4 @@
 import Foundation
-import Logging
 import MetaQClient
 import ProtocolCore
 import Synchronization
@@ -17,14 +16,9 @@ struct ClientDirectTests {
     }
 
     @Test func failedMessagesAreRedeliveredInOrderAndOffsetsSurviveARestart() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("metaq-direct-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let broker = try BrokerProcess(directory: directory, config: LocalBrokerTests.config)
-        defer { broker.stopHard() }
-        try broker.start()
-        let silent = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
-        let client = try MetaQClient(servers: ["meta://127.0.0.1:\(broker.port)"], logger: silent)
+        let env = try DirectBroker("metaq-direct")
+        defer { env.stop() }
+        let (directory, broker, client) = (env.directory, env.broker, env.client)
         let producer = client.producer()
         var results: [SendResult] = []
         for i in 0..<10 { results.append(try await producer.send(topic: "test", data: Array("m\(i)".utf8))) }

@@ -1,5 +1,4 @@
 import Foundation
-import Logging
 import MetaQClient
 import ProtocolCore
 import Synchronization
@@ -18,14 +17,9 @@ struct ClientRecoverTests {
     }
 
     @Test func messageFailingSevenTimesIsRecoveredAndRedelivered() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("metaq-recover-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let broker = try BrokerProcess(directory: directory, config: LocalBrokerTests.config)
-        defer { broker.stopHard() }
-        try broker.start()
-        let silent = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
-        let client = try MetaQClient(servers: ["meta://127.0.0.1:\(broker.port)"], logger: silent)
+        let env = try DirectBroker("metaq-recover")
+        defer { env.stop() }
+        let (directory, client) = (env.directory, env.client)
         let producer = client.producer()
         for i in 0..<10 { _ = try await producer.send(topic: "test", data: Array("m\(i)".utf8)) }
         let used = [BrokerPartition(brokerId: 0, partition: 0), BrokerPartition(brokerId: 0, partition: 1)]
@@ -67,14 +61,9 @@ struct ClientRecoverTests {
     /// a restart: the next consumer of the group, started on the stored offsets, gets it from the
     /// store and nothing else again.
     @Test func keptMessageSurvivesARestart() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("metaq-recover-\(UUID().uuidString)").path
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let broker = try BrokerProcess(directory: directory, config: LocalBrokerTests.config)
-        defer { broker.stopHard() }
-        try broker.start()
-        let silent = Logger(label: "test") { _ in SwiftLogNoOpLogHandler() }
-        let client = try MetaQClient(servers: ["meta://127.0.0.1:\(broker.port)"], logger: silent)
+        let env = try DirectBroker("metaq-recover")
+        defer { env.stop() }
+        let (directory, client) = (env.directory, env.client)
         for i in 0..<4 { _ = try await client.producer().send(topic: "test", data: Array("m\(i)".utf8)) }
         let settings = ConsumerSettings(offsetStorage: .localFile(directory + "/offsets.json"), commitIntervalMs: 100,
                                         maxFetchDelayMs: 100,

@@ -126,11 +126,7 @@ public final class MetaQConsumer: Sendable {
         id = engine.addConsumer(group: group, consumerId: consumerIdString, settings: settings)
     }
 
-    /// A name that can be a znode name, an element of the ids node's comma list, and a wire token.
-    static func isName(_ name: String) -> Bool {
-        !name.isEmpty && !name.utf8.contains { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: ",")
-            || $0 == UInt8(ascii: "\r") || $0 == UInt8(ascii: "\n") }
-    }
+    static func isName(_ name: String) -> Bool { MetaZooKeeperLayout.isName(name) }
 
     static func defaultConsumerId() -> String {
         let ip = NetworkAddresses.firstNonLoopbackIPv4() ?? "127.0.0.1"

@@ -47,6 +47,15 @@ public struct MetaZooKeeperLayout: Equatable, Hashable, Sendable {
         offsetsPath(group, topic) + "/" + partition.description
     }
 
+    /// Whether `name` can be a group, topic or consumer id: one znode name, one element of the ids
+    /// node's comma list, and one wire token (§1.1) — non-empty, no `/`, `,`, space, CR or LF.
+    public static func isName(_ name: String) -> Bool {
+        !name.isEmpty && !name.utf8.contains { byte in
+            byte == UInt8(ascii: "/") || byte == UInt8(ascii: ",") || byte == UInt8(ascii: " ")
+                || byte == UInt8(ascii: "\r") || byte == UInt8(ascii: "\n")
+        }
+    }
+
     /// The ancestors of `path`, outermost first, without `/` itself: `/a/b/c` → `/a`, `/a/b`.
     public static func ancestors(of path: String) -> [String] {
         var result: [String] = []

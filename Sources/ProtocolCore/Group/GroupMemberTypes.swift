@@ -38,7 +38,7 @@ extension GroupMember {
                     offsetStorage: OffsetStorageMode = .zooKeeper,
                     syncTimeMs: Int64 = 5000, maxClaimRetries: Int = 7,
                     commitIntervalMs: Int64 = 5000, retryAfterFailureMs: Int64 = 5000) {
-            let isName: (String) -> Bool = { !$0.isEmpty && !$0.contains("/") && !$0.contains(",") }
+            let isName = MetaZooKeeperLayout.isName
             precondition(isName(group) && isName(consumerId), "group and consumer id must be znode names")
             precondition(!topics.isEmpty && topics.allSatisfy(isName), "topics must be non-empty znode names")
             precondition(startOffset >= 0, "startOffset must not be negative")

@@ -39,13 +39,15 @@ extension ClientEngine {
         link.recoverStores = [:]
     }
 
-    /// The machine moved past `message` after its last attempt: keep it (durably, before the
-    /// offset past it can be committed) or drop it, then record the position past it.
+    /// `message` failed its last attempt: keep it (durably, before the offset past it can be
+    /// committed) or drop it, then let the machine move past it. When the store cannot keep it
+    /// the machine holds the partition at it and asks again after a back-off.
     func handOff(_ link: ConsumerLink, _ fetcher: FetchLink, _ message: Message, attempts: Int) {
         let key = fetcher.key
         let metadata: Logger.Metadata = [
             "topic": "\(key.topic)", "partition": "\(key.partition)", "offset": "\(message.offset)",
             "msgId": "\(message.id)", "attempts": "\(attempts)"]
+        let outcome: ConsumerMachine.Event
         do {
             if let store = try recoverStore(link, topic: key.topic) {
                 try store.append(message, brokerId: Int32(key.partition.brokerId), partition: Int32(key.partition.partition))
@@ -53,11 +55,21 @@ extension ClientEngine {
             } else {
                 logger.warning("the handler failed a message too often; dropped (rejection policy .drop)", metadata: metadata)
             }
+            processed(link, key, nextOffset: fetcher.machine.offset, msgId: message.id)
+            outcome = .handedOff
         } catch {
-            logger.error("the handler failed a message too often and the recover store could not keep it: LOST",
+            logger.error("the handler failed a message too often and the recover store cannot keep it; the partition waits at it",
                          metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            outcome = .handOffFailed
+            // A store whose write failed accepts nothing more; the next attempt reopens the file
+            // (which cuts a torn tail) instead.
+            try? link.recoverStores.removeValue(forKey: key.topic)?.close()
         }
-        processed(link, key, nextOffset: fetcher.machine.offset, msgId: message.id)
+        // Not from inside the machine's own action loop.
+        loop.execute {
+            guard link.fetchers[key] === fetcher else { return }
+            self.fetchEvent(link, fetcher, outcome)
+        }
     }
 
     func scheduleRedelivery(_ link: ConsumerLink, afterMs: Int64) {

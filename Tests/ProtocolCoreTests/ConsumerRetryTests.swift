@@ -58,7 +58,8 @@ struct ConsumerRetryTests {
         let last = attempt(&consumer, upTo: 25, now: at(now))
         let handedOff = try #require(recovered(last).first)
         #expect(recovered(last).count == 1 && handedOff == (2, 25, 6))
-        #expect(gets(last) == [50] && consumer.offset == 50, "moves past it at once")
+        #expect(gets(last).isEmpty && consumer.offset == 50, "past it, waiting for the hand-off")
+        #expect(gets(consumer.handle(.handedOff, now: at(now))) == [50], "moves on once it is kept")
         #expect(consumer.counters.handOffs == 1 && consumer.counters.retries == 5)
         let next = attempt(&consumer, upTo: 75, now: at(now))
         #expect(recovered(next).isEmpty && gets(next) == [75])
@@ -98,7 +99,8 @@ struct ConsumerRetryTests {
         }
         let last = attempt(&consumer, upTo: 50, now: at(now))
         let handedOff = try #require(recovered(last).first)
-        #expect(handedOff == (3, 50, 6) && gets(last) == [75] && consumer.offset == 75)
+        #expect(handedOff == (3, 50, 6) && gets(last).isEmpty && consumer.offset == 75)
+        #expect(gets(consumer.handle(.handedOff, now: at(now))) == [75])
         #expect(consumer.counters.retries == 10 && consumer.counters.handOffs == 1)
     }
 
@@ -106,7 +108,8 @@ struct ConsumerRetryTests {
     @Test func zeroRetriesHandsOffAtOnce() {
         var consumer = started(RetryPolicy(maxFetchRetries: 0))
         let actions = attempt(&consumer, upTo: 0, now: at(0))
-        #expect(recovered(actions).map(\.id) == [1] && gets(actions) == [25] && consumer.counters.retries == 0)
+        #expect(recovered(actions).map(\.id) == [1] && consumer.counters.retries == 0)
+        #expect(gets(consumer.handle(.handedOff, now: at(0))) == [25])
     }
 
     /// Without a policy (the existing behaviour) a failing message is fetched again for ever.
@@ -119,5 +122,54 @@ struct ConsumerRetryTests {
             #expect(gets(consumer.handle(.tick, now: at(now))) == [25])
         }
         #expect(consumer.counters.handOffs == 0 && consumer.counters.retries == 0 && consumer.offset == 25)
+    }
+}
+
+/// The hand-off is confirmed by the driver (§5.2): the partition moves past a message only after
+/// the rejection policy kept it, so a failing recover store never turns into a skipped message.
+@Suite("Consumer hand-off confirmation (reference §5.2)")
+struct ConsumerHandOffTests {
+    let retry = ConsumerRetryTests()
+
+    /// A machine whose message 2 has just failed its last attempt (`maxFetchRetries: 0`).
+    func handingOff() -> (ConsumerMachine, [ConsumerMachine.Action]) {
+        var consumer = retry.started(RetryPolicy(maxFetchRetries: 0))
+        let actions = retry.attempt(&consumer, upTo: 25, now: retry.at(0))
+        return (consumer, actions)
+    }
+
+    @Test func noGetGoesOutUntilTheHandOffIsConfirmed() {
+        var (consumer, actions) = handingOff()
+        #expect(retry.recovered(actions).map(\.id) == [2] && retry.gets(actions).isEmpty)
+        #expect(consumer.inFlightOpaque == nil)
+        #expect(retry.gets(consumer.handle(.tick, now: retry.at(60_000))).isEmpty, "time alone does not move past it")
+        let next = consumer.handle(.handedOff, now: retry.at(60_000))
+        #expect(retry.gets(next) == [50] && consumer.offset == 50)
+        #expect(consumer.handle(.handedOff, now: retry.at(60_001)).isEmpty, "a second confirmation is ignored")
+    }
+
+    @Test func aFailedHandOffIsAskedForAgainAfterTheBackOff() {
+        var (consumer, _) = handingOff()
+        let failed = consumer.handle(.handOffFailed, now: retry.at(0))
+        #expect(retry.recovered(failed).isEmpty && retry.gets(failed).isEmpty)
+        #expect(failed.contains(.scheduleTick(at: retry.at(500))))
+        #expect(retry.recovered(consumer.handle(.tick, now: retry.at(499))).isEmpty)
+        let again = consumer.handle(.tick, now: retry.at(500))
+        #expect(retry.recovered(again).map(\.id) == [2] && retry.gets(again).isEmpty)
+        #expect(consumer.counters.handOffFailures == 1 && consumer.counters.handOffs == 1)
+        _ = consumer.handle(.handOffFailed, now: retry.at(500))
+        #expect(retry.recovered(consumer.handle(.tick, now: retry.at(1_499))).isEmpty, "the back-off grows")
+        #expect(retry.recovered(consumer.handle(.tick, now: retry.at(1_500))).map(\.id) == [2])
+        #expect(retry.gets(consumer.handle(.handedOff, now: retry.at(1_600))) == [50])
+    }
+
+    /// A connection lost while the hand-off is pending: after reconnecting the machine still
+    /// waits for the confirmation before its next `get`.
+    @Test func reconnectingDoesNotSkipThePendingHandOff() {
+        var (consumer, _) = handingOff()
+        _ = consumer.handle(.connectionLost, now: retry.at(0))
+        _ = consumer.handle(.tick, now: retry.at(10_000))
+        #expect(retry.gets(consumer.handle(.connected, now: retry.at(10_000))).isEmpty)
+        #expect(retry.gets(consumer.handle(.handedOff, now: retry.at(10_001))) == [50])
     }
 }

@@ -30,6 +30,9 @@ public struct ConsumerMachine: Sendable {
     private var unprocessedMessages: [Message] = []
     /// The message failing now (with a `RetryPolicy`): its offset and failed attempts so far.
     private var failing: (offset: Int64, attempts: Int)?
+    /// A `.recover` not answered yet, or answered with `.handOffFailed` (then asked again at
+    /// `retryAt`). No `get` goes out meanwhile: the partition waits at the message.
+    private var handingOff: (message: Message, attempts: Int, failures: Int, retryAt: Instant?)?
 
     private enum Phase {
         case notStarted
@@ -86,6 +89,16 @@ public struct ConsumerMachine: Sendable {
             receive(frame, now, &actions)
         case .processed(let nextOffset):
             processed(nextOffset, now, &actions)
+        case .handedOff:
+            guard handingOff != nil else { break }
+            handingOff = nil
+            if case .holding = phase { fetch(now, &actions) }
+        case .handOffFailed:
+            guard let pending = handingOff, pending.retryAt == nil else { break }
+            counters.handOffFailures += 1
+            let failures = pending.failures + 1
+            let delay = settings.fetchBackoff.delayMs(afterMisses: failures)
+            handingOff = (pending.message, pending.attempts, failures, now.adding(milliseconds: delay))
         case .tick:
             break
         }
@@ -100,7 +113,7 @@ public struct ConsumerMachine: Sendable {
     }
 
     private mutating func fetch(_ now: Instant, _ actions: inout [Action]) {
-        if unprocessed {
+        if unprocessed || handingOff != nil {
             phase = .holding
             return
         }
@@ -272,18 +285,23 @@ public struct ConsumerMachine: Sendable {
         if case .holding = phase { backOff(now) }
     }
 
-    /// The message at `index` failed its last attempt: hand it off and move past it; the
-    /// messages after it in the delivery were not processed, so the next `get` starts at its end.
+    /// The message at `index` failed its last attempt: ask for its hand-off; once it is kept
+    /// (`.handedOff`) the partition moves past it. The messages after it in the delivery were
+    /// not processed, so the next `get` starts at its end.
     private mutating func handOff(_ messages: [Message], _ index: Int, attempts: Int, _ now: Instant,
                                   _ actions: inout [Action]) {
         failing = nil
         counters.handOffs += 1
         if index + 1 < messages.count { offset = messages[index + 1].offset }
+        handingOff = (messages[index], attempts, 0, nil)
         actions.append(.recover(messages[index], attempts: attempts))
-        if case .holding = phase { fetch(now, &actions) }
     }
 
     private mutating func expire(_ now: Instant, _ actions: inout [Action]) {
+        if let pending = handingOff, let retryAt = pending.retryAt, retryAt <= now {
+            handingOff = (pending.message, pending.attempts, pending.failures, nil)
+            actions.append(.recover(pending.message, attempts: pending.attempts))
+        }
         switch phase {
         case .notStarted, .holding:
             break
@@ -311,6 +329,12 @@ public struct ConsumerMachine: Sendable {
     }
 
     private var nextDeadline: Instant? {
+        let phaseDeadline = self.phaseDeadline
+        guard let retryAt = handingOff?.retryAt else { return phaseDeadline }
+        return min(retryAt, phaseDeadline ?? retryAt)
+    }
+
+    private var phaseDeadline: Instant? {
         switch phase {
         case .notStarted, .holding: return nil
         case .backingOff(let until), .waiting(let until): return until

@@ -77,6 +77,13 @@ extension ConsumerMachine {
         /// With `awaitsProcessing`: the application handled the last delivery up to `nextOffset`
         /// (its end, or the offset of a message that failed and must be fetched again).
         case processed(nextOffset: Int64)
+        /// The message of the last `.recover` is kept by the rejection policy (or dropped by
+        /// choice): the next `get` may go out, and an offset past it may be committed.
+        case handedOff
+        /// The rejection policy could not keep the message of the last `.recover` (a recover
+        /// store write failed): the machine holds the partition at it and asks again with
+        /// `.recover` after the fetch back-off, so it is never skipped unkept.
+        case handOffFailed
         /// Time passed (answers a `.scheduleTick`).
         case tick
     }
@@ -107,9 +114,10 @@ extension ConsumerMachine {
         /// Close the connection. The machine has already written it off: report no
         /// `.connectionLost` and no frames for it.
         case disconnect
-        /// With a `RetryPolicy`: `message` failed `attempts` times (`maxFetchRetries + 1`, §5.2)
-        /// and the partition has moved past it; the driver must hand it to its rejection policy
-        /// (the recover store, or drop) before committing an offset past it.
+        /// With a `RetryPolicy`: `message` failed `attempts` times (`maxFetchRetries + 1`, §5.2).
+        /// The driver hands it to its rejection policy (the recover store, or drop) and answers
+        /// `.handedOff` — only then does the machine fetch past it, and only then may an offset
+        /// past it be committed — or `.handOffFailed`.
         case recover(Message, attempts: Int)
     }
 
@@ -138,6 +146,8 @@ extension ConsumerMachine {
         public var retries = 0
         /// With a `RetryPolicy`: messages handed off with `.recover` after their last attempt.
         public var handOffs = 0
+        /// `.handOffFailed` answers: the hand-off is asked for again after a back-off.
+        public var handOffFailures = 0
         /// Answers whose opaque is not the fetch in flight (late, duplicate or stray); ignored.
         public var staleAnswers = 0
         /// Frames a broker never sends to a consumer (requests); the connection is closed.

@@ -80,7 +80,7 @@ let package = Package(
         .executableTarget(
             name: "MetaQTool",
             dependencies: [
-                "Runtime", "ProtocolCore", "MetaQClient",
+                "Runtime", "ProtocolCore", "StoreCore", "MetaQClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]

@@ -90,6 +90,11 @@ struct ClientRecoverTests {
         await consumer.close()
         _ = try? await run.value
         #expect(first.texts.sorted() == ["m0", "m2", "m3"] && first.failures.withLock { $0 } >= 4)
+        // `metaq recover` shows the kept message: `brokerId-partition offset msgId attribute bytes data`.
+        let listed = try BrokerProcess.tool(["recover", "--path", directory + "/recover"])
+        let lines = listed.output.split(separator: "\n").map(String.init)
+        #expect(listed.status == 0 && lines.first == "test@g: 1 message (\(directory)/recover/test@g/recover.log)", "\(lines)")
+        #expect(lines.count == 2 && lines[1].hasPrefix("  0-") && lines[1].hasSuffix(" - 2 m1"), "\(lines)")
 
         let second = Log()
         let again = try client.consumer(group: "g", settings)
@@ -102,5 +107,7 @@ struct ClientRecoverTests {
         _ = try? await secondRun.value
         await client.shutdown()
         #expect(second.texts == ["m1"], "only the kept message, once: \(second.texts)")
+        let after = try BrokerProcess.tool(["recover", "--path", directory + "/recover", "--group", "g", "--summary"])
+        #expect(after.output.hasPrefix("test@g: 0 messages"), "handled, so removed: \(after.output)")
     }
 }

@@ -150,3 +150,39 @@ struct RecoverStoreTests {
         #expect(throws: StorageError.self) { try open(disk) }
     }
 }
+
+/// `RecoverStore.inspect` (behind `metaq recover`): reads what a consumer would replay, and writes nothing.
+@Suite("Recover store inspection (reference §5.2)")
+struct RecoverStoreInspectTests {
+    let base = RecoverStoreTests()
+
+    @Test func listsLiveMessagesInOrderWithoutCuttingATornTail() throws {
+        let disk = SimDisk()
+        let store = try base.open(disk)
+        for id in [5, 3, 9] { try store.append(base.message(Int64(id), attribute: id == 3 ? "red" : nil), brokerId: 1, partition: 2) }
+        try store.remove(msgId: 3)
+        let other = try RecoverStore(storage: disk, root: RecoverStoreTests.root, topic: "a@b", group: "x")
+        try other.append(base.message(1), partition: 0)
+        _ = try RecoverStore(storage: disk, root: RecoverStoreTests.root, topic: "empty", group: "g")
+        let file = try disk.open(RecoverStoreTests.path, create: false)
+        try file.write([0, 0, 0, 40, 1, 2], at: store.fileSizeBytes)  // a torn record start
+        let sizeBefore = try file.size()
+
+        let stores = try RecoverStore.inspect(storage: disk, root: RecoverStoreTests.root)
+        #expect(stores.map { "\($0.topic)|\($0.group)" } == ["a@b|x", "empty|g", "orders|billing"],
+                "names from the records where there are any ('@' may be in a topic)")
+        let orders = try #require(stores.last)
+        #expect(orders.pending.map(\.message.id) == [5, 9] && orders.pending.allSatisfy { $0.brokerId == 1 && $0.partition == 2 })
+        #expect(orders.unreadableTailBytes == 6 && orders.path == RecoverStoreTests.path)
+        #expect(try file.size() == sizeBefore, "inspection writes nothing")
+        #expect(stores[1].pending.isEmpty && stores[1].unreadableTailBytes == 0)
+        #expect(try RecoverStore.inspect(storage: disk, root: "/nowhere").isEmpty)
+    }
+
+    @Test func aFileThatIsNotARecoverStoreIsAnError() throws {
+        let disk = SimDisk()
+        try disk.makeDirectory(RecoverStoreTests.root + "/t@g")
+        try disk.open(RecoverStoreTests.root + "/t@g/recover.log", create: true).write(Array("not a recover store at all".utf8), at: 0)
+        #expect(throws: StorageError.self) { try RecoverStore.inspect(storage: disk, root: RecoverStoreTests.root) }
+    }
+}

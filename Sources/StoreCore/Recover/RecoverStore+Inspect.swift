@@ -1,0 +1,70 @@
+import ProtocolCore
+
+/// What a recover store directory holds, read without writing (for `metaq recover`).
+public struct RecoverStoreContents: Equatable, Sendable {
+    public var topic: String
+    public var group: String
+    /// The `recover.log` file read.
+    public var path: String
+    /// The stored messages, oldest first.
+    public var pending: [RecoveredMessage]
+    /// Bytes after the last whole record: a torn tail the next writer cuts, or damage (§5.2 store).
+    public var unreadableTailBytes: Int64
+}
+
+extension RecoverStore {
+    /// Reads every `<topic>@<group>/recover.log` under `root` without changing anything, so it is
+    /// safe while a consumer has the store open (it may append meanwhile: the listing is a
+    /// snapshot). Stores are sorted by topic, then group; a missing `root` has none.
+    ///
+    /// - Throws: a storage error, or `.io` for a `recover.log` that is not a recover store file.
+    public static func inspect(storage: any Storage, root: String) throws -> [RecoverStoreContents] {
+        guard storage.isDirectory(root) else { return [] }
+        var stores: [RecoverStoreContents] = []
+        for name in try storage.list(root).sorted() {
+            guard let at = name.lastIndex(of: "@") else { continue }
+            let path = StoragePath.join(StoragePath.join(root, name), fileName)
+            guard storage.fileExists(path) else { continue }
+            var contents = try read(storage: storage, path: path)
+            // Names may hold '@', so the records say best which topic and group it is; an empty
+            // store is named by the directory, split at its last '@'.
+            contents.topic = contents.pending.first?.topic ?? String(name[..<at])
+            contents.group = contents.pending.first?.group ?? String(name[name.index(after: at)...])
+            stores.append(contents)
+        }
+        return stores.sorted { ($0.topic, $0.group) < ($1.topic, $1.group) }
+    }
+
+    /// The live messages of one `recover.log`, replayed as opening the store would, without
+    /// cutting anything.
+    static func read(storage: any Storage, path: String) throws -> RecoverStoreContents {
+        let file = try storage.open(path, create: false)
+        defer { try? file.close() }
+        let size = try file.size()
+        let bytes = try file.read(at: 0, count: Int(size))
+        guard bytes.count >= RecoverRecord.headerSize, Array(bytes[0..<RecoverRecord.headerSize]) == RecoverRecord.header() else {
+            guard bytes.count <= RecoverRecord.headerSize else {
+                throw StorageError.io(path: path, detail: "not a recover store file (bad header)")
+            }
+            return RecoverStoreContents(topic: "", group: "", path: path, pending: [], unreadableTailBytes: 0)
+        }
+        var live: [Int64: (sequence: Int, recovered: RecoveredMessage)] = [:]
+        var sequence = 0
+        var at = RecoverRecord.headerSize
+        while let (decoded, recordSize) = RecoverRecord.decode(bytes, at: at) {
+            switch decoded {
+            case .message(let recovered) where live[recovered.message.id] == nil:
+                live[recovered.message.id] = (sequence, recovered)
+                sequence += 1
+            case .message:
+                break
+            case .removal(let msgId):
+                live[msgId] = nil
+            }
+            at += recordSize
+        }
+        let pending = live.values.sorted { $0.sequence < $1.sequence }.map(\.recovered)
+        return RecoverStoreContents(topic: "", group: "", path: path, pending: pending,
+                                    unreadableTailBytes: Int64(bytes.count - at))
+    }
+}

@@ -20,7 +20,7 @@ extension ClientEngine {
         for topic in link.topics.sorted() {
             let directory = root + "/" + RecoverStore.directoryName(topic: topic, group: link.group)
             guard FileManager.default.fileExists(atPath: directory) else { continue }
-            link.recoverStores[topic] = try RecoverStore(storage: FileStorage(), root: root, topic: topic, group: link.group)
+            link.recoverStores[topic] = try openRecoverStore(root: root, topic: topic, group: link.group)
         }
         scheduleRedelivery(link, afterMs: min(5_000, link.settings.recoverIntervalMs))
     }
@@ -29,8 +29,18 @@ extension ClientEngine {
     private func recoverStore(_ link: ConsumerLink, topic: String) throws -> RecoverStore? {
         guard case .recoverLocally(let path) = link.settings.rejection else { return nil }
         if let store = link.recoverStores[topic] { return store }
-        let store = try RecoverStore(storage: FileStorage(), root: path ?? Self.defaultRecoverPath, topic: topic, group: link.group)
+        let store = try openRecoverStore(root: path ?? Self.defaultRecoverPath, topic: topic, group: link.group)
         link.recoverStores[topic] = store
+        return store
+    }
+
+    private func openRecoverStore(root: String, topic: String, group: String) throws -> RecoverStore {
+        let store = try RecoverStore(storage: FileStorage(), root: root, topic: topic, group: group)
+        if let copy = store.damagedCopyPath {
+            logger.error("the recover store had damaged bytes; the records around them were kept, the damaged file set aside",
+                         metadata: ["directory": "\(store.directory)", "damaged": "\(store.damagedRanges)", "copy": "\(copy)",
+                                    "kept": "\(store.count)"])
+        }
         return store
     }
 

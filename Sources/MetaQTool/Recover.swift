@@ -51,6 +51,9 @@ struct Recover: ParsableCommand {
             if store.unreadableTailBytes > 0 {
                 print("  (\(store.unreadableTailBytes) bytes after the last whole record: a torn write the consumer cuts when it opens the store)")
             }
+            if store.damagedBytes > 0 {
+                print("  (\(store.damagedBytes) damaged bytes between records, skipped; the consumer keeps a copy of the file aside when it opens the store)")
+            }
             guard !summary else { continue }
             for recovered in store.pending {
                 let m = recovered.message

@@ -186,3 +186,53 @@ struct RecoverStoreInspectTests {
         #expect(throws: StorageError.self) { try RecoverStore.inspect(storage: disk, root: RecoverStoreTests.root) }
     }
 }
+
+/// Damage in the middle of a recover store (DESIGN.md §4): the records after it are kept, the
+/// damaged file is set aside, and the store goes on from a clean file.
+@Suite("Recover store damage (reference §5.2, DESIGN.md §4)")
+struct RecoverStoreDamageTests {
+    let base = RecoverStoreTests()
+
+    @Test func damagedBytesBetweenRecordsAreSkippedAndTheFileKeptAside() throws {
+        let disk = SimDisk()
+        let store = try base.open(disk)
+        for id in 1...4 { try store.append(base.message(Int64(id), size: 50), partition: 0) }
+        try store.close()
+        // Damage record 2 (the second record starts after the header and record 1).
+        let file = try disk.open(RecoverStoreTests.path, create: false)
+        let bytes = try file.read(at: 0, count: Int(try file.size()))
+        let recordSize = (bytes.count - 8) / 4
+        let second = 8 + recordSize
+        try file.write([0xde, 0xad, 0xbe, 0xef], at: Int64(second + 20))
+        try file.sync()
+
+        let listed = try #require(try RecoverStore.inspect(storage: disk, root: RecoverStoreTests.root).first)
+        #expect(listed.pending.map(\.message.id) == [1, 3, 4] && listed.damagedBytes == Int64(recordSize))
+
+        let reopened = try base.open(disk)
+        #expect(base.ids(reopened) == [1, 3, 4], "records after the damage are kept")
+        #expect(reopened.damagedRanges == [Int64(second)..<Int64(second + recordSize)])
+        let copy = try #require(reopened.damagedCopyPath)
+        #expect(copy == RecoverStoreTests.path + ".damaged.1")
+        #expect(try disk.open(copy, create: false).read(at: 0, count: bytes.count).count == bytes.count, "the damaged file is kept whole")
+        #expect(disk.isEntryDurable(copy))
+        try reopened.append(base.message(5), partition: 0)
+        try reopened.close()
+        let clean = try base.open(disk)
+        #expect(base.ids(clean) == [1, 3, 4, 5] && clean.damagedRanges.isEmpty && clean.damagedCopyPath == nil)
+    }
+
+    /// Garbage only at the end is a torn tail: cut, nothing set aside.
+    @Test func garbageAtTheEndIsATornTailNotDamage() throws {
+        let disk = SimDisk()
+        let store = try base.open(disk)
+        try store.append(base.message(1), partition: 0)
+        let end = store.fileSizeBytes
+        let file = try disk.open(RecoverStoreTests.path, create: false)
+        try file.write([0, 0, 0, 99, 1, 2, 3, 4, 5], at: end)
+        try store.close()
+        let reopened = try base.open(disk)
+        #expect(base.ids(reopened) == [1] && reopened.damagedCopyPath == nil && reopened.fileSizeBytes == end)
+        #expect(try disk.open(RecoverStoreTests.path, create: false).size() == end)
+    }
+}

@@ -87,6 +87,28 @@ enum RecoverRecord {
         return (decoded, frameSize + length)
     }
 
+    /// The whole records of a file, in order, from the header on. Bytes that are not a record
+    /// but are followed by one are damage (skipped and listed, so the records after them are
+    /// kept); bytes after the last record are a torn tail (`end` is where it starts).
+    static func scan(_ bytes: [UInt8]) -> (records: [(Decoded, size: Int)], end: Int, damaged: [Range<Int>]) {
+        var records: [(Decoded, size: Int)] = []
+        var damaged: [Range<Int>] = []
+        var at = headerSize
+        while at < bytes.count {
+            if let record = decode(bytes, at: at) {
+                records.append(record)
+                at += record.size
+                continue
+            }
+            // A record is only taken after damage when its checksum holds: random bytes pass
+            // with a chance of 2^-32 per position.
+            guard let next = (at + 1..<bytes.count).first(where: { decode(bytes, at: $0) != nil }) else { break }
+            damaged.append(at..<next)
+            at = next
+        }
+        return (records, min(at, bytes.count), damaged)
+    }
+
     private static func decodeBody(_ reader: inout Reader) -> Decoded? {
         guard let kind = reader.byte(), let id = reader.uint64().map(Int64.init(bitPattern:)) else { return nil }
         if kind == kindRemoval { return reader.atEnd ? .removal(msgId: id) : nil }

@@ -10,6 +10,8 @@ public struct RecoverStoreContents: Equatable, Sendable {
     public var pending: [RecoveredMessage]
     /// Bytes after the last whole record: a torn tail the next writer cuts, or damage (§5.2 store).
     public var unreadableTailBytes: Int64
+    /// Bytes between records that are not records (damage the next writer sets aside).
+    public var damagedBytes: Int64
 }
 
 extension RecoverStore {
@@ -46,12 +48,12 @@ extension RecoverStore {
             guard bytes.count <= RecoverRecord.headerSize else {
                 throw StorageError.io(path: path, detail: "not a recover store file (bad header)")
             }
-            return RecoverStoreContents(topic: "", group: "", path: path, pending: [], unreadableTailBytes: 0)
+            return RecoverStoreContents(topic: "", group: "", path: path, pending: [], unreadableTailBytes: 0, damagedBytes: 0)
         }
         var live: [Int64: (sequence: Int, recovered: RecoveredMessage)] = [:]
         var sequence = 0
-        var at = RecoverRecord.headerSize
-        while let (decoded, recordSize) = RecoverRecord.decode(bytes, at: at) {
+        let scanned = RecoverRecord.scan(bytes)
+        for (decoded, _) in scanned.records {
             switch decoded {
             case .message(let recovered) where live[recovered.message.id] == nil:
                 live[recovered.message.id] = (sequence, recovered)
@@ -61,10 +63,10 @@ extension RecoverStore {
             case .removal(let msgId):
                 live[msgId] = nil
             }
-            at += recordSize
         }
         let pending = live.values.sorted { $0.sequence < $1.sequence }.map(\.recovered)
         return RecoverStoreContents(topic: "", group: "", path: path, pending: pending,
-                                    unreadableTailBytes: Int64(bytes.count - at))
+                                    unreadableTailBytes: Int64(bytes.count - scanned.end),
+                                    damagedBytes: Int64(scanned.damaged.reduce(0) { $0 + $1.count }))
     }
 }

@@ -14,9 +14,12 @@ import ProtocolCore
 ///   - kind 2, a removal (tombstone): `2 | msgId` — the message appended before it is gone.
 ///
 /// Every `append` and `remove` is synced before it returns. Opening replays the records in
-/// order and stops at the first that is not whole and checksummed — a torn tail of an
-/// interrupted write — and cuts the file there. (Damage to synced bytes in the middle would
-/// also end the replay there; the store prefers losing that tail to guessing.) The file stays
+/// order; bytes after the last whole, checksummed record are the torn tail of an interrupted
+/// write and are cut. Bytes that are not a record but are followed by records are damage
+/// (DESIGN.md §4: never drop a record that could be kept): they are skipped, the whole file is
+/// kept aside as `recover.log.damaged.<n>`, and the live records are rewritten to a clean file
+/// (`damagedRanges` says where; a message whose record was damaged is lost, a removal whose
+/// tombstone was damaged comes back, and is redelivered once more). The file stays
 /// bounded: once removed messages and tombstones take more bytes than the live messages (and
 /// at least `compactionThresholdBytes`), the live records are rewritten to a new file that
 /// replaces the old atomically, so a crash leaves either file whole.
@@ -41,6 +44,10 @@ public final class RecoverStore {
     private var deadBytes: Int64 = 0
     /// A write or sync failed: the file's state is unknown, so nothing more is accepted (DESIGN.md §4).
     private var failed = false
+    /// Byte ranges of the file skipped as damage when it was opened (empty normally).
+    public private(set) var damagedRanges: [Range<Int64>] = []
+    /// Where the damaged file was kept aside when it was opened, if it was.
+    public private(set) var damagedCopyPath: String?
 
     /// The directory name of a `(topic, group)` store (§5.2).
     public static func directoryName(topic: String, group: String) -> String { "\(topic)@\(group)" }
@@ -83,17 +90,22 @@ public final class RecoverStore {
         return (file, Int64(RecoverRecord.headerSize))
     }
 
-    /// Rebuilds the live set from the records; cuts a torn tail.
+    /// Rebuilds the live set from the records; cuts a torn tail; isolates damage.
     private func replay() throws {
         let size = try file.size()
         let bytes = try file.read(at: 0, count: Int(size))
-        var at = RecoverRecord.headerSize
-        while let (decoded, recordSize) = RecoverRecord.decode(bytes, at: at) {
-            apply(decoded, size: Int64(recordSize))
-            at += recordSize
-        }
-        end = Int64(at)
-        if end < size {
+        let scanned = RecoverRecord.scan(bytes)
+        for (decoded, recordSize) in scanned.records { apply(decoded, size: Int64(recordSize)) }
+        end = Int64(scanned.end)
+        if !scanned.damaged.isEmpty {
+            damagedRanges = scanned.damaged.map { Int64($0.lowerBound)..<Int64($0.upperBound) }
+            var n = 1
+            while storage.fileExists(file.path + ".damaged.\(n)") { n += 1 }
+            let copy = file.path + ".damaged.\(n)"
+            try storage.replaceAtomically(copy, with: bytes)
+            damagedCopyPath = copy
+            try compact()
+        } else if end < size {
             try file.truncate(to: end)
             try file.sync()
         }

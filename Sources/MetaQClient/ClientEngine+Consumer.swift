@@ -14,7 +14,9 @@ final class ConsumerLink: @unchecked Sendable {
     var topics: [String] = []
     var member: GroupMember?
     var fetchers: [FetchKey: FetchLink] = [:]
-    var handler: (@Sendable (ReceivedMessage) async throws -> Void)?
+    var handler: ConsumerHandler?
+    /// Client-side filters by topic (§5.7).
+    var filters: [String: @Sendable (ReceivedMessage) throws -> Bool] = [:]
     var offsetFile: LocalOffsetFile?
     /// Completed when the consumer has left the group (`run` returns then).
     var finished: EventLoopPromise<Void>?
@@ -46,11 +48,17 @@ final class FetchLink: @unchecked Sendable {
     var machine: ConsumerMachine
     var channel: BrokerChannel?
     var isStopped = false
+    /// The machine's `acknowledged` last handed to the group member or the offset file.
+    var recorded: StoredOffset
+    /// Manual ack: ids of messages handled in earlier batches but not acknowledged yet; they
+    /// enter the dedup cache with the next ack (at most the cache's size are kept).
+    var unackedIds: [Int64] = []
 
     init(key: FetchKey, address: BrokerAddress, machine: ConsumerMachine) {
         self.key = key
         self.address = address
         self.machine = machine
+        recorded = machine.acknowledged
     }
 }
 
@@ -63,10 +71,11 @@ extension ClientEngine {
         return id
     }
 
-    func subscribe(consumer id: Int, topic: String) {
+    func subscribe(consumer id: Int, topic: String, filter: (@Sendable (ReceivedMessage) throws -> Bool)?) {
         loop.execute {
-            guard let link = self.consumers[id], !link.topics.contains(topic) else { return }
-            link.topics.append(topic)
+            guard let link = self.consumers[id] else { return }
+            if !link.topics.contains(topic) { link.topics.append(topic) }
+            link.filters[topic] = filter
         }
     }
 
@@ -80,7 +89,7 @@ extension ClientEngine {
         }) ?? [:]
     }
 
-    func run(consumer id: Int, handler: @escaping @Sendable (ReceivedMessage) async throws -> Void) async throws {
+    func run(consumer id: Int, handler: ConsumerHandler) async throws {
         let finished: EventLoopFuture<Void> = try await onLoop {
             guard let link = self.consumers[id] else { throw MetaQClientError("the consumer is closed") }
             guard link.handler == nil else { throw MetaQClientError("the consumer already runs") }

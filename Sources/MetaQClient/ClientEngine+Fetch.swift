@@ -15,7 +15,8 @@ extension ClientEngine {
             requestTimeoutMs: settings.fetchTimeoutMs,
             fetchBackoff: Backoff(stepMs: max(1, settings.maxFetchDelayMs / 10), maxMs: settings.maxFetchDelayMs),
             reconnectBackoff: Backoff(stepMs: max(1, settings.maxFetchDelayMs / 10), maxMs: settings.maxFetchDelayMs),
-            awaitsProcessing: true, retry: RetryPolicy(maxFetchRetries: settings.maxFetchRetries)))
+            awaitsProcessing: true, retry: RetryPolicy(maxFetchRetries: settings.maxFetchRetries),
+            manualAck: link.handler?.isManual ?? false))
         let fetcher = FetchLink(key: key, address: address, machine: machine)
         link.fetchers[key] = fetcher
         logger.debug("fetching", metadata: ["topic": "\(key.topic)", "partition": "\(key.partition)",
@@ -32,7 +33,9 @@ extension ClientEngine {
 
     func fetchEvent(_ link: ConsumerLink, _ fetcher: FetchLink, _ event: ConsumerMachine.Event) {
         guard !fetcher.isStopped else { return }
-        for action in fetcher.machine.handle(event, now: Clocks.monotonic()) {
+        let actions = fetcher.machine.handle(event, now: Clocks.monotonic())
+        recordAcknowledged(link, fetcher)
+        for action in actions {
             switch action {
             case .connect:
                 fetcher.channel = BrokerChannel(
@@ -52,7 +55,6 @@ extension ClientEngine {
             case .offsetChanged(let offset):
                 logger.info("the broker moved the offset (301)", metadata: [
                     "topic": "\(fetcher.key.topic)", "partition": "\(fetcher.key.partition)", "offset": "\(offset)"])
-                processed(link, fetcher.key, nextOffset: offset, msgId: -1)
             case .reportDamage(let offset, let damage):
                 logger.error("damaged record; fetching it again after a back-off", metadata: [
                     "broker": "\(fetcher.address)", "topic": "\(fetcher.key.topic)", "partition": "\(fetcher.key.partition)",
@@ -71,39 +73,16 @@ extension ClientEngine {
         }
     }
 
-    /// Hands the batch to the handler off the loop, one message at a time; reports how far it got.
-    private func process(_ link: ConsumerLink, _ fetcher: FetchLink, _ messages: [Message], nextOffset: Int64) {
-        guard let handler = link.handler else { return }
-        let key = fetcher.key
-        let logger = self.logger
-        Task {
-            var upTo = nextOffset
-            var lastId: Int64 = -1  // of the last message handled; -1: none was
-            for message in messages {
-                let received = ReceivedMessage(topic: key.topic, partition: key.partition, offset: message.offset,
-                                               id: message.id, attribute: message.attribute, data: message.data)
-                do {
-                    try await handler(received)
-                    lastId = message.id
-                } catch {
-                    logger.warning("the handler failed; the message will be delivered again", metadata: [
-                        "topic": "\(key.topic)", "partition": "\(key.partition)", "offset": "\(message.offset)",
-                        "msgId": "\(message.id)", "error": "\(error)"])
-                    upTo = message.offset
-                    break
-                }
-            }
-            let (reached, id) = (upTo, lastId)
-            self.loop.execute {
-                // A fetcher stopped meanwhile (rebalance, close) no longer owns the partition.
-                guard link.fetchers[key] === fetcher else { return }
-                if id != -1 { self.processed(link, key, nextOffset: reached, msgId: id) }
-                self.fetchEvent(link, fetcher, .processed(nextOffset: reached))
-            }
-        }
+    /// Hands the machine's committable position, when it moved (§5.3: in manual mode only acks
+    /// move it), to the group member or the direct-mode offsets.
+    private func recordAcknowledged(_ link: ConsumerLink, _ fetcher: FetchLink) {
+        let acknowledged = fetcher.machine.acknowledged
+        guard acknowledged != fetcher.recorded else { return }
+        fetcher.recorded = acknowledged
+        processed(link, fetcher.key, nextOffset: acknowledged.offset, msgId: acknowledged.msgId)
     }
 
-    /// Records the processed position with the group member (committed later) or, in direct
+    /// Records the committable position with the group member (committed later) or, in direct
     /// mode, for the local offset file.
     func processed(_ link: ConsumerLink, _ key: FetchKey, nextOffset: Int64, msgId: Int64) {
         guard link.fetchers[key] != nil else { return }

@@ -65,7 +65,6 @@ extension ClientEngine {
             } else {
                 logger.warning("the handler failed a message too often; dropped (rejection policy .drop)", metadata: metadata)
             }
-            processed(link, key, nextOffset: fetcher.machine.offset, msgId: message.id)
             outcome = .handedOff
         } catch {
             logger.error("the handler failed a message too often and the recover store cannot keep it; the partition waits at it",
@@ -87,10 +86,24 @@ extension ClientEngine {
     }
 
     /// One round: every stored message, oldest first, to the handler; the ones it handled are
-    /// removed, a failing one stays for the next round (MetaQ issue #111).
+    /// removed, a failing one stays for the next round (MetaQ issue #111). One the group already
+    /// handled in this process (the dedup cache, §5.1) is removed without calling the handler.
     private func redeliver(_ link: ConsumerLink) {
         guard consumers[link.id] === link, link.closing == nil, let handler = link.handler else { return }
-        let pending = link.recoverStores.keys.sorted().flatMap { link.recoverStores[$0]!.pending() }
+        let stored = link.recoverStores.keys.sorted().flatMap { link.recoverStores[$0]!.pending() }
+        var pending: [RecoveredMessage] = []
+        var seen: [(topic: String, msgId: Int64)] = []
+        for recovered in stored {
+            if seenBefore(link, recovered.message.id) {
+                seen.append((recovered.topic, recovered.message.id))
+            } else {
+                pending.append(recovered)
+            }
+        }
+        if !seen.isEmpty {
+            logger.info("recovered messages handled meanwhile (dedup cache) are removed unhandled", metadata: ["count": "\(seen.count)"])
+            removeRecovered(link, seen)
+        }
         guard !pending.isEmpty else {
             scheduleRedelivery(link, afterMs: link.settings.recoverIntervalMs)
             return
@@ -105,7 +118,7 @@ extension ClientEngine {
                     partition: BrokerPartition(brokerId: Int(recovered.brokerId), partition: Int(recovered.partition)),
                     offset: message.offset, id: message.id, attribute: message.attribute, data: message.data)
                 do {
-                    try await handler(received)
+                    try await handler(received, .inert)
                     handled.append((recovered.topic, message.id))
                 } catch {
                     logger.warning("a recovered message failed again; kept for the next round", metadata: [
@@ -118,6 +131,13 @@ extension ClientEngine {
     }
 
     private func redelivered(_ link: ConsumerLink, _ handled: [(topic: String, msgId: Int64)]) {
+        remember(link, handled.map(\.msgId))
+        removeRecovered(link, handled)
+        guard consumers[link.id] === link else { return }
+        scheduleRedelivery(link, afterMs: link.settings.recoverIntervalMs)
+    }
+
+    private func removeRecovered(_ link: ConsumerLink, _ handled: [(topic: String, msgId: Int64)]) {
         for (topic, msgId) in handled {
             do {
                 try link.recoverStores[topic]?.remove(msgId: msgId)
@@ -126,7 +146,5 @@ extension ClientEngine {
                              metadata: ["topic": "\(topic)", "msgId": "\(msgId)", "error": "\(error)"])
             }
         }
-        guard consumers[link.id] === link else { return }
-        scheduleRedelivery(link, afterMs: link.settings.recoverIntervalMs)
     }
 }

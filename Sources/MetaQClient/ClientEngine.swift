@@ -38,6 +38,8 @@ final class ClientEngine: @unchecked Sendable {
     var topicBacklog: [String: [QueuedSend]] = [:]
     var producerLinks: [ProducerKey: ProducerLink] = [:]
     var consumers: [Int: ConsumerLink] = [:]
+    /// Ids of handled messages per group (§5.1), shared by the group's consumers in this client.
+    var messageIdCaches: [String: MessageIdCache] = [:]
     var nextSendId: UInt64 = 1
     var isShutDown = false
 

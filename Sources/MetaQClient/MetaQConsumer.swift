@@ -42,6 +42,12 @@ public struct ConsumerSettings: Sendable {
     /// `recoverMessageIntervalInMills`, 5 min: how often stored messages are handed to the
     /// handler again (the first round after at most 5 s).
     public var recoverIntervalMs: Int64
+    /// Ids of handled messages kept per group and process (`metaq.consumer.message_ids.lru_cache.size`,
+    /// 4096, §5.1): a message fetched again whose id is there — after a rebalance, a broker's 301
+    /// back, a rollback of the messages after an ack — is skipped as handled; one in the recover
+    /// store is removed unhandled. 0 disables the cache for this consumer. The consumers of one
+    /// group in a client share one cache, sized by the first of them.
+    public var dedupCacheSize: Int
 
     public init(consumerId: String? = nil, strategy: RebalanceStrategy = .default, startOffset: Int64 = 0,
                 consumeFromMaxOffset: Bool = false, offsetStorage: OffsetStorage = .zooKeeper,
@@ -49,8 +55,9 @@ public struct ConsumerSettings: Sendable {
                 maxFetchDelayMs: Int64 = 5000, rebalanceRetryDelayMs: Int64 = 5000,
                 directPartitions: [BrokerPartition] = [BrokerPartition(brokerId: 0, partition: 0)],
                 maxFetchRetries: Int = 5, rejection: RejectionPolicy = .recoverLocally(path: nil),
-                recoverIntervalMs: Int64 = 300_000) {
+                recoverIntervalMs: Int64 = 300_000, dedupCacheSize: Int = MessageIdCache.defaultCapacity) {
         precondition(maxFetchRetries >= 0 && recoverIntervalMs > 0, "maxFetchRetries >= 0, recoverIntervalMs > 0")
+        precondition(dedupCacheSize >= 0, "dedupCacheSize must not be negative")
         self.consumerId = consumerId
         self.strategy = strategy
         self.startOffset = startOffset
@@ -65,6 +72,7 @@ public struct ConsumerSettings: Sendable {
         self.maxFetchRetries = maxFetchRetries
         self.rejection = rejection
         self.recoverIntervalMs = recoverIntervalMs
+        self.dedupCacheSize = dedupCacheSize
     }
 }
 
@@ -103,8 +111,9 @@ public struct ReceivedMessage: Sendable, Equatable {
 /// try await consumer.run { message in print(message.text) }   // until consumer.close()
 /// ```
 /// A handler that throws marks the message failed: the partition does not move past it and the
-/// message is fetched and handed over again after the fetch back-off (delivery is at least once;
-/// retry limits and the recover store are the next step).
+/// message is fetched and handed over again after the fetch back-off, up to `maxFetchRetries`
+/// times, then handed to the rejection policy (§5.2). Delivery is at least once; the dedup cache
+/// (§5.1) keeps a message fetched again from reaching the handler twice within one process.
 public final class MetaQConsumer: Sendable {
     let engine: ClientEngine
     let id: Int
@@ -135,15 +144,28 @@ public final class MetaQConsumer: Sendable {
         return "\(ip)-\(getpid())-\(tag)"
     }
 
-    /// Subscribes to `topic` (before `run`).
-    public func subscribe(_ topic: String) {
-        engine.subscribe(consumer: id, topic: topic)
+    /// Subscribes to `topic` (before `run`). A `filter` (§5.7, `ConsumerMessageFilter`) sees each
+    /// message of the topic first, in the handler's task: when it returns false — or throws, which
+    /// is logged — the message is skipped as handled (the committed offset moves past it).
+    /// Subscribing again replaces the filter.
+    public func subscribe(_ topic: String, filter: (@Sendable (ReceivedMessage) throws -> Bool)? = nil) {
+        engine.subscribe(consumer: id, topic: topic, filter: filter)
     }
 
     /// Joins the group and hands every message of the owned partitions to `handler` until
-    /// `close()`. Partitions are handled concurrently, each in order.
+    /// `close()`. Partitions are handled concurrently, each in order. A message counts as
+    /// handled, and may be committed, when the handler returns.
     public func run(_ handler: @escaping @Sendable (ReceivedMessage) async throws -> Void) async throws {
-        try await engine.run(consumer: id, handler: handler)
+        try await engine.run(consumer: id, handler: .automatic(handler))
+    }
+
+    /// `run` with manual acknowledgement (§5.3): the handler decides with its `Acknowledger`
+    /// what is committed — nothing past its last `ack()` — and can `rollback` to have messages
+    /// delivered again. The next batch of a partition is fetched without waiting for acks.
+    /// Messages redelivered from the recover store (§5.2) count as handled when the handler
+    /// returns; acknowledger calls on them do nothing.
+    public func run(manualAck handler: @escaping @Sendable (ReceivedMessage, Acknowledger) async throws -> Void) async throws {
+        try await engine.run(consumer: id, handler: .manual(handler))
     }
 
     /// Commits offsets, gives up the partitions and leaves the group; `run` returns.

@@ -10,10 +10,13 @@ final class DirectBroker {
     let broker: BrokerProcess
     let client: MetaQClient
 
-    init(_ prefix: String) throws {
+    /// LocalBrokerTests' config with one partition, for tests that need one order of all messages.
+    static let onePartition = LocalBrokerTests.config.replacingOccurrences(of: "numPartitions=2", with: "numPartitions=1")
+
+    init(_ prefix: String, config: String = LocalBrokerTests.config) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        broker = try BrokerProcess(directory: directory, config: LocalBrokerTests.config)
+        broker = try BrokerProcess(directory: directory, config: config)
         try broker.start()
         client = try MetaQClient(servers: ["meta://127.0.0.1:\(broker.port)"], logger: Self.silent)
     }

@@ -6,6 +6,12 @@
 /// broker's max offset) and is announced with `.offsetChanged`. Damaged bytes and records too large
 /// to fetch are reported and fetched again after a back-off; the machine never skips them.
 /// Deadlines are checked on every event, so a `.tick` only has to come eventually.
+///
+/// Two positions: `offset`, where the next `get` starts, and `acknowledged`, what may be committed
+/// (§5.3, §5.4). Drivers read `acknowledged` after each `handle` and commit it when it changed; it
+/// moves on `.processed` (or, without `awaitsProcessing`, on each delivery), with `manualAck` on
+/// `.ack` instead, on `.handedOff` past a message handed off right at it, and with a 301.
+/// `acknowledged.offset <= offset` always holds.
 public struct ConsumerMachine: Sendable {
     public let settings: Settings
     public private(set) var counters = Counters()
@@ -13,6 +19,10 @@ public struct ConsumerMachine: Sendable {
     public private(set) var offset: Int64
     /// The current `maxSize` of a `get`: grows for large records, shrinks back after small answers.
     public private(set) var maxSizeBytes: Int32
+    /// The committable position: every message before `acknowledged.offset` was handled (with
+    /// `manualAck`: acknowledged) or handed off, or the broker moved the offset past it; `msgId`
+    /// is the id of the message that ends there (-1 when unknown: at the start, after a 301).
+    public private(set) var acknowledged: StoredOffset
 
     private var phase: Phase = .notStarted
     private var opaques: OpaqueSequence
@@ -25,14 +35,24 @@ public struct ConsumerMachine: Sendable {
     /// A delivered batch the application has not reported `.processed` yet (only with
     /// `awaitsProcessing`): no `get` goes out meanwhile, so deliveries stay in partition order.
     private var unprocessed = false
-    /// The messages of the unprocessed delivery (only with a `RetryPolicy`): the one a failure
-    /// names is the one handed off.
-    private var unprocessedMessages: [Message] = []
+    /// The messages of the last delivery (until the next one, or a rollback voids it): the one a
+    /// failure names is the one handed off, and acknowledgements take their ids from it.
+    private var delivery: [Message] = []
     /// The message failing now (with a `RetryPolicy`): its offset and failed attempts so far.
     private var failing: (offset: Int64, attempts: Int)?
     /// A `.recover` not answered yet, or answered with `.handOffFailed` (then asked again at
     /// `retryAt`). No `get` goes out meanwhile: the partition waits at the message.
-    private var handingOff: (message: Message, attempts: Int, failures: Int, retryAt: Instant?)?
+    private var handingOff: HandOff?
+
+    private struct HandOff {
+        var message: Message
+        /// Where the record after it starts.
+        var end: Int64
+        var attempts: Int
+        /// `.handOffFailed` answers so far (drives the back-off).
+        var failures: Int
+        var retryAt: Instant?
+    }
 
     private enum Phase {
         case notStarted
@@ -51,6 +71,7 @@ public struct ConsumerMachine: Sendable {
         self.settings = settings
         self.offset = settings.startOffset
         self.maxSizeBytes = settings.maxSizeBytes
+        self.acknowledged = StoredOffset(msgId: -1, offset: settings.startOffset)
         self.opaques = OpaqueSequence(range: settings.opaqueRange)
     }
 
@@ -90,15 +111,22 @@ public struct ConsumerMachine: Sendable {
         case .processed(let nextOffset):
             processed(nextOffset, now, &actions)
         case .handedOff:
-            guard handingOff != nil else { break }
-            handingOff = nil
-            if case .holding = phase { fetch(now, &actions) }
+            handedOff(now, &actions)
         case .handOffFailed:
-            guard let pending = handingOff, pending.retryAt == nil else { break }
+            guard var pending = handingOff, pending.retryAt == nil else { break }
             counters.handOffFailures += 1
-            let failures = pending.failures + 1
-            let delay = settings.fetchBackoff.delayMs(afterMisses: failures)
-            handingOff = (pending.message, pending.attempts, failures, now.adding(milliseconds: delay))
+            pending.failures += 1
+            pending.retryAt = now.adding(milliseconds: settings.fetchBackoff.delayMs(afterMisses: pending.failures))
+            handingOff = pending
+        case .ack(let upTo):
+            if settings.manualAck && upTo > acknowledged.offset && upTo <= offset {
+                counters.acks += 1
+                acknowledge(upTo: upTo)
+            } else {
+                counters.ignoredAcks += 1
+            }
+        case .rollback(let to):
+            rollback(to: to, now)
         case .tick:
             break
         }
@@ -180,7 +208,8 @@ public struct ConsumerMachine: Sendable {
             fetchMisses = 0
             counters.deliveredMessages += messages.count
             unprocessed = settings.awaitsProcessing
-            if settings.retry != nil { unprocessedMessages = messages }
+            delivery = messages
+            if !settings.awaitsProcessing && !settings.manualAck { acknowledge(upTo: offset) }
             actions.append(.deliver(messages, nextOffset: offset))
             // §5.1: an answer under half the fetch size lets the size fall back towards the setting.
             if body.count < Int(maxSizeBytes / 2) && maxSizeBytes > settings.maxSizeBytes {
@@ -231,6 +260,11 @@ public struct ConsumerMachine: Sendable {
             // The body is the offset to continue from. A 301 to where we already are would loop
             // (§11 #1 shows a broker doing exactly that), so it counts as an error.
             if let target = Int64(result.text), target >= 0, target != offset {
+                // Acknowledgements follow the move unless some delivered messages are still
+                // unacknowledged (then the next ack covers the gap), and never stay past it.
+                if acknowledged.offset == offset || target < acknowledged.offset {
+                    acknowledged = StoredOffset(msgId: -1, offset: target)
+                }
                 offset = target
                 failing = nil
                 counters.moves += 1
@@ -258,9 +292,10 @@ public struct ConsumerMachine: Sendable {
     private mutating func processed(_ nextOffset: Int64, _ now: Instant, _ actions: inout [Action]) {
         guard unprocessed else { return }
         precondition(nextOffset <= offset, "processed past what was delivered")
+        precondition(nextOffset >= acknowledged.offset, "a message failed after it was acknowledged")
         unprocessed = false
-        let messages = unprocessedMessages
-        unprocessedMessages = []
+        if !settings.manualAck { acknowledge(upTo: nextOffset) }
+        let messages = delivery
         if let failed = failing, nextOffset > failed.offset { failing = nil }
         guard nextOffset < offset else {
             if case .holding = phase { fetch(now, &actions) }
@@ -293,13 +328,52 @@ public struct ConsumerMachine: Sendable {
         failing = nil
         counters.handOffs += 1
         if index + 1 < messages.count { offset = messages[index + 1].offset }
-        handingOff = (messages[index], attempts, 0, nil)
+        handingOff = HandOff(message: messages[index], end: offset, attempts: attempts, failures: 0, retryAt: nil)
         actions.append(.recover(messages[index], attempts: attempts))
     }
 
+    /// The rejection policy keeps the message: the partition may move past it. When everything
+    /// before it is acknowledged it counts as acknowledged too (in either mode; §5.2 makes the
+    /// policy responsible for it), so it is not fetched again; otherwise the next ack covers it.
+    private mutating func handedOff(_ now: Instant, _ actions: inout [Action]) {
+        guard let pending = handingOff else { return }
+        handingOff = nil
+        if acknowledged.offset == pending.message.offset {
+            acknowledged = StoredOffset(msgId: pending.message.id, offset: pending.end)
+            offset = max(offset, pending.end)  // a rollback to the message itself
+        }
+        if case .holding = phase { fetch(now, &actions) }
+    }
+
+    /// Moves `acknowledged` forward to `upTo`, naming the delivered message that ends there.
+    private mutating func acknowledge(upTo: Int64) {
+        guard upTo > acknowledged.offset else { return }
+        let id = delivery.last(where: { $0.offset < upTo })?.id ?? -1
+        acknowledged = StoredOffset(msgId: id, offset: upTo)
+    }
+
+    /// See `Event.rollback`. A `get` in flight is written off by leaving `.fetching`: its answer no
+    /// longer matches and counts as stale.
+    private mutating func rollback(to requested: Int64?, _ now: Instant) {
+        let target = min(max(requested ?? acknowledged.offset, acknowledged.offset), offset)
+        if !settings.manualAck && unprocessed { acknowledge(upTo: target) }
+        counters.rollbacks += 1
+        offset = target
+        failing = nil
+        unprocessed = false
+        delivery = []
+        switch phase {
+        case .waiting, .fetching, .holding:
+            phase = .waiting(until: now.adding(milliseconds: settings.fetchBackoff.delayMs(afterMisses: 1)))
+        case .notStarted, .backingOff, .connecting:
+            break
+        }
+    }
+
     private mutating func expire(_ now: Instant, _ actions: inout [Action]) {
-        if let pending = handingOff, let retryAt = pending.retryAt, retryAt <= now {
-            handingOff = (pending.message, pending.attempts, pending.failures, nil)
+        if var pending = handingOff, let retryAt = pending.retryAt, retryAt <= now {
+            pending.retryAt = nil
+            handingOff = pending
             actions.append(.recover(pending.message, attempts: pending.attempts))
         }
         switch phase {

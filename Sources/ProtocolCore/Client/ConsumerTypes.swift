@@ -33,6 +33,10 @@ extension ConsumerMachine {
         /// again after the back-off for ever, the partition never moving past it. Needs
         /// `awaitsProcessing`.
         public var retry: RetryPolicy?
+        /// The application acknowledges (§5.3, `partition.setAutoAck(false)`): `acknowledged` then
+        /// moves only with `.ack(upTo:)` (and past a message handed off right at it), while the
+        /// fetch offset moves on with `.processed`. Off, `acknowledged` follows `.processed`.
+        public var manualAck: Bool
 
         public init(topic: String, group: String, partition: Int32, startOffset: Int64,
                     maxSizeBytes: Int32 = 1024 * 1024,
@@ -43,7 +47,7 @@ extension ConsumerMachine {
                     maxConsecutiveTimeouts: Int = 3,
                     opaqueRange: ClosedRange<Int32> = OpaqueSequence.javaRange,
                     awaitsProcessing: Bool = false,
-                    retry: RetryPolicy? = nil) {
+                    retry: RetryPolicy? = nil, manualAck: Bool = false) {
             precondition(isWireToken(topic) && isWireToken(group), "topic and group must be single wire tokens")
             precondition(partition >= 0 && startOffset >= 0, "partition and startOffset must not be negative")
             precondition(maxSizeBytes > 0 && maxMaxSizeBytes >= maxSizeBytes, "need 0 < maxSizeBytes <= maxMaxSizeBytes")
@@ -62,6 +66,7 @@ extension ConsumerMachine {
             self.opaqueRange = opaqueRange
             self.awaitsProcessing = awaitsProcessing
             self.retry = retry
+            self.manualAck = manualAck
         }
     }
 
@@ -84,6 +89,20 @@ extension ConsumerMachine {
         /// store write failed): the machine holds the partition at it and asks again with
         /// `.recover` after the fetch back-off, so it is never skipped unkept.
         case handOffFailed
+        /// With `manualAck`: the application acknowledges every message before `upTo`, a record
+        /// boundary of what was delivered (§5.3 `partition.ack()`; it may come in the middle of a
+        /// delivery). `acknowledged` moves there; an ack at or before it, past `offset` (not
+        /// delivered, or at or after a failed message), or without `manualAck` is ignored.
+        case ack(upTo: Int64)
+        /// The application wants messages again (§5.3): from the last acknowledged offset (`to:
+        /// nil`, `partition.rollback()`), or from the message at `to` (`setRollbackOnly()`),
+        /// clamped to `acknowledged.offset...offset`. The unprocessed delivery is void (report no
+        /// `.processed` for it), the answer to a `get` in flight is ignored, the retry count of a
+        /// failing message is cleared, and the next `get` (from there) goes out after one step of
+        /// the fetch back-off. Without `manualAck` the messages before `to` count as processed. A
+        /// pending hand-off stays pending: the message is either kept by the rejection policy or
+        /// fetched again, never lost.
+        case rollback(to: Int64?)
         /// Time passed (answers a `.scheduleTick`).
         case tick
     }
@@ -148,6 +167,12 @@ extension ConsumerMachine {
         public var handOffs = 0
         /// `.handOffFailed` answers: the hand-off is asked for again after a back-off.
         public var handOffFailures = 0
+        /// `.ack` events that moved `acknowledged`.
+        public var acks = 0
+        /// `.ack` events ignored (not forward, past what was delivered, or without `manualAck`).
+        public var ignoredAcks = 0
+        /// `.rollback` events.
+        public var rollbacks = 0
         /// Answers whose opaque is not the fetch in flight (late, duplicate or stray); ignored.
         public var staleAnswers = 0
         /// Frames a broker never sends to a consumer (requests); the connection is closed.

@@ -1,0 +1,55 @@
+import Foundation
+import MetaQClient
+import ProtocolCore
+import Runtime
+import Synchronization
+import Testing
+
+/// Manual acknowledgement (§5.3) in a consumer group: the offset written to ZooKeeper (§3.1,
+/// §5.4 `ZkOffsetStorage`) is the last ack, not the last handled message.
+@Suite("MetaQClient manual ack with ZooKeeper offsets", .serialized)
+struct ClientAckZooKeeperTests {
+    @Test func onlyTheLastAckReachesZooKeeper() async throws {
+        let zk = try ZooKeeperServer()
+        try zk.start()
+        defer { zk.stop() }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("metaq-ackzk-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = ClusterTests.config(brokerId: 0, zk: zk.connectString).replacingOccurrences(of: "numPartitions=3", with: "numPartitions=1")
+        let broker = try BrokerProcess(directory: directory, config: config)
+        broker.local = false
+        try broker.start()
+        defer { _ = broker.stop() }
+        let session = try ZooKeeperSession(connect: zk.connectString, sessionTimeoutMs: 10_000, logger: ClusterTests.silent) { _ in }
+        defer { session.close() }
+        #expect(await session.waitUntilConnected(timeoutMs: 10_000))
+        #expect(await ClusterTests.eventually(15) { await ClusterTests.text(session, "/meta/brokers/topics-pub/test/0-m") != nil })
+
+        let client = try MetaQClient(zooKeeper: zk.connectString, sessionTimeoutMs: 4000, logger: ClusterTests.silent)
+        let producer = client.producer()
+        #expect(try await producer.publish("test").count == 1)
+        var sent: [SendResult] = []
+        for i in 0..<5 { sent.append(try await producer.send(topic: "test", data: Array("m\(i)".utf8))) }
+        let handled = Mutex<[String]>([])
+        let consumer = try client.consumer(group: "g", ConsumerSettings(consumerId: "c1", commitIntervalMs: 100,
+                                                                        rebalanceRetryDelayMs: 200, rejection: .drop))
+        consumer.subscribe("test")
+        let run = Task {
+            try await consumer.run(manualAck: { message, ack in
+                handled.withLock { $0.append(message.text) }
+                if message.text == "m2" { ack.ack() }
+            })
+        }
+        #expect(await ClusterTests.eventually(30) { handled.withLock { $0.count } == 5 })
+        try await Task.sleep(for: .milliseconds(500))  // several commit intervals
+        await consumer.close()
+        _ = try? await run.value
+        await client.shutdown()
+
+        let stored = await ClusterTests.text(session, "/meta/consumers/g/offsets/test/0-0")
+        // Five 22-byte records from offset 0: the ack of m2 commits m3's start, with m2's id.
+        let m3 = 3 * Int64(Record.headerSize + 2)
+        #expect(stored == StoredOffset(msgId: sent[2].msgId, offset: m3).text, "\(stored ?? "nil")")
+    }
+}

@@ -59,9 +59,9 @@ struct Start: ParsableCommand {
         do { try FileStorage().makeDirectory(data) } catch { throw ValidationError("cannot create data directory \(data): \(error)") }
         if !foreground { return try launchInBackground(dataPath: data) }
         // Block SIGTERM/SIGINT here, before the first thread exists, so every thread inherits the
-        // block: the dispatch signal source reads them from a signalfd, and a thread that did not
-        // block them could take one itself and drop it (SIG_IGN) — a stop request lost (seen as
-        // a rare broker that ignored SIGTERM).
+        // block: the dispatch signal source reads them from a signalfd (also one that arrived
+        // during start-up and is pending), and a thread that did not block them could take one
+        // itself — a stop request lost (seen as a rare broker that ignored SIGTERM).
         var stopSignals = sigset_t()
         sigemptyset(&stopSignals)
         sigaddset(&stopSignals, SIGTERM)
@@ -163,8 +163,8 @@ struct Start: ParsableCommand {
     }
 
     func waitForSignal(server: BrokerServer, cluster: BrokerClusterMember?, pidFile: String, logger: Logger) -> Never {
-        signal(SIGTERM, SIG_IGN)
-        signal(SIGINT, SIG_IGN)
+        // No SIG_IGN here: the signals are blocked in every thread already, and ignoring a signal
+        // discards one that is pending — a SIGTERM sent while the broker was starting would be lost.
         let sources = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: .main) }
         for source in sources {
             source.setEventHandler {

@@ -38,6 +38,8 @@ final class ClientEngine: @unchecked Sendable {
     var topicBacklog: [String: [QueuedSend]] = [:]
     var producerLinks: [ProducerKey: ProducerLink] = [:]
     var consumers: [Int: ConsumerLink] = [:]
+    /// Ordered producers (§5.6) by id.
+    var orderedLinks: [Int: OrderedLink] = [:]
     var nextSendId: UInt64 = 1
     var isShutDown = false
 
@@ -136,6 +138,8 @@ final class ClientEngine: @unchecked Sendable {
         let ids = (try? await onLoop { Array(self.consumers.keys).sorted() }) ?? []
         for id in ids { await close(consumer: id) }
         try? await onLoop {
+            // Ordered producers first: what they have in flight or waiting goes to their spools.
+            for id in self.orderedLinks.keys.sorted() { self.closeOrdered(self.orderedLinks[id]!) }
             self.isShutDown = true
             self.abandonSends()
         }

@@ -110,8 +110,11 @@ public final class MetaQOrderedProducer: Sendable {
               partitions.contains(partition) else {
             throw SendError(kind: .noPartition, topic: topic)
         }
-        if !engine.isDirect, published.withLock({ $0.insert(topic).inserted }) {
+        // Every send until the topic is known waits for it (concurrent first sends too), so none
+        // is spooled only because the listing had not arrived yet.
+        if !engine.isDirect, !published.withLock({ $0.contains(topic) }) {
             _ = try? await engine.publish(topic, timeoutMs: settings.discoveryTimeoutMs)
+            published.withLock { _ = $0.insert(topic) }
         }
         let lane = OrderedLane(topic: topic, partition: partition)
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<OrderedSendResult, SendError>, Never>) in

@@ -68,10 +68,8 @@ struct OrderedProducerTests {
     @Test func spoolLeftByAnEarlierProducerIsReplayedAtStart() async throws {
         let directory = try LocalProcess.makeTemporaryDirectory(prefix: "metaq-ordered")
         defer { try? FileManager.default.removeItem(atPath: directory) }
+        // Not started yet: nothing listens on its port, as when the broker is down.
         let broker = try BrokerProcess(directory: directory, config: LocalBrokerTests.config)
-        defer { broker.stopHard() }
-        try broker.start()
-        #expect(broker.stop() == 0)
         let settings = OrderedProducerSettings(partitions: Self.partitions, spoolPath: directory + "/spool",
                                                requestTimeoutMs: 500, retryStepMs: 200, retryMaxMs: 1000)
         let keys = ["alpha", "beta"]
@@ -88,9 +86,8 @@ struct OrderedProducerTests {
         #expect(tally.spooled == 20 && depth == 20)
         await first.shutdown()
 
-        let restarted = try BrokerProcess(directory: directory, config: LocalBrokerTests.config, port: broker.port)
-        defer { restarted.stopHard() }
-        try restarted.start()
+        defer { broker.stopHard() }
+        try broker.start()
         let second = try MetaQClient(servers: ["meta://127.0.0.1:\(broker.port)"], logger: DirectBroker.silent)
         let late = try second.orderedProducer(settings)
         for i in 10..<15 {
@@ -99,10 +96,62 @@ struct OrderedProducerTests {
                 tally.results.withLock { $0[key, default: []].append(result) }
             }
         }
+        let firstLate = tally.results.withLock { $0.mapValues { $0[10] } }
+        #expect(firstLate.values.allSatisfy { if case .spooled = $0 { true } else { false } },
+                "a new send queues behind the recovered spool: \(firstLate)")
         try await waitUntil(seconds: 30) { await late.spoolDepth() == 0 }
         let received = try await consumeAll(second, directory, atLeast: 30)
         checkOrder(received, tally, keys: keys, perKey: 15)
         await second.shutdown()
+    }
+
+    /// ZooKeeper mode: availability comes from the publish directory (§3.3). Once the stopped
+    /// broker's `topics-pub` node is gone, sends are spooled at once (no timeout); when it registers
+    /// again the spool is replayed.
+    @Test func zooKeeperListingDecidesAvailability() async throws {
+        let zk = try ZooKeeperServer()
+        try zk.start()
+        defer { zk.stop() }
+        let directory = try LocalProcess.makeTemporaryDirectory(prefix: "metaq-ordered-zk")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let config = ClusterTests.config(brokerId: 0, zk: zk.connectString)
+        let broker = try BrokerProcess(directory: directory, config: config)
+        broker.local = false
+        defer { broker.stopHard() }
+        try broker.start()
+        let client = try MetaQClient(zooKeeper: zk.connectString, sessionTimeoutMs: 4000, logger: DirectBroker.silent)
+        let partitions = (0..<3).map { BrokerPartition(brokerId: 0, partition: $0) }
+        let producer = try client.orderedProducer(OrderedProducerSettings(
+            partitions: partitions, spoolPath: directory + "/spool", retryStepMs: 200, retryMaxMs: 1000))
+        let watcher = client.producer()
+        #expect(await ClusterTests.eventually(15) { (try? await watcher.publish("test").count) == 3 })
+        let keys = ["alpha", "beta", "gamma"]
+        let tally = Tally()
+        func send(_ i: Int) async throws {
+            for key in keys {
+                let result = try await producer.send(topic: "test", key: key, data: Array("\(key) \(i)".utf8))
+                tally.results.withLock { $0[key, default: []].append(result) }
+            }
+        }
+        for i in 0..<5 { try await send(i) }
+        #expect(tally.spooled == 0)
+        #expect(broker.stop() == 0)
+        #expect(await ClusterTests.eventually(15) { await watcher.partitions(of: "test").isEmpty })
+        let start = Date()
+        for i in 5..<10 { try await send(i) }
+        #expect(tally.spooled == 15 && Date().timeIntervalSince(start) < 2, "unlisted: spooled without waiting for a timeout")
+
+        let restarted = try BrokerProcess(directory: directory, config: config, port: broker.port)
+        restarted.local = false
+        defer { restarted.stopHard() }
+        try restarted.start()
+        try await waitUntil(seconds: 30) { await producer.spoolDepth() == 0 }
+        for i in 10..<12 { try await send(i) }
+        let reader = try MetaQClient(servers: ["meta://127.0.0.1:\(broker.port)"], logger: DirectBroker.silent)
+        let received = try await consumeAll(reader, directory, atLeast: 36, partitions: partitions)
+        checkOrder(received, tally, keys: keys, perKey: 12)
+        await reader.shutdown()
+        await client.shutdown()
     }
 
     /// Per key: one partition (the key's), numbers in non-decreasing order (a message whose answer
@@ -122,11 +171,12 @@ struct OrderedProducerTests {
     }
 
     /// Reads both partitions from the start until `atLeast` messages arrived and nothing more comes.
-    func consumeAll(_ client: MetaQClient, _ directory: String, atLeast: Int) async throws -> Received {
+    func consumeAll(_ client: MetaQClient, _ directory: String, atLeast: Int,
+                    partitions: [BrokerPartition] = Self.partitions) async throws -> Received {
         let received = Received()
         let consumer = try client.consumer(group: "ordered-check", ConsumerSettings(
             offsetStorage: .localFile(directory + "/offsets.json"), maxFetchDelayMs: 200,
-            directPartitions: Self.partitions))
+            directPartitions: partitions))
         consumer.subscribe("test")
         let run = Task {
             try await consumer.run { message in

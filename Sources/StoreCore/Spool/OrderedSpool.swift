@@ -33,6 +33,8 @@ public final class OrderedSpool {
         self.root = root
         self.compactionThresholdBytes = compactionThresholdBytes
         try storage.makeDirectory(root)
+        // The root's own entry must be durable before a message in it is reported spooled.
+        try storage.syncDirectory(StoragePath.parent(of: root))
         for name in try storage.list(root).sorted() {
             let directory = StoragePath.join(root, name)
             guard let lane = Self.lane(directoryName: name), storage.isDirectory(directory),

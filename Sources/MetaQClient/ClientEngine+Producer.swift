@@ -91,6 +91,7 @@ extension ClientEngine {
                 logger.info("partitions of \(topic): \(targets.map { "\($0.partition)@\($0.uri)" }.joined(separator: " "))")
                 for waiter in topicWaiters.removeValue(forKey: topic) ?? [] { waiter.succeed(()) }
                 releaseBacklog(topic)
+                orderedPartitionsChanged(topic, targets)
             case .scheduleTick(let when):
                 at(when) { self.directoryEvent(.tick) }
             }

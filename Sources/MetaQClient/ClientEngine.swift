@@ -40,6 +40,8 @@ final class ClientEngine: @unchecked Sendable {
     var consumers: [Int: ConsumerLink] = [:]
     /// Ids of handled messages per group (§5.1), shared by the group's consumers in this client.
     var messageIdCaches: [String: MessageIdCache] = [:]
+    /// Ordered producers (§5.6) by id.
+    var orderedLinks: [Int: OrderedLink] = [:]
     var nextSendId: UInt64 = 1
     var isShutDown = false
 
@@ -138,6 +140,8 @@ final class ClientEngine: @unchecked Sendable {
         let ids = (try? await onLoop { Array(self.consumers.keys).sorted() }) ?? []
         for id in ids { await close(consumer: id) }
         try? await onLoop {
+            // Ordered producers first: what they have in flight or waiting goes to their spools.
+            for id in self.orderedLinks.keys.sorted() { self.closeOrdered(self.orderedLinks[id]!) }
             self.isShutDown = true
             self.abandonSends()
         }

@@ -46,6 +46,16 @@ public final class MetaQClient: Sendable {
         MetaQProducer(engine: engine, settings: settings)
     }
 
+    /// An ordered producer (§5.6): per-key order over the configured partitions, with a local
+    /// spool for partitions that are unavailable. Messages an earlier producer left in the spool
+    /// are replayed first.
+    ///
+    /// - Throws: `MetaQClientError` for an empty or duplicated partition list, a partition whose
+    ///   broker id is not one of the servers (direct mode), or a spool that cannot be opened.
+    public func orderedProducer(_ settings: OrderedProducerSettings) throws -> MetaQOrderedProducer {
+        try MetaQOrderedProducer(engine: engine, settings: settings)
+    }
+
     /// A member of consumer group `group` (§3.4, §5.1).
     public func consumer(group: String, _ settings: ConsumerSettings = ConsumerSettings()) throws -> MetaQConsumer {
         try MetaQConsumer(engine: engine, group: group, settings: settings)

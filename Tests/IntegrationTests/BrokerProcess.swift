@@ -46,9 +46,10 @@ final class BrokerProcess {
         return (tool.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
-    init(directory: String, config: String) throws {
+    /// A broker on `port`, or on a free port when nil (a restart passes the port it had before).
+    init(directory: String, config: String, port: Int? = nil) throws {
         self.directory = directory
-        port = try LocalProcess.freePort()
+        self.port = try port ?? LocalProcess.freePort()
         logPath = directory + "/broker.log"
         try config.write(toFile: directory + "/server.ini", atomically: true, encoding: .utf8)
         guard FileManager.default.createFile(atPath: logPath, contents: nil) else { throw HarnessError("cannot create \(logPath)") }

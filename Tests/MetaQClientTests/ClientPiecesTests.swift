@@ -15,6 +15,16 @@ struct ClientPiecesTests {
         #expect(BrokerAddress(uri: "meta://:8123") == nil && BrokerAddress(uri: "meta://host:99999") == nil)
     }
 
+    /// §5.6: the default ordered selector maps a key to a configured partition by the CRC32 of its
+    /// UTF-8 (zlib's: CRC32("alpha") = 3504355690), the same in every process, whatever is available.
+    @Test func keyHashSelectorIsStable() {
+        let selector = KeyHashSelector()
+        let partitions = (0..<3).map { BrokerPartition(brokerId: 0, partition: $0) }
+        let picks = ["alpha", "beta", "gamma", "order-42"].map { selector.select(topic: "t", key: $0, partitions: partitions) }
+        #expect(picks == [partitions[1], partitions[1], partitions[2], partitions[1]])
+        #expect(selector.select(topic: "other", key: "alpha", partitions: partitions) == partitions[1], "the topic does not matter")
+    }
+
     /// The first message goes to the first partition, then on in order, wrapping.
     @Test func roundRobinVisitsEveryPartitionInOrder() {
         let selector = RoundRobinSelector()

@@ -2,7 +2,9 @@
 //
 // Owns: what a client sends and when, how it reads answers, its timeouts, back-off and bounds.
 // Must never: perform I/O, read a clock, draw randomness, or resend a put on its own (a resent put
-// may be stored twice; whether to retry an unknown outcome is the application's decision).
+// may be stored twice; whether to retry an unknown outcome is the application's decision). The one
+// exception is `OrderedSendQueue` (§5.6): an application that picks the ordered producer has chosen
+// at least once, and its unknown outcomes are spooled and sent again.
 
 /// A delay that grows linearly with consecutive misses up to a cap — the shape of the Java client's
 /// fetch delay (reference §5.1: the delay grows by `maxDelayFetchTimeInMills / 10` up to the max).

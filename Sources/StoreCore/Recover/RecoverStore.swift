@@ -83,7 +83,10 @@ public final class RecoverStore {
         return (file, Int64(RecoverRecord.headerSize))
     }
 
-    /// Rebuilds the live set from the records; cuts a torn tail.
+    /// Rebuilds the live set from the records; cuts a torn tail. Then syncs: the records read
+    /// may be ones an earlier process wrote but failed to sync (they survive a crash in the page
+    /// cache), and what the store reports — and `append` then skips as already stored, or
+    /// `remove` as already removed — must survive a power loss.
     private func replay() throws {
         let size = try file.size()
         let bytes = try file.read(at: 0, count: Int(size))
@@ -93,10 +96,8 @@ public final class RecoverStore {
             at += recordSize
         }
         end = Int64(at)
-        if end < size {
-            try file.truncate(to: end)
-            try file.sync()
-        }
+        if end < size { try file.truncate(to: end) }
+        try file.sync()
     }
 
     private func apply(_ decoded: RecoverRecord.Decoded, size: Int64) {

@@ -12,13 +12,15 @@ struct MetaQSim: ParsableCommand {
         discussion: """
             Each seed draws a world (1-3 brokers registered in a simulated ZooKeeper, topics, partitions, \
             flush policy, segment size, workload, fault rates; a quarter of the seeds also run 1-2 consumer \
-            groups of 1-4 members), runs it on a virtual clock with power losses, crashes, connection drops, \
+            groups of 1-4 members, half of them with an application that fails some messages: retries, \
+            hand-offs to each member's recover store, redelivery rounds), runs it on a virtual clock with power losses, crashes, connection drops, \
             network partitions, slow disks, bit rot, consumer and group-member crashes, ZooKeeper session \
             expiries and connection losses, a broker joining late (the safety phase), then heals everything \
             and waits for all work to complete (the liveness phase). Checkers: no acknowledged message lost \
             (beyond what the flush policy allows), no garbage delivered, per-partition order, every \
             acknowledged message delivered to every group, one live owner per partition, stored offsets \
-            never going back, liveness.
+            never going back, no message skipped past a committed offset or at the end unless a recover \
+            store keeps it, liveness.
 
             Examples:
               metaq-sim --seed 42 --trace        one seed, with its event trace

@@ -69,6 +69,26 @@ public struct SimCounters: Sendable, Equatable {
     public var excusedOffsetRegressions = 0
     /// Changes of a stored offset seen in ZooKeeper.
     public var offsetsStored = 0
+    // Failing handlers and the recover store (SimHandlers)
+    public var handlerSeeds = 0
+    /// Attempts of the application that failed (fetched messages; redeliveries apart).
+    public var handlerFailures = 0
+    /// Hand-offs kept by a recover store (answered `.handedOff`), and those whose write failed.
+    public var handOffs = 0
+    public var handOffFailures = 0
+    /// Recover store operations (open, append, remove) that failed.
+    public var recoverStoreFailures = 0
+    /// Stored messages a redelivery round handled (and removed), and those that failed again.
+    public var recoverRedelivered = 0
+    public var redeliveryFailures = 0
+    /// Redelivered messages an earlier process of the member had kept (before a crash).
+    public var redeliveredAfterRestart = 0
+    /// Poison messages in a recover store at the end.
+    public var poisonKept = 0
+    /// Member crashes right after a hand-off, before an offset past it was committed.
+    public var crashesAfterHandOff = 0
+    /// Member crashes that were a power loss of the member's disk.
+    public var memberPowerLosses = 0
 
     public init() {}
 
@@ -98,6 +118,11 @@ public struct SimCounters: Sendable, Equatable {
         groupDelivered += o.groupDelivered; groupRedelivered += o.groupRedelivered
         groupMoves += o.groupMoves; groupBackwardMoves += o.groupBackwardMoves
         excusedOffsetRegressions += o.excusedOffsetRegressions; offsetsStored += o.offsetsStored
+        handlerSeeds += o.handlerSeeds; handlerFailures += o.handlerFailures; handOffs += o.handOffs
+        handOffFailures += o.handOffFailures; recoverStoreFailures += o.recoverStoreFailures
+        recoverRedelivered += o.recoverRedelivered; redeliveryFailures += o.redeliveryFailures
+        redeliveredAfterRestart += o.redeliveredAfterRestart
+        poisonKept += o.poisonKept; crashesAfterHandOff += o.crashesAfterHandOff; memberPowerLosses += o.memberPowerLosses
     }
 
     /// `name value` pairs in a fixed order, for reports.
@@ -124,7 +149,11 @@ public struct SimCounters: Sendable, Equatable {
          ("group-session-expiries", groupSessionExpiries), ("group-takeovers", groupTakeovers),
          ("group-delivered", groupDelivered), ("group-redelivered", groupRedelivered), ("group-moves", groupMoves),
          ("group-backward-moves", groupBackwardMoves), ("excused-offset-regressions", excusedOffsetRegressions),
-         ("offsets-stored", offsetsStored)]
+         ("offsets-stored", offsetsStored), ("handler-seeds", handlerSeeds), ("handler-failures", handlerFailures),
+         ("hand-offs", handOffs), ("hand-off-failures", handOffFailures), ("recover-store-failures", recoverStoreFailures),
+         ("recover-redelivered", recoverRedelivered), ("redelivery-failures", redeliveryFailures),
+         ("redelivered-after-restart", redeliveredAfterRestart), ("poison-kept", poisonKept),
+         ("crashes-after-hand-off", crashesAfterHandOff), ("member-power-losses", memberPowerLosses)]
     }
 
     public var report: String {

@@ -1,4 +1,5 @@
 import ProtocolCore
+import StoreCore
 
 /// One partition of a topic as a group sees it: `topic` on `brokerId`-`partition` (§3.1).
 struct GroupSlot: Hashable, Comparable, CustomStringConvertible {
@@ -22,6 +23,8 @@ final class SimGroup {
     var members: [SimGroupMember] = []
     /// Message keys delivered to any member of the group (the at-least-once checker).
     var delivered: Set<UInt64> = []
+    /// Message keys the group's application handled successfully (fetched or redelivered).
+    var handled: Set<UInt64> = []
     /// The lowest offset a fetcher of this group was served damaged bytes at (bit rot only).
     var damagedAt: [GroupSlot: Int64] = [:]
     /// Offset node path → the offset last seen stored there (offsets must not go backwards).
@@ -56,6 +59,17 @@ final class SimGroupMember {
     var isUp = false
     /// Owned partition → the client id of its fetcher.
     var fetchers: [GroupSlot: Int] = [:]
+    /// The member's own disk (its `~/.meta_recover`): survives its crashes, may lose power.
+    let disk = SimDisk()
+    /// Topic → the open recover store (none after a failed write, until reopened).
+    var stores: [String: RecoverStore] = [:]
+    /// Topic → what the checkers know the store holds.
+    var shadows: [String: SimStoreShadow] = [:]
+    /// When the current redelivery round began, and when the last finished one did.
+    var roundStartNs: Int64 = -1
+    var completedRoundStartNs: Int64 = -1
+    /// The msgIds its stores held when this process started (kept by an earlier one).
+    var keptAtStart: Set<Int64> = []
 
     init(group: Int, index: Int, consumerId: String, machine: GroupMember) {
         self.group = group
@@ -84,6 +98,8 @@ final class SimGroupFetcher {
     var deliveredInRun: Set<UInt64> = []
     /// A delivery is being processed (`.processed` not yet sent).
     var processing = false
+    /// A `.recover` not yet answered `.handedOff`.
+    var handingOff = false
     var damagedAt: Int64?
 
     init(client: Int, group: Int, member: Int, incarnation: Int, slot: GroupSlot, broker: Int, machine: ConsumerMachine) {

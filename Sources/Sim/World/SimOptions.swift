@@ -90,6 +90,9 @@ public struct SimOptions: Sendable, CustomStringConvertible {
     public var cluster: Cluster
     /// The canary: acknowledge group-commit puts after the write instead of after the sync.
     public var canaryAckBeforeSync: Bool
+    /// The groups' application fails (retries, hand-offs, recover stores); nil: it never fails.
+    /// Set by `Simulation` from its own stream of the seed (`SimHandlers.stream`).
+    public var handlers: SimHandlers?
 
     /// Draws a world from `rng`, its cluster side (groups, ZooKeeper faults) from `clusterRng`.
     public init(drawingFrom rng: inout SimRandom, cluster clusterRng: inout SimRandom, canary: Bool = false) {
@@ -157,6 +160,7 @@ public struct SimOptions: Sendable, CustomStringConvertible {
             + (canaryAckBeforeSync ? " CANARY(ack-before-sync)" : "")
             + "\n  cluster: zk-session-timeout=\(cluster.sessionTimeoutMs)ms" + clusterDescription
             + "\n  faults: \(faults)"
+            + (handlers.map { "\n  \($0)" } ?? "")
     }
 
     private var clusterDescription: String {

@@ -16,6 +16,7 @@ extension Simulation {
         abandonedSessions.removeAll { !isAliveAtServer($0) }
         if !abandonedSessions.isEmpty { waiting.append("\(abandonedSessions.count) abandoned ZooKeeper session(s) alive") }
         if zooKeeper.clients.contains(where: { !$0.outbox.isEmpty }) { waiting.append("ZooKeeper deliveries in flight") }
+        waiting += recoverWaiting()
         for group in groups {
             for member in group.members {
                 if !member.isUp {
@@ -51,6 +52,7 @@ extension Simulation {
         let clients = group.members.compactMap { $0.isUp ? $0.fetchers[slot] : nil }
         guard let fetcher = clients.first.flatMap({ groupFetchers[$0] }) else { return "is fetched by nobody" }
         if fetcher.processing { return "is being processed" }
+        if fetcher.handingOff { return "is handing off" }
         let partition = TopicPartition(slot.topic, Int32(slot.partition.partition))
         if fetcher.damagedAt != nil && rotRanges[fetcher.broker]?[partition] != nil { return nil }
         return readBehind(fetcher.machine.offset, broker: fetcher.broker, partition)
@@ -68,6 +70,7 @@ extension Simulation {
             }
         }
         for group in groups { checkOwnership(group) }
+        checkRecoverAfterConvergence()
     }
 
     /// Every partition registered in `topics-sub` has one owner node, held by the current
@@ -144,6 +147,7 @@ extension Simulation {
     func collectGroupCounters() {
         guard !groups.isEmpty else { return }
         counters.groupSeeds += 1
+        if options.handlers != nil { counters.handlerSeeds += 1 }
         counters.groupMembers += groups.map(\.members.count).reduce(0, +)
         for group in groups {
             for member in group.members where member.isUp { absorbCounters(of: member) }

@@ -38,6 +38,7 @@ extension Simulation {
         group.orphaned = group.orphaned.filter { $0.value != member.index }
         let incarnation = member.incarnation
         if zooKeeper.data(at: layout.consumerIdPath(group.name, member.consumerId)) != nil { counters.memberRestartsWithLiveSession += 1 }
+        startRecovery(member)
         member.session = openSession { [unowned self, unowned member] event in
             guard member.isUp, member.incarnation == incarnation else { return }
             memberHandle(member, .coordination(event))
@@ -58,6 +59,7 @@ extension Simulation {
         }
         for slot in member.fetchers.keys.sorted() { stopFetcher(member, slot) }
         absorbCounters(of: member)
+        crashRecovery(member)
         member.isUp = false
         if let session = member.session { abandon(session) }
         member.session = nil
@@ -121,8 +123,9 @@ extension Simulation {
         let machine = ConsumerMachine(settings: .init(
             topic: slot.topic, group: group.name, partition: Int32(slot.partition.partition), startOffset: assignment.offset,
             maxSizeBytes: options.fetchSize, maxMaxSizeBytes: 1 << 16, requestTimeoutMs: 400,
-            fetchBackoff: .init(stepMs: 25, maxMs: 250), reconnectBackoff: .init(stepMs: 10, maxMs: 200),
-            maxConsecutiveTimeouts: 2, awaitsProcessing: true))
+            fetchBackoff: options.handlers == nil ? .init(stepMs: 25, maxMs: 250) : .init(stepMs: 5, maxMs: 50),
+            reconnectBackoff: .init(stepMs: 10, maxMs: 200), maxConsecutiveTimeouts: 2, awaitsProcessing: true,
+            retry: options.handlers.map { RetryPolicy(maxFetchRetries: $0.maxFetchRetries) }))
         let fetcher = SimGroupFetcher(client: nextClient, group: member.group, member: member.index,
                                       incarnation: member.incarnation, slot: slot, broker: b, machine: machine)
         nextClient += 1
@@ -164,8 +167,11 @@ extension Simulation {
                 damaged(fetcher, at: offset, "record at \(offset) too large (\(bytes.map(String.init) ?? "?") bytes, fetched \(fetched))")
             case .reportBrokerError(let code, let text):
                 fail("g\(fetcher.group) fetcher of \(fetcher.slot): broker answered \(code) \(text)")
-            case .recover(let message, _):
-                fail("g\(fetcher.group) fetcher of \(fetcher.slot) handed off \(message.offset) with no retry policy set")
+            case .recover(let message, let attempts):
+                guard options.handlers != nil else {
+                    return fail("g\(fetcher.group) fetcher of \(fetcher.slot) handed off \(message.offset) with no retry policy set")
+                }
+                handOff(fetcher, message, attempts: attempts)
             case .scheduleTick(let at):
                 schedule(.cluster(.fetcherTick(client: fetcher.client)), atNs: at.nanoseconds)
             case .disconnect:
@@ -187,26 +193,38 @@ extension Simulation {
         group.damagedAt[fetcher.slot] = min(offset, group.damagedAt[fetcher.slot] ?? offset)
     }
 
-    /// The application takes the delivery: checked, recorded as delivered to the group, and
-    /// reported processed after the processing delay.
+    /// The application takes the delivery: checked, recorded as delivered to the group, handled
+    /// message by message up to the first it fails (Simulation+Recover), and reported processed
+    /// up to there after the processing delay. Within one fetch run offsets only grow, except
+    /// that a failed message and those after it come again.
     private func deliver(_ messages: [Message], _ next: Int64, to fetcher: SimGroupFetcher) {
         let group = groups[fetcher.group]
         let partition = TopicPartition(fetcher.slot.topic, Int32(fetcher.slot.partition.partition))
+        var processedTo = (nextOffset: next, msgId: messages.last?.id ?? -1)
         for message in messages {
             let place = "\(group.name) broker\(fetcher.broker) \(partition)@\(message.offset)"
             guard let key = checkProduced(message, broker: fetcher.broker, partition: partition, place: place) else { return }
-            guard message.offset > fetcher.lastDeliveredOffset, fetcher.deliveredInRun.insert(key).inserted else {
+            guard message.offset > fetcher.lastDeliveredOffset, !fetcher.deliveredInRun.contains(key) else {
                 return fail("offsets went backwards or repeated within one group fetch run at \(place) (last \(fetcher.lastDeliveredOffset))")
             }
-            fetcher.lastDeliveredOffset = message.offset
             counters.groupDelivered += 1
             if !group.delivered.insert(key).inserted { counters.groupRedelivered += 1 }
             trace(.groupDelivered, Int64(fetcher.client), message.offset, "deliver p\(key >> 32)#\(key & 0xFFFF_FFFF) at \(place)")
+            guard applicationHandles(key) else {
+                counters.handlerFailures += 1
+                trace(.handlerFailed, Int64(fetcher.client), message.offset, "the application fails p\(key >> 32)#\(key & 0xFFFF_FFFF)")
+                processedTo.nextOffset = message.offset
+                break
+            }
+            handled(key, by: group)
+            fetcher.deliveredInRun.insert(key)
+            fetcher.lastDeliveredOffset = message.offset
+            processedTo.msgId = message.id
         }
         fetcher.damagedAt = nil
         fetcher.processing = true
         let delay = Int64(clusterRng.int(in: options.cluster.processingMs)) * 1_000_000 + Int64(clusterRng.int(in: 1...100_000))
-        schedule(.cluster(.processed(fetcher, nextOffset: next, msgId: messages.last?.id ?? -1)), afterNs: delay)
+        schedule(.cluster(.processed(fetcher, nextOffset: processedTo.nextOffset, msgId: processedTo.msgId)), afterNs: delay)
     }
 
     func processed(_ fetcher: SimGroupFetcher, nextOffset: Int64, msgId: Int64) {
@@ -240,7 +258,10 @@ extension Simulation {
                 return fail("\(group.name): the stored offset at \(path) went back from \(previous) to \(stored.offset)")
             }
         }
-        if group.storedOffsets[path] != stored.offset { counters.offsetsStored += 1 }
+        if group.storedOffsets[path] != stored.offset {
+            counters.offsetsStored += 1
+            if let slot = offsetSlot(group, path) { checkCommitted(group, slot, stored.offset) }
+        }
         group.storedOffsets[path] = stored.offset
         group.backwardMoves[path] = nil
     }

@@ -19,6 +19,8 @@ extension Simulation {
         case fetcherTick(client: Int)
         /// The application finished a delivery of `fetcher` up to `nextOffset`.
         case processed(SimGroupFetcher, nextOffset: Int64, msgId: Int64)
+        /// Hand-offs, redelivery rounds (Simulation+Recover).
+        case recover(RecoverEvent)
     }
 
     /// ZooKeeper deliveries asked for at one instant.
@@ -93,6 +95,8 @@ extension Simulation {
         case .processed(let fetcher, let nextOffset, let msgId):
             trace(.processed, Int64(fetcher.client), nextOffset)
             processed(fetcher, nextOffset: nextOffset, msgId: msgId)
+        case .recover(let event):
+            dispatch(event)
         }
     }
 

@@ -45,6 +45,7 @@ public final class Simulation {
         case brokerRecovered = 20, brokerFramingError, brokerWriteFailed, acknowledged, outcome, delivered, faultFired
         case zooKeeper = 40, zkAdvance, zkReconnect, registrationTick, brokerJoins, memberTick, memberRestart
         case fetcherTick, processed, registration, memberAction, groupDelivered, groupFault
+        case handOff = 60, handOffAnswer, recoverRound, recoverRemoved, recoverStore, crashAfterHandOff, handlerFailed
     }
 
     /// One message a producer was asked to send, and what became of it.
@@ -58,11 +59,17 @@ public final class Simulation {
     }
 
     public let seed: UInt64
-    let options: SimOptions
+    /// The world the seed names.
+    public let options: SimOptions
     var rng: SimRandom
     /// The stream of ZooKeeper latencies and group decisions: a world without groups draws nothing
     /// from it that changes its run.
     var clusterRng: SimRandom
+    /// The stream of the failing application's decisions (SimHandlers): used only in worlds
+    /// where it fails.
+    var handlerRng: SimRandom
+    /// Test-only bugs the recover checkers must catch.
+    let bugs: SimBugs
     private var queue = EventQueue<Event>()
     private(set) var nowNs: Int64 = 0
     var counters = SimCounters()
@@ -70,7 +77,7 @@ public final class Simulation {
     private var failures: [String] = []
     private var finished = false
     var inLiveness = false
-    private var livenessStartNs: Int64 = 0
+    private(set) var livenessStartNs: Int64 = 0
 
     private(set) var brokers: [SimBroker] = []
     private(set) var network: SimNetwork!
@@ -100,14 +107,20 @@ public final class Simulation {
     static let eventBudget = 3_000_000
     static let livenessLimitNs: Int64 = 60_000_000_000
 
-    /// A run of `seed`; `canary` switches on acknowledge-before-sync (the checkers must fail).
-    public init(seed: UInt64, canary: Bool = false, trace: Bool = false) {
+    /// A run of `seed`; `canary` switches on acknowledge-before-sync (the checkers must fail);
+    /// `bugs` (tests only) are more bugs they must catch.
+    public init(seed: UInt64, canary: Bool = false, trace: Bool = false, bugs: SimBugs = []) {
         self.seed = seed
         var rng = SimRandom(seed: seed)
         var clusterRng = SimRandom(seed: seed ^ 0x5A6B_7C8D_9EAF_0123)
-        options = SimOptions(drawingFrom: &rng, cluster: &clusterRng, canary: canary)
+        var options = SimOptions(drawingFrom: &rng, cluster: &clusterRng, canary: canary)
+        var handlerRng = SimHandlers.stream(seed: seed)
+        options.handlers = SimHandlers.draw(&handlerRng, hasGroups: !options.cluster.groups.isEmpty)
+        self.options = options
         self.rng = rng
         self.clusterRng = clusterRng
+        self.handlerRng = handlerRng
+        self.bugs = bugs
         traceLog = SimTrace(keepLines: trace)
     }
 

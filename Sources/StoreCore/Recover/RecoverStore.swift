@@ -15,7 +15,8 @@ import ProtocolCore
 ///
 /// Every `append` and `remove` is synced before it returns. Opening replays the records in
 /// order; bytes after the last whole, checksummed record are the torn tail of an interrupted
-/// write and are cut. Bytes that are not a record but are followed by records are damage
+/// write and are cut, and a file with records is rewritten from the live ones, so what the store
+/// reports is durable even after an earlier process's failed sync (see `replay`). Bytes that are not a record but are followed by records are damage
 /// (DESIGN.md §4: never drop a record that could be kept): they are skipped, the whole file is
 /// kept aside as `recover.log.damaged.<n>`, and the live records are rewritten to a clean file
 /// (`damagedRanges` says where; a message whose record was damaged is lost, a removal whose
@@ -90,7 +91,13 @@ public final class RecoverStore {
         return (file, Int64(RecoverRecord.headerSize))
     }
 
-    /// Rebuilds the live set from the records; cuts a torn tail; isolates damage.
+    /// Rebuilds the live set from the records, isolates damage, then makes what it read durable.
+    /// The records read may be ones an earlier process wrote but failed to sync (they survive a
+    /// crash in the page cache), and what the store reports — `append` then skips a message as
+    /// already stored, `remove` as already removed — must survive a power loss. Syncing the old
+    /// file again proves nothing after a failed fsync (Linux may have dropped the dirty pages
+    /// while the cache still shows them), so a file with records is rewritten from memory to a
+    /// fresh file that replaces it atomically; the torn tail goes with the rewrite.
     private func replay() throws {
         let size = try file.size()
         let bytes = try file.read(at: 0, count: Int(size))
@@ -104,10 +111,12 @@ public final class RecoverStore {
             let copy = file.path + ".damaged.\(n)"
             try storage.replaceAtomically(copy, with: bytes)
             damagedCopyPath = copy
-            try compact()
-        } else if end < size {
-            try file.truncate(to: end)
+        }
+        if scanned.records.isEmpty {
+            if end < size { try file.truncate(to: end) }
             try file.sync()
+        } else {
+            try compact()
         }
     }
 

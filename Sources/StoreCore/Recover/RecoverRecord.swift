@@ -66,12 +66,7 @@ enum RecoverRecord {
 
     private static func framed(_ body: [UInt8]) -> [UInt8] {
         precondition(body.count <= maxBodySize, "recover record too large")
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(frameSize + body.count)
-        bytes.appendUInt32(UInt32(body.count))
-        bytes.appendUInt32(CRC32.checksum(body))
-        bytes.append(contentsOf: body)
-        return bytes
+        return ChecksummedFrame.wrap(body)
     }
 
     /// The record at `at` and its size in bytes, or nil when the bytes there are not a whole,

@@ -46,12 +46,7 @@ enum SpoolRecord {
 
     private static func framed(_ body: [UInt8]) -> [UInt8] {
         precondition(body.count <= maxBodySize, "spool record too large")
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(frameSize + body.count)
-        bytes.appendUInt32(UInt32(body.count))
-        bytes.appendUInt32(CRC32.checksum(body))
-        bytes.append(contentsOf: body)
-        return bytes
+        return ChecksummedFrame.wrap(body)
     }
 
     /// The body length announced by the frame at `at`, or nil when it cannot be a record's.

@@ -30,7 +30,8 @@ public final class WireConnection {
         }
         guard connected else {
             let code = errno
-            Glibc.close(fd)
+            // No close here: every stored property is set, so `deinit` runs after the throw and
+            // closes `fd`; a second close could hit a descriptor another thread opened meanwhile.
             throw Failure(description: "cannot connect to meta://\(host):\(port): \(String(cString: strerror(code)))")
         }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)

@@ -6,7 +6,7 @@ import Runtime
 final class BrokerProcess {
     let directory: String
     let port: Int
-    let process = Process()
+    let process = ChildProcess()
     let logPath: String
     /// Start with `--local` (the default); false to check that cluster mode is refused.
     var local = true
@@ -30,20 +30,8 @@ final class BrokerProcess {
 
     /// Runs the `metaq` tool; its exit status and standard output (standard error is dropped).
     static func tool(_ arguments: [String], input: String? = nil) throws -> (status: Int32, output: String) {
-        let tool = Process()
-        tool.executableURL = URL(fileURLWithPath: product("metaq"))
-        tool.arguments = arguments
-        let output = Pipe()
-        tool.standardOutput = output
-        tool.standardError = FileHandle.nullDevice
-        let stdin = Pipe()
-        tool.standardInput = stdin
-        try tool.run()
-        if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-        try stdin.fileHandleForWriting.close()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        tool.waitUntilExit()
-        return (tool.terminationStatus, String(decoding: data, as: UTF8.self))
+        let result = try ChildProcess.run(product("metaq"), arguments, input: input.map { Array($0.utf8) })
+        return (result.status, String(decoding: result.output, as: UTF8.self))
     }
 
     /// A broker on `port`, or on a free port when nil (a restart passes the port it had before).
@@ -56,16 +44,15 @@ final class BrokerProcess {
     }
 
     func start() throws {
-        process.executableURL = URL(fileURLWithPath: Self.binary)
+        process.executable = Self.binary
         process.arguments = (local ? ["start", "--local"] : ["start"]) + ["-f", directory + "/server.ini",
                              "--data", directory + "/data", "--port", "\(port)", "--host", "127.0.0.1", "--foreground"]
-        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        process.standardOutput = output
-        process.standardError = output
+        process.standardOutput = .file(logPath)
+        process.standardError = .standardOutput
         try process.run()
         let deadline = Date().addingTimeInterval(15)
         while Date() < deadline {
-            if (try? WireConnection(host: "127.0.0.1", port: port)) != nil { return }
+            if LocalProcess.accepts(port: port) { return }
             guard process.isRunning else { break }
             usleep(50_000)
         }

@@ -143,14 +143,12 @@ struct ClusterTests {
             consumers.append(consumer)
             runs.append(Task { try await consumer.run { collected.add(name, $0.id) } })
         }
-        let external = Process()
-        external.executableURL = URL(fileURLWithPath: BrokerProcess.product("metaq"))
-        external.arguments = ["consume", "test", "--zookeeper", zk.connectString, "--group", "g", "--follow",
-                              "--zk-session-timeout", "1500"]
-        external.standardOutput = FileHandle.nullDevice
-        external.standardError = FileHandle.nullDevice
+        let external = ChildProcess(BrokerProcess.product("metaq"),
+                                    ["consume", "test", "--zookeeper", zk.connectString, "--group", "g", "--follow",
+                                     "--zk-session-timeout", "1500"],
+                                    output: .nullDevice, error: .nullDevice)
         try external.run()
-        defer { if external.isRunning { kill(external.processIdentifier, SIGKILL) } }
+        defer { LocalProcess.kill9(external) }
 
         // §3.4: 6 partitions, 3 members → 2 each, every partition owned once.
         let balanced = await Self.eventually(30) {
@@ -162,8 +160,7 @@ struct ClusterTests {
         #expect(balanced, "owners: \(ownersAfterJoin)")
 
         // Kill the external member: after its session expires the others own everything.
-        kill(external.processIdentifier, SIGKILL)
-        external.waitUntilExit()
+        LocalProcess.kill9(external)
         let takenOver = await Self.eventually(30) {
             let owners = await Self.owners(session)
             return owners.count == 6 && Set(owners.values) == ["g_c1", "g_c2"]
@@ -189,9 +186,9 @@ struct ClusterTests {
         #expect(await Self.eventually(30) { collected.all.isSuperset(of: third3.map(\.msgId)) })
 
         // Expire broker 0's session (SIGSTOP past the 2 s timeout): its ephemerals go, then it registers again.
-        kill(brokers[0].process.processIdentifier, SIGSTOP)
+        brokers[0].process.send(SIGSTOP)
         let gone = await Self.eventually(15) { await Self.text(session, "/meta/brokers/ids/0/master") == nil }
-        kill(brokers[0].process.processIdentifier, SIGCONT)
+        brokers[0].process.send(SIGCONT)
         #expect(gone, "the master node of a stopped broker outlived its session")
         let uri0 = "meta://127.0.0.1:\(brokers[0].port)"
         let back = await Self.eventually(20) {

@@ -38,7 +38,7 @@ struct CrashAndGarbageTests {
                     opaque += 1
                 }
                 if !killed && acknowledged.count >= 2000 {
-                    kill(broker.process.processIdentifier, SIGKILL)
+                    broker.process.send(SIGKILL)
                     killed = true
                 }
                 guard case .result(let answer)? = try connection.receive() else { break }
@@ -50,8 +50,8 @@ struct CrashAndGarbageTests {
                 let parts = answer.text.split(separator: " ")
                 acknowledged.append((offset: Int64(parts[2])!, id: Int64(parts[0])!, data: data))
             }
-            broker.process.waitUntilExit()
-            #expect(broker.process.terminationReason == .uncaughtSignal)
+            #expect(broker.process.waitUntilExit(timeoutSeconds: 10), "SIGKILLed broker not reaped")
+            #expect(broker.process.terminationSignal == SIGKILL)
 
             let restarted = try BrokerProcess(directory: broker.directory, config: config)
             defer { restarted.stopHard() }

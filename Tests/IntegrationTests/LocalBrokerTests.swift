@@ -140,7 +140,8 @@ struct LocalBrokerTests {
             for _ in 0..<50 {
                 usleep(100_000)
                 remaining = try FileManager.default.contentsOfDirectory(atPath: partition).filter { $0.hasSuffix(".meta") }
-                if remaining.count == 1 { break }
+                // The broker logs the run after removing the file: wait for both.
+                if remaining.count == 1 && broker.log().contains("retention") { break }
             }
             #expect(remaining.count == 1, "the sealed segment expires after 1 s and a per-second job removes it")
             #expect(broker.log().contains("retention"))
@@ -170,15 +171,10 @@ struct LocalBrokerTests {
     @Test func serverStatsSubcommand() throws {
         try withBroker { broker in
             try broker.start()
-            let stats = Process()
-            stats.executableURL = URL(fileURLWithPath: BrokerProcess.binary)
-            stats.arguments = ["stats", "-f", broker.directory + "/server.ini", "--port", "\(broker.port)", "--item", "help"]
-            let output = Pipe()
-            stats.standardOutput = output
-            try stats.run()
-            let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            stats.waitUntilExit()
-            #expect(stats.terminationStatus == 0)
+            let stats = try ChildProcess.run(BrokerProcess.binary, ["stats", "-f", broker.directory + "/server.ini",
+                                                                    "--port", "\(broker.port)", "--item", "help"], error: .inherit)
+            let text = String(decoding: stats.output, as: UTF8.self)
+            #expect(stats.status == 0)
             #expect(text.hasPrefix("STATS\r\n") && text.contains("config Returns broker's config file content."))
             #expect(broker.stop() == 0)
         }
@@ -186,16 +182,8 @@ struct LocalBrokerTests {
 
     /// Runs `metaq-server <arguments>`; its exit status and standard output + error.
     func server(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: BrokerProcess.binary)
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, text)
+        let result = try ChildProcess.run(BrokerProcess.binary, arguments, error: .standardOutput)
+        return (result.status, String(decoding: result.output, as: UTF8.self))
     }
 
     /// `start` without `--foreground` returns once the broker listens; `status` sees it; a second

@@ -1,7 +1,8 @@
 import Foundation
+import Testing
 
 /// What the harnesses that run real processes on 127.0.0.1 (`BrokerProcess`, `ZooKeeperServer`)
-/// share: free ports, temp directories, stopping by PID.
+/// share: free ports, temp directories, stopping by PID (children are `ChildProcess`es).
 enum LocalProcess {
     /// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
     static func freePort() throws -> Int {
@@ -19,6 +20,24 @@ enum LocalProcess {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
+    /// Whether something accepts TCP connections on 127.0.0.1:`port` right now.
+    ///
+    /// Not `try? WireConnection(...)`: when its connect fails, its init closes the socket and its
+    /// deinit closes the same number again; a descriptor another thread opened in between (a NIO
+    /// channel, a child's pipe) was then closed under it — a NIO selector assertion crashed a run.
+    static func accepts(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { Glibc.close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+
     /// A new, empty directory under the system's temp directory.
     static func makeTemporaryDirectory(prefix: String) throws -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)").path
@@ -26,22 +45,27 @@ enum LocalProcess {
         return path
     }
 
-    /// SIGTERM by PID, then SIGKILL if it is still running after `graceSeconds`. The exit
-    /// status after a clean stop; nil if it had to be killed.
-    static func stop(_ process: Process, graceSeconds: Double) -> Int32? {
+    /// SIGCONT and SIGTERM by PID, then SIGKILL if it is still running after `graceSeconds`.
+    /// The exit status after a clean stop; nil if it had to be killed.
+    static func stop(_ process: ChildProcess, graceSeconds: Double) -> Int32? {
         guard process.isRunning else { return process.terminationStatus }
         // A stopped process would not act on SIGTERM.
-        kill(process.processIdentifier, SIGCONT)
-        kill(process.processIdentifier, SIGTERM)
-        let deadline = Date().addingTimeInterval(graceSeconds)
-        while process.isRunning && Date() < deadline { usleep(20_000) }
-        if process.isRunning { kill9(process); return nil }
-        return process.terminationStatus
+        process.send(SIGCONT)
+        process.send(SIGTERM)
+        if process.waitUntilExit(timeoutSeconds: graceSeconds) { return process.terminationStatus }
+        kill9(process)
+        return nil
     }
 
-    /// SIGKILL by PID, and wait for the exit.
-    static func kill9(_ process: Process) {
-        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+    /// SIGKILL by PID, and wait for the exit — at most `timeoutSeconds`: a test that cannot see
+    /// its child end records that, rather than hang the whole run.
+    static func kill9(_ process: ChildProcess, timeoutSeconds: Double = 10) {
+        guard process.send(SIGKILL) else { return }
+        if !process.waitUntilExit(timeoutSeconds: timeoutSeconds) {
+            let message = "pid \(process.processIdentifier) (\(process.executable)) not reaped \(timeoutSeconds) s after SIGKILL"
+            FileHandle.standardError.write(Data("harness error: \(message)\n".utf8))
+            Issue.record(HarnessError(message))
+        }
     }
 }
 

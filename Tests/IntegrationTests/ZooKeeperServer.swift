@@ -5,7 +5,7 @@ import Foundation
 final class ZooKeeperServer {
     let directory: String
     let port: Int
-    private var process: Process?
+    private var process: ChildProcess?
 
     var connectString: String { "127.0.0.1:\(port)" }
     var logPath: String { directory + "/zk.log" }
@@ -56,14 +56,8 @@ final class ZooKeeperServer {
     func start(timeoutSeconds: Double = 20) throws {
         guard let jar = Self.jar, let java = Self.java else { throw HarnessError("ZooKeeper or java not installed") }
         stop()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: java)
-        process.arguments = ["-Xmx256m", "-cp", jar, "org.apache.zookeeper.server.ZooKeeperServerMain", directory + "/zoo.cfg"]
-        let output = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
-        output.seekToEndOfFile()
-        process.standardOutput = output
-        process.standardError = output
-        process.standardInput = FileHandle.nullDevice
+        let process = ChildProcess(java, ["-Xmx256m", "-cp", jar, "org.apache.zookeeper.server.ZooKeeperServerMain", directory + "/zoo.cfg"],
+                                   output: .file(logPath), error: .standardOutput)
         try process.run()
         self.process = process
         let deadline = Date().addingTimeInterval(timeoutSeconds)
@@ -88,12 +82,12 @@ final class ZooKeeperServer {
 
     /// SIGSTOP: the server neither answers nor closes connections until `resume()`.
     func suspend() {
-        if let process, process.isRunning { Glibc.kill(process.processIdentifier, SIGSTOP) }
+        process?.send(SIGSTOP)
     }
 
     /// SIGCONT after `suspend()`.
     func resume() {
-        if let process, process.isRunning { Glibc.kill(process.processIdentifier, SIGCONT) }
+        process?.send(SIGCONT)
     }
 
     func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
@@ -143,16 +137,8 @@ final class ZooKeeperServer {
 
     /// Runs a tool and returns its standard output (nil if it cannot run or fails).
     private static func run(_ executable: String, _ arguments: [String]) -> String? {
-        guard FileManager.default.isExecutableFile(atPath: executable) else { return nil }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        guard (try? process.run()) != nil else { return nil }
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return process.terminationStatus == 0 ? String(decoding: data, as: UTF8.self) : nil
+        guard FileManager.default.isExecutableFile(atPath: executable),
+              let result = try? ChildProcess.run(executable, arguments, timeoutSeconds: 30), result.status == 0 else { return nil }
+        return String(decoding: result.output, as: UTF8.self)
     }
 }

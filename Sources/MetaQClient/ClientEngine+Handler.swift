@@ -34,9 +34,13 @@ extension ClientEngine {
         guard let handler = link.handler else { return }
         // Each message with the offset where the next record starts (what an ack of it commits).
         var fresh: [(message: Message, end: Int64)] = []
-        for (i, message) in messages.enumerated() where !seenBefore(link, message.id) {
+        fresh.reserveCapacity(messages.count)
+        // The group's cache taken out for the batch: one lookup by group name, not one per message.
+        var cache = link.settings.dedupCacheSize > 0 ? messageIdCaches.removeValue(forKey: link.group) : nil
+        for (i, message) in messages.enumerated() where !(cache?.contains(message.id) ?? false) {
             fresh.append((message, i + 1 < messages.count ? messages[i + 1].offset : nextOffset))
         }
+        if let cache { messageIdCaches[link.group] = cache }
         if fresh.count < messages.count {
             logger.debug("skipped messages handled before (dedup cache)", metadata: [
                 "topic": "\(fetcher.key.topic)", "partition": "\(fetcher.key.partition)",
@@ -138,9 +142,8 @@ extension ClientEngine {
     /// Puts handled ids in the group's cache (created with this consumer's size).
     func remember(_ link: ConsumerLink, _ ids: [Int64]) {
         guard link.settings.dedupCacheSize > 0, !ids.isEmpty else { return }
-        if messageIdCaches[link.group] == nil {
-            messageIdCaches[link.group] = MessageIdCache(capacity: link.settings.dedupCacheSize)
-        }
-        for id in ids { messageIdCaches[link.group]!.insert(id) }
+        var cache = messageIdCaches.removeValue(forKey: link.group) ?? MessageIdCache(capacity: link.settings.dedupCacheSize)
+        for id in ids { cache.insert(id) }
+        messageIdCaches[link.group] = cache
     }
 }

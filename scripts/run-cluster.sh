@@ -51,4 +51,13 @@ for id in 0 1; do
   mkdir -p "$DIR/broker$id"
   "$SERVER" start -f "conf/cluster/broker$id.ini" --data "$DIR/broker$id"
 done
+# A broker listens before its ZooKeeper registration is done: wait (at most 15 s) until both
+# published topic `test`, so producers and groups started right after see every partition.
+registered() {
+  local dump
+  dump=$(timeout 1 bash -c 'exec 3<>/dev/tcp/127.0.0.1/2181 && printf dump >&3 && cat <&3' 2>/dev/null)
+  for id in 0 1; do grep -q "/meta/brokers/topics-pub/test/$id-m" <<<"$dump" || return 1; done
+}
+for _ in $(seq 1 75); do registered && break; sleep 0.2; done
+registered || echo "warning: the brokers have not registered in ZooKeeper yet; see $DIR/broker*/metaq-server.log" >&2
 echo "cluster up: .build/release/metaq cluster --zookeeper 127.0.0.1:2181"

@@ -23,7 +23,7 @@ final class ConsumerLink: @unchecked Sendable {
     var closing: EventLoopPromise<Void>?
     /// Direct mode: offsets processed, written to the local file on commit.
     var directOffsets: [FetchKey: StoredOffset] = [:]
-    /// Recover stores by topic (§5.2), opened when the consumer runs.
+    /// Recover stores by topic (§5.2). Touched only on the engine's `storeQueue`.
     var recoverStores: [String: RecoverStore] = [:]
 
     init(id: Int, group: String, consumerId: String, settings: ConsumerSettings) {
@@ -110,7 +110,7 @@ extension ClientEngine {
         if case .localFile(let path) = link.settings.offsetStorage {
             link.offsetFile = try LocalOffsetFile(path: path)
         }
-        try openRecoverStores(link)
+        openRecoverStores(link)
         switch mode {
         case .direct(let servers):
             for topic in link.topics.sorted() {

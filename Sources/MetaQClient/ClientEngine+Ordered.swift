@@ -12,6 +12,7 @@ final class OrderedLink: @unchecked Sendable {
     /// The configured partitions, sorted (the selector's list).
     let partitions: [BrokerPartition]
     var machine: OrderedSendQueue
+    /// Once the link is handed to the loop, touched only on the engine's `storeQueue`.
     let spool: OrderedSpool
     var completions: [UInt64: (lane: OrderedLane, completion: @Sendable (Result<OrderedSendResult, SendError>) -> Void)] = [:]
     var nextId: UInt64 = 1
@@ -35,8 +36,8 @@ final class OrderedLink: @unchecked Sendable {
     }
 }
 
-/// Ordered production (§5.6) on the client loop. Spool writes are synced on the loop (as the
-/// recover store's): a spooled send costs one fdatasync while its partition is unavailable.
+/// Ordered production (§5.6) on the client loop. The spool's file work (each write synced) runs
+/// on `storeQueue`, in the order the machine asked for it, and its results come back as events.
 extension ClientEngine {
     static var defaultOrderedSpoolPath: String { NSHomeDirectory() + "/.meta_ordered" }
 
@@ -123,7 +124,7 @@ extension ClientEngine {
         for id in link.completions.keys.sorted() {
             link.completions.removeValue(forKey: id)?.completion(.failure(SendError(kind: .notSent("the producer closed"), topic: "")))
         }
-        try? link.spool.close()
+        storeQueue.async { try? link.spool.close() }  // after the writes queued before
         orderedLinks[link.id] = nil
     }
 
@@ -138,33 +139,49 @@ extension ClientEngine {
         }
     }
 
+    /// Runs `work` on the spool off the loop (in order with the link's other spool work) and feeds
+    /// the event it returns back to the machine on the loop.
+    private func onStoreQueue(_ link: OrderedLink, _ work: @escaping @Sendable (OrderedSpool) -> OrderedSendQueue.Event?) {
+        storeQueue.async {
+            guard let event = work(link.spool) else { return }
+            self.loop.execute { self.orderedEvent(link, event) }
+        }
+    }
+
     private func perform(_ action: OrderedSendQueue.Action, _ link: OrderedLink) {
         switch action {
         case .transmit(let token, let lane, let flag, let payload):
             transmit(link, token, lane, flag, payload)
         case .spool(let token, let lane, let flag, let payload):
-            do {
-                try link.spool.append(lane, flag: flag, payload: payload)
-                link.inbox.append(.spoolWritten(token: token, succeeded: true))
-            } catch {
-                logger.error("could not write to the ordered producer's spool: the message is not kept", metadata: [
-                    "topic": "\(lane.topic)", "partition": "\(lane.partition)", "error": "\(error)"])
-                link.inbox.append(.spoolWritten(token: token, succeeded: false))
+            onStoreQueue(link) { spool in
+                do {
+                    try spool.append(lane, flag: flag, payload: payload)
+                    return .spoolWritten(token: token, succeeded: true)
+                } catch {
+                    self.logger.error("could not write to the ordered producer's spool: the message is not kept", metadata: [
+                        "topic": "\(lane.topic)", "partition": "\(lane.partition)", "error": "\(error)"])
+                    return .spoolWritten(token: token, succeeded: false)
+                }
             }
         case .readSpool(let lane, let count):
-            do {
-                link.inbox.append(.spoolRead(lane: lane, try link.spool.head(lane, max: count)))
-            } catch {
-                logger.error("could not read the ordered producer's spool; its messages wait for the next start", metadata: [
-                    "topic": "\(lane.topic)", "partition": "\(lane.partition)", "error": "\(error)"])
-                link.inbox.append(.spoolRead(lane: lane, []))
+            onStoreQueue(link) { spool in
+                do {
+                    return .spoolRead(lane: lane, try spool.head(lane, max: count))
+                } catch {
+                    self.logger.error("could not read the ordered producer's spool; its messages wait for the next start", metadata: [
+                        "topic": "\(lane.topic)", "partition": "\(lane.partition)", "error": "\(error)"])
+                    return .spoolRead(lane: lane, [])
+                }
             }
         case .unspool(let lane, let through):
-            do {
-                try link.spool.removeHead(lane, through: through)
-            } catch {
-                logger.error("could not remove replayed messages from the spool; they will be sent again", metadata: [
-                    "topic": "\(lane.topic)", "partition": "\(lane.partition)", "error": "\(error)"])
+            onStoreQueue(link) { spool in
+                do {
+                    try spool.removeHead(lane, through: through)
+                } catch {
+                    self.logger.error("could not remove replayed messages from the spool; they will be sent again", metadata: [
+                        "topic": "\(lane.topic)", "partition": "\(lane.partition)", "error": "\(error)"])
+                }
+                return nil
             }
         case .completed(let id, let outcome):
             guard let (lane, completion) = link.completions.removeValue(forKey: id) else { return }

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Logging
 import NIOCore
@@ -6,47 +7,62 @@ import Runtime
 import StoreCore
 
 /// Messages the handler failed `maxFetchRetries + 1` times (§5.2): kept in the local recover
-/// store (or dropped), and handed to the handler again every `recoverIntervalMs`. Runs on the
-/// client loop; the handler runs in a task, as for fetched batches.
+/// store (or dropped), and handed to the handler again every `recoverIntervalMs`. Decisions run
+/// on the client loop; the stores' file work (each write synced) on `storeQueue`, so a hand-off
+/// never stalls the other partitions; the handler runs in a task, as for fetched batches.
 extension ClientEngine {
     static var defaultRecoverPath: String { NSHomeDirectory() + "/.meta_recover" }
 
     /// Opens the stores of the subscribed topics that exist (so messages kept by an earlier run
     /// are redelivered; others are created at the first hand-off) and schedules the first round
-    /// (after at most 5 s, as the original).
-    func openRecoverStores(_ link: ConsumerLink) throws {
-        guard case .recoverLocally(let path) = link.settings.rejection else { return }
-        let root = path ?? Self.defaultRecoverPath
-        for topic in link.topics.sorted() {
-            let directory = root + "/" + RecoverStore.directoryName(topic: topic, group: link.group)
-            guard FileManager.default.fileExists(atPath: directory) else { continue }
-            link.recoverStores[topic] = try openRecoverStore(root: root, topic: topic, group: link.group)
-        }
+    /// (after at most 5 s, as the original). A store that cannot be opened is logged and tried
+    /// again at the next hand-off or round.
+    func openRecoverStores(_ link: ConsumerLink) {
+        guard case .recoverLocally = link.settings.rejection else { return }
+        let topics = link.topics.sorted()
+        storeQueue.async { self.openExistingRecoverStores(link, topics) }
         scheduleRedelivery(link, afterMs: min(5_000, link.settings.recoverIntervalMs))
     }
 
-    /// The recover store of `topic`, opened (and created) on first use; nil with `.drop`.
-    private func recoverStore(_ link: ConsumerLink, topic: String) throws -> RecoverStore? {
-        guard case .recoverLocally(let path) = link.settings.rejection else { return nil }
-        if let store = link.recoverStores[topic] { return store }
-        let store = try openRecoverStore(root: path ?? Self.defaultRecoverPath, topic: topic, group: link.group)
-        link.recoverStores[topic] = store
-        return store
+    /// Opens the stores of `link`'s topics that exist on disk and are not open (at the start, and
+    /// before each round, for one that could not be opened before). On `storeQueue` only.
+    private func openExistingRecoverStores(_ link: ConsumerLink, _ topics: [String]) {
+        guard case .recoverLocally(let path) = link.settings.rejection else { return }
+        let root = path ?? Self.defaultRecoverPath
+        for topic in topics where link.recoverStores[topic] == nil {
+            let directory = root + "/" + RecoverStore.directoryName(topic: topic, group: link.group)
+            guard FileManager.default.fileExists(atPath: directory) else { continue }
+            do {
+                _ = try recoverStore(link, topic: topic)
+            } catch {
+                logger.error("cannot open the recover store; its messages wait for the next round",
+                             metadata: ["directory": "\(directory)", "error": "\(error)"])
+            }
+        }
     }
 
-    private func openRecoverStore(root: String, topic: String, group: String) throws -> RecoverStore {
-        let store = try RecoverStore(storage: FileStorage(), root: root, topic: topic, group: group)
+    /// The recover store of `topic`, opened (and created) on first use; nil with `.drop`. On
+    /// `storeQueue` only.
+    private func recoverStore(_ link: ConsumerLink, topic: String) throws -> RecoverStore? {
+        dispatchPrecondition(condition: .onQueue(storeQueue))
+        guard case .recoverLocally(let path) = link.settings.rejection else { return nil }
+        if let store = link.recoverStores[topic] { return store }
+        let store = try RecoverStore(storage: FileStorage(), root: path ?? Self.defaultRecoverPath, topic: topic, group: link.group)
         if let copy = store.damagedCopyPath {
             logger.error("the recover store had damaged bytes; the records around them were kept, the damaged file set aside",
                          metadata: ["directory": "\(store.directory)", "damaged": "\(store.damagedRanges)", "copy": "\(copy)",
                                     "kept": "\(store.count)"])
         }
+        link.recoverStores[topic] = store
         return store
     }
 
+    /// Closes the stores after every operation queued before.
     func closeRecoverStores(_ link: ConsumerLink) {
-        for topic in link.recoverStores.keys.sorted() { try? link.recoverStores[topic]?.close() }
-        link.recoverStores = [:]
+        storeQueue.async {
+            for topic in link.recoverStores.keys.sorted() { try? link.recoverStores[topic]?.close() }
+            link.recoverStores = [:]
+        }
     }
 
     /// `message` failed its last attempt: keep it (durably, before the offset past it can be
@@ -57,27 +73,28 @@ extension ClientEngine {
         let metadata: Logger.Metadata = [
             "topic": "\(key.topic)", "partition": "\(key.partition)", "offset": "\(message.offset)",
             "msgId": "\(message.id)", "attempts": "\(attempts)"]
-        let outcome: ConsumerMachine.Event
-        do {
-            if let store = try recoverStore(link, topic: key.topic) {
-                try store.append(message, brokerId: Int32(key.partition.brokerId), partition: Int32(key.partition.partition))
-                logger.warning("the handler failed a message too often; kept in the recover store", metadata: metadata)
-            } else {
-                logger.warning("the handler failed a message too often; dropped (rejection policy .drop)", metadata: metadata)
+        storeQueue.async {
+            let outcome: ConsumerMachine.Event
+            do {
+                if let store = try self.recoverStore(link, topic: key.topic) {
+                    try store.append(message, brokerId: Int32(key.partition.brokerId), partition: Int32(key.partition.partition))
+                    self.logger.warning("the handler failed a message too often; kept in the recover store", metadata: metadata)
+                } else {
+                    self.logger.warning("the handler failed a message too often; dropped (rejection policy .drop)", metadata: metadata)
+                }
+                outcome = .handedOff
+            } catch {
+                self.logger.error("the handler failed a message too often and the recover store cannot keep it; the partition waits at it",
+                                  metadata: metadata.merging(["error": "\(error)"]) { $1 })
+                outcome = .handOffFailed
+                // A store whose write failed accepts nothing more; the next attempt reopens the
+                // file (which rewrites what it holds) instead.
+                try? link.recoverStores.removeValue(forKey: key.topic)?.close()
             }
-            outcome = .handedOff
-        } catch {
-            logger.error("the handler failed a message too often and the recover store cannot keep it; the partition waits at it",
-                         metadata: metadata.merging(["error": "\(error)"]) { $1 })
-            outcome = .handOffFailed
-            // A store whose write failed accepts nothing more; the next attempt reopens the file
-            // (which cuts a torn tail) instead.
-            try? link.recoverStores.removeValue(forKey: key.topic)?.close()
-        }
-        // Not from inside the machine's own action loop.
-        loop.execute {
-            guard link.fetchers[key] === fetcher else { return }
-            self.fetchEvent(link, fetcher, outcome)
+            self.loop.execute {
+                guard link.fetchers[key] === fetcher else { return }
+                self.fetchEvent(link, fetcher, outcome)
+            }
         }
     }
 
@@ -89,8 +106,17 @@ extension ClientEngine {
     /// removed, a failing one stays for the next round (MetaQ issue #111). One the group already
     /// handled in this process (the dedup cache, §5.1) is removed without calling the handler.
     private func redeliver(_ link: ConsumerLink) {
+        guard consumers[link.id] === link, link.closing == nil, link.handler != nil else { return }
+        let topics = link.topics.sorted()
+        storeQueue.async {
+            self.openExistingRecoverStores(link, topics)
+            let stored = link.recoverStores.keys.sorted().flatMap { link.recoverStores[$0]!.pending() }
+            self.loop.execute { self.redeliver(link, stored) }
+        }
+    }
+
+    private func redeliver(_ link: ConsumerLink, _ stored: [RecoveredMessage]) {
         guard consumers[link.id] === link, link.closing == nil, let handler = link.handler else { return }
-        let stored = link.recoverStores.keys.sorted().flatMap { link.recoverStores[$0]!.pending() }
         var pending: [RecoveredMessage] = []
         var seen: [(topic: String, msgId: Int64)] = []
         for recovered in stored {
@@ -138,12 +164,15 @@ extension ClientEngine {
     }
 
     private func removeRecovered(_ link: ConsumerLink, _ handled: [(topic: String, msgId: Int64)]) {
-        for (topic, msgId) in handled {
-            do {
-                try link.recoverStores[topic]?.remove(msgId: msgId)
-            } catch {
-                logger.error("could not remove a redelivered message from the recover store; it will be delivered again",
-                             metadata: ["topic": "\(topic)", "msgId": "\(msgId)", "error": "\(error)"])
+        storeQueue.async {
+            for (topic, msgId) in handled {
+                do {
+                    try link.recoverStores[topic]?.remove(msgId: msgId)
+                } catch {
+                    self.logger.error("could not remove a redelivered message from the recover store; it will be delivered again",
+                                      metadata: ["topic": "\(topic)", "msgId": "\(msgId)", "error": "\(error)"])
+                    try? link.recoverStores.removeValue(forKey: topic)?.close()
+                }
             }
         }
     }

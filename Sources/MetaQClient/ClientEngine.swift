@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import NIOCore
 import NIOPosix
@@ -44,6 +45,10 @@ final class ClientEngine: @unchecked Sendable {
     var orderedLinks: [Int: OrderedLink] = [:]
     var nextSendId: UInt64 = 1
     var isShutDown = false
+    /// Runs the local stores' file work (recover stores, §5.2), whose every write is synced, off
+    /// the event loop; the stores are touched only on it, and results come back with
+    /// `loop.execute`. Serial, so a store's operations keep their order.
+    let storeQueue = DispatchQueue(label: "metaq.client.local-stores")
 
     init(mode: Mode, layout: MetaZooKeeperLayout, logger: Logger) throws {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)

@@ -105,7 +105,7 @@ let package = Package(
         // Real metaq-server and ZooKeeper processes on 127.0.0.1, started and stopped by PID.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["ProtocolCore", "Runtime", "MetaQClient", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ProtocolCore", "StoreCore", "Runtime", "MetaQClient", .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "MetaQClientTests", dependencies: ["MetaQClient", "ProtocolCore"]),
         .testTarget(name: "SimTests", dependencies: ["Sim", "StoreCore"]),

@@ -25,6 +25,8 @@ final class ConsumerLink: @unchecked Sendable {
     var directOffsets: [FetchKey: StoredOffset] = [:]
     /// Recover stores by topic (§5.2). Touched only on the engine's `storeQueue`.
     var recoverStores: [String: RecoverStore] = [:]
+    /// The store file slot this process holds per topic, with its lock (on `storeQueue` only).
+    var recoverSlots: [String: (slot: Int, lock: FileLock)] = [:]
 
     init(id: Int, group: String, consumerId: String, settings: ConsumerSettings) {
         self.id = id

@@ -41,27 +41,82 @@ extension ClientEngine {
         }
     }
 
-    /// The recover store of `topic`, opened (and created) on first use; nil with `.drop`. On
-    /// `storeQueue` only.
+    /// The recover store of `topic`, opened (and created) on first use; nil with `.drop`. Its
+    /// file is the lowest slot no other process holds (`recover.log`, `recover.1.log`, …), so
+    /// consumers of one group on one machine never share a file. On `storeQueue` only.
     private func recoverStore(_ link: ConsumerLink, topic: String) throws -> RecoverStore? {
         dispatchPrecondition(condition: .onQueue(storeQueue))
         guard case .recoverLocally(let path) = link.settings.rejection else { return nil }
         if let store = link.recoverStores[topic] { return store }
-        let store = try RecoverStore(storage: FileStorage(), root: path ?? Self.defaultRecoverPath, topic: topic, group: link.group)
+        let root = path ?? Self.defaultRecoverPath
+        if link.recoverSlots[topic] == nil {
+            let directory = root + "/" + RecoverStore.directoryName(topic: topic, group: link.group)
+            try FileStorage().makeDirectory(directory)
+            link.recoverSlots[topic] = try Self.claimSlot(in: directory)
+        }
+        let store = try RecoverStore(storage: FileStorage(), root: root, topic: topic, group: link.group,
+                                     slot: link.recoverSlots[topic]!.slot)
         if let copy = store.damagedCopyPath {
             logger.error("the recover store had damaged bytes; the records around them were kept, the damaged file set aside",
-                         metadata: ["directory": "\(store.directory)", "damaged": "\(store.damagedRanges)", "copy": "\(copy)",
+                         metadata: ["path": "\(store.path)", "damaged": "\(store.damagedRanges)", "copy": "\(copy)",
                                     "kept": "\(store.count)"])
         }
         link.recoverStores[topic] = store
         return store
     }
 
-    /// Closes the stores after every operation queued before.
+    /// The lowest store slot of `directory` whose lock is free, locked.
+    private static func claimSlot(in directory: String) throws -> (slot: Int, lock: FileLock) {
+        for slot in 0..<1024 {
+            if let lock = try FileLock.tryLock(directory + "/" + RecoverStore.fileName(slot: slot) + ".lock") {
+                return (slot, lock)
+            }
+        }
+        throw MetaQClientError("every recover store slot of \(directory) is held by another process")
+    }
+
+    /// Moves the messages of store files no process holds (left by a consumer that stopped or
+    /// died) into this process's store of `topic`, then deletes them — so they are redelivered
+    /// although no later process took their slot. A crash in between leaves them in both files:
+    /// delivered twice, never lost. On `storeQueue` only.
+    private func adoptAbandonedFiles(_ link: ConsumerLink, topic: String) {
+        guard let own = link.recoverSlots[topic], let store = link.recoverStores[topic] else { return }
+        let directory = store.directory
+        let names = (try? FileStorage().list(directory)) ?? []
+        for slot in names.compactMap(RecoverStore.slot(ofFileName:)).sorted() where slot != own.slot {
+            let lockPath = directory + "/" + RecoverStore.fileName(slot: slot) + ".lock"
+            guard let lock = (try? FileLock.tryLock(lockPath)) ?? nil else { continue }
+            defer { lock.release() }
+            do {
+                let other = try RecoverStore(storage: FileStorage(), root: StoragePath.parent(of: directory),
+                                             topic: topic, group: link.group, slot: slot)
+                let moved = other.pending()
+                for recovered in moved {
+                    try store.append(recovered.message, brokerId: recovered.brokerId, partition: recovered.partition)
+                }
+                try other.close()
+                try FileStorage().remove(other.path)
+                try FileStorage().syncDirectory(directory)
+                if !moved.isEmpty {
+                    logger.info("took over the messages of a recover store file no consumer holds", metadata: [
+                        "from": "\(other.path)", "to": "\(store.path)", "count": "\(moved.count)"])
+                }
+            } catch {
+                logger.error("could not take over an abandoned recover store file; trying again next round",
+                             metadata: ["directory": "\(directory)", "slot": "\(slot)", "error": "\(error)"])
+                try? link.recoverStores.removeValue(forKey: topic)?.close()
+                return
+            }
+        }
+    }
+
+    /// Closes the stores and gives their slots up, after every operation queued before.
     func closeRecoverStores(_ link: ConsumerLink) {
         storeQueue.async {
             for topic in link.recoverStores.keys.sorted() { try? link.recoverStores[topic]?.close() }
             link.recoverStores = [:]
+            for topic in link.recoverSlots.keys.sorted() { link.recoverSlots[topic]?.lock.release() }
+            link.recoverSlots = [:]
         }
     }
 
@@ -110,6 +165,7 @@ extension ClientEngine {
         let topics = link.topics.sorted()
         storeQueue.async {
             self.openExistingRecoverStores(link, topics)
+            for topic in link.recoverStores.keys.sorted() { self.adoptAbandonedFiles(link, topic: topic) }
             let stored = link.recoverStores.keys.sorted().flatMap { link.recoverStores[$0]!.pending() }
             self.loop.execute { self.redeliver(link, stored) }
         }

@@ -262,3 +262,34 @@ struct RecoverStoreDamageTests {
         #expect(try disk.open(RecoverStoreTests.path, create: false).size() == end)
     }
 }
+
+/// Store file slots: one file per consumer process of a group on one machine (§5.2).
+@Suite("Recover store slots")
+struct RecoverStoreSlotTests {
+    let base = RecoverStoreTests()
+
+    @Test func slotNamesRoundTripAndOtherFilesAreNotSlots() {
+        for slot in [0, 1, 2, 9, 10, 123] {
+            #expect(RecoverStore.slot(ofFileName: RecoverStore.fileName(slot: slot)) == slot)
+        }
+        #expect(RecoverStore.fileName(slot: 0) == "recover.log" && RecoverStore.fileName(slot: 3) == "recover.3.log")
+        for name in ["recover.log.damaged.1", "recover.1.log.tmp", "recover.log.lock", "recover.1.log.lock",
+                     "recover..log", "recover.01.log", "recover.-1.log", "recover.x.log", "other.log"] {
+            #expect(RecoverStore.slot(ofFileName: name) == nil, "\(name)")
+        }
+    }
+
+    @Test func slotsAreSeparateFilesAndInspectionListsEach() throws {
+        let disk = SimDisk()
+        let first = try RecoverStore(storage: disk, root: RecoverStoreTests.root, topic: "orders", group: "billing")
+        let second = try RecoverStore(storage: disk, root: RecoverStoreTests.root, topic: "orders", group: "billing", slot: 2)
+        try first.append(base.message(1), partition: 0)
+        try second.append(base.message(2), partition: 1)
+        try second.append(base.message(3), partition: 1)
+        #expect(second.path == "/home/u/.meta_recover/orders@billing/recover.2.log")
+        let listed = try RecoverStore.inspect(storage: disk, root: RecoverStoreTests.root)
+        #expect(listed.map(\.path) == [first.path, second.path])
+        #expect(listed.map { $0.pending.map(\.message.id) } == [[1], [2, 3]])
+        #expect(base.ids(try RecoverStore(storage: disk, root: RecoverStoreTests.root, topic: "orders", group: "billing", slot: 2)) == [2, 3])
+    }
+}

@@ -15,9 +15,10 @@ public struct RecoverStoreContents: Equatable, Sendable {
 }
 
 extension RecoverStore {
-    /// Reads every `<topic>@<group>/recover.log` under `root` without changing anything, so it is
-    /// safe while a consumer has the store open (it may append meanwhile: the listing is a
-    /// snapshot). Stores are sorted by topic, then group; a missing `root` has none.
+    /// Reads every store file (`<topic>@<group>/recover.log`, `recover.<n>.log`: one per consumer
+    /// process) under `root` without changing anything, so it is safe while consumers have them
+    /// open (they may append meanwhile: the listing is a snapshot). Sorted by topic, group, then
+    /// slot; a missing `root` has none.
     ///
     /// - Throws: a storage error, or `.io` for a `recover.log` that is not a recover store file.
     public static func inspect(storage: any Storage, root: String) throws -> [RecoverStoreContents] {
@@ -25,16 +26,21 @@ extension RecoverStore {
         var stores: [RecoverStoreContents] = []
         for name in try storage.list(root).sorted() {
             guard let at = name.lastIndex(of: "@") else { continue }
-            let path = StoragePath.join(StoragePath.join(root, name), fileName)
-            guard storage.fileExists(path) else { continue }
-            var contents = try read(storage: storage, path: path)
-            // Names may hold '@', so the records say best which topic and group it is; an empty
-            // store is named by the directory, split at its last '@'.
-            contents.topic = contents.pending.first?.topic ?? String(name[..<at])
-            contents.group = contents.pending.first?.group ?? String(name[name.index(after: at)...])
-            stores.append(contents)
+            let directory = StoragePath.join(root, name)
+            guard storage.isDirectory(directory) else { continue }
+            let files = try storage.list(directory).compactMap { file in slot(ofFileName: file).map { (slot: $0, name: file) } }
+            for file in files.sorted(by: { $0.slot < $1.slot }) {
+                var contents = try read(storage: storage, path: StoragePath.join(directory, file.name))
+                // Names may hold '@', so the records say best which topic and group it is; an empty
+                // store is named by the directory, split at its last '@'.
+                contents.topic = contents.pending.first?.topic ?? String(name[..<at])
+                contents.group = contents.pending.first?.group ?? String(name[name.index(after: at)...])
+                stores.append(contents)
+            }
         }
-        return stores.sorted { ($0.topic, $0.group) < ($1.topic, $1.group) }
+        // Stable: a directory's files keep their slot order.
+        return stores.enumerated().sorted { ($0.element.topic, $0.element.group, $0.offset) < ($1.element.topic, $1.element.group, $1.offset) }
+            .map(\.element)
     }
 
     /// The live messages of one `recover.log`, replayed as opening the store would, without

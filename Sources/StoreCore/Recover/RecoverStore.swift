@@ -27,6 +27,28 @@ import ProtocolCore
 public final class RecoverStore {
     public static let fileName = "recover.log"
 
+    /// The file of slot `n` of a store directory: `recover.log` for slot 0, `recover.<n>.log`
+    /// after it. Each consumer process of a group on one machine keeps its own slot (the client
+    /// holds a lock per slot), so two processes never append to one file.
+    public static func fileName(slot: Int) -> String {
+        precondition(slot >= 0, "slots are not negative")
+        return slot == 0 ? fileName : "recover.\(slot).log"
+    }
+
+    /// The slot of a store file name, or nil when the name is not a store file (a damaged copy,
+    /// a temporary, a lock).
+    public static func slot(ofFileName name: String) -> Int? {
+        if name == fileName { return 0 }
+        guard name.hasPrefix("recover."), name.hasSuffix(".log") else { return nil }
+        let digits = name.dropFirst("recover.".count).dropLast(".log".count)
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), digits.first != "0",
+              let slot = Int(digits) else { return nil }
+        return slot
+    }
+
+    /// The path of the file this store writes.
+    public var path: String { file.path }
+
     public let topic: String
     public let group: String
     /// The store's directory, `<root>/<topic>@<group>`.
@@ -53,10 +75,12 @@ public final class RecoverStore {
     /// The directory name of a `(topic, group)` store (§5.2).
     public static func directoryName(topic: String, group: String) -> String { "\(topic)@\(group)" }
 
-    /// Opens (creating if needed) the store of `topic`/`group` under `root`, dropping a torn tail.
+    /// Opens (creating if needed) the store of `topic`/`group` under `root` — the file of `slot`
+    /// (`fileName(slot:)`) — dropping a torn tail. The caller makes sure no other process has the
+    /// same slot open (the client locks it).
     ///
     /// - Throws: a storage error, or `.io` when `recover.log` is not a recover store file.
-    public init(storage: any Storage, root: String, topic: String, group: String,
+    public init(storage: any Storage, root: String, topic: String, group: String, slot: Int = 0,
                 compactionThresholdBytes: Int64 = 1 << 20) throws {
         precondition(!topic.contains("/") && !group.contains("/"), "topic and group must not contain '/'")
         self.storage = storage
@@ -64,7 +88,7 @@ public final class RecoverStore {
         self.group = group
         self.directory = StoragePath.join(root, Self.directoryName(topic: topic, group: group))
         self.compactionThresholdBytes = compactionThresholdBytes
-        let path = StoragePath.join(directory, Self.fileName)
+        let path = StoragePath.join(directory, Self.fileName(slot: slot))
         try storage.makeDirectory(directory)
         if storage.fileExists(path + ".tmp") { try storage.remove(path + ".tmp") }
         let opened = try Self.openFile(storage, path)

@@ -221,6 +221,7 @@ extension ClientEngine {
             return promise.futureResult
         }
         try? await done?.get()
+        await storeQueueDrained()  // the recover stores closed and their slots given up
     }
 
     func finishClose(_ link: ConsumerLink) {

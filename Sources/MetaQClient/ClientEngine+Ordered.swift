@@ -14,6 +14,8 @@ final class OrderedLink: @unchecked Sendable {
     var machine: OrderedSendQueue
     /// Once the link is handed to the loop, touched only on the engine's `storeQueue`.
     let spool: OrderedSpool
+    /// `<spool root>/spool.lock`: one ordered producer per spool directory.
+    let lock: FileLock
     var completions: [UInt64: (lane: OrderedLane, completion: @Sendable (Result<OrderedSendResult, SendError>) -> Void)] = [:]
     var nextId: UInt64 = 1
     /// Events produced while actions run (outcomes, spool answers): handled after them, in order,
@@ -24,7 +26,8 @@ final class OrderedLink: @unchecked Sendable {
     var draining = false
     var closed = false
 
-    init(id: Int, settings: OrderedProducerSettings, spool: OrderedSpool) {
+    init(id: Int, settings: OrderedProducerSettings, spool: OrderedSpool, lock: FileLock) {
+        self.lock = lock
         self.id = id
         self.settings = settings
         self.partitions = settings.partitions.sorted()
@@ -56,12 +59,21 @@ extension ClientEngine {
         }
         let root = settings.spoolPath ?? Self.defaultOrderedSpoolPath
         let spool: OrderedSpool
+        let lock: FileLock
         do {
+            try FileStorage().makeDirectory(root)
+            // Two producers appending to one spool would overwrite each other's messages.
+            guard let held = try FileLock.tryLock(root + "/spool.lock") else {
+                throw MetaQClientError("another ordered producer (in this process or another) uses the spool at \(root); give each its own spoolPath")
+            }
+            lock = held
             spool = try OrderedSpool(storage: FileStorage(), root: root)
+        } catch let error as MetaQClientError {
+            throw error
         } catch {
             throw MetaQClientError("cannot open the ordered producer's spool at \(root): \(error)")
         }
-        let link = OrderedLink(id: newId(), settings: settings, spool: spool)
+        let link = OrderedLink(id: newId(), settings: settings, spool: spool, lock: lock)
         let recovered = spool.lanes
         loop.execute {
             self.orderedLinks[link.id] = link
@@ -124,7 +136,10 @@ extension ClientEngine {
         for id in link.completions.keys.sorted() {
             link.completions.removeValue(forKey: id)?.completion(.failure(SendError(kind: .notSent("the producer closed"), topic: "")))
         }
-        storeQueue.async { try? link.spool.close() }  // after the writes queued before
+        storeQueue.async {  // after the writes queued before
+            try? link.spool.close()
+            link.lock.release()
+        }
         orderedLinks[link.id] = nil
     }
 

@@ -141,6 +141,11 @@ final class ClientEngine: @unchecked Sendable {
 
     // MARK: shutdown
 
+    /// Returns once the store work queued so far (closes, lock releases) has run.
+    func storeQueueDrained() async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in storeQueue.async { done.resume() } }
+    }
+
     func shutdown() async {
         let ids = (try? await onLoop { Array(self.consumers.keys).sorted() }) ?? []
         for id in ids { await close(consumer: id) }
@@ -150,6 +155,7 @@ final class ClientEngine: @unchecked Sendable {
             self.isShutDown = true
             self.abandonSends()
         }
+        await storeQueueDrained()
         zk?.close()
         try? await group.shutdownGracefully()
     }

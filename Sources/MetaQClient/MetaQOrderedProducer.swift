@@ -137,5 +137,6 @@ public final class MetaQOrderedProducer: Sendable {
     /// the next producer on this spool), and the spool is closed. `MetaQClient.shutdown()` does this too.
     public func close() async {
         try? await engine.onLoop { self.engine.closeOrdered(self.link) }
+        await engine.storeQueueDrained()
     }
 }

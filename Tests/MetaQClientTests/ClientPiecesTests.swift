@@ -78,4 +78,23 @@ struct ClientPiecesTests {
         #expect(error.description == "the broker refused the message (broker meta://h:8124, topic test, partition 1-2): 403 closed")
         #expect(SendError(kind: .noPartition, topic: "t").description.contains("no partition available for topic t"))
     }
+
+    /// Two ordered producers on one spool directory would overwrite each other's spooled messages
+    /// (§5.6): the second is refused while the first is open, and accepted once it closed.
+    @Test func aSpoolDirectoryHasOneOrderedProducer() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("spool-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let settings = OrderedProducerSettings(partitions: [BrokerPartition(brokerId: 0, partition: 0)], spoolPath: root)
+        let first = try MetaQClient(servers: ["meta://127.0.0.1:1"])
+        let second = try MetaQClient(servers: ["meta://127.0.0.1:1"])
+        let producer = try first.orderedProducer(settings)
+        #expect { try second.orderedProducer(settings) } throws: { error in
+            "\(error)".contains("another ordered producer") && "\(error)".contains(root)
+        }
+        await producer.close()
+        let again = try second.orderedProducer(settings)
+        await again.close()
+        await first.shutdown()
+        await second.shutdown()
+    }
 }

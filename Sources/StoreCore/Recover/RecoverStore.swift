@@ -206,15 +206,7 @@ public final class RecoverStore {
     }
 
     private func write(_ record: [UInt8]) throws {
-        guard !failed else { throw StorageError.io(path: file.path, detail: "an earlier write failed") }
-        do {
-            try file.write(record, at: end)
-            try file.sync()
-        } catch {
-            failed = true
-            throw error
-        }
-        end += Int64(record.count)
+        try file.appendSynced(record, end: &end, failed: &failed)
     }
 
     /// Rewrites the live records to a new file that atomically replaces the old one.

@@ -194,15 +194,7 @@ public final class SpoolStore {
     }
 
     private func write(_ record: [UInt8]) throws {
-        guard !failed else { throw StorageError.io(path: path, detail: "an earlier write failed") }
-        do {
-            try file.write(record, at: end)
-            try file.sync()
-        } catch {
-            failed = true
-            throw error
-        }
-        end += Int64(record.count)
+        try file.appendSynced(record, end: &end, failed: &failed)
     }
 
     /// Copies the live messages to a new file that atomically replaces the old one, record by

@@ -133,13 +133,18 @@ extension BrokerServer {
         }
     }
 
+    /// A sync finished: the next one starts at once (appends staged while this one ran are
+    /// already written), then the appends this one made durable are answered and flushed in the
+    /// same task — not in a later end-of-tick behind the next round of reads.
     func finishSync(_ partition: TopicPartition, _ batch: SyncBatch, _ result: Result<Void, any Error>) {
         syncing.remove(partition)
-        defer { scheduleEndOfTick() }
+        defer { endOfTick() }
         guard let log = stores.log(partition) else { return }
         switch result {
         case .success:
-            for ticket in log.completeSync(batch, now: Clocks.monotonic()) {
+            let tickets = log.completeSync(batch, now: Clocks.monotonic())
+            scheduleSync(partition)
+            for ticket in tickets {
                 if let offset = awaitingSync.removeValue(forKey: ticket) { handle(.appended(token: ticket, .success(offset))) }
             }
         case .failure(let error):
@@ -151,7 +156,7 @@ extension BrokerServer {
                 handle(.appended(token: ticket, .failure(.init("sync failed: \(storageError)"))))
             }
         }
-        // Appends staged while this sync ran are written by the end of the tick, then synced.
+        // Anything still staged is written by the end of the tick, then synced.
         if !dirtyLogs.contains(where: { $0.log === log }) { dirtyLogs.append((partition, log)) }
     }
 

@@ -34,6 +34,11 @@ public final class WireConnection {
             // closes `fd`; a second close could hit a descriptor another thread opened meanwhile.
             throw Failure(description: "cannot connect to meta://\(host):\(port): \(String(cString: strerror(code)))")
         }
+        // No Nagle: a pipelining sender would otherwise hold each small batch of requests until
+        // the broker's answer to the previous one acknowledges it, adding a round trip to the
+        // latency of every batch after the first.
+        var noDelay: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &noDelay, socklen_t(MemoryLayout<Int32>.size))
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }

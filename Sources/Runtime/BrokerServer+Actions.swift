@@ -80,6 +80,7 @@ extension BrokerServer {
             let logs = dirtyLogs
             dirtyLogs.removeAll(keepingCapacity: true)
             for (partition, log) in logs {
+                if log.stagedByteCount > 0 && unsyncedSince[partition] == nil { unsyncedSince[partition] = Clocks.monotonic() }
                 do { try log.flushWrites() } catch {
                     logger.critical("write failed: the partition refuses writes until restarted",
                                     metadata: ["partition": "\(partition)", "error": "\(error)"])
@@ -117,10 +118,13 @@ extension BrokerServer {
                 return
             }
             syncing.insert(partition)
-            let work = SyncWork(batch: batch)
+            let begun = SyncWork(batch: batch, begunAt: now, firstWriteAt: unsyncedSince.removeValue(forKey: partition) ?? now)
             syncQueue(for: partition).async {
+                var work = begun
+                work.startedAt = Clocks.monotonic()
                 let result = Result { try work.batch.perform() }
-                self.loop.execute { self.finishSync(partition, work.batch, result) }
+                work.endedAt = Clocks.monotonic()
+                self.loop.execute { [work] in self.finishSync(partition, work, result) }
             }
         } else if let deadline = log.nextSyncDeadline(), !timerArmed.contains(partition) {
             timerArmed.insert(partition)
@@ -136,28 +140,49 @@ extension BrokerServer {
     /// A sync finished: the next one starts at once (appends staged while this one ran are
     /// already written), then the appends this one made durable are answered and flushed in the
     /// same task — not in a later end-of-tick behind the next round of reads.
-    func finishSync(_ partition: TopicPartition, _ batch: SyncBatch, _ result: Result<Void, any Error>) {
+    func finishSync(_ partition: TopicPartition, _ work: SyncWork, _ result: Result<Void, any Error>) {
+        let arrived = Clocks.monotonic()
         syncing.remove(partition)
-        defer { endOfTick() }
-        guard let log = stores.log(partition) else { return }
+        guard let log = stores.log(partition) else { return endOfTick() }
+        var answered = 0
         switch result {
         case .success:
-            let tickets = log.completeSync(batch, now: Clocks.monotonic())
+            let tickets = log.completeSync(work.batch, now: arrived)
             scheduleSync(partition)
             for ticket in tickets {
                 if let offset = awaitingSync.removeValue(forKey: ticket) { handle(.appended(token: ticket, .success(offset))) }
             }
+            answered = tickets.count
         case .failure(let error):
             let storageError = (error as? StorageError) ?? .io(path: log.directory, detail: "\(error)")
             logger.critical("fdatasync failed: the partition refuses writes until restarted",
                             metadata: ["partition": "\(partition)", "error": "\(storageError)"])
-            for ticket in log.failSync(batch, error: storageError) {
+            for ticket in log.failSync(work.batch, error: storageError) {
                 awaitingSync[ticket] = nil
                 handle(.appended(token: ticket, .failure(.init("sync failed: \(storageError)"))))
             }
         }
         // Anything still staged is written by the end of the tick, then synced.
         if !dirtyLogs.contains(where: { $0.log === log }) { dirtyLogs.append((partition, log)) }
+        endOfTick()
+        record(work, partition: partition, arrived: arrived, answered: answered)
+    }
+
+    /// Adds a finished sync to `syncStats`; warns about a very slow `fdatasync`.
+    func record(_ work: SyncWork, partition: TopicPartition, arrived: Instant, answered: Int) {
+        let flushed = Clocks.monotonic()
+        syncStats.waitForSync.record(from: work.firstWriteAt, to: work.begunAt)
+        syncStats.handOff.record(from: work.begunAt, to: work.startedAt)
+        syncStats.fsync.record(from: work.startedAt, to: work.endedAt)
+        syncStats.handBack.record(from: work.endedAt, to: arrived)
+        if answered > 0 {
+            syncStats.answer.record(from: arrived, to: flushed)
+            syncStats.batch.record(from: work.firstWriteAt, to: flushed, times: UInt64(answered))
+        }
+        let took = work.endedAt.nanoseconds - work.startedAt.nanoseconds
+        if took > SyncCycleStats.slowSyncWarningNanoseconds {
+            logger.warning("slow fdatasync", metadata: ["partition": "\(partition)", "ms": "\(took / 1_000_000)"])
+        }
     }
 
     /// Buffers a reply; the connection is flushed at the end of the tick.
@@ -286,11 +311,4 @@ extension BrokerServer {
         let line = text.split(separator: "\n").first { $0.hasPrefix("Threads:") }
         return line.flatMap { Int($0.dropFirst("Threads:".count).trimmingPrefix(while: { $0 == " " || $0 == "\t" })) } ?? 0
     }
-}
-
-/// Carries a sync batch to the sync thread. `SyncBatch` holds `any StorageFile`, which is not
-/// Sendable; here every file is a `RealFile` (Sendable: pread/pwrite/fdatasync on one descriptor
-/// are thread-safe) and the loop does not touch the batch until the sync thread hands it back.
-struct SyncWork: @unchecked Sendable {
-    let batch: SyncBatch
 }

@@ -45,6 +45,10 @@ public final class BrokerServer: @unchecked Sendable {
     @exclusivity(unchecked) var slices: [UInt64: LogSlice] = [:]
     var syncing: Set<TopicPartition> = []
     var timerArmed: Set<TopicPartition> = []
+    /// When each partition's oldest bytes not covered by a begun sync were written.
+    var unsyncedSince: [TopicPartition: Instant] = [:]
+    /// Where sync cycles spend their time; logged at stop.
+    var syncStats = SyncCycleStats()
     /// Sync threads by data directory, created on first use; touched on the loop only.
     var syncQueues: [String: DispatchQueue] = [:]
     let startedAt = Clocks.monotonic()
@@ -95,6 +99,9 @@ public final class BrokerServer: @unchecked Sendable {
                 }
             }
             self.stores.closeAll()
+            if self.syncStats.fsync.count > 0 {
+                self.logger.info("sync cycles since start (each stage: p50/p99/max µs)", metadata: self.syncStats.metadata())
+            }
         }.wait()
         try group.syncShutdownGracefully()
     }

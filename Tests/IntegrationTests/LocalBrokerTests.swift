@@ -63,6 +63,9 @@ struct LocalBrokerTests {
 
             #expect(broker.stop() == 0, "clean exit on SIGTERM; log:\n\(broker.log())")
             #expect(broker.log().contains("metaq-server stopped"))
+            // Group commit: the stop log says where the two syncs' time went.
+            let cycles = broker.log().split(separator: "\n").first { $0.contains("sync cycles since start") }
+            #expect(cycles?.contains(" syncs=2 ") == true && cycles?.contains(" fsync_us=") == true, "\(broker.log())")
 
             // What was acknowledged is there after a restart on the same data directory.
             let second = try BrokerProcess(directory: broker.directory, config: Self.config)

@@ -59,6 +59,8 @@ run() {
     s1=$(steal_ticks); t1=$(total_ticks)
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=""
+    # The broker's own account of its sync cycles (logged at stop), for the latency analysis.
+    grep "sync cycles since start" "$WORK/server.log" | sed -e 's/.*metaq-server: /cycles /' -e 's/ \[Runtime\].*//' || true
     awk -v s=$((s1 - s0)) -v t=$((t1 - t0)) 'BEGIN { printf "steal %.0f\n", (t > 0) ? (100 * s / t) : 0 }'
 }
 
@@ -73,6 +75,7 @@ echo "| workload | run | msgs/s | MB/s | latency µs p50 / p99 / p99.9 / max | s
 echo "| --- | ---: | ---: | ---: | --- | ---: |"
 
 declare -A MEDIAN
+CYCLES=()
 workload() {
     local name=$1 phase=$2 config=$3; shift 3
     if [[ -n "$ONLY" && " $ONLY " != *" $name "* ]]; then return; fi
@@ -84,6 +87,7 @@ workload() {
         r=$(rate_of "$phase" <<< "$out"); m=$(mbs_of "$phase" <<< "$out")
         l=$(lat_of "$phase" <<< "$out"); s=$(steal_of <<< "$out")
         rates+=("$r")
+        CYCLES+=("$name run $i: $(awk '$1 == "cycles" {$1 = ""; print substr($0, 2)}' <<< "$out")")
         echo "| $name | $i | $r | $m | $l | $s |"
     done
     MEDIAN[$name]=$(printf '%s\n' "${rates[@]}" | median)
@@ -101,3 +105,6 @@ if [[ -n "${MEDIAN[gc-100]:-}" ]]; then
     echo
     echo "p99-half paced at $HALF msgs/s (half the gc-100 median)."
 fi
+echo
+echo "Broker sync cycles per run (each stage p50/p99/max µs; batch_us per put answered):"
+for line in "${CYCLES[@]}"; do echo "- $line"; done

@@ -80,7 +80,7 @@ extension BrokerServer {
             let logs = dirtyLogs
             dirtyLogs.removeAll(keepingCapacity: true)
             for (partition, log) in logs {
-                if log.stagedByteCount > 0 && unsyncedSince[partition] == nil { unsyncedSince[partition] = Clocks.monotonic() }
+                if log.stagedByteCount > 0 && !log.hasWritesAwaitingNextSync { unsyncedSince[partition] = Clocks.monotonic() }
                 do { try log.flushWrites() } catch {
                     logger.critical("write failed: the partition refuses writes until restarted",
                                     metadata: ["partition": "\(partition)", "error": "\(error)"])
@@ -143,7 +143,7 @@ extension BrokerServer {
     func finishSync(_ partition: TopicPartition, _ work: SyncWork, _ result: Result<Void, any Error>) {
         let arrived = Clocks.monotonic()
         syncing.remove(partition)
-        guard let log = stores.log(partition) else { return endOfTick() }
+        guard let log = stores.log(partition) else { return scheduleEndOfTick() }
         var answered = 0
         switch result {
         case .success:
@@ -162,9 +162,11 @@ extension BrokerServer {
                 handle(.appended(token: ticket, .failure(.init("sync failed: \(storageError)"))))
             }
         }
-        // Anything still staged is written by the end of the tick, then synced.
+        // Anything still staged is written by the end of the tick, then synced. With answers
+        // to send (group commit) that tick runs now; otherwise (threshold policy) it is the
+        // usual end of this loop tick, so connections are not flushed more often than needed.
         if !dirtyLogs.contains(where: { $0.log === log }) { dirtyLogs.append((partition, log)) }
-        endOfTick()
+        if answered > 0 || result.isFailure { endOfTick() } else { scheduleEndOfTick() }
         record(work, partition: partition, arrived: arrived, answered: answered)
     }
 
@@ -310,5 +312,12 @@ extension BrokerServer {
         let text = String(decoding: bytes[0..<n], as: UTF8.self)
         let line = text.split(separator: "\n").first { $0.hasPrefix("Threads:") }
         return line.flatMap { Int($0.dropFirst("Threads:".count).trimmingPrefix(while: { $0 == " " || $0 == "\t" })) } ?? 0
+    }
+}
+
+extension Result {
+    var isFailure: Bool {
+        if case .failure = self { return true }
+        return false
     }
 }

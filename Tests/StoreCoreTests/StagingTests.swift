@@ -47,6 +47,29 @@ struct StagingTests {
         #expect(try readAll(log).map(\.id) == [1, 2, 3])
     }
 
+    /// The broker times a batch from its first write; the log says which write that is.
+    @Test func writesAwaitingTheNextSyncAreThoseBeyondTheLastBegunSync() throws {
+        let disk = SimDisk()
+        let log = try openLog(disk)  // group commit
+        #expect(!log.hasWritesAwaitingNextSync)
+        _ = try log.stage(msgId: 1, flag: 0, payload: payload(1), ticket: 1)
+        #expect(!log.hasWritesAwaitingNextSync, "staged is not written")
+        try log.flushWrites()
+        #expect(log.hasWritesAwaitingNextSync)
+        let batch = try #require(log.beginSync())
+        #expect(!log.hasWritesAwaitingNextSync, "the begun sync covers every written byte")
+        _ = try log.stage(msgId: 2, flag: 0, payload: payload(2), ticket: 2)
+        try log.flushWrites()
+        #expect(log.hasWritesAwaitingNextSync, "written while the sync runs: waits for the next one")
+        try batch.perform()
+        #expect(log.completeSync(batch, now: t0) == [1])
+        #expect(log.hasWritesAwaitingNextSync)
+        let next = try #require(log.beginSync())
+        try next.perform()
+        #expect(log.completeSync(next, now: t0) == [2])
+        #expect(!log.hasWritesAwaitingNextSync)
+    }
+
     @Test func rollingWritesTheStagedTailOfTheOldSegment() throws {
         let disk = SimDisk()
         let log = try openLog(disk, LogConfig(maxSegmentSize: 50, flushPolicy: .metaqDefault))

@@ -8,6 +8,12 @@ extension PartitionLog {
         writtenOffset > syncedEnd || directoryGeneration != directorySyncedGeneration
     }
 
+    /// Whether bytes already written (not just staged) lie beyond what the last begun sync
+    /// covers: false means the next write is the oldest data the next sync will make durable.
+    public var hasWritesAwaitingNextSync: Bool {
+        writtenOffset - Int64(stagedByteCount) > (inFlight?.upTo ?? syncedEnd)
+    }
+
     /// Whether a sync should start now.
     ///
     /// Group commit (`unflushThreshold ≤ 0`): whenever something is unsynced — the sync thread

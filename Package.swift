@@ -98,14 +98,18 @@ let package = Package(
 
         .testTarget(name: "ProtocolCoreTests", dependencies: ["ProtocolCore", "Sim"]),
         .testTarget(name: "StoreCoreTests", dependencies: ["StoreCore", "Sim"]),
+        // Spawning and reaping child processes for the tests (posix_spawn, by pid); not a product.
+        .target(name: "ProcessHarness", path: "Tests/ProcessHarness"),
         .testTarget(
             name: "RuntimeTests",
-            dependencies: ["Runtime", "StoreCore", "CZlib", "CZooKeeper", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["Runtime", "StoreCore", "CZlib", "CZooKeeper", "ProcessHarness",
+                           .product(name: "Logging", package: "swift-log")]
         ),
         // Real metaq-server and ZooKeeper processes on 127.0.0.1, started and stopped by PID.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["ProtocolCore", "StoreCore", "Runtime", "MetaQClient", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ProtocolCore", "StoreCore", "Runtime", "MetaQClient", "ProcessHarness",
+                           .product(name: "Logging", package: "swift-log")]
         ),
         .testTarget(name: "MetaQClientTests", dependencies: ["MetaQClient", "ProtocolCore"]),
         .testTarget(name: "SimTests", dependencies: ["Sim", "StoreCore"]),

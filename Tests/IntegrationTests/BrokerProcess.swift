@@ -1,6 +1,7 @@
 import Foundation
 import ProtocolCore
 import Runtime
+import ProcessHarness
 
 /// A real `metaq-server` process on 127.0.0.1 with its own temp data directory, stopped by PID.
 final class BrokerProcess {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ProcessHarness
 
 /// The harness every integration test starts processes with: exit statuses, bounded waits,
 /// redirections, and what the child inherits.

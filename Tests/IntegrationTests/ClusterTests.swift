@@ -5,6 +5,7 @@ import ProtocolCore
 import Runtime
 import Synchronization
 import Testing
+import ProcessHarness
 
 /// Cluster mode end to end (reference §3): a real ZooKeeper, real `metaq-server` processes in
 /// cluster mode, `MetaQClient` producers and consumer groups, and a `metaq consume` process as the

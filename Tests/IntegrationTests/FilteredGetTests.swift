@@ -2,6 +2,7 @@ import Foundation
 import ProtocolCore
 import Runtime
 import Testing
+import ProcessHarness
 
 /// A real broker with a server-side filter (reference §5.7), read by a raw-wire client that
 /// follows the ORIGINAL client's offset rule — the case that livelocks the original (§11.1).

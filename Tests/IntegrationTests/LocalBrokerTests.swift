@@ -2,6 +2,7 @@ import Foundation
 import ProtocolCore
 import Runtime
 import Testing
+import ProcessHarness
 
 /// A real broker process in local mode, spoken to over the raw MetaQ wire (reference §1.6).
 @Suite("metaq-server in local mode", .serialized)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ProcessHarness
 
 /// What the harnesses that run real processes on 127.0.0.1 (`BrokerProcess`, `ZooKeeperServer`)
 /// share: free ports, temp directories, stopping by PID (children are `ChildProcess`es).
@@ -67,9 +68,4 @@ enum LocalProcess {
             Issue.record(HarnessError(message))
         }
     }
-}
-
-struct HarnessError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ProcessHarness
 
 /// Debian's ZooKeeper 3.8 server, started by hand on 127.0.0.1 with its own temp data
 /// directory and port, stopped by PID (toolchain.md §2).

@@ -3,6 +3,7 @@ import Logging
 import ProtocolCore
 import Runtime
 import Testing
+import ProcessHarness
 
 /// `ZooKeeperSession` against Debian's ZooKeeper 3.8, started per test by `ZooKeeperServer`
 /// (reference §3: MetaQ's use of ZooKeeper; toolchain.md §1–§2: the C client and the server).

@@ -1,5 +1,6 @@
 import CZlib
 import Foundation
+import ProcessHarness
 import Runtime
 import StoreCore
 import Testing
@@ -33,12 +34,12 @@ import Testing
             let destination = StoragePath.join(dir, "archive.zip")
             try ZipArchiver.archive(source: source, destination: destination, entryName: Self.entryName)
 
-            let test = try run(Self.unzip, ["-t", destination])
+            let test = try ChildProcess.run(Self.unzip, ["-t", destination], error: .standardOutput)
             #expect(test.status == 0, "unzip -t said: \(String(decoding: test.output, as: UTF8.self))")
             let report = String(decoding: test.output, as: UTF8.self)
             #expect(report.contains("testing: \(Self.entryName)"))
             #expect(report.contains("No errors detected"))
-            let extracted = try run(Self.unzip, ["-p", destination, Self.entryName])
+            let extracted = try ChildProcess.run(Self.unzip, ["-p", destination, Self.entryName])
             #expect(extracted.status == 0)
             #expect(extracted.output == original)
         }
@@ -137,57 +138,6 @@ private func readAll(_ path: String) throws -> [UInt8] {
 
 private func crc(of bytes: [UInt8]) -> UInt32 {
     bytes.withUnsafeBufferPointer { UInt32(crc32(0, $0.baseAddress, uInt($0.count))) }
-}
-
-/// Runs `unzip` with `posix_spawn` and reaps it by its own pid. Not Foundation's `Process`: its
-/// termination monitoring missed exits under concurrent spawns, and `waitUntilExit()` then spun
-/// for ever (the integration tests' `ChildProcess` has the full story).
-private func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: [UInt8]) {
-    var fds: [Int32] = [0, 0]
-    // O_CLOEXEC: a child spawned at the same time by another test must not hold the write end.
-    typealias Pipe2 = @convention(c) (UnsafeMutablePointer<Int32>?, Int32) -> Int32
-    // pipe2 is declared only under _GNU_SOURCE, which Swift's Glibc module leaves out.
-    guard let pipe2 = dlsym(nil, "pipe2").map({ unsafeBitCast($0, to: Pipe2.self) }),
-          pipe2(&fds, O_CLOEXEC) == 0 else { throw POSIXError(.EMFILE) }
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
-    posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
-    // The test runner's threads block SIGTERM and others; the child starts with none blocked.
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var none = sigset_t(), all = sigset_t()
-    sigemptyset(&none)
-    sigfillset(&all)
-    posix_spawnattr_setsigmask(&attributes, &none)
-    posix_spawnattr_setsigdefault(&attributes, &all)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-    let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-    defer { for pointer in argv { free(pointer) } }
-    var pid: pid_t = 0
-    let error = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
-    close(fds[1])
-    defer { close(fds[0]) }
-    guard error == 0 else { throw POSIXError(POSIXErrorCode(rawValue: error) ?? .ENOENT) }
-    // Read before waiting, or a full pipe would block the child forever.
-    var output: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65_536)
-    while true {
-        let count = buffer.withUnsafeMutableBytes { read(fds[0], $0.baseAddress, $0.count) }
-        if count < 0 && errno == EINTR { continue }
-        guard count > 0 else { break }
-        output += buffer[..<count]
-    }
-    // A blocking wait on this pid alone: after end of output `unzip` has exited or is exiting.
-    var status: Int32 = 0
-    var reaped: pid_t
-    repeat { reaped = waitpid(pid, &status, 0) } while reaped == -1 && errno == EINTR
-    guard reaped == pid else { throw POSIXError(.ECHILD) }
-    // Foundation's meaning: the exit code, or the signal number after a signal.
-    return (status & 0x7f == 0 ? (status >> 8) & 0xff : status & 0x7f, output)
 }
 
 /// Inflates raw deflate data (windowBits -15) that must expand to exactly `expectedCount` bytes.

@@ -1,16 +1,17 @@
 import Glibc
 import Synchronization
 
-/// A child process for the integration tests, spawned with `posix_spawn` and reaped by its own
+/// A child process for the tests (integration tests, and unit tests that run a tool such as
+/// `unzip`), spawned with `posix_spawn` and reaped by its own
 /// pid only.
 ///
 /// Why not Foundation's `Process`: its termination monitoring (swift-corelibs-foundation) missed
 /// exits when several suites spawned at once; `waitUntilExit()` then spun for ever with
 /// `isRunning` true although the child had exited. Here nothing waits on a notification: every
 /// `isRunning` asks the kernel with `waitpid(pid, WNOHANG)`, and every wait has a bound.
-final class ChildProcess {
+public final class ChildProcess {
     /// Where the child's standard input comes from.
-    enum Input {
+    public enum Input {
         case inherit
         case nullDevice
         /// These bytes, then end of file: written into a pipe before the spawn, so the child can
@@ -19,7 +20,7 @@ final class ChildProcess {
     }
 
     /// Where the child's standard output or error goes.
-    enum Output {
+    public enum Output {
         case inherit
         case nullDevice
         /// Appended to this file, created if missing.
@@ -31,7 +32,7 @@ final class ChildProcess {
     }
 
     /// How the child ended.
-    enum Termination: Equatable {
+    public enum Termination: Equatable {
         case exited(Int32)
         case signaled(Int32)
         /// Something else reaped it (`waitpid` said ECHILD), so its status is lost.
@@ -44,22 +45,22 @@ final class ChildProcess {
         case ended(pid_t, Termination)
     }
 
-    var executable = ""
-    var arguments: [String] = []
+    public var executable = ""
+    public var arguments: [String] = []
     /// nil: the parent's environment (`environ`).
-    var environment: [String: String]?
+    public var environment: [String: String]?
     /// Not inherited by default: a child that read the test runner's input could wait for ever.
-    var standardInput = Input.nullDevice
-    var standardOutput = Output.inherit
-    var standardError = Output.inherit
+    public var standardInput = Input.nullDevice
+    public var standardOutput = Output.inherit
+    public var standardError = Output.inherit
 
     private let state = Mutex(State.notStarted)
     /// The read end of the standard output pipe, until `readOutput` reaches its end.
     private var outputDescriptor: Int32?
 
-    init() {}
+    public init() {}
 
-    init(_ executable: String, _ arguments: [String], output: Output = .inherit, error: Output = .inherit) {
+    public init(_ executable: String, _ arguments: [String], output: Output = .inherit, error: Output = .inherit) {
         self.executable = executable
         self.arguments = arguments
         standardOutput = output
@@ -73,7 +74,7 @@ final class ChildProcess {
     }
 
     /// The pid once started (0 before, like Foundation's `Process`).
-    var processIdentifier: pid_t {
+    public var processIdentifier: pid_t {
         state.withLock {
             switch $0 {
             case .notStarted: 0
@@ -83,20 +84,20 @@ final class ChildProcess {
     }
 
     /// Whether the child was started and has not been reaped; reaps it if it has exited.
-    var isRunning: Bool {
+    public var isRunning: Bool {
         if case .running = reap() { return true }
         return false
     }
 
     /// How it ended; nil while running or before it started.
-    var termination: Termination? {
+    public var termination: Termination? {
         if case .ended(_, let termination) = reap() { return termination }
         return nil
     }
 
     /// Foundation's meaning: the exit code, or the signal number if a signal ended it. nil while
     /// running, before it started, or when its status was lost.
-    var terminationStatus: Int32? {
+    public var terminationStatus: Int32? {
         switch termination {
         case .exited(let code)?, .signaled(let code)?: code
         case .unknown?, nil: nil
@@ -104,7 +105,7 @@ final class ChildProcess {
     }
 
     /// The signal that ended it, nil if it exited by itself (or has not ended).
-    var terminationSignal: Int32? {
+    public var terminationSignal: Int32? {
         if case .signaled(let signal)? = termination { return signal }
         return nil
     }
@@ -112,7 +113,7 @@ final class ChildProcess {
     /// Sends `signal` unless the child was already reaped (its pid could then belong to another
     /// process). Whether it was sent.
     @discardableResult
-    func send(_ signal: Int32) -> Bool {
+    public func send(_ signal: Int32) -> Bool {
         state.withLock {
             guard case .running(let pid) = $0 else { return false }
             return kill(pid, signal) == 0
@@ -120,7 +121,7 @@ final class ChildProcess {
     }
 
     /// Polls until the child has exited; false if it still runs after `timeoutSeconds`.
-    func waitUntilExit(timeoutSeconds: Double) -> Bool {
+    public func waitUntilExit(timeoutSeconds: Double) -> Bool {
         let deadline = ContinuousClock.now + .seconds(timeoutSeconds)
         var pause: UInt32 = 2_000
         while isRunning {
@@ -159,7 +160,7 @@ extension ChildProcess {
     /// Spawns the child. Its signal mask is emptied and every signal's disposition reset: the test
     /// runner's threads block SIGTERM, SIGINT, SIGHUP and others, and a child inheriting that
     /// mask would never see the SIGTERM of `LocalProcess.stop`.
-    func run() throws {
+    public func run() throws {
         guard case .notStarted = state.withLock({ $0 }) else { throw HarnessError("\(executable) already started") }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -250,7 +251,7 @@ extension ChildProcess {
 
     /// Reads the standard output pipe to end of file. After `timeoutSeconds` without end of file
     /// the child is killed and this throws, rather than wait for ever.
-    func readOutput(timeoutSeconds: Double = 120) throws -> [UInt8] {
+    public func readOutput(timeoutSeconds: Double = 120) throws -> [UInt8] {
         guard let fd = outputDescriptor else { throw HarnessError("standard output is not a pipe") }
         defer { close(fd); outputDescriptor = nil }
         let deadline = ContinuousClock.now + .seconds(timeoutSeconds)
@@ -279,7 +280,7 @@ extension ChildProcess {
 
     /// Runs to completion: the exit status and standard output, read to end of file before the
     /// child is reaped (a full pipe would otherwise block it). Throws after `timeoutSeconds`.
-    static func run(_ executable: String, _ arguments: [String], input: [UInt8]? = nil, error: Output = .nullDevice,
+    public static func run(_ executable: String, _ arguments: [String], input: [UInt8]? = nil, error: Output = .nullDevice,
                     timeoutSeconds: Double = 120) throws -> (status: Int32, output: [UInt8]) {
         let child = ChildProcess(executable, arguments, output: .pipe, error: error)
         if let input { child.standardInput = .bytes(input) }
@@ -287,7 +288,8 @@ extension ChildProcess {
         let output = try child.readOutput(timeoutSeconds: timeoutSeconds)
         // End of output usually means exit; a child that closed its output and lingers is killed.
         if !child.waitUntilExit(timeoutSeconds: 10) {
-            LocalProcess.kill9(child)
+            _ = child.send(SIGKILL)
+            _ = child.waitUntilExit(timeoutSeconds: 10)
             throw HarnessError("\(executable) \(arguments) did not exit after closing its output")
         }
         guard let status = child.terminationStatus else { throw HarnessError("\(executable): exit status lost") }
@@ -302,13 +304,19 @@ enum GNU {
     typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>?, Int32) -> Int32
 
     /// `pipe2(2)`: O_CLOEXEC set atomically, with no window in which a concurrent spawn inherits it.
-    static var pipe2: Pipe2 { unsafeBitCast(symbol("pipe2"), to: Pipe2.self) }
+    public static var pipe2: Pipe2 { unsafeBitCast(symbol("pipe2"), to: Pipe2.self) }
 
     /// `posix_spawn_file_actions_addclosefrom_np` (glibc 2.34).
-    static var addCloseFrom: AddCloseFrom { unsafeBitCast(symbol("posix_spawn_file_actions_addclosefrom_np"), to: AddCloseFrom.self) }
+    public static var addCloseFrom: AddCloseFrom { unsafeBitCast(symbol("posix_spawn_file_actions_addclosefrom_np"), to: AddCloseFrom.self) }
 
     private static func symbol(_ name: String) -> UnsafeMutableRawPointer {
         guard let address = dlsym(nil, name) else { fatalError("glibc has no \(name)") }
         return address
     }
+}
+
+/// A failure of the test harness itself (a child that cannot be started, reaped or read).
+public struct HarnessError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -145,6 +145,7 @@ extension BrokerServer {
         syncing.remove(partition)
         guard let log = stores.log(partition) else { return scheduleEndOfTick() }
         var answered = 0
+        var failed = false
         switch result {
         case .success:
             let tickets = log.completeSync(work.batch, now: arrived)
@@ -157,6 +158,7 @@ extension BrokerServer {
             let storageError = (error as? StorageError) ?? .io(path: log.directory, detail: "\(error)")
             logger.critical("fdatasync failed: the partition refuses writes until restarted",
                             metadata: ["partition": "\(partition)", "error": "\(storageError)"])
+            failed = true
             for ticket in log.failSync(work.batch, error: storageError) {
                 awaitingSync[ticket] = nil
                 handle(.appended(token: ticket, .failure(.init("sync failed: \(storageError)"))))
@@ -166,7 +168,7 @@ extension BrokerServer {
         // to send (group commit) that tick runs now; otherwise (threshold policy) it is the
         // usual end of this loop tick, so connections are not flushed more often than needed.
         if !dirtyLogs.contains(where: { $0.log === log }) { dirtyLogs.append((partition, log)) }
-        if answered > 0 || result.isFailure { endOfTick() } else { scheduleEndOfTick() }
+        if answered > 0 || failed { endOfTick() } else { scheduleEndOfTick() }
         record(work, partition: partition, arrived: arrived, answered: answered)
     }
 
@@ -312,12 +314,5 @@ extension BrokerServer {
         let text = String(decoding: bytes[0..<n], as: UTF8.self)
         let line = text.split(separator: "\n").first { $0.hasPrefix("Threads:") }
         return line.flatMap { Int($0.dropFirst("Threads:".count).trimmingPrefix(while: { $0 == " " || $0 == "\t" })) } ?? 0
-    }
-}
-
-extension Result {
-    var isFailure: Bool {
-        if case .failure = self { return true }
-        return false
     }
 }

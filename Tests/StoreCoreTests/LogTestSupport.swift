@@ -37,3 +37,12 @@ func overwrite(_ disk: SimDisk, _ path: String, at offset: Int64, with bytes: [U
     try file.sync()
     try file.close()
 }
+
+/// A file rewrite interrupted after the temporary file was written, synced and renamed over
+/// `path`, before the directory sync: what a power loss in the middle of a compaction can leave.
+func renameWithoutDirectorySync(_ disk: SimDisk, _ path: String, bytes: [UInt8]) throws {
+    let temporary = try disk.open(path + ".tmp", create: true)
+    try temporary.write(bytes, at: 0)
+    try temporary.sync()
+    try disk.rename(path + ".tmp", to: path)
+}

@@ -158,10 +158,7 @@ struct RecoverStoreTests {
             // directory sync.
             var bytes = RecoverRecord.header()
             for recovered in store.pending() { bytes += RecoverRecord.encode(recovered) }
-            let temporary = try disk.open(Self.path + ".tmp", create: true)
-            try temporary.write(bytes, at: 0)
-            try temporary.sync()
-            try disk.rename(Self.path + ".tmp", to: Self.path)
+            try renameWithoutDirectorySync(disk, Self.path, bytes: bytes)
             var rng = SimRandom(seed: seed)
             disk.powerLoss(using: &rng)
             #expect(ids(try open(disk)) == [2, 3, 4], "seed \(seed)")

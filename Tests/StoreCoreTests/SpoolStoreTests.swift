@@ -108,10 +108,7 @@ struct SpoolStoreTests {
             try store.removeHead(through: 1)
             var bytes = SpoolRecord.header()
             for message in try store.head(max: 10) { bytes += SpoolRecord.encode(message) }
-            let temporary = try disk.open(Self.path + ".tmp", create: true)
-            try temporary.write(bytes, at: 0)
-            try temporary.sync()
-            try disk.rename(Self.path + ".tmp", to: Self.path)
+            try renameWithoutDirectorySync(disk, Self.path, bytes: bytes)
             var rng = SimRandom(seed: seed)
             disk.powerLoss(using: &rng)
             #expect(try heads(open(disk)) == [2, 3, 4], "seed \(seed)")

@@ -42,14 +42,17 @@ struct ClientAckZooKeeperTests {
             })
         }
         #expect(await ClusterTests.eventually(30) { handled.withLock { $0.count } == 5 })
-        try await Task.sleep(for: .milliseconds(500))  // several commit intervals
+        // Five 22-byte records from offset 0: the ack of m2 commits m3's start, with m2's id. The
+        // periodic commit (every 100 ms) writes it while the consumer runs, and closing (which
+        // commits too) leaves it there: m3 and m4 were handled but never acknowledged.
+        let m3 = 3 * Int64(Record.headerSize + 2)
+        let expected = StoredOffset(msgId: sent[2].msgId, offset: m3).text
+        let path = "/meta/consumers/g/offsets/test/0-0"
+        #expect(await ClusterTests.eventually(15) { await ClusterTests.text(session, path) == expected })
         await consumer.close()
         _ = try? await run.value
         await client.shutdown()
-
-        let stored = await ClusterTests.text(session, "/meta/consumers/g/offsets/test/0-0")
-        // Five 22-byte records from offset 0: the ack of m2 commits m3's start, with m2's id.
-        let m3 = 3 * Int64(Record.headerSize + 2)
-        #expect(stored == StoredOffset(msgId: sent[2].msgId, offset: m3).text, "\(stored ?? "nil")")
+        let stored = await ClusterTests.text(session, path)
+        #expect(stored == expected, "\(stored ?? "nil")")
     }
 }

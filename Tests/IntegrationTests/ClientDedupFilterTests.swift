@@ -25,19 +25,24 @@ struct ClientDedupFilterTests {
                          recoverIntervalMs: recoverMs, dedupCacheSize: cache)
     }
 
-    /// Runs a consumer until `until` holds and then `extraMs` more; returns what it handled.
-    func consume(_ client: MetaQClient, _ settings: ConsumerSettings, extraMs: Int = 500,
-                 until: @escaping @Sendable (Log) -> Bool = { _ in true }) async throws -> [String] {
+    /// Runs a consumer until `until` holds (or 20 s passed); returns what it handled.
+    func consume(_ client: MetaQClient, _ settings: ConsumerSettings,
+                 until: (Log) throws -> Bool) async throws -> [String] {
         let log = Log()
         let consumer = try client.consumer(group: "g", settings)
         consumer.subscribe("test")
         let run = Task { try await consumer.run { log.add($0.text) } }
         let deadline = Date().addingTimeInterval(20)
-        while !until(log) && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        try await Task.sleep(for: .milliseconds(extraMs))
+        while try !until(log) && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
         await consumer.close()
         _ = try? await run.value
         return log.seen
+    }
+
+    /// Runs a consumer until it handled every marker; returns what it handled. Each partition is
+    /// consumed in order, so anything else it would ever hand over came before the markers.
+    func consume(_ client: MetaQClient, _ settings: ConsumerSettings, through markers: [String]) async throws -> [String] {
+        try await consume(client, settings) { Set($0.seen).isSuperset(of: markers) }
     }
 
     /// A second consumer of the group starting from no stored offset fetches everything again:
@@ -48,14 +53,17 @@ struct ClientDedupFilterTests {
         defer { env.stop() }
         let (directory, client) = (env.directory, env.client)
         for text in Self.all { _ = try await client.producer().send(topic: "test", data: Array(text.utf8)) }
-        let first = try await consume(client, settings(directory, offsets: "a.json"), extraMs: 100) { $0.seen.count >= 6 }
+        let first = try await consume(client, settings(directory, offsets: "a.json")) { $0.seen.count >= 6 }
         #expect(first.sorted() == Self.all)
-        let second = try await consume(client, settings(directory, offsets: "b.json"))
-        #expect(second.isEmpty, "all in the cache: \(second)")
-        let third = try await consume(client, settings(directory, offsets: "b.json", cache: 0))
-        #expect(third.isEmpty, "the skipped messages were committed past: \(third)")
-        let fourth = try await consume(client, settings(directory, offsets: "c.json", cache: 0)) { $0.seen.count >= 6 }
-        #expect(fourth.sorted() == Self.all, "without the cache everything comes again")
+        let markers = try env.putMarkers("second")
+        let second = try await consume(client, settings(directory, offsets: "b.json"), through: markers)
+        #expect(second.sorted() == markers, "all but the new markers in the cache: \(second)")
+        let moreMarkers = try env.putMarkers("third")
+        let third = try await consume(client, settings(directory, offsets: "b.json", cache: 0), through: moreMarkers)
+        #expect(third.sorted() == moreMarkers, "the skipped messages were committed past: \(third)")
+        let everything = (Self.all + markers + moreMarkers).sorted()
+        let fourth = try await consume(client, settings(directory, offsets: "c.json", cache: 0)) { $0.seen.count >= everything.count }
+        #expect(fourth.sorted() == everything, "without the cache everything comes again")
         await client.shutdown()
     }
 
@@ -68,32 +76,47 @@ struct ClientDedupFilterTests {
         for text in Self.all { _ = try await client.producer().send(topic: "test", data: Array(text.utf8)) }
         let recover = RejectionPolicy.recoverLocally(path: directory + "/recover")
         let log = Log()
-        let failedOnce = Mutex(false)
+        // The keeper fails m1 until the other consumer handled it, so m1 goes to its store at once
+        // (maxFetchRetries 0) and stays there whenever a recover round comes; once the other
+        // consumer handled it, the dedup cache must keep it from the keeper's handler.
+        let otherHandledM1 = Mutex(false)
         let keeper = try client.consumer(group: "g", settings(directory, offsets: "a.json", rejection: recover,
-                                                             retries: 0, recoverMs: 3_000))
+                                                             retries: 0, recoverMs: 500))
         keeper.subscribe("test")
         let run = Task {
             try await keeper.run { message in
-                if message.text == "m1", failedOnce.withLock({ done in defer { done = true }; return !done }) {
-                    throw CancellationError()  // handed off at once: maxFetchRetries 0
-                }
+                if message.text == "m1", !otherHandledM1.withLock({ $0 }) { throw CancellationError() }
                 log.add(message.text)
             }
         }
+        func storeSummary() throws -> String {
+            try BrokerProcess.tool(["recover", "--path", directory + "/recover", "--group", "g", "--summary"]).output
+        }
+        func handedOff() throws -> Bool { try log.seen.count >= 5 && storeSummary().hasPrefix("test@g: 1 message") }
         let deadline = Date().addingTimeInterval(20)
-        while log.seen.count < 5 && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        let other = try await consume(client, settings(directory, offsets: "b.json")) { $0.seen.contains("m1") }
+        while try !handedOff() && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        // Another consumer of the group in this process: everything but m1 is in the cache. It has
+        // seen all it ever will once it committed the end of both partitions.
+        let other = try await consume(client, settings(directory, offsets: "b.json")) { _ in
+            try env.committedToTheEnd(directory + "/b.json")
+        }
         #expect(other == ["m1"], "only the message not handled yet: \(other)")
-        try await Task.sleep(for: .milliseconds(3_500))  // the keeper's first recover round
+        otherHandledM1.withLock { $0 = true }
+        // The keeper's next recover round finds m1 in the cache and removes it unhandled.
+        while try !storeSummary().hasPrefix("test@g: 0 messages") && Date() < deadline.addingTimeInterval(20) {
+            try await Task.sleep(for: .milliseconds(100))
+        }
         await keeper.close()
         _ = try? await run.value
+        #expect(try storeSummary().hasPrefix("test@g: 0 messages"), "m1 left the store")
         #expect(log.seen.sorted() == ["m0", "m2", "m3", "m4", "m5"], "m1 not handled from the store: \(log.seen)")
 
-        // A new process (no cache) on the same store: it is empty now.
+        // A new process (no cache) on the same store and offsets: only the markers put now come.
         let fresh = try MetaQClient(servers: ["meta://127.0.0.1:\(env.broker.port)"], logger: DirectBroker.silent)
+        let markers = try env.putMarkers("fresh")
         let later = try await consume(fresh, settings(directory, offsets: "a.json", rejection: recover, recoverMs: 200),
-                                      extraMs: 1_000)
-        #expect(later.isEmpty, "nothing left in the store or the partition: \(later)")
+                                      through: markers)
+        #expect(later.sorted() == markers, "nothing left in the store or the partition: \(later)")
         await fresh.shutdown()
         await client.shutdown()
     }
@@ -117,15 +140,21 @@ struct ClientDedupFilterTests {
         }
         let run = Task { try await consumer.run { log.add($0.text) } }
         let deadline = Date().addingTimeInterval(20)
-        while filtered.withLock({ $0.count }) < 10 && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
-        try await Task.sleep(for: .milliseconds(300))
+        // m10 (accepted) and m11 (rejected) go last into the two partitions: once the filter saw
+        // both, it saw everything before them.
+        try env.put("m10", partition: 0)
+        try env.put("m11", partition: 1)
+        while !(filtered.withLock { Set($0).isSuperset(of: ["m10", "m11"]) } && log.seen.contains("m10")) && Date() < deadline {
+            try await Task.sleep(for: .milliseconds(20))
+        }
         await consumer.close()
         _ = try? await run.value
-        #expect(log.seen.sorted() == ["m0", "m2", "m6", "m8"], "\(log.seen)")
-        #expect(filtered.withLock { $0.sorted() } == (0..<10).map { "m\($0)" }.sorted(), "the filter saw each once")
+        #expect(log.seen.sorted() == ["m0", "m10", "m2", "m6", "m8"], "\(log.seen)")
+        #expect(filtered.withLock { $0.sorted() } == (0..<12).map { "m\($0)" }.sorted(), "the filter saw each once")
 
-        let restarted = try await consume(client, settings(directory, offsets: "offsets.json", cache: 0), extraMs: 800)
-        #expect(restarted.isEmpty, "the rejected messages were committed past: \(restarted)")
+        let markers = try env.putMarkers("restarted")
+        let restarted = try await consume(client, settings(directory, offsets: "offsets.json", cache: 0), through: markers)
+        #expect(restarted.sorted() == markers, "the rejected messages were committed past: \(restarted)")
         await client.shutdown()
     }
 }

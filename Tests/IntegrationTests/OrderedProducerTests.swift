@@ -1,6 +1,7 @@
 import Foundation
 import MetaQClient
 import ProtocolCore
+import Runtime
 import Synchronization
 import Testing
 
@@ -86,8 +87,12 @@ struct OrderedProducerTests {
         #expect(tally.spooled == 20 && depth == 20)
         await first.shutdown()
 
+        // The broker runs but answers nothing (SIGSTOP) while the new producer starts replaying and
+        // sends more: no put can be acknowledged meanwhile, so each new send must queue behind
+        // the recovered spool, whenever the replay gets going.
         defer { broker.stopHard() }
         try broker.start()
+        #expect(broker.process.send(SIGSTOP))
         let second = try MetaQClient(servers: ["meta://127.0.0.1:\(broker.port)"], logger: DirectBroker.silent)
         let late = try second.orderedProducer(settings)
         for i in 10..<15 {
@@ -96,9 +101,10 @@ struct OrderedProducerTests {
                 tally.results.withLock { $0[key, default: []].append(result) }
             }
         }
-        let firstLate = tally.results.withLock { $0.mapValues { $0[10] } }
-        #expect(firstLate.values.allSatisfy { if case .spooled = $0 { true } else { false } },
-                "a new send queues behind the recovered spool: \(firstLate)")
+        let lateResults = tally.results.withLock { $0.values.flatMap { $0[10...] } }
+        #expect(lateResults.allSatisfy { if case .spooled = $0 { true } else { false } },
+                "a new send queues behind the recovered spool: \(lateResults)")
+        #expect(broker.process.send(SIGCONT))
         try await waitUntil(seconds: 30) { await late.spoolDepth() == 0 }
         let received = try await consumeAll(second, directory, atLeast: 30)
         checkOrder(received, tally, keys: keys, perKey: 15)
@@ -122,7 +128,8 @@ struct OrderedProducerTests {
         let client = try MetaQClient(zooKeeper: zk.connectString, sessionTimeoutMs: 4000, logger: DirectBroker.silent)
         let partitions = (0..<3).map { BrokerPartition(brokerId: 0, partition: $0) }
         let producer = try client.orderedProducer(OrderedProducerSettings(
-            partitions: partitions, spoolPath: directory + "/spool", retryStepMs: 200, retryMaxMs: 1000))
+            partitions: partitions, spoolPath: directory + "/spool", requestTimeoutMs: 600_000,
+            retryStepMs: 200, retryMaxMs: 1000))
         let watcher = client.producer()
         #expect(await ClusterTests.eventually(15) { (try? await watcher.publish("test").count) == 3 })
         let keys = ["alpha", "beta", "gamma"]
@@ -135,11 +142,22 @@ struct OrderedProducerTests {
         }
         for i in 0..<5 { try await send(i) }
         #expect(tally.spooled == 0)
-        #expect(broker.stop() == 0)
+        // The broker stops answering (SIGSTOP) and its publish node goes away (deleted here, as
+        // when its session ends). Sends must now be spooled without trying the broker: with a
+        // request timeout of ten minutes, a send that tried it would not come back in the test.
+        #expect(broker.process.send(SIGSTOP))
+        let session = try ZooKeeperSession(connect: zk.connectString, sessionTimeoutMs: 10_000, logger: ClusterTests.silent) { _ in }
+        defer { session.close() }
+        #expect(await session.perform(.delete(path: "/meta/brokers/topics-pub/test/0-m")) == .deleted)
         #expect(await ClusterTests.eventually(15) { await watcher.partitions(of: "test").isEmpty })
-        let start = Date()
-        for i in 5..<10 { try await send(i) }
-        #expect(tally.spooled == 15 && Date().timeIntervalSince(start) < 2, "unlisted: spooled without waiting for a timeout")
+        let unlisted = Task { for i in 5..<10 { try await send(i) } }
+        let spooledInTime = await ClusterTests.eventually(20) { tally.count == 30 }
+        #expect(spooledInTime, "unlisted: spooled without trying the broker")
+        guard spooledInTime else { return unlisted.cancel() }  // the broker's kill ends the hung send
+        try await unlisted.value
+        #expect(tally.spooled == 15)
+        #expect(broker.process.send(SIGCONT))
+        #expect(broker.stop() == 0)
 
         let restarted = try BrokerProcess(directory: directory, config: config, port: broker.port)
         restarted.local = false
@@ -184,7 +202,6 @@ struct OrderedProducerTests {
             }
         }
         try await waitUntil(seconds: 30) { received.count >= atLeast }
-        try await Task.sleep(for: .milliseconds(500))  // duplicates, if any, arrive too
         await consumer.close()
         _ = try? await run.value
         return received

@@ -95,7 +95,7 @@ extension ZooKeeperSessionTests {
             owner.submit(.exists(path: "/", watch: false), tag: 9)
             #expect(await owner.perform(.exists(path: "/", watch: false)) == .failed(.sessionExpired))
             #expect(await owner.waitUntilConnected(timeoutMs: 100) == false)
-            try await Task.sleep(for: .milliseconds(300))
+            owner.waitForDeliveries()
             #expect(ownerEvents.all.count == before, "no event after close")
         }
     }

@@ -4,6 +4,14 @@ import Glibc
 
 /// The session-expiry helper for tests (toolchain.md §2 "Forcing session expiry").
 extension ZooKeeperSession {
+    /// Returns once every event queued for the sink so far has been handed to it: a barrier for
+    /// tests that check what did *not* arrive, without waiting for a while. Must not be called
+    /// from the sink.
+    public func waitForDeliveries() {
+        dispatchPrecondition(condition: .notOnQueue(delivery))
+        delivery.sync {}
+    }
+
     /// Makes the server expire this session, by the "twin handle" method: a second handle opens
     /// the same session (same id and password), then closes it, which ends the session on the
     /// server; this handle then learns that its session expired. It is racy (this handle may

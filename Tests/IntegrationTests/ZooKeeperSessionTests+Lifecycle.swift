@@ -110,9 +110,11 @@ extension ZooKeeperSessionTests {
         let reply = await recorder.waitForReply(tag: 1, timeoutMs: 10_000)
         #expect(reply == .failed(.connectionLoss), "\(String(describing: reply))")
         #expect(recorder.sessionStates.allSatisfy { $0 == .connecting }, "\(recorder.sessionStates)")
+        // Closing must not wait for a server that never answers: a deadline against a hang (the
+        // C library gives up on its connection attempts every few seconds), not a speed check.
         let started = Date()
         session.close()
-        #expect(Date().timeIntervalSince(started) < 2)
+        #expect(Date().timeIntervalSince(started) < 15)
         #expect(session.negotiatedSessionTimeoutMs == 2000, "the requested timeout until a server grants one")
     }
 }

@@ -7,7 +7,7 @@ import StoreCore
 /// `metaq-server stats [-item X]`: like the original's BrokerStatsTool, asks the broker of a
 /// server.ini over the wire and prints the stats body.
 struct Stats: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print a running broker's stats (reference §9).")
+    static let configuration = CommandConfiguration(abstract: "Print a running broker's stats, as MetaQ's `stats` command answers them.")
 
     @Option(name: [.customShort("f"), .customLong("config")], help: "The broker's server.ini (for its port).")
     var configPath = "conf/server.ini"

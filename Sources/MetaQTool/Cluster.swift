@@ -27,7 +27,7 @@ struct ZooKeeperOption: ParsableArguments {
 struct Cluster: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print a MetaQ cluster as ZooKeeper describes it: brokers, topics, partitions, groups, owners, offsets.",
-        discussion: "Reads MetaQ's znodes (reference §3.1) under --zk-root; works for any MetaQ 1.4 cluster.")
+        discussion: "Reads the znodes MetaQ brokers and clients register (brokers, topics, consumer groups, owners, offsets) under --zk-root; works for any MetaQ 1.4 cluster.")
 
     @OptionGroup var zooKeeper: ZooKeeperOption
 

@@ -9,7 +9,7 @@ struct Consume: AsyncParsableCommand {
         discussion: """
             Stops at the end of the partition unless --follow is given. Follows 301 answers (data deleted, \
             damage skipped). With --zookeeper it joins consumer group --group instead: it takes its share \
-            of the topic's partitions (rebalancing as members come and go, reference §3.4), starts at the \
+            of the topic's partitions (rebalancing as members come and go, as MetaQ's clients do), starts at the \
             group's committed offsets, commits them as it goes and on exit, and prints \
             `brokerId-partition offset msgId attribute data`; it stops after --count messages, or after 5 s \
             without a message unless --follow is given.

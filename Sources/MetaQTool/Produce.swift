@@ -8,8 +8,8 @@ struct Produce: AsyncParsableCommand {
         abstract: "Send messages; prints `msgId partition offset` per message.",
         discussion: """
             Messages come from the arguments, or one per line from standard input when none are given. \
-            With --zookeeper the partitions are discovered from the cluster and chosen round robin \
-            (reference §3.3); each line then reads `msgId brokerId-partition offset`.
+            With --zookeeper the partitions are discovered from the cluster and chosen round robin; \
+            each line then reads `msgId brokerId-partition offset`.
             """)
 
     @OptionGroup var server: ServerOption

@@ -3,7 +3,7 @@ import ProtocolCore
 
 struct Stats: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Print the broker's statistics (reference §9).",
+        abstract: "Print the broker's statistics, as MetaQ's `stats` command answers them.",
         discussion: "ITEM: empty for system stats, or topics, offsets, realtime, help, reset, config, or a topic name.")
 
     @OptionGroup var server: ServerOption

@@ -45,7 +45,7 @@ public indirect enum AttributeFilter: Equatable, Sendable, CustomStringConvertib
             }
         }
         if Self.looksLikeJavaClass(text) {
-            throw ParseError("'\(text)' looks like a Java filter class; class loading is not supported (reference §5.7). "
+            throw ParseError("'\(text)' looks like a Java filter class; class loading is not supported (MetaQ loaded such classes from the broker's provided/ directory). "
                              + "Use an attribute expression (<attribute>, prefix:, any:, not:), or exact:\(text) to match this attribute literally")
         }
         self = .exact(text)

@@ -171,6 +171,20 @@ struct BrokerStatsTests {
         #expect(!text.contains("Count="), "\(text)")
     }
 
+    /// Topic names come from the wire: a `stat=true` wildcard must not let gets of ever new names
+    /// grow the table without bound. Past `maxTopics`, new topics are dropped; known ones count on.
+    @Test func realtimeTableIsBounded() {
+        var stats = RealtimeStats(startedMs: 0)
+        for i in 0..<(RealtimeStats.maxTopics + 500) { stats.record(.get, topic: "w-\(i)", nowMs: 1) }
+        #expect(stats.topics.count == RealtimeStats.maxTopics)
+        #expect(stats.droppedEvents == 500)
+        stats.record(.get, topic: "w-0", nowMs: 2)
+        #expect(stats.sample(.get, topic: "w-0")?.count == 2, "a counted topic keeps counting")
+        #expect(stats.sample(.get, topic: "w-\(RealtimeStats.maxTopics + 1)") == nil)
+        stats.reset(nowMs: 3)
+        #expect(stats.topics.isEmpty && stats.droppedEvents == 0)
+    }
+
     /// Java's `#.##`: at most two decimals, half-even, no trailing zeros.
     @Test func realtimeNumberFormat() {
         #expect(RealtimeStats.format(100) == "100")

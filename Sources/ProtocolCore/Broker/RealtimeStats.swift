@@ -37,21 +37,36 @@ public struct RealtimeStats: Equatable, Sendable {
     /// The original resets its realtime statistics every 30 minutes.
     public static let intervalMs: Int64 = 30 * 60 * 1000
 
+    /// Topic names come from the wire: with a `stat=true` wildcard section every `get` of a new
+    /// name would add an entry until the next reset. Beyond this many topics per interval, events
+    /// of topics not counted yet are dropped (`droppedEvents`), so the table stays bounded.
+    public static let maxTopics = 4096
+
     public private(set) var startedMs: Int64
     /// Samples by topic, indexed by `Kind.rawValue`.
     var topics: [String: [Sample]] = [:]
+    /// Events not counted since the last reset because `maxTopics` topics were counted already.
+    public private(set) var droppedEvents: Int64 = 0
 
     public init(startedMs: Int64) { self.startedMs = startedMs }
 
     /// Counts one event of `kind` for `topic` (the caller checks the topic's `stat` flag).
     public mutating func record(_ kind: Kind, topic: String, value: Int64 = 1, nowMs: Int64) {
         rollIfDue(nowMs: nowMs)
-        topics[topic, default: Array(repeating: Sample(), count: Kind.allCases.count)][kind.rawValue].add(value)
+        if topics[topic] == nil {
+            guard topics.count < Self.maxTopics else {
+                droppedEvents += 1
+                return
+            }
+            topics[topic] = Array(repeating: Sample(), count: Kind.allCases.count)
+        }
+        topics[topic]![kind.rawValue].add(value)
     }
 
     /// `stats reset`, and the 30-minute roll.
     public mutating func reset(nowMs: Int64) {
         topics.removeAll()
+        droppedEvents = 0
         startedMs = nowMs
     }
 

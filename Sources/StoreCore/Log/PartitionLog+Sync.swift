@@ -88,7 +88,7 @@ extension PartitionLog {
     public func failSync(_ batch: SyncBatch, error: StorageError) -> [UInt64] {
         guard let sync = inFlight, sync.id == batch.id else { return [] }
         inFlight = nil
-        state = .failed(error)
+        state = .failed(LogFailure(operation: .sync, error: error))
         return abandonPendingAppends()
     }
 

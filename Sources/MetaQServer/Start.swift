@@ -42,6 +42,11 @@ struct Start: ParsableCommand {
 
     func run() throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        // A write past RLIMIT_FSIZE must fail with EFBIG (and fail its partition like any disk
+        // error) rather than kill the broker with SIGXFSZ; a log line to a closed pipe must not
+        // kill it with SIGPIPE before NIO's first socket would ignore that.
+        signal(SIGXFSZ, SIG_IGN)
+        signal(SIGPIPE, SIG_IGN)
         let logger = Logger(label: "metaq-server")
         let text: String
         do { text = try String(contentsOfFile: configPath, encoding: .utf8) } catch {
@@ -173,14 +178,36 @@ struct Start: ParsableCommand {
                     cluster.stop()
                 }
                 logger.info("stopping: closing connections, syncing and closing every log")
-                do { try server.stop() } catch { logger.error("stop failed: \(error)") }
+                let problem: String?
+                do {
+                    problem = Self.describe(failures: try server.stop())
+                } catch {
+                    problem = "the stop failed: \(error)"
+                }
                 try? FileManager.default.removeItem(atPath: pidFile)
-                logger.info("metaq-server stopped")
-                Foundation.exit(0)
+                guard let problem else {
+                    logger.info("metaq-server stopped")
+                    Foundation.exit(0)
+                }
+                // A service manager (and `metaq-server stop`'s caller reading the log) must not
+                // take this for a clean stop: data may be missing, so the exit status says so.
+                logger.critical("metaq-server stopped with errors (exit status 1): \(problem)")
+                Foundation.exit(1)
             }
             source.resume()
         }
         dispatchMain()
+    }
+}
+
+extension Start {
+    /// What an operator must know about partitions whose log failed by the end of a stop; nil
+    /// when there are none.
+    static func describe(failures: [(partition: TopicPartition, failure: LogFailure)]) -> String? {
+        guard !failures.isEmpty else { return nil }
+        let list = failures.map { "\($0.partition) (\($0.failure))" }.joined(separator: ", ")
+        return "\(failures.count) partition(s) failed a write or sync: \(list); messages written to them since "
+            + "their last successful sync may be lost; fix the disk, then restart (recovery keeps every intact record)"
     }
 }
 

@@ -18,8 +18,11 @@ public struct ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
         case invalidTopicName
         /// A key the section does not have; ``ConfigError/suggestion`` holds the closest valid one.
         case unknownKey
-        /// The same key twice in one section (also across repeated headers of that section).
+        /// The same key twice in one section.
         case duplicateKey
+        /// A section header that appeared before (`[topic=x]` twice): MetaQ's ini4j would use only
+        /// one of them, silently.
+        case duplicateSection
         /// Not an integer expression, or it overflows or divides by zero.
         case badNumber
         /// Not `true` or `false`.

@@ -48,12 +48,7 @@ struct Start: ParsableCommand {
         signal(SIGXFSZ, SIG_IGN)
         signal(SIGPIPE, SIG_IGN)
         let logger = Logger(label: "metaq-server")
-        let text: String
-        do { text = try String(contentsOfFile: configPath, encoding: .utf8) } catch {
-            throw ValidationError("cannot read \(configPath): \(error.localizedDescription)")
-        }
-        var config: ServerConfig
-        do { config = try ServerConfig(parsing: text, path: configPath) } catch { throw ValidationError("\(error)") }
+        var config = try loadConfig(configPath)
         let clusterMode = config.zooKeeper.isEnabled && !local
         if clusterMode && (config.zooKeeper.connect ?? "").isEmpty {
             throw ValidationError("cluster mode needs zk.zkConnect in [zookeeper] of \(configPath) (host:port[,host:port…]); or start with --local, or set zk.zkEnable=false")
@@ -197,6 +192,19 @@ struct Start: ParsableCommand {
             source.resume()
         }
         dispatchMain()
+    }
+}
+
+/// The server.ini at `path`, or a start-up failure that names the file and what is wrong with it
+/// (it is not a usage error, so no usage text).
+func loadConfig(_ path: String) throws -> ServerConfig {
+    do {
+        return try ConfigFile.load(path)
+    } catch let error as ConfigFileError where error.problem == .missing {
+        let directory = path.hasPrefix("/") ? "" : " (relative to \(FileManager.default.currentDirectoryPath))"
+        throw StartFailure("\(error)\(directory); name the broker's server.ini with -f <path>")
+    } catch {
+        throw StartFailure("\(error)")
     }
 }
 

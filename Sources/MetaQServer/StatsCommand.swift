@@ -19,9 +19,7 @@ struct Stats: ParsableCommand {
     var port: Int?
 
     func run() throws {
-        let text = try String(contentsOfFile: configPath, encoding: .utf8)
-        let config: ServerConfig
-        do { config = try ServerConfig(parsing: text, path: configPath) } catch { throw ValidationError("\(error)") }
+        let config = try loadConfig(configPath)
         let connection: WireConnection
         do { connection = try WireConnection(host: "127.0.0.1", port: port ?? config.serverPort) } catch {
             throw ValidationError("\(error)")

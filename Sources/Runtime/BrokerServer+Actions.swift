@@ -285,16 +285,10 @@ extension BrokerServer {
     }
 
     func sendConfig(opaque: Int32, to connection: ConnectionID) {
-        let bytes = (try? readWholeFile(configPath)) ?? []
+        let bytes = (try? ConfigFile.read(configPath)) ?? []
         var out: [UInt8] = []
         ResultResponse.appendHeader(to: &out, code: StatusCode.success, bodyLength: bytes.count, opaque: opaque)
         write(out + bytes, to: connection)
-    }
-
-    func readWholeFile(_ path: String) throws -> [UInt8] {
-        let file = try storage.open(path, create: false)
-        defer { try? file.close() }
-        return try file.read(at: 0, count: Int(try file.size()))
     }
 
     func snapshot() -> StatsSnapshot {

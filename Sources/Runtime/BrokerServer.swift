@@ -64,13 +64,12 @@ public final class BrokerServer: @unchecked Sendable {
         self.stores = stores
         self.configPath = configPath
         self.logger = logger
-        let file = try? FileStorage().open(configPath, create: false)
-        let bytes = file.flatMap { f in (try? f.size()).flatMap { try? f.read(at: 0, count: Int($0)) } }
-        try? file?.close()
-        configChecksum = bytes.map { Int64(CRC32.checksum($0)) } ?? 0
+        configChecksum = (try? ConfigFile.read(configPath)).map { Int64(CRC32.checksum($0)) } ?? 0
     }
 
     /// Binds `host:port` and starts accepting; returns the bound port.
+    ///
+    /// - Throws: ``ListenError`` when the address cannot be bound.
     public func start(host: String, port: Int) throws -> Int {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
@@ -81,7 +80,10 @@ public final class BrokerServer: @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(ConnectionHandler(server: self, id: id))
                 }
             }
-        let channel = try bootstrap.bind(host: host, port: port).wait()
+        let channel: any Channel
+        do { channel = try bootstrap.bind(host: host, port: port).wait() } catch {
+            throw ListenError(host: host, port: port, error)
+        }
         serverChannel = channel
         return channel.localAddress?.port ?? port
     }

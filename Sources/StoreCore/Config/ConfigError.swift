@@ -8,6 +8,8 @@
 public struct ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The class of problem, for callers that react differently (and for tests).
     public enum Kind: Equatable, Sendable {
+        /// The file is not UTF-8; ``ConfigError/line`` is where the first invalid sequence is.
+        case invalidEncoding
         /// A line that is neither blank, a comment, a `[section]` nor `key=value`.
         case malformedLine
         /// A `key=value` line before the first section header.

@@ -51,12 +51,12 @@ struct Start: ParsableCommand {
         var config = try loadConfig(configPath)
         let clusterMode = config.zooKeeper.isEnabled && !local
         if clusterMode && (config.zooKeeper.connect ?? "").isEmpty {
-            throw ValidationError("cluster mode needs zk.zkConnect in [zookeeper] of \(configPath) (host:port[,host:port…]); or start with --local, or set zk.zkEnable=false")
+            throw StartFailure("cluster mode needs zk.zkConnect in [zookeeper] of \(configPath) (host:port[,host:port…]); or start with --local, or set zk.zkEnable=false")
         }
         if let dataPath { config.dataPath = dataPath }
         if let port { config.serverPort = port }
         let data = config.dataPath ?? defaultDataPath()
-        do { try FileStorage().makeDirectory(data) } catch { throw ValidationError("cannot create data directory \(data): \(error)") }
+        do { try FileStorage().makeDirectory(data) } catch { throw StartFailure("cannot create data directory \(data): \(error)") }
         if !foreground { return try launchInBackground(dataPath: data) }
         // Block SIGTERM/SIGINT here, before the first thread exists, so every thread inherits the
         // block: the dispatch signal source reads them from a signalfd (also one that arrived

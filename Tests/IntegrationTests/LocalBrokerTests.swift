@@ -168,6 +168,7 @@ struct LocalBrokerTests {
             broker.local = false
             #expect(throws: (any Error).self) { try broker.start() }
             #expect(broker.log().contains("cluster mode needs zk.zkConnect in [zookeeper]"), "\(broker.log())")
+            #expect(!broker.log().contains("Usage:"), "a config problem is not a usage error")
         }
     }
 

@@ -29,7 +29,7 @@ struct StartFailureTests {
             }
             let output = String(decoding: result.output, as: UTF8.self)
             check(directory, mode, result.status, output)
-            #expect(!output.contains("USAGE:"), "a broken config is not a usage error: \(output)")
+            #expect(!output.contains("Usage:"), "a broken config is not a usage error: \(output)")
         }
     }
 

@@ -12,7 +12,7 @@ struct Stats: ParsableCommand {
     @Option(name: [.customShort("f"), .customLong("config")], help: "The broker's server.ini (for its port).")
     var configPath = "conf/server.ini"
 
-    @Option(name: .customLong("item"), help: "topics, offsets, realtime, help, reset, config or a topic name.")
+    @Option(name: .customLong("item"), help: "topics, offsets, realtime, help, reset, config, failed_partitions or a topic name.")
     var item: String?
 
     @Option(help: "TCP port (overrides serverPort of the config).")

@@ -42,21 +42,21 @@ struct Start: ParsableCommand {
 
     func run() throws {
         LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        // A write past RLIMIT_FSIZE must fail with EFBIG (and fail its partition like any disk
+        // error) rather than kill the broker with SIGXFSZ; a log line to a closed pipe must not
+        // kill it with SIGPIPE before NIO's first socket would ignore that.
+        signal(SIGXFSZ, SIG_IGN)
+        signal(SIGPIPE, SIG_IGN)
         let logger = Logger(label: "metaq-server")
-        let text: String
-        do { text = try String(contentsOfFile: configPath, encoding: .utf8) } catch {
-            throw ValidationError("cannot read \(configPath): \(error.localizedDescription)")
-        }
-        var config: ServerConfig
-        do { config = try ServerConfig(parsing: text, path: configPath) } catch { throw ValidationError("\(error)") }
+        var config = try loadConfig(configPath)
         let clusterMode = config.zooKeeper.isEnabled && !local
         if clusterMode && (config.zooKeeper.connect ?? "").isEmpty {
-            throw ValidationError("cluster mode needs zk.zkConnect in [zookeeper] of \(configPath) (host:port[,host:port…]); or start with --local, or set zk.zkEnable=false")
+            throw StartFailure("cluster mode needs zk.zkConnect in [zookeeper] of \(configPath) (host:port[,host:port…]); or start with --local, or set zk.zkEnable=false")
         }
         if let dataPath { config.dataPath = dataPath }
         if let port { config.serverPort = port }
         let data = config.dataPath ?? defaultDataPath()
-        do { try FileStorage().makeDirectory(data) } catch { throw ValidationError("cannot create data directory \(data): \(error)") }
+        do { try FileStorage().makeDirectory(data) } catch { throw StartFailure("cannot create data directory \(data): \(error)") }
         if !foreground { return try launchInBackground(dataPath: data) }
         // Block SIGTERM/SIGINT here, before the first thread exists, so every thread inherits the
         // block: the dispatch signal source reads them from a signalfd (also one that arrived
@@ -173,14 +173,49 @@ struct Start: ParsableCommand {
                     cluster.stop()
                 }
                 logger.info("stopping: closing connections, syncing and closing every log")
-                do { try server.stop() } catch { logger.error("stop failed: \(error)") }
+                let problem: String?
+                do {
+                    problem = Self.describe(failures: try server.stop())
+                } catch {
+                    problem = "the stop failed: \(error)"
+                }
                 try? FileManager.default.removeItem(atPath: pidFile)
-                logger.info("metaq-server stopped")
-                Foundation.exit(0)
+                guard let problem else {
+                    logger.info("metaq-server stopped")
+                    Foundation.exit(0)
+                }
+                // A service manager (and `metaq-server stop`'s caller reading the log) must not
+                // take this for a clean stop: data may be missing, so the exit status says so.
+                logger.critical("metaq-server stopped with errors (exit status 1): \(problem)")
+                Foundation.exit(1)
             }
             source.resume()
         }
         dispatchMain()
+    }
+}
+
+/// The server.ini at `path`, or a start-up failure that names the file and what is wrong with it
+/// (it is not a usage error, so no usage text).
+func loadConfig(_ path: String) throws -> ServerConfig {
+    do {
+        return try ConfigFile.load(path)
+    } catch let error as ConfigFileError where error.problem == .missing {
+        let directory = path.hasPrefix("/") ? "" : " (relative to \(FileManager.default.currentDirectoryPath))"
+        throw StartFailure("\(error)\(directory); name the broker's server.ini with -f <path>")
+    } catch {
+        throw StartFailure("\(error)")
+    }
+}
+
+extension Start {
+    /// What an operator must know about partitions whose log failed by the end of a stop; nil
+    /// when there are none.
+    static func describe(failures: [(partition: TopicPartition, failure: LogFailure)]) -> String? {
+        guard !failures.isEmpty else { return nil }
+        let list = failures.map { "\($0.partition) (\($0.failure))" }.joined(separator: ", ")
+        return "\(failures.count) partition(s) failed a write or sync: \(list); messages written to them since "
+            + "their last successful sync may be lost; fix the disk, then restart (recovery keeps every intact record)"
     }
 }
 

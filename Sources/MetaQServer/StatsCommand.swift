@@ -12,16 +12,14 @@ struct Stats: ParsableCommand {
     @Option(name: [.customShort("f"), .customLong("config")], help: "The broker's server.ini (for its port).")
     var configPath = "conf/server.ini"
 
-    @Option(name: .customLong("item"), help: "topics, offsets, realtime, help, reset, config or a topic name.")
+    @Option(name: .customLong("item"), help: "topics, offsets, realtime, help, reset, config, failed_partitions or a topic name.")
     var item: String?
 
     @Option(help: "TCP port (overrides serverPort of the config).")
     var port: Int?
 
     func run() throws {
-        let text = try String(contentsOfFile: configPath, encoding: .utf8)
-        let config: ServerConfig
-        do { config = try ServerConfig(parsing: text, path: configPath) } catch { throw ValidationError("\(error)") }
+        let config = try loadConfig(configPath)
         let connection: WireConnection
         do { connection = try WireConnection(host: "127.0.0.1", port: port ?? config.serverPort) } catch {
             throw ValidationError("\(error)")

@@ -65,10 +65,14 @@ extension BrokerServer {
             }
             if !dirtyLogs.contains(where: { $0.log === log }) { dirtyLogs.append((partition, log)) }
         } catch {
-            handle(.appended(token: token, .failure(.init("\(error)"))))
-            if let log = stores.log(partition), log.isFailed, !dirtyLogs.contains(where: { $0.log === log }) {
-                dirtyLogs.append((partition, log))
+            guard let log = stores.log(partition), let failure = log.failure else {
+                return handle(.appended(token: token, .failure(.init("\(error)"))))
             }
+            // The log failed under this append (a roll's write or sync): the machine learns it
+            // first, so this answer and every later one say the partition is out of service.
+            reportFailure(partition, log)
+            handle(.appended(token: token, .failure(.init(failure.description))))
+            if !dirtyLogs.contains(where: { $0.log === log }) { dirtyLogs.append((partition, log)) }
         }
     }
 
@@ -81,18 +85,15 @@ extension BrokerServer {
             dirtyLogs.removeAll(keepingCapacity: true)
             for (partition, log) in logs {
                 if log.stagedByteCount > 0 && !log.hasWritesAwaitingNextSync { unsyncedSince[partition] = Clocks.monotonic() }
-                do { try log.flushWrites() } catch {
-                    logger.critical("write failed: the partition refuses writes until restarted",
-                                    metadata: ["partition": "\(partition)", "error": "\(error)"])
-                }
+                do { try log.flushWrites() } catch { reportFailure(partition, log) }
             }
             let written = awaitingWrite
             awaitingWrite.removeAll(keepingCapacity: true)
             for (token, offset, log) in written {
-                handle(.appended(token: token, log.isFailed ? .failure(.init("write failed")) : .success(offset)))
+                handle(.appended(token: token, log.failure.map { .failure(.init($0.description)) } ?? .success(offset)))
             }
             for (partition, log) in logs {
-                if log.isFailed { abandon(log) } else { scheduleSync(partition) }
+                if log.isFailed { abandon(partition, log) } else { scheduleSync(partition) }
             }
         }
         let touched = dirtyConnections
@@ -100,11 +101,22 @@ extension BrokerServer {
         for connection in touched { flush(connection) }
     }
 
-    /// Answers the group-commit appends of a failed log with an error.
-    func abandon(_ log: PartitionLog) {
+    /// Answers the group-commit appends of a failed log with its cause.
+    func abandon(_ partition: TopicPartition, _ log: PartitionLog) {
+        reportFailure(partition, log)
+        let cause = log.failure?.description ?? "log failed: \(log.directory)"
         for ticket in log.abandonPendingAppends() where awaitingSync.removeValue(forKey: ticket) != nil {
-            handle(.appended(token: ticket, .failure(.init("log failed: \(log.directory)"))))
+            handle(.appended(token: ticket, .failure(.init(cause))))
         }
+    }
+
+    /// Logs a failed log once and tells the machine, which from then on answers every put to the
+    /// partition itself: it refuses writes until the broker restarts (DESIGN.md §4).
+    func reportFailure(_ partition: TopicPartition, _ log: PartitionLog) {
+        guard let failure = log.failure, machine.failedPartitions[partition] == nil else { return }
+        logger.critical("\(failure.operation.rawValue) failed: the partition refuses writes until the broker is restarted",
+                        metadata: ["partition": "\(partition)", "error": "\(failure.error)"])
+        handle(.partitionFailed(partition, cause: failure.description))
     }
 
     /// Starts a sync when the flush policy says one is due, or arms a timer for its deadline.
@@ -114,7 +126,7 @@ extension BrokerServer {
         let now = Clocks.monotonic()
         if log.syncDue(now: now) {
             guard let batch = log.beginSync() else {
-                if log.isFailed { abandon(log) }
+                if log.isFailed { abandon(partition, log) }
                 return
             }
             syncing.insert(partition)
@@ -156,12 +168,13 @@ extension BrokerServer {
             answered = tickets.count
         case .failure(let error):
             let storageError = (error as? StorageError) ?? .io(path: log.directory, detail: "\(error)")
-            logger.critical("fdatasync failed: the partition refuses writes until restarted",
-                            metadata: ["partition": "\(partition)", "error": "\(storageError)"])
             failed = true
-            for ticket in log.failSync(work.batch, error: storageError) {
+            let tickets = log.failSync(work.batch, error: storageError)
+            reportFailure(partition, log)
+            let cause = log.failure?.description ?? "sync failed: \(storageError)"
+            for ticket in tickets {
                 awaitingSync[ticket] = nil
-                handle(.appended(token: ticket, .failure(.init("sync failed: \(storageError)"))))
+                handle(.appended(token: ticket, .failure(.init(cause))))
             }
         }
         // Anything still staged is written by the end of the tick, then synced. With answers
@@ -272,16 +285,10 @@ extension BrokerServer {
     }
 
     func sendConfig(opaque: Int32, to connection: ConnectionID) {
-        let bytes = (try? readWholeFile(configPath)) ?? []
+        let bytes = (try? ConfigFile.read(configPath)) ?? []
         var out: [UInt8] = []
         ResultResponse.appendHeader(to: &out, code: StatusCode.success, bodyLength: bytes.count, opaque: opaque)
         write(out + bytes, to: connection)
-    }
-
-    func readWholeFile(_ path: String) throws -> [UInt8] {
-        let file = try storage.open(path, create: false)
-        defer { try? file.close() }
-        return try file.read(at: 0, count: Int(try file.size()))
     }
 
     func snapshot() -> StatsSnapshot {

@@ -64,13 +64,12 @@ public final class BrokerServer: @unchecked Sendable {
         self.stores = stores
         self.configPath = configPath
         self.logger = logger
-        let file = try? FileStorage().open(configPath, create: false)
-        let bytes = file.flatMap { f in (try? f.size()).flatMap { try? f.read(at: 0, count: Int($0)) } }
-        try? file?.close()
-        configChecksum = bytes.map { Int64(CRC32.checksum($0)) } ?? 0
+        configChecksum = (try? ConfigFile.read(configPath)).map { Int64(CRC32.checksum($0)) } ?? 0
     }
 
     /// Binds `host:port` and starts accepting; returns the bound port.
+    ///
+    /// - Throws: ``ListenError`` when the address cannot be bound.
     public func start(host: String, port: Int) throws -> Int {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
@@ -81,29 +80,43 @@ public final class BrokerServer: @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(ConnectionHandler(server: self, id: id))
                 }
             }
-        let channel = try bootstrap.bind(host: host, port: port).wait()
+        let channel: any Channel
+        do { channel = try bootstrap.bind(host: host, port: port).wait() } catch {
+            throw ListenError(host: host, port: port, error)
+        }
         serverChannel = channel
         return channel.localAddress?.port ?? port
     }
 
     /// Stops accepting, closes connections, syncs every log and closes it (graceful stop).
-    public func stop() throws {
+    ///
+    /// - Returns: the partitions whose log is failed at the end — their final sync failed, or a
+    ///   write or sync failed earlier — with the cause, in partition order. Empty when everything
+    ///   written is durable; otherwise the caller must not report a clean stop.
+    @discardableResult
+    public func stop() throws -> [(partition: TopicPartition, failure: LogFailure)] {
         try serverChannel?.close().wait()
-        try loop.submit {
+        let failures = try loop.submit {
             self.endOfTick()
             for connection in self.connections.values { connection.channel.close(promise: nil) }
             for partition in self.stores.partitions {
-                guard let log = self.stores.log(partition) else { continue }
+                // A log failed earlier refuses the sync anyway; it is reported below.
+                guard let log = self.stores.log(partition), !log.isFailed else { continue }
                 do { try log.syncNow(now: Clocks.monotonic()) } catch {
                     self.logger.critical("final sync failed", metadata: ["partition": "\(partition)", "error": "\(error)"])
                 }
+            }
+            let failures = self.stores.partitions.compactMap { partition in
+                self.stores.log(partition)?.failure.map { (partition: partition, failure: $0) }
             }
             self.stores.closeAll()
             if self.syncStats.fsync.count > 0 {
                 self.logger.info("sync cycles since start (each stage: p50/p99/max µs)", metadata: self.syncStats.metadata())
             }
+            return failures
         }.wait()
         try group.syncShutdownGracefully()
+        return failures
     }
 
     /// The serial sync queue of the data directory that holds `partition`'s log.

@@ -7,14 +7,33 @@ enum SystemErrors {
     /// The `StorageError` for a failed `syscall` on `path` that set errno to `code`.
     ///
     /// Only the cases StoreCore branches on get their own `StorageError`; everything else becomes
-    /// `.io` with the syscall, glibc's message and the number, so a log line says what happened.
+    /// `.io` with the syscall and ``describe(_:)``, so a log line — and a client's error text —
+    /// says what happened.
     static func storageError(_ code: Int32, syscall: String, path: String) -> StorageError {
         switch code {
         case ENOENT: return .notFound(path: path)
         case EEXIST: return .alreadyExists(path: path)
         case ENOTDIR: return .notADirectory(path: path)
-        default: return .io(path: path, detail: "\(syscall): \(message(for: code)) (errno \(code))")
+        default: return .io(path: path, detail: "\(syscall): \(describe(code))")
         }
+    }
+
+    /// glibc's text and the errno's name, `No space left on device (ENOSPC)`: the name is what an
+    /// operator searches for, the text what they read. The number stands in for an unknown name.
+    static func describe(_ code: Int32) -> String {
+        "\(message(for: code)) (\(name(of: code) ?? "errno \(code)"))"
+    }
+
+    /// `ENOSPC` for 28: glibc's `strerrorname_np` (2.32+), which Swift's Glibc module leaves out
+    /// (declared only under `_GNU_SOURCE`), looked up once by name.
+    static func name(of code: Int32) -> String? {
+        guard let lookup = errnoNameLookup, let name = lookup(code) else { return nil }
+        return String(cString: name)
+    }
+
+    private typealias ErrnoNameLookup = @convention(c) (Int32) -> UnsafePointer<CChar>?
+    private static let errnoNameLookup: ErrnoNameLookup? = dlsym(nil, "strerrorname_np").map {
+        unsafeBitCast($0, to: ErrnoNameLookup.self)
     }
 
     /// The error for the errno the last failed Glibc call left behind.

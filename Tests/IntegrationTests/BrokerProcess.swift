@@ -11,6 +11,9 @@ final class BrokerProcess {
     let logPath: String
     /// Start with `--local` (the default); false to check that cluster mode is refused.
     var local = true
+    /// A command that runs the broker, e.g. `["prlimit", "--fsize=…", "--"]` (it must exec it, so
+    /// the pid stays the broker's).
+    var launcher: [String] = []
 
     /// The `metaq-server` binary built beside the test bundle.
     static var binary: String { product("metaq-server") }
@@ -45,9 +48,10 @@ final class BrokerProcess {
     }
 
     func start() throws {
-        process.executable = Self.binary
-        process.arguments = (local ? ["start", "--local"] : ["start"]) + ["-f", directory + "/server.ini",
-                             "--data", directory + "/data", "--port", "\(port)", "--host", "127.0.0.1", "--foreground"]
+        let arguments = (local ? ["start", "--local"] : ["start"]) + ["-f", directory + "/server.ini",
+                         "--data", directory + "/data", "--port", "\(port)", "--host", "127.0.0.1", "--foreground"]
+        process.executable = launcher.first ?? Self.binary
+        process.arguments = launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [Self.binary] + arguments
         process.standardOutput = .file(logPath)
         process.standardError = .standardOutput
         try process.run()
@@ -71,4 +75,9 @@ final class BrokerProcess {
     }
 
     func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// The last non-empty line of the log.
+    func lastLogLine() -> String {
+        log().split(separator: "\n").last.map(String.init) ?? ""
+    }
 }

@@ -168,6 +168,7 @@ struct LocalBrokerTests {
             broker.local = false
             #expect(throws: (any Error).self) { try broker.start() }
             #expect(broker.log().contains("cluster mode needs zk.zkConnect in [zookeeper]"), "\(broker.log())")
+            #expect(!broker.log().contains("Usage:"), "a config problem is not a usage error")
         }
     }
 
@@ -212,7 +213,8 @@ struct LocalBrokerTests {
             let otherData = broker.directory + "/other"
             let clash = try server(["start", "--local", "-f", broker.directory + "/server.ini", "--data", otherData,
                                     "--port", "\(broker.port)", "--host", "127.0.0.1"])
-            #expect(clash.status == 1 && clash.output.contains("Address already in use"), "\(clash.output)")
+            #expect(clash.status == 1 && clash.output.contains("cannot listen on 127.0.0.1:\(broker.port): address already in use"),
+                    "\(clash.output)")
             let stopped = try server(["stop", "--data", data])
             #expect(stopped.status == 0 && stopped.output.hasPrefix("stopped (pid "), "\(stopped.output)")
             #expect(try server(["status", "--data", data]).status == 3)

@@ -80,7 +80,7 @@ struct BrokerStatsTests {
         let lines = ["pid 19721", "broker_id 0", "port 8123", "uptime 16", "version 1.4.6.3-SNAPSHOT", "slave false",
                      "curr_connections 1", "threads 41", "cmd_put 4", "cmd_get 3", "cmd_offset 2", "tx_begin 0",
                      "tx_xa_begin 0", "tx_commit 0", "tx_rollback 0", "get_miss 2", "put_failed 2", "total_messages 4",
-                     "topics 2", "config_checksum 1230062599"]
+                     "topics 2", "config_checksum 1230062599", "failed_partitions 0"]
         #expect(try stats(&broker, "stats", snapshot()) == expected(lines, opaque: 2147483647))
         // The Java client's form: `stats  5` is an empty item (system stats) with opaque 5 (§1.4.6).
         #expect(try stats(&broker, "stats  5", snapshot()) == expected(lines, opaque: 5))
@@ -122,7 +122,8 @@ struct BrokerStatsTests {
     @Test func helpResetRealtimeAnswerAtOnce() throws {
         var broker = machine()
         let help = try #require(replyBytes(broker.handle(.request(c1, try frame("stats help 1")), nowMs: now)))
-        for key in ["*EMPTY* ", "help ", "topics ", "offsets ", "realtime ", "config Returns broker's config file content."] {
+        for key in ["*EMPTY* ", "help ", "topics ", "offsets ", "realtime ", "config Returns broker's config file content.",
+                    "failed_partitions "] {
             #expect(help.contains("\r\n" + key), "help mentions \(key)")
         }
         #expect(help.hasPrefix("result 200 ") && help.hasSuffix("END\r\n"))

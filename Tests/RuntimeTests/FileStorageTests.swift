@@ -252,6 +252,20 @@ import Testing
         }
     }
 
+    /// A disk error names its cause the way an operator searches for it: the C library's text
+    /// and the errno name (`/dev/full` fails every write with ENOSPC, `/dev/null` every fdatasync
+    /// with EINVAL, without privileges).
+    @Test func errorsCarryTheErrnoName() throws {
+        let full = try storage.open("/dev/full", create: false)
+        defer { try? full.close() }
+        let write = #expect(throws: StorageError.self) { try full.write(Array("x".utf8), at: 0) }
+        #expect(write == .io(path: "/dev/full", detail: "pwrite: No space left on device (ENOSPC)"))
+        let null = try storage.open("/dev/null", create: false)
+        defer { try? null.close() }
+        let sync = #expect(throws: StorageError.self) { try null.sync() }
+        #expect(sync == .io(path: "/dev/null", detail: "fdatasync: Invalid argument (EINVAL)"))
+    }
+
     @Test func oneFileIsUsableFromManyTasks() async throws {
         try await withTemporaryDirectory { dir in
             // RealFile is Sendable: the task group below only compiles because of that.

@@ -1,3 +1,4 @@
+import ProtocolCore
 import Testing
 @testable import StoreCore
 
@@ -76,7 +77,7 @@ import Testing
         #expect(c.nextFire(after: 1_772_323_200) == 1_893_456_000)   // 2026 -> 2030-01-01
         #expect(c.nextFire(after: 1_893_456_000) == nil)
         let listed = try cron("0 0 0 1 1 ? 2028,2030-2031")
-        #expect(listed.nextFire(after: 1_772_323_200) == CronExpression.daysFromCivil(year: 2028, month: 1, day: 1) * 86_400)
+        #expect(listed.nextFire(after: 1_772_323_200) == GregorianCalendar.daysFromCivil(year: 2028, month: 1, day: 1) * 86_400)
         let last = try cron("0 0 0 31 12 ? 2099")
         #expect(last.nextFire(after: 0) == 4_102_358_400)            // 2099-12-31, the last representable year
     }
@@ -173,9 +174,9 @@ import Testing
     struct Local {
         let year: Int64, month: Int, day: Int, hour: Int, minute: Int, second: Int, weekday: Int
         init(_ t: Int64) {
-            let days = CronExpression.floorDiv(t, 86_400)
+            let days = GregorianCalendar.floorDiv(t, 86_400)
             let s = Int(t - days * 86_400)
-            (year, month, day) = CronExpression.civilFromDays(days)
+            (year, month, day) = GregorianCalendar.civilFromDays(days)
             (hour, minute, second) = (s / 3600, s / 60 % 60, s % 60)
             weekday = CronExpression.weekday(days: days)
         }
@@ -221,15 +222,15 @@ import Testing
     @Test func civilDatesRoundTrip() {
         var expected = (year: Int64(1970), month: 1, day: 1)
         var leapDays = 0
-        let last = CronExpression.daysFromCivil(year: 2099, month: 12, day: 31)
+        let last = GregorianCalendar.daysFromCivil(year: 2099, month: 12, day: 31)
         for days in 0...last {
-            let date = CronExpression.civilFromDays(days)
+            let date = GregorianCalendar.civilFromDays(days)
             #expect(date == expected, "day \(days)")
-            #expect(CronExpression.daysFromCivil(year: date.year, month: date.month, day: date.day) == days)
+            #expect(GregorianCalendar.daysFromCivil(year: date.year, month: date.month, day: date.day) == days)
             if date.month == 2 && date.day == 29 { leapDays += 1 }
             // Advance the expected date by hand, independent of the conversion under test.
             expected.day += 1
-            if expected.day > CronExpression.daysInMonth(year: expected.year, month: expected.month) {
+            if expected.day > GregorianCalendar.daysInMonth(year: expected.year, month: expected.month) {
                 (expected.day, expected.month) = (1, expected.month + 1)
                 if expected.month > 12 { (expected.month, expected.year) = (1, expected.year + 1) }
             }
@@ -239,14 +240,17 @@ import Testing
     }
 
     @Test func calendarAnchors() {
-        #expect(CronExpression.daysFromCivil(year: 2000, month: 2, day: 29) == 951_782_400 / 86_400)
-        #expect(CronExpression.civilFromDays(-1) == (1969, 12, 31))
-        #expect(CronExpression.civilFromDays(4_233_686_400 / 86_400) == (2104, 2, 29))
-        #expect(CronExpression.daysInMonth(year: 1900, month: 2) == 28)
-        #expect(CronExpression.daysInMonth(year: 2000, month: 2) == 29)
-        #expect(CronExpression.daysInMonth(year: 2100, month: 2) == 28)
+        #expect(GregorianCalendar.daysFromCivil(year: 2000, month: 2, day: 29) == 951_782_400 / 86_400)
+        #expect(GregorianCalendar.civilFromDays(-1) == (1969, 12, 31))
+        #expect(GregorianCalendar.civilFromDays(4_233_686_400 / 86_400) == (2104, 2, 29))
+        #expect(GregorianCalendar.daysInMonth(year: 1900, month: 2) == 28)
+        #expect(GregorianCalendar.daysInMonth(year: 2000, month: 2) == 29)
+        #expect(GregorianCalendar.daysInMonth(year: 2100, month: 2) == 28)
         #expect(CronExpression.weekday(days: 0) == 5)                 // 1970-01-01 was a Thursday
         #expect(CronExpression.weekday(days: -1) == 4)                // 1969-12-31 was a Wednesday
         #expect(CronExpression.weekday(days: 1_795_240_800 / 86_400) == 7)   // 2026-11-21 is a Saturday
+        #expect(GregorianCalendar.utcTimestamp(milliseconds: 1_795_240_800_999) == "2026-11-21T06:00:00Z")
+        #expect(GregorianCalendar.utcTimestamp(milliseconds: 951_827_696_000) == "2000-02-29T12:34:56Z")
+        #expect(GregorianCalendar.utcTimestamp(milliseconds: -1) == "1969-12-31T23:59:59Z")
     }
 }

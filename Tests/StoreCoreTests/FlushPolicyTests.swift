@@ -64,6 +64,8 @@ struct FlushPolicyTests {
         #expect(throws: StorageError.self) { try batch.perform() }
         #expect(log.failSync(batch, error: .io(path: dir, detail: "EIO")) == [1, 2])
         #expect(log.isFailed)
+        #expect(log.failure == LogFailure(operation: .sync, error: .io(path: dir, detail: "EIO")))
+        #expect(log.failure?.description == "sync failed: I/O error on \(dir): EIO")
         #expect(log.maxOffset == 0)
         #expect(throws: LogError.failed(.io(path: dir, detail: "EIO"))) {
             try log.append(msgId: 3, flag: 0, payload: payload(3), now: t0)

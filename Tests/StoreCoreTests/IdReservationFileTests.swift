@@ -58,6 +58,17 @@ struct IdReservationFileTests {
         #expect(restarted.next(nowMs: 1_700_000_000_000).id > last)
     }
 
+    /// A save whose sync fails leaves the previous reservation and no `msgid-reservation.tmp`
+    /// behind (the failed temporary file is removed, best effort; issue 14).
+    @Test func failedSaveLeavesNoTemporaryFile() throws {
+        let disk = SimDisk()
+        try IdReservationFile.save(1000, storage: disk, dataPath: "/meta")
+        disk.failNextSync = true
+        #expect(throws: StorageError.self) { try IdReservationFile.save(2000, storage: disk, dataPath: "/meta") }
+        #expect(try disk.list("/meta") == [IdReservationFile.fileName])
+        #expect(try IdReservationFile.load(storage: disk, dataPath: "/meta") == 1000)
+    }
+
     @Test func unreadableReservationStopsTheStart() throws {
         let disk = SimDisk()
         try disk.makeDirectory("/meta")

@@ -87,6 +87,9 @@ struct StagingTests {
         disk.maxFileSizeBytes = 10  // the write of 25 bytes now fails
         #expect(throws: LogError.self) { try log.flushWrites() }
         #expect(log.isFailed)
+        // What failed is kept for the error texts of later puts (issue 14).
+        #expect(log.failure?.operation == .write)
+        #expect(log.failure?.description.hasPrefix("write failed: I/O error on \(dir)/") == true, "\(String(describing: log.failure))")
         #expect(throws: LogError.self) { _ = try log.stage(msgId: 2, flag: 0, payload: payload(2)) }
     }
 

@@ -29,6 +29,9 @@ extension BrokerMachine {
         if !closedPartitions.isEmpty, closedPartitions.contains(target) {
             return fail(StatusCode.forbidden, putPrefix(target) + "partition[\(settings.brokerId)-\(partition)] has been closed")
         }
+        if !failedPartitions.isEmpty, let failure = failedPartitions[target] {
+            return fail(StatusCode.internalServerError, putPrefix(target) + refusal(target, failure))
+        }
         var verified: Int32?
         if put.requiresChecksumCheck, let checksum = put.checksum {
             guard CRC32.metaqChecksum(put.body) == checksum else {
@@ -68,7 +71,8 @@ extension BrokerMachine {
             statsCounters.putFailed += 1
             recordRealtime(.putFailed, target.topic)
             out.append(.reply(connection, ResultResponse(code: StatusCode.internalServerError,
-                                                         text: putPrefix(target) + failure.message, opaque: opaque)))
+                                                         text: putPrefix(target) + storeFailureDetail(target, failure),
+                                                         opaque: opaque)))
         }
     }
 

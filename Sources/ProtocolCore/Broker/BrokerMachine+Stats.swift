@@ -3,10 +3,15 @@
 /// `help`, `reset` and `realtime` need nothing from the runtime and are answered at once;
 /// `config` is sent by the runtime with its special framing (`.sendConfigFile`).
 ///
+/// Beyond the original: the system item ends with `failed_partitions <n>` and the item
+/// `failed_partitions` lists them (BrokerMachine+FailedPartitions.swift). MetaQ's Java client reads
+/// a stats body as `key value` lines into a map, so an extra line is one more key to it; the
+/// monitor's `offsets` parser counts tokens, so those lines keep their exact form.
+///
 /// Realtime statistics (`RealtimeStats`): `null` for a statistic nothing was recorded for since
 /// the last reset, as the original prints.
 enum StatsItem: Equatable, Sendable {
-    case system, topics, offsets, realtime, help, reset, config
+    case system, topics, offsets, realtime, help, reset, config, failedPartitions
     case topic(String)
 
     /// §1.4.6: nil or empty = system; the known words; anything else is a topic name.
@@ -19,6 +24,7 @@ enum StatsItem: Equatable, Sendable {
         case "help": self = .help
         case "reset": self = .reset
         case "config": self = .config
+        case "failed_partitions": self = .failedPartitions
         case let topic: self = .topic(topic)
         }
     }
@@ -33,6 +39,7 @@ enum StatsItem: Equatable, Sendable {
         case .help: return "help"
         case .reset: return "reset"
         case .config: return "config"
+        case .failedPartitions: return "failed_partitions"
         case .topic(let name): return name
         }
     }
@@ -47,6 +54,7 @@ extension BrokerMachine {
         "offsets Returns every partition's min and max offset.",
         "realtime Returns realtime statistics of the last interval.",
         "config Returns broker's config file content.",
+        "failed_partitions Returns the partitions that refuse writes after a disk error, since when and why.",
     ]
 
     mutating func handleStats(_ command: StatsCommand, from connection: ConnectionID) -> [Action] {
@@ -55,6 +63,7 @@ extension BrokerMachine {
         switch item {
         case .config: return [.sendConfigFile(connection, opaque: opaque)]
         case .help: return [statsReply(connection, Self.helpLines, opaque)]
+        case .failedPartitions: return [statsReply(connection, failedPartitionLines(), opaque)]
         case .reset:
             realtime.reset(nowMs: clockMs)
             return [statsReply(connection, ["reset ok"], opaque)]
@@ -86,7 +95,7 @@ extension BrokerMachine {
         return [statsReply(connection, lines, opaque)]
     }
 
-    /// System stats in exactly the order of §9's example.
+    /// System stats in exactly the order of §9's example, then our own `failed_partitions`.
     func systemLines(_ s: StatsSnapshot) -> [String] {
         let c = statsCounters
         let topics = Set(s.topicsWithData).union(s.configuredTopics).count
@@ -98,7 +107,7 @@ extension BrokerMachine {
             ("tx_begin", "\(c.txBegin)"), ("tx_xa_begin", "\(c.txXaBegin)"), ("tx_commit", "\(c.txCommit)"),
             ("tx_rollback", "\(c.txRollback)"), ("get_miss", "\(c.getMiss)"), ("put_failed", "\(c.putFailed)"),
             ("total_messages", "\(s.partitions.reduce(0) { $0 + $1.messageCount })"), ("topics", "\(topics)"),
-            ("config_checksum", "\(s.configChecksum)"),
+            ("config_checksum", "\(s.configChecksum)"), ("failed_partitions", "\(failedPartitions.count)"),
         ]
         return pairs.map { "\($0.0) \($0.1)" }
     }

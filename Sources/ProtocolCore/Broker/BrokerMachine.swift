@@ -40,6 +40,10 @@ public struct BrokerMachine {
         /// The runtime's answer to `.collectStats(token:item:)`.
         case statsCollected(token: UInt64, StatsSnapshot)
         case connectionClosed(ConnectionID)
+        /// The partition's log failed a write or a sync (`cause` says which, and why): it refuses
+        /// writes until the broker restarts. Sent before the puts caught in the failure are
+        /// answered, so their answers say so too.
+        case partitionFailed(TopicPartition, cause: String)
     }
 
     public enum Action: Equatable, Sendable {
@@ -149,6 +153,8 @@ public struct BrokerMachine {
     /// Partitions that have a log (on disk at start, or created by a put); a `get` elsewhere is 404.
     public internal(set) var partitionsWithData: Set<TopicPartition>
     public var closedPartitions: Set<TopicPartition> = []
+    /// Partitions whose log failed; puts to them are refused (BrokerMachine+FailedPartitions.swift).
+    public internal(set) var failedPartitions: [TopicPartition: PartitionFailure] = [:]
     /// The partition the last successful put went to (known to be in `partitionsWithData`).
     var lastStoredPartition: TopicPartition?
     var pending: [UInt64: Pending] = [:]
@@ -204,6 +210,9 @@ public struct BrokerMachine {
         case .appended, .read: return []
         case .nearestOffset(let token, let offset): return completeOffset(token, offset)
         case .statsCollected(let token, let snapshot): return completeStats(token, snapshot)
+        case .partitionFailed(let partition, let cause):
+            recordFailure(partition, cause: cause)
+            return []
         case .connectionClosed(let connection):
             // Answers still owed to a closed connection are dropped; the stores finish regardless
             // (and a stored put makes its partition readable, answered or not).

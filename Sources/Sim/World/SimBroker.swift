@@ -233,7 +233,29 @@ final class SimBroker {
             }
             if !process.dirty.contains(partition) { process.dirty.append(partition) }
         } catch {
-            handle(.appended(token: token, .failure(.init("\(error)"))))
+            guard let log = process.stores.log(partition), let failure = log.failure else {
+                return handle(.appended(token: token, .failure(.init("\(error)"))))
+            }
+            reportFailure(partition, log)
+            handle(.appended(token: token, .failure(.init(failure.description))))
+            if !process.dirty.contains(partition) { process.dirty.append(partition) }
+        }
+    }
+
+    /// As `BrokerServer.reportFailure`: the machine learns once that the partition refuses writes.
+    private func reportFailure(_ partition: TopicPartition, _ log: PartitionLog) {
+        guard let process, let failure = log.failure, process.machine.failedPartitions[partition] == nil else { return }
+        sim.trace(.brokerWriteFailed, Int64(id), 0, "broker\(id) \(partition) refuses writes: \(failure)")
+        handle(.partitionFailed(partition, cause: failure.description))
+    }
+
+    /// As `BrokerServer.abandon`: the group-commit appends of a failed log are answered with its cause.
+    private func abandon(_ partition: TopicPartition, _ log: PartitionLog) {
+        guard let process else { return }
+        reportFailure(partition, log)
+        let cause = log.failure?.description ?? "log failed"
+        for ticket in log.abandonPendingAppends() where process.awaitingSync.removeValue(forKey: ticket) != nil {
+            handle(.appended(token: ticket, .failure(.init(cause))))
         }
     }
 
@@ -246,15 +268,13 @@ final class SimBroker {
             process.dirty.removeAll()
             for partition in partitions {
                 guard let log = process.stores.log(partition) else { continue }
-                do { try log.flushWrites() } catch {
-                    sim.trace(.brokerWriteFailed, Int64(id), 0, "broker\(id) write failed on \(partition): \(error)")
-                }
+                do { try log.flushWrites() } catch { reportFailure(partition, log) }
             }
             let written = process.awaitingWrite
             process.awaitingWrite.removeAll()
             for (token, log) in written {
                 guard let offset = process.awaitingSync.removeValue(forKey: token) else { continue }
-                handle(.appended(token: token, log.isFailed ? .failure(.init("write failed")) : .success(offset)))
+                handle(.appended(token: token, log.failure.map { .failure(.init($0.description)) } ?? .success(offset)))
             }
             for partition in partitions { scheduleSync(partition) }
         }
@@ -265,9 +285,7 @@ final class SimBroker {
         guard let process, let log = process.stores.log(partition), process.syncing[partition] == nil else { return }
         if log.syncDue(now: sim.instant) {
             guard let batch = log.beginSync() else {
-                for ticket in log.abandonPendingAppends() where process.awaitingSync.removeValue(forKey: ticket) != nil {
-                    handle(.appended(token: ticket, .failure(.init("log failed"))))
-                }
+                if log.isFailed { abandon(partition, log) }
                 return
             }
             process.syncing[partition] = batch
@@ -300,8 +318,11 @@ final class SimBroker {
                 handle(.appended(token: ticket, .success(offset)))
             }
         } catch {
-            for ticket in log.failSync(batch, error: error) where process.awaitingSync.removeValue(forKey: ticket) != nil {
-                handle(.appended(token: ticket, .failure(.init("sync failed: \(error)"))))
+            let tickets = log.failSync(batch, error: error)
+            reportFailure(partition, log)
+            let cause = log.failure?.description ?? "sync failed: \(error)"
+            for ticket in tickets where process.awaitingSync.removeValue(forKey: ticket) != nil {
+                handle(.appended(token: ticket, .failure(.init(cause))))
             }
         }
         if !process.dirty.contains(partition) { process.dirty.append(partition) }

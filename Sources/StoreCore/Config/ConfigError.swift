@@ -8,6 +8,8 @@
 public struct ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The class of problem, for callers that react differently (and for tests).
     public enum Kind: Equatable, Sendable {
+        /// The file is not UTF-8; ``ConfigError/line`` is where the first invalid sequence is.
+        case invalidEncoding
         /// A line that is neither blank, a comment, a `[section]` nor `key=value`.
         case malformedLine
         /// A `key=value` line before the first section header.
@@ -18,8 +20,11 @@ public struct ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
         case invalidTopicName
         /// A key the section does not have; ``ConfigError/suggestion`` holds the closest valid one.
         case unknownKey
-        /// The same key twice in one section (also across repeated headers of that section).
+        /// The same key twice in one section.
         case duplicateKey
+        /// A section header that appeared before (`[topic=x]` twice): MetaQ's ini4j would use only
+        /// one of them, silently.
+        case duplicateSection
         /// Not an integer expression, or it overflows or divides by zero.
         case badNumber
         /// Not `true` or `false`.

@@ -1,3 +1,5 @@
+import ProtocolCore
+
 /// One `key=value` entry on its way to a typed field. It remembers the file, section and line, so
 /// every conversion error can name them along with the form that was expected.
 struct ConfigValue {
@@ -16,8 +18,9 @@ struct ConfigValue {
                     message: message, suggestion: suggestion)
     }
 
-    /// The value as an integer expression (`1024*1024`) within `range`.
-    func integer(in range: ClosedRange<Int64>) throws(ConfigError) -> Int64 {
+    /// The value as an integer expression (`1024*1024`) within `range`; `reason` tells an
+    /// operator why the range is what it is, when that is not obvious.
+    func integer(in range: ClosedRange<Int64>, reason: String? = nil) throws(ConfigError) -> Int64 {
         let value: Int64
         do throws(ConfigExpressionError) {
             value = try ConfigExpression.evaluate(text)
@@ -27,14 +30,20 @@ struct ConfigValue {
         }
         guard range.contains(value) else {
             let expected = "\(range.lowerBound)...\(range.upperBound)"
-            throw self.error(.outOfRange, "expected an integer in \(expected), got \(value)")
+            throw self.error(.outOfRange, "expected an integer in \(expected), got \(value)" + (reason.map { "; \($0)" } ?? ""))
         }
         return value
     }
 
-    /// ``integer(in:)`` for fields typed `Int`; every range used with it lies within `Int32`.
-    func int(in range: ClosedRange<Int64>) throws(ConfigError) -> Int {
-        Int(try integer(in: range))
+    /// ``integer(in:reason:)`` for fields typed `Int`; every range used with it lies within `Int32`.
+    func int(in range: ClosedRange<Int64>, reason: String? = nil) throws(ConfigError) -> Int {
+        Int(try integer(in: range, reason: reason))
+    }
+
+    /// `numPartitions`, in `[system]` or a topic section. MetaQ accepts 0, and then refuses every
+    /// put with "wrong partition".
+    func partitionCount() throws(ConfigError) -> Int {
+        try int(in: ConfigRange.positiveInt, reason: "a topic needs at least one partition (with none, every put fails)")
     }
 
     /// `true` or `false`, in any letter case.
@@ -82,4 +91,6 @@ enum ConfigRange {
     static let positiveLong = 1...Int64.max
     static let port: ClosedRange<Int64> = 1...65535
     static let brokerId: ClosedRange<Int64> = 0...1023
+    /// `maxSegmentSize`: room for one record header at least (a Java int in MetaQ).
+    static let segmentSize = Int64(Record.headerSize)...Int64(Int32.max)
 }

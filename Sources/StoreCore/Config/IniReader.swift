@@ -34,7 +34,7 @@ struct IniSection: Equatable, Sendable {
 
 enum IniReader {
     /// Splits `text` into sections. `path` is only used in error messages. Repeated headers come back
-    /// as separate sections; merging them is the caller's business.
+    /// as separate sections; the caller refuses them (ini4j would keep only one).
     static func read(_ text: String, path: String) throws(ConfigError) -> [IniSection] {
         var sections: [IniSection] = []
         var lineNumber = 0

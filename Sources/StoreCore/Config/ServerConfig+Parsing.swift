@@ -55,31 +55,40 @@ enum ConfigSection: Hashable {
     case topic(String)
 }
 
-/// Accumulates sections in file order. Repeated headers of one section merge into it, as ini4j
-/// merges them; a key set twice is an error even across such repeats.
+/// Accumulates sections in file order. A section header may appear once: ini4j would keep only
+/// one of two same-named sections, silently, so a repeat is refused rather than merged.
 struct ServerConfigBuilder {
     let path: String
     private var config = ServerConfig(brokerId: 0)
     private var hasBrokerId = false
     private var systemLine: Int?
-    private var firstLines: [ConfigSection: [String: Int]] = [:]
-    private var topicIndex: [String: Int] = [:]
+    /// The header line of every section seen so far.
+    private var sectionLines: [ConfigSection: Int] = [:]
 
     init(path: String) { self.path = path }
 
     mutating func add(_ section: IniSection) throws(ConfigError) {
         let kind = try classify(section)
+        if let first = sectionLines[kind] {
+            throw ConfigError(kind: .duplicateSection, path: path, line: section.line, section: section.name,
+                              message: "repeats the section of line \(first); expected each section once "
+                                  + "(MetaQ would silently use only one of them): merge the two")
+        }
+        sectionLines[kind] = section.line
+        if case .system = kind { systemLine = section.line }
+        if case .topic(let name) = kind { config.topics.append(TopicSection(name: name, line: section.line)) }
+        var keyLines: [String: Int] = [:]
         for entry in section.entries {
             let value = ConfigValue(entry: entry, section: section.name, path: path)
-            if let first = firstLines[kind, default: [:]][entry.key] {
+            if let first = keyLines[entry.key] {
                 throw value.error(.duplicateKey, "\(entry.key) is already set on line \(first); "
                     + "expected each key at most once per section")
             }
-            firstLines[kind, default: [:]][entry.key] = entry.line
+            keyLines[entry.key] = entry.line
             switch kind {
             case .system: try applySystem(value)
             case .zooKeeper: try applyZooKeeper(value)
-            case .topic(let name): try Self.applyTopic(value, to: &config.topics[topicIndex[name]!])
+            case .topic: try Self.applyTopic(value, to: &config.topics[config.topics.count - 1])
             }
         }
     }
@@ -100,10 +109,9 @@ struct ServerConfigBuilder {
 
     // MARK: Sections
 
-    private mutating func classify(_ section: IniSection) throws(ConfigError) -> ConfigSection {
+    private func classify(_ section: IniSection) throws(ConfigError) -> ConfigSection {
         switch section.name {
         case "system":
-            systemLine = systemLine ?? section.line
             return .system
         case "zookeeper":
             return .zooKeeper
@@ -124,10 +132,6 @@ struct ServerConfigBuilder {
             throw ConfigError(kind: .invalidTopicName, path: path, line: section.line, section: section.name,
                               message: "\(problem); expected [topic=<name>] with a name free of spaces, "
                                   + "control characters and '/' ('*' is a wildcard)")
-        }
-        if topicIndex[topic] == nil {
-            topicIndex[topic] = config.topics.count
-            config.topics.append(TopicSection(name: topic, line: section.line))
         }
         return .topic(topic)
     }
@@ -198,11 +202,14 @@ struct ServerConfigBuilder {
             hasBrokerId = true
         case "serverPort": config.serverPort = try value.int(in: ConfigRange.port)
         case "dashboardHttpPort": config.dashboardHttpPort = try value.int(in: ConfigRange.port)
-        case "numPartitions": config.numPartitions = try value.int(in: ConfigRange.nonNegativeInt)
+        case "numPartitions": config.numPartitions = try value.partitionCount()
         case "unflushThreshold": config.flushPolicy.unflushThreshold = try value.int(in: ConfigRange.javaInt)
         // A zero or negative period is what Java's scheduleAtFixedRate refuses for MetaQ's flush timer.
         case "unflushInterval": config.flushPolicy.unflushIntervalMs = try value.integer(in: ConfigRange.positiveInt)
-        case "maxSegmentSize": config.maxSegmentSize = try value.integer(in: ConfigRange.positiveInt)
+        case "maxSegmentSize":
+            config.maxSegmentSize = try value.integer(
+                in: ConfigRange.segmentSize,
+                reason: "a segment must have room for at least one record's \(Record.headerSize)-byte header")
         case "maxTransferSize": config.maxTransferSize = try value.int(in: ConfigRange.positiveInt)
         case "getProcessThreadCount": config.getProcessThreadCount = try value.int(in: ConfigRange.positiveInt)
         case "putProcessThreadCount": config.putProcessThreadCount = try value.int(in: ConfigRange.positiveInt)
@@ -252,7 +259,7 @@ struct ServerConfigBuilder {
         let validKeys = ServerConfig.topicKeys + [ServerConfig.groupKeyPrefix + groupName]
         guard try screen(value, validKeys: validKeys) else { return }
         switch value.key {
-        case "numPartitions": topic.numPartitions = try value.int(in: ConfigRange.nonNegativeInt)
+        case "numPartitions": topic.numPartitions = try value.partitionCount()
         case "unflushThreshold": topic.unflushThreshold = try value.int(in: ConfigRange.javaInt)
         case "unflushInterval": topic.unflushIntervalMs = try value.integer(in: ConfigRange.positiveInt)
         case "dataPath": topic.dataPath = value.text

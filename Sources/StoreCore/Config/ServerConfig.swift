@@ -29,11 +29,13 @@ public struct ServerConfig: Equatable, Sendable {
     /// `appClassPath` (server-side filter classes); nil means `<config dir>/../provided/` if that
     /// directory exists, which the runtime checks.
     public var appClassPath: String?
-    /// `numPartitions`, the partition count of topics that do not set their own (MetaQ default 1).
+    /// `numPartitions`, the partition count of topics that do not set their own (MetaQ default 1);
+    /// at least 1 (MetaQ accepts 0, and then every put fails).
     public var numPartitions: Int
     /// `unflushThreshold` and `unflushInterval` (§2.4): MetaQ's 1000 and 10000 ms.
     public var flushPolicy: FlushPolicy
-    /// `maxSegmentSize`, 1 GiB; a Java int in MetaQ, so at most 2^31-1.
+    /// `maxSegmentSize`, 1 GiB; a Java int in MetaQ, so at most 2^31-1, and at least a record
+    /// header's 20 bytes (MetaQ accepts less).
     public var maxSegmentSize: Int64
     /// `maxTransferSize`, 1 MiB: the cap of one get response.
     public var maxTransferSize: Int
@@ -69,8 +71,8 @@ public struct ServerConfig: Equatable, Sendable {
     public var loadMessageStoresInParallel: Bool
     /// The `[zookeeper]` section.
     public var zooKeeper: ZooKeeperConfig
-    /// The `[topic=<name>]` sections in file order (repeated headers of one topic merged into the
-    /// first). Resolve a topic's effective settings with ``topicConfig(for:)``.
+    /// The `[topic=<name>]` sections in file order (each topic once: a repeated header is refused).
+    /// Resolve a topic's effective settings with ``topicConfig(for:)``.
     public var topics: [TopicSection]
 
     /// A configuration with MetaQ's defaults everywhere and no topics.
@@ -150,7 +152,7 @@ public struct ZooKeeperConfig: Equatable, Sendable {
 public struct TopicSection: Equatable, Sendable {
     /// The topic, or a pattern where `*` stands for any run of characters.
     public var name: String
-    /// The line of the section header (the first one, if the header is repeated).
+    /// The line of the section header.
     public var line: Int
     public var numPartitions: Int?
     public var unflushThreshold: Int?

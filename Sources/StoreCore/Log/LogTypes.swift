@@ -4,8 +4,9 @@ import ProtocolCore
 public enum LogError: Error, Equatable, CustomStringConvertible {
     /// A storage call failed.
     case storage(StorageError)
-    /// An earlier sync failed: the log accepts no more writes until it is reopened (DESIGN.md §4 —
-    /// an fsync error is never retried as if the data were safe).
+    /// An earlier write or sync failed: the log accepts no more writes until it is reopened
+    /// (DESIGN.md §4 — an fsync error is never retried as if the data were safe). `PartitionLog.failure`
+    /// says which.
     case failed(StorageError)
     /// Segment files do not line up (`cur.start + cur.size != next.start`) in a way recovery
     /// cannot explain by a torn tail; the original refuses to start in this case too (§2.6).
@@ -19,13 +20,33 @@ public enum LogError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .storage(let e): return e.description
-        case .failed(let e): return "log failed after a sync error, writes refused: \(e)"
+        case .failed(let e): return "the log refuses writes after a failed write or sync: \(e)"
         case .segmentsNotContiguous(let dir, let detail): return "segments of \(dir) don't validate: \(detail)"
         case .recordTooLarge(let n, let limit): return "record payload of \(n) bytes exceeds the limit of \(limit)"
         case .invalidRecords(let detail): return "invalid records: \(detail)"
         case .tooManyPendingAppends(let limit): return "\(limit) appends already wait for a sync"
         }
     }
+}
+
+/// Why a log refuses writes: the write or sync that failed. Neither is retried (DESIGN.md §4): after
+/// a failed write what reached the file is unknown, after a failed fdatasync the kernel may have
+/// dropped the dirty pages, so only a restart (recovery) makes the log usable again.
+public struct LogFailure: Equatable, Sendable, CustomStringConvertible {
+    public enum Operation: String, Equatable, Sendable {
+        case write, sync
+    }
+
+    public var operation: Operation
+    public var error: StorageError
+
+    public init(operation: Operation, error: StorageError) {
+        self.operation = operation
+        self.error = error
+    }
+
+    /// `write failed: I/O error on <file>: pwrite: No space left on device (ENOSPC)`.
+    public var description: String { "\(operation.rawValue) failed: \(error)" }
 }
 
 /// What an append did.

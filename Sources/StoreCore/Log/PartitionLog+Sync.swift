@@ -84,11 +84,12 @@ extension PartitionLog {
     }
 
     /// Records a failed sync. The log is failed from now on (DESIGN.md §4): it refuses writes, and
-    /// every waiting append is returned so the caller can answer it with an error.
+    /// every waiting append is returned so the caller can answer it with an error. A log that a
+    /// write failed meanwhile keeps that first failure as its cause.
     public func failSync(_ batch: SyncBatch, error: StorageError) -> [UInt64] {
         guard let sync = inFlight, sync.id == batch.id else { return [] }
         inFlight = nil
-        state = .failed(error)
+        if failure == nil { state = .failed(LogFailure(operation: .sync, error: error)) }
         return abandonPendingAppends()
     }
 

@@ -13,7 +13,7 @@ import ProtocolCore
 public final class PartitionLog {
     enum State: Equatable {
         case open
-        case failed(StorageError)
+        case failed(LogFailure)
         case closed
     }
 
@@ -77,7 +77,9 @@ public final class PartitionLog {
     public var segmentCount: Int { segments.count }
     /// Start offsets of the segments, oldest first.
     public var segmentStarts: [Int64] { segments.map(\.start) }
-    public var isFailed: Bool { if case .failed = state { return true } else { return false } }
+    public var isFailed: Bool { failure != nil }
+    /// The write or sync that failed the log; nil while it is healthy (or closed).
+    public var failure: LogFailure? { if case .failed(let failure) = state { return failure } else { return nil } }
     /// Appends waiting for a sync under group commit.
     public var pendingAcknowledgements: Int { waiters.count }
 
@@ -163,7 +165,7 @@ public final class PartitionLog {
             try staged.withUnsafeBytes { try last.file.write($0, at: position) }
         } catch {
             let failure = Self.storageError(error, path: last.path)
-            state = .failed(failure)
+            state = .failed(LogFailure(operation: .write, error: failure))
             throw .failed(failure)
         }
         staged.removeAll(keepingCapacity: true)
@@ -183,7 +185,7 @@ public final class PartitionLog {
     func requireOpen() throws(LogError) {
         switch state {
         case .open: return
-        case .failed(let error): throw .failed(error)
+        case .failed(let failure): throw .failed(failure.error)
         case .closed: throw .storage(.closed(path: directory))
         }
     }
@@ -234,7 +236,7 @@ public final class PartitionLog {
                 try storage.syncDirectory(directory)
             } catch {
                 let failure = Self.storageError(error, path: last.path)
-                state = .failed(failure)
+                state = .failed(LogFailure(operation: .sync, error: failure))
                 throw .failed(failure)
             }
             syncedEnd = last.end
@@ -254,7 +256,7 @@ public final class PartitionLog {
         }
     }
 
-    /// Once the log has failed (a sync error), the group-commit appends that will never be
+    /// Once the log has failed (a write or sync error), the group-commit appends that will never be
     /// acknowledged; the caller answers them with an error. Empty while the log is healthy.
     public func abandonPendingAppends() -> [UInt64] {
         guard case .failed = state else { return [] }

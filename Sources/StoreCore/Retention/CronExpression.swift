@@ -1,6 +1,8 @@
 // Quartz cron expressions for the retention scheduler (`deleteWhen`, default `0 0 6,18 * * ?`).
 // Pure: no clock, no time zones. The caller supplies "now" as local wall-clock seconds.
 
+import ProtocolCore
+
 /// A parsed Quartz cron expression: `seconds minutes hours day-of-month month day-of-week [year]`.
 ///
 /// Supported in every field: `*`, single values, lists `a,b,c`, ranges `a-b`, and steps `*/n`, `a/n`
@@ -58,8 +60,8 @@ public struct CronExpression: Equatable, Sendable, CustomStringConvertible {
     /// schedule still fires across a skipped century leap day (2096-02-29 is followed by 2104-02-29).
     static let searchYears: Int64 = 8
     /// Inputs are limited to years 0001...9999 so the calendar arithmetic can never overflow.
-    static let earliestInput = daysFromCivil(year: 1, month: 1, day: 1) * 86_400
-    static let latestInput = daysFromCivil(year: 9999, month: 12, day: 31) * 86_400 + 86_399
+    static let earliestInput = GregorianCalendar.daysFromCivil(year: 1, month: 1, day: 1) * 86_400
+    static let latestInput = GregorianCalendar.daysFromCivil(year: 9999, month: 12, day: 31) * 86_400 + 86_399
 
     /// The first fire time strictly after `localSeconds` (seconds since epoch, local wall clock), or nil
     /// if there is none within 8 years (without a year field) or within the year field's range.
@@ -112,9 +114,9 @@ public struct CronExpression: Equatable, Sendable, CustomStringConvertible {
     /// The first day >= `from` in the month allowed by both day fields (one of them is always
     /// all-ones, so the AND is exactly "the specific field governs").
     private func nextDay(year: Int64, month: Int, from: Int) -> Int? {
-        let length = Self.daysInMonth(year: year, month: month)
+        let length = GregorianCalendar.daysInMonth(year: year, month: month)
         guard from <= length else { return nil }
-        var weekday = Self.weekday(days: Self.daysFromCivil(year: year, month: month, day: from))
+        var weekday = Self.weekday(days: GregorianCalendar.daysFromCivil(year: year, month: month, day: from))
         for day in from...length {
             if daysOfMonth & (1 << UInt64(day)) != 0, daysOfWeek & (1 << UInt64(weekday)) != 0 { return day }
             weekday = weekday % 7 + 1
@@ -133,9 +135,9 @@ extension CronExpression {
         var month = 1, day = 1, hour = 0, minute = 0, second = 0
 
         init(_ localSeconds: Int64) {
-            let days = CronExpression.floorDiv(localSeconds, 86_400)
+            let days = GregorianCalendar.floorDiv(localSeconds, 86_400)
             let secondOfDay = Int(localSeconds - days * 86_400)
-            (year, month, day) = CronExpression.civilFromDays(days)
+            (year, month, day) = GregorianCalendar.civilFromDays(days)
             (hour, minute, second) = (secondOfDay / 3600, secondOfDay / 60 % 60, secondOfDay % 60)
         }
 
@@ -146,69 +148,18 @@ extension CronExpression {
         mutating func startMinute(_ m: Int) { minute = m; second = 0 }
 
         var localSeconds: Int64 {
-            CronExpression.daysFromCivil(year: year, month: month, day: day) * 86_400
+            GregorianCalendar.daysFromCivil(year: year, month: month, day: day) * 86_400
                 + Int64(hour * 3600 + minute * 60 + second)
         }
     }
 }
 
-// MARK: - Proleptic Gregorian calendar
+// MARK: - Weekdays
 
 extension CronExpression {
-    /// Floor division: rounds toward negative infinity so times before 1970 land on the right day.
-    static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
-        let q = a / b
-        return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q
-    }
-
-    static func isLeapYear(_ year: Int64) -> Bool {
-        year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-    }
-
-    static func daysInMonth(year: Int64, month: Int) -> Int {
-        switch month {
-        case 2: return isLeapYear(year) ? 29 : 28
-        case 4, 6, 9, 11: return 30
-        default: return 31
-        }
-    }
-
     /// Quartz numbering: 1 = Sunday ... 7 = Saturday. Day 0 (1970-01-01) was a Thursday (5).
     static func weekday(days: Int64) -> Int {
-        Int(days - floorDiv(days, 7) * 7 + 4) % 7 + 1
-    }
-
-    /// Days since 1970-01-01 for a proleptic Gregorian date.
-    ///
-    /// The year is taken to start on March 1, so the leap day is the last day of its year and the
-    /// month lengths from March on repeat the pattern 31,30,31,30,31 — which `(153 * m + 2) / 5`
-    /// reproduces. Whole 400-year eras hold exactly 146_097 days, so only the year within the era
-    /// needs the leap rules.
-    static func daysFromCivil(year: Int64, month: Int, day: Int) -> Int64 {
-        let marchYear = month <= 2 ? year - 1 : year
-        let era = floorDiv(marchYear, 400)
-        let yearOfEra = marchYear - era * 400                        // 0...399
-        let monthFromMarch = Int64((month + 9) % 12)                 // March = 0 ... February = 11
-        let dayOfYear = (153 * monthFromMarch + 2) / 5 + Int64(day) - 1   // 0...365
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        // 719_468 = days from 0000-03-01 (the start of era 0) to 1970-01-01.
-        return era * 146_097 + dayOfEra - 719_468
-    }
-
-    /// The inverse of ``daysFromCivil(year:month:day:)``.
-    static func civilFromDays(_ days: Int64) -> (year: Int64, month: Int, day: Int) {
-        let shifted = days + 719_468
-        let era = floorDiv(shifted, 146_097)
-        let dayOfEra = shifted - era * 146_097                       // 0...146_096
-        // Remove the leap days seen so far (one per 4 years, less one per century, plus the era's
-        // final day) so that dividing by 365 gives the year within the era.
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let monthFromMarch = (5 * dayOfYear + 2) / 153                // inverts (153 * m + 2) / 5
-        let day = Int(dayOfYear - (153 * monthFromMarch + 2) / 5 + 1)
-        let month = Int(monthFromMarch < 10 ? monthFromMarch + 3 : monthFromMarch - 9)
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        return (year, month, day)
+        Int(days - GregorianCalendar.floorDiv(days, 7) * 7 + 4) % 7 + 1
     }
 }
 

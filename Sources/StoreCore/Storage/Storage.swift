@@ -73,6 +73,9 @@ extension StorageFile {
 extension Storage {
     /// Replaces the file at `path` with `bytes` so that a crash or power loss leaves either the old
     /// content or the new, never a mix: temporary file, sync, rename, directory sync.
+    ///
+    /// When writing or renaming the temporary file fails, it is removed (best effort: on a failing
+    /// disk the removal may fail too), so a failed save leaves no `<name>.tmp` behind.
     public func replaceAtomically(_ path: String, with bytes: [UInt8]) throws {
         let temporary = path + ".tmp"
         let file = try open(temporary, create: true)
@@ -82,10 +85,16 @@ extension Storage {
             try file.sync()
         } catch {
             try? file.close()
+            try? remove(temporary)
             throw error
         }
-        try file.close()
-        try rename(temporary, to: path)
+        do {
+            try file.close()
+            try rename(temporary, to: path)
+        } catch {
+            try? remove(temporary)
+            throw error
+        }
         try syncDirectory(StoragePath.parent(of: path))
     }
 }

@@ -68,27 +68,6 @@ extension ConfigTests {
             #expect(error.message.hasSuffix("(comments must be on a line of their own)"))
         }
 
-        /// A repeated header continues the section, as ini4j merges same-named sections.
-        @Test func repeatedSectionsMerge() throws {
-            let text = """
-                [system]
-                brokerId=2
-                [topic=test]
-                numPartitions=3
-                [system]
-                serverPort=8200
-                [topic=test]
-                stat=true
-                """
-            let config = try ConfigTests.parse(text)
-            #expect(config.brokerId == 2)
-            #expect(config.serverPort == 8200)
-            #expect(config.topics.count == 1)
-            #expect(config.topics[0].line == 3)
-            #expect(config.topics[0].numPartitions == 3)
-            #expect(config.topics[0].stat == true)
-        }
-
         @Test func topicHeaderToleratesSpacesAroundTheEqualsSign() throws {
             let config = try ConfigTests.parse("[system]\nbrokerId=1\n[topic = orders ]\n")
             #expect(config.topics.map(\.name) == ["orders"])

@@ -203,7 +203,7 @@ extension ConfigTests {
                 "deletePolicy": "delete,1", "deleteWhen": "0 0 6 * * ?", "acceptPublish": "true",
                 "acceptSubscribe": "true", "stat": "true", "updateConsumerOffsets": "true",
                 "loadMessageStoresInParallel": "true", "zk.zkEnable": "true", "brokerId": "1",
-                "serverPort": "1", "dashboardHttpPort": "1", "flushTxLogAtCommit": "0",
+                "serverPort": "1", "dashboardHttpPort": "1", "flushTxLogAtCommit": "0", "maxSegmentSize": "20",
             ]
             func line(_ key: String) -> String { "\(key)=\(sample[key] ?? "1")" }
             let system = ServerConfig.systemKeys.map(line).joined(separator: "\n")

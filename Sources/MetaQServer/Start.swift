@@ -150,6 +150,7 @@ struct Start: ParsableCommand {
         for (partition, report) in reports.sorted(by: { $0.key < $1.key }) {
             logger.info("recovered \(partition): \(report)")
         }
+        for notice in stores.openNotices { logger.warning("\(notice)") }
         let reservation = try IdReservationFile.load(storage: storage, dataPath: dataPath)
         let settings = BrokerMachine.Settings(
             brokerId: config.brokerId, brokerURI: "meta://\(config.hostName ?? "localhost"):\(config.serverPort)",

@@ -16,7 +16,9 @@ extension BrokerMachine {
             // Transactions are not implemented yet, so no transaction has been started (§4.2).
             return fail(StatusCode.internalServerError, "Local transaction '\(key)' has not been started.")
         }
-        guard let rule = settings.topics.rule(for: put.topic) else {
+        // A topic becomes a directory name: one that is not a safe path component (`..`, `a/b`,
+        // which a `*` pattern would match) gets the answer of a topic no section accepts (§1.4.1).
+        guard MetaName.isValid(put.topic), let rule = settings.topics.rule(for: put.topic) else {
             return fail(StatusCode.internalServerError, putPrefix(requested) + "The server do not accept topic \(put.topic)")
         }
         let count = rule.numPartitions

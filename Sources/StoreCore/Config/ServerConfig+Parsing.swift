@@ -120,29 +120,17 @@ struct ServerConfigBuilder {
                                   + "do you mean [\(closest)]?", suggestion: closest)
         }
         let topic = parts[1]
-        if let problem = Self.topicNameProblem(topic) {
+        // A section's topics become directory names: the one name rule, with `*` for patterns.
+        if let problem = MetaName.problem(with: topic, allowingWildcard: true) {
             throw ConfigError(kind: .invalidTopicName, path: path, line: section.line, section: section.name,
-                              message: "\(problem); expected [topic=<name>] with a name free of spaces, "
-                                  + "control characters and '/' ('*' is a wildcard)")
+                              message: "topic name \(topic.debugDescription) is not valid: \(problem); expected "
+                                  + "[topic=<name>] with \(MetaName.ruleDescription) ('*' is a wildcard)")
         }
         if topicIndex[topic] == nil {
             topicIndex[topic] = config.topics.count
             config.topics.append(TopicSection(name: topic, line: section.line))
         }
         return .topic(topic)
-    }
-
-    /// Why `name` cannot name a topic, or nil. The wire protocol separates fields with spaces
-    /// (reference §11) and a partition's directory is `<topic>-<n>`, so spaces, control characters
-    /// and `/` are out.
-    private static func topicNameProblem(_ name: String) -> String? {
-        if name.isEmpty { return "empty topic name" }
-        let isControl = { (c: Character) in c.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F } }
-        if name.contains(where: { $0.isWhitespace || isControl($0) }) {
-            return "topic name '\(name)' contains whitespace or a control character"
-        }
-        if name.contains("/") { return "topic name '\(name)' contains '/'" }
-        return nil
     }
 
     // MARK: Keys

@@ -32,7 +32,7 @@ struct ClientDirectTests {
                                         rejection: .recoverLocally(path: directory + "/recover"))
         let log = Log()
         let consumer = try client.consumer(group: "g", settings)
-        consumer.subscribe("test")
+        try consumer.subscribe("test")
         let run = Task {
             try await consumer.run { message in
                 if message.text == "m3", log.failuresLeft.withLock({ left in defer { left -= 1 }; return left > 0 }) {
@@ -58,7 +58,7 @@ struct ClientDirectTests {
         // A new consumer with the same file starts where the first stopped.
         let again = Log()
         let second = try client.consumer(group: "g", settings)
-        second.subscribe("test")
+        try second.subscribe("test")
         let secondRun = Task { try await second.run { message in again.entries.withLock { $0.append((message.partition, message.offset, message.text)) } } }
         try await Task.sleep(for: .milliseconds(800))
         #expect(again.texts.isEmpty, "nothing before the stored offsets is delivered again: \(again.texts)")

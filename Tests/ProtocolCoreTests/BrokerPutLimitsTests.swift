@@ -54,4 +54,18 @@ struct BrokerPutLimitsTests {
         #expect(appendTarget(broker.handle(.request(c1, put("w-ok", partition: 1)), nowMs: now)) == TopicPartition("w-ok", 1))
         #expect(appendTarget(broker.handle(.request(c1, put("test")), nowMs: now)) == TopicPartition("test", 0))
     }
+
+    /// A record is 20 header bytes plus the body (§1.5); one larger than `maxTransferSize` could
+    /// never be returned whole by a get (§1.4.2), so it is refused; one exactly at the cap is stored.
+    @Test func aRecordLargerThanMaxTransferSizeIsRefused() {
+        var broker = machine(maxTransferSize: 1024)
+        let response = reply(broker.handle(.request(c1, put("test", partition: 1, body: [UInt8](repeating: 7, count: 1005))), nowMs: now))
+        #expect(response?.code == StatusCode.internalServerError)
+        #expect(text(response) == "Put message to [broker '\(Self.uri)'] [partition 'test-1'] failed.Detail:"
+                + "message of 1025 bytes (with its 20-byte header) is larger than maxTransferSize 1024: "
+                + "no get could ever return it")
+        #expect(broker.statsCounters.putFailed == 1)
+        let fits = broker.handle(.request(c1, put("test", partition: 1, body: [UInt8](repeating: 7, count: 1004))), nowMs: now)
+        #expect(appendTarget(fits) == TopicPartition("test", 1))
+    }
 }

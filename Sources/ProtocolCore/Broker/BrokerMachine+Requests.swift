@@ -31,6 +31,7 @@ extension BrokerMachine {
         if !closedPartitions.isEmpty, closedPartitions.contains(target) {
             return fail(StatusCode.forbidden, putPrefix(target) + "partition[\(settings.brokerId)-\(partition)] has been closed")
         }
+        if let refusal = sizeRefusal(put.body.count) { return fail(StatusCode.internalServerError, putPrefix(target) + refusal) }
         var verified: Int32?
         if put.requiresChecksumCheck, let checksum = put.checksum {
             guard CRC32.metaqChecksum(put.body) == checksum else {
@@ -45,6 +46,16 @@ extension BrokerMachine {
                                     payloadBytes: Int64(put.body.count), stat: rule.stat))
         out.append(.append(token: token, target, AppendRecord(msgId: issue.id, flag: put.flag, payload: put.body,
                                                                 verifiedChecksum: verified)))
+    }
+
+    /// Why a body of `bodyBytes` cannot be stored, or nil. A record larger than `maxTransferSize`
+    /// could never be returned whole by a `get` (§1.4.2 caps every answer at it): stored, it would
+    /// block its partition for every consumer (the Java client grows its fetch size forever).
+    func sizeRefusal(_ bodyBytes: Int) -> String? {
+        let recordBytes = Record.headerSize + bodyBytes
+        guard recordBytes > Int(settings.maxTransferSize) else { return nil }
+        return "message of \(recordBytes) bytes (with its \(Record.headerSize)-byte header) is larger than "
+            + "maxTransferSize \(settings.maxTransferSize): no get could ever return it"
     }
 
     mutating func completePut(_ token: UInt64, _ result: Result<Int64, StoreFailure>, into out: inout [Action]) {

@@ -9,12 +9,14 @@ struct BrokerPutLimitsTests {
     let now: Int64 = 1_795_000_000_000
     static let uri = "meta://127.0.0.1:8123"
 
-    func machine(maxTransferSize: Int32 = 1024, withData: Set<TopicPartition> = []) -> BrokerMachine {
+    func machine(maxTransferSize: Int32 = 1024, maxAutoCreated: Int = 1024,
+                 withData: Set<TopicPartition> = []) -> BrokerMachine {
         let settings = BrokerMachine.Settings(
             brokerId: 3, brokerURI: Self.uri, port: 8123, version: "v", maxTransferSize: maxTransferSize,
             updateConsumerOffsets: false,
             topics: TopicRules([.init(pattern: "test", numPartitions: 2), .init(pattern: "w-*", numPartitions: 2),
-                                .init(pattern: "*", numPartitions: 1)]))
+                                .init(pattern: "*", numPartitions: 1)]),
+            maxAutoCreatedPartitions: maxAutoCreated)
         return BrokerMachine(settings: settings, partitionsWithData: withData, idReservationMs: 0, seed: 7)
     }
 
@@ -47,6 +49,7 @@ struct BrokerPutLimitsTests {
                 + "The server do not accept topic \(topic)")
         #expect(response?.opaque == 5)
         #expect(broker.statsCounters.putFailed == 1 && broker.pendingCount == 0)
+        #expect(broker.autoCreatedPartitions.isEmpty)
     }
 
     @Test func validWildcardTopicsAreStillAccepted() {
@@ -67,5 +70,47 @@ struct BrokerPutLimitsTests {
         #expect(broker.statsCounters.putFailed == 1)
         let fits = broker.handle(.request(c1, put("test", partition: 1, body: [UInt8](repeating: 7, count: 1004))), nowMs: now)
         #expect(appendTarget(fits) == TopicPartition("test", 1))
+    }
+
+    /// `maxAutoCreatedPartitions` counts partitions of topics without an exact section: those on
+    /// disk at start and those puts create. At the bound a put creating one more is refused with
+    /// a text naming the key; puts to partitions that exist, or to exact topics, go on.
+    @Test func autoCreatedPartitionsAreBounded() {
+        let onDisk: Set<TopicPartition> = [TopicPartition("w-old", 0), TopicPartition("gone", 0), TopicPartition("test", 0)]
+        var broker = machine(maxAutoCreated: 3, withData: onDisk)
+        #expect(broker.autoCreatedPartitions == [TopicPartition("w-old", 0), TopicPartition("gone", 0)],
+                "partitions on disk count, also of topics no longer configured; exact topics do not")
+        #expect(appendTarget(broker.handle(.request(c1, put("w-new")), nowMs: now)) == TopicPartition("w-new", 0))
+        let refused = reply(broker.handle(.request(c1, put("w-new", partition: 1)), nowMs: now))
+        #expect(refused?.code == StatusCode.internalServerError)
+        #expect(text(refused) == "Put message to [broker '\(Self.uri)'] [partition 'w-new-1'] failed.Detail:"
+                + "too many auto-created partitions: 3 partitions of topics without their own [topic=...] section "
+                + "exist, the limit is maxAutoCreatedPartitions=3; add a [topic=w-new] section or raise maxAutoCreatedPartitions")
+        #expect(reply(broker.handle(.request(c1, put("other")), nowMs: now))?.code == StatusCode.internalServerError,
+                "a topic of another pattern counts against the same bound")
+        // Accepted once, a partition keeps its place: its further puts, and puts to exact topics, go on.
+        #expect(appendTarget(broker.handle(.request(c1, put("w-new")), nowMs: now)) == TopicPartition("w-new", 0))
+        #expect(appendTarget(broker.handle(.request(c1, put("w-old")), nowMs: now)) == TopicPartition("w-old", 0))
+        #expect(appendTarget(broker.handle(.request(c1, put("test", partition: 1)), nowMs: now)) == TopicPartition("test", 1))
+        #expect(broker.autoCreatedPartitions.count == 3)
+    }
+
+    /// Concurrent first puts to new partitions each take their place when accepted, before any
+    /// append completed, so they cannot overshoot the bound together.
+    @Test func concurrentFirstPutsCannotOvershootTheBound() {
+        var broker = machine(maxAutoCreated: 2)
+        var outcomes: [TopicPartition?] = []
+        for topic in ["w-a", "w-b", "w-c"] {
+            outcomes.append(appendTarget(broker.handle(.request(c1, put(topic)), nowMs: now)))
+        }
+        #expect(outcomes == [TopicPartition("w-a", 0), TopicPartition("w-b", 0), nil])
+        #expect(broker.pendingCount == 2)
+    }
+
+    /// 0 lets no put create a partition through a pattern.
+    @Test func zeroDisablesAutoCreation() {
+        var broker = machine(maxAutoCreated: 0)
+        #expect(reply(broker.handle(.request(c1, put("w-a")), nowMs: now))?.code == StatusCode.internalServerError)
+        #expect(appendTarget(broker.handle(.request(c1, put("test")), nowMs: now)) == TopicPartition("test", 0))
     }
 }

@@ -40,6 +40,9 @@ extension BrokerMachine {
             }
             verified = checksum
         }
+        if rule.pattern != put.topic, let refusal = autoCreationRefusal(target) {
+            return fail(StatusCode.internalServerError, putPrefix(target) + refusal)
+        }
         let issue = ids.next(nowMs: nowMs)
         if let reservation = issue.reservationToPersistMs { out.append(.persistIdReservation(reservation)) }
         let token = token(for: .put(connection, opaque: put.opaque, msgId: issue.id, target,
@@ -56,6 +59,21 @@ extension BrokerMachine {
         guard recordBytes > Int(settings.maxTransferSize) else { return nil }
         return "message of \(recordBytes) bytes (with its \(Record.headerSize)-byte header) is larger than "
             + "maxTransferSize \(settings.maxTransferSize): no get could ever return it"
+    }
+
+    /// Takes a place among the auto-created partitions for `target` (a partition of a topic that
+    /// only a pattern accepts), or says why there is none. Partitions with data or already
+    /// counted pass; the previous put's partition is checked without hashing.
+    mutating func autoCreationRefusal(_ target: TopicPartition) -> String? {
+        if target == lastStoredPartition || autoCreatedPartitions.contains(target) { return nil }
+        let limit = settings.maxAutoCreatedPartitions
+        guard autoCreatedPartitions.count < limit else {
+            return "too many auto-created partitions: \(autoCreatedPartitions.count) partitions of topics without "
+                + "their own [topic=...] section exist, the limit is maxAutoCreatedPartitions=\(limit); "
+                + "add a [topic=\(target.topic)] section or raise maxAutoCreatedPartitions"
+        }
+        autoCreatedPartitions.insert(target)
+        return nil
     }
 
     mutating func completePut(_ token: UInt64, _ result: Result<Int64, StoreFailure>, into out: inout [Action]) {

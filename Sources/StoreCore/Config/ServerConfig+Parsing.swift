@@ -29,7 +29,7 @@ extension ServerConfig {
         "getProcessThreadCount", "putProcessThreadCount", "deletePolicy", "deleteWhen", "quartzThreadCount",
         "maxCheckpoints", "checkpointInterval", "maxTxTimeoutTimerCapacity", "flushTxLogAtCommit",
         "maxTxTimeoutInSeconds", "acceptPublish", "acceptSubscribe", "stat", "updateConsumerOffsets",
-        "loadMessageStoresInParallel",
+        "loadMessageStoresInParallel", "maxAutoCreatedPartitions",
     ]
     static let zooKeeperKeys = [
         "zk.zkConnect", "zk.zkSessionTimeoutMs", "zk.zkConnectionTimeoutMs", "zk.zkSyncTimeMs", "zk.zkEnable",
@@ -201,6 +201,8 @@ struct ServerConfigBuilder {
         case "flushTxLogAtCommit":
             config.flushTxLogAtCommit = TransactionLogFlush(rawValue: try value.int(in: 0...2))!
         case "maxTxTimeoutInSeconds": config.maxTxTimeoutSeconds = try value.int(in: ConfigRange.positiveInt)
+        // Ours: 0 is allowed and means wildcard sections create no partitions at all.
+        case "maxAutoCreatedPartitions": config.maxAutoCreatedPartitions = try value.int(in: ConfigRange.nonNegativeInt)
         default: return false
         }
         return true

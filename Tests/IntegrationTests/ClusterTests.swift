@@ -43,7 +43,7 @@ struct ClusterTests {
 
     static func text(_ session: ZooKeeperSession, _ path: String) async -> String? {
         if case .data(let bytes) = await session.perform(.getData(path: path, watch: false)) {
-            return String(decoding: bytes, as: UTF8.self)
+            return String(decoding: bytes ?? [], as: UTF8.self)
         }
         return nil
     }

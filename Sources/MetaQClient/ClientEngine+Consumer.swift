@@ -96,9 +96,6 @@ extension ClientEngine {
             guard let link = self.consumers[id] else { throw MetaQClientError("the consumer is closed") }
             guard link.handler == nil else { throw MetaQClientError("the consumer already runs") }
             guard !link.topics.isEmpty else { throw MetaQClientError("subscribe to a topic before run") }
-            if let bad = link.topics.first(where: { !MetaQConsumer.isName($0) }) {
-                throw MetaQClientError("bad topic name \"\(bad)\": no spaces, '/' or ','")
-            }
             link.handler = handler
             let promise = self.loop.makePromise(of: Void.self)
             link.finished = promise

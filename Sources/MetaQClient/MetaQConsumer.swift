@@ -107,7 +107,7 @@ public struct ReceivedMessage: Sendable, Equatable {
 ///
 /// ```swift
 /// let consumer = try client.consumer(group: "g1")
-/// consumer.subscribe("test")
+/// try consumer.subscribe("test")
 /// try await consumer.run { message in print(message.text) }   // until consumer.close()
 /// ```
 /// A handler that throws marks the message failed: the partition does not move past it and the
@@ -122,8 +122,9 @@ public final class MetaQConsumer: Sendable {
     public let consumerIdString: String
 
     init(engine: ClientEngine, group: String, settings: ConsumerSettings) throws {
-        guard Self.isName(group) else {
-            throw MetaQClientError("bad group name \"\(group)\": it becomes a znode name and a wire token (no spaces, '/' or ',')")
+        // The group names znodes, a wire token and the recover store's directory (§5.2).
+        if let problem = MetaName.problem(with: group) {
+            throw MetaQClientError(MetaName.refusal("group", group, problem))
         }
         let suffix = settings.consumerId ?? Self.defaultConsumerId()
         guard Self.isName(suffix) else {
@@ -148,7 +149,11 @@ public final class MetaQConsumer: Sendable {
     /// message of the topic first, in the handler's task: when it returns false — or throws, which
     /// is logged — the message is skipped as handled (the committed offset moves past it).
     /// Subscribing again replaces the filter.
-    public func subscribe(_ topic: String, filter: (@Sendable (ReceivedMessage) throws -> Bool)? = nil) {
+    ///
+    /// - Throws: `MetaQClientError` when `topic` is not a valid topic name (1 to 120 ASCII
+    ///   letters, digits, `.`, `_` or `-`): it names znodes and the local recover store.
+    public func subscribe(_ topic: String, filter: (@Sendable (ReceivedMessage) throws -> Bool)? = nil) throws {
+        if let problem = MetaName.problem(with: topic) { throw MetaQClientError(MetaName.refusal("topic", topic, problem)) }
         engine.subscribe(consumer: id, topic: topic, filter: filter)
     }
 

@@ -103,8 +103,9 @@ public final class MetaQOrderedProducer: Sendable {
     ///
     /// - Throws: `SendError` when it is stored nowhere: refused by the broker (other than 403),
     ///   the selector chose no configured partition, the queue or the spool is full, or the spool
-    ///   write failed.
+    ///   write failed, or the topic is not a valid name (`MetaName`: it names the spool directory).
     public func send(topic: String, key: String, data: [UInt8], attribute: String? = nil) async throws(SendError) -> OrderedSendResult {
+        if let refusal = MetaQProducer.topicRefusal(topic) { throw refusal }
         let partitions = link.partitions
         guard let partition = settings.selector.select(topic: topic, key: key, partitions: partitions),
               partitions.contains(partition) else {

@@ -115,13 +115,20 @@ public final class MetaQProducer: Sendable {
 
     /// Starts following `topic`'s partitions in ZooKeeper and waits until they are known (or
     /// `discoveryTimeoutMs` passed). Returns the partitions, sorted.
+    ///
+    /// - Throws: `MetaQClientError` when `topic` is not a valid topic name (see `MetaName`).
     @discardableResult
     public func publish(_ topic: String) async throws -> [BrokerPartition] {
-        try await engine.publish(topic, timeoutMs: settings.discoveryTimeoutMs)
+        if let problem = MetaName.problem(with: topic) { throw MetaQClientError(MetaName.refusal("topic", topic, problem)) }
+        return try await engine.publish(topic, timeoutMs: settings.discoveryTimeoutMs)
     }
 
     /// Sends one message and waits for the broker's answer.
+    ///
+    /// - Throws: `SendError`; `.notSent` at once for a topic that is not a valid name (`MetaName`:
+    ///   no broker accepts it, and in ZooKeeper mode it would name a znode).
     public func send(topic: String, data: [UInt8], attribute: String? = nil) async throws(SendError) -> SendResult {
+        if let refusal = Self.topicRefusal(topic) { throw refusal }
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<SendResult, SendError>, Never>) in
             engine.send(producer: self, topic: topic, data: data, attribute: attribute) { continuation.resume(returning: $0) }
         }
@@ -132,7 +139,13 @@ public final class MetaQProducer: Sendable {
     /// Sends beyond the window wait in a bounded queue (`maxQueued`); past it they fail at once.
     public func send(topic: String, data: [UInt8], attribute: String? = nil,
                      completion: @escaping @Sendable (Result<SendResult, SendError>) -> Void) {
+        if let refusal = Self.topicRefusal(topic) { return completion(.failure(refusal)) }
         engine.send(producer: self, topic: topic, data: data, attribute: attribute, completion: completion)
+    }
+
+    /// The error of a send to `topic` when it is not a valid topic name.
+    static func topicRefusal(_ topic: String) -> SendError? {
+        MetaName.problem(with: topic).map { SendError(kind: .notSent(MetaName.refusal("topic", topic, $0)), topic: topic) }
     }
 
     /// The partitions last seen for `topic` (empty before `publish`).

@@ -150,15 +150,23 @@ struct Start: ParsableCommand {
         for (partition, report) in reports.sorted(by: { $0.key < $1.key }) {
             logger.info("recovered \(partition): \(report)")
         }
+        for notice in stores.openNotices { logger.warning("\(notice)") }
         let reservation = try IdReservationFile.load(storage: storage, dataPath: dataPath)
         let settings = BrokerMachine.Settings(
             brokerId: config.brokerId, brokerURI: "meta://\(config.hostName ?? "localhost"):\(config.serverPort)",
             port: config.serverPort, version: Self.version, maxTransferSize: Int32(clamping: config.maxTransferSize),
-            updateConsumerOffsets: config.updateConsumerOffsets, topics: stores.topicRules())
+            updateConsumerOffsets: config.updateConsumerOffsets, topics: stores.topicRules(),
+            maxAutoCreatedPartitions: config.maxAutoCreatedPartitions)
         var seed: UInt64 = 0
         withUnsafeMutableBytes(of: &seed) { arc4random_buf($0.baseAddress!, 8) }
         let machine = BrokerMachine(settings: settings, partitionsWithData: Set(stores.partitions),
                                     idReservationMs: reservation, seed: seed)
+        if machine.autoCreatedPartitions.count >= config.maxAutoCreatedPartitions {
+            logger.warning("""
+                \(machine.autoCreatedPartitions.count) partitions of topics without their own [topic=...] section \
+                exist; with maxAutoCreatedPartitions=\(config.maxAutoCreatedPartitions) puts cannot create more
+                """)
+        }
         return BrokerServer(machine: machine, stores: stores, configPath: configPath, logger: logger)
     }
 

@@ -82,7 +82,7 @@ struct BenchGroup: AsyncParsableCommand {
         for i in 0..<members {
             let client = try MetaQClient(zooKeeper: connect, root: zooKeeper.root, logger: ZooKeeperOption.quietLogger)
             let consumer = try client.consumer(group: group, ConsumerSettings(consumerId: "m\(i)", rebalanceRetryDelayMs: 500))
-            consumer.subscribe(topic)
+            try consumer.subscribe(topic)
             clients.append(client)
             consumers.append(consumer)
             runs.append(Task {

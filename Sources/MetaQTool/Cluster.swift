@@ -95,7 +95,7 @@ struct TreeReader {
 
     func text(_ path: String) async -> String? {
         if case .data(let bytes) = await session.perform(.getData(path: path, watch: false)) {
-            return String(decoding: bytes, as: UTF8.self)
+            return String(decoding: bytes ?? [], as: UTF8.self)
         }
         return nil
     }

@@ -12,7 +12,7 @@ extension Consume {
         // uncommitted for the next run — never handed to a recover store.
         let consumer = try client.consumer(group: group, ConsumerSettings(
             startOffset: offset, fetchSizeBytes: maxSize, maxFetchRetries: Int.max / 2, rejection: .drop))
-        consumer.subscribe(topic)
+        try consumer.subscribe(topic)
         let progress = Mutex<(count: Int, last: ContinuousClock.Instant)>((0, .now))  // shared with the handler tasks
         let limit = count
         let watchdog = Task {

@@ -37,7 +37,7 @@ struct ClientAckTests {
                                         rejection: .drop)
         let log = Log()
         let consumer = try client.consumer(group: "g", settings)
-        consumer.subscribe("test")
+        try consumer.subscribe("test")
         let run = Task {
             try await consumer.run(manualAck: { message, ack in
                 log.add(message)
@@ -61,7 +61,7 @@ struct ClientAckTests {
         // m9 was handled but never acknowledged: the reopened consumer starts there.
         let again = Log()
         let reopened = try client.consumer(group: "g", settings)
-        reopened.subscribe("test")
+        try reopened.subscribe("test")
         let secondRun = Task { try await reopened.run(manualAck: { message, ack in again.add(message); ack.ack() }) }
         try env.put("m11", partition: 0)
         try await Self.waitUntil { again.seen.contains("m11") }
@@ -87,7 +87,7 @@ struct ClientAckTests {
                                         directPartitions: [BrokerPartition(brokerId: 0, partition: 0)], rejection: .drop)
         let log = Log()
         let consumer = try client.consumer(group: "g", settings)
-        consumer.subscribe("test")
+        try consumer.subscribe("test")
         let run = Task {
             try await consumer.run(manualAck: { message, ack in
                 log.add(message)

@@ -34,7 +34,7 @@ struct ClientAckZooKeeperTests {
         let handled = Mutex<[String]>([])
         let consumer = try client.consumer(group: "g", ConsumerSettings(consumerId: "c1", commitIntervalMs: 100,
                                                                         rebalanceRetryDelayMs: 200, rejection: .drop))
-        consumer.subscribe("test")
+        try consumer.subscribe("test")
         let run = Task {
             try await consumer.run(manualAck: { message, ack in
                 handled.withLock { $0.append(message.text) }

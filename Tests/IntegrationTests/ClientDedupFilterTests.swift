@@ -30,7 +30,7 @@ struct ClientDedupFilterTests {
                  until: (Log) throws -> Bool) async throws -> [String] {
         let log = Log()
         let consumer = try client.consumer(group: "g", settings)
-        consumer.subscribe("test")
+        try consumer.subscribe("test")
         let run = Task { try await consumer.run { log.add($0.text) } }
         let deadline = Date().addingTimeInterval(20)
         while try !until(log) && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
@@ -82,7 +82,7 @@ struct ClientDedupFilterTests {
         let otherHandledM1 = Mutex(false)
         let keeper = try client.consumer(group: "g", settings(directory, offsets: "a.json", rejection: recover,
                                                              retries: 0, recoverMs: 500))
-        keeper.subscribe("test")
+        try keeper.subscribe("test")
         let run = Task {
             try await keeper.run { message in
                 if message.text == "m1", !otherHandledM1.withLock({ $0 }) { throw CancellationError() }
@@ -133,7 +133,7 @@ struct ClientDedupFilterTests {
         let filtered = Mutex<[String]>([])
         let log = Log()
         let consumer = try client.consumer(group: "g", settings(directory, offsets: "offsets.json"))
-        consumer.subscribe("test") { message in
+        try consumer.subscribe("test") { message in
             filtered.withLock { $0.append(message.text) }
             if message.text == "m4" { throw Refused() }
             return Int(message.text.dropFirst())! % 2 == 0

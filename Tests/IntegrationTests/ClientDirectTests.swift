@@ -32,7 +32,7 @@ struct ClientDirectTests {
                                         rejection: .recoverLocally(path: directory + "/recover"))
         let log = Log()
         let consumer = try client.consumer(group: "g", settings)
-        consumer.subscribe("test")
+        try consumer.subscribe("test")
         let run = Task {
             try await consumer.run { message in
                 if message.text == "m3", log.failuresLeft.withLock({ left in defer { left -= 1 }; return left > 0 }) {
@@ -60,7 +60,7 @@ struct ClientDirectTests {
         // old message would have come before its partition's marker).
         let again = Log()
         let second = try client.consumer(group: "g", settings)
-        second.subscribe("test")
+        try second.subscribe("test")
         let secondRun = Task { try await second.run { message in again.entries.withLock { $0.append((message.partition, message.offset, message.text)) } } }
         let markers = try env.putMarkers("after-restart")
         let until = Date().addingTimeInterval(20)

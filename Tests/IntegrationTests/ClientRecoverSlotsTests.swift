@@ -49,7 +49,7 @@ struct ClientRecoverSlotsTests {
                 consumerId: name, offsetStorage: .localFile(directory + "/offsets-\(name).json"), commitIntervalMs: 100,
                 maxFetchDelayMs: 100, directPartitions: [BrokerPartition(brokerId: 0, partition: partition)],
                 maxFetchRetries: 0, rejection: .recoverLocally(path: root), recoverIntervalMs: 200))
-            consumer.subscribe("test")
+            try consumer.subscribe("test")
             return consumer
         }
         let (a, b) = (try consumer("a", 0), try consumer("b", 1))

@@ -29,7 +29,7 @@ struct ClientRecoverTests {
                                         recoverIntervalMs: 500)
         let log = Log()
         let consumer = try client.consumer(group: "g", settings)
-        consumer.subscribe("test")
+        try consumer.subscribe("test")
         let run = Task {
             try await consumer.run { message in
                 if message.text == "m3", log.failures.withLock({ failures in defer { failures += 1 }; return failures < 7 }) {
@@ -72,7 +72,7 @@ struct ClientRecoverTests {
                                         recoverIntervalMs: 200)
         let first = Log()
         let consumer = try client.consumer(group: "g", settings)
-        consumer.subscribe("test")
+        try consumer.subscribe("test")
         let run = Task {
             try await consumer.run { message in
                 if message.text == "m1" {
@@ -101,7 +101,7 @@ struct ClientRecoverTests {
         // marker; and once the store is empty, m1 cannot come from it again.
         let second = Log()
         let again = try client.consumer(group: "g", settings)
-        again.subscribe("test")
+        try again.subscribe("test")
         let secondRun = Task { try await again.run { message in second.handled.withLock { $0.append((message.partition, message.offset, message.text)) } } }
         let markers = try env.putMarkers("after-restart")
         let until = Date().addingTimeInterval(30)

@@ -43,7 +43,7 @@ struct ClusterTests {
 
     static func text(_ session: ZooKeeperSession, _ path: String) async -> String? {
         if case .data(let bytes) = await session.perform(.getData(path: path, watch: false)) {
-            return String(decoding: bytes, as: UTF8.self)
+            return String(decoding: bytes ?? [], as: UTF8.self)
         }
         return nil
     }
@@ -139,7 +139,7 @@ struct ClusterTests {
             let client = try MetaQClient(zooKeeper: zk.connectString, sessionTimeoutMs: 4000, logger: Self.silent)
             let consumer = try client.consumer(group: "g", ConsumerSettings(consumerId: name, commitIntervalMs: 500,
                                                                             rebalanceRetryDelayMs: 200))
-            consumer.subscribe("test")
+            try consumer.subscribe("test")
             clients.append(client)
             consumers.append(consumer)
             runs.append(Task { try await consumer.run { collected.add(name, $0.id) } })
@@ -205,7 +205,7 @@ struct ClusterTests {
         let broadcastLog = Collected()
         let broadcast = try clients[0].broadcastConsumer(group: "g", ConsumerSettings(
             consumerId: "b", offsetStorage: .localFile(base + "/broadcast-offsets.json"), rebalanceRetryDelayMs: 200))
-        broadcast.subscribe("test")
+        try broadcast.subscribe("test")
         let broadcastRun = Task { try await broadcast.run { broadcastLog.add("b", $0.id) } }
         #expect(broadcast.group.hasPrefix("g-") && broadcast.group != "g")
         #expect(await Self.eventually(30) { broadcastLog.all.isSuperset(of: everything) })

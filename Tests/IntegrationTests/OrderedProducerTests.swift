@@ -195,7 +195,7 @@ struct OrderedProducerTests {
         let consumer = try client.consumer(group: "ordered-check", ConsumerSettings(
             offsetStorage: .localFile(directory + "/offsets.json"), maxFetchDelayMs: 200,
             directPartitions: partitions))
-        consumer.subscribe("test")
+        try consumer.subscribe("test")
         let run = Task {
             try await consumer.run { message in
                 received.messages.withLock { $0.append((message.partition, message.offset, message.text)) }

@@ -65,9 +65,45 @@ struct ClientPiecesTests {
         #expect(throws: MetaQClientError.self) { try client.consumer(group: "g", ConsumerSettings(consumerId: "x,y")) }
         let consumer = try client.consumer(group: "g", ConsumerSettings(consumerId: "c1"))
         #expect(consumer.consumerIdString == "g_c1")
-        consumer.subscribe("bad topic")
+        #expect(throws: MetaQClientError.self) { try consumer.subscribe("bad topic") }
         await #expect(throws: MetaQClientError.self) { try await consumer.run { _ in } }
         #expect(throws: MetaQClientError.self) { try MetaQClient(servers: ["http://x"]) }
+        await client.shutdown()
+    }
+
+    /// Issue 14: a group or topic becomes a local directory (`<root>/<topic>@<group>`, the ordered
+    /// spool's `<topic>@<broker>-<partition>`), so every API that takes one refuses a name outside
+    /// `MetaName` at once, with the rule in the error (DESIGN.md §8).
+    @Test func namesThatWouldBecomePathsAreRefusedAtTheAPI() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("names-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let client = try MetaQClient(servers: ["meta://127.0.0.1:1"])
+        for group in ["..", "a@b", "w-/../../x", "grüppe", String(repeating: "g", count: 121)] {
+            #expect { try client.consumer(group: group) } throws: { error in
+                "\(error)".contains("group name") && "\(error)".contains("expected 1 to 120 ASCII letters")
+            }
+        }
+        #expect(try client.consumer(group: String(repeating: "g", count: 120)).group.utf8.count == 120)
+        let consumer = try client.consumer(group: "g", ConsumerSettings(consumerId: "c1", rejection: .recoverLocally(path: root)))
+        for topic in ["..", "a/b", "t@g", "a\u{0}b"] {
+            #expect(throws: MetaQClientError.self, "\(topic.debugDescription)") { try consumer.subscribe(topic) }
+        }
+        try consumer.subscribe("w-ok")
+        let producer = client.producer()
+        await #expect(throws: MetaQClientError.self) { try await producer.publish("w-/../../escaped") }
+        await #expect { try await producer.send(topic: "w-/../../escaped", data: [1]) } throws: { error in
+            guard let error = error as? SendError, case .notSent(let why) = error.kind else { return false }
+            return why.contains("'/' at byte 2")
+        }
+        let ordered = try client.orderedProducer(OrderedProducerSettings(
+            partitions: [BrokerPartition(brokerId: 0, partition: 0)], spoolPath: root + "/spool"))
+        await #expect { try await ordered.send(topic: "../x", key: "k", data: [1]) } throws: { error in
+            guard let error = error as? SendError, case .notSent = error.kind else { return false }
+            return true
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root + "/spool") == ["spool.lock"],
+                "no lane directory was created")
+        await ordered.close()
         await client.shutdown()
     }
 

@@ -105,17 +105,19 @@ struct BrokerStatsTests {
         #expect(try stats(&broker, "stats offsets -7", snapshot()) == expected(lines, opaque: -7))
     }
 
-    /// §9 `<topic>`: resultCode 0 (data), 1 (unknown), 2 (configured, no data); §1.4.6: a lone
-    /// token is the item, so `stats 1` asks for topic "1".
+    /// §9 `<topic>`: the first line is the bare topic name (as the original's StatsManager
+    /// prints it; the Java client reads it as a key without a value), then resultCode 0 (data),
+    /// 1 (unknown), 2 (configured, no data); §1.4.6: a lone token is the item, so `stats 1` asks
+    /// for topic "1".
     @Test func topicItemResultCodes() throws {
         var broker = machine()
         let realtime = ["put", "get", "offset", "get_miss", "put_failed", "message_size"].map { "topic_realtime_\($0) null" }
         #expect(try stats(&broker, "stats test 1", snapshot())
-                == expected(["topic test", "resultCode 0", "partitions 2", "message_count 4", "bytes 115"] + realtime, opaque: 1))
+                == expected(["test", "resultCode 0", "partitions 2", "message_count 4", "bytes 115"] + realtime, opaque: 1))
         #expect(try stats(&broker, "stats 1", snapshot())
-                == expected(["topic 1", "resultCode 1", "partitions 0", "message_count 0", "bytes 0"] + realtime, opaque: .max))
+                == expected(["1", "resultCode 1", "partitions 0", "message_count 0", "bytes 0"] + realtime, opaque: .max))
         #expect(try stats(&broker, "stats idle 2", snapshot())
-                == expected(["topic idle", "resultCode 2", "partitions 0", "message_count 0", "bytes 0"] + realtime, opaque: 2))
+                == expected(["idle", "resultCode 2", "partitions 0", "message_count 0", "bytes 0"] + realtime, opaque: 2))
     }
 
     /// §9 `help`, `reset` (`reset ok`) and `realtime` (`null`: nothing recorded) need no snapshot.

@@ -5,7 +5,8 @@
 /// forget to sort are caught.
 struct FakeZooKeeper {
     struct Node: Equatable {
-        var data: [UInt8]
+        /// Nil: created without data (ZooKeeper's null).
+        var data: [UInt8]?
         /// The session that owns an ephemeral node; nil for persistent nodes.
         var ephemeralOwner: Int?
     }
@@ -28,14 +29,15 @@ struct FakeZooKeeper {
         nodes.keys.filter { Self.parent(of: $0) == path }.map { String($0.split(separator: "/").last!) }.sorted()
     }
 
-    func text(_ path: String) -> String? { nodes[path].map { String(decoding: $0.data, as: UTF8.self) } }
+    /// The node's data as text ("" for a node without data), nil when it does not exist.
+    func text(_ path: String) -> String? { nodes[path].map { String(decoding: $0.data ?? [], as: UTF8.self) } }
 
     /// Puts a node (ancestors persistent) as a test fixture, firing watches like a real change.
     @discardableResult
     mutating func put(_ path: String, _ data: String, owner: Int? = nil) -> [(session: Int, WatchEvent)] {
         var fired: [(session: Int, WatchEvent)] = []
         for ancestor in MetaZooKeeperLayout.ancestors(of: path) where nodes[ancestor] == nil {
-            fired += apply(.create(path: ancestor, data: [], mode: .persistent), session: 0).watches
+            fired += apply(.create(path: ancestor, data: nil, mode: .persistent), session: 0).watches
         }
         if nodes[path] != nil {
             fired += apply(.setData(path: path, data: Array(data.utf8)), session: 0).watches

@@ -118,4 +118,42 @@ struct PartitionStoresTests {
         #expect(s.read(partition, offset: -1, maxBytes: 10).0 == .belowMinimum(minOffset: 0))
         #expect(s.read(partition, offset: 23, maxBytes: 10).0 == .atOrBeyondEnd(maxOffset: 23))
     }
+
+    /// Issue 14, defense in depth: whatever asks, a topic that is not one safe path component
+    /// (`MetaName`) never becomes a directory — nothing is created, inside or outside the data path.
+    @Test func aTopicOutsideTheNameRuleIsNeverCreated() throws {
+        let disk = SimDisk()
+        let s = try stores(disk)
+        for topic in ["log-/../../escaped", "log-a/b", "..", "log-a@b", "log-\u{0}"] {
+            let partition = TopicPartition(topic, 0)
+            #expect(throws: StoresError.invalidTopicName(topic, MetaName.problem(with: topic)!)) {
+                try s.logCreatingIfNeeded(partition, now: .zero)
+            }
+            #expect(s.log(partition) == nil)
+        }
+        #expect(disk.filePaths().isEmpty)
+        #expect(!disk.fileExists("/home/u/meta") && !disk.fileExists("/home/escaped-0") && !disk.fileExists("/escaped-0"))
+        let error = StoresError.invalidTopicName("log-a/b", .forbiddenByte(UInt8(ascii: "/"), at: 5))
+        #expect(error.description.hasPrefix(#"topic name "log-a/b" is not valid: '/' at byte 5; expected"#))
+    }
+
+    /// Directories already on disk stay readable whatever their name: a partition whose topic
+    /// fails the rule (an older broker wrote it) is opened and reported; a directory with a `-`
+    /// that is not a partition (such as `w-a/` left by a put to `w-a/b`) is reported, not loaded
+    /// and not touched.
+    @Test func existingDirectoriesOutsideTheRuleAreKeptAndReported() throws {
+        let disk = SimDisk()
+        try disk.makeDirectory("/home/u/meta/caf\u{E9}-0")
+        try disk.makeDirectory("/home/u/meta/log-a/b-0")
+        try disk.makeDirectory("/home/u/meta/test-1")
+        let s = try stores(disk)
+        _ = try s.openAll(now: .zero)
+        #expect(s.partitions == [TopicPartition("caf\u{E9}", 0), TopicPartition("test", 1)])
+        #expect(s.openNotices == [
+            .notAPartition(path: "/home/u/meta/log-a"),
+            .nameOutsideRule(TopicPartition("caf\u{E9}", 0), path: "/home/u/meta/caf\u{E9}-0", .forbiddenByte(0xC3, at: 3)),
+        ])
+        #expect(s.openNotices[1].description.hasSuffix("its messages stay readable, but puts to this topic are refused"))
+        #expect(disk.isDirectory("/home/u/meta/log-a/b-0"))
+    }
 }

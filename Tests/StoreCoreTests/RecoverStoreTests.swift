@@ -184,8 +184,11 @@ struct RecoverStoreInspectTests {
         let store = try base.open(disk)
         for id in [5, 3, 9] { try store.append(base.message(Int64(id), attribute: id == 3 ? "red" : nil), brokerId: 1, partition: 2) }
         try store.remove(msgId: 3)
-        let other = try RecoverStore(storage: disk, root: RecoverStoreTests.root, topic: "a@b", group: "x")
-        try other.append(base.message(1), partition: 0)
+        // A store an earlier version wrote under a name the stores no longer open ('@' in the topic).
+        try disk.makeDirectory(RecoverStoreTests.root + "/a@b@x")
+        let legacy = try disk.open(RecoverStoreTests.root + "/a@b@x/recover.log", create: true)
+        try legacy.write(RecoverRecord.header() + RecoverRecord.encode(RecoveredMessage(
+            topic: "a@b", group: "x", brokerId: 0, partition: 0, message: base.message(1))), at: 0)
         _ = try RecoverStore(storage: disk, root: RecoverStoreTests.root, topic: "empty", group: "g")
         let file = try disk.open(RecoverStoreTests.path, create: false)
         try file.write([0, 0, 0, 40, 1, 2], at: store.fileSizeBytes)  // a torn record start
@@ -288,5 +291,32 @@ struct RecoverStoreSlotTests {
         #expect(listed.map(\.path) == [first.path, second.path])
         #expect(listed.map { $0.pending.map(\.message.id) } == [[1], [2, 3]])
         #expect(base.ids(try RecoverStore(storage: disk, root: RecoverStoreTests.root, topic: "orders", group: "billing", slot: 2)) == [2, 3])
+    }
+}
+
+/// Issue 14: the client's stores take their directory names from a topic and a group, so their
+/// openers refuse a name outside `MetaName` (no crash, nothing created).
+@Suite("Store names (issue 14)")
+struct StoreNameTests {
+    @Test func recoverStoreRefusesNamesThatAreNotOnePathComponent() throws {
+        let disk = SimDisk()
+        for (topic, group) in [("../x", "g"), ("t", ".."), ("t", "a@b"), ("a/b", "g"), ("t", "g\u{0}"), ("t", "")] {
+            #expect(throws: MetaNameError.self, "\(topic)@\(group)") {
+                try RecoverStore(storage: disk, root: RecoverStoreTests.root, topic: topic, group: group)
+            }
+        }
+        #expect(!disk.fileExists(RecoverStoreTests.root) && !disk.fileExists("/home/u/x@g"))
+    }
+
+    @Test func orderedSpoolRefusesANewLaneWithABadTopic() throws {
+        let disk = SimDisk()
+        let spool = try OrderedSpool(storage: disk, root: "/spool")
+        let lane = OrderedLane(topic: "../escaped", partition: BrokerPartition(brokerId: 0, partition: 0))
+        #expect(throws: MetaNameError(what: "topic", name: "../escaped", problem: .forbiddenByte(UInt8(ascii: "/"), at: 2))) {
+            try spool.append(lane, flag: 0, payload: [1])
+        }
+        #expect(try disk.list("/spool").isEmpty && !disk.fileExists("/escaped@0-0"))
+        try spool.append(OrderedLane(topic: "ok", partition: lane.partition), flag: 0, payload: [1])
+        #expect(try disk.list("/spool") == ["ok@0-0"])
     }
 }

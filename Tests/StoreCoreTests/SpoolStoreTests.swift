@@ -154,7 +154,7 @@ struct SpoolStoreTests {
     /// the lanes an earlier process left with messages, each with its own order.
     @Test func spoolRootFindsLanesAgain() throws {
         let disk = SimDisk()
-        let other = OrderedLane(topic: "a@b", partition: BrokerPartition(brokerId: 0, partition: 10))
+        let other = OrderedLane(topic: "other", partition: BrokerPartition(brokerId: 0, partition: 10))
         let spool = try OrderedSpool(storage: disk, root: Self.root)
         try spool.append(Self.lane, flag: 0, payload: payload(1))
         try spool.append(other, flag: 0, payload: payload(2))
@@ -165,8 +165,9 @@ struct SpoolStoreTests {
         let reopened = try OrderedSpool(storage: disk, root: Self.root)
         #expect(reopened.lanes.map(\.lane) == [Self.lane] && reopened.lanes.map(\.count) == [2])
         #expect(try reopened.head(Self.lane, max: 5).map { Int($0.payload[0]) } == [1, 3])
-        #expect(reopened.depth(of: other) == 0 && disk.isDirectory(Self.root + "/a@b@0-10"))
-        #expect(OrderedSpool.lane(directoryName: "a@b@0-10") == other)
+        #expect(reopened.depth(of: other) == 0 && disk.isDirectory(Self.root + "/other@0-10"))
+        // Directories an earlier version wrote with '@' in the topic are still read back.
+        #expect(OrderedSpool.lane(directoryName: "a@b@0-10") == OrderedLane(topic: "a@b", partition: other.partition))
         #expect(OrderedSpool.lane(directoryName: "orders@x-1") == nil)
     }
 }

@@ -16,7 +16,9 @@ extension BrokerMachine {
             // Transactions are not implemented yet, so no transaction has been started (§4.2).
             return fail(StatusCode.internalServerError, "Local transaction '\(key)' has not been started.")
         }
-        guard let rule = settings.topics.rule(for: put.topic) else {
+        // A topic becomes a directory name: one that is not a safe path component (`..`, `a/b`,
+        // which a `*` pattern would match) gets the answer of a topic no section accepts (§1.4.1).
+        guard MetaName.isValid(put.topic), let rule = settings.topics.rule(for: put.topic) else {
             return fail(StatusCode.internalServerError, putPrefix(requested) + "The server do not accept topic \(put.topic)")
         }
         let count = rule.numPartitions
@@ -32,6 +34,7 @@ extension BrokerMachine {
         if !failedPartitions.isEmpty, let failure = failedPartitions[target] {
             return fail(StatusCode.internalServerError, putPrefix(target) + refusal(target, failure))
         }
+        if let refusal = sizeRefusal(put.body.count) { return fail(StatusCode.internalServerError, putPrefix(target) + refusal) }
         var verified: Int32?
         if put.requiresChecksumCheck, let checksum = put.checksum {
             guard CRC32.metaqChecksum(put.body) == checksum else {
@@ -40,12 +43,40 @@ extension BrokerMachine {
             }
             verified = checksum
         }
+        if rule.pattern != put.topic, let refusal = autoCreationRefusal(target) {
+            return fail(StatusCode.internalServerError, putPrefix(target) + refusal)
+        }
         let issue = ids.next(nowMs: nowMs)
         if let reservation = issue.reservationToPersistMs { out.append(.persistIdReservation(reservation)) }
         let token = token(for: .put(connection, opaque: put.opaque, msgId: issue.id, target,
                                     payloadBytes: Int64(put.body.count), stat: rule.stat))
         out.append(.append(token: token, target, AppendRecord(msgId: issue.id, flag: put.flag, payload: put.body,
                                                                 verifiedChecksum: verified)))
+    }
+
+    /// Why a body of `bodyBytes` cannot be stored, or nil. A record larger than `maxTransferSize`
+    /// could never be returned whole by a `get` (§1.4.2 caps every answer at it): stored, it would
+    /// block its partition for every consumer (the Java client grows its fetch size forever).
+    func sizeRefusal(_ bodyBytes: Int) -> String? {
+        let recordBytes = Record.headerSize + bodyBytes
+        guard recordBytes > Int(settings.maxTransferSize) else { return nil }
+        return "message of \(recordBytes) bytes (with its \(Record.headerSize)-byte header) is larger than "
+            + "maxTransferSize \(settings.maxTransferSize): no get could ever return it"
+    }
+
+    /// Takes a place among the auto-created partitions for `target` (a partition of a topic that
+    /// only a pattern accepts), or says why there is none. Partitions with data or already
+    /// counted pass; the previous put's partition is checked without hashing.
+    mutating func autoCreationRefusal(_ target: TopicPartition) -> String? {
+        if target == lastStoredPartition || autoCreatedPartitions.contains(target) { return nil }
+        let limit = settings.maxAutoCreatedPartitions
+        guard autoCreatedPartitions.count < limit else {
+            return "too many auto-created partitions: \(autoCreatedPartitions.count) partitions of topics without "
+                + "their own [topic=...] section exist, the limit is maxAutoCreatedPartitions=\(limit); "
+                + "add a [topic=\(target.topic)] section or raise maxAutoCreatedPartitions"
+        }
+        autoCreatedPartitions.insert(target)
+        return nil
     }
 
     mutating func completePut(_ token: UInt64, _ result: Result<Int64, StoreFailure>, into out: inout [Action]) {

@@ -127,14 +127,16 @@ extension BrokerMachine {
         return lines
     }
 
-    /// §9 `<topic>`: resultCode 0 = has data, 1 = unknown, 2 = configured but no data. A
+    /// §9 `<topic>`: the first line is the bare topic name, as the original prints it (the Java
+    /// client's `getStats(item)` reads each line as `key value`, so the topic is a key without a
+    /// value). resultCode 0 = has data, 1 = unknown, 2 = configured but no data. A
     /// `topic_realtime_*` line is `null` when nothing of its kind was recorded at all, and
     /// `Invalid keyTwo:<topic>` when nothing was recorded for this topic.
     func topicLines(_ topic: String, _ s: StatsSnapshot) -> [String] {
         let parts = s.partitions.filter { $0.partition.topic == topic }
         let code = !parts.isEmpty ? 0 : (s.configuredTopics.contains(topic) ? 2 : 1)
         var lines = [
-            "topic \(topic)", "resultCode \(code)", "partitions \(parts.count)",
+            topic, "resultCode \(code)", "partitions \(parts.count)",
             "message_count \(parts.reduce(0) { $0 + $1.messageCount })", "bytes \(parts.reduce(0) { $0 + $1.bytes })",
         ]
         lines += RealtimeStats.Kind.allCases.map { kind in

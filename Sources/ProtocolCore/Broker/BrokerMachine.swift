@@ -18,9 +18,15 @@ public struct BrokerMachine {
         /// `get` beyond the max offset answers 301 with the max offset instead of 404 (§1.4.2).
         public var updateConsumerOffsets: Bool
         public var topics: TopicRules
+        /// `maxAutoCreatedPartitions`: how many partitions of topics without an exact `[topic=…]`
+        /// section (created by puts through a wildcard section, §1.4.1, or found on disk) may
+        /// exist; a put that would create one more is refused. Bounds what the wire can make the
+        /// broker create (directories, files, memory, znodes).
+        public var maxAutoCreatedPartitions: Int
 
         public init(brokerId: Int, brokerURI: String, port: Int, version: String, maxTransferSize: Int32,
-                    updateConsumerOffsets: Bool, topics: TopicRules) {
+                    updateConsumerOffsets: Bool, topics: TopicRules,
+                    maxAutoCreatedPartitions: Int = Self.defaultMaxAutoCreatedPartitions) {
             self.brokerId = brokerId
             self.brokerURI = brokerURI
             self.port = port
@@ -28,7 +34,11 @@ public struct BrokerMachine {
             self.maxTransferSize = maxTransferSize
             self.updateConsumerOffsets = updateConsumerOffsets
             self.topics = topics
+            self.maxAutoCreatedPartitions = maxAutoCreatedPartitions
         }
+
+        /// The default of `maxAutoCreatedPartitions` (our limit; the original has none).
+        public static let defaultMaxAutoCreatedPartitions = 1024
     }
 
     public enum Event: Equatable, Sendable {
@@ -155,6 +165,11 @@ public struct BrokerMachine {
     public var closedPartitions: Set<TopicPartition> = []
     /// Partitions whose log failed; puts to them are refused (BrokerMachine+FailedPartitions.swift).
     public internal(set) var failedPartitions: [TopicPartition: PartitionFailure] = [:]
+    /// Partitions of topics without an exact section (`TopicRules.hasExactSection`): those with
+    /// data, and those a put was accepted for (counted from the put, so concurrent first puts
+    /// cannot overshoot `maxAutoCreatedPartitions`). Only grows: a refused or failed creation
+    /// keeps its place, so the distinct partitions the wire can ask for stay bounded.
+    public internal(set) var autoCreatedPartitions: Set<TopicPartition>
     /// The partition the last successful put went to (known to be in `partitionsWithData`).
     var lastStoredPartition: TopicPartition?
     var pending: [UInt64: Pending] = [:]
@@ -173,6 +188,7 @@ public struct BrokerMachine {
     public init(settings: Settings, partitionsWithData: Set<TopicPartition>, idReservationMs: Int64, seed: UInt64) {
         self.settings = settings
         self.partitionsWithData = partitionsWithData
+        autoCreatedPartitions = partitionsWithData.filter { !settings.topics.hasExactSection($0.topic) }
         self.ids = MessageIdGenerator(workerId: settings.brokerId, persistedReservationMs: idReservationMs)
         self.random = SplitMix64(seed: seed)
     }

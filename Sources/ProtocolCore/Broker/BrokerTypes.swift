@@ -61,6 +61,12 @@ public struct TopicRules: Equatable, Sendable {
         return rules.first { $0.pattern.contains("*") && Self.matches(topic, $0.pattern) }
     }
 
+    /// Whether a section is named exactly `topic` (not a pattern that matches it): such a topic's
+    /// partitions are configured, not created from the wire.
+    public func hasExactSection(_ topic: String) -> Bool {
+        rules.contains { $0.pattern == topic && !$0.pattern.contains("*") }
+    }
+
     /// The partition count of `topic`, or nil when no section accepts it.
     public func numPartitions(of topic: String) -> Int32? { rule(for: topic)?.numPartitions }
 

@@ -174,7 +174,8 @@ public struct OrderedSendQueue: Sendable {
     }
 
     private static func validate(_ lane: OrderedLane, _ message: Waiting) -> String? {
-        if !isWireToken(lane.topic) { return "topic '\(lane.topic)' is empty or contains a space or line break" }
+        // The topic names the lane's spool directory too (§5.6).
+        if let problem = MetaName.problem(with: lane.topic) { return MetaName.refusal("topic", lane.topic, problem) }
         if lane.partition.brokerId < 0 || lane.partition.partition < 0 || lane.partition.partition > Int(Int32.max) {
             return "partition \(lane.partition) is not a configured broker partition"
         }

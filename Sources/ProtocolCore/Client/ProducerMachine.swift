@@ -111,7 +111,7 @@ public struct ProducerMachine: Sendable {
     }
 
     private static func validate(_ p: Pending) -> String? {
-        if !isWireToken(p.topic) { return "topic '\(p.topic)' is empty or contains a space or line break" }
+        if let problem = MetaName.problem(with: p.topic) { return MetaName.refusal("topic", p.topic, problem) }
         if p.partition < -1 { return "partition \(p.partition) is below -1" }
         if p.payload.count > Int(Int32.max) { return "payload of \(p.payload.count) bytes exceeds Int32.max" }
         return nil

@@ -215,7 +215,8 @@ extension BrokerRegistration {
         let request: CoordinationRequest
         switch step {
         case .create: request = .create(path: node.path, data: node.data, mode: node.isEphemeral ? .ephemeral : .persistent)
-        case .createAncestor(let paths): request = .create(path: paths[0], data: [], mode: .persistent)
+        // Ancestors get no data, as the original's (§3.1); `ids/<id>` gets its data set next.
+        case .createAncestor(let paths): request = .create(path: paths[0], data: nil, mode: .persistent)
         case .readExisting: request = .getData(path: node.path, watch: false)
         case .deleteStale: request = .delete(path: node.path)
         case .setData: request = .setData(path: node.path, data: node.data)
@@ -250,7 +251,7 @@ extension BrokerRegistration {
             if existing == node.data {
                 send(.deleteStale, node, &actions)
             } else {
-                actions.append(.conflict(path: node.path, existing: String(decoding: existing, as: UTF8.self)))
+                actions.append(.conflict(path: node.path, existing: String(decoding: existing ?? [], as: UTF8.self)))
                 retry(now)
             }
         case (.readExisting, .failed(.noNode)), (.deleteStale, .deleted), (.deleteStale, .failed(.noNode)):

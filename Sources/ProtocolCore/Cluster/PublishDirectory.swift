@@ -152,18 +152,18 @@ public struct PublishDirectory: Sendable {
         case (.children, .failed(.noNode)):
             // §3.3: the producer makes sure the topic's node exists, so its child watch can be set.
             let path = layout.topicPubPath(topic)
-            request(.create(path: MetaZooKeeperLayout.ancestors(of: path).first ?? path, data: [], mode: .persistent),
+            request(.create(path: MetaZooKeeperLayout.ancestors(of: path).first ?? path, data: nil, mode: .persistent),
                     topic, .createPath(Array((MetaZooKeeperLayout.ancestors(of: path) + [path]).dropFirst())), &actions)
         case (.createPath(let rest), .created), (.createPath(let rest), .failed(.nodeExists)):
             if let next = rest.first {
-                request(.create(path: next, data: [], mode: .persistent), topic, .createPath(Array(rest.dropFirst())), &actions)
+                request(.create(path: next, data: nil, mode: .persistent), topic, .createPath(Array(rest.dropFirst())), &actions)
             } else {
                 request(.getChildren(path: layout.topicPubPath(topic), watch: true), topic, .children, &actions)
             }
         case (.registration(let broker), .data(let bytes)):
-            topics[topic]?.refresh?.registrations[broker] = TopicRegistration(json: String(decoding: bytes, as: UTF8.self))
+            topics[topic]?.refresh?.registrations[broker] = TopicRegistration(json: String(decoding: bytes ?? [], as: UTF8.self))
         case (.master(let broker), .data(let bytes)):
-            topics[topic]?.refresh?.masters[broker] = String(decoding: bytes, as: UTF8.self)
+            topics[topic]?.refresh?.masters[broker] = String(decoding: bytes ?? [], as: UTF8.self)
         case (.registration, .failed(.noNode)), (.master, .failed(.noNode)):
             break  // gone meanwhile; its watch (or the child watch) brings a new refresh
         default:

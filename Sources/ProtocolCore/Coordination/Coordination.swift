@@ -38,7 +38,10 @@ public enum CoordinationError: Error, Equatable, Hashable, Sendable {
 
 /// One operation. Versions are not used by MetaQ: deletes and sets apply to any version.
 public enum CoordinationRequest: Equatable, Hashable, Sendable {
-    case create(path: String, data: [UInt8], mode: CreateMode)
+    /// `data` nil creates a node without data (ZooKeeper's null, not an empty array): what MetaQ's
+    /// clients and brokers give the persistent parents they create on the way (zkclient's
+    /// `createPersistent(path, true)`, reference §3.1), and what a reader of such a node gets back.
+    case create(path: String, data: [UInt8]?, mode: CreateMode)
     case delete(path: String)
     case setData(path: String, data: [UInt8])
     /// With `watch`, one `.dataChanged` or `.deleted` notification for the path follows a change.
@@ -64,7 +67,9 @@ public enum CoordinationReply: Equatable, Hashable, Sendable {
     case created(path: String)
     case deleted
     case dataSet
-    case data([UInt8])
+    /// The node's data; nil when it has none (created with nil data), which is not the same as
+    /// empty data.
+    case data([UInt8]?)
     /// Child names (not paths), in the order the server gave them: sort before deciding anything.
     case children([String])
     case exists(Bool)

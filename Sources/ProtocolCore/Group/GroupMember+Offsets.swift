@@ -101,7 +101,7 @@ extension GroupMember {
     mutating func loadReplied(_ slot: Slot, _ reply: CoordinationReply, _ now: Instant, _ actions: inout [Action]) {
         switch reply {
         case .data(let bytes):
-            let stored = StoredOffset(text: String(decoding: bytes, as: UTF8.self))
+            let stored = StoredOffset(text: String(decoding: bytes ?? [], as: UTF8.self))
             if stored == nil { counters.badStoredOffsets += 1 }
             loaded(slot, stored)
         case .failed(.noNode):

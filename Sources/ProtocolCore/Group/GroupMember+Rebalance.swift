@@ -27,7 +27,7 @@ extension GroupMember {
                 submit(.getData(path: layout.consumerIdPath(settings.group, id), watch: false), .consumerData(id), .round, &actions)
             }
         case (.consumerData(let id), .data(let bytes)):
-            round.consumerTopics[id] = String(decoding: bytes, as: UTF8.self)
+            round.consumerTopics[id] = String(decoding: bytes ?? [], as: UTF8.self)
                 .split(separator: ",").map { String($0).trimmingWhitespace }
         case (.topicChildren(let topic, _), .children(let names)):
             round.topicChildren[topic] = [:]
@@ -37,10 +37,10 @@ extension GroupMember {
             }
         case (.topicChildren(let topic, retried: false), .failed(.noNode)):
             // Nobody registered the topic yet: create its node so the watch can be set (§3.5).
-            submitWithAncestors(.create(path: layout.topicSubPath(topic), data: [], mode: .persistent), .ancestor, .round, &actions)
+            submitWithAncestors(.create(path: layout.topicSubPath(topic), data: nil, mode: .persistent), .ancestor, .round, &actions)
             submit(.getChildren(path: layout.topicSubPath(topic), watch: true), .topicChildren(topic, retried: true), .round, &actions)
         case (.topicChild(let topic, let name), .data(let bytes)):
-            if let registration = TopicRegistration(json: String(decoding: bytes, as: UTF8.self)) {
+            if let registration = TopicRegistration(json: String(decoding: bytes ?? [], as: UTF8.self)) {
                 round.topicChildren[topic, default: [:]][name] = registration
             }
         case (.brokerIds, .children(let names)):
@@ -48,7 +48,7 @@ extension GroupMember {
                 submit(.getData(path: layout.masterPath(id), watch: true), .master(id), .round, &actions)
             }
         case (.master(let id), .data(let bytes)):
-            round.masters[id] = String(decoding: bytes, as: UTF8.self)
+            round.masters[id] = String(decoding: bytes ?? [], as: UTF8.self)
         case (.master(let id), .failed(.noNode)):
             // A getData watch is not set on a missing node; `exists` sets one for its creation.
             submit(.exists(path: layout.masterPath(id), watch: true), .masterExists(id), .round, &actions)
@@ -148,7 +148,7 @@ extension GroupMember {
     mutating func suspectReplied(_ slot: Slot, _ purpose: Purpose, _ reply: CoordinationReply, _ now: Instant,
                                  _ actions: inout [Action]) {
         switch (purpose, reply) {
-        case (.verifySuspect, .data(let bytes)) where String(decoding: bytes, as: UTF8.self) == settings.consumerId:
+        case (.verifySuspect, .data(let bytes)) where String(decoding: bytes ?? [], as: UTF8.self) == settings.consumerId:
             submit(.delete(path: ownerPath(slot)), .deleteSuspect(slot), .round, &actions)
         case (.verifySuspect, .data), (.verifySuspect, .failed(.noNode)),
              (.deleteSuspect, .deleted), (.deleteSuspect, .failed(.noNode)):
@@ -192,7 +192,7 @@ extension GroupMember {
     /// ids node is at registration). Otherwise another consumer still holds it (§3.4 step 5).
     mutating func claimOwnerReplied(_ slot: Slot, _ reply: CoordinationReply, _ now: Instant, _ actions: inout [Action]) {
         switch reply {
-        case .data(let bytes) where String(decoding: bytes, as: UTF8.self) == settings.consumerId:
+        case .data(let bytes) where String(decoding: bytes ?? [], as: UTF8.self) == settings.consumerId:
             submit(.delete(path: ownerPath(slot)), .deleteStaleOwner, .round, &actions)
             submit(claimRequest(slot), .reclaim(slot), .round, &actions)
         case .data, .failed(.noNode):

@@ -101,13 +101,13 @@ public struct GroupMember: Sendable {
         actions.append(.coordinate(request, tag: tag))
     }
 
-    /// Creates the missing ancestors of `request`'s path (persistent, empty; an existing one
+    /// Creates the missing ancestors of `request`'s path (persistent, no data as the original's; an existing one
     /// answers `.nodeExists`, which is fine), then `request` again. In one batch: the session's
     /// FIFO order makes the ancestors exist before `request` is processed.
     mutating func submitWithAncestors(_ request: CoordinationRequest, _ purpose: Purpose, _ scope: Scope,
                                       _ actions: inout [Action]) {
         for ancestor in MetaZooKeeperLayout.ancestors(of: request.path) {
-            submit(.create(path: ancestor, data: [], mode: .persistent), .ancestor, scope, &actions)
+            submit(.create(path: ancestor, data: nil, mode: .persistent), .ancestor, scope, &actions)
         }
         submit(request, purpose, scope, &actions)
     }

@@ -40,7 +40,9 @@ func zooKeeperExists(_ rc: Int32, _ stat: UnsafePointer<Stat>?, _ data: UnsafeRa
 func zooKeeperData(_ rc: Int32, _ value: UnsafePointer<CChar>?, _ length: Int32,
                    _ stat: UnsafePointer<Stat>?, _ data: UnsafeRawPointer?) {
     guard rc == ZOK.rawValue else { return complete(data, failure(rc)) }
-    // A node created with no data answers with length -1 and no buffer.
+    // A node created with no data (null) answers with length -1 and no buffer; empty data has
+    // length 0.
+    guard length >= 0 else { return complete(data, .data(nil)) }
     guard let value, length > 0 else { return complete(data, .data([])) }
     complete(data, .data(Array(UnsafeRawBufferPointer(start: value, count: Int(length)))))
 }
@@ -71,7 +73,11 @@ extension ZooKeeperSession {
     /// Hands `request` to the C library's asynchronous API; the C return code.
     static func issue(_ request: CoordinationRequest, on zh: OpaquePointer, context: UnsafeRawPointer) -> Int32 {
         switch request {
-        case .create(let path, let data, let mode):
+        case .create(let path, nil, let mode):
+            // The C client's way to say "no data": length -1 (empty data is length 0).
+            return zoo_acreate(zh, path, nil, -1, metaq_zk_open_acl_unsafe(), ZooKeeperCodes.flags(mode),
+                               zooKeeperCreated, context)
+        case .create(let path, let data?, let mode):
             return data.withUnsafeBytes { bytes in
                 zoo_acreate(zh, path, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(bytes.count),
                             metaq_zk_open_acl_unsafe(), ZooKeeperCodes.flags(mode), zooKeeperCreated, context)

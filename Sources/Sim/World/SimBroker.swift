@@ -78,7 +78,7 @@ final class SimBroker {
         let settings = BrokerMachine.Settings(
             brokerId: id, brokerURI: uri, port: 8123, version: "metaq-sim",
             maxTransferSize: Int32(clamping: config.maxTransferSize), updateConsumerOffsets: config.updateConsumerOffsets,
-            topics: stores.topicRules())
+            topics: stores.topicRules(), maxAutoCreatedPartitions: config.maxAutoCreatedPartitions)
         let machine = BrokerMachine(settings: settings, partitionsWithData: Set(stores.partitions),
                                     idReservationMs: reservation, seed: sim.rng.next())
         process = Process(machine: machine, stores: stores)

@@ -33,7 +33,7 @@ extension SimZooKeeper {
         }
     }
 
-    private func create(_ path: String, data: [UInt8], mode: CreateMode, owner: Int64) -> CoordinationReply {
+    private func create(_ path: String, data: [UInt8]?, mode: CreateMode, owner: Int64) -> CoordinationReply {
         // A sequential create names a prefix (`/q/n-`, or `/q/` for bare numbers): validate the
         // name as it will be once the counter is appended.
         guard Self.isValid(mode.isSequential ? path + "0" : path) else { return .failed(Self.badArguments) }

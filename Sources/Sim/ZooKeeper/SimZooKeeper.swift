@@ -60,8 +60,11 @@ public final class SimZooKeeper {
     /// The child names of `path`, sorted (empty when the node does not exist).
     public func children(of path: String) -> [String] { nodes[path]?.children.sorted() ?? [] }
 
-    /// The data of `path`, or nil when the node does not exist.
+    /// The data of `path`; nil when the node does not exist or has no data (see `hasNullData(at:)`).
     public func data(at path: String) -> [UInt8]? { nodes[path]?.data }
+
+    /// Whether `path` exists and was created without data (null, not empty).
+    public func hasNullData(at path: String) -> Bool { nodes[path].map { $0.data == nil } ?? false }
 
     /// The id of the session owning the ephemeral node `path`; nil for a persistent or missing node.
     public func ephemeralOwner(of path: String) -> Int64? { nodes[path]?.ephemeralOwner }
@@ -134,7 +137,8 @@ public final class SimZooKeeper {
 extension SimZooKeeper {
     /// One znode.
     struct ZNode {
-        var data: [UInt8]
+        /// Nil: created without data (ZooKeeper's null), which a read tells apart from empty data.
+        var data: [UInt8]?
         /// The owning session of an ephemeral node.
         var ephemeralOwner: Int64?
         /// Child names in creation order (what `getChildren` answers).

@@ -29,7 +29,7 @@ extension ServerConfig {
         "getProcessThreadCount", "putProcessThreadCount", "deletePolicy", "deleteWhen", "quartzThreadCount",
         "maxCheckpoints", "checkpointInterval", "maxTxTimeoutTimerCapacity", "flushTxLogAtCommit",
         "maxTxTimeoutInSeconds", "acceptPublish", "acceptSubscribe", "stat", "updateConsumerOffsets",
-        "loadMessageStoresInParallel",
+        "loadMessageStoresInParallel", "maxAutoCreatedPartitions",
     ]
     static let zooKeeperKeys = [
         "zk.zkConnect", "zk.zkSessionTimeoutMs", "zk.zkConnectionTimeoutMs", "zk.zkSyncTimeMs", "zk.zkEnable",
@@ -128,25 +128,13 @@ struct ServerConfigBuilder {
                                   + "do you mean [\(closest)]?", suggestion: closest)
         }
         let topic = parts[1]
-        if let problem = Self.topicNameProblem(topic) {
+        // A section's topics become directory names: the one name rule, with `*` for patterns.
+        if let problem = MetaName.problem(with: topic, allowingWildcard: true) {
             throw ConfigError(kind: .invalidTopicName, path: path, line: section.line, section: section.name,
-                              message: "\(problem); expected [topic=<name>] with a name free of spaces, "
-                                  + "control characters and '/' ('*' is a wildcard)")
+                              message: "topic name \(topic.debugDescription) is not valid: \(problem); expected "
+                                  + "[topic=<name>] with \(MetaName.ruleDescription) ('*' is a wildcard)")
         }
         return .topic(topic)
-    }
-
-    /// Why `name` cannot name a topic, or nil. The wire protocol separates fields with spaces
-    /// (reference §11) and a partition's directory is `<topic>-<n>`, so spaces, control characters
-    /// and `/` are out.
-    private static func topicNameProblem(_ name: String) -> String? {
-        if name.isEmpty { return "empty topic name" }
-        let isControl = { (c: Character) in c.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F } }
-        if name.contains(where: { $0.isWhitespace || isControl($0) }) {
-            return "topic name '\(name)' contains whitespace or a control character"
-        }
-        if name.contains("/") { return "topic name '\(name)' contains '/'" }
-        return nil
     }
 
     // MARK: Keys
@@ -220,6 +208,8 @@ struct ServerConfigBuilder {
         case "flushTxLogAtCommit":
             config.flushTxLogAtCommit = TransactionLogFlush(rawValue: try value.int(in: 0...2))!
         case "maxTxTimeoutInSeconds": config.maxTxTimeoutSeconds = try value.int(in: ConfigRange.positiveInt)
+        // Ours: 0 is allowed and means wildcard sections create no partitions at all.
+        case "maxAutoCreatedPartitions": config.maxAutoCreatedPartitions = try value.int(in: ConfigRange.nonNegativeInt)
         default: return false
         }
         return true

@@ -69,6 +69,10 @@ public struct ServerConfig: Equatable, Sendable {
     public var updateConsumerOffsets: Bool
     /// `loadMessageStoresInParallel`, false.
     public var loadMessageStoresInParallel: Bool
+    /// `maxAutoCreatedPartitions`, 1024 (ours; MetaQ has no such bound): how many partitions of
+    /// topics without an exact `[topic=<name>]` section may exist — created by puts through a
+    /// wildcard section, or found on disk at start. A put that would create one more is refused.
+    public var maxAutoCreatedPartitions: Int
     /// The `[zookeeper]` section.
     public var zooKeeper: ZooKeeperConfig
     /// The `[topic=<name>]` sections in file order (each topic once: a repeated header is refused).
@@ -103,6 +107,7 @@ public struct ServerConfig: Equatable, Sendable {
         stat = false
         updateConsumerOffsets = false
         loadMessageStoresInParallel = false
+        maxAutoCreatedPartitions = BrokerMachine.Settings.defaultMaxAutoCreatedPartitions
         zooKeeper = ZooKeeperConfig()
         topics = []
     }

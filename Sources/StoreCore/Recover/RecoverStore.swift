@@ -79,10 +79,13 @@ public final class RecoverStore {
     /// (`fileName(slot:)`) — dropping a torn tail. The caller makes sure no other process has the
     /// same slot open (the client locks it).
     ///
-    /// - Throws: a storage error, or `.io` when `recover.log` is not a recover store file.
+    /// - Throws: `MetaNameError` when the topic or group is not a valid name (`MetaName`: they
+    ///   become the directory name), a storage error, or `.io` when `recover.log` is not a
+    ///   recover store file.
     public init(storage: any Storage, root: String, topic: String, group: String, slot: Int = 0,
                 compactionThresholdBytes: Int64 = 1 << 20) throws {
-        precondition(!topic.contains("/") && !group.contains("/"), "topic and group must not contain '/'")
+        try MetaName.check("topic", topic)
+        try MetaName.check("group", group)
         self.storage = storage
         self.topic = topic
         self.group = group

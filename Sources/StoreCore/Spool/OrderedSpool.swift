@@ -53,6 +53,8 @@ public final class OrderedSpool {
     public func depth(of lane: OrderedLane) -> Int { stores[lane]?.count ?? 0 }
 
     /// Appends a message to `lane`'s spool, synced before it returns; its sequence.
+    ///
+    /// - Throws: `MetaNameError` for a new lane whose topic is not a valid name, or a storage error.
     @discardableResult
     public func append(_ lane: OrderedLane, flag: Int32, payload: [UInt8]) throws -> UInt64 {
         try store(lane).append(flag: flag, payload: payload)
@@ -76,7 +78,9 @@ public final class OrderedSpool {
 
     private func store(_ lane: OrderedLane) throws -> SpoolStore {
         if let store = stores[lane] { return store }
-        precondition(!lane.topic.contains("/"), "a topic must not contain '/'")
+        // Lanes found at open are kept whatever their name (their messages must not be lost);
+        // a new one becomes a directory only under a valid name.
+        try MetaName.check("topic", lane.topic)
         let store = try SpoolStore(storage: storage, directory: StoragePath.join(root, Self.directoryName(lane)),
                                    compactionThresholdBytes: compactionThresholdBytes)
         stores[lane] = store

@@ -12,6 +12,8 @@ public final class PartitionStores {
     public let defaultDataPath: String
     let storage: any Storage
     @exclusivity(unchecked) var logs: [TopicPartition: PartitionLog] = [:]
+    /// What `openAll` found on disk that deserves an operator's attention; the runtime logs these.
+    public private(set) var openNotices: [OpenNotice] = []
 
     public init(storage: any Storage, config: ServerConfig, defaultDataPath: String) {
         self.storage = storage
@@ -47,20 +49,18 @@ public final class PartitionStores {
     /// Opens and recovers every partition directory under every data path. As in MetaQ, every
     /// subdirectory whose name has a `-` followed by a partition number is a partition, also of
     /// topics no longer configured (their data stays readable).
+    ///
+    /// A partition whose topic fails `MetaName` (written before the rule existed, or by the
+    /// original broker) is still opened: its messages stay readable, although no put can reach
+    /// it any more. It is listed in `openNotices`, as is a directory with a `-` that is not a
+    /// partition directory (nothing in it is loaded, nothing is deleted).
     public func openAll(now: Instant) throws(StoresError) -> [TopicPartition: RecoveryReport] {
-        var found: [TopicPartition: String] = [:]
-        for root in dataPaths() where storage.isDirectory(root) {
-            let names: [String]
-            do { names = try storage.list(root).sorted() } catch { throw .storage(Self.storageError(error, root)) }
-            for name in names {
-                let path = StoragePath.join(root, name)
-                guard let partition = Self.partition(fromDirectoryName: name), storage.isDirectory(path) else { continue }
-                if let other = found[partition] { throw .duplicatePartition(partition, [other, path]) }
-                found[partition] = path
-            }
-        }
+        let found = try partitionDirectories()
         var reports: [TopicPartition: RecoveryReport] = [:]
         for (partition, path) in found.sorted(by: { $0.key < $1.key }) {
+            if let problem = MetaName.problem(with: partition.topic) {
+                openNotices.append(.nameOutsideRule(partition, path: path, problem))
+            }
             do {
                 let log = try PartitionLog.open(storage: storage, directory: path, config: logConfig(of: partition.topic), now: now)
                 logs[partition] = log
@@ -72,9 +72,33 @@ public final class PartitionStores {
         return reports
     }
 
-    /// The log of `partition`, created (directory and first segment) if it has none yet.
+    /// The partition directories under every data path; other directories with a `-` go to
+    /// `openNotices`.
+    private func partitionDirectories() throws(StoresError) -> [TopicPartition: String] {
+        var found: [TopicPartition: String] = [:]
+        for root in dataPaths() where storage.isDirectory(root) {
+            let names: [String]
+            do { names = try storage.list(root).sorted() } catch { throw .storage(Self.storageError(error, root)) }
+            for name in names {
+                let path = StoragePath.join(root, name)
+                guard storage.isDirectory(path) else { continue }
+                guard let partition = Self.partition(fromDirectoryName: name) else {
+                    if name.contains("-") { openNotices.append(.notAPartition(path: path)) }
+                    continue
+                }
+                if let other = found[partition] { throw .duplicatePartition(partition, [other, path]) }
+                found[partition] = path
+            }
+        }
+        return found
+    }
+
+    /// The log of `partition`, created (directory and first segment) if it has none yet. A topic
+    /// that fails `MetaName` is refused before it can become a path (the broker machine refuses
+    /// such puts already; this guards every other way to get here).
     public func logCreatingIfNeeded(_ partition: TopicPartition, now: Instant) throws(StoresError) -> PartitionLog {
         if let log = logs[partition] { return log }
+        if let problem = MetaName.problem(with: partition.topic) { throw .invalidTopicName(partition.topic, problem) }
         let directory = StoragePath.join(dataPath(of: partition.topic), partition.description)
         do {
             let log = try PartitionLog.open(storage: storage, directory: directory, config: logConfig(of: partition.topic), now: now)
@@ -133,6 +157,8 @@ public enum StoresError: Error, Equatable, CustomStringConvertible {
     /// The same topic-partition directory under two data paths: which one is the log is unclear.
     case duplicatePartition(TopicPartition, [String])
     case log(TopicPartition, LogError)
+    /// The topic cannot become a directory name (`MetaName`).
+    case invalidTopicName(String, MetaName.Problem)
 
     public var description: String {
         switch self {
@@ -140,6 +166,26 @@ public enum StoresError: Error, Equatable, CustomStringConvertible {
         case .duplicatePartition(let partition, let paths):
             return "partition \(partition) exists under more than one data path: \(paths.joined(separator: ", "))"
         case .log(let partition, let error): return "partition \(partition): \(error)"
+        case .invalidTopicName(let topic, let problem): return MetaName.refusal("topic", topic, problem)
+        }
+    }
+}
+
+/// Something `PartitionStores.openAll` found on disk and kept, that an operator should know about.
+public enum OpenNotice: Equatable, Sendable, CustomStringConvertible {
+    /// A partition directory whose topic is not a valid name (`MetaName`): loaded and readable,
+    /// but puts to the topic are refused.
+    case nameOutsideRule(TopicPartition, path: String, MetaName.Problem)
+    /// A directory with a `-` in its name that is not `<topic>-<partition>`: not loaded, left as it is.
+    case notAPartition(path: String)
+
+    public var description: String {
+        switch self {
+        case .nameOutsideRule(let partition, let path, let problem):
+            return "partition directory \(path): \(MetaName.refusal("topic", partition.topic, problem)); "
+                + "its messages stay readable, but puts to this topic are refused"
+        case .notAPartition(let path):
+            return "directory \(path) is not a partition directory (<topic>-<partition>); nothing in it is loaded"
         }
     }
 }

@@ -16,6 +16,7 @@ let package = Package(
         .executable(name: "metaq-server", targets: ["MetaQServer"]),
         .executable(name: "metaq", targets: ["MetaQTool"]),
         .executable(name: "metaq-sim", targets: ["MetaQSim"]),
+        .executable(name: "metaq-fuzz", targets: ["MetaQFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
@@ -90,6 +91,10 @@ let package = Package(
             name: "MetaQSim",
             dependencies: ["Sim", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // Fuzz targets (frames through the broker machine, server.ini, recovery) and their
+        // libFuzzer binary (scripts/fuzz.sh); the tests replay the corpus through the library.
+        .target(name: "FuzzTargets", dependencies: ["ProtocolCore", "StoreCore", "Sim"], path: "Fuzz/FuzzTargets"),
+        .executableTarget(name: "MetaQFuzz", dependencies: ["FuzzTargets"], path: "Fuzz/MetaQFuzz"),
         .executableTarget(
             name: "MicroBench",
             dependencies: ["ProtocolCore", "StoreCore", "Runtime", "Sim", "CZlib"],
@@ -113,6 +118,7 @@ let package = Package(
         ),
         .testTarget(name: "MetaQClientTests", dependencies: ["MetaQClient", "ProtocolCore"]),
         .testTarget(name: "SimTests", dependencies: ["Sim", "StoreCore"]),
+        .testTarget(name: "FuzzTargetsTests", dependencies: ["FuzzTargets", "ProtocolCore", "Sim"]),
         .testTarget(
             name: "SimulationTests",
             dependencies: ["Sim", "StoreCore", "ProtocolCore"],

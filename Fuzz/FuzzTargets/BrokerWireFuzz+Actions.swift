@@ -82,7 +82,7 @@ extension BrokerWireFuzz.Driver {
                 preconditionFailure("a directory that is no partition: \(path)")
             }
             precondition(directory == partition.description, "a directory that does not name its partition: \(path)")
-            precondition(!partition.topic.contains(".."), "a partition of a topic the wire may not name: \(path)")
+            precondition(MetaName.isValid(partition.topic), "a partition of a topic the wire may not name: \(path)")
         }
     }
 

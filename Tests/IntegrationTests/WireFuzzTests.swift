@@ -1,6 +1,7 @@
 import Foundation
 import ProtocolCore
 import Runtime
+import StoreCore
 import Testing
 
 /// A seeded, bounded fuzzer at the socket: a real broker with a wildcard topic section gets
@@ -80,8 +81,8 @@ struct WireFuzzTests {
                 if !name.hasPrefix("msgid-reservation") && !name.hasPrefix("metaq-server") { strays.append(path) }
                 continue
             }
-            let partition = PartitionStoresName.parse(name)
-            if partition == nil || !(name.hasPrefix("test-") || name.hasPrefix("w-")) || name.contains("..") {
+            let partition = PartitionStores.partition(fromDirectoryName: name)
+            if partition == nil || !(name.hasPrefix("test-") || name.hasPrefix("w-")) || !MetaName.isValid(partition!.topic) {
                 strays.append(path)
             }
             for inner in try FileManager.default.contentsOfDirectory(atPath: path) {
@@ -107,13 +108,5 @@ struct WireFuzzTests {
         let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
         let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
         return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
-    }
-}
-
-/// `<topic>-<n>` as the broker names partition directories.
-enum PartitionStoresName {
-    static func parse(_ name: String) -> (topic: Substring, partition: Int)? {
-        guard let dash = name.lastIndex(of: "-"), let n = Int(name[name.index(after: dash)...]), n >= 0 else { return nil }
-        return (name[..<dash], n)
     }
 }

@@ -41,8 +41,8 @@ public final class BrokerServer: @unchecked Sendable {
     @exclusivity(unchecked) var actionPool: [[BrokerMachine.Action]] = []
     /// The log the last append went to (most puts in a batch go to the same partition).
     var lastLog: (partition: TopicPartition, log: PartitionLog)?
-    /// Slices read for `get`s, waiting to be sent: token → slice.
-    @exclusivity(unchecked) var slices: [UInt64: LogSlice] = [:]
+    /// Slices read for `get`s, with their segment open, waiting to be sent: token → slice.
+    @exclusivity(unchecked) var slices: [UInt64: OpenedSlice] = [:]
     var syncing: Set<TopicPartition> = []
     var timerArmed: Set<TopicPartition> = []
     /// When each partition's oldest bytes not covered by a begun sync were written.
@@ -147,6 +147,12 @@ public final class BrokerServer: @unchecked Sendable {
         endOfTickScheduled = true
         loop.execute { self.endOfTick() }
     }
+}
+
+/// A slice of a segment and the segment opened for sending it.
+struct OpenedSlice {
+    let slice: LogSlice
+    let file: NIOFileHandle
 }
 
 /// A client connection as the server sees it: its channel and the replies not yet handed to it.

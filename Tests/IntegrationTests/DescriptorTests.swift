@@ -1,0 +1,98 @@
+import Foundation
+import ProtocolCore
+import Runtime
+import Testing
+import ProcessHarness
+
+/// File descriptors of a real broker (issue 14): one per partition's active segment, a get whose
+/// segment cannot be opened answered with a 500.
+@Suite("metaq-server file descriptors", .serialized)
+struct DescriptorTests {
+    static let smallSegments = """
+        [system]
+        brokerId=0
+        numPartitions=1
+        unflushThreshold=0
+        maxSegmentSize=1024
+        [zookeeper]
+        zk.zkEnable=false
+        [topic=test]
+        """
+
+    func withBroker(config: String = Self.smallSegments, _ body: (BrokerProcess) throws -> Void) throws {
+        try LocalBrokerTests().withBroker(config: config, body)
+    }
+
+    /// Puts `count` messages to `test-0`, 16 in flight at a time; all must be acknowledged.
+    func put(_ count: Int, to connection: WireConnection) throws {
+        var sent = 0
+        var answered = 0
+        while answered < count {
+            while sent < count && sent - answered < 16 {
+                let data = Array("message number \(sent) of \(count)".utf8)
+                try connection.send(.put(PutCommand(topic: "test", partition: 0, flag: 0, checksum: CRC32.metaqChecksum(data),
+                                                    body: data, opaque: Int32(sent))))
+                sent += 1
+            }
+            guard case .result(let answer)? = try connection.receive() else { throw HarnessError("no answer to a put") }
+            #expect(answer.code == 200, "\(answer.text)")
+            answered += 1
+        }
+    }
+
+    /// The segment files `pid` holds open.
+    func openSegments(of pid: pid_t) -> [String] {
+        let directory = "/proc/\(pid)/fd"
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return entries.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "\(directory)/\($0)") }
+            .filter { $0.hasSuffix(".meta") }
+    }
+
+    /// 2,000 puts over 1 KiB segments: one segment file open (the active one), not one per segment;
+    /// reads of sealed segments still work.
+    @Test func onlyTheActiveSegmentIsOpen() throws {
+        try withBroker { broker in
+            try broker.start()
+            let connection = try WireConnection(host: "127.0.0.1", port: broker.port)
+            try put(2000, to: connection)
+            let segments = try FileManager.default.contentsOfDirectory(atPath: broker.directory + "/data/test-0")
+                .filter { $0.hasSuffix(".meta") }
+            #expect(segments.count > 50)
+            let open = openSegments(of: broker.process.processIdentifier)
+            #expect(open.count == 1, "\(open.count) segment files open: \(open.prefix(5))")
+            guard case .value(let value) = try connection.request(.get(GetCommand(
+                topic: "test", group: "g", partition: 0, offset: 0, maxSize: 4096, opaque: -1))) else {
+                Issue.record("no value from the first, sealed segment")
+                return
+            }
+            var records = RecordIterator(value.body, baseOffset: 0)
+            guard case .message(let first)? = records.next() else { Issue.record("no record"); return }
+            #expect(first.data == Array("message number 0 of 2000".utf8))
+            #expect(broker.stop() == 0)
+        }
+    }
+
+    /// A get from a segment that cannot be opened (here: removed under the running broker) is
+    /// answered with a 500 in the original's reused put wording (reference §1.4.2), and the
+    /// connection stays usable.
+    @Test func getOfAnUnopenableSegmentIsAnswered500() throws {
+        try withBroker { broker in
+            try broker.start()
+            let connection = try WireConnection(host: "127.0.0.1", port: broker.port)
+            try put(100, to: connection)
+            let first = broker.directory + "/data/test-0/00000000000000000000.meta"
+            try FileManager.default.removeItem(atPath: first)
+            let answer = try connection.request(.get(GetCommand(topic: "test", group: "g", partition: 0, offset: 0,
+                                                                 maxSize: 1024, opaque: 7)))
+            guard case .result(let result) = answer else { Issue.record("no result: \(answer)"); return }
+            #expect(result.code == 500)
+            #expect(result.text.hasPrefix("Put message to [broker 'meta://localhost:\(broker.port)'] [partition 'test-0'] failed.Detail:"),
+                    "\(result.text)")
+            #expect(result.text.contains("No such file or directory"), "\(result.text)")
+            let version = try connection.request(.version(VersionCommand(opaque: 8)))
+            guard case .result(let alive) = version else { Issue.record("connection closed after the 500"); return }
+            #expect(alive.code == 200)
+            #expect(broker.stop() == 0)
+        }
+    }
+}

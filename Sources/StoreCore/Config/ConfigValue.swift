@@ -1,3 +1,5 @@
+import ProtocolCore
+
 /// One `key=value` entry on its way to a typed field. It remembers the file, section and line, so
 /// every conversion error can name them along with the form that was expected.
 struct ConfigValue {
@@ -82,4 +84,7 @@ enum ConfigRange {
     static let positiveLong = 1...Int64.max
     static let port: ClosedRange<Int64> = 1...65535
     static let brokerId: ClosedRange<Int64> = 0...1023
+    /// `maxPartialFrameBytes`: at least one frame of the largest body the broker takes, so a frame
+    /// never waits for a budget it could not get even alone.
+    static let partialFrameBytes = Int64(FrameDecoder.Limits().maxBodyBytes)...Int64.max
 }

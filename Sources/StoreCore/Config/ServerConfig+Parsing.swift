@@ -29,7 +29,8 @@ extension ServerConfig {
         "getProcessThreadCount", "putProcessThreadCount", "deletePolicy", "deleteWhen", "quartzThreadCount",
         "maxCheckpoints", "checkpointInterval", "maxTxTimeoutTimerCapacity", "flushTxLogAtCommit",
         "maxTxTimeoutInSeconds", "acceptPublish", "acceptSubscribe", "stat", "updateConsumerOffsets",
-        "loadMessageStoresInParallel",
+        "loadMessageStoresInParallel", "maxConnections", "maxPartialFrameBytes", "partialFrameTimeoutMs",
+        "listenBacklog",
     ]
     static let zooKeeperKeys = [
         "zk.zkConnect", "zk.zkSessionTimeoutMs", "zk.zkConnectionTimeoutMs", "zk.zkSyncTimeMs", "zk.zkEnable",
@@ -213,6 +214,10 @@ struct ServerConfigBuilder {
         case "flushTxLogAtCommit":
             config.flushTxLogAtCommit = TransactionLogFlush(rawValue: try value.int(in: 0...2))!
         case "maxTxTimeoutInSeconds": config.maxTxTimeoutSeconds = try value.int(in: ConfigRange.positiveInt)
+        case "maxConnections": config.maxConnections = try value.int(in: ConfigRange.positiveInt)
+        case "maxPartialFrameBytes": config.maxPartialFrameBytes = Int(try value.integer(in: ConfigRange.partialFrameBytes))
+        case "partialFrameTimeoutMs": config.partialFrameTimeoutMs = try value.integer(in: ConfigRange.positiveInt)
+        case "listenBacklog": config.listenBacklog = try value.int(in: ConfigRange.positiveInt)
         default: return false
         }
         return true

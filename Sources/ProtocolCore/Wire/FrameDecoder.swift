@@ -33,6 +33,23 @@ public struct FrameDecoder {
     /// Bytes received and not yet returned as frames.
     public var bufferedByteCount: Int { buffer.count - readIndex }
 
+    /// What the decoder holds of a frame that is not complete yet.
+    public enum PartialFrame: Equatable, Sendable {
+        /// Nothing: it is between frames.
+        case none
+        /// Part of a command line (at most `maxLineBytes`).
+        case line
+        /// A header announcing a body of `length` bytes, and not all of the body.
+        case body(length: Int)
+    }
+
+    /// What is held of an incomplete frame once `next()` returned nil: the runtime bounds the
+    /// memory and the time connections may spend in the middle of a frame (DESIGN.md §8).
+    public var partialFrame: PartialFrame {
+        if let pending { return .body(length: pending.length) }
+        return bufferedByteCount > 0 ? .line : .none
+    }
+
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
         buffer.append(contentsOf: bytes)
     }

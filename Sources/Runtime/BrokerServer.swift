@@ -56,6 +56,14 @@ public final class BrokerServer: @unchecked Sendable {
     /// Called on the loop when a put creates the first partition of a topic (cluster mode
     /// registers it, §3.2).
     var onTopicCreated: ((String) -> Void)?
+    /// Memory and time bounds of partly received frames (DESIGN.md §8).
+    var partialFrames: PartialFrameGuard
+    /// The task that closes connections silent mid-frame; armed while one holds part of a frame.
+    var partialFrameTimer: Scheduled<Void>?
+    /// Connections waiting unread for the partial-frame budget.
+    var budgetEpisode = RefusalEpisode()
+    /// New connections closed because `maxConnections` were open.
+    var connectionLimitEpisode = RefusalEpisode()
 
     public init(machine: BrokerMachine, stores: PartitionStores, configPath: String, logger: Logger) {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -64,6 +72,8 @@ public final class BrokerServer: @unchecked Sendable {
         self.stores = stores
         self.configPath = configPath
         self.logger = logger
+        partialFrames = PartialFrameGuard(budgetBytes: stores.config.maxPartialFrameBytes,
+                                          timeoutMs: stores.config.partialFrameTimeoutMs)
         let file = try? FileStorage().open(configPath, create: false)
         let bytes = file.flatMap { f in (try? f.size()).flatMap { try? f.read(at: 0, count: Int($0)) } }
         try? file?.close()
@@ -71,12 +81,23 @@ public final class BrokerServer: @unchecked Sendable {
     }
 
     /// Binds `host:port` and starts accepting; returns the bound port.
+    ///
+    /// The accept loop backs off when accepting fails for want of descriptors or memory (without
+    /// that it retries the failing accept at full speed, `AcceptMonitor`); a connection beyond
+    /// `maxConnections` is accepted and closed at once.
     public func start(host: String, port: Int) throws -> Int {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(ChannelOptions.backlog, value: Int32(clamping: stores.config.listenBacklog))
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptMonitor(logger: self.logger))
+                }
+            }
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    guard self.admit(channel) else { return }
                     let id = self.register(channel)
                     try channel.pipeline.syncOperations.addHandler(ConnectionHandler(server: self, id: id))
                 }
@@ -125,6 +146,8 @@ public final class BrokerServer: @unchecked Sendable {
     func closed(_ id: ConnectionID) {
         connections[id]?.isOpen = false
         connections[id] = nil
+        partialFrameConnectionClosed(id)
+        connectionLimitMayHaveEased()
         handle(.connectionClosed(id))
     }
 
@@ -162,6 +185,8 @@ final class Connection {
     @exclusivity(unchecked) var out: ByteBuffer
     var isDirty = false
     var isOpen = true
+    /// Not read until the partial-frame budget has room for the frame it is receiving.
+    var isWaitingForBudget = false
 
     init(channel: any Channel) {
         self.channel = channel
@@ -190,7 +215,14 @@ final class ConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     let server: BrokerServer
     let id: ConnectionID
-    @exclusivity(unchecked) var decoder = FrameDecoder()
+    @exclusivity(unchecked) var decoder = FrameDecoder(limits: .init(retainedBufferBytes: ConnectionHandler.retainedBufferBytes))
+    /// Whether the decoder held part of a frame after the last read (the partial-frame guard
+    /// tracks the connection exactly then).
+    var holdsPartialFrame = false
+    /// The decoder's buffer keeps this much storage between frames: enough for the usual batch
+    /// of puts, while a connection that once sent a large frame does not keep its size for good
+    /// (memory `maxPartialFrameBytes` would not account for).
+    static let retainedBufferBytes = 64 << 10
 
     init(server: BrokerServer, id: ConnectionID) {
         self.server = server
@@ -201,17 +233,27 @@ final class ConnectionHandler: ChannelInboundHandler {
         let buffer = unwrapInboundIn(data)
         buffer.withUnsafeReadableBytes { decoder.feed($0) }
         let now = Clocks.wallMs()
+        var completed = 0
         do {
-            while let frame = try decoder.next() { server.handle(.request(id, frame), nowMs: now) }
+            while let frame = try decoder.next() {
+                completed += 1
+                server.handle(.request(id, frame), nowMs: now)
+            }
         } catch {
             server.logger.info("closing connection after a framing error", metadata: ["connection": "\(id)", "error": "\(error)"])
             context.close(promise: nil)
+            return
         }
+        // Most reads end between frames, with nothing partial before either: nothing to track.
+        let partial = decoder.partialFrame
+        guard holdsPartialFrame || partial != .none else { return }
+        holdsPartialFrame = partial != .none
+        server.partialFrameRead(id, completedFrames: completed, partial: partial)
     }
 
     /// Back-pressure: a client that does not read its answers stops being read (bounded memory).
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable)
+        server.updateAutoRead(id)
         context.fireChannelWritabilityChanged()
     }
 

@@ -11,6 +11,9 @@ final class BrokerProcess {
     let logPath: String
     /// Start with `--local` (the default); false to check that cluster mode is refused.
     var local = true
+    /// A command the broker is started through, e.g. `["/usr/bin/prlimit", "--nofile=64:64", "--"]`
+    /// (it must exec the broker, so the process stays the broker's).
+    var launcher: [String] = []
 
     /// The `metaq-server` binary built beside the test bundle.
     static var binary: String { product("metaq-server") }
@@ -45,9 +48,10 @@ final class BrokerProcess {
     }
 
     func start() throws {
-        process.executable = Self.binary
-        process.arguments = (local ? ["start", "--local"] : ["start"]) + ["-f", directory + "/server.ini",
-                             "--data", directory + "/data", "--port", "\(port)", "--host", "127.0.0.1", "--foreground"]
+        let arguments = (local ? ["start", "--local"] : ["start"]) + ["-f", directory + "/server.ini",
+                         "--data", directory + "/data", "--port", "\(port)", "--host", "127.0.0.1", "--foreground"]
+        process.executable = launcher.first ?? Self.binary
+        process.arguments = launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [Self.binary] + arguments
         process.standardOutput = .file(logPath)
         process.standardError = .standardOutput
         try process.run()
@@ -71,4 +75,27 @@ final class BrokerProcess {
     }
 
     func log() -> String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Waits until the log has `occurrence` lines containing `text`; the last of them, or nil after
+    /// `timeoutSeconds`.
+    func waitForLog(_ text: String, occurrence: Int = 1, timeoutSeconds: Double = 15) -> String? {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        repeat {
+            let lines = logLines(containing: text)
+            if lines.count >= occurrence { return lines[occurrence - 1] }
+            usleep(20_000)
+        } while Date() < deadline
+        return nil
+    }
+
+    func logLines(containing text: String) -> [String] {
+        log().split(separator: "\n").filter { $0.contains(text) }.map(String.init)
+    }
+
+    /// The broker's resident memory in bytes (`VmRSS` of /proc/<pid>/status).
+    func residentBytes() -> Int? {
+        let status = (try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)) ?? ""
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return nil }
+        return Int(line.dropFirst("VmRSS:".count).split(whereSeparator: \.isWhitespace).first ?? "").map { $0 * 1024 }
+    }
 }

@@ -72,6 +72,50 @@ struct DescriptorTests {
         }
     }
 
+    /// When descriptors run out the accept loop backs off instead of spinning, says so once, and
+    /// keeps serving the connections it has; once some close it accepts the ones that queued
+    /// meanwhile and says how many attempts failed.
+    @Test func acceptBacksOffWhenDescriptorsRunOut() throws {
+        try withBroker { broker in
+            broker.launcher = ["/usr/bin/prlimit", "--nofile=48:48", "--"]
+            try broker.start()
+            let began = Date()
+            var served: [RawClient] = []
+            while served.count < 100 {
+                served.append(try RawClient(port: broker.port))
+                if broker.waitForLog("cannot accept connections", timeoutSeconds: 0.05) != nil { break }
+            }
+            #expect(broker.waitForLog("cannot accept connections")?.contains("Too many open files") == true, "\(broker.log())")
+            // The broker has no descriptor left: these queue in the listen backlog.
+            let queued = try (0..<3).map { _ in try RawClient(port: broker.port) }
+            try served[0].sendAll(Array("version 1\r\n".utf8))
+            guard case .result(let answer)? = try served[0].receive() else {
+                Issue.record("an accepted connection is not served while accepting fails")
+                return
+            }
+            #expect(answer.code == 200)
+            for client in queued { try client.sendAll(Array("version 2\r\n".utf8)) }
+            served.removeFirst(10)
+            let again = try #require(broker.waitForLog("accepting connections again"), "\(broker.log())")
+            // Backing off, it tries about 10 times a second (without: some 90,000).
+            let attempts = again.split(separator: " ").first { $0.hasPrefix("refusedAttempts=") }
+                .flatMap { Int($0.dropFirst("refusedAttempts=".count)) }
+            #expect((attempts ?? .max) <= Int(Date().timeIntervalSince(began) * 20) + 20, "\(again)")
+            let log = broker.log().split(separator: "\n")
+            let episodeEnd = try #require(log.firstIndex { $0.contains("accepting connections again") })
+            #expect(log[..<episodeEnd].filter { $0.contains("cannot accept connections") }.count == 1,
+                    "one line per episode, not one per failed accept")
+            for client in queued {
+                guard case .result(let late)? = try client.receive() else {
+                    Issue.record("a connection queued while descriptors ran out was not served")
+                    return
+                }
+                #expect(late.code == 200 && late.opaque == 2)
+            }
+            #expect(broker.stop() == 0)
+        }
+    }
+
     /// A get from a segment that cannot be opened (here: removed under the running broker) is
     /// answered with a 500 in the original's reused put wording (reference §1.4.2), and the
     /// connection stays usable.

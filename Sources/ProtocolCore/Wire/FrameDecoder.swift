@@ -10,11 +10,17 @@ public struct FrameDecoder {
     public struct Limits: Equatable, Sendable {
         public var maxLineBytes: Int
         public var maxBodyBytes: Int
+        /// A drained buffer keeps its storage up to this size; a larger one is released. A client
+        /// fetching 1 MiB slices keeps it (else it would regrow it for every answer); a broker
+        /// with thousands of connections keeps little, so a connection that once sent a large
+        /// frame does not hold its size for good.
+        public var retainedBufferBytes: Int
 
         /// 2 MiB bodies match gecko's default read buffer (`notify.remoting.max_read_buffer_size`, §1.5).
-        public init(maxLineBytes: Int = 4096, maxBodyBytes: Int = 2 * 1024 * 1024) {
+        public init(maxLineBytes: Int = 4096, maxBodyBytes: Int = 2 * 1024 * 1024, retainedBufferBytes: Int = 4 << 20) {
             self.maxLineBytes = maxLineBytes
             self.maxBodyBytes = maxBodyBytes
+            self.retainedBufferBytes = retainedBufferBytes
         }
     }
 
@@ -112,13 +118,9 @@ public struct FrameDecoder {
         return nil
     }
 
-    /// A drained buffer keeps its storage up to this size (a consumer fetching 1 MiB slices
-    /// would otherwise regrow it for every answer); a larger one is released.
-    static let retainedCapacity = 4 << 20
-
     private mutating func compactIfWorthwhile() {
         if readIndex == buffer.count {
-            buffer.removeAll(keepingCapacity: buffer.capacity <= Self.retainedCapacity)
+            buffer.removeAll(keepingCapacity: buffer.capacity <= limits.retainedBufferBytes)
             readIndex = 0
             scanIndex = 0
         } else if readIndex >= 64 * 1024 && readIndex * 2 >= buffer.count {

@@ -127,6 +127,9 @@ public final class BrokerServer: @unchecked Sendable {
         try group.syncShutdownGracefully()
     }
 
+    /// The file descriptors this broker may need (compared with its limit at start).
+    public var descriptorBudget: DescriptorBudget { stores.descriptorBudget() }
+
     /// The serial sync queue of the data directory that holds `partition`'s log.
     func syncQueue(for partition: TopicPartition) -> DispatchQueue {
         let path = stores.dataPath(of: partition.topic)

@@ -116,6 +116,30 @@ struct DescriptorTests {
         }
     }
 
+    /// The soft descriptor limit is raised to the hard one at start and logged; a limit below
+    /// partitions + maxConnections + headroom is warned about.
+    @Test func descriptorLimitIsRaisedAndChecked() throws {
+        try withBroker { broker in
+            broker.launcher = ["/usr/bin/prlimit", "--nofile=256:4096", "--"]
+            try broker.start()
+            let limits = try String(contentsOfFile: "/proc/\(broker.process.processIdentifier)/limits", encoding: .utf8)
+            let open = limits.split(separator: "\n").first { $0.hasPrefix("Max open files") }?.split(separator: " ")
+            #expect(open?.dropFirst(3).prefix(2) == ["4096", "4096"], "\(String(describing: open))")
+            let line = try #require(broker.waitForLog("file descriptor limit"))
+            #expect(line.contains(" limit=4096 ") && line.contains("raisedFrom=256") && line.contains("needed=10129"), "\(line)")
+            #expect(broker.waitForLog("is below the 10129 the broker may need (1 partitions + maxConnections 10000 + 128)") != nil,
+                    "\(broker.log())")
+        }
+        let modest = Self.smallSegments.replacingOccurrences(of: "[zookeeper]", with: "maxConnections=100\n[zookeeper]")
+        try withBroker(config: modest) { broker in
+            broker.launcher = ["/usr/bin/prlimit", "--nofile=256:4096", "--"]
+            try broker.start()
+            // The check is logged before this line: no warning by then means none.
+            #expect(broker.waitForLog("metaq-server started") != nil)
+            #expect(broker.logLines(containing: "the broker may need").isEmpty, "\(broker.log())")
+        }
+    }
+
     /// A get from a segment that cannot be opened (here: removed under the running broker) is
     /// answered with a 500 in the original's reused put wording (reference §1.4.2), and the
     /// connection stays usable.

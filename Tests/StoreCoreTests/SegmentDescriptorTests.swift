@@ -127,3 +127,33 @@ struct SegmentDescriptorTests {
         #expect(storage.openFiles == 1)
     }
 }
+
+/// The descriptors a broker may need, compared with its limit at start.
+@Suite("Descriptor budget")
+struct DescriptorBudgetTests {
+    /// Configured topics count with their partition counts, partitions on disk too (also of a
+    /// pattern topic or one no longer configured), each once; patterns alone count nothing.
+    @Test func partitionsConfiguredAndOnDisk() throws {
+        let ini = """
+            [system]
+            brokerId=1
+            numPartitions=2
+            maxConnections=500
+            [topic=test]
+            [topic=wide]
+            numPartitions=5
+            [topic=log-*]
+            numPartitions=8
+            """
+        let disk = SimDisk()
+        let stores = PartitionStores(storage: disk, config: try ServerConfig(parsing: ini, path: "server.ini"),
+                                     defaultDataPath: "/meta")
+        #expect(stores.descriptorBudget() == DescriptorBudget(partitions: 7, maxConnections: 500))
+        for partition in [TopicPartition("test", 1), TopicPartition("log-app", 3), TopicPartition("gone", 0)] {
+            _ = try stores.logCreatingIfNeeded(partition, now: .zero)
+        }
+        let budget = stores.descriptorBudget()
+        #expect(budget.partitions == 9)
+        #expect(budget.needed == 9 + 500 + DescriptorBudget.headroom)
+    }
+}

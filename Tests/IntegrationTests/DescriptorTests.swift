@@ -4,7 +4,8 @@ import Runtime
 import Testing
 import ProcessHarness
 
-/// File descriptors of a real broker (issue 14): one per partition's active segment, a get whose
+/// File descriptors of a real broker (issue 14): one per partition's active segment, an accept
+/// loop that backs off when they run out, the limit raised and checked at start, a get whose
 /// segment cannot be opened answered with a 500.
 @Suite("metaq-server file descriptors", .serialized)
 struct DescriptorTests {

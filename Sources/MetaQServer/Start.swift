@@ -72,7 +72,10 @@ struct Start: ParsableCommand {
             setsid()
             signal(SIGHUP, SIG_IGN)
         }
+        let descriptorsBefore = DescriptorLimit.read()
+        let descriptors = DescriptorLimit.raiseToMaximum()
         let server = try makeServer(config: config, dataPath: data, logger: logger)
+        report(descriptors, before: descriptorsBefore, budget: server.descriptorBudget, logger: logger)
         let bound = try server.start(host: host, port: config.serverPort)
         server.scheduleRetention()
         var cluster: BrokerClusterMember?
@@ -95,6 +98,27 @@ struct Start: ParsableCommand {
             "flush": "\(config.flushPolicy.isGroupCommit ? "group commit" : "unflushThreshold=\(config.flushPolicy.unflushThreshold) unflushInterval=\(config.flushPolicy.unflushIntervalMs)ms")",
         ])
         waitForSignal(server: server, cluster: cluster, pidFile: pidFile, logger: logger)
+    }
+
+    /// Logs the descriptor limit, and warns when it is below what the broker may need: running out
+    /// later would refuse connections and fail reads and segment rolls under load.
+    func report(_ raised: (limits: DescriptorLimit.Limits, errno: Int32?), before: DescriptorLimit.Limits,
+                budget: DescriptorBudget, logger: Logger) {
+        let limit = raised.limits.current
+        var metadata: Logger.Metadata = [
+            "limit": "\(limit)", "hardLimit": "\(raised.limits.maximum)", "needed": "\(budget.needed)",
+            "partitions": "\(budget.partitions)", "maxConnections": "\(budget.maxConnections)",
+            "headroom": "\(DescriptorBudget.headroom)",
+        ]
+        if limit != before.current { metadata["raisedFrom"] = "\(before.current)" }
+        if let code = raised.errno { metadata["raiseFailed"] = "\(String(cString: strerror(code)))" }
+        logger.info("file descriptor limit", metadata: metadata)
+        guard UInt64(budget.needed) > limit else { return }
+        logger.warning("""
+            the file descriptor limit \(limit) is below the \(budget.needed) the broker may need \
+            (\(budget.partitions) partitions + maxConnections \(budget.maxConnections) + \(DescriptorBudget.headroom)): \
+            raise the hard limit (ulimit -Hn, LimitNOFILE= of a systemd unit) or lower maxConnections
+            """)
     }
 
     /// The host in the URI the broker registers (§3.1): `hostName` of [system], else `--host`

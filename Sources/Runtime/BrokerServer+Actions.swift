@@ -11,8 +11,8 @@ extension BrokerServer {
         case .append(let token, let partition, let record): append(token, partition, record)
         case .read(let token, let partition, let offset, let maxBytes):
             let (read, slice) = stores.read(partition, offset: offset, maxBytes: maxBytes)
-            if let slice { slices[token] = slice }
-            handle(.read(token: token, read))
+            guard let slice else { return handle(.read(token: token, read)) }
+            readSlice(slice, token: token, read: read)
         case .readBytes(let token, let partition, let offset, let maxBytes):
             handle(.read(token: token, stores.readBytes(partition, offset: offset, maxBytes: maxBytes)))
         case .nearestOffset(let token, let partition, let offset):
@@ -20,7 +20,7 @@ extension BrokerServer {
         case .reply(let connection, let response): reply(response, to: connection)
         case .putAnswer(let connection, let answer): reply(answer, to: connection)
         case .sendSlice(let connection, let token, let opaque):
-            if let slice = slices.removeValue(forKey: token) { send(slice, opaque: opaque, to: connection) }
+            if let opened = slices.removeValue(forKey: token) { send(opened, opaque: opaque, to: connection) }
         case .sendBytes(let connection, let body, let opaque):
             var bytes: [UInt8] = []
             bytes.reserveCapacity(32 + body.count)
@@ -262,18 +262,32 @@ extension BrokerServer {
         connection.channel.write(buffer, promise: nil)
     }
 
-    /// `value <n> <opaque>␍␊` and then the bytes straight from the segment file (sendfile).
-    func send(_ slice: LogSlice, opaque: Int32, to id: ConnectionID) {
-        guard let connection = connections[id] else { return }
-        var header: [UInt8] = []
-        ValueResponse.appendHeader(to: &header, bodyLength: slice.count, opaque: opaque)
+    /// Opens the slice's segment for sendfile while the read is performed, so a segment that
+    /// cannot be opened (removed under the broker, descriptors exhausted) is a failed read the
+    /// machine answers with a 500 (reference §1.4.2), not a connection closed without a reply.
+    func readSlice(_ slice: LogSlice, token: UInt64, read: PartitionRead) {
         let fd = Glibc.open(slice.segmentPath, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else {
-            logger.error("cannot open segment for a get", metadata: ["path": "\(slice.segmentPath)", "errno": "\(errno)"])
-            connection.channel.close(promise: nil)
+            let detail = "cannot open \(slice.segmentPath): \(String(cString: strerror(errno)))"
+            logger.error("a get failed: cannot open its segment", metadata: ["detail": "\(detail)"])
+            return handle(.read(token: token, .failed(detail)))
+        }
+        slices[token] = OpenedSlice(slice: slice, file: NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd))
+        handle(.read(token: token, read))
+        // The machine sends the slice while handling the read; one it did not take is closed here.
+        if let unsent = slices.removeValue(forKey: token) { try? unsent.file.close() }
+    }
+
+    /// `value <n> <opaque>␍␊` and then the bytes straight from the segment file (sendfile).
+    func send(_ opened: OpenedSlice, opaque: Int32, to id: ConnectionID) {
+        let handle = opened.file
+        guard let connection = connections[id] else {
+            try? handle.close()
             return
         }
-        let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
+        let slice = opened.slice
+        var header: [UInt8] = []
+        ValueResponse.appendHeader(to: &header, bodyLength: slice.count, opaque: opaque)
         let region = FileRegion(fileHandle: handle, readerIndex: Int(slice.filePosition),
                                 endIndex: Int(slice.filePosition) + slice.count)
         connection.out.writeBytes(header)

@@ -41,8 +41,8 @@ public final class BrokerServer: @unchecked Sendable {
     @exclusivity(unchecked) var actionPool: [[BrokerMachine.Action]] = []
     /// The log the last append went to (most puts in a batch go to the same partition).
     var lastLog: (partition: TopicPartition, log: PartitionLog)?
-    /// Slices read for `get`s, waiting to be sent: token → slice.
-    @exclusivity(unchecked) var slices: [UInt64: LogSlice] = [:]
+    /// Slices read for `get`s, with their segment open, waiting to be sent: token → slice.
+    @exclusivity(unchecked) var slices: [UInt64: OpenedSlice] = [:]
     var syncing: Set<TopicPartition> = []
     var timerArmed: Set<TopicPartition> = []
     /// When each partition's oldest bytes not covered by a begun sync were written.
@@ -56,6 +56,14 @@ public final class BrokerServer: @unchecked Sendable {
     /// Called on the loop when a put creates the first partition of a topic (cluster mode
     /// registers it, §3.2).
     var onTopicCreated: ((String) -> Void)?
+    /// Memory and time bounds of partly received frames (DESIGN.md §8).
+    var partialFrames: PartialFrameGuard
+    /// The task that closes connections silent mid-frame; armed while one holds part of a frame.
+    var partialFrameTimer: Scheduled<Void>?
+    /// Connections waiting unread for the partial-frame budget.
+    var budgetEpisode = RefusalEpisode()
+    /// New connections closed because `maxConnections` were open.
+    var connectionLimitEpisode = RefusalEpisode()
 
     public init(machine: BrokerMachine, stores: PartitionStores, configPath: String, logger: Logger) {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -64,18 +72,31 @@ public final class BrokerServer: @unchecked Sendable {
         self.stores = stores
         self.configPath = configPath
         self.logger = logger
+        partialFrames = PartialFrameGuard(budgetBytes: stores.config.maxPartialFrameBytes,
+                                          timeoutMs: stores.config.partialFrameTimeoutMs)
         configChecksum = (try? ConfigFile.read(configPath)).map { Int64(CRC32.checksum($0)) } ?? 0
     }
 
     /// Binds `host:port` and starts accepting; returns the bound port.
     ///
+    /// The accept loop backs off when accepting fails for want of descriptors or memory (without
+    /// that it retries the failing accept at full speed, `AcceptMonitor`); a connection beyond
+    /// `maxConnections` is accepted and closed at once.
+    ///
     /// - Throws: ``ListenError`` when the address cannot be bound.
     public func start(host: String, port: Int) throws -> Int {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(ChannelOptions.backlog, value: Int32(clamping: stores.config.listenBacklog))
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptMonitor(logger: self.logger))
+                }
+            }
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    guard self.admit(channel) else { return }
                     let id = self.register(channel)
                     try channel.pipeline.syncOperations.addHandler(ConnectionHandler(server: self, id: id))
                 }
@@ -119,6 +140,9 @@ public final class BrokerServer: @unchecked Sendable {
         return failures
     }
 
+    /// The file descriptors this broker may need (compared with its limit at start).
+    public var descriptorBudget: DescriptorBudget { stores.descriptorBudget() }
+
     /// The serial sync queue of the data directory that holds `partition`'s log.
     func syncQueue(for partition: TopicPartition) -> DispatchQueue {
         let path = stores.dataPath(of: partition.topic)
@@ -138,6 +162,8 @@ public final class BrokerServer: @unchecked Sendable {
     func closed(_ id: ConnectionID) {
         connections[id]?.isOpen = false
         connections[id] = nil
+        partialFrameConnectionClosed(id)
+        connectionLimitMayHaveEased()
         handle(.connectionClosed(id))
     }
 
@@ -162,6 +188,12 @@ public final class BrokerServer: @unchecked Sendable {
     }
 }
 
+/// A slice of a segment and the segment opened for sending it.
+struct OpenedSlice {
+    let slice: LogSlice
+    let file: NIOFileHandle
+}
+
 /// A client connection as the server sees it: its channel and the replies not yet handed to it.
 final class Connection {
     let channel: any Channel
@@ -169,6 +201,8 @@ final class Connection {
     @exclusivity(unchecked) var out: ByteBuffer
     var isDirty = false
     var isOpen = true
+    /// Not read until the partial-frame budget has room for the frame it is receiving.
+    var isWaitingForBudget = false
 
     init(channel: any Channel) {
         self.channel = channel
@@ -197,7 +231,14 @@ final class ConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     let server: BrokerServer
     let id: ConnectionID
-    @exclusivity(unchecked) var decoder = FrameDecoder()
+    @exclusivity(unchecked) var decoder = FrameDecoder(limits: .init(retainedBufferBytes: ConnectionHandler.retainedBufferBytes))
+    /// Whether the decoder held part of a frame after the last read (the partial-frame guard
+    /// tracks the connection exactly then).
+    var holdsPartialFrame = false
+    /// The decoder's buffer keeps this much storage between frames: enough for the usual batch
+    /// of puts, while a connection that once sent a large frame does not keep its size for good
+    /// (memory `maxPartialFrameBytes` would not account for).
+    static let retainedBufferBytes = 64 << 10
 
     init(server: BrokerServer, id: ConnectionID) {
         self.server = server
@@ -208,17 +249,27 @@ final class ConnectionHandler: ChannelInboundHandler {
         let buffer = unwrapInboundIn(data)
         buffer.withUnsafeReadableBytes { decoder.feed($0) }
         let now = Clocks.wallMs()
+        var completed = 0
         do {
-            while let frame = try decoder.next() { server.handle(.request(id, frame), nowMs: now) }
+            while let frame = try decoder.next() {
+                completed += 1
+                server.handle(.request(id, frame), nowMs: now)
+            }
         } catch {
             server.logger.info("closing connection after a framing error", metadata: ["connection": "\(id)", "error": "\(error)"])
             context.close(promise: nil)
+            return
         }
+        // Most reads end between frames, with nothing partial before either: nothing to track.
+        let partial = decoder.partialFrame
+        guard holdsPartialFrame || partial != .none else { return }
+        holdsPartialFrame = partial != .none
+        server.partialFrameRead(id, completedFrames: completed, partial: partial)
     }
 
     /// Back-pressure: a client that does not read its answers stops being read (bounded memory).
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        try? context.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: context.channel.isWritable)
+        server.updateAutoRead(id)
         context.fireChannelWritabilityChanged()
     }
 

@@ -11,8 +11,8 @@ final class BrokerProcess {
     let logPath: String
     /// Start with `--local` (the default); false to check that cluster mode is refused.
     var local = true
-    /// A command that runs the broker, e.g. `["prlimit", "--fsize=…", "--"]` (it must exec it, so
-    /// the pid stays the broker's).
+    /// A command the broker is started through, e.g. `["/usr/bin/prlimit", "--nofile=64:64", "--"]`
+    /// (it must exec the broker, so the process stays the broker's).
     var launcher: [String] = []
 
     /// The `metaq-server` binary built beside the test bundle.
@@ -79,5 +79,28 @@ final class BrokerProcess {
     /// The last non-empty line of the log.
     func lastLogLine() -> String {
         log().split(separator: "\n").last.map(String.init) ?? ""
+    }
+
+    /// Waits until the log has `occurrence` lines containing `text`; the last of them, or nil after
+    /// `timeoutSeconds`.
+    func waitForLog(_ text: String, occurrence: Int = 1, timeoutSeconds: Double = 15) -> String? {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        repeat {
+            let lines = logLines(containing: text)
+            if lines.count >= occurrence { return lines[occurrence - 1] }
+            usleep(20_000)
+        } while Date() < deadline
+        return nil
+    }
+
+    func logLines(containing text: String) -> [String] {
+        log().split(separator: "\n").filter { $0.contains(text) }.map(String.init)
+    }
+
+    /// The broker's resident memory in bytes (`VmRSS` of /proc/<pid>/status).
+    func residentBytes() -> Int? {
+        let status = (try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)) ?? ""
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return nil }
+        return Int(line.dropFirst("VmRSS:".count).split(whereSeparator: \.isWhitespace).first ?? "").map { $0 * 1024 }
     }
 }

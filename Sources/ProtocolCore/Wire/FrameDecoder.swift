@@ -10,11 +10,17 @@ public struct FrameDecoder {
     public struct Limits: Equatable, Sendable {
         public var maxLineBytes: Int
         public var maxBodyBytes: Int
+        /// A drained buffer keeps its storage up to this size; a larger one is released. A client
+        /// fetching 1 MiB slices keeps it (else it would regrow it for every answer); a broker
+        /// with thousands of connections keeps little, so a connection that once sent a large
+        /// frame does not hold its size for good.
+        public var retainedBufferBytes: Int
 
         /// 2 MiB bodies match gecko's default read buffer (`notify.remoting.max_read_buffer_size`, §1.5).
-        public init(maxLineBytes: Int = 4096, maxBodyBytes: Int = 2 * 1024 * 1024) {
+        public init(maxLineBytes: Int = 4096, maxBodyBytes: Int = 2 * 1024 * 1024, retainedBufferBytes: Int = 4 << 20) {
             self.maxLineBytes = maxLineBytes
             self.maxBodyBytes = maxBodyBytes
+            self.retainedBufferBytes = retainedBufferBytes
         }
     }
 
@@ -32,6 +38,23 @@ public struct FrameDecoder {
 
     /// Bytes received and not yet returned as frames.
     public var bufferedByteCount: Int { buffer.count - readIndex }
+
+    /// What the decoder holds of a frame that is not complete yet.
+    public enum PartialFrame: Equatable, Sendable {
+        /// Nothing: it is between frames.
+        case none
+        /// Part of a command line (at most `maxLineBytes`).
+        case line
+        /// A header announcing a body of `length` bytes, and not all of the body.
+        case body(length: Int)
+    }
+
+    /// What is held of an incomplete frame once `next()` returned nil: the runtime bounds the
+    /// memory and the time connections may spend in the middle of a frame (DESIGN.md §8).
+    public var partialFrame: PartialFrame {
+        if let pending { return .body(length: pending.length) }
+        return bufferedByteCount > 0 ? .line : .none
+    }
 
     public mutating func feed(_ bytes: UnsafeRawBufferPointer) {
         buffer.append(contentsOf: bytes)
@@ -95,13 +118,9 @@ public struct FrameDecoder {
         return nil
     }
 
-    /// A drained buffer keeps its storage up to this size (a consumer fetching 1 MiB slices
-    /// would otherwise regrow it for every answer); a larger one is released.
-    static let retainedCapacity = 4 << 20
-
     private mutating func compactIfWorthwhile() {
         if readIndex == buffer.count {
-            buffer.removeAll(keepingCapacity: buffer.capacity <= Self.retainedCapacity)
+            buffer.removeAll(keepingCapacity: buffer.capacity <= limits.retainedBufferBytes)
             readIndex = 0
             scanIndex = 0
         } else if readIndex >= 64 * 1024 && readIndex * 2 >= buffer.count {

@@ -93,4 +93,7 @@ enum ConfigRange {
     static let brokerId: ClosedRange<Int64> = 0...1023
     /// `maxSegmentSize`: room for one record header at least (a Java int in MetaQ).
     static let segmentSize = Int64(Record.headerSize)...Int64(Int32.max)
+    /// `maxPartialFrameBytes`: at least one frame of the largest body the broker takes, so a frame
+    /// never waits for a budget it could not get even alone.
+    static let partialFrameBytes = Int64(FrameDecoder.Limits().maxBodyBytes)...Int64.max
 }

@@ -29,7 +29,8 @@ extension ServerConfig {
         "getProcessThreadCount", "putProcessThreadCount", "deletePolicy", "deleteWhen", "quartzThreadCount",
         "maxCheckpoints", "checkpointInterval", "maxTxTimeoutTimerCapacity", "flushTxLogAtCommit",
         "maxTxTimeoutInSeconds", "acceptPublish", "acceptSubscribe", "stat", "updateConsumerOffsets",
-        "loadMessageStoresInParallel", "maxAutoCreatedPartitions",
+        "loadMessageStoresInParallel", "maxAutoCreatedPartitions", "maxConnections", "maxPartialFrameBytes", "partialFrameTimeoutMs",
+        "listenBacklog",
     ]
     static let zooKeeperKeys = [
         "zk.zkConnect", "zk.zkSessionTimeoutMs", "zk.zkConnectionTimeoutMs", "zk.zkSyncTimeMs", "zk.zkEnable",
@@ -210,6 +211,10 @@ struct ServerConfigBuilder {
         case "maxTxTimeoutInSeconds": config.maxTxTimeoutSeconds = try value.int(in: ConfigRange.positiveInt)
         // Ours: 0 is allowed and means wildcard sections create no partitions at all.
         case "maxAutoCreatedPartitions": config.maxAutoCreatedPartitions = try value.int(in: ConfigRange.nonNegativeInt)
+        case "maxConnections": config.maxConnections = try value.int(in: ConfigRange.positiveInt)
+        case "maxPartialFrameBytes": config.maxPartialFrameBytes = Int(try value.integer(in: ConfigRange.partialFrameBytes))
+        case "partialFrameTimeoutMs": config.partialFrameTimeoutMs = try value.integer(in: ConfigRange.positiveInt)
+        case "listenBacklog": config.listenBacklog = try value.int(in: ConfigRange.positiveInt)
         default: return false
         }
         return true

@@ -73,6 +73,20 @@ public struct ServerConfig: Equatable, Sendable {
     /// topics without an exact `[topic=<name>]` section may exist — created by puts through a
     /// wildcard section, or found on disk at start. A put that would create one more is refused.
     public var maxAutoCreatedPartitions: Int
+    /// `maxConnections`, 10000 (ours; MetaQ sets no limit): a connection beyond it is accepted and
+    /// closed at once, so the broker keeps descriptors and memory for the ones it serves.
+    public var maxConnections: Int
+    /// `maxPartialFrameBytes`, 64 MiB (ours): what all connections together may hold of frames
+    /// whose body has not fully arrived. A connection that would go beyond it is not read until
+    /// others finish their frames. At least the largest frame body, so every frame can complete.
+    public var maxPartialFrameBytes: Int
+    /// `partialFrameTimeoutMs`, 30000 (ours): a connection holding part of a frame that sends no
+    /// byte for this long is closed. A connection between frames is never closed: MetaQ's server
+    /// has no idle timeout, and its clients heartbeat with `version` (§1.4.4).
+    public var partialFrameTimeoutMs: Int64
+    /// `listenBacklog`, 1024 (ours): connections the kernel queues before the broker accepts them
+    /// (capped by the kernel's `net.core.somaxconn`).
+    public var listenBacklog: Int
     /// The `[zookeeper]` section.
     public var zooKeeper: ZooKeeperConfig
     /// The `[topic=<name>]` sections in file order (each topic once: a repeated header is refused).
@@ -108,6 +122,10 @@ public struct ServerConfig: Equatable, Sendable {
         updateConsumerOffsets = false
         loadMessageStoresInParallel = false
         maxAutoCreatedPartitions = BrokerMachine.Settings.defaultMaxAutoCreatedPartitions
+        maxConnections = 10_000
+        maxPartialFrameBytes = 64 << 20
+        partialFrameTimeoutMs = 30_000
+        listenBacklog = 1024
         zooKeeper = ZooKeeperConfig()
         topics = []
     }

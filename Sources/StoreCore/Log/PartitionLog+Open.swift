@@ -12,6 +12,9 @@ extension PartitionLog {
     ///    is kept in place and reported (the good records stay readable);
     /// 4. every segment and the directory are synced, so what recovery kept is durable before
     ///    anyone reads it.
+    ///
+    /// Segments are opened one at a time, so recovering a directory of thousands of segments does
+    /// not need as many descriptors; only the last stays open.
     public static func open(storage: any Storage, directory: String, config: LogConfig,
                             now: Instant, offsetIfCreate: Int64 = 0) throws(LogError) -> PartitionLog {
         var report = RecoveryReport()
@@ -25,11 +28,12 @@ extension PartitionLog {
             }
             try cutAfterTornSegment(&segments, storage: storage, directory: directory, report: &report)
             let last = segments[segments.count - 1]
+            if last.file == nil { last.file = try storage.open(last.path, create: false) }
             let mark = SyncedMark.load(storage: storage, directory: directory)
             let known = try DamageRegistry.load(storage: storage, directory: directory)
             let endsEmpty = try scanLast(last, trustedEnd: mark.map { $0 - last.start } ?? 0,
                                          knownDamage: known, config: config, report: &report)
-            for segment in segments { try segment.file.sync() }
+            for segment in segments { try syncSegment(segment, storage: storage) }
             try storage.syncDirectory(directory)
             try recordDamage(&report, known: known, segments: segments, storage: storage, directory: directory)
             var markFile: (any StorageFile)?
@@ -64,15 +68,26 @@ extension PartitionLog {
         report.damagedRanges = all
     }
 
+    /// Every segment of `directory` in offset order, each closed.
     private static func loadSegments(storage: any Storage, directory: String) throws -> [Segment] {
         let starts = try storage.list(directory).compactMap { name in SegmentName.start(of: name).map { ($0, name) } }
         var segments: [Segment] = []
         for (start, name) in starts.sorted(by: { $0.0 < $1.0 }) {
             let path = StoragePath.join(directory, name)
             let file = try storage.open(path, create: false)
-            segments.append(Segment(start: start, path: path, file: file, size: try file.size()))
+            defer { try? file.close() }
+            segments.append(Segment(start: start, path: path, file: nil, size: try file.size()))
         }
         return segments
+    }
+
+    /// Syncs a segment through its open file, or a closed one through a file opened for it:
+    /// a sync covers every write to the file, whichever descriptor made it.
+    private static func syncSegment(_ segment: Segment, storage: any Storage) throws {
+        if let file = segment.file { return try file.sync() }
+        let file = try storage.open(segment.path, create: false)
+        defer { try? file.close() }
+        try file.sync()
     }
 
     private static func cutAfterTornSegment(_ segments: inout [Segment], storage: any Storage,
@@ -86,7 +101,6 @@ extension PartitionLog {
                     detail: "\(cur.path) ends at \(cur.end) but \(next.path) starts at \(next.start)")
             }
             for later in segments[(i + 1)...] {
-                try later.file.close()
                 try storage.remove(later.path)
                 report.removedSegments.append(StoragePath.lastComponent(of: later.path))
             }
@@ -104,7 +118,8 @@ extension PartitionLog {
             let clamped = range.clamped(to: segment.start..<segment.end)
             return clamped.isEmpty ? nil : Int(clamped.lowerBound - segment.start)..<Int(clamped.upperBound - segment.start)
         }
-        let scan = try segment.file.withBytes(at: 0, count: Int(segment.size)) {
+        guard let file = segment.file else { preconditionFailure("the last segment \(segment.path) is not open") }
+        let scan = try file.withBytes(at: 0, count: Int(segment.size)) {
             SegmentScanner.scan($0, maxPayloadBytes: config.maxRecordPayloadBytes, trustedEnd: trusted,
                                 knownDamage: known)
         }
@@ -114,7 +129,7 @@ extension PartitionLog {
         }
         if Int64(scan.validEnd) < segment.size {
             report.truncatedBytes += segment.size - Int64(scan.validEnd)
-            try segment.file.truncate(to: Int64(scan.validEnd))
+            try file.truncate(to: Int64(scan.validEnd))
             segment.size = Int64(scan.validEnd)
         }
         return scan.endsWithEmptyRecord

@@ -20,13 +20,13 @@ extension PartitionLog {
                                filePosition: offset - segment.start, count: Int(end - offset)))
     }
 
-    /// The bytes of a slice (the runtime sends them with sendfile instead).
+    /// The bytes of a slice (the runtime sends them with sendfile instead). A sealed segment is
+    /// opened for this read only.
     public func bytes(of slice: LogSlice) throws(LogError) -> [UInt8] {
-        guard let segment = segments.first(where: { $0.path == slice.segmentPath }) else {
-            throw .storage(.notFound(path: slice.segmentPath))
-        }
+        let segment = segments[segmentIndex(containing: slice.offset)]
+        guard segment.path == slice.segmentPath else { throw .storage(.notFound(path: slice.segmentPath)) }
         do {
-            return try segment.file.read(at: slice.filePosition, count: slice.count)
+            return try withFile(segment) { try $0.read(at: slice.filePosition, count: slice.count) }
         } catch {
             throw .storage(Self.storageError(error, path: segment.path))
         }

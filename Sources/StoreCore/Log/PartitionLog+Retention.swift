@@ -43,17 +43,16 @@ extension PartitionLog {
         return outcomes
     }
 
+    /// A sealed segment is closed already, or is closed once the sync that still holds it ends
+    /// (`sealedAwaitingClose`): removing or renaming it meanwhile is harmless to that sync.
     private func remove(_ segment: Segment, action: DeletePolicy.Action,
                         archiver: any SegmentArchiver) throws(LogError) {
         do {
-            try segment.file.close()
             switch action {
             case .delete: try storage.remove(segment.path)
             case .archive(let compress): try archiver.archive(segmentPath: segment.path, compress: compress, storage: storage)
             }
         } catch {
-            // The handle is closed already: reopen it so the log stays consistent.
-            if let file = try? storage.open(segment.path, create: false) { segment.file = file }
             throw .storage(Self.storageError(error, path: segment.path))
         }
     }

@@ -41,7 +41,16 @@ extension PartitionLog {
         guard state == .open, inFlight == nil, hasUnsyncedData else { return nil }
         do { try flushWrites() } catch { return nil }
         // Oldest first: a segment's bytes become durable no later than those of any later segment.
-        let files = segments.filter { $0.end > syncedEnd }.map(\.file)
+        // Sealing syncs a segment (`roll`), so only the active one can hold unsynced bytes; the
+        // search still walks back from the end rather than rely on that, and a closed segment
+        // with unsynced bytes would be a durability hole: stop rather than skip it.
+        var unsynced: [any StorageFile] = []
+        for segment in segments.reversed() {
+            guard segment.end > syncedEnd else { break }
+            guard let file = segment.file else { preconditionFailure("\(segment.path) has unsynced bytes but is closed") }
+            unsynced.append(file)
+        }
+        let files = Array(unsynced.reversed())
         let mark = lastRecordIsEmpty ? openMarkFile() : nil
         let needsDirectory = directoryGeneration != directorySyncedGeneration
         let batch = SyncBatch(upTo: writtenOffset, files: files, directory: needsDirectory ? directory : nil,
@@ -67,6 +76,7 @@ extension PartitionLog {
     public func completeSync(_ batch: SyncBatch, now: Instant) -> [UInt64] {
         guard let sync = inFlight, sync.id == batch.id else { return [] }
         inFlight = nil
+        closeSealedSegments()
         guard state == .open else { return [] }
         precondition(sync.upTo <= writtenOffset, "a sync cannot cover bytes that were never written")
         syncedEnd = max(syncedEnd, sync.upTo)
@@ -89,6 +99,7 @@ extension PartitionLog {
     public func failSync(_ batch: SyncBatch, error: StorageError) -> [UInt64] {
         guard let sync = inFlight, sync.id == batch.id else { return [] }
         inFlight = nil
+        closeSealedSegments()
         if failure == nil { state = .failed(LogFailure(operation: .sync, error: error)) }
         return abandonPendingAppends()
     }

@@ -52,6 +52,9 @@ public final class PartitionLog {
     /// Records staged for the last segment and not written to its file yet (its `size` counts
     /// them). `flushWrites()` writes them in one call; syncs and rolls flush first.
     @exclusivity(unchecked) var staged: [UInt8] = []
+    /// Sealed segments whose file a running sync may still use; closed when it completes, as
+    /// closing a descriptor under the sync thread could let a new file take its number.
+    var sealedAwaitingClose: [Segment] = []
 
     init(directory: String, config: LogConfig, storage: any Storage, segments: [Segment],
          report: RecoveryReport, endsWithEmptyRecord: Bool, markFile: (any StorageFile)?, now: Instant) {
@@ -162,7 +165,8 @@ public final class PartitionLog {
         let last = segments[segments.count - 1]
         let position = last.size - Int64(staged.count)
         do {
-            try staged.withUnsafeBytes { try last.file.write($0, at: position) }
+            let file = activeFile
+            try staged.withUnsafeBytes { try file.write($0, at: position) }
         } catch {
             let failure = Self.storageError(error, path: last.path)
             state = .failed(LogFailure(operation: .write, error: failure))
@@ -177,9 +181,42 @@ public final class PartitionLog {
     /// Closes every segment file. The log is unusable afterwards.
     public func close() {
         if state == .open { try? flushWrites() }
-        for segment in segments { try? segment.file.close() }
+        for segment in sealedAwaitingClose + segments { closeFile(of: segment) }
+        sealedAwaitingClose.removeAll()
         try? markFile?.close()
         state = .closed
+    }
+
+    /// The active segment's file, open for as long as the log is.
+    var activeFile: any StorageFile {
+        let last = segments[segments.count - 1]
+        guard let file = last.file else { preconditionFailure("the active segment \(last.path) is closed") }
+        return file
+    }
+
+    /// Calls `body` with the segment's file: its open one, or a sealed segment's opened for this
+    /// call only.
+    func withFile<R>(_ segment: Segment, _ body: (any StorageFile) throws -> R) throws -> R {
+        if let file = segment.file { return try body(file) }
+        let file = try storage.open(segment.path, create: false)
+        defer { try? file.close() }
+        return try body(file)
+    }
+
+    func closeFile(of segment: Segment) {
+        try? segment.file?.close()
+        segment.file = nil
+    }
+
+    /// Closes the sealed segments no running sync can use any more.
+    func closeSealedSegments() {
+        guard inFlight == nil, !sealedAwaitingClose.isEmpty else { return }
+        for segment in sealedAwaitingClose {
+            // Sealing synced it (`roll`): a closed segment never holds bytes a sync still needs.
+            precondition(segment.end <= syncedEnd, "closing \(segment.path) with unsynced bytes")
+            closeFile(of: segment)
+        }
+        sealedAwaitingClose.removeAll()
     }
 
     func requireOpen() throws(LogError) {
@@ -232,7 +269,7 @@ public final class PartitionLog {
         let last = segments[segments.count - 1]
         if last.end > syncedEnd || directoryGeneration != directorySyncedGeneration {
             do {
-                try last.file.sync()
+                try activeFile.sync()
                 try storage.syncDirectory(directory)
             } catch {
                 let failure = Self.storageError(error, path: last.path)
@@ -254,6 +291,9 @@ public final class PartitionLog {
         } catch {
             throw .storage(Self.storageError(error, path: path))
         }
+        // Sealed: only readers need it from now on, and they open it on demand.
+        sealedAwaitingClose.append(last)
+        closeSealedSegments()
     }
 
     /// Once the log has failed (a write or sync error), the group-commit appends that will never be

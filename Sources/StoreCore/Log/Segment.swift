@@ -1,14 +1,20 @@
 import ProtocolCore
 
 /// One segment file `<20-digit start offset>.meta` (reference §2.2): records only, no header.
+///
+/// Only the active (last) segment of a log keeps its file open: a log of thousands of sealed
+/// segments would otherwise hold as many descriptors. A sealed segment is opened for the one call
+/// that needs it (`PartitionLog.withFile`).
 final class Segment {
     let start: Int64
     let path: String
-    var file: any StorageFile
+    /// The open file while the segment is active, or sealed but still in a running sync's batch;
+    /// nil once sealed and closed.
+    var file: (any StorageFile)?
     /// Bytes written, synced or not.
     @exclusivity(unchecked) var size: Int64
 
-    init(start: Int64, path: String, file: any StorageFile, size: Int64) {
+    init(start: Int64, path: String, file: (any StorageFile)?, size: Int64) {
         self.start = start
         self.path = path
         self.file = file

@@ -23,6 +23,9 @@ extension ConfigTests {
             #expect(config.deletePolicy == .metaqDefault)
             #expect(config.deleteWhen == .metaqDefault)
             #expect(config.dataPath == nil)
+            // The limits are shown commented out, at their defaults.
+            #expect(config.maxConnections == 10_000 && config.maxPartialFrameBytes == 64 << 20)
+            #expect(config.partialFrameTimeoutMs == 30_000 && config.listenBacklog == 1024)
             #expect(!config.zooKeeper.isEnabled)
             #expect(config.zooKeeper.connect == nil)
             #expect(config.topics.map(\.name) == ["test"])

@@ -204,6 +204,7 @@ extension ConfigTests {
                 "acceptSubscribe": "true", "stat": "true", "updateConsumerOffsets": "true",
                 "loadMessageStoresInParallel": "true", "zk.zkEnable": "true", "brokerId": "1",
                 "serverPort": "1", "dashboardHttpPort": "1", "flushTxLogAtCommit": "0", "maxSegmentSize": "20",
+                "maxPartialFrameBytes": "2097152",
             ]
             func line(_ key: String) -> String { "\(key)=\(sample[key] ?? "1")" }
             let system = ServerConfig.systemKeys.map(line).joined(separator: "\n")
@@ -219,6 +220,36 @@ extension ConfigTests {
             let config = try ConfigTests.parse("[system]\nbrokerId=1\n[zookeeper]\nzk.zkEnable=true\n[topic=t]\n")
             #expect(config.zooKeeper.isEnabled)
             #expect(config.zooKeeper.connect == nil)
+        }
+
+        /// Issue 14's limits (DESIGN.md §8): defaults, and each accepted at its bound and refused past it.
+        @Test func limitKeys() throws {
+            let defaults = try ConfigTests.parse("[system]\nbrokerId=0\n[topic=t]\n")
+            #expect(defaults.maxConnections == 10_000)
+            #expect(defaults.maxPartialFrameBytes == 64 << 20)
+            #expect(defaults.partialFrameTimeoutMs == 30_000)
+            #expect(defaults.listenBacklog == 1024)
+            let lowest = try ConfigTests.parse("""
+                [system]
+                brokerId=0
+                maxConnections=1
+                maxPartialFrameBytes=2*1024*1024
+                partialFrameTimeoutMs=1
+                listenBacklog=1
+                [topic=t]
+                """)
+            #expect(lowest.maxConnections == 1 && lowest.maxPartialFrameBytes == 2 << 20)
+            #expect(lowest.partialFrameTimeoutMs == 1 && lowest.listenBacklog == 1)
+            for (key, value, expected) in [("maxConnections", "0", "1...2147483647"),
+                                           ("maxPartialFrameBytes", "2*1024*1024-1", "2097152...9223372036854775807"),
+                                           ("partialFrameTimeoutMs", "0", "1...2147483647"),
+                                           ("listenBacklog", "2147483648", "1...2147483647")] {
+                let error = #expect(throws: ConfigError.self) {
+                    try ConfigTests.parse("[system]\nbrokerId=0\n\(key)=\(value)\n[topic=t]\n")
+                }
+                #expect(error?.kind == .outOfRange && error?.key == key && error?.line == 3)
+                #expect(error?.message.contains("expected an integer in \(expected)") == true, "\(String(describing: error))")
+            }
         }
 
         @Test func brokerIdBoundsAreInclusive() throws {

@@ -59,9 +59,9 @@ struct Start: ParsableCommand {
         do { try FileStorage().makeDirectory(data) } catch { throw StartFailure("cannot create data directory \(data): \(error)") }
         if !foreground { return try launchInBackground(dataPath: data) }
         // Block SIGTERM/SIGINT here, before the first thread exists, so every thread inherits the
-        // block: the dispatch signal source reads them from a signalfd (also one that arrived
-        // during start-up and is pending), and a thread that did not block them could take one
-        // itself — a stop request lost (seen as a rare broker that ignored SIGTERM).
+        // block: the main thread takes them with sigwait once the broker is up (also one that
+        // arrived during start-up and is pending), and a thread that did not block them could
+        // take one itself — a stop request lost, or the broker killed without a stop.
         var stopSignals = sigset_t()
         sigemptyset(&stopSignals)
         sigaddset(&stopSignals, SIGTERM)
@@ -195,35 +195,37 @@ struct Start: ParsableCommand {
     }
 
     func waitForSignal(server: BrokerServer, cluster: BrokerClusterMember?, pidFile: String, logger: Logger) -> Never {
-        // No SIG_IGN here: the signals are blocked in every thread already, and ignoring a signal
-        // discards one that is pending — a SIGTERM sent while the broker was starting would be lost.
-        let sources = [SIGTERM, SIGINT].map { DispatchSource.makeSignalSource(signal: $0, queue: .main) }
-        for source in sources {
-            source.setEventHandler {
-                if let cluster {
-                    logger.info("stopping: removing the ZooKeeper registration")
-                    cluster.stop()
-                }
-                logger.info("stopping: closing connections, syncing and closing every log")
-                let problem: String?
-                do {
-                    problem = Self.describe(failures: try server.stop())
-                } catch {
-                    problem = "the stop failed: \(error)"
-                }
-                try? FileManager.default.removeItem(atPath: pidFile)
-                guard let problem else {
-                    logger.info("metaq-server stopped")
-                    Foundation.exit(0)
-                }
-                // A service manager (and `metaq-server stop`'s caller reading the log) must not
-                // take this for a clean stop: data may be missing, so the exit status says so.
-                logger.critical("metaq-server stopped with errors (exit status 1): \(problem)")
-                Foundation.exit(1)
-            }
-            source.resume()
+        // SIGTERM and SIGINT are blocked in every thread since the start of `run()`; the main
+        // thread takes them here, one that arrived during start-up included. (A dispatch signal
+        // source was used before: until its handler was registered, `dispatchMain`'s sigsuspend
+        // let a SIGTERM sent right after start-up take its default action and kill the broker
+        // without a stop.)
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        sigaddset(&stopSignals, SIGTERM)
+        sigaddset(&stopSignals, SIGINT)
+        var received: Int32 = 0
+        while sigwait(&stopSignals, &received) != 0 {}
+        if let cluster {
+            logger.info("stopping: removing the ZooKeeper registration", metadata: ["signal": "\(received)"])
+            cluster.stop()
         }
-        dispatchMain()
+        logger.info("stopping: closing connections, syncing and closing every log", metadata: ["signal": "\(received)"])
+        let problem: String?
+        do {
+            problem = Self.describe(failures: try server.stop())
+        } catch {
+            problem = "the stop failed: \(error)"
+        }
+        try? FileManager.default.removeItem(atPath: pidFile)
+        guard let problem else {
+            logger.info("metaq-server stopped")
+            Foundation.exit(0)
+        }
+        // A service manager (and `metaq-server stop`'s caller reading the log) must not take this
+        // for a clean stop: data may be missing, so the exit status says so.
+        logger.critical("metaq-server stopped with errors (exit status 1): \(problem)")
+        Foundation.exit(1)
     }
 }
 

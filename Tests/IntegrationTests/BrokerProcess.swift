@@ -48,13 +48,7 @@ final class BrokerProcess {
     }
 
     func start() throws {
-        let arguments = (local ? ["start", "--local"] : ["start"]) + ["-f", directory + "/server.ini",
-                         "--data", directory + "/data", "--port", "\(port)", "--host", "127.0.0.1", "--foreground"]
-        process.executable = launcher.first ?? Self.binary
-        process.arguments = launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [Self.binary] + arguments
-        process.standardOutput = .file(logPath)
-        process.standardError = .standardOutput
-        try process.run()
+        try spawn()
         let deadline = Date().addingTimeInterval(15)
         while Date() < deadline {
             if LocalProcess.accepts(port: port) { return }
@@ -63,6 +57,17 @@ final class BrokerProcess {
         }
         stopHard()
         throw HarnessError("broker did not accept connections; log:\n" + log())
+    }
+
+    /// Starts the process without waiting for it to listen.
+    func spawn() throws {
+        let arguments = (local ? ["start", "--local"] : ["start"]) + ["-f", directory + "/server.ini",
+                         "--data", directory + "/data", "--port", "\(port)", "--host", "127.0.0.1", "--foreground"]
+        process.executable = launcher.first ?? Self.binary
+        process.arguments = launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [Self.binary] + arguments
+        process.standardOutput = .file(logPath)
+        process.standardError = .standardOutput
+        try process.run()
     }
 
     /// SIGTERM by PID; the exit status after a clean stop.
@@ -83,12 +88,13 @@ final class BrokerProcess {
 
     /// Waits until the log has `occurrence` lines containing `text`; the last of them, or nil after
     /// `timeoutSeconds`.
-    func waitForLog(_ text: String, occurrence: Int = 1, timeoutSeconds: Double = 15) -> String? {
+    func waitForLog(_ text: String, occurrence: Int = 1, timeoutSeconds: Double = 15,
+                    pollMicroseconds: UInt32 = 20_000) -> String? {
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         repeat {
             let lines = logLines(containing: text)
             if lines.count >= occurrence { return lines[occurrence - 1] }
-            usleep(20_000)
+            usleep(pollMicroseconds)
         } while Date() < deadline
         return nil
     }

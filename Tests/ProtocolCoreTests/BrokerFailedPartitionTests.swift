@@ -56,6 +56,19 @@ struct BrokerFailedPartitionTests {
         }
     }
 
+    /// A put with partition -1 (direct mode, §1.4.1) goes to a partition that takes writes.
+    @Test func randomPartitionAvoidsFailedOnes() throws {
+        var broker = machine()
+        _ = broker.handle(.partitionFailed(TopicPartition("test", 0), cause: cause), nowMs: now)
+        for opaque in 0..<40 {
+            guard case .append(_, let target, _)? = try put(&broker, partition: -1, opaque: opaque, at: now).last else {
+                Issue.record("a put with partition -1 was not appended")
+                return
+            }
+            #expect(target == TopicPartition("test", 1))
+        }
+    }
+
     @Test func statsCountAndListFailedPartitions() throws {
         var broker = machine()
         _ = broker.handle(.partitionFailed(TopicPartition("test", 1), cause: "sync failed: I/O error on /d/test-1: EIO"), nowMs: now)

@@ -23,7 +23,7 @@ extension BrokerMachine {
         }
         let count = rule.numPartitions
         var partition = put.partition
-        if partition == -1, count > 0 { partition = Int32(random.next() % UInt64(count)) }
+        if partition == -1, count > 0 { partition = randomPartition(of: put.topic, count: count) }
         let target = TopicPartition(put.topic, partition)
         guard partition >= 0 && partition < count else {
             return fail(StatusCode.internalServerError, putPrefix(target) + "wrong partition \(partition)")
@@ -52,6 +52,20 @@ extension BrokerMachine {
                                     payloadBytes: Int64(put.body.count), stat: rule.stat))
         out.append(.append(token: token, target, AppendRecord(msgId: issue.id, flag: put.flag, payload: put.body,
                                                                 verifiedChecksum: verified)))
+    }
+
+    /// The partition a put with partition `-1` goes to (§1.4.1): uniform over the topic's
+    /// partitions, as in MetaQ — but over those that take writes when some are closed or failed,
+    /// so a client in direct mode is not sent into a partition that must refuse it.
+    mutating func randomPartition(of topic: String, count: Int32) -> Int32 {
+        let pick = Int32(random.next() % UInt64(count))
+        guard !failedPartitions.isEmpty || !closedPartitions.isEmpty else { return pick }
+        let usable = (0..<count).filter { p in
+            let target = TopicPartition(topic, p)
+            return failedPartitions[target] == nil && !closedPartitions.contains(target)
+        }
+        guard !usable.isEmpty, usable.count < Int(count) else { return pick }
+        return usable[Int(random.next() % UInt64(usable.count))]
     }
 
     /// Why a body of `bodyBytes` cannot be stored, or nil. A record larger than `maxTransferSize`

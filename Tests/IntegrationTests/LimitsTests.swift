@@ -14,6 +14,8 @@ struct LimitsTests {
         brokerId=0
         numPartitions=1
         unflushThreshold=0
+        ; The tests put messages of up to 1.5 MiB (the default maxTransferSize, 1 MiB, refuses them).
+        maxTransferSize=2*1024*1024
         \(limits)
         [zookeeper]
         zk.zkEnable=false

@@ -160,12 +160,23 @@ extension BrokerServer {
         var failed = false
         switch result {
         case .success:
+            if let postponed = syncPostponedEpisode.succeeded() {
+                logger.info("syncs run again", metadata: ["postponed": "\(postponed)"])
+            }
             let tickets = log.completeSync(work.batch, now: arrived)
             scheduleSync(partition)
             for ticket in tickets {
                 if let offset = awaitingSync.removeValue(forKey: ticket) { handle(.appended(token: ticket, .success(offset))) }
             }
             answered = tickets.count
+        case .failure(let error as StorageError) where error.isRetryable:
+            // Out of descriptors: the sync did nothing, its appends wait for the next one, which
+            // the log makes due a little later (its deadline arms the timer at the end of the tick).
+            log.postponeSync(work.batch, error: error, now: arrived)
+            if syncPostponedEpisode.refused() {
+                logger.warning("a sync could not start, retrying every \(PartitionLog.syncRetryDelayMs) ms",
+                               metadata: ["partition": "\(partition)", "error": "\(error)"])
+            }
         case .failure(let error):
             let storageError = (error as? StorageError) ?? .io(path: log.directory, detail: "\(error)")
             failed = true

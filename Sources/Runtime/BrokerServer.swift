@@ -64,6 +64,8 @@ public final class BrokerServer: @unchecked Sendable {
     var budgetEpisode = RefusalEpisode()
     /// New connections closed because `maxConnections` were open.
     var connectionLimitEpisode = RefusalEpisode()
+    /// Syncs postponed because a file or directory could not be opened (out of descriptors).
+    var syncPostponedEpisode = RefusalEpisode()
 
     public init(machine: BrokerMachine, stores: PartitionStores, configPath: String, logger: Logger) {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)

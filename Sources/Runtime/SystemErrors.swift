@@ -10,6 +10,10 @@ enum SystemErrors {
     /// `.io` with the syscall and ``describe(_:)``, so a log line — and a client's error text —
     /// says what happened.
     static func storageError(_ code: Int32, syscall: String, path: String) -> StorageError {
+        // An open that failed for want of descriptors or memory did nothing: it can be retried.
+        if syscall == "open" && [EMFILE, ENFILE, ENOMEM].contains(code) {
+            return .exhausted(path: path, detail: "\(syscall): \(describe(code))")
+        }
         switch code {
         case ENOENT: return .notFound(path: path)
         case EEXIST: return .alreadyExists(path: path)

@@ -22,6 +22,9 @@ public final class SimDisk: Storage {
     /// When true, the next `sync()` on any handle throws `StorageError.io` and makes nothing
     /// durable (as after an fsync EIO); the flag then resets.
     public var failNextSync = false
+    /// When set, the next `syncDirectory` throws this error without syncing anything (e.g.
+    /// `.exhausted`: the directory could not be opened for want of descriptors); then it resets.
+    public var failNextDirectorySync: StorageError?
     /// Writes or truncates past this size throw `StorageError.io` (EFBIG) instead of exhausting
     /// memory when a bug computes a wild offset.
     public var maxFileSizeBytes = 1 << 32
@@ -147,6 +150,10 @@ public final class SimDisk: Storage {
     }
 
     public func syncDirectory(_ path: String) throws {
+        if let failure = failNextDirectorySync {
+            failNextDirectorySync = nil
+            throw failure
+        }
         let directory = try directoryNode(path)
         directory.durable = directory.current
     }

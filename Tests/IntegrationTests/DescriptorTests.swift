@@ -117,6 +117,44 @@ struct DescriptorTests {
         }
     }
 
+    /// Out of descriptors, a put whose segment must roll cannot open the partition's directory for
+    /// its sync: that put is refused with the cause, and the partition takes writes again once
+    /// descriptors are free — it is not taken out of service as after a failed fsync.
+    @Test func aRollOutOfDescriptorsRefusesOnlyThatPut() throws {
+        // Threshold mode: the segment still holds unsynced bytes when it rolls, so the roll syncs
+        // the segment and then its directory, which it must open.
+        let threshold = Self.smallSegments.replacingOccurrences(of: "unflushThreshold=0", with: "unflushThreshold=1000")
+        try withBroker(config: threshold) { broker in
+            broker.launcher = ["/usr/bin/prlimit", "--nofile=48:48", "--"]
+            try broker.start()
+            let writer = try WireConnection(host: "127.0.0.1", port: broker.port)
+            func put(_ opaque: Int32) throws -> ResultResponse {
+                let body = [UInt8](repeating: 0x61, count: 600)
+                let answer = try writer.request(.put(PutCommand(topic: "test", partition: 0, flag: 0,
+                                                                checksum: CRC32.metaqChecksum(body), body: body, opaque: opaque)))
+                guard case .result(let result) = answer else { throw HarnessError("no result: \(answer)") }
+                return result
+            }
+            #expect(try put(1).code == 200 && put(2).code == 200, "1,240 bytes: the next put rolls the 1 KiB segment")
+            var held: [RawClient] = []
+            while held.count < 100 {
+                held.append(try RawClient(port: broker.port))
+                if broker.waitForLog("cannot accept connections", timeoutSeconds: 0.05) != nil { break }
+            }
+            let refused = try put(3)
+            #expect(refused.code == 500 && refused.text.contains("Too many open files"), "\(refused.text)")
+            let open = { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(broker.process.processIdentifier)/fd").count) ?? 0 }
+            let before = open()
+            held.removeAll()
+            let deadline = Date().addingTimeInterval(15)
+            while open() > before - 10 && Date() < deadline { usleep(20_000) }
+            let again = try put(4)
+            #expect(again.code == 200, "the partition takes writes again: \(again.text)")
+            #expect(broker.logLines(containing: "refuses writes").isEmpty, "\(broker.log())")
+            #expect(broker.stop() == 0)
+        }
+    }
+
     /// The soft descriptor limit is raised to the hard one at start and logged; a limit below
     /// partitions + maxConnections + headroom is warned about.
     @Test func descriptorLimitIsRaisedAndChecked() throws {

@@ -317,6 +317,9 @@ final class SimBroker {
                 guard let offset = process.awaitingSync.removeValue(forKey: ticket) else { continue }
                 handle(.appended(token: ticket, .success(offset)))
             }
+        } catch where error.isRetryable {
+            // As in BrokerServer: a sync that could not open its files did nothing; retried later.
+            log.postponeSync(batch, error: error, now: sim.instant)
         } catch {
             let tickets = log.failSync(batch, error: error)
             reportFailure(partition, log)

@@ -21,6 +21,7 @@ extension PartitionLog {
     /// `unflushThreshold` appends are unsynced, or `unflushInterval` ms passed since the last sync.
     public func syncDue(now: Instant) -> Bool {
         guard state == .open, inFlight == nil, hasUnsyncedData else { return false }
+        if let retryAt = syncRetryAt, now < retryAt { return false }
         let policy = config.flushPolicy
         if policy.isGroupCommit { return true }
         return unflushedCount > policy.unflushThreshold
@@ -30,9 +31,15 @@ extension PartitionLog {
     /// When the interval rule will make a sync due (nil when nothing waits, or under group
     /// commit where it is due at once). The runtime arms its timer for this.
     public func nextSyncDeadline() -> Instant? {
-        guard state == .open, hasUnsyncedData, !config.flushPolicy.isGroupCommit else { return nil }
+        guard state == .open, hasUnsyncedData else { return nil }
+        if let retryAt = syncRetryAt { return retryAt }
+        guard !config.flushPolicy.isGroupCommit else { return nil }
         return lastSyncAt.adding(milliseconds: config.flushPolicy.unflushIntervalMs)
     }
+
+    /// How long a sync that could not start its work (`StorageError.isRetryable`) waits before
+    /// the next attempt.
+    public static let syncRetryDelayMs: Int64 = 100
 
     /// The sync to run now, or nil if nothing is unsynced or a sync is already running. Staged
     /// records are written first; if that write fails the log is failed and there is no batch
@@ -79,6 +86,7 @@ extension PartitionLog {
         closeSealedSegments()
         guard state == .open else { return [] }
         precondition(sync.upTo <= writtenOffset, "a sync cannot cover bytes that were never written")
+        syncRetryAt = nil
         syncedEnd = max(syncedEnd, sync.upTo)
         if let generation = sync.directoryGeneration {
             directorySyncedGeneration = max(directorySyncedGeneration, generation)
@@ -91,6 +99,18 @@ extension PartitionLog {
             waiters.removeFirst()
         }
         return acknowledged
+    }
+
+    /// Records a sync that did nothing because a file or directory could not be opened for want of
+    /// descriptors or memory (`error.isRetryable`): unlike a failed sync, no data's fate is
+    /// unknown, so the log stays open, its waiting appends keep waiting, and the next sync is due
+    /// `syncRetryDelayMs` later (`nextSyncDeadline`). Any other error fails the log (`failSync`).
+    public func postponeSync(_ batch: SyncBatch, error: StorageError, now: Instant) {
+        precondition(error.isRetryable, "only a sync that could not start is postponed: \(error)")
+        guard let sync = inFlight, sync.id == batch.id else { return }
+        inFlight = nil
+        closeSealedSegments()
+        syncRetryAt = now.adding(milliseconds: Self.syncRetryDelayMs)
     }
 
     /// Records a failed sync. The log is failed from now on (DESIGN.md §4): it refuses writes, and

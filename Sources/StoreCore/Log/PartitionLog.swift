@@ -37,6 +37,8 @@ public final class PartitionLog {
     /// Group-commit appends waiting for a sync: (ticket, end offset), in offset order.
     @exclusivity(unchecked) var waiters = Deque<(ticket: UInt64, end: Int64)>()
     var inFlight: InFlightSync?
+    /// Set when a sync could not start its work (out of descriptors): no sync before this.
+    var syncRetryAt: Instant?
     var nextSyncId: UInt64 = 1
     /// Bumped when a segment is created; the directory needs a sync until a batch covers it.
     var directoryGeneration: UInt64 = 0
@@ -270,9 +272,18 @@ public final class PartitionLog {
         if last.end > syncedEnd || directoryGeneration != directorySyncedGeneration {
             do {
                 try activeFile.sync()
-                try storage.syncDirectory(directory)
             } catch {
                 let failure = Self.storageError(error, path: last.path)
+                state = .failed(LogFailure(operation: .sync, error: failure))
+                throw .failed(failure)
+            }
+            do {
+                try storage.syncDirectory(directory)
+            } catch {
+                let failure = Self.storageError(error, path: directory)
+                // The directory could not even be opened (out of descriptors): nothing is lost,
+                // the append is refused and the next one tries the roll again.
+                if failure.isRetryable { throw .storage(failure) }
                 state = .failed(LogFailure(operation: .sync, error: failure))
                 throw .failed(failure)
             }

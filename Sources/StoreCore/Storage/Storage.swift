@@ -11,6 +11,16 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
     case io(path: String, detail: String)
     /// The handle was closed or belongs to a process that lost power.
     case closed(path: String)
+    /// A file or directory could not be opened for want of descriptors or kernel memory
+    /// (EMFILE, ENFILE, ENOMEM on open): nothing was done to it, so trying again later can
+    /// succeed — unlike a failed write or sync, which is final (DESIGN.md §4).
+    case exhausted(path: String, detail: String)
+
+    /// Whether the operation never touched the data and may simply be tried again later.
+    public var isRetryable: Bool {
+        if case .exhausted = self { return true }
+        return false
+    }
 
     public var description: String {
         switch self {
@@ -19,6 +29,7 @@ public enum StorageError: Error, Equatable, CustomStringConvertible {
         case .notADirectory(let path): return "not a directory: \(path)"
         case .io(let path, let detail): return "I/O error on \(path): \(detail)"
         case .closed(let path): return "file handle closed: \(path)"
+        case .exhausted(let path, let detail): return "cannot open \(path) now: \(detail)"
         }
     }
 }

@@ -37,6 +37,12 @@ struct Start: ParsableCommand {
     @Flag(help: "Stay in the foreground and log to standard error instead of running in the background.")
     var foreground = false
 
+    func validate() throws {
+        if let port, !(1...65535).contains(port) {
+            throw ValidationError("--port \(port) is not a TCP port; expected 1-65535")
+        }
+    }
+
     /// Set in the environment of the background broker by its launcher.
     static let detachedVariable = "METAQ_SERVER_DETACHED"
 

@@ -58,6 +58,14 @@ struct StartFailureTests {
         }
     }
 
+    /// A port out of range is an argument error (it used to reach the bind as a wrapped number).
+    @Test func portOutOfRangeIsAnArgumentError() throws {
+        let result = try ChildProcess.run(BrokerProcess.binary, ["start", "--local", "--port", "70000", "--foreground"],
+                                          error: .standardOutput, timeoutSeconds: 30)
+        let output = String(decoding: result.output, as: UTF8.self)
+        #expect(result.status == 64 && output.contains("--port 70000 is not a TCP port; expected 1-65535"), "\(output)")
+    }
+
     @Test func directoryGivenAsConfigFile() throws {
         try start(config: nil, configPath: { $0 }) { directory, mode, status, output in
             #expect(status == 1 && output.contains("Error: the config file \(directory) is a directory; expected a "

@@ -122,7 +122,7 @@ extension BrokerServer {
     /// Starts a sync when the flush policy says one is due, or arms a timer for its deadline.
     /// One sync per partition at a time; appends arriving meanwhile ride the next one.
     func scheduleSync(_ partition: TopicPartition) {
-        guard let log = stores.log(partition), !syncing.contains(partition) else { return }
+        guard !isStopping, let log = stores.log(partition), !syncing.contains(partition) else { return }
         let now = Clocks.monotonic()
         if log.syncDue(now: now) {
             guard let batch = log.beginSync() else {

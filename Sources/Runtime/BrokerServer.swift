@@ -64,6 +64,8 @@ public final class BrokerServer: @unchecked Sendable {
     var budgetEpisode = RefusalEpisode()
     /// New connections closed because `maxConnections` were open.
     var connectionLimitEpisode = RefusalEpisode()
+    /// Set by `stop()`: no sync starts any more (the final ones run on the loop).
+    var isStopping = false
     /// Syncs postponed because a file or directory could not be opened (out of descriptors).
     var syncPostponedEpisode = RefusalEpisode()
 
@@ -119,16 +121,33 @@ public final class BrokerServer: @unchecked Sendable {
     @discardableResult
     public func stop() throws -> [(partition: TopicPartition, failure: LogFailure)] {
         try serverChannel?.close().wait()
-        let failures = try loop.submit {
+        // No sync starts from here on; what is staged is written now.
+        let queues = try loop.submit { () -> [DispatchQueue] in
+            self.isStopping = true
             self.endOfTick()
-            for connection in self.connections.values { connection.channel.close(promise: nil) }
+            return Array(self.syncQueues.values)
+        }.wait()
+        // The syncs in flight finish on their threads (closing their files under them would be a
+        // sync of a closed, maybe reused, descriptor); each posts its completion to the loop,
+        // where it runs — answering what it made durable — before the final step below.
+        for queue in queues { queue.sync {} }
+        let failures = try loop.submit {
             for partition in self.stores.partitions {
                 // A log failed earlier refuses the sync anyway; it is reported below.
                 guard let log = self.stores.log(partition), !log.isFailed else { continue }
-                do { try log.syncNow(now: Clocks.monotonic()) } catch {
+                do {
+                    for ticket in try log.syncNow(now: Clocks.monotonic()) {
+                        if let offset = self.awaitingSync.removeValue(forKey: ticket) {
+                            self.handle(.appended(token: ticket, .success(offset)))
+                        }
+                    }
+                } catch {
                     self.logger.critical("final sync failed", metadata: ["partition": "\(partition)", "error": "\(error)"])
                 }
             }
+            // The puts the final syncs made durable are answered before the connections close.
+            self.endOfTick()
+            for connection in self.connections.values { connection.channel.close(promise: nil) }
             let failures = self.stores.partitions.compactMap { partition in
                 self.stores.log(partition)?.failure.map { (partition: partition, failure: $0) }
             }

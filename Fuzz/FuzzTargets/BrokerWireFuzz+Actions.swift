@@ -30,7 +30,8 @@ extension BrokerWireFuzz.Driver {
                 preconditionFailure("cannot persist the id reservation on the in-memory disk: \(error)")
             }
         case .collectStats(let token, _):
-            handle(.statsCollected(token: token, snapshot()))
+            handle(.statsCollected(token: token, stores.statsSnapshot(pid: 1, uptimeSeconds: 1, threads: 1,
+                                                                      currentConnections: decoders.count, configChecksum: 0)))
         case .sendSlice, .sendBytes, .sendConfigFile, .close:
             break
         }
@@ -52,17 +53,6 @@ extension BrokerWireFuzz.Driver {
             result = .failure(.init("\(error)"))
         }
         handle(.appended(token: token, result))
-    }
-
-    func snapshot() -> StatsSnapshot {
-        let partitions = stores.partitions.compactMap { partition -> StatsSnapshot.PartitionStats? in
-            guard let log = stores.log(partition) else { return nil }
-            return .init(partition: partition, minOffset: log.minOffset, maxOffset: log.maxOffset,
-                         messageCount: Int64(log.recordCount), bytes: log.maxOffset - log.minOffset)
-        }
-        return StatsSnapshot(pid: 1, uptimeSeconds: 1, threads: 1, currentConnections: decoders.count,
-                             configChecksum: 0, isSlave: false, partitions: partitions,
-                             configuredTopics: ["test", "filtered"], topicFlags: [])
     }
 
     /// Every file lies in the data directory: the id reservation, or a file of a partition

@@ -43,6 +43,15 @@ struct Start: ParsableCommand {
         }
     }
 
+    /// SIGTERM and SIGINT: the signals that stop the broker gracefully.
+    static var stopSignals: sigset_t {
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGTERM)
+        sigaddset(&signals, SIGINT)
+        return signals
+    }
+
     /// Set in the environment of the background broker by its launcher.
     static let detachedVariable = "METAQ_SERVER_DETACHED"
 
@@ -68,10 +77,7 @@ struct Start: ParsableCommand {
         // block: the main thread takes them with sigwait once the broker is up (also one that
         // arrived during start-up and is pending), and a thread that did not block them could
         // take one itself — a stop request lost, or the broker killed without a stop.
-        var stopSignals = sigset_t()
-        sigemptyset(&stopSignals)
-        sigaddset(&stopSignals, SIGTERM)
-        sigaddset(&stopSignals, SIGINT)
+        var stopSignals = Self.stopSignals
         pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
         if ProcessInfo.processInfo.environment[Self.detachedVariable] != nil {
             // The background broker: its own session, so a closing terminal does not hang it up.
@@ -206,10 +212,7 @@ struct Start: ParsableCommand {
         // source was used before: until its handler was registered, `dispatchMain`'s sigsuspend
         // let a SIGTERM sent right after start-up take its default action and kill the broker
         // without a stop.)
-        var stopSignals = sigset_t()
-        sigemptyset(&stopSignals)
-        sigaddset(&stopSignals, SIGTERM)
-        sigaddset(&stopSignals, SIGINT)
+        var stopSignals = Self.stopSignals
         var received: Int32 = 0
         while sigwait(&stopSignals, &received) != 0 {}
         if let cluster {

@@ -317,20 +317,8 @@ extension BrokerServer {
     }
 
     func snapshot() -> StatsSnapshot {
-        let partitions = stores.partitions.compactMap { partition -> StatsSnapshot.PartitionStats? in
-            guard let log = stores.log(partition) else { return nil }
-            return .init(partition: partition, minOffset: log.minOffset, maxOffset: log.maxOffset,
-                         messageCount: Int64(log.recordCount), bytes: log.maxOffset - log.minOffset)
-        }
-        let topics = stores.config.topics.map(\.name).filter { !$0.contains("*") }
-        let flags = topics.compactMap { topic in
-            stores.config.topicConfig(for: topic).map {
-                StatsSnapshot.TopicFlags(topic: topic, acceptPublish: $0.acceptPublish, acceptSubscribe: $0.acceptSubscribe)
-            }
-        }
-        return StatsSnapshot(pid: Int(getpid()), uptimeSeconds: Clocks.monotonic().milliseconds(since: startedAt) / 1000,
-                             threads: Self.threadCount(), currentConnections: connections.count, configChecksum: configChecksum, isSlave: false,
-                             partitions: partitions, configuredTopics: topics, topicFlags: flags)
+        stores.statsSnapshot(pid: Int(getpid()), uptimeSeconds: Clocks.monotonic().milliseconds(since: startedAt) / 1000,
+                             threads: Self.threadCount(), currentConnections: connections.count, configChecksum: configChecksum)
     }
 }
 

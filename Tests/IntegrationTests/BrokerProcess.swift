@@ -103,6 +103,21 @@ final class BrokerProcess {
         log().split(separator: "\n").filter { $0.contains(text) }.map(String.init)
     }
 
+    /// Every message of `topic`-`partition` from its first offset to its end, by offset (1 MiB gets).
+    func readAll(topic: String = "test", partition: Int32) throws -> [Int64: Message] {
+        let connection = try WireConnection(host: "127.0.0.1", port: port)
+        var stored: [Int64: Message] = [:]
+        var offset: Int64 = 0
+        while case .value(let value) = try connection.request(.get(GetCommand(topic: topic, group: "g", partition: partition,
+                                                                              offset: offset, maxSize: 1 << 20, opaque: 1))) {
+            var records = RecordIterator(value.body, baseOffset: offset)
+            while case .message(let m)? = records.next() { stored[m.offset] = m }
+            guard records.consumedBytes > 0 else { break }
+            offset += Int64(records.consumedBytes)
+        }
+        return stored
+    }
+
     /// The broker's resident memory in bytes (`VmRSS` of /proc/<pid>/status).
     func residentBytes() -> Int? {
         let status = (try? String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)) ?? ""

@@ -21,9 +21,8 @@ struct ClientAckZooKeeperTests {
         broker.local = false
         try broker.start()
         defer { _ = broker.stop() }
-        let session = try ZooKeeperSession(connect: zk.connectString, sessionTimeoutMs: 10_000, logger: ClusterTests.silent) { _ in }
+        let session = try await ClusterTests.observer(zk)
         defer { session.close() }
-        #expect(await session.waitUntilConnected(timeoutMs: 10_000))
         #expect(await ClusterTests.eventually(15) { await ClusterTests.text(session, "/meta/brokers/topics-pub/test/0-m") != nil })
 
         let client = try MetaQClient(zooKeeper: zk.connectString, sessionTimeoutMs: 4000, logger: ClusterTests.silent)

@@ -41,6 +41,13 @@ struct ClusterTests {
         return await condition()
     }
 
+    /// A session of the test's own to `zk`, connected (or the test fails), for reading znodes.
+    static func observer(_ zk: ZooKeeperServer) async throws -> ZooKeeperSession {
+        let session = try ZooKeeperSession(connect: zk.connectString, sessionTimeoutMs: 10_000, logger: silent) { _ in }
+        #expect(await session.waitUntilConnected(timeoutMs: 10_000), "no session to \(zk.connectString)")
+        return session
+    }
+
     static func text(_ session: ZooKeeperSession, _ path: String) async -> String? {
         if case .data(let bytes) = await session.perform(.getData(path: path, watch: false)) {
             return String(decoding: bytes ?? [], as: UTF8.self)

@@ -56,16 +56,7 @@ struct CrashAndGarbageTests {
             let restarted = try BrokerProcess(directory: broker.directory, config: config)
             defer { restarted.stopHard() }
             try restarted.start()
-            let reader = try WireConnection(host: "127.0.0.1", port: restarted.port)
-            var stored: [Int64: Message] = [:]
-            var offset: Int64 = 0
-            while case .value(let value) = try reader.request(.get(GetCommand(topic: "test", group: "g", partition: 0,
-                                                                              offset: offset, maxSize: 1 << 20, opaque: 1))) {
-                var records = RecordIterator(value.body, baseOffset: offset)
-                while case .message(let m)? = records.next() { stored[m.offset] = m }
-                guard records.consumedBytes > 0 else { break }
-                offset += Int64(records.consumedBytes)
-            }
+            let stored = try restarted.readAll(partition: 0)
             #expect(acknowledged.count >= 2000)
             let missing = acknowledged.filter { stored[$0.offset]?.id != $0.id || stored[$0.offset]?.data != $0.data }
             #expect(missing.isEmpty, "\(missing.count) acknowledged puts lost, first at \(missing.first.map { "\($0.offset)" } ?? "")")
@@ -121,20 +112,9 @@ struct CrashAndGarbageTests {
             let reader = try BrokerProcess(directory: first.directory, config: LocalBrokerTests.config, port: first.port)
             defer { reader.stopHard() }
             try reader.start()
-            let connection = try WireConnection(host: "127.0.0.1", port: reader.port)
-            var stored: [String: Message] = [:]
-            for partition: Int32 in 0...1 {
-                var offset: Int64 = 0
-                while case .value(let value) = try connection.request(.get(GetCommand(topic: "test", group: "g", partition: partition,
-                                                                                      offset: offset, maxSize: 1 << 20, opaque: 1))) {
-                    var records = RecordIterator(value.body, baseOffset: offset)
-                    while case .message(let m)? = records.next() { stored["\(partition)@\(m.offset)"] = m }
-                    guard records.consumedBytes > 0 else { break }
-                    offset += Int64(records.consumedBytes)
-                }
-            }
+            let stored = try [reader.readAll(partition: 0), reader.readAll(partition: 1)]
             let missing = acknowledged.filter {
-                let m = stored["\($0.partition)@\($0.offset)"]
+                let m = stored[Int($0.partition)][$0.offset]
                 return m?.id != $0.id || m?.data != $0.data
             }
             #expect(acknowledged.count >= 20 * 200)

@@ -146,7 +146,7 @@ struct OrderedProducerTests {
         // when its session ends). Sends must now be spooled without trying the broker: with a
         // request timeout of ten minutes, a send that tried it would not come back in the test.
         #expect(broker.process.send(SIGSTOP))
-        let session = try ZooKeeperSession(connect: zk.connectString, sessionTimeoutMs: 10_000, logger: ClusterTests.silent) { _ in }
+        let session = try await ClusterTests.observer(zk)
         defer { session.close() }
         #expect(await session.perform(.delete(path: "/meta/brokers/topics-pub/test/0-m")) == .deleted)
         #expect(await ClusterTests.eventually(15) { await watcher.partitions(of: "test").isEmpty })

@@ -56,8 +56,8 @@ struct WireFuzzTests {
         #expect(session.acknowledged.count > 20, "the run stored messages: \(session.acknowledged.count) (replay: \(replay))")
         #expect(session.closedAsExpected > 0 && session.answered > requests / 3, "the run reached every kind of frame")
 
-        let rssKiB = try Self.residentKiB(pid: broker.process.processIdentifier)
-        #expect(rssKiB < 256 * 1024, "broker memory \(rssKiB) KiB after the run (replay: \(replay))")
+        let resident = try #require(broker.residentBytes())
+        #expect(resident < 256 << 20, "broker memory \(resident >> 20) MiB after the run (replay: \(replay))")
         let strays = try Self.filesOutsideTheData(directory)
         #expect(strays.isEmpty, "created outside the data directory (replay: \(replay)): \(strays)")
         #expect(!FileManager.default.fileExists(atPath: escape), "\(escape) created (replay: \(replay))")
@@ -104,11 +104,5 @@ struct WireFuzzTests {
         let length = Int(value.body[0]) << 24 | Int(value.body[1]) << 16 | Int(value.body[2]) << 8 | Int(value.body[3])
         return length == put.body.count
             && Array(value.body[Record.headerSize..<(Record.headerSize + length)]) == put.body
-    }
-
-    static func residentKiB(pid: Int32) throws -> Int {
-        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
-        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
-        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
     }
 }

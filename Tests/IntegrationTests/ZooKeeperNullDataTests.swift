@@ -22,9 +22,8 @@ struct ZooKeeperNullDataTests {
         let zk = try ZooKeeperServer()
         try zk.start()
         defer { zk.stop() }
-        let session = try ZooKeeperSession(connect: zk.connectString, sessionTimeoutMs: 10_000, logger: ClusterTests.silent) { _ in }
+        let session = try await ClusterTests.observer(zk)
         defer { session.close() }
-        #expect(await session.waitUntilConnected(timeoutMs: 10_000))
         #expect(await session.perform(.create(path: "/null", data: nil, mode: .persistent)) == .created(path: "/null"))
         #expect(await session.perform(.create(path: "/empty", data: [], mode: .persistent)) == .created(path: "/empty"))
         #expect(await session.perform(.create(path: "/full", data: [1, 2], mode: .persistent)) == .created(path: "/full"))
@@ -48,9 +47,8 @@ struct ZooKeeperNullDataTests {
         broker.local = false
         try broker.start()
         defer { _ = broker.stop() }
-        let session = try ZooKeeperSession(connect: zk.connectString, sessionTimeoutMs: 10_000, logger: ClusterTests.silent) { _ in }
+        let session = try await ClusterTests.observer(zk)
         defer { session.close() }
-        #expect(await session.waitUntilConnected(timeoutMs: 10_000))
         #expect(await ClusterTests.eventually(15) { await ClusterTests.text(session, "/meta/brokers/topics-sub/test/0-m") != nil })
 
         let client = try MetaQClient(zooKeeper: zk.connectString, sessionTimeoutMs: 4000, logger: ClusterTests.silent)

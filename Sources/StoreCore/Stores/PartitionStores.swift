@@ -127,6 +127,27 @@ public final class PartitionStores {
         do { return .bytes(try log.bytes(of: slice)) } catch { return .failed("\(error)") }
     }
 
+    /// `stats` as the stores see it (§9): each partition's offsets, record count and bytes, the
+    /// configured topics (patterns left out) and their publish/subscribe flags. The caller adds
+    /// what only the process knows.
+    public func statsSnapshot(pid: Int, uptimeSeconds: Int64, threads: Int, currentConnections: Int,
+                              configChecksum: Int64) -> StatsSnapshot {
+        let partitionStats = partitions.compactMap { partition -> StatsSnapshot.PartitionStats? in
+            guard let log = logs[partition] else { return nil }
+            return .init(partition: partition, minOffset: log.minOffset, maxOffset: log.maxOffset,
+                         messageCount: Int64(log.recordCount), bytes: log.maxOffset - log.minOffset)
+        }
+        let topics = config.topics.map(\.name).filter { !$0.contains("*") }
+        let flags = topics.compactMap { topic in
+            config.topicConfig(for: topic).map {
+                StatsSnapshot.TopicFlags(topic: topic, acceptPublish: $0.acceptPublish, acceptSubscribe: $0.acceptSubscribe)
+            }
+        }
+        return StatsSnapshot(pid: pid, uptimeSeconds: uptimeSeconds, threads: threads, currentConnections: currentConnections,
+                             configChecksum: configChecksum, isSlave: false, partitions: partitionStats,
+                             configuredTopics: topics, topicFlags: flags)
+    }
+
     public func closeAll() {
         for partition in partitions { logs[partition]?.close() }
         logs.removeAll()

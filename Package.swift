@@ -1,7 +1,7 @@
 // swift-tools-version: 6.1
 // MetaQ for Swift — a MetaQ 1.4.6 compatible message queue.
-// Module rule (docs: ../shared/DESIGN.md §2): ProtocolCore ← StoreCore ← {Runtime, Sim} ← executables.
-// ProtocolCore and StoreCore import nothing but the standard library and swift-collections.
+// Module rule (docs: ../shared/DESIGN.md §2): ProtocolCore ← StoreCore ← BrokerCore ← {Runtime, Sim} ← executables.
+// ProtocolCore, StoreCore and BrokerCore import nothing but the standard library and swift-collections.
 import PackageDescription
 
 let package = Package(
@@ -10,6 +10,7 @@ let package = Package(
     products: [
         .library(name: "ProtocolCore", targets: ["ProtocolCore"]),
         .library(name: "StoreCore", targets: ["StoreCore"]),
+        .library(name: "BrokerCore", targets: ["BrokerCore"]),
         .library(name: "Runtime", targets: ["Runtime"]),
         .library(name: "Sim", targets: ["Sim"]),
         .library(name: "MetaQClient", targets: ["MetaQClient"]),
@@ -37,6 +38,9 @@ let package = Package(
             name: "StoreCore",
             dependencies: ["ProtocolCore", .product(name: "DequeModule", package: "swift-collections")]
         ),
+        // Pure: the broker node — machine, stores and commit pipeline as one events-in, actions-out
+        // value that the runtime and the simulator both drive (DESIGN.md §4).
+        .target(name: "BrokerCore", dependencies: ["ProtocolCore", "StoreCore"]),
         // zlib, for the zip archiver of retention (`archive,<age>,true`) and the CRC32 comparison benchmark.
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         // The ZooKeeper C client (libzookeeper_mt), for the Runtime's coordination session.
@@ -45,7 +49,7 @@ let package = Package(
         .target(
             name: "Runtime",
             dependencies: [
-                "ProtocolCore", "StoreCore", "CZlib", "CZooKeeper",
+                "ProtocolCore", "StoreCore", "BrokerCore", "CZlib", "CZooKeeper",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -56,7 +60,7 @@ let package = Package(
         .executableTarget(
             name: "MetaQServer",
             dependencies: [
-                "Runtime", "StoreCore", "ProtocolCore",
+                "Runtime", "BrokerCore", "StoreCore", "ProtocolCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -64,7 +68,7 @@ let package = Package(
         ),
         // The deterministic simulator: seeded PRNG, SimDisk with power loss, the simulated network,
         // broker/producer/consumer drivers of the production machines, faults and checkers.
-        .target(name: "Sim", dependencies: ["ProtocolCore", "StoreCore"]),
+        .target(name: "Sim", dependencies: ["ProtocolCore", "StoreCore", "BrokerCore"]),
 
         // The Swift client library: producers, consumer groups, over Runtime's sockets and ZooKeeper.
         .target(

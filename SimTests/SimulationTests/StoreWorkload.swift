@@ -125,7 +125,7 @@ struct StoreWorkload {
             try complete(batch)
             return
         }
-        guard let batch = log.beginSync() else { return }
+        guard let batch = log.beginSync().batch else { return }
         note("sync begin upTo \(batch.upTo)\(leaveInFlight ? " (left in flight)" : "")")
         if leaveInFlight {
             try batch.perform()

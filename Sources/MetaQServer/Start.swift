@@ -1,5 +1,6 @@
 import ArgumentParser
 import Dispatch
+import BrokerCore
 import Foundation
 import Logging
 import ProtocolCore
@@ -89,11 +90,10 @@ struct Start: ParsableCommand {
         let server = try makeServer(config: config, dataPath: data, logger: logger)
         report(descriptors, before: descriptorsBefore, budget: server.descriptorBudget, logger: logger)
         let bound = try server.start(host: host, port: config.serverPort)
-        server.scheduleRetention()
         var cluster: BrokerClusterMember?
         if clusterMode, let connect = config.zooKeeper.connect {
             let uri = "meta://\(advertisedHost(config)):\(bound)"
-            let member = BrokerClusterMember(server: server, config: config, uri: uri, logger: logger)
+            let member = BrokerClusterMember(server: server, uri: uri, logger: logger)
             do { try member.start(connect: connect, sessionTimeoutMs: config.zooKeeper.sessionTimeoutMs) } catch {
                 throw StartFailure("cannot open a ZooKeeper session to \(connect): \(error)")
             }
@@ -180,30 +180,25 @@ struct Start: ParsableCommand {
     }
 
     func makeServer(config: ServerConfig, dataPath: String, logger: Logger) throws -> BrokerServer {
-        let storage = FileStorage()
-        let stores = PartitionStores(storage: storage, config: config, defaultDataPath: dataPath)
-        let reports = try stores.openAll(now: .zero)
-        for (partition, report) in reports.sorted(by: { $0.key < $1.key }) {
-            logger.info("recovered \(partition): \(report)")
-        }
-        for notice in stores.openNotices { logger.warning("\(notice)") }
-        let reservation = try IdReservationFile.load(storage: storage, dataPath: dataPath)
-        let settings = BrokerMachine.Settings(
-            brokerId: config.brokerId, brokerURI: "meta://\(config.hostName ?? "localhost"):\(config.serverPort)",
-            port: config.serverPort, version: Self.version, maxTransferSize: Int32(clamping: config.maxTransferSize),
-            updateConsumerOffsets: config.updateConsumerOffsets, topics: stores.topicRules(),
-            maxAutoCreatedPartitions: config.maxAutoCreatedPartitions)
         var seed: UInt64 = 0
         withUnsafeMutableBytes(of: &seed) { arc4random_buf($0.baseAddress!, 8) }
-        let machine = BrokerMachine(settings: settings, partitionsWithData: Set(stores.partitions),
-                                    idReservationMs: reservation, seed: seed)
-        if machine.autoCreatedPartitions.count >= config.maxAutoCreatedPartitions {
+        // The file is read once (there is no reload): the `config` command answers these bytes.
+        let configFile = (try? ConfigFile.read(configPath)) ?? []
+        let settings = BrokerNode.Settings(
+            brokerURI: "meta://\(config.hostName ?? "localhost"):\(config.serverPort)", version: Self.version,
+            configFile: configFile, archiver: ZipSegmentArchiver(), seed: seed)
+        let clock = NodeClock(now: Clocks.monotonic(), wallMs: Clocks.wallMs())
+        let (node, report) = try BrokerNode.open(storage: FileStorage(), config: config, defaultDataPath: dataPath,
+                                                 settings: settings, clock: clock)
+        for (partition, recovery) in report.recoveries { logger.info("recovered \(partition): \(recovery)") }
+        for notice in report.notices { logger.warning("\(notice)") }
+        if report.autoCreatedPartitions >= report.maxAutoCreatedPartitions {
             logger.warning("""
-                \(machine.autoCreatedPartitions.count) partitions of topics without their own [topic=...] section \
-                exist; with maxAutoCreatedPartitions=\(config.maxAutoCreatedPartitions) puts cannot create more
+                \(report.autoCreatedPartitions) partitions of topics without their own [topic=...] section \
+                exist; with maxAutoCreatedPartitions=\(report.maxAutoCreatedPartitions) puts cannot create more
                 """)
         }
-        return BrokerServer(machine: machine, stores: stores, configPath: configPath, logger: logger)
+        return BrokerServer(node: node, logger: logger)
     }
 
     func waitForSignal(server: BrokerServer, cluster: BrokerClusterMember?, pidFile: String, logger: Logger) -> Never {

@@ -1,4 +1,5 @@
 import Logging
+import BrokerCore
 import NIOCore
 import ProtocolCore
 import StoreCore
@@ -16,27 +17,15 @@ public final class BrokerClusterMember: @unchecked Sendable {
     var session: ZooKeeperSession?
     var stopped: EventLoopPromise<Void>?
 
-    /// `config`'s topics without wildcards and every topic with data on disk are registered at
-    /// start; wildcard topics when their first put creates them.
-    public init(server: BrokerServer, config: ServerConfig, uri: String, logger: Logger) {
+    /// The topics the node names are registered at start (configured without wildcards, and
+    /// every topic with data on disk); the node asks for the others when a put creates them.
+    public init(server: BrokerServer, uri: String, logger: Logger) {
         self.server = server
         self.logger = logger
-        var names = Set(config.topics.filter { !$0.isPattern }.map(\.name))
-        for partition in server.stores.partitions { names.insert(partition.topic) }
-        let topics = names.sorted().compactMap { Self.topic($0, config: config) }
+        let config = server.config
         machine = BrokerRegistration(settings: .init(
-            brokerId: config.brokerId, uri: uri, configChecksum: server.configChecksum, topics: topics,
+            brokerId: config.brokerId, uri: uri, configChecksum: server.node.configChecksum, topics: server.topicsToRegister,
             layout: MetaZooKeeperLayout(root: config.zooKeeper.root)))
-    }
-
-    static func topic(_ name: String, config: ServerConfig) -> BrokerRegistration.Topic? {
-        guard let topic = config.topicConfig(for: name) else {
-            // A topic with data on disk but no section any more: registered with [system]'s values.
-            return BrokerRegistration.Topic(name: name, numPartitions: config.numPartitions,
-                                            acceptPublish: config.acceptPublish, acceptSubscribe: config.acceptSubscribe)
-        }
-        return BrokerRegistration.Topic(name: name, numPartitions: topic.numPartitions,
-                                        acceptPublish: topic.acceptPublish, acceptSubscribe: topic.acceptSubscribe)
     }
 
     /// Opens the ZooKeeper session and registers; returns at once (the session connects in the
@@ -47,10 +36,7 @@ public final class BrokerClusterMember: @unchecked Sendable {
             guard let member = self else { return }
             loop.execute { member.handle(.coordination(event)) }
         }
-        server.onTopicCreated = { [weak self] topic in
-            guard let self, let entry = Self.topic(topic, config: self.server.stores.config) else { return }
-            self.handle(.topicAdded(entry))
-        }
+        server.onRegisterTopic = { [weak self] topic in self?.handle(.topicAdded(topic)) }
         loop.execute { self.handle(.start) }
     }
 

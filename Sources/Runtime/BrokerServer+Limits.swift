@@ -10,7 +10,7 @@ extension BrokerServer {
     /// Whether a new connection may be served; one beyond `maxConnections` is closed at once
     /// (logged once per episode, and once more when the broker is below the limit again).
     func admit(_ channel: any Channel) -> Bool {
-        let limit = stores.config.maxConnections
+        let limit = config.maxConnections
         guard connections.count >= limit else { return true }
         if connectionLimitEpisode.refused() {
             logger.warning("connection limit reached: new connections are closed at once", metadata: [
@@ -23,10 +23,10 @@ extension BrokerServer {
 
     /// Ends a connection-limit episode once a connection closed brings the broker below the limit.
     func connectionLimitMayHaveEased() {
-        guard connectionLimitEpisode.isActive, connections.count < stores.config.maxConnections,
+        guard connectionLimitEpisode.isActive, connections.count < config.maxConnections,
               let refused = connectionLimitEpisode.succeeded() else { return }
         logger.info("below the connection limit again", metadata: [
-            "maxConnections": "\(stores.config.maxConnections)", "refused": "\(refused)",
+            "maxConnections": "\(config.maxConnections)", "refused": "\(refused)",
         ])
     }
 

@@ -3,59 +3,47 @@ import Glibc
 import Logging
 import NIOCore
 import NIOPosix
+import BrokerCore
 import ProtocolCore
 import StoreCore
 
-/// The local-mode broker: SwiftNIO sockets driving `BrokerMachine` and `PartitionStores`.
+/// The broker's Linux driver: SwiftNIO sockets, sync threads, timers and sendfile around one
+/// `BrokerNode`, which holds every rule (commit pipeline, syncs, failures, registration,
+/// retention, stats, graceful stop). This class decodes bytes into requests, feeds the node its
+/// events and carries out its actions; it decides nothing about a put.
 ///
-/// Concurrency (DESIGN.md §5): one event loop owns the machine, the stores and every connection;
-/// all mutable state below is touched only there. One sync thread per data directory (a serial
-/// queue each, `syncQueue(for:)`) runs `SyncBatch.perform` — fdatasync — and hands the result
-/// back to the loop, so a slow disk does not hold up partitions on another. No locks.
+/// Concurrency (DESIGN.md §5): one event loop owns the node and every connection; all mutable
+/// state below is touched only there. One sync thread per data directory (a serial queue each,
+/// `syncQueue(for:)`) runs `SyncBatch.perform` — fdatasync — and hands the result back to the
+/// loop, so a slow disk does not hold up partitions on another. No locks.
 /// Hot properties are `@exclusivity(unchecked)`: only the loop thread touches them and no access
-/// overlaps another (the machine never calls back into the server), so the dynamic exclusivity
-/// check — ~7% of the loop's time per put in a profile — buys nothing here.
+/// overlaps another (the node never calls back into the server), so the dynamic exclusivity
+/// check buys nothing here.
 public final class BrokerServer: @unchecked Sendable {
     public let loop: any EventLoop
     let group: MultiThreadedEventLoopGroup
-    let stores: PartitionStores
-    let storage = FileStorage()
-    let configPath: String
-    /// CRC32 of the server.ini this broker started with (`config_checksum`, §9); the file is
-    /// read once at start, as there is no reload.
-    let configChecksum: Int64
+    @exclusivity(unchecked) var node: BrokerNode
     let logger: Logger
-    @exclusivity(unchecked) var machine: BrokerMachine
     @exclusivity(unchecked) var connections: [ConnectionID: Connection] = [:]
     var nextConnection: UInt64 = 1
-    /// Group-commit appends staged and waiting for their sync: token → offset.
-    @exclusivity(unchecked) var awaitingSync: [UInt64: Int64] = [:]
-    /// Appends acknowledged once their staged bytes are written (`unflushThreshold > 0`).
-    @exclusivity(unchecked) var awaitingWrite: [(token: UInt64, offset: Int64, log: PartitionLog)] = []
-    /// Logs with staged records or a sync to consider at the end of this loop tick.
-    @exclusivity(unchecked) var dirtyLogs: [(partition: TopicPartition, log: PartitionLog)] = []
     /// Connections with replies buffered in `Connection.out` or written but not flushed.
     @exclusivity(unchecked) var dirtyConnections: [Connection] = []
     var endOfTickScheduled = false
-    /// Reused action arrays (a stack, since handling an event can handle another).
-    @exclusivity(unchecked) var actionPool: [[BrokerMachine.Action]] = []
-    /// The log the last append went to (most puts in a batch go to the same partition).
-    var lastLog: (partition: TopicPartition, log: PartitionLog)?
-    /// Slices read for `get`s, with their segment open, waiting to be sent: token → slice.
-    @exclusivity(unchecked) var slices: [UInt64: OpenedSlice] = [:]
-    var syncing: Set<TopicPartition> = []
-    var timerArmed: Set<TopicPartition> = []
-    /// When each partition's oldest bytes not covered by a begun sync were written.
-    var unsyncedSince: [TopicPartition: Instant] = [:]
+    /// Reused action arrays (a stack, since carrying out an action can feed another event).
+    @exclusivity(unchecked) var actionPool: [[BrokerNode.Action]] = []
     /// Where sync cycles spend their time; logged at stop.
     var syncStats = SyncCycleStats()
+    /// The syncs running on sync threads, with their timings.
+    var syncWork: [TopicPartition: SyncWork] = [:]
     /// Sync threads by data directory, created on first use; touched on the loop only.
     var syncQueues: [String: DispatchQueue] = [:]
-    let startedAt = Clocks.monotonic()
+    /// The local time zone's offset from UTC, refreshed when a retention timer fires.
+    var utcOffsetSeconds = BrokerServer.currentUTCOffsetSeconds()
     var serverChannel: (any Channel)?
-    /// Called on the loop when a put creates the first partition of a topic (cluster mode
-    /// registers it, §3.2).
-    var onTopicCreated: ((String) -> Void)?
+    /// Called on the loop when the node asks for a topic's registration (cluster mode, §3.2).
+    var onRegisterTopic: ((BrokerRegistration.Topic) -> Void)?
+    /// Completed when the node reports its graceful stop.
+    var stopped: EventLoopPromise<StopReport>?
     /// Memory and time bounds of partly received frames (DESIGN.md §8).
     var partialFrames: PartialFrameGuard
     /// The task that closes connections silent mid-frame; armed while one holds part of a frame.
@@ -64,24 +52,21 @@ public final class BrokerServer: @unchecked Sendable {
     var budgetEpisode = RefusalEpisode()
     /// New connections closed because `maxConnections` were open.
     var connectionLimitEpisode = RefusalEpisode()
-    /// Set by `stop()`: no sync starts any more (the final ones run on the loop).
-    var isStopping = false
-    /// Syncs postponed because a file or directory could not be opened (out of descriptors).
-    var syncPostponedEpisode = RefusalEpisode()
+    /// Invariant violations of the node already logged.
+    var violationsLogged = 0
 
-    public init(machine: BrokerMachine, stores: PartitionStores, configPath: String, logger: Logger) {
+    public init(node: BrokerNode, logger: Logger) {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         loop = group.next()
-        self.machine = machine
-        self.stores = stores
-        self.configPath = configPath
+        self.node = node
         self.logger = logger
-        partialFrames = PartialFrameGuard(budgetBytes: stores.config.maxPartialFrameBytes,
-                                          timeoutMs: stores.config.partialFrameTimeoutMs)
-        configChecksum = (try? ConfigFile.read(configPath)).map { Int64(CRC32.checksum($0)) } ?? 0
+        partialFrames = PartialFrameGuard(budgetBytes: node.config.maxPartialFrameBytes,
+                                          timeoutMs: node.config.partialFrameTimeoutMs)
     }
 
-    /// Binds `host:port` and starts accepting; returns the bound port.
+    public var config: ServerConfig { node.config }
+
+    /// Binds `host:port` and starts accepting; returns the bound port. Arms the node's timers.
     ///
     /// The accept loop backs off when accepting fails for want of descriptors or memory (without
     /// that it retries the failing accept at full speed, `AcceptMonitor`); a connection beyond
@@ -91,7 +76,7 @@ public final class BrokerServer: @unchecked Sendable {
     public func start(host: String, port: Int) throws -> Int {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelOption(ChannelOptions.backlog, value: Int32(clamping: stores.config.listenBacklog))
+            .serverChannelOption(ChannelOptions.backlog, value: Int32(clamping: config.listenBacklog))
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(AcceptMonitor(logger: self.logger))
@@ -110,10 +95,12 @@ public final class BrokerServer: @unchecked Sendable {
             throw ListenError(host: host, port: port, error)
         }
         serverChannel = channel
+        loop.execute { self.handle(.start) }
         return channel.localAddress?.port ?? port
     }
 
-    /// Stops accepting, closes connections, syncs every log and closes it (graceful stop).
+    /// Graceful stop: stops accepting, then the node drains its syncs, syncs every log one last
+    /// time, answers what that made durable, and closes connections and logs.
     ///
     /// - Returns: the partitions whose log is failed at the end — their final sync failed, or a
     ///   write or sync failed earlier — with the cause, in partition order. Empty when everything
@@ -121,55 +108,34 @@ public final class BrokerServer: @unchecked Sendable {
     @discardableResult
     public func stop() throws -> [(partition: TopicPartition, failure: LogFailure)] {
         try serverChannel?.close().wait()
-        // No sync starts from here on; what is staged is written now.
-        let queues = try loop.submit { () -> [DispatchQueue] in
-            self.isStopping = true
-            self.endOfTick()
-            return Array(self.syncQueues.values)
-        }.wait()
-        // The syncs in flight finish on their threads (closing their files under them would be a
-        // sync of a closed, maybe reused, descriptor); each posts its completion to the loop,
-        // where it runs — answering what it made durable — before the final step below.
-        for queue in queues { queue.sync {} }
-        let failures = try loop.submit {
-            for partition in self.stores.partitions {
-                // A log failed earlier refuses the sync anyway; it is reported below.
-                guard let log = self.stores.log(partition), !log.isFailed else { continue }
-                do {
-                    for ticket in try log.syncNow(now: Clocks.monotonic()) {
-                        if let offset = self.awaitingSync.removeValue(forKey: ticket) {
-                            self.handle(.appended(token: ticket, .success(offset)))
-                        }
-                    }
-                } catch {
-                    self.logger.critical("final sync failed", metadata: ["partition": "\(partition)", "error": "\(error)"])
-                }
-            }
-            // The puts the final syncs made durable are answered before the connections close.
-            self.endOfTick()
-            for connection in self.connections.values { connection.channel.close(promise: nil) }
-            let failures = self.stores.partitions.compactMap { partition in
-                self.stores.log(partition)?.failure.map { (partition: partition, failure: $0) }
-            }
-            self.stores.closeAll()
+        let promise = loop.makePromise(of: StopReport.self)
+        loop.execute {
+            self.stopped = promise
+            self.handle(.stopRequested)
+        }
+        // Syncs in flight finish on their threads and post their completions to the loop, where
+        // the node answers what they made durable before its final step.
+        let report = try promise.futureResult.wait()
+        try loop.submit {
             if self.syncStats.fsync.count > 0 {
                 self.logger.info("sync cycles since start (each stage: p50/p99/max µs)", metadata: self.syncStats.metadata())
             }
-            return failures
         }.wait()
         try group.syncShutdownGracefully()
-        return failures
+        return report.failedPartitions
     }
 
     /// The file descriptors this broker may need (compared with its limit at start).
-    public var descriptorBudget: DescriptorBudget { stores.descriptorBudget() }
+    public var descriptorBudget: DescriptorBudget { node.stores.descriptorBudget() }
 
-    /// The serial sync queue of the data directory that holds `partition`'s log.
-    func syncQueue(for partition: TopicPartition) -> DispatchQueue {
-        let path = stores.dataPath(of: partition.topic)
-        if let queue = syncQueues[path] { return queue }
-        let queue = DispatchQueue(label: "metaq.sync \(path)")
-        syncQueues[path] = queue
+    /// The topics to register in ZooKeeper at start (the node decides).
+    public var topicsToRegister: [BrokerRegistration.Topic] { node.topicsToRegister() }
+
+    /// The serial sync queue of a data directory.
+    func syncQueue(for dataPath: String) -> DispatchQueue {
+        if let queue = syncQueues[dataPath] { return queue }
+        let queue = DispatchQueue(label: "metaq.sync \(dataPath)")
+        syncQueues[dataPath] = queue
         return queue
     }
 
@@ -177,6 +143,7 @@ public final class BrokerServer: @unchecked Sendable {
         let id = ConnectionID(nextConnection)
         nextConnection += 1
         connections[id] = Connection(channel: channel)
+        handle(.connectionOpened(id))
         return id
     }
 
@@ -188,31 +155,34 @@ public final class BrokerServer: @unchecked Sendable {
         handle(.connectionClosed(id))
     }
 
-    /// Feeds one event to the machine and carries out what it asks for.
-    /// `nowMs`: the wall clock, read once per batch of requests by callers that have one.
-    func handle(_ event: BrokerMachine.Event, nowMs: Int64? = nil) {
+    /// The node's clock: read once per batch of requests by callers that have one.
+    func clock() -> NodeClock {
+        NodeClock(now: Clocks.monotonic(), wallMs: Clocks.wallMs(), utcOffsetSeconds: utcOffsetSeconds)
+    }
+
+    /// Feeds one event to the node and carries out what it asks for; the tick ends later in
+    /// this loop iteration (`scheduleEndOfTick`).
+    func handle(_ event: BrokerNode.Event, clock: NodeClock? = nil) {
         var actions = actionPool.popLast() ?? []
-        machine.handle(event, nowMs: nowMs ?? Clocks.wallMs(), into: &actions)
+        node.handle(event, clock: clock ?? self.clock(), into: &actions)
         for action in actions { perform(action) }
         actions.removeAll(keepingCapacity: true)
         actionPool.append(actions)
+        if case .tickEnded = event { return }
         scheduleEndOfTick()
     }
 
     /// Batching (DESIGN.md §5): requests decoded in one loop tick stage their records and buffer
-    /// their replies; at the end of the tick each touched log is written once and each touched
-    /// connection is flushed once.
+    /// their replies; at the end of the tick the node writes each touched log once and the
+    /// connections are flushed once.
     func scheduleEndOfTick() {
         guard !endOfTickScheduled else { return }
         endOfTickScheduled = true
-        loop.execute { self.endOfTick() }
+        loop.execute {
+            self.endOfTickScheduled = false
+            self.handle(.tickEnded)
+        }
     }
-}
-
-/// A slice of a segment and the segment opened for sending it.
-struct OpenedSlice {
-    let slice: LogSlice
-    let file: NIOFileHandle
 }
 
 /// A client connection as the server sees it: its channel and the replies not yet handed to it.
@@ -269,12 +239,12 @@ final class ConnectionHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         buffer.withUnsafeReadableBytes { decoder.feed($0) }
-        let now = Clocks.wallMs()
+        let clock = server.clock()
         var completed = 0
         do {
             while let frame = try decoder.next() {
                 completed += 1
-                server.handle(.request(id, frame), nowMs: now)
+                server.handle(.request(id, frame), clock: clock)
             }
         } catch {
             server.logger.info("closing connection after a framing error", metadata: ["connection": "\(id)", "error": "\(error)"])

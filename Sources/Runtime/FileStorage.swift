@@ -255,6 +255,16 @@ public final class RealFile: StorageFile, Sendable {
     }
 
     /// Closes the descriptor. A second call throws `.closed`.
+    /// Hands the descriptor to a new owner (NIO's `FileRegion` for sendfile, which closes it
+    /// when the send ends): this handle counts as closed from now on and never closes it itself.
+    /// Nil when the handle is closed already.
+    public func takeDescriptor() -> CInt? {
+        guard closed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else {
+            return nil
+        }
+        return rawDescriptor
+    }
+
     public func close() throws {
         guard closed.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing)
             .exchanged

@@ -56,4 +56,6 @@ struct SyncWork: @unchecked Sendable {
     let firstWriteAt: Instant
     var startedAt = Instant.zero
     var endedAt = Instant.zero
+    /// When the result was back on the loop.
+    var arrivedAt = Instant.zero
 }

@@ -27,6 +27,8 @@ public struct PowerLossPolicy: Sendable, Equatable {
 /// Counts of what `SimDisk`'s fault injection did, for tests and sweep reports.
 public struct SimDiskStats: Sendable, Equatable {
     public var powerLosses = 0
+    /// Writes failed by `failNextWrite`.
+    public var writeFailuresInjected = 0
     public var crashes = 0
     /// Names whose unsynced binding (created, renamed to, removed) survived a power loss.
     public var entriesKept = 0

@@ -25,6 +25,9 @@ public final class SimDisk: Storage {
     /// When set, the next `syncDirectory` throws this error without syncing anything (e.g.
     /// `.exhausted`: the directory could not be opened for want of descriptors); then it resets.
     public var failNextDirectorySync: StorageError?
+    /// When set, the next write on any handle stores only `writtenPrefix` of its bytes and then
+    /// throws `StorageError.io` with `detail` (a pwrite that hit EIO or a full disk); then it resets.
+    public var failNextWrite: (detail: String, writtenPrefix: Int)?
     /// Writes or truncates past this size throw `StorageError.io` (EFBIG) instead of exhausting
     /// memory when a bug computes a wild offset.
     public var maxFileSizeBytes = 1 << 32

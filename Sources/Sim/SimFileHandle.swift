@@ -27,6 +27,15 @@ final class SimFileHandle: StorageFile {
         guard start + bytes.count <= disk.maxFileSizeBytes else {
             throw StorageError.io(path: path, detail: "file too large")
         }
+        if let failure = disk.failNextWrite {
+            // A short write, then the error (EIO, ENOSPC): what reached the page cache is unknown
+            // to the writer.
+            disk.failNextWrite = nil
+            disk.stats.writeFailuresInjected += 1
+            let kept = min(max(0, failure.writtenPrefix), bytes.count)
+            if kept > 0 { inode.write(UnsafeRawBufferPointer(rebasing: bytes[0..<kept]), at: start) }
+            throw StorageError.io(path: path, detail: failure.detail)
+        }
         inode.write(bytes, at: start)
         inode.modificationTimeMs = disk.nowMs
     }

@@ -41,8 +41,8 @@ struct FlushPolicyTests {
         #expect(!outcome.acknowledged)
         _ = try log.append(msgId: 2, flag: 0, payload: payload(2), ticket: 102, now: t0)
         #expect(log.syncDue(now: t0))
-        let batch = try #require(log.beginSync())
-        #expect(log.beginSync() == nil, "one sync at a time")
+        let batch = try #require(log.beginSync().batch)
+        #expect(log.beginSync().batch == nil, "one sync at a time")
         #expect(!log.syncDue(now: t0))
         _ = try log.append(msgId: 3, flag: 0, payload: payload(3), ticket: 103, now: t0)
         try batch.perform()
@@ -59,7 +59,7 @@ struct FlushPolicyTests {
         let log = try openLog(disk)
         _ = try log.append(msgId: 1, flag: 0, payload: payload(1), ticket: 1, now: t0)
         _ = try log.append(msgId: 2, flag: 0, payload: payload(2), ticket: 2, now: t0)
-        let batch = try #require(log.beginSync())
+        let batch = try #require(log.beginSync().batch)
         disk.failNextSync = true
         #expect(throws: StorageError.self) { try batch.perform() }
         #expect(log.failSync(batch, error: .io(path: dir, detail: "EIO")) == [1, 2])
@@ -71,7 +71,7 @@ struct FlushPolicyTests {
             try log.append(msgId: 3, flag: 0, payload: payload(3), now: t0)
         }
         #expect(!log.syncDue(now: t0))
-        #expect(log.beginSync() == nil)
+        #expect(log.beginSync().batch == nil)
     }
 
     @Test func pendingAppendsAreBounded() throws {

@@ -19,13 +19,13 @@ struct OutOfDescriptorsTests {
         for i in 0..<3 { _ = try log.append(msgId: Int64(i + 1), flag: 0, payload: payload(i), ticket: UInt64(i + 1), now: t0) }
         #expect(log.segmentCount == 2, "the third append rolled: the new segment's entry needs a directory sync")
         disk.failNextDirectorySync = Self.exhausted
-        let batch = try #require(log.beginSync())
+        let batch = try #require(log.beginSync().batch)
         #expect(throws: Self.exhausted) { try batch.perform() }
         log.postponeSync(batch, error: Self.exhausted, now: t0)
         #expect(!log.isFailed && log.pendingAcknowledgements == 3, "nothing acknowledged, nothing abandoned")
         #expect(!log.syncDue(now: t0.adding(milliseconds: PartitionLog.syncRetryDelayMs - 1)))
         #expect(log.nextSyncDeadline() == t0.adding(milliseconds: PartitionLog.syncRetryDelayMs))
-        let retry = try #require(log.syncDue(now: t0.adding(milliseconds: PartitionLog.syncRetryDelayMs)) ? log.beginSync() : nil)
+        let retry = try #require(log.syncDue(now: t0.adding(milliseconds: PartitionLog.syncRetryDelayMs)) ? log.beginSync().batch : nil)
         try retry.perform()
         #expect(log.completeSync(retry, now: t0) == [1, 2, 3])
         #expect(log.nextSyncDeadline() == nil && log.maxOffset == 75)

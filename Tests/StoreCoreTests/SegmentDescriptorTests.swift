@@ -101,7 +101,7 @@ struct SegmentDescriptorTests {
         let log = try PartitionLog.open(storage: storage, directory: dir,
                                         config: LogConfig(maxSegmentSize: 50, flushPolicy: .groupCommit), now: t0)
         _ = try log.append(msgId: 1, flag: 0, payload: payload(1), now: t0)
-        let batch = try #require(log.beginSync())
+        let batch = try #require(log.beginSync().batch)
         for i in 2...4 { _ = try log.append(msgId: Int64(i), flag: 0, payload: payload(i), now: t0) }
         #expect(log.segmentCount == 2)
         #expect(storage.openFiles == 2, "the batch may still sync the sealed segment's file")

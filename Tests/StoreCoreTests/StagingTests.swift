@@ -38,7 +38,7 @@ struct StagingTests {
         let disk = SimDisk()
         let log = try openLog(disk)  // group commit
         for i in 1...3 { _ = try log.stage(msgId: Int64(i), flag: 0, payload: payload(i), ticket: UInt64(i)) }
-        let batch = try #require(log.beginSync())
+        let batch = try #require(log.beginSync().batch)
         #expect(log.stagedByteCount == 0)
         #expect(batch.upTo == 75)
         try batch.perform()
@@ -56,7 +56,7 @@ struct StagingTests {
         #expect(!log.hasWritesAwaitingNextSync, "staged is not written")
         try log.flushWrites()
         #expect(log.hasWritesAwaitingNextSync)
-        let batch = try #require(log.beginSync())
+        let batch = try #require(log.beginSync().batch)
         #expect(!log.hasWritesAwaitingNextSync, "the begun sync covers every written byte")
         _ = try log.stage(msgId: 2, flag: 0, payload: payload(2), ticket: 2)
         try log.flushWrites()
@@ -64,7 +64,7 @@ struct StagingTests {
         try batch.perform()
         #expect(log.completeSync(batch, now: t0) == [1])
         #expect(log.hasWritesAwaitingNextSync)
-        let next = try #require(log.beginSync())
+        let next = try #require(log.beginSync().batch)
         try next.perform()
         #expect(log.completeSync(next, now: t0) == [2])
         #expect(!log.hasWritesAwaitingNextSync)

@@ -89,6 +89,25 @@ public struct SimCounters: Sendable, Equatable {
     public var crashesAfterHandOff = 0
     /// Member crashes that were a power loss of the member's disk.
     public var memberPowerLosses = 0
+    // Broker disk faults, graceful stops and retention (the broker node's own paths)
+    /// Faults armed on a broker's disk: the next write fails (EIO), the next write finds the disk
+    /// full (ENOSPC), the next fsync fails (EIO).
+    public var diskWriteErrors = 0
+    public var diskFullErrors = 0
+    public var diskSyncErrors = 0
+    /// Partition logs a write or sync failed (each refuses writes until its broker restarts).
+    public var brokerLogsFailed = 0
+    /// Puts the broker answered with the failed log's error.
+    public var failedLogAnswers = 0
+    /// Graceful stops asked for, and those that completed (the final sync answered its puts).
+    public var gracefulStopsRequested = 0
+    public var gracefulStops = 0
+    /// Restarts of a broker with a failed log (the operator's cure).
+    public var restartsAfterDiskFailure = 0
+    public var retentionRuns = 0
+    public var retentionRemovedSegments = 0
+    /// Acknowledged messages never delivered because retention removed them first (allowed).
+    public var retentionExcused = 0
 
     public init() {}
 
@@ -123,6 +142,12 @@ public struct SimCounters: Sendable, Equatable {
         recoverRedelivered += o.recoverRedelivered; redeliveryFailures += o.redeliveryFailures
         redeliveredAfterRestart += o.redeliveredAfterRestart
         poisonKept += o.poisonKept; crashesAfterHandOff += o.crashesAfterHandOff; memberPowerLosses += o.memberPowerLosses
+        diskWriteErrors += o.diskWriteErrors; diskFullErrors += o.diskFullErrors; diskSyncErrors += o.diskSyncErrors
+        brokerLogsFailed += o.brokerLogsFailed; failedLogAnswers += o.failedLogAnswers
+        gracefulStopsRequested += o.gracefulStopsRequested; gracefulStops += o.gracefulStops
+        restartsAfterDiskFailure += o.restartsAfterDiskFailure
+        retentionRuns += o.retentionRuns; retentionRemovedSegments += o.retentionRemovedSegments
+        retentionExcused += o.retentionExcused
     }
 
     /// `name value` pairs in a fixed order, for reports.
@@ -153,7 +178,12 @@ public struct SimCounters: Sendable, Equatable {
          ("hand-offs", handOffs), ("hand-off-failures", handOffFailures), ("recover-store-failures", recoverStoreFailures),
          ("recover-redelivered", recoverRedelivered), ("redelivery-failures", redeliveryFailures),
          ("redelivered-after-restart", redeliveredAfterRestart), ("poison-kept", poisonKept),
-         ("crashes-after-hand-off", crashesAfterHandOff), ("member-power-losses", memberPowerLosses)]
+         ("crashes-after-hand-off", crashesAfterHandOff), ("member-power-losses", memberPowerLosses),
+         ("disk-write-errors", diskWriteErrors), ("disk-full-errors", diskFullErrors), ("disk-sync-errors", diskSyncErrors),
+         ("broker-logs-failed", brokerLogsFailed), ("failed-log-answers", failedLogAnswers),
+         ("graceful-stops-requested", gracefulStopsRequested), ("graceful-stops", gracefulStops),
+         ("restarts-after-disk-failure", restartsAfterDiskFailure), ("retention-runs", retentionRuns),
+         ("retention-removed-segments", retentionRemovedSegments), ("retention-excused", retentionExcused)]
     }
 
     public var report: String {

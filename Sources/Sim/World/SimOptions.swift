@@ -45,6 +45,37 @@ public struct SimOptions: Sendable, CustomStringConvertible {
         }
     }
 
+    /// Faults of the broker node's own paths, in events per simulated second of the safety phase:
+    /// a broker's disk fails a write (EIO), is full (ENOSPC) or fails an fsync; a broker is stopped
+    /// gracefully (SIGTERM) and started again; a retention run removes expired segments. Drawn
+    /// from a stream of their own, so the worlds the other faults draw stay as they were.
+    public struct BrokerFaults: Sendable, CustomStringConvertible {
+        public var diskWrite: Double = 0
+        public var diskFull: Double = 0
+        public var diskSync: Double = 0
+        public var gracefulStop: Double = 0
+        public var retention: Double = 0
+
+        public init() {}
+
+        public init(drawingFrom rng: inout SimRandom) {
+            func rate(_ p: Double, _ max: Double) -> Double { rng.chance(p) ? rng.unit() * max : 0 }
+            diskWrite = rate(0.2, 2)
+            diskFull = rate(0.15, 2)
+            diskSync = rate(0.2, 2)
+            gracefulStop = rate(0.3, 2)
+            retention = rate(0.3, 4)
+        }
+
+        public var total: Double { diskWrite + diskFull + diskSync + gracefulStop + retention }
+
+        public var description: String {
+            func f(_ x: Double) -> String { String(Int((x * 10).rounded())) }
+            return "diskWrite=\(f(diskWrite)) diskFull=\(f(diskFull)) diskSync=\(f(diskSync)) "
+                + "gracefulStop=\(f(gracefulStop)) retention=\(f(retention)) (per 10 s)"
+        }
+    }
+
     /// One consumer group of the world (reference §3.4): its members each run a `GroupMember`
     /// with ZooKeeper offsets and one fetcher per owned partition.
     public struct Group: Sendable, Equatable {
@@ -87,6 +118,8 @@ public struct SimOptions: Sendable, CustomStringConvertible {
     public var syncLatencyMs: ClosedRange<Int>
     public var safetyPhaseMs: Int
     public var faults: Faults
+    /// Broker disk faults, graceful stops and retention runs (set by `Simulation` from its own stream).
+    public var brokerFaults = BrokerFaults()
     public var cluster: Cluster
     /// The canary: acknowledge group-commit puts after the write instead of after the sync.
     public var canaryAckBeforeSync: Bool
@@ -160,6 +193,7 @@ public struct SimOptions: Sendable, CustomStringConvertible {
             + (canaryAckBeforeSync ? " CANARY(ack-before-sync)" : "")
             + "\n  cluster: zk-session-timeout=\(cluster.sessionTimeoutMs)ms" + clusterDescription
             + "\n  faults: \(faults)"
+            + "\n  broker faults: \(brokerFaults)"
             + (handlers.map { "\n  \($0)" } ?? "")
     }
 

@@ -109,7 +109,7 @@ extension Simulation {
     /// Counts the states a crash or power loss is most interesting in: appended but not yet
     /// synced bytes (between append and sync), and a segment that was just rolled (empty).
     private func noteRareStates(of broker: SimBroker, powerLoss: Bool) {
-        for partition in broker.process?.stores.partitions ?? [] {
+        for partition in broker.node?.stores.partitions ?? [] {
             guard let log = broker.log(partition) else { continue }
             if powerLoss, log.hasUnsyncedData { counters.powerLossesBetweenAppendAndSync += 1 }
             if log.segmentCount >= 2, log.segmentStarts.last == log.writtenOffset { counters.faultsRightAfterRoll += 1 }
@@ -121,7 +121,7 @@ extension Simulation {
     private func rot(_ b: Int) {
         let broker = brokers[b]
         var candidates: [(TopicPartition, path: String, start: Int64, length: Int)] = []
-        for partition in broker.process?.stores.partitions ?? [] {
+        for partition in broker.node?.stores.partitions ?? [] {
             guard let log = broker.log(partition), log.segmentCount >= 2 else { continue }
             for start in log.segmentStarts.dropLast() {
                 let path = StoragePath.join(log.directory, SegmentName.name(forStart: start))

@@ -1,3 +1,4 @@
+import BrokerCore
 import ProtocolCore
 
 /// ZooKeeper in the world (DESIGN.md §6, reference §3): one `SimZooKeeper` whose deliveries are
@@ -106,9 +107,9 @@ extension Simulation {
     /// nodes of its previous session when that one has not expired yet).
     func registerBroker(_ broker: SimBroker) {
         let incarnation = broker.incarnation
-        let topics = options.topics.map { BrokerRegistration.Topic(name: $0.name, numPartitions: $0.partitions) }
-        let ini = Array(options.serverIni(brokerId: broker.id).utf8)
-        let checksum = Int64(ini.withUnsafeBytes { CRC32.checksum($0) })
+        guard let node = broker.node else { return }
+        let topics = node.topicsToRegister()
+        let checksum = node.configChecksum
         if zooKeeper.data(at: layout.masterPath(broker.id)) != nil { counters.brokerRestartsWithLiveSession += 1 }
         broker.registration = BrokerRegistration(settings: .init(brokerId: broker.id, uri: broker.uri,
                                                                  configChecksum: checksum, topics: topics,
@@ -137,6 +138,11 @@ extension Simulation {
                 break
             }
         }
+    }
+
+    /// The broker's node asks to register a topic its first put created.
+    func registerTopic(_ topic: BrokerRegistration.Topic, of broker: SimBroker) {
+        registrationHandle(broker, .topicAdded(topic))
     }
 
     /// The broker process died: its session is left to expire.

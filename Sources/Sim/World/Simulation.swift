@@ -1,3 +1,4 @@
+import BrokerCore
 import ProtocolCore
 import StoreCore
 
@@ -29,7 +30,12 @@ public final class Simulation {
         case closeReachesBroker(Int)
         case closeReachesClient(Int)
         case syncDone(broker: Int, incarnation: Int, TopicPartition)
-        case syncTimer(broker: Int, incarnation: Int, TopicPartition)
+        /// A timer a broker node armed (sync deadline, retention schedule).
+        case brokerTimer(broker: Int, incarnation: Int, NodeTimer)
+        /// The next broker disk fault, graceful stop or retention run (Simulation+BrokerFaults).
+        case brokerFault
+        /// The operator restarts a broker whose disk failed one of its logs (gracefully).
+        case operatorRestart(broker: Int, incarnation: Int)
         case restartBroker(Int)
         case fault
         case liveness
@@ -46,6 +52,7 @@ public final class Simulation {
         case zooKeeper = 40, zkAdvance, zkReconnect, registrationTick, brokerJoins, memberTick, memberRestart
         case fetcherTick, processed, registration, memberAction, groupDelivered, groupFault
         case handOff = 60, handOffAnswer, recoverRound, recoverRemoved, recoverStore, crashAfterHandOff, handlerFailed
+        case brokerFault = 80, brokerNotice, brokerStopped, retention, operatorRestart
     }
 
     /// One message a producer was asked to send, and what became of it.
@@ -68,6 +75,9 @@ public final class Simulation {
     /// The stream of the failing application's decisions (SimHandlers): used only in worlds
     /// where it fails.
     var handlerRng: SimRandom
+    /// The stream of broker disk faults, graceful stops and retention runs: a world whose rates
+    /// are zero draws nothing from it.
+    var brokerFaultRng: SimRandom
     /// Test-only bugs the recover checkers must catch.
     let bugs: SimBugs
     private var queue = EventQueue<Event>()
@@ -116,6 +126,9 @@ public final class Simulation {
         var options = SimOptions(drawingFrom: &rng, cluster: &clusterRng, canary: canary)
         var handlerRng = SimHandlers.stream(seed: seed)
         options.handlers = SimHandlers.draw(&handlerRng, hasGroups: !options.cluster.groups.isEmpty)
+        var brokerFaultRng = SimRandom(seed: seed ^ 0x0D15_CFA1_7B0C_3E21)
+        options.brokerFaults = SimOptions.BrokerFaults(drawingFrom: &brokerFaultRng)
+        self.brokerFaultRng = brokerFaultRng
         self.options = options
         self.rng = rng
         self.clusterRng = clusterRng
@@ -176,12 +189,13 @@ public final class Simulation {
         nextClient = client
         startGroups()
         scheduleNextFault()
+        scheduleNextBrokerFault()
         schedule(.liveness, afterNs: Int64(options.safetyPhaseMs) * 1_000_000)
 
         var processed = 0
         while !finished, let (at, event) = queue.pop() {
             nowNs = at
-            for broker in brokers { broker.disk.nowMs = nowMs }
+            for broker in brokers { broker.disk.nowMs = wallMs }
             dispatch(event)
             processed += 1
             if processed >= Self.eventBudget {
@@ -193,10 +207,11 @@ public final class Simulation {
         counters.runs = 1
         counters.events = processed
         for broker in brokers {
-            for partition in broker.process?.stores.partitions ?? [] {
+            for partition in broker.node?.stores.partitions ?? [] {
                 counters.segmentRolls += max(0, (broker.log(partition)?.segmentCount ?? 1) - 1)
             }
         }
+        for broker in brokers { counters.canaryEarlyAcks += broker.node?.canaryEarlyAcks ?? 0 }
         for producer in producers { counters.producerTimeouts += producer.machine.counters.timeouts }
         for consumer in consumers {
             counters.consumerTimeouts += consumer.machine.counters.timeouts
@@ -240,9 +255,16 @@ public final class Simulation {
         case .syncDone(let b, let incarnation, let partition):
             trace(.syncDone, Int64(b), Int64(partition.partition))
             brokers[b].syncDone(partition, incarnation: incarnation)
-        case .syncTimer(let b, let incarnation, let partition):
-            trace(.syncTimer, Int64(b), Int64(partition.partition))
-            brokers[b].syncTimer(partition, incarnation: incarnation)
+        case .brokerTimer(let b, let incarnation, let timer):
+            trace(.syncTimer, Int64(b), 0)
+            brokers[b].timerFired(timer, incarnation: incarnation)
+        case .brokerFault:
+            guard !inLiveness else { return }
+            injectBrokerFault()
+            scheduleNextBrokerFault()
+        case .operatorRestart(let b, let incarnation):
+            trace(.operatorRestart, Int64(b), 0, "operator stops broker\(b) to clear its failed log")
+            if brokers[b].isUp && brokers[b].incarnation == incarnation { brokers[b].requestStop() }
         case .restartBroker(let b):
             trace(.restartBroker, Int64(b), 0, "broker\(b) restarts")
             if !brokers[b].isUp { brokers[b].start() }
@@ -311,6 +333,7 @@ public final class Simulation {
         case .failed(let code, let text):
             sent.outcome = .failed
             counters.failedPuts += 1
+            if text.contains("write failed") || text.contains("sync failed") { counters.failedLogAnswers += 1 }
             trace(.outcome, Int64(code), 0, "put failed p\(sent.producer)#\(key & 0xFFFF_FFFF): \(code) \(text)")
         case .unknown(let reason):
             sent.outcome = .unknown
@@ -432,6 +455,14 @@ public final class Simulation {
         network.healAll()
         for broker in brokers {
             broker.slowUntilNs = 0
+            broker.disk.failNextWrite = nil
+            broker.disk.failNextSync = false
+            if broker.isUp && !broker.failedPartitions.isEmpty {
+                // A failed log refuses writes until a restart: the healthy core gets one.
+                counters.restartsAfterDiskFailure += 1
+                network.brokerDied(broker.id, silently: false)
+                broker.stop(powerLoss: false)
+            }
             if !broker.isUp { broker.start() }
         }
         clusterLiveness()
@@ -472,7 +503,7 @@ public final class Simulation {
         return offset >= end && settled ? nil : "at \(offset) of \(end)\(settled ? "" : " (unsynced data)")"
     }
 
-    enum LossExcuse { case unsyncedTail, rot }
+    enum LossExcuse { case unsyncedTail, rot, retention }
 
     /// Why the durability contract allows the acknowledged `sent` (at `target`@`offset`) to be
     /// missing: under `unflushThreshold` an unsynced tail at a power loss; bit rot of its bytes,
@@ -483,6 +514,8 @@ public final class Simulation {
            offset >= loss.ends[target] ?? 0 {
             return .unsyncedTail
         }
+        // Retention removed the segments below its floor on purpose (reference §2.7).
+        if let floor = brokers[sent.broker].retentionFloor[target], offset < floor { return .retention }
         // Rot destroys the records it overlaps, and the reader stops at the first of them.
         let record = offset..<(offset + Int64(Record.headerSize + sent.payload.count))
         if let rotten = rotRanges[sent.broker]?[target],
@@ -518,6 +551,7 @@ public final class Simulation {
             switch excused {
             case .unsyncedTail?: counters.lostUnsyncedAcknowledged += 1
             case .rot?: counters.rotDestroyed += 1
+            case .retention?: counters.retentionExcused += 1
             case nil: break
             }
             if failures.count >= 20 { break }

@@ -117,9 +117,20 @@ public struct SyncBatch {
     let files: [any StorageFile]
     let directory: String?
     let storage: any Storage
-    let id: UInt64
+    /// Distinguishes the syncs of one log (a completion names the sync it ends).
+    public let id: UInt64
     /// Set when the synced range ends with an empty record (see `SyncedMark`).
     let markFile: (any StorageFile)?
+
+    /// `perform()` with its outcome as a value, for drivers that hand it to another thread.
+    public func performed() -> Result<Void, StorageError> {
+        do throws(StorageError) {
+            try perform()
+            return .success(())
+        } catch {
+            return .failure(error)
+        }
+    }
 
     public func perform() throws(StorageError) {
         do {

@@ -41,12 +41,27 @@ extension PartitionLog {
     /// the next attempt.
     public static let syncRetryDelayMs: Int64 = 100
 
-    /// The sync to run now, or nil if nothing is unsynced or a sync is already running. Staged
-    /// records are written first; if that write fails the log is failed and there is no batch
-    /// (the caller collects `abandonPendingAppends()`).
-    public func beginSync() -> SyncBatch? {
-        guard state == .open, inFlight == nil, hasUnsyncedData else { return nil }
-        do { try flushWrites() } catch { return nil }
+    /// What `beginSync` did.
+    public enum SyncStart {
+        /// Nothing to sync: nothing is unsynced, a sync is already running, or the log is closed.
+        case idle
+        /// A sync of everything written so far; run `perform()`, then `completeSync` (or
+        /// `failSync` / `postponeSync`).
+        case begun(SyncBatch)
+        /// The log is failed — by this call's write of the staged records, or earlier — and these
+        /// waiting appends will never be acknowledged: the caller answers them with an error.
+        case failed(abandoned: [UInt64])
+
+        /// The batch when one was begun (tests and single-threaded callers).
+        public var batch: SyncBatch? { if case .begun(let batch) = self { return batch } else { return nil } }
+    }
+
+    /// Starts the sync to run now. Staged records are written first; if that write fails the
+    /// log is failed and the answer says which waiting appends it abandoned.
+    public func beginSync() -> SyncStart {
+        if case .failed = state { return .failed(abandoned: abandonPendingAppends()) }
+        guard state == .open, inFlight == nil, hasUnsyncedData else { return .idle }
+        do { try flushWrites() } catch { return .failed(abandoned: abandonPendingAppends()) }
         // Oldest first: a segment's bytes become durable no later than those of any later segment.
         // Sealing syncs a segment (`roll`), so only the active one can hold unsynced bytes; the
         // search still walks back from the end rather than rely on that, and a closed segment
@@ -65,7 +80,7 @@ extension PartitionLog {
         inFlight = InFlightSync(id: nextSyncId, upTo: writtenOffset, appendCount: unflushedCount,
                                 directoryGeneration: needsDirectory ? directoryGeneration : nil)
         nextSyncId += 1
-        return batch
+        return .begun(batch)
     }
 
     /// The synced-through mark's file, created on first use (its entry is then synced with the
@@ -98,6 +113,7 @@ extension PartitionLog {
             acknowledged.append(first.ticket)
             waiters.removeFirst()
         }
+        checkInvariants()
         return acknowledged
     }
 
@@ -130,7 +146,7 @@ extension PartitionLog {
     public func syncNow(now: Instant) throws(LogError) -> [UInt64] {
         try requireOpen()
         try flushWrites()
-        guard let batch = beginSync() else { return [] }
+        guard case .begun(let batch) = beginSync() else { return [] }
         do {
             try batch.perform()
         } catch {
@@ -138,5 +154,19 @@ extension PartitionLog {
             throw .failed(error)
         }
         return completeSync(batch, now: now)
+    }
+}
+
+extension PartitionLog {
+    /// The paired invariants of the log (DESIGN.md §3): what is durable was written, the first
+    /// waiting append is not yet durable, and waiters are in offset order. The cheap ones are
+    /// preconditions (they protect what is acknowledged); the walk over every waiter is a debug
+    /// assertion.
+    func checkInvariants() {
+        precondition(syncedEnd <= writtenOffset, "synced end \(syncedEnd) beyond written end \(writtenOffset) in \(directory)")
+        if let first = waiters.first {
+            precondition(first.end > syncedEnd, "a durable append still waits for a sync in \(directory)")
+        }
+        assert(zip(waiters, waiters.dropFirst()).allSatisfy { $0.end <= $1.end }, "waiters out of offset order in \(directory)")
     }
 }

@@ -153,7 +153,10 @@ public final class PartitionLog {
         lastRecordIsEmpty = endsEmpty
         unflushedCount += 1
         recordCount += records
-        if config.flushPolicy.isGroupCommit { waiters.append((ticket, last.end)) }
+        if config.flushPolicy.isGroupCommit {
+            precondition(waiters.last.map { $0.end <= last.end } ?? true, "waiters must stay in offset order")
+            waiters.append((ticket, last.end))
+        }
         if writeNow { try flushWrites() }
         return AppendOutcome(offset: offset, acknowledged: !config.flushPolicy.isGroupCommit)
     }

@@ -1,0 +1,169 @@
+import ProtocolCore
+import StoreCore
+
+/// The commit pipeline: the machine's actions carried out against the stores, records staged per
+/// put, each touched log written once per tick, puts answered after the write (threshold policy)
+/// or after the sync that covers them (group commit), and what a failed log does to its puts.
+extension BrokerNode {
+    /// Feeds one event to the machine and carries out what it asks for.
+    func feed(_ event: BrokerMachine.Event, _ clock: NodeClock, _ actions: inout [Action]) {
+        var machineActions = machineActionPool.popLast() ?? []
+        machine.handle(event, nowMs: clock.wallMs, into: &machineActions)
+        for action in machineActions { perform(action, clock, &actions) }
+        machineActions.removeAll(keepingCapacity: true)
+        machineActionPool.append(machineActions)
+    }
+
+    func perform(_ action: BrokerMachine.Action, _ clock: NodeClock, _ actions: inout [Action]) {
+        switch action {
+        case .append(let token, let partition, let record): append(token, partition, record, clock, &actions)
+        case .read(let token, let partition, let offset, let maxBytes): read(token, partition, offset, maxBytes, clock, &actions)
+        case .readBytes(let token, let partition, let offset, let maxBytes):
+            feed(.read(token: token, stores.readBytes(partition, offset: offset, maxBytes: maxBytes)), clock, &actions)
+        case .nearestOffset(let token, let partition, let offset):
+            feed(.nearestOffset(token: token, stores.log(partition)?.nearestOffset(offset) ?? 0), clock, &actions)
+        case .reply(let connection, let response): actions.append(.reply(connection, response))
+        case .putAnswer(let connection, let answer): actions.append(.putAnswer(connection, answer))
+        case .sendSlice(let connection, let token, let opaque):
+            if let slice = openedSlices.removeValue(forKey: token) { actions.append(.sendFile(connection, slice, opaque: opaque)) }
+        case .sendBytes(let connection, let body, let opaque): actions.append(.sendValue(connection, body: body, opaque: opaque))
+        case .persistIdReservation(let reservationMs):
+            do { try IdReservationFile.save(reservationMs, storage: storage, dataPath: stores.defaultDataPath) } catch {
+                actions.append(.notice(.idReservationNotPersisted("\(error)")))
+            }
+        case .collectStats(let token, _): actions.append(.collectProcessFacts(token: token))
+        case .sendConfigFile(let connection, let opaque):
+            actions.append(.reply(connection, ResultResponse(code: StatusCode.success, body: settings.configFile, opaque: opaque)))
+        case .close(let connection): actions.append(.close(connection))
+        }
+    }
+
+    /// A get: the segment holding the slice is opened now, so one that cannot be opened (removed
+    /// under the broker, descriptors exhausted) is a failed read the machine answers with a 500
+    /// (reference §1.4.2), not a connection closed without a reply.
+    func read(_ token: UInt64, _ partition: TopicPartition, _ offset: Int64, _ maxBytes: Int, _ clock: NodeClock,
+              _ actions: inout [Action]) {
+        let (read, slice) = stores.read(partition, offset: offset, maxBytes: maxBytes)
+        guard let slice else { return feed(.read(token: token, read), clock, &actions) }
+        let file: any StorageFile
+        do { file = try storage.open(slice.segmentPath, create: false) } catch {
+            let detail = "cannot open \(slice.segmentPath): \(error)"
+            actions.append(.notice(.segmentUnreadable(detail: detail)))
+            return feed(.read(token: token, .failed(detail)), clock, &actions)
+        }
+        openedSlices[token] = FileSlice(file: file, position: slice.filePosition, count: slice.count)
+        feed(.read(token: token, read), clock, &actions)
+        // The machine sends the slice while handling the read; one it did not take is closed here.
+        if let unsent = openedSlices.removeValue(forKey: token) { try? unsent.file.close() }
+    }
+
+    /// Stages the record; it is written at the end of the tick and answered then (threshold
+    /// policy) or after the sync that covers it (group commit).
+    func append(_ token: UInt64, _ partition: TopicPartition, _ record: BrokerMachine.AppendRecord, _ clock: NodeClock,
+                _ actions: inout [Action]) {
+        do {
+            let log = try logForAppend(partition, clock, &actions)
+            let outcome = try log.stage(msgId: record.msgId, flag: record.flag, payload: record.payload,
+                                        checksum: record.verifiedChecksum, ticket: token)
+            observeStaged?(record.msgId)
+            let put = Waiting(partition: partition, offset: outcome.offset)
+            if outcome.acknowledged {
+                awaitingWrite.append((token, put, log))
+            } else if settings.canaryAckBeforeSync {
+                // The canary: a group-commit put answered after the write, before any sync.
+                canaryEarlyAcks += 1
+                awaitingWrite.append((token, put, log))
+            } else {
+                awaitingSync[token] = put
+            }
+            markDirty(partition, log)
+        } catch {
+            guard let log = stores.log(partition), let failure = log.failure else {
+                return feed(.appended(token: token, .failure(.init("\(error)"))), clock, &actions)
+            }
+            // The log failed under this append (a roll's write or sync): the machine learns it
+            // first, so this answer and every later one say the partition is out of service.
+            abandon(partition, log, clock, &actions)
+            feed(.appended(token: token, .failure(.init(failure.description))), clock, &actions)
+            markDirty(partition, log)
+        }
+    }
+
+    /// The log of `partition`, created on the first put (a topic's first partition on this
+    /// broker is registered, §3.2; a new `deleteWhen` schedule gets its timer).
+    func logForAppend(_ partition: TopicPartition, _ clock: NodeClock, _ actions: inout [Action]) throws(StoresError) -> PartitionLog {
+        if let last = lastLog, last.partition == partition { return last.log }
+        if let existing = stores.log(partition) {
+            lastLog = (partition, existing)
+            return existing
+        }
+        let newTopic = !stores.partitions.contains { $0.topic == partition.topic }
+        let log = try stores.logCreatingIfNeeded(partition, now: clock.now)
+        lastLog = (partition, log)
+        if newTopic {
+            actions.append(.registerTopic(registration(of: partition.topic)))
+            armRetentionTimer(for: partition.topic, clock, &actions)
+        }
+        return log
+    }
+
+    func markDirty(_ partition: TopicPartition, _ log: PartitionLog) {
+        if !dirtyLogs.contains(where: { $0.log === log }) { dirtyLogs.append((partition, log)) }
+    }
+
+    /// The end of a tick: each touched log written once, the puts that needed only the write
+    /// answered, due syncs started (or their deadline armed), then every connection flushed.
+    func endOfTick(_ clock: NodeClock, _ actions: inout [Action]) {
+        while !dirtyLogs.isEmpty || !awaitingWrite.isEmpty {
+            let logs = dirtyLogs
+            dirtyLogs.removeAll(keepingCapacity: true)
+            for (partition, log) in logs {
+                if log.stagedByteCount > 0 && !log.hasWritesAwaitingNextSync { unsyncedSince[partition] = clock.now }
+                do { try log.flushWrites() } catch { reportFailure(partition, log, clock, &actions) }
+            }
+            let written = awaitingWrite
+            awaitingWrite.removeAll(keepingCapacity: true)
+            for (token, put, log) in written {
+                answer(token, put, failure: log.failure?.description, clock, &actions)
+            }
+            for (partition, log) in logs {
+                if log.isFailed { abandon(partition, log, clock, &actions) } else { scheduleSync(partition, clock, &actions) }
+            }
+        }
+        actions.append(.flush)
+    }
+
+    /// Answers one put: its offset, or the failure that keeps it from being stored.
+    func answer(_ token: UInt64, _ put: Waiting, failure: String?, _ clock: NodeClock, _ actions: inout [Action]) {
+        if let failure { return feed(.appended(token: token, .failure(.init(failure))), clock, &actions) }
+        if machine.failedPartitions[put.partition] != nil {
+            violated("a put to \(put.partition) was acknowledged after its log failed")
+        }
+        feed(.appended(token: token, .success(put.offset)), clock, &actions)
+    }
+
+    /// Answers the group-commit puts of a failed log with its cause.
+    func abandon(_ partition: TopicPartition, _ log: PartitionLog, _ clock: NodeClock, _ actions: inout [Action]) {
+        reportFailure(partition, log, clock, &actions)
+        answerAbandoned(log.abandonPendingAppends(), of: log, clock, &actions)
+    }
+
+    func answerAbandoned(_ tickets: [UInt64], of log: PartitionLog, _ clock: NodeClock, _ actions: inout [Action]) {
+        let cause = log.failure?.description ?? "log failed: \(log.directory)"
+        for ticket in tickets {
+            guard let put = awaitingSync.removeValue(forKey: ticket) else {
+                if !settings.canaryAckBeforeSync { violated("the log of \(log.directory) abandoned an unknown put \(ticket)") }
+                continue
+            }
+            answer(ticket, put, failure: cause, clock, &actions)
+        }
+    }
+
+    /// Tells the machine once that the partition's log failed: from then on it answers every put
+    /// to the partition itself, refusing writes until the broker restarts (DESIGN.md §4).
+    func reportFailure(_ partition: TopicPartition, _ log: PartitionLog, _ clock: NodeClock, _ actions: inout [Action]) {
+        guard let failure = log.failure, machine.failedPartitions[partition] == nil else { return }
+        actions.append(.notice(.partitionFailed(partition, failure)))
+        feed(.partitionFailed(partition, cause: failure.description), clock, &actions)
+    }
+}

@@ -1,0 +1,70 @@
+import ProtocolCore
+import StoreCore
+
+/// Graceful stop: stop starting syncs, let those in flight finish (their files stay open under
+/// them), sync everything written one last time and answer what that made durable, then close
+/// every connection and log.
+extension BrokerNode {
+    func requestStop(_ clock: NodeClock, _ actions: inout [Action]) {
+        guard phase == .running else { return }
+        phase = .draining
+        // What is staged is written now; no sync starts any more (`scheduleSync` checks the phase).
+        endOfTick(clock, &actions)
+        if syncing.isEmpty { finishStop(clock, &actions) }
+    }
+
+    /// The final step, once no sync is in flight: one last sync per healthy log on the node's own
+    /// thread, its puts answered, then connections and logs closed.
+    func finishStop(_ clock: NodeClock, _ actions: inout [Action]) {
+        var answered = 0
+        for partition in stores.partitions {
+            guard let log = stores.log(partition), !log.isFailed else { continue }
+            answered += finalSync(partition, log, clock, &actions)
+        }
+        // Puts of logs that failed earlier (or just now) get their error.
+        for partition in stores.partitions {
+            if let log = stores.log(partition), log.isFailed { abandon(partition, log, clock, &actions) }
+        }
+        endOfTick(clock, &actions)
+        if unansweredPuts > 0 { violated("a graceful stop left \(unansweredPuts) put(s) unanswered") }
+        for connection in openConnections.sorted() { actions.append(.close(connection)) }
+        let failures = stores.partitions.compactMap { partition in
+            stores.log(partition)?.failure.map { (partition: partition, failure: $0) }
+        }
+        for slice in openedSlices.values { try? slice.file.close() }
+        openedSlices.removeAll()
+        stores.closeAll()
+        phase = .stopped
+        actions.append(.stopped(StopReport(failedPartitions: failures, answeredByFinalSync: answered)))
+    }
+
+    /// Syncs one log synchronously; returns how many puts it answered.
+    func finalSync(_ partition: TopicPartition, _ log: PartitionLog, _ clock: NodeClock, _ actions: inout [Action]) -> Int {
+        do { try log.flushWrites() } catch {
+            reportFailure(partition, log, clock, &actions)
+            return 0
+        }
+        switch log.beginSync() {
+        case .idle: return 0
+        case .failed(let abandoned):
+            reportFailure(partition, log, clock, &actions)
+            answerAbandoned(abandoned, of: log, clock, &actions)
+            return 0
+        case .begun(let batch):
+            do {
+                try batch.perform()
+            } catch {
+                actions.append(.notice(.finalSyncFailed(partition, "\(error)")))
+                let tickets = log.failSync(batch, error: error)
+                reportFailure(partition, log, clock, &actions)
+                answerAbandoned(tickets, of: log, clock, &actions)
+                return 0
+            }
+            let tickets = log.completeSync(batch, now: clock.now)
+            for ticket in tickets {
+                if let put = awaitingSync.removeValue(forKey: ticket) { answer(ticket, put, failure: nil, clock, &actions) }
+            }
+            return tickets.count
+        }
+    }
+}

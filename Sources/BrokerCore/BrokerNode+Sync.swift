@@ -1,0 +1,106 @@
+import ProtocolCore
+import StoreCore
+
+/// Syncs: when one starts (the flush policy, one per log at a time), what its completion
+/// answers, and what a failed or postponed one does.
+extension BrokerNode {
+    /// Starts a sync when the flush policy says one is due, or arms a timer for its deadline.
+    /// Appends arriving while a sync runs ride the next one.
+    func scheduleSync(_ partition: TopicPartition, _ clock: NodeClock, _ actions: inout [Action]) {
+        guard phase == .running, let log = stores.log(partition), syncing[partition] == nil else { return }
+        if log.syncDue(now: clock.now) {
+            switch log.beginSync() {
+            case .idle: return
+            case .failed(let abandoned):
+                reportFailure(partition, log, clock, &actions)
+                answerAbandoned(abandoned, of: log, clock, &actions)
+            case .begun(let batch):
+                syncing[partition] = batch
+                let firstWriteAt = unsyncedSince.removeValue(forKey: partition) ?? clock.now
+                actions.append(.startSync(SyncJob(partition: partition, batch: batch, dataPath: stores.dataPath(of: partition.topic),
+                                                  begunAt: clock.now, firstWriteAt: firstWriteAt)))
+            }
+        } else if let deadline = log.nextSyncDeadline(), armedTimers.insert(.syncDeadline(partition)).inserted {
+            actions.append(.armTimer(.syncDeadline(partition), at: deadline))
+        }
+    }
+
+    /// A sync ended. On success the next one starts at once (appends staged meanwhile are already
+    /// written), then the puts this one made durable are answered and flushed in the same tick.
+    func syncFinished(_ partition: TopicPartition, id: UInt64, _ result: Result<Void, StorageError>, _ clock: NodeClock,
+                      _ actions: inout [Action]) {
+        guard let batch = syncing[partition], batch.id == id else {
+            return violated("a sync of \(partition) (#\(id)) finished that the node did not start")
+        }
+        syncing[partition] = nil
+        guard let log = stores.log(partition) else { return }
+        var answered = 0
+        var failed = false
+        switch result {
+        case .success:
+            if let postponed = syncPostponedEpisode.succeeded() { actions.append(.notice(.syncsResumed(postponed: postponed))) }
+            let tickets = log.completeSync(batch, now: clock.now)
+            scheduleSync(partition, clock, &actions)
+            for ticket in tickets {
+                guard let put = awaitingSync.removeValue(forKey: ticket) else {
+                    if !settings.canaryAckBeforeSync { violated("a sync of \(partition) acknowledged an unknown put \(ticket)") }
+                    continue
+                }
+                answer(ticket, put, failure: nil, clock, &actions)
+            }
+            answered = tickets.count
+        case .failure(let error) where error.isRetryable:
+            // Out of descriptors: the sync did nothing, its puts wait for the next one, which the
+            // log makes due a little later (its deadline arms the timer at the end of the tick).
+            log.postponeSync(batch, error: error, now: clock.now)
+            if syncPostponedEpisode.refused() { actions.append(.notice(.syncPostponed(partition, error))) }
+        case .failure(let error):
+            // A failed fsync is fatal for the log (DESIGN.md §4): never retried as if the data were safe.
+            failed = true
+            let tickets = log.failSync(batch, error: error)
+            reportFailure(partition, log, clock, &actions)
+            answerAbandoned(tickets, of: log, clock, &actions)
+        }
+        markDirty(partition, log)
+        // With answers to send (group commit) the tick ends now, so they are flushed in this
+        // task rather than behind the next round of reads.
+        if answered > 0 || failed { endOfTick(clock, &actions) }
+        actions.append(.syncAnswered(partition, count: answered))
+        if phase == .draining && syncing.isEmpty { finishStop(clock, &actions) }
+    }
+
+    func timerFired(_ timer: NodeTimer, _ clock: NodeClock, _ actions: inout [Action]) {
+        armedTimers.remove(timer)
+        switch timer {
+        case .syncDeadline(let partition): scheduleSync(partition, clock, &actions)
+        case .retention(let index):
+            guard retentionSchedules.indices.contains(index) else { return }
+            runRetention(retentionSchedules[index], wallMs: clock.wallMs, &actions)
+            armRetentionTimer(index, clock, &actions)
+        }
+    }
+
+    /// Invariants a driver may check at any quiet point (the simulator does after every event):
+    /// every waiting put belongs to a healthy log that will sync it — a sync in flight, due at
+    /// the end of this tick, or a timer armed — so no put can wait forever.
+    public func checkInvariants() -> [String] {
+        var problems = violations
+        var waitingPerPartition: [TopicPartition: Int] = [:]
+        for put in awaitingSync.values { waitingPerPartition[put.partition, default: 0] += 1 }
+        for (partition, count) in waitingPerPartition.sorted(by: { $0.key < $1.key }) {
+            guard let log = stores.log(partition) else {
+                problems.append("\(count) put(s) wait for \(partition), which has no log")
+                continue
+            }
+            let endOfTickPending = dirtyLogs.contains { $0.partition == partition }
+            if log.isFailed && !endOfTickPending { problems.append("\(count) put(s) wait for the failed log of \(partition)") }
+            if log.pendingAcknowledgements != count && !settings.canaryAckBeforeSync {
+                problems.append("\(partition): the log holds \(log.pendingAcknowledgements) waiting put(s), the node \(count)")
+            }
+            let willSync = syncing[partition] != nil || armedTimers.contains(.syncDeadline(partition))
+                || endOfTickPending || phase != .running
+            if !willSync { problems.append("\(count) put(s) wait for \(partition) with no sync in flight or due") }
+        }
+        return problems
+    }
+}

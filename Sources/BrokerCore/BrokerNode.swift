@@ -1,0 +1,167 @@
+import ProtocolCore
+import StoreCore
+
+/// One broker as a pure node (DESIGN.md §4, "The broker node"): everything between a decoded
+/// request and the bytes of its answer — the broker machine, the partition stores, the commit
+/// pipeline (stage, write once per tick, answer after the write or after the covering sync),
+/// sync scheduling and completion, what a failed write or sync does, timers, start-up, topic
+/// registration, retention, `stats` and graceful stop.
+///
+/// Events in, actions out. Two drivers run it: the Linux runtime (`BrokerServer`: sockets,
+/// sync threads, timers, sendfile) and the simulator (`SimBroker`: SimNetwork, SimDisk, the
+/// virtual clock). Neither holds a rule of its own; a put can be followed from `.request` to
+/// `.putAnswer` without leaving this folder. The node reaches storage only through `Storage`
+/// (writes happen here, in `.tickEnded`; only the fdatasync of a sync runs in the driver).
+///
+/// Single owner: the driver calls `handle` from one thread or executor only. Hot properties are
+/// `@exclusivity(unchecked)`: nothing here calls back into the driver, so no access overlaps.
+public final class BrokerNode {
+    /// What the driver decides about the node.
+    public struct Settings {
+        /// `meta://host:port`, as the machine puts it in answers.
+        public var brokerURI: String
+        public var version: String
+        /// The bytes of the server.ini the broker started with: the `config` command's answer and
+        /// `config_checksum` of `stats` (§9; there is no reload).
+        public var configFile: [UInt8]
+        /// Moves expired segments away for `archive` retention (the runtime's compresses).
+        public var archiver: any SegmentArchiver
+        /// Seeds the machine's message-id generator.
+        public var seed: UInt64
+        /// Simulation only, never set in production: answers group-commit puts after the write,
+        /// before their sync — the broken build the simulator's checkers must catch.
+        public var canaryAckBeforeSync: Bool
+
+        public init(brokerURI: String, version: String, configFile: [UInt8], archiver: any SegmentArchiver = RenamingArchiver(),
+                    seed: UInt64, canaryAckBeforeSync: Bool = false) {
+            self.brokerURI = brokerURI
+            self.version = version
+            self.configFile = configFile
+            self.archiver = archiver
+            self.seed = seed
+            self.canaryAckBeforeSync = canaryAckBeforeSync
+        }
+    }
+
+    enum Phase {
+        case running
+        /// Stop requested: no sync starts; waiting for the syncs in flight to finish.
+        case draining
+        /// Stopped: every event is ignored.
+        case stopped
+    }
+
+    /// A put waiting for something: its log and the offset its answer will carry.
+    struct Waiting {
+        var partition: TopicPartition
+        var offset: Int64
+    }
+
+    public let settings: Settings
+    public let stores: PartitionStores
+    let storage: any Storage
+    @exclusivity(unchecked) public internal(set) var machine: BrokerMachine
+    /// CRC32 of the server.ini the broker started with (`config_checksum` of `stats`, §9).
+    public let configChecksum: Int64
+    let startedAt: Instant
+    var phase = Phase.running
+
+    /// Group-commit puts staged and waiting for the sync that covers them: token → put.
+    @exclusivity(unchecked) var awaitingSync: [UInt64: Waiting] = [:]
+    /// Puts answered once their staged bytes are written (`unflushThreshold > 0`, or the canary).
+    @exclusivity(unchecked) var awaitingWrite: [(token: UInt64, put: Waiting, log: PartitionLog)] = []
+    /// Logs with staged records or a sync to consider at the end of this tick.
+    @exclusivity(unchecked) var dirtyLogs: [(partition: TopicPartition, log: PartitionLog)] = []
+    /// The log the last append went to (most puts of a batch go to the same partition).
+    @exclusivity(unchecked) var lastLog: (partition: TopicPartition, log: PartitionLog)?
+    /// Reused arrays of machine actions (a stack: handling one can handle another).
+    @exclusivity(unchecked) var machineActionPool: [[BrokerMachine.Action]] = []
+    /// Segment slices opened for a get, until the machine sends them: token → slice.
+    var openedSlices: [UInt64: FileSlice] = [:]
+    /// The sync running for each log (at most one per log).
+    var syncing: [TopicPartition: SyncBatch] = [:]
+    var armedTimers: Set<NodeTimer> = []
+    /// When each log's oldest write not covered by a begun sync happened.
+    var unsyncedSince: [TopicPartition: Instant] = [:]
+    var syncPostponedEpisode = RefusalEpisode()
+    var openConnections: Set<ConnectionID> = []
+    /// The distinct `deleteWhen` schedules, by the index their timers carry.
+    var retentionSchedules: [CronExpression] = []
+    /// Invariant violations seen (the first few): the simulator fails a seed on any; the runtime
+    /// logs them. Kept rather than trapping so a sweep reports the seed.
+    public internal(set) var violations: [String] = []
+    /// Simulation only: called with the message id of every staged put (which incarnation
+    /// stored a message).
+    public var observeStaged: ((Int64) -> Void)?
+    /// Group-commit puts the canary answered before their sync.
+    public internal(set) var canaryEarlyAcks = 0
+
+    init(settings: Settings, stores: PartitionStores, storage: any Storage, machine: BrokerMachine, startedAt: Instant) {
+        self.settings = settings
+        self.stores = stores
+        self.storage = storage
+        self.machine = machine
+        self.startedAt = startedAt
+        configChecksum = Int64(CRC32.checksum(settings.configFile))
+    }
+
+    /// Start-up: opens and recovers every partition under every data path, loads the message-id
+    /// reservation and builds the machine. Feed `.start` next.
+    public static func open(storage: any Storage, config: ServerConfig, defaultDataPath: String, settings: Settings,
+                            clock: NodeClock) throws -> (BrokerNode, StartReport) {
+        let stores = PartitionStores(storage: storage, config: config, defaultDataPath: defaultDataPath)
+        let reports = try stores.openAll(now: clock.now)
+        let reservation = try IdReservationFile.load(storage: storage, dataPath: stores.defaultDataPath)
+        let machineSettings = BrokerMachine.Settings(
+            brokerId: config.brokerId, brokerURI: settings.brokerURI, port: config.serverPort, version: settings.version,
+            maxTransferSize: Int32(clamping: config.maxTransferSize), updateConsumerOffsets: config.updateConsumerOffsets,
+            topics: stores.topicRules(), maxAutoCreatedPartitions: config.maxAutoCreatedPartitions)
+        let machine = BrokerMachine(settings: machineSettings, partitionsWithData: Set(stores.partitions),
+                                    idReservationMs: reservation, seed: settings.seed)
+        let node = BrokerNode(settings: settings, stores: stores, storage: storage, machine: machine, startedAt: clock.now)
+        let report = StartReport(recoveries: reports.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
+                                 notices: stores.openNotices, autoCreatedPartitions: machine.autoCreatedPartitions.count,
+                                 maxAutoCreatedPartitions: config.maxAutoCreatedPartitions)
+        return (node, report)
+    }
+
+    public var config: ServerConfig { stores.config }
+    public var isStopped: Bool { phase == .stopped }
+    /// Puts accepted and not answered yet.
+    public var unansweredPuts: Int { awaitingSync.count + awaitingWrite.count }
+
+    /// Feeds one event; what the driver must do is appended to `actions`, in order.
+    public func handle(_ event: Event, clock: NodeClock, into actions: inout [Action]) {
+        guard phase != .stopped else { return }
+        switch event {
+        case .request(let connection, let frame):
+            guard phase == .running || openConnections.contains(connection) else { return }
+            feed(.request(connection, frame), clock, &actions)
+        case .tickEnded: endOfTick(clock, &actions)
+        case .connectionOpened(let connection):
+            openConnections.insert(connection)
+            // A stopping broker takes no new connection (the runtime has closed its listener).
+            if phase != .running { actions.append(.close(connection)) }
+        case .connectionClosed(let connection):
+            guard openConnections.remove(connection) != nil else { return }
+            feed(.connectionClosed(connection), clock, &actions)
+        case .syncFinished(let partition, let id, let result): syncFinished(partition, id: id, result, clock, &actions)
+        case .timerFired(let timer): timerFired(timer, clock, &actions)
+        case .processFacts(let token, let facts): feed(.statsCollected(token: token, snapshot(facts, clock)), clock, &actions)
+        case .retentionRequested(let asOfWallMs): runRetention(nil, wallMs: asOfWallMs, &actions)
+        case .start: armRetentionTimers(clock, &actions)
+        case .stopRequested: requestStop(clock, &actions)
+        }
+    }
+
+    /// The `stats` snapshot: the stores' view plus the process's facts.
+    func snapshot(_ facts: ProcessFacts, _ clock: NodeClock) -> StatsSnapshot {
+        stores.statsSnapshot(pid: facts.pid, uptimeSeconds: clock.now.milliseconds(since: startedAt) / 1000,
+                             threads: facts.threads, currentConnections: openConnections.count, configChecksum: configChecksum)
+    }
+
+    /// Records an invariant violation (the first 16).
+    func violated(_ message: @autoclosure () -> String) {
+        if violations.count < 16 { violations.append(message()) }
+    }
+}

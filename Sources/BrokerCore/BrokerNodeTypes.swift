@@ -1,0 +1,184 @@
+import ProtocolCore
+import StoreCore
+
+/// The two clocks a node reads, given with every event (DESIGN.md §3: time is an input).
+public struct NodeClock: Sendable {
+    /// Monotonic time: flush-policy deadlines, timers.
+    public var now: Instant
+    /// Wall-clock milliseconds since the epoch: message ids, file ages for retention, `stats`.
+    public var wallMs: Int64
+    /// The local time zone's offset from UTC (retention's cron expressions are in local time, as
+    /// in MetaQ); drivers refresh it when a retention timer fires.
+    public var utcOffsetSeconds: Int64
+
+    public init(now: Instant, wallMs: Int64, utcOffsetSeconds: Int64 = 0) {
+        self.now = now
+        self.wallMs = wallMs
+        self.utcOffsetSeconds = utcOffsetSeconds
+    }
+}
+
+/// A timer the node asks its driver to arm; its firing comes back as `.timerFired`.
+public enum NodeTimer: Hashable, Sendable, CustomStringConvertible {
+    /// The flush policy's interval (or a postponed sync's retry) makes a sync of this log due.
+    case syncDeadline(TopicPartition)
+    /// The `deleteWhen` cron schedule with this index in `BrokerNode.retentionSchedules` fires.
+    case retention(Int)
+
+    public var description: String {
+        switch self {
+        case .syncDeadline(let partition): return "sync deadline of \(partition)"
+        case .retention(let index): return "retention schedule #\(index)"
+        }
+    }
+}
+
+/// A sync the node started: the driver runs `batch.perform()` (fdatasync) wherever it likes and
+/// reports the result with `.syncFinished(partition, id:, result)`.
+public struct SyncJob {
+    public let partition: TopicPartition
+    public let batch: SyncBatch
+    /// The data directory of the log: the runtime runs one sync thread per data directory.
+    public let dataPath: String
+    /// When the node began the sync, and when the oldest write it covers happened (sync-cycle
+    /// statistics).
+    public let begunAt: Instant
+    public let firstWriteAt: Instant
+
+    public var id: UInt64 { batch.id }
+}
+
+/// Part of a segment file to send to a consumer as the body of a `value` answer. The driver owns
+/// `file` from here on and closes it once the bytes are sent (or the connection is gone).
+public struct FileSlice {
+    public let file: any StorageFile
+    public let position: Int64
+    public let count: Int
+}
+
+/// Facts only the process knows, asked for with `.collectProcessFacts` when a `stats` needs them.
+public struct ProcessFacts: Sendable {
+    public var pid: Int
+    public var threads: Int
+
+    public init(pid: Int, threads: Int) {
+        self.pid = pid
+        self.threads = threads
+    }
+}
+
+/// What the node tells an operator; drivers log it (runtime) or trace it (simulator).
+public enum BrokerNotice: Equatable, Sendable, CustomStringConvertible {
+    public enum Level: Sendable { case info, warning, error, critical }
+
+    /// A write or sync failed the partition's log: it refuses writes until the broker restarts.
+    case partitionFailed(TopicPartition, LogFailure)
+    /// A sync could not open its files (out of descriptors); retried every `syncRetryDelayMs`.
+    case syncPostponed(TopicPartition, StorageError)
+    /// Syncs run again after `postponed` attempts were postponed.
+    case syncsResumed(postponed: Int)
+    /// The message-id reservation could not be persisted.
+    case idReservationNotPersisted(String)
+    /// A get's segment could not be opened; the get is answered 500.
+    case segmentUnreadable(detail: String)
+    /// Retention removed (deleted or archived) these segments.
+    case retentionRemoved(TopicPartition, policy: DeletePolicy, segments: [Int64], minOffset: Int64)
+    case retentionFailed(TopicPartition, String)
+    /// The final sync of a graceful stop failed.
+    case finalSyncFailed(TopicPartition, String)
+
+    public var level: Level {
+        switch self {
+        case .partitionFailed, .finalSyncFailed, .idReservationNotPersisted: return .critical
+        case .syncPostponed: return .warning
+        case .segmentUnreadable, .retentionFailed: return .error
+        case .syncsResumed, .retentionRemoved: return .info
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .partitionFailed(let partition, let failure):
+            return "\(failure.operation.rawValue) failed: the partition refuses writes until the broker is restarted (partition \(partition): \(failure.error))"
+        case .syncPostponed(let partition, let error):
+            return "a sync of \(partition) could not start, retrying every \(PartitionLog.syncRetryDelayMs) ms: \(error)"
+        case .syncsResumed(let postponed): return "syncs run again (\(postponed) postponed)"
+        case .idReservationNotPersisted(let error): return "cannot persist the message-id reservation: \(error)"
+        case .segmentUnreadable(let detail): return "a get failed: cannot open its segment: \(detail)"
+        case .retentionRemoved(let partition, let policy, let segments, let minOffset):
+            return "retention (\(policy)) removed segments \(segments) of \(partition); it now starts at \(minOffset)"
+        case .retentionFailed(let partition, let error): return "retention of \(partition) failed: \(error)"
+        case .finalSyncFailed(let partition, let error): return "final sync failed (partition \(partition)): \(error)"
+        }
+    }
+}
+
+/// How a graceful stop ended: the partitions whose log is failed (their final sync failed, or a
+/// write or sync failed earlier), in partition order. Empty when everything written is durable.
+public struct StopReport: Sendable {
+    public var failedPartitions: [(partition: TopicPartition, failure: LogFailure)]
+    /// Puts the final syncs made durable and answered.
+    public var answeredByFinalSync: Int
+}
+
+/// What the node found when it opened its stores.
+public struct StartReport {
+    public var recoveries: [(partition: TopicPartition, report: RecoveryReport)]
+    public var notices: [OpenNotice]
+    /// Partitions of topics without their own section, and the bound on creating more.
+    public var autoCreatedPartitions: Int
+    public var maxAutoCreatedPartitions: Int
+}
+
+extension BrokerNode {
+    /// What a driver tells the node.
+    public enum Event {
+        /// Fed once after `open`: arms the retention timers.
+        case start
+        /// A connection was accepted.
+        case connectionOpened(ConnectionID)
+        /// A whole request decoded from a connection (framing errors close the connection in the
+        /// driver, as MetaQ does, §1.1; they never reach the node).
+        case request(ConnectionID, Frame)
+        case connectionClosed(ConnectionID)
+        /// The driver's batch of events is over (an event-loop tick, a simulated delivery): the
+        /// node writes what it staged, answers what needed only the write, starts due syncs.
+        case tickEnded
+        /// The sync `id` of `partition`'s log ended.
+        case syncFinished(TopicPartition, id: UInt64, Result<Void, StorageError>)
+        case timerFired(NodeTimer)
+        case processFacts(token: UInt64, ProcessFacts)
+        /// Runs retention over every partition now, as the topics' `deleteWhen` schedules would,
+        /// judging file ages at `asOfWallMs` (the simulator ages its segments this way).
+        case retentionRequested(asOfWallMs: Int64)
+        /// Graceful stop: no new sync starts, those in flight finish, a final sync makes
+        /// everything written durable and answers its puts, then connections and logs close.
+        case stopRequested
+    }
+
+    /// What the node asks its driver to do.
+    public enum Action {
+        /// Encode and buffer an answer for the connection (flushed at `.flush`).
+        case reply(ConnectionID, ResultResponse)
+        case putAnswer(ConnectionID, BrokerMachine.PutAnswer)
+        /// `value <n> <opaque>` followed by `body`.
+        case sendValue(ConnectionID, body: [UInt8], opaque: Int32)
+        /// `value <n> <opaque>` followed by the bytes of a segment file (sendfile in the runtime).
+        case sendFile(ConnectionID, FileSlice, opaque: Int32)
+        /// Hand every buffered answer to its connection now.
+        case flush
+        /// Flush what is buffered for the connection, then close it.
+        case close(ConnectionID)
+        case startSync(SyncJob)
+        case armTimer(NodeTimer, at: Instant)
+        case collectProcessFacts(token: UInt64)
+        /// A topic with no partition on this broker before got its first one (cluster mode
+        /// registers it in ZooKeeper, §3.2).
+        case registerTopic(BrokerRegistration.Topic)
+        /// A finished sync answered this many puts (sync-cycle statistics).
+        case syncAnswered(TopicPartition, count: Int)
+        case notice(BrokerNotice)
+        /// The graceful stop is complete; the node ignores every later event.
+        case stopped(StopReport)
+    }
+}

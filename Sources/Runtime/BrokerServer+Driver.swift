@@ -1,0 +1,198 @@
+import BrokerCore
+import Glibc
+import NIOCore
+import NIOPosix
+import ProtocolCore
+import StoreCore
+
+/// Carrying out the node's actions on sockets, sync threads and timers.
+extension BrokerServer {
+    func perform(_ action: BrokerNode.Action) {
+        switch action {
+        case .reply(let connection, let response): reply(response, to: connection)
+        case .putAnswer(let connection, let answer): reply(answer, to: connection)
+        case .sendValue(let connection, let body, let opaque):
+            var bytes: [UInt8] = []
+            bytes.reserveCapacity(32 + body.count)
+            ValueResponse.appendHeader(to: &bytes, bodyLength: body.count, opaque: opaque)
+            bytes.append(contentsOf: body)
+            write(bytes, to: connection)
+        case .sendFile(let connection, let slice, let opaque): send(slice, opaque: opaque, to: connection)
+        case .flush:
+            let touched = dirtyConnections
+            dirtyConnections.removeAll(keepingCapacity: true)
+            for connection in touched { flush(connection) }
+        case .close(let id):
+            guard let connection = connections[id] else { return }
+            flush(connection)
+            connection.channel.close(promise: nil)
+        case .startSync(let job): startSync(job)
+        case .armTimer(let timer, let at):
+            let delay = max(0, at.nanoseconds - Clocks.monotonic().nanoseconds)
+            loop.scheduleTask(in: .nanoseconds(delay)) {
+                if case .retention = timer { self.utcOffsetSeconds = Self.currentUTCOffsetSeconds() }
+                self.handle(.timerFired(timer))
+            }
+        case .collectProcessFacts(let token):
+            handle(.processFacts(token: token, ProcessFacts(pid: Int(getpid()), threads: Self.threadCount())))
+        case .registerTopic(let topic): onRegisterTopic?(topic)
+        case .syncAnswered(let partition, let count):
+            if let work = syncWork.removeValue(forKey: partition) { record(work, partition: partition, answered: count) }
+        case .notice(let notice): log(notice)
+        case .stopped(let report):
+            stopped?.succeed(report)
+            stopped = nil
+        }
+        if violationsLogged < node.violations.count {
+            for violation in node.violations[violationsLogged...] { logger.critical("broker invariant violated: \(violation)") }
+            violationsLogged = node.violations.count
+        }
+    }
+
+    /// Runs the sync's fdatasync on its data directory's thread; the result goes back to the node.
+    func startSync(_ job: SyncJob) {
+        let partition = job.partition
+        let begun = SyncWork(batch: job.batch, begunAt: job.begunAt, firstWriteAt: job.firstWriteAt)
+        syncQueue(for: job.dataPath).async {
+            var work = begun
+            work.startedAt = Clocks.monotonic()
+            let result = work.batch.performed()
+            work.endedAt = Clocks.monotonic()
+            self.loop.execute { [work] in
+                var arrived = work
+                arrived.arrivedAt = Clocks.monotonic()
+                self.syncWork[partition] = arrived
+                self.handle(.syncFinished(partition, id: arrived.batch.id, result))
+            }
+        }
+    }
+
+    func log(_ notice: BrokerNotice) {
+        switch notice.level {
+        case .info: logger.info("\(notice)")
+        case .warning: logger.warning("\(notice)")
+        case .error: logger.error("\(notice)")
+        case .critical: logger.critical("\(notice)")
+        }
+    }
+
+    /// Adds a finished sync to `syncStats`; warns about a very slow `fdatasync`.
+    func record(_ work: SyncWork, partition: TopicPartition, answered: Int) {
+        let flushed = Clocks.monotonic()
+        syncStats.waitForSync.record(from: work.firstWriteAt, to: work.begunAt)
+        syncStats.handOff.record(from: work.begunAt, to: work.startedAt)
+        syncStats.fsync.record(from: work.startedAt, to: work.endedAt)
+        syncStats.handBack.record(from: work.endedAt, to: work.arrivedAt)
+        if answered > 0 {
+            syncStats.answer.record(from: work.arrivedAt, to: flushed)
+            syncStats.batch.record(from: work.firstWriteAt, to: flushed, times: UInt64(answered))
+        }
+        let took = work.endedAt.nanoseconds - work.startedAt.nanoseconds
+        if took > SyncCycleStats.slowSyncWarningNanoseconds {
+            logger.warning("slow fdatasync", metadata: ["partition": "\(partition)", "ms": "\(took / 1_000_000)"])
+        }
+    }
+
+    /// Buffers a reply; the connection is flushed at the end of the tick.
+    func reply(_ response: ResultResponse, to id: ConnectionID) {
+        guard let connection = connections[id] else { return }
+        // `result <code> <length> <opaque>␍␊` (§1.2) straight into the connection's buffer.
+        connection.out.writeWithUnsafeMutableBytes(minimumWritableBytes: ResultResponse.maxHeaderBytes) { raw in
+            ResultResponse.writeHeader(to: raw.baseAddress!, code: response.code, bodyLength: response.body.count,
+                                       opaque: response.opaque)
+        }
+        connection.out.writeBytes(response.body)
+        markDirty(connection)
+    }
+
+    /// `result 200 <length> <opaque>␍␊<msgId> <partition> <offset>` encoded from the numbers
+    /// straight into the connection's buffer (the hot path of every put).
+    func reply(_ answer: BrokerMachine.PutAnswer, to id: ConnectionID) {
+        guard let connection = connections[id] else { return }
+        connection.out.writeWithUnsafeMutableBytes(
+            minimumWritableBytes: ResultResponse.maxHeaderBytes + BrokerMachine.PutAnswer.maxBodyBytes
+        ) { raw in
+            // The body is written after the longest possible header, then the header in front of
+            // it once the body's length is known, and the body moved up against it.
+            let base = raw.baseAddress!
+            let bodyStart = base + ResultResponse.maxHeaderBytes
+            let bodyLength = answer.writeBody(to: bodyStart)
+            let headerLength = ResultResponse.writeHeader(to: base, code: StatusCode.success, bodyLength: bodyLength,
+                                                          opaque: answer.opaque)
+            (base + headerLength).copyMemory(from: bodyStart, byteCount: bodyLength)
+            return headerLength + bodyLength
+        }
+        markDirty(connection)
+    }
+
+    func write(_ bytes: [UInt8], to id: ConnectionID) {
+        guard let connection = connections[id] else { return }
+        connection.out.writeBytes(bytes)
+        markDirty(connection)
+    }
+
+    func markDirty(_ connection: Connection) {
+        guard !connection.isDirty else { return }
+        connection.isDirty = true
+        dirtyConnections.append(connection)
+        scheduleEndOfTick()
+    }
+
+    /// Hands buffered replies to the channel (keeping their order with sendfile regions) and flushes.
+    func flush(_ connection: Connection) {
+        connection.isDirty = false
+        guard connection.isOpen else { return }
+        moveOutToChannel(connection)
+        connection.channel.flush()
+    }
+
+    func moveOutToChannel(_ connection: Connection) {
+        guard connection.out.readableBytes > 0 else { return }
+        let buffer = connection.out
+        connection.out = connection.channel.allocator.buffer(capacity: 4096)
+        connection.channel.write(buffer, promise: nil)
+    }
+
+
+    /// `value <n> <opaque>␍␊` and then the bytes straight from the segment file (sendfile). The
+    /// node opened the file; its descriptor goes to the region, which closes it once sent.
+    func send(_ slice: FileSlice, opaque: Int32, to id: ConnectionID) {
+        guard let connection = connections[id], let file = slice.file as? RealFile, let fd = file.takeDescriptor() else {
+            try? slice.file.close()
+            return
+        }
+        let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
+        var header: [UInt8] = []
+        ValueResponse.appendHeader(to: &header, bodyLength: slice.count, opaque: opaque)
+        let region = FileRegion(fileHandle: handle, readerIndex: Int(slice.position), endIndex: Int(slice.position) + slice.count)
+        connection.out.writeBytes(header)
+        moveOutToChannel(connection)
+        let promise = connection.channel.eventLoop.makePromise(of: Void.self)
+        promise.futureResult.assumeIsolated().whenComplete { _ in try? handle.close() }
+        connection.channel.write(region, promise: promise)
+        markDirty(connection)
+    }
+}
+
+extension BrokerServer {
+    /// The local time zone's offset from UTC now (Quartz evaluates cron in local time).
+    static func currentUTCOffsetSeconds() -> Int64 {
+        var now = time(nil)
+        var parts = tm()
+        localtime_r(&now, &parts)
+        return Int64(parts.tm_gmtoff)
+    }
+
+    /// The process's thread count from `/proc/self/status` (`Threads:` line), 0 if unreadable.
+    static func threadCount() -> Int {
+        let fd = Glibc.open("/proc/self/status", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return 0 }
+        defer { Glibc.close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 8192)
+        let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { return 0 }
+        let text = String(decoding: bytes[0..<n], as: UTF8.self)
+        let line = text.split(separator: "\n").first { $0.hasPrefix("Threads:") }
+        return line.flatMap { Int($0.dropFirst("Threads:".count).trimmingPrefix(while: { $0 == " " || $0 == "\t" })) } ?? 0
+    }
+}

@@ -61,6 +61,9 @@ public struct GroupMember: Sendable {
 
     /// Feeds one event; returns what the driver must do, in order.
     public mutating func handle(_ event: Event, now: Instant) -> [Action] {
+        var before: Holdings = [:]
+        var wasIdle = false
+        assert({ before = holdings; wasIdle = phase == .idle; return true }())
         var actions: [Action] = []
         switch event {
         case .start:
@@ -82,6 +85,7 @@ public struct GroupMember: Sendable {
         }
         expire(now, &actions)
         if let at = wakeUp.request(nextDeadline, now: now) { actions.append(.scheduleTick(at: at)) }
+        checkInvariants(before: before, wasIdle: wasIdle)
         return actions
     }
 

@@ -78,23 +78,23 @@ extension GroupMember {
     // MARK: reading (§3.4 step 6)
 
     /// Reads the stored offsets of the held partitions this member is to fetch and has not read yet.
-    mutating func startLoads(_ actions: inout [Action]) {
-        phase = .rebalancing(.loadingOffsets)
-        let slots = sortedSlots { slot, holding in
-            !holding.loaded && round.desired[slot.topic]?.contains(slot.partition) == true
-        }
+    mutating func startLoads(_ plan: Plan, _ actions: inout [Action]) {
+        round.step = .loadingOffsets(plan, awaitingLoads: [:])
+        let slots = sortedSlots { slot, holding in !holding.loaded && plan.isDesired(slot) }
         switch settings.offsetStorage {
         case .zooKeeper:
             for slot in slots {
                 submit(.getData(path: offsetPath(slot), watch: false), .loadOffset(slot), .round, &actions)
             }
         case .external:
+            var awaitingLoads: [String: Set<BrokerPartition>] = [:]
             for topic in settings.topics {
                 let partitions = slots.filter { $0.topic == topic }.map(\.partition)
                 guard !partitions.isEmpty else { continue }
-                round.awaitingLoads[topic] = Set(partitions)
+                awaitingLoads[topic] = Set(partitions)
                 actions.append(.loadOffsets(topic: topic, partitions))
             }
+            round.step = .loadingOffsets(plan, awaitingLoads: awaitingLoads)
         }
     }
 
@@ -114,9 +114,11 @@ extension GroupMember {
     /// External storage's answer. Only the partitions asked for in this attempt are taken.
     mutating func offsetsLoaded(_ topic: String, _ offsets: [BrokerPartition: StoredOffset], _ now: Instant,
                                 _ actions: inout [Action]) {
-        guard phase == .rebalancing(.loadingOffsets), let asked = round.awaitingLoads.removeValue(forKey: topic) else {
+        guard case .rebalancing(let round) = phase, case .loadingOffsets(let plan, var awaitingLoads) = round.step,
+              let asked = awaitingLoads.removeValue(forKey: topic) else {
             return
         }
+        self.round.step = .loadingOffsets(plan, awaitingLoads: awaitingLoads)
         for partition in asked.sorted() {
             loaded(Slot(topic: topic, partition: partition), offsets[partition])
         }

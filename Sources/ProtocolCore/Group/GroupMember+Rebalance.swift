@@ -4,10 +4,9 @@
 extension GroupMember {
     // MARK: reading (§3.4 step 2, step 7)
 
-    mutating func startRound(_ actions: inout [Action]) {
-        phase = .rebalancing(.reading)
-        dirty = false
-        round = Round()
+    /// Starts an attempt; `failedAttempts` is how many of this series failed before it.
+    mutating func startRound(failedAttempts: Int, _ actions: inout [Action]) {
+        phase = .rebalancing(Round(failedAttempts: failedAttempts))
         counters.rebalanceAttempts += 1
         let layout = settings.layout
         submit(.getChildren(path: layout.consumerIdsPath(settings.group), watch: true), .consumerIds, .round, &actions)
@@ -22,15 +21,15 @@ extension GroupMember {
         let layout = settings.layout
         switch (purpose, reply) {
         case (.consumerIds, .children(let names)):
-            round.consumerIds = names.sorted(by: RebalanceStrategy.precedes)
-            for id in round.consumerIds {
+            round.reads.consumerIds = names.sorted(by: RebalanceStrategy.precedes)
+            for id in round.reads.consumerIds {
                 submit(.getData(path: layout.consumerIdPath(settings.group, id), watch: false), .consumerData(id), .round, &actions)
             }
         case (.consumerData(let id), .data(let bytes)):
-            round.consumerTopics[id] = String(decoding: bytes ?? [], as: UTF8.self)
+            round.reads.consumerTopics[id] = String(decoding: bytes ?? [], as: UTF8.self)
                 .split(separator: ",").map { String($0).trimmingWhitespace }
         case (.topicChildren(let topic, _), .children(let names)):
-            round.topicChildren[topic] = [:]
+            round.reads.topicChildren[topic] = [:]
             for name in names.sorted() {
                 submit(.getData(path: layout.topicSubPath(topic) + "/" + name, watch: false),
                        .topicChild(topic, name: name), .round, &actions)
@@ -41,19 +40,19 @@ extension GroupMember {
             submit(.getChildren(path: layout.topicSubPath(topic), watch: true), .topicChildren(topic, retried: true), .round, &actions)
         case (.topicChild(let topic, let name), .data(let bytes)):
             if let registration = TopicRegistration(json: String(decoding: bytes ?? [], as: UTF8.self)) {
-                round.topicChildren[topic, default: [:]][name] = registration
+                round.reads.topicChildren[topic, default: [:]][name] = registration
             }
         case (.brokerIds, .children(let names)):
             for id in names.compactMap({ Int($0) }).sorted() {
                 submit(.getData(path: layout.masterPath(id), watch: true), .master(id), .round, &actions)
             }
         case (.master(let id), .data(let bytes)):
-            round.masters[id] = String(decoding: bytes ?? [], as: UTF8.self)
+            round.reads.masters[id] = String(decoding: bytes ?? [], as: UTF8.self)
         case (.master(let id), .failed(.noNode)):
             // A getData watch is not set on a missing node; `exists` sets one for its creation.
             submit(.exists(path: layout.masterPath(id), watch: true), .masterExists(id), .round, &actions)
         case (.masterExists, .exists(let present)):
-            if present { dirty = true }  // the master came back between the two reads
+            if present { round.dirty = true }  // the master came back between the two reads
         case (.consumerIds, .failed(.noNode)), (.brokerIds, .failed(.noNode)),
              (.consumerData, .failed(.noNode)), (.topicChild, .failed(.noNode)):
             // Gone between the listing and the read: the watch set by the listing reports it.
@@ -66,57 +65,58 @@ extension GroupMember {
     // MARK: deciding (§3.4 steps 2–4)
 
     /// Computes every topic's share; a member that is not (or no longer) in the group registers first.
-    mutating func plan(_ now: Instant, _ actions: inout [Action]) {
+    mutating func plan(_ reads: Reads, _ now: Instant, _ actions: inout [Action]) {
         let me = settings.consumerId
-        guard round.consumerIds.contains(me), round.consumerTopics[me] != nil else {
-            startRegistration(&actions)
+        guard reads.consumerIds.contains(me), reads.consumerTopics[me] != nil else {
+            startRegistration(failedAttempts: round.failedAttempts, &actions)
             return
         }
-        let members = round.consumerIds.compactMap { id in round.consumerTopics[id].map { (id: id, topics: $0) } }
+        let members = reads.consumerIds.compactMap { id in reads.consumerTopics[id].map { (id: id, topics: $0) } }
+        var plan = Plan()
         for topic in settings.topics {
-            let children = (round.topicChildren[topic] ?? [:]).sorted { $0.key < $1.key }
+            let children = (reads.topicChildren[topic] ?? [:]).sorted { $0.key < $1.key }
                 .map { (name: $0.key, registration: $0.value) }
             let partitions = RebalanceStrategy.partitionStrings(topicSubChildren: children)
             let consumers = RebalanceStrategy.consumers(subscribedTo: topic, in: members)
             let mine = settings.strategy.assign(partitions: partitions, consumers: consumers, me: me)
             var uris: [Int: String] = [:]
             for partition in partitions.compactMap(BrokerPartition.init) {
-                if let uri = round.masters[partition.brokerId], !uri.isEmpty { uris[partition.brokerId] = uri }
+                if let uri = reads.masters[partition.brokerId], !uri.isEmpty { uris[partition.brokerId] = uri }
             }
-            round.views[topic] = TopicView(consumers: consumers, partitions: partitions, brokerURIs: uris)
-            round.desired[topic] = Set(mine.compactMap(BrokerPartition.init))
+            plan.views[topic] = TopicView(consumers: consumers, partitions: partitions, brokerURIs: uris)
+            plan.desired[topic] = Set(mine.compactMap(BrokerPartition.init))
         }
-        startReleases(&actions)
+        startReleases(plan, &actions)
     }
 
     // MARK: applying (§3.4 step 5)
 
     /// Partitions no longer mine: stop fetching, then write their offsets. Their owner nodes go
     /// only after the writes were answered, so the next owner reads the final offset.
-    private mutating func startReleases(_ actions: inout [Action]) {
-        phase = .rebalancing(.committingReleases)
-        round.releases = sortedSlots { slot, _ in round.desired[slot.topic]?.contains(slot.partition) != true }
-        for slot in round.releases where holdings[slot.topic]?[slot.partition]?.fetchingFrom != nil {
+    private mutating func startReleases(_ plan: Plan, _ actions: inout [Action]) {
+        let releases = sortedSlots { slot, _ in !plan.isDesired(slot) }
+        round.step = .committingReleases(plan, releases: releases)
+        for slot in releases where holdings[slot.topic]?[slot.partition]?.fetchingFrom != nil {
             holdings[slot.topic]?[slot.partition]?.fetchingFrom = nil
             actions.append(.stopFetching(topic: slot.topic, partition: slot.partition))
         }
-        commit(round.releases.filter { holdings[$0.topic]?[$0.partition]?.isModified == true }, .round, &actions)
+        commit(releases.filter { holdings[$0.topic]?[$0.partition]?.isModified == true }, .round, &actions)
     }
 
-    mutating func startClaims(_ actions: inout [Action]) {
-        phase = .rebalancing(.claiming)
-        for slot in round.releases {
+    mutating func startClaims(_ plan: Plan, _ releases: [Slot], _ actions: inout [Action]) {
+        round.step = .claiming(plan, Claims())
+        for slot in releases {
             submit(.delete(path: ownerPath(slot)), .releaseOwner(slot), .round, &actions)
         }
         for slot in suspects.sorted() {
-            if round.desired[slot.topic]?.contains(slot.partition) == true {
+            if plan.isDesired(slot) {
                 suspects.remove(slot)  // claimed below: a node with my id is replaced by this session's
             } else {
                 submit(.getData(path: ownerPath(slot), watch: false), .verifySuspect(slot), .round, &actions)
             }
         }
         for topic in settings.topics {
-            for partition in (round.desired[topic] ?? []).sorted() where holdings[topic]?[partition] == nil {
+            for partition in (plan.desired[topic] ?? []).sorted() where holdings[topic]?[partition] == nil {
                 let slot = Slot(topic: topic, partition: partition)
                 submit(claimRequest(slot), .claim(slot, retried: false), .round, &actions)
             }
@@ -166,7 +166,7 @@ extension GroupMember {
             break
         default:
             suspect(slot)
-            if phase == .idle { startRound(&actions) }
+            if phase == .idle { startRound(failedAttempts: 0, &actions) }
         }
     }
 
@@ -197,7 +197,7 @@ extension GroupMember {
             submit(claimRequest(slot), .reclaim(slot), .round, &actions)
         case .data, .failed(.noNode):
             // Held by another, or just released: either way the attempt lost the race.
-            round.conflict = true
+            round.claims.conflict = true
             counters.claimConflicts += 1
         default:
             suspect(slot)
@@ -212,7 +212,7 @@ extension GroupMember {
         case .created:
             take(slot)
         case .failed(.nodeExists):
-            round.conflict = true
+            round.claims.conflict = true
             counters.claimConflicts += 1
         default:
             suspect(slot)
@@ -222,12 +222,12 @@ extension GroupMember {
 
     private mutating func take(_ slot: Slot) {
         holdings[slot.topic, default: [:]][slot.partition] = Holding()
-        round.claimedNow.append(slot)
+        round.claims.claimedNow.append(slot)
     }
 
     /// Releases every claim of this attempt (so members waiting for them can proceed) and waits.
-    mutating func resolveConflict(_ now: Instant, _ actions: inout [Action]) {
-        for slot in round.claimedNow.sorted() {
+    mutating func resolveConflict(_ claims: Claims, _ now: Instant, _ actions: inout [Action]) {
+        for slot in claims.claimedNow.sorted() {
             holdings[slot.topic]?[slot.partition] = nil
             submit(.delete(path: ownerPath(slot)), .unclaim(slot), .cleanup, &actions)
         }
@@ -252,14 +252,13 @@ extension GroupMember {
     }
 
     private mutating func attemptFailed(_ now: Instant, _ actions: inout [Action]) {
-        failedAttempts += 1
+        let failedAttempts = round.failedAttempts + 1
         if failedAttempts >= settings.maxClaimRetries {
             actions.append(.rebalanceFailed(attempts: failedAttempts))
             counters.rebalanceFailures += 1
-            failedAttempts = 0
-            phase = .waiting(until: now.adding(milliseconds: settings.retryAfterFailureMs), then: .rebalance)
+            phase = .waiting(until: now.adding(milliseconds: settings.retryAfterFailureMs), then: .rebalance(failedAttempts: 0))
         } else {
-            phase = .waiting(until: now.adding(milliseconds: settings.syncTimeMs), then: .rebalance)
+            phase = .waiting(until: now.adding(milliseconds: settings.syncTimeMs), then: .rebalance(failedAttempts: failedAttempts))
         }
     }
 
@@ -267,11 +266,11 @@ extension GroupMember {
 
     /// Every held partition fetches from its broker's master once its offset is known; kept
     /// partitions go on untouched unless the URI changed. Then the attempt is complete.
-    mutating func finishRound(_ actions: inout [Action]) {
+    mutating func finishRound(_ plan: Plan, dirty: Bool, _ actions: inout [Action]) {
         phase = .idle
         for slot in sortedSlots() {
             guard var holding = holdings[slot.topic]?[slot.partition] else { continue }
-            let uri = holding.loaded ? round.views[slot.topic]?.brokerURIs[slot.partition.brokerId] : nil
+            let uri = holding.loaded ? plan.views[slot.topic]?.brokerURIs[slot.partition.brokerId] : nil
             guard holding.fetchingFrom != uri else { continue }
             if holding.fetchingFrom != nil {
                 actions.append(.stopFetching(topic: slot.topic, partition: slot.partition))
@@ -283,13 +282,12 @@ extension GroupMember {
             holding.fetchingFrom = uri
             holdings[slot.topic]?[slot.partition] = holding
         }
-        for topic in settings.topics where round.views[topic] != applied[topic] {
+        for topic in settings.topics where plan.views[topic] != applied[topic] {
             actions.append(.rebalanced(topic: topic, owned: (holdings[topic] ?? [:]).keys.sorted()))
         }
-        applied = round.views
+        applied = plan.views
         counters.rebalances += 1
-        failedAttempts = 0
-        if dirty { startRound(&actions) }
+        if dirty { startRound(failedAttempts: 0, &actions) }
     }
 
     /// Where fetching (re)starts: the in-memory offset, else §3.4 step 6's default.

@@ -39,14 +39,8 @@ public struct GroupMember: Sendable {
     /// Requests awaiting their reply, by tag.
     var pending: [UInt64: Pending] = [:]
     var nextTag: UInt64 = 1
-    /// The attempt under way (or the last one).
-    var round = Round()
     /// What each topic looked like when it was last applied successfully.
     var applied: [String: TopicView] = [:]
-    /// Attempts in a row that ended in a conflict or a failure.
-    var failedAttempts = 0
-    /// A watch fired since the current reads began: one more rebalance is due.
-    var dirty = false
     /// When the modified offsets are written next (nil: none modified).
     var commitDue: Instant?
     var wakeUp = WakeUp()
@@ -67,10 +61,13 @@ public struct GroupMember: Sendable {
 
     /// Feeds one event; returns what the driver must do, in order.
     public mutating func handle(_ event: Event, now: Instant) -> [Action] {
+        var before: Holdings = [:]
+        var wasIdle = false
+        assert({ before = holdings; wasIdle = phase == .idle; return true }())
         var actions: [Action] = []
         switch event {
         case .start:
-            if phase == .notStarted { startRegistration(&actions) }
+            if phase == .notStarted { startRegistration(failedAttempts: 0, &actions) }
         case .coordination(.reply(let tag, let reply)):
             receive(reply, tag: tag, now, &actions)
         case .coordination(.watch(let watch)):
@@ -88,6 +85,7 @@ public struct GroupMember: Sendable {
         }
         expire(now, &actions)
         if let at = wakeUp.request(nextDeadline, now: now) { actions.append(.scheduleTick(at: at)) }
+        checkInvariants(before: before, wasIdle: wasIdle)
         return actions
     }
 
@@ -151,8 +149,9 @@ public struct GroupMember: Sendable {
     mutating func failed(_ scope: Scope, _ now: Instant, _ actions: inout [Action]) {
         switch scope {
         case .registration:
+            guard case .registering(let failedAttempts) = phase else { preconditionFailure("registration failed in \(phase)") }
             pending = pending.filter { $0.value.scope != .registration }
-            phase = .waiting(until: now.adding(milliseconds: settings.syncTimeMs), then: .register)
+            phase = .waiting(until: now.adding(milliseconds: settings.syncTimeMs), then: .register(failedAttempts: failedAttempts))
         case .round:
             abortRound(now, &actions)
         case .commit:
@@ -170,11 +169,15 @@ public struct GroupMember: Sendable {
     mutating func advance(_ now: Instant, _ actions: inout [Action]) {
         while isStepDone {
             switch phase {
-            case .registering: startRound(&actions)
-            case .rebalancing(.reading): plan(now, &actions)
-            case .rebalancing(.committingReleases): startClaims(&actions)
-            case .rebalancing(.claiming): round.conflict ? resolveConflict(now, &actions) : startLoads(&actions)
-            case .rebalancing(.loadingOffsets): finishRound(&actions)
+            case .registering(let failedAttempts): startRound(failedAttempts: failedAttempts, &actions)
+            case .rebalancing(let round):
+                switch round.step {
+                case .reading(let reads): plan(reads, now, &actions)
+                case .committingReleases(let plan, let releases): startClaims(plan, releases, &actions)
+                case .claiming(let plan, let claims):
+                    claims.conflict ? resolveConflict(claims, now, &actions) : startLoads(plan, &actions)
+                case .loadingOffsets(let plan, _): finishRound(plan, dirty: round.dirty, &actions)
+                }
             case .closing(.committing): deleteForClose(&actions)
             case .closing(.deleting):
                 holdings = [:]
@@ -189,8 +192,8 @@ public struct GroupMember: Sendable {
         let scope: Scope
         switch phase {
         case .registering: scope = .registration
-        case .rebalancing(let step):
-            if step == .loadingOffsets && !round.awaitingLoads.isEmpty { return false }
+        case .rebalancing(let round):
+            if case .loadingOffsets(_, let awaitingLoads) = round.step, !awaitingLoads.isEmpty { return false }
             scope = .round
         case .closing: scope = .closing
         case .notStarted, .waiting, .idle, .sessionExpired, .closed: return false
@@ -200,8 +203,9 @@ public struct GroupMember: Sendable {
 
     // MARK: registration (§3.4 step 1)
 
-    mutating func startRegistration(_ actions: inout [Action]) {
-        phase = .registering
+    /// Registers; `failedAttempts` of the current series carry over to the attempt that follows.
+    mutating func startRegistration(failedAttempts: Int, _ actions: inout [Action]) {
+        phase = .registering(failedAttempts: failedAttempts)
         submit(registrationRequest, .register(recreate: false, retried: false), .registration, &actions)
     }
 
@@ -238,8 +242,11 @@ public struct GroupMember: Sendable {
     private mutating func watchFired(_ watch: WatchEvent, _ now: Instant, _ actions: inout [Action]) {
         guard isWatched(watch.path) else { return }
         switch phase {
-        case .idle: startRound(&actions)
-        case .registering, .rebalancing, .waiting: dirty = true
+        case .idle: startRound(failedAttempts: 0, &actions)
+        case .rebalancing: round.dirty = true
+        case .registering, .waiting:
+            // The attempt that follows begins its reads (and sets its watches) after this change.
+            break
         case .notStarted, .sessionExpired, .closing, .closed: break
         }
     }
@@ -256,7 +263,7 @@ public struct GroupMember: Sendable {
         case .connecting:
             break
         case .connected:
-            if phase == .sessionExpired { startRegistration(&actions) }
+            if phase == .sessionExpired { startRegistration(failedAttempts: 0, &actions) }
         case .expired:
             sessionExpired(&actions)
         }
@@ -282,9 +289,6 @@ public struct GroupMember: Sendable {
         suspects = []
         pending = [:]
         applied = [:]
-        round = Round()
-        dirty = false
-        failedAttempts = 0
         commitDue = nil
         phase = .sessionExpired
     }
@@ -342,8 +346,8 @@ public struct GroupMember: Sendable {
     private mutating func expire(_ now: Instant, _ actions: inout [Action]) {
         if case .waiting(let until, let next) = phase, until <= now {
             switch next {
-            case .register: startRegistration(&actions)
-            case .rebalance: startRound(&actions)
+            case .register(let failedAttempts): startRegistration(failedAttempts: failedAttempts, &actions)
+            case .rebalance(let failedAttempts): startRound(failedAttempts: failedAttempts, &actions)
             }
         }
         if let due = commitDue, due <= now, isMember {

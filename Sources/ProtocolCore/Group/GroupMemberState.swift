@@ -2,12 +2,17 @@
 // what it holds.
 
 extension GroupMember {
+    /// Each phase carries the data that only has meaning in it: a rebalance attempt's reads,
+    /// plan and claims live in `.rebalancing`'s `Round`, and the count of failed attempts in a
+    /// row lives in the phases of a series of attempts (registering, rebalancing, waiting), so
+    /// none of it can outlive the attempt or the series.
     enum Phase: Equatable {
         case notStarted
-        /// Creating the ids node.
-        case registering
-        /// A rebalance attempt at `step`; `round` holds its data.
-        case rebalancing(RoundStep)
+        /// Creating the ids node; `failedAttempts` of the current series so far (a member that
+        /// found itself out of the group registers again mid-series).
+        case registering(failedAttempts: Int)
+        /// A rebalance attempt.
+        case rebalancing(Round)
         /// Before the next attempt (after a conflict or a failure).
         case waiting(until: Instant, then: Retry)
         /// Registered, balanced, waiting for a watch.
@@ -18,18 +23,61 @@ extension GroupMember {
         case closed
     }
 
-    enum RoundStep: Equatable {
-        /// Reading the group, the topics' partitions and the brokers.
-        case reading
-        /// Writing the offsets of partitions given up, before their owner nodes go.
-        case committingReleases
-        /// Deleting the owner nodes given up and creating the new ones.
-        case claiming
-        /// Reading the offsets of newly held partitions.
-        case loadingOffsets
+    /// One rebalance attempt (§3.4 steps 2–7): what it read, decided and did so far.
+    struct Round: Equatable {
+        /// Attempts of this series that failed before this one (`< maxClaimRetries`).
+        var failedAttempts: Int
+        /// A watch fired since this attempt's reads began: one more attempt is due after it.
+        var dirty = false
+        var step: RoundStep = .reading(Reads())
+
+        init(failedAttempts: Int) { self.failedAttempts = failedAttempts }
     }
 
-    enum Retry: Equatable { case register, rebalance }
+    enum RoundStep: Equatable {
+        /// Reading the group, the topics' partitions and the brokers.
+        case reading(Reads)
+        /// Writing the offsets of `releases` (held partitions the plan gives up), before their
+        /// owner nodes go.
+        case committingReleases(Plan, releases: [Slot])
+        /// Deleting the owner nodes given up and creating the new ones.
+        case claiming(Plan, Claims)
+        /// Reading the offsets of newly held partitions; external storage: the topics whose
+        /// `.offsetsLoaded` is awaited, with the partitions asked for.
+        case loadingOffsets(Plan, awaitingLoads: [String: Set<BrokerPartition>])
+    }
+
+    /// What the reads of an attempt returned so far.
+    struct Reads: Equatable {
+        var consumerIds: [String] = []
+        var consumerTopics: [String: [String]] = [:]
+        var topicChildren: [String: [String: TopicRegistration]] = [:]
+        var masters: [Int: String] = [:]
+    }
+
+    /// What an attempt decided from its reads.
+    struct Plan: Equatable {
+        /// Each subscribed topic as the reads saw it.
+        var views: [String: TopicView] = [:]
+        /// This member's share of each subscribed topic.
+        var desired: [String: Set<BrokerPartition>] = [:]
+
+        func isDesired(_ slot: Slot) -> Bool { desired[slot.topic]?.contains(slot.partition) == true }
+    }
+
+    /// The claims of an attempt.
+    struct Claims: Equatable {
+        /// Owner nodes this attempt created (or found to be its own already).
+        var claimedNow: [Slot] = []
+        /// A claim found another consumer's node: the attempt fails once its requests are answered.
+        var conflict = false
+    }
+
+    /// What comes after `.waiting`, with the failed attempts of the series so far.
+    enum Retry: Equatable {
+        case register(failedAttempts: Int)
+        case rebalance(failedAttempts: Int)
+    }
 
     enum ClosingStep: Equatable { case committing, deleting }
 
@@ -114,20 +162,59 @@ extension GroupMember {
         var brokerURIs: [Int: String]
     }
 
-    /// What one attempt read and decided.
-    struct Round {
-        var consumerIds: [String] = []
-        var consumerTopics: [String: [String]] = [:]
-        var topicChildren: [String: [String: TopicRegistration]] = [:]
-        var masters: [Int: String] = [:]
-        var views: [String: TopicView] = [:]
-        var desired: [String: Set<BrokerPartition>] = [:]
-        /// Held partitions this attempt gives up.
-        var releases: [Slot] = []
-        /// Owner nodes this attempt created (or found to be its own already).
-        var claimedNow: [Slot] = []
-        var conflict = false
-        /// External storage: topics whose `.offsetsLoaded` is awaited, with the partitions asked for.
-        var awaitingLoads: [String: Set<BrokerPartition>] = [:]
+}
+
+extension GroupMember {
+    /// The attempt under way: only `.rebalancing` has one, and asking for it in any other phase
+    /// is a bug in the member.
+    var round: Round {
+        get {
+            guard case .rebalancing(let round) = phase else { preconditionFailure("no rebalance attempt in \(phase)") }
+            return round
+        }
+        _modify {
+            guard case .rebalancing(var round) = phase else { preconditionFailure("no rebalance attempt in \(phase)") }
+            phase = .idle  // drops the phase's reference, so the round's collections are changed in place
+            defer { phase = .rebalancing(round) }
+            yield &round
+        }
+    }
+}
+
+extension GroupMember.Round {
+    /// The reads so far: only while reading.
+    var reads: GroupMember.Reads {
+        get {
+            guard case .reading(let reads) = step else { preconditionFailure("no reads in \(step)") }
+            return reads
+        }
+        _modify {
+            guard case .reading(var reads) = step else { preconditionFailure("no reads in \(step)") }
+            step = .reading(GroupMember.Reads())
+            defer { step = .reading(reads) }
+            yield &reads
+        }
+    }
+
+    /// The claims so far: only while claiming.
+    var claims: GroupMember.Claims {
+        get {
+            guard case .claiming(_, let claims) = step else { preconditionFailure("no claims in \(step)") }
+            return claims
+        }
+        _modify {
+            guard case .claiming(let plan, var claims) = step else { preconditionFailure("no claims in \(step)") }
+            step = .claiming(plan, GroupMember.Claims())
+            defer { step = .claiming(plan, claims) }
+            yield &claims
+        }
+    }
+
+    /// The plan, once the reads are done.
+    var plan: GroupMember.Plan? {
+        switch step {
+        case .reading: return nil
+        case .committingReleases(let plan, _), .claiming(let plan, _), .loadingOffsets(let plan, _): return plan
+        }
     }
 }

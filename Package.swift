@@ -31,16 +31,18 @@ let package = Package(
         // Pure: wire codec, record format, CRC32, message ids.
         .target(
             name: "ProtocolCore",
-            dependencies: [.product(name: "DequeModule", package: "swift-collections")]
+            dependencies: [.product(name: "DequeModule", package: "swift-collections")],
+            exclude: ["README.md"]
         ),
         // Pure logic over the `Storage` interface: partition log, flush policy, recovery, retention, cron.
         .target(
             name: "StoreCore",
-            dependencies: ["ProtocolCore", .product(name: "DequeModule", package: "swift-collections")]
+            dependencies: ["ProtocolCore", .product(name: "DequeModule", package: "swift-collections")],
+            exclude: ["README.md"]
         ),
         // Pure: the broker node — machine, stores and commit pipeline as one events-in, actions-out
         // value that the runtime and the simulator both drive (DESIGN.md §4).
-        .target(name: "BrokerCore", dependencies: ["ProtocolCore", "StoreCore"]),
+        .target(name: "BrokerCore", dependencies: ["ProtocolCore", "StoreCore"], exclude: ["README.md"]),
         // zlib, for the zip archiver of retention (`archive,<age>,true`) and the CRC32 comparison benchmark.
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         // The ZooKeeper C client (libzookeeper_mt), for the Runtime's coordination session.
@@ -54,7 +56,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            exclude: ["README.md"]
         ),
         // metaq-server: argument parsing and wiring only; the broker links jemalloc.
         .executableTarget(
@@ -64,11 +67,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["README.md"],
             linkerSettings: [.linkedLibrary("jemalloc")]
         ),
         // The deterministic simulator: seeded PRNG, SimDisk with power loss, the simulated network,
         // broker/producer/consumer drivers of the production machines, faults and checkers.
-        .target(name: "Sim", dependencies: ["ProtocolCore", "StoreCore", "BrokerCore"]),
+        .target(name: "Sim", dependencies: ["ProtocolCore", "StoreCore", "BrokerCore"], exclude: ["README.md"]),
 
         // The Swift client library: producers, consumer groups, over Runtime's sockets and ZooKeeper.
         .target(
@@ -78,7 +82,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            exclude: ["README.md"]
         ),
 
         // metaq: produce, consume, stats, cluster over the MetaQ wire and ZooKeeper.
@@ -88,16 +93,18 @@ let package = Package(
                 "Runtime", "ProtocolCore", "StoreCore", "MetaQClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
-            ]
+            ],
+            exclude: ["README.md"]
         ),
         // metaq-sim: the simulator's command line (--seed, --sweep, --trace, --canary).
         .executableTarget(
             name: "MetaQSim",
-            dependencies: ["Sim", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Sim", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            exclude: ["README.md"]
         ),
         // Fuzz targets (frames through the broker machine, server.ini, recovery) and their
         // libFuzzer binary (scripts/fuzz.sh); the tests replay the corpus through the library.
-        .target(name: "FuzzTargets", dependencies: ["ProtocolCore", "StoreCore", "Sim"], path: "Fuzz/FuzzTargets"),
+        .target(name: "FuzzTargets", dependencies: ["ProtocolCore", "StoreCore", "BrokerCore", "Sim"], path: "Fuzz/FuzzTargets"),
         .executableTarget(name: "MetaQFuzz", dependencies: ["FuzzTargets"], path: "Fuzz/MetaQFuzz"),
         .executableTarget(
             name: "MicroBench",
@@ -107,6 +114,7 @@ let package = Package(
 
         .testTarget(name: "ProtocolCoreTests", dependencies: ["ProtocolCore", "Sim"]),
         .testTarget(name: "StoreCoreTests", dependencies: ["StoreCore", "Sim"]),
+        .testTarget(name: "BrokerCoreTests", dependencies: ["BrokerCore", "ProtocolCore", "StoreCore", "Sim"]),
         // Spawning and reaping child processes for the tests (posix_spawn, by pid); not a product.
         .target(name: "ProcessHarness", path: "Tests/ProcessHarness"),
         .testTarget(

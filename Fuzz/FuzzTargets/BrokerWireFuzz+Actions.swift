@@ -1,58 +1,46 @@
+import BrokerCore
 import ProtocolCore
 import Sim
 import StoreCore
 
-/// The broker machine's actions, carried out at once against the in-memory stores.
+/// The node's actions, carried out at once against the in-memory disk, with the checks on what
+/// leaves the broker.
 extension BrokerWireFuzz.Driver {
-    mutating func perform(_ action: BrokerMachine.Action) {
+    mutating func perform(_ action: BrokerNode.Action) {
         switch action {
-        case .append(let token, let partition, let record): append(token, partition, record)
-        case .read(let token, let partition, let offset, let maxBytes):
-            let (read, slice) = stores.read(partition, offset: offset, maxBytes: maxBytes)
-            if let slice {
-                precondition(slice.count <= maxBytes && slice.count > 0, "slice of \(slice.count) for \(maxBytes)")
-            }
-            handle(.read(token: token, read))
-        case .readBytes(let token, let partition, let offset, let maxBytes):
-            handle(.read(token: token, stores.readBytes(partition, offset: offset, maxBytes: maxBytes)))
-        case .nearestOffset(let token, let partition, let offset):
-            handle(.nearestOffset(token: token, stores.log(partition)?.nearestOffset(offset) ?? 0))
-        case .putAnswer(_, let answer):
+        case .putAnswer(let connection, let answer):
             precondition(answer.offset >= 0, "a put answered with offset \(answer.offset)")
             putAnswers += 1
+            let key = PutKey(connection: connection.raw, opaque: answer.opaque)
+            guard let candidates = puts[key], !candidates.isEmpty else {
+                preconditionFailure("an answer to a put never sent: \(key)")
+            }
+            acknowledged.append(BrokerWireFuzz.Acknowledged(partition: answer.partition, offset: answer.offset,
+                                                            candidates: candidates))
         case .reply(_, let response):
             // Every answer must encode into a frame the decoder reads back.
             var decoder = FrameDecoder()
             decoder.feed(Frame.result(response).encoded())
             precondition((try? decoder.next()) == .result(response), "an answer does not round-trip: \(response)")
-        case .persistIdReservation(let reservation):
-            do { try IdReservationFile.save(reservation, storage: disk, dataPath: BrokerWireFuzz.dataPath) } catch {
-                preconditionFailure("cannot persist the id reservation on the in-memory disk: \(error)")
+        case .sendFile(_, let slice, _):
+            precondition(slice.count > 0, "an empty slice")
+            do {
+                let bytes = try slice.file.read(at: slice.position, count: slice.count)
+                precondition(bytes.count == slice.count, "a short slice")
+                try slice.file.close()
+            } catch {
+                preconditionFailure("a slice the node handed out cannot be read: \(error)")
             }
-        case .collectStats(let token, _):
-            handle(.statsCollected(token: token, stores.statsSnapshot(pid: 1, uptimeSeconds: 1, threads: 1,
-                                                                      currentConnections: decoders.count, configChecksum: 0)))
-        case .sendSlice, .sendBytes, .sendConfigFile, .close:
+        case .startSync(let job):
+            handle(.syncFinished(job.partition, id: job.id, job.batch.performed()))
+        case .collectProcessFacts(let token):
+            handle(.processFacts(token: token, ProcessFacts(pid: 1, threads: 1)))
+        case .notice(let notice):
+            // The in-memory disk never fails: a failure is a bug the bytes found.
+            if case .partitionFailed = notice { preconditionFailure("\(notice)") }
+        case .sendValue, .flush, .close, .armTimer, .registerTopic, .syncAnswered, .stopped:
             break
         }
-    }
-
-    /// Appends and syncs at once; the put is acknowledged only if the sync covered it.
-    mutating func append(_ token: UInt64, _ partition: TopicPartition, _ record: BrokerMachine.AppendRecord) {
-        let result: Result<Int64, BrokerMachine.StoreFailure>
-        do {
-            let log = try stores.logCreatingIfNeeded(partition, now: .zero)
-            let outcome = try log.append(msgId: record.msgId, flag: record.flag, payload: record.payload,
-                                         ticket: token, now: .zero)
-            let synced = try log.syncNow(now: .zero)
-            precondition(outcome.acknowledged || synced.contains(token), "a synced append was not acknowledged")
-            acknowledged.append(BrokerWireFuzz.Acknowledged(partition: partition, offset: outcome.offset,
-                                                            payload: record.payload))
-            result = .success(outcome.offset)
-        } catch {
-            result = .failure(.init("\(error)"))
-        }
-        handle(.appended(token: token, result))
     }
 
     /// Every file lies in the data directory: the id reservation, or a file of a partition
@@ -76,26 +64,23 @@ extension BrokerWireFuzz.Driver {
         }
     }
 
-    /// A crash (what was synced stays), recovery, and every acknowledged put is read back.
+    /// A crash after the stop (what was synced stays), recovery, and every acknowledged put is read back.
     mutating func checkAcknowledgedPutsSurviveARestart() {
-        stores.closeAll()
         disk.crash()
-        let reopened = PartitionStores(storage: disk, config: stores.config, defaultDataPath: BrokerWireFuzz.dataPath)
+        let reopened = PartitionStores(storage: disk, config: node.config, defaultDataPath: BrokerWireFuzz.dataPath)
         do { _ = try reopened.openAll(now: .zero) } catch {
             preconditionFailure("the stores do not open after a crash: \(error)")
         }
         for put in acknowledged {
-            guard let log = reopened.log(put.partition) else {
-                preconditionFailure("acknowledged partition \(put.partition) is gone after a restart")
+            let found = put.candidates.contains { candidate in
+                guard let log = reopened.log(TopicPartition(candidate.topic, put.partition)) else { return false }
+                let wanted = Record.headerSize + candidate.payload.count
+                guard let record = try? log.readBytes(offset: put.offset, maxBytes: wanted), record.count == wanted else {
+                    return false
+                }
+                return Array(record[Record.headerSize...]) == candidate.payload
             }
-            let wanted = Record.headerSize + put.payload.count
-            let bytes: [UInt8]?
-            do { bytes = try log.readBytes(offset: put.offset, maxBytes: wanted) } catch {
-                preconditionFailure("cannot read \(put.partition) at \(put.offset): \(error)")
-            }
-            let record = bytes ?? []
-            precondition(record.count == wanted && Array(record[Record.headerSize...]) == put.payload,
-                          "acknowledged put at \(put.partition) \(put.offset) not read back")
+            precondition(found, "acknowledged put at partition \(put.partition) offset \(put.offset) not read back")
         }
         reopened.closeAll()
     }

@@ -1,22 +1,23 @@
+import BrokerCore
 import ProtocolCore
 import Sim
 import StoreCore
 
 /// Hostile bytes on a few connections: each input is cut into chunks of random sizes (decided by
 /// the input itself) and fed to the frame decoder of one of three connections; every decoded
-/// frame goes to the production `BrokerMachine` and `PartitionStores` over a `SimDisk`.
+/// frame goes to the production `BrokerNode` (machine, stores, commit pipeline) over a `SimDisk`.
 ///
 /// Invariants, checked with `precondition` (a trap is a finding):
 /// - nothing is created outside the data directory, and every directory in it is a partition
 ///   `<topic>-<n>` whose topic the broker would accept from the wire;
 /// - a decoder never holds more than a line and a body beyond what one chunk added;
-/// - every request is finished when its actions are (nothing left pending in the machine);
-/// - after a crash and a restart (recovery), every acknowledged put is read back at its offset
-///   with its payload.
+/// - the node's invariants hold after every chunk, and a graceful stop leaves no request
+///   unfinished (nothing pending in the machine, no put unanswered);
+/// - after the stop, a crash and a restart (recovery), every acknowledged put is read back at its
+///   offset with its payload.
 ///
-/// The machine's actions are carried out synchronously here, each append synced at once. The
-/// runtime's pipeline (staging, group commit on a sync thread) is exercised by the simulator and
-/// the integration tests; this target is about what bytes from the wire can make the machine do.
+/// Each chunk is one tick; a sync the node starts runs at once. The timing of syncs is the
+/// simulator's business; this target is about what bytes from the wire can make the node do.
 public enum BrokerWireFuzz {
     static let dataPath = "/data"
     static let serverIni = """
@@ -52,45 +53,59 @@ public enum BrokerWireFuzz {
             }
             position = end
         }
+        driver.stop()
         driver.checkFilesStayInTheDataDirectory()
         driver.checkAcknowledgedPutsSurviveARestart()
     }
 }
 
 extension BrokerWireFuzz {
+    /// An acknowledged put: its offset and partition number, and the puts it may answer — hostile
+    /// clients reuse opaques, so one answer can match several puts of its connection; one of them
+    /// must be stored there.
     struct Acknowledged {
-        var partition: TopicPartition
+        var partition: Int32
         var offset: Int64
-        var payload: [UInt8]
+        var candidates: [(topic: String, payload: [UInt8])]
     }
 
-    /// One broker over an in-memory disk, its connections and what it acknowledged.
+    /// One broker node over an in-memory disk, its connections and what it acknowledged.
     struct Driver {
         let disk = SimDisk()
-        let stores: PartitionStores
-        var machine: BrokerMachine
+        let node: BrokerNode
         var decoders: [UInt64: FrameDecoder] = [:]
-        var nowMs: Int64 = 1_700_000_000_000
-        /// Appends waiting for their `.appended` answer: token → record.
-        var appending: [UInt64: (TopicPartition, [UInt8])] = [:]
+        var nowMs: Int64 = 0
+        /// Puts decoded and not answered yet, by (connection, opaque): what an answer acknowledges.
+        var puts: [PutKey: [(topic: String, payload: [UInt8])]] = [:]
         var acknowledged: [Acknowledged] = []
-        /// Puts answered with success, by (connection, opaque): must each match an acknowledged append.
         var putAnswers = 0
+
+        struct PutKey: Hashable {
+            var connection: UInt64
+            var opaque: Int32
+        }
 
         init() {
             let config: ServerConfig
             do { config = try ServerConfig(parsing: BrokerWireFuzz.serverIni, path: "fuzz/server.ini") } catch {
                 preconditionFailure("the fuzz server.ini does not parse: \(error)")
             }
-            stores = PartitionStores(storage: disk, config: config, defaultDataPath: BrokerWireFuzz.dataPath)
-            let settings = BrokerMachine.Settings(
-                brokerId: config.brokerId, brokerURI: "meta://fuzz:8123", port: 8123, version: "fuzz",
-                maxTransferSize: Int32(config.maxTransferSize), updateConsumerOffsets: false, topics: stores.topicRules())
-            machine = BrokerMachine(settings: settings, partitionsWithData: [], idReservationMs: 0, seed: 1)
+            disk.nowMs = 1_700_000_000_000
+            let settings = BrokerNode.Settings(brokerURI: "meta://fuzz:8123", version: "fuzz",
+                                               configFile: Array(BrokerWireFuzz.serverIni.utf8), seed: 1)
+            do {
+                node = try BrokerNode.open(storage: disk, config: config, defaultDataPath: BrokerWireFuzz.dataPath,
+                                           settings: settings, clock: NodeClock(now: .zero, wallMs: disk.nowMs)).0
+            } catch {
+                preconditionFailure("the fuzz broker does not start: \(error)")
+            }
         }
+
+        var clock: NodeClock { NodeClock(now: Instant(nanoseconds: nowMs * 1_000_000), wallMs: 1_700_000_000_000 + nowMs) }
 
         mutating func receive(_ bytes: [UInt8], on connection: UInt64) {
             var decoder = decoders.removeValue(forKey: connection) ?? FrameDecoder()
+            if decoders.count < 3 && decoder.bufferedByteCount == 0 { handle(.connectionOpened(ConnectionID(connection))) }
             decoder.feed(bytes)
             nowMs += 1
             var frames: [Frame] = []
@@ -102,8 +117,16 @@ extension BrokerWireFuzz {
             }
             let bound = decoder.limits.maxLineBytes + decoder.limits.maxBodyBytes + bytes.count + 2
             precondition(decoder.bufferedByteCount <= bound, "decoder holds \(decoder.bufferedByteCount) bytes")
-            for frame in frames { handle(.request(ConnectionID(connection), frame)) }
+            for frame in frames {
+                if case .put(let put) = frame {
+                    puts[PutKey(connection: connection, opaque: put.opaque), default: []].append((put.topic, put.body))
+                }
+                handle(.request(ConnectionID(connection), frame))
+            }
+            handle(.tickEnded)
             if failed { close(connection) } else { decoders[connection] = decoder }
+            let problems = node.checkInvariants()
+            precondition(problems.isEmpty, "broker invariants: \(problems)")
         }
 
         mutating func close(_ connection: UInt64) {
@@ -111,10 +134,17 @@ extension BrokerWireFuzz {
             handle(.connectionClosed(ConnectionID(connection)))
         }
 
-        mutating func handle(_ event: BrokerMachine.Event) {
-            let actions = machine.handle(event, nowMs: nowMs)
+        /// A graceful stop: every request finished, every put answered.
+        mutating func stop() {
+            handle(.stopRequested)
+            precondition(node.isStopped, "the stop did not complete")
+            precondition(node.machine.pendingCount == 0 && node.unansweredPuts == 0, "a request was left unfinished")
+        }
+
+        mutating func handle(_ event: BrokerNode.Event) {
+            var actions: [BrokerNode.Action] = []
+            node.handle(event, clock: clock, into: &actions)
             for action in actions { perform(action) }
-            precondition(machine.pendingCount == 0, "a request was left unfinished: \(event)")
         }
     }
 }

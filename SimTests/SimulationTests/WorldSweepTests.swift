@@ -46,6 +46,10 @@ struct WorldSweepTests {
             #expect(total.zkExpiries > 20 && total.zkDisconnects > 20 && total.lateBrokerJoins > 3)
             #expect(total.groupRebalances > 500 && total.claimConflicts > 20)
             #expect(total.brokerRestartsWithLiveSession > 100 && total.memberRestartsWithLiveSession > 10)
+            // The broker node's own faults (broker disk, graceful stop, retention).
+            #expect(total.diskWriteErrors > 10 && total.diskFullErrors > 10 && total.diskSyncErrors > 10)
+            #expect(total.brokerLogsFailed > 5 && total.failedLogAnswers > 5 && total.restartsAfterDiskFailure > 3)
+            #expect(total.gracefulStops > 20 && total.retentionRemovedSegments > 20)
         }
     }
 
@@ -87,6 +91,24 @@ struct WorldSweepTests {
         #expect(caught.count >= 3, "the canary went unnoticed in 300 seeds")
         // The same seeds pass without the canary.
         for seed in caught.prefix(3) { #expect(Simulation(seed: seed).run().passed, "\(Self.replay(seed))") }
+    }
+
+    /// The broker node's own canaries (DESIGN.md §6): each breaks one rule of the shared
+    /// pipeline — the code the runtime runs — and the sweep must catch it with the checker that
+    /// guards the rule, while the same seeds pass without the bug.
+    @Test(arguments: [
+        (SimBugs.brokerForgetsFailedLogPuts, "wait for the failed log"),
+        (SimBugs.brokerAcknowledgesFailedLogPuts, "acknowledged after its log failed"),
+        (SimBugs.brokerSkipsFinalSync, "a graceful stop left"),
+    ])
+    func brokerCanaryIsCaught(bug: SimBugs, checker: String) {
+        var caught: [UInt64] = []
+        for seed: UInt64 in 0..<400 where caught.count < 3 {
+            let result = Simulation(seed: seed, bugs: bug).run()
+            if result.failures.contains(where: { $0.contains(checker) }) { caught.append(seed) }
+        }
+        #expect(caught.count >= 3, "the broker canary went unnoticed in 400 seeds (checker: \(checker))")
+        for seed in caught { #expect(Simulation(seed: seed).run().passed, "\(Self.replay(seed))") }
     }
 
     // MARK: Pinned scenarios (each seed reached the named state when pinned; if the option

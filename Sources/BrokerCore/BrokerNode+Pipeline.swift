@@ -69,7 +69,7 @@ extension BrokerNode {
             let put = Waiting(partition: partition, offset: outcome.offset)
             if outcome.acknowledged {
                 awaitingWrite.append((token, put, log))
-            } else if settings.canaryAckBeforeSync {
+            } else if settings.canary == .ackBeforeSync {
                 // The canary: a group-commit put answered after the write, before any sync.
                 canaryEarlyAcks += 1
                 awaitingWrite.append((token, put, log))
@@ -149,13 +149,14 @@ extension BrokerNode {
     }
 
     func answerAbandoned(_ tickets: [UInt64], of log: PartitionLog, _ clock: NodeClock, _ actions: inout [Action]) {
+        if settings.canary == .forgetFailedLogPuts { return }
         let cause = log.failure?.description ?? "log failed: \(log.directory)"
         for ticket in tickets {
             guard let put = awaitingSync.removeValue(forKey: ticket) else {
-                if !settings.canaryAckBeforeSync { violated("the log of \(log.directory) abandoned an unknown put \(ticket)") }
+                if settings.canary != .ackBeforeSync { violated("the log of \(log.directory) abandoned an unknown put \(ticket)") }
                 continue
             }
-            answer(ticket, put, failure: cause, clock, &actions)
+            answer(ticket, put, failure: settings.canary == .acknowledgeFailedLogPuts ? nil : cause, clock, &actions)
         }
     }
 

@@ -43,7 +43,7 @@ extension BrokerNode {
             scheduleSync(partition, clock, &actions)
             for ticket in tickets {
                 guard let put = awaitingSync.removeValue(forKey: ticket) else {
-                    if !settings.canaryAckBeforeSync { violated("a sync of \(partition) acknowledged an unknown put \(ticket)") }
+                    if settings.canary != .ackBeforeSync { violated("a sync of \(partition) acknowledged an unknown put \(ticket)") }
                     continue
                 }
                 answer(ticket, put, failure: nil, clock, &actions)
@@ -94,7 +94,7 @@ extension BrokerNode {
             }
             let endOfTickPending = dirtyLogs.contains { $0.partition == partition }
             if log.isFailed && !endOfTickPending { problems.append("\(count) put(s) wait for the failed log of \(partition)") }
-            if log.pendingAcknowledgements != count && !settings.canaryAckBeforeSync {
+            if log.pendingAcknowledgements != count && settings.canary != .ackBeforeSync {
                 problems.append("\(partition): the log holds \(log.pendingAcknowledgements) waiting put(s), the node \(count)")
             }
             let willSync = syncing[partition] != nil || armedTimers.contains(.syncDeadline(partition))

@@ -28,19 +28,32 @@ public final class BrokerNode {
         public var archiver: any SegmentArchiver
         /// Seeds the machine's message-id generator.
         public var seed: UInt64
-        /// Simulation only, never set in production: answers group-commit puts after the write,
-        /// before their sync — the broken build the simulator's checkers must catch.
-        public var canaryAckBeforeSync: Bool
+        /// Simulation only, never set in production: a deliberately broken pipeline the
+        /// simulator's checkers must catch.
+        public var canary: Canary?
 
         public init(brokerURI: String, version: String, configFile: [UInt8], archiver: any SegmentArchiver = RenamingArchiver(),
-                    seed: UInt64, canaryAckBeforeSync: Bool = false) {
+                    seed: UInt64, canary: Canary? = nil) {
             self.brokerURI = brokerURI
             self.version = version
             self.configFile = configFile
             self.archiver = archiver
             self.seed = seed
-            self.canaryAckBeforeSync = canaryAckBeforeSync
+            self.canary = canary
         }
+    }
+
+    /// The broken pipelines (DESIGN.md §6): each proves a checker of the simulator can fail, in
+    /// the code production runs.
+    public enum Canary: Sendable {
+        /// Group-commit puts answered after the write, before their sync (lost at a power loss).
+        case ackBeforeSync
+        /// The puts a failed log abandons are never answered (they would wait forever).
+        case forgetFailedLogPuts
+        /// The puts a failed log abandons are answered as stored.
+        case acknowledgeFailedLogPuts
+        /// A graceful stop closes without its final sync (its puts unanswered).
+        case skipFinalSync
     }
 
     enum Phase {

@@ -60,7 +60,8 @@ final class SimBroker {
         disk.nowMs = sim.wallMs
         failedPartitions = []
         let settings = BrokerNode.Settings(brokerURI: uri, version: "metaq-sim", configFile: Array(iniText.utf8),
-                                           seed: sim.rng.next(), canaryAckBeforeSync: sim.options.canaryAckBeforeSync)
+                                           seed: sim.rng.next(),
+                                           canary: sim.options.canaryAckBeforeSync ? .ackBeforeSync : sim.bugs.brokerCanary)
         let node: BrokerNode
         let report: StartReport
         do {

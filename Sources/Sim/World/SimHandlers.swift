@@ -1,3 +1,5 @@
+import BrokerCore
+
 /// The groups' simulated application when it fails (reference §5.2; MetaQ issue #111): some
 /// messages always ("poison", chosen from the message's key), others at random per attempt. The
 /// fetchers then retry a failed message `maxFetchRetries` times and hand it off to the member's
@@ -76,4 +78,18 @@ public struct SimBugs: OptionSet, Sendable {
     /// A redelivery round removes the messages the application failed too (the message is
     /// dropped instead of kept for the next round, §5.2).
     public static let redeliveryRemovesFailures = SimBugs(rawValue: 2)
+    /// The broker node's canaries (`BrokerNode.Canary`), for the disk-fault and stop checkers:
+    /// a failed log never answers the puts it abandons; answers them as stored; a graceful stop
+    /// skips its final sync.
+    public static let brokerForgetsFailedLogPuts = SimBugs(rawValue: 1 << 8)
+    public static let brokerAcknowledgesFailedLogPuts = SimBugs(rawValue: 1 << 9)
+    public static let brokerSkipsFinalSync = SimBugs(rawValue: 1 << 10)
+
+    /// The node canary these bugs ask for (at most one is meant to be set).
+    var brokerCanary: BrokerNode.Canary? {
+        if contains(.brokerForgetsFailedLogPuts) { return .forgetFailedLogPuts }
+        if contains(.brokerAcknowledgesFailedLogPuts) { return .acknowledgeFailedLogPuts }
+        if contains(.brokerSkipsFinalSync) { return .skipFinalSync }
+        return nil
+    }
 }

@@ -136,7 +136,7 @@ extension BrokerNode {
     /// Answers one put: its offset, or the failure that keeps it from being stored.
     func answer(_ token: UInt64, _ put: Waiting, failure: String?, _ clock: NodeClock, _ actions: inout [Action]) {
         if let failure { return feed(.appended(token: token, .failure(.init(failure))), clock, &actions) }
-        if machine.failedPartitions[put.partition] != nil {
+        if !machine.failedPartitions.isEmpty && machine.failedPartitions[put.partition] != nil {
             violated("a put to \(put.partition) was acknowledged after its log failed")
         }
         feed(.appended(token: token, .success(put.offset)), clock, &actions)

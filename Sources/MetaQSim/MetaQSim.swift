@@ -14,7 +14,8 @@ struct MetaQSim: ParsableCommand {
             flush policy, segment size, workload, fault rates; a quarter of the seeds also run 1-2 consumer \
             groups of 1-4 members, half of them with an application that fails some messages: retries, \
             hand-offs to each member's recover store, redelivery rounds), runs it on a virtual clock with power losses, crashes, connection drops, \
-            network partitions, slow disks, bit rot, consumer and group-member crashes, ZooKeeper session \
+            network partitions, slow disks, bit rot, broker disk faults (a failed write, a full disk, a failed \
+            fsync), graceful stops, retention runs, consumer and group-member crashes, ZooKeeper session \
             expiries and connection losses, a broker joining late (the safety phase), then heals everything \
             and waits for all work to complete (the liveness phase). Checkers: no acknowledged message lost \
             (beyond what the flush policy allows), no garbage delivered, per-partition order, every \
@@ -27,6 +28,7 @@ struct MetaQSim: ParsableCommand {
               metaq-sim --sweep 10000            seeds 0..<10000; prints each failure's replay command
               metaq-sim --seed $(git rev-parse HEAD)   a commit hash is a seed too
               metaq-sim --sweep 500 --canary     the canary: acknowledge before sync (must fail)
+              metaq-sim --sweep 300 --broker-canary skip-final-sync   a broken graceful stop (must fail)
             """)
 
     @Option(help: "Run this one seed (a decimal number, or a hex git commit hash).")
@@ -44,7 +46,26 @@ struct MetaQSim: ParsableCommand {
     @Flag(help: "Canary build switch: the broker acknowledges group-commit puts before their sync; the checkers must catch it.")
     var canary = false
 
+    @Option(help: "A broker node canary the checkers must catch: forget-failed-log-puts, acknowledge-failed-log-puts or skip-final-sync.")
+    var brokerCanary: String?
+
+    static let brokerCanaries: [String: SimBugs] = [
+        "forget-failed-log-puts": .brokerForgetsFailedLogPuts,
+        "acknowledge-failed-log-puts": .brokerAcknowledgesFailedLogPuts,
+        "skip-final-sync": .brokerSkipsFinalSync,
+    ]
+
+    var bugs: SimBugs { brokerCanary.flatMap { Self.brokerCanaries[$0] } ?? [] }
+
+    /// The flags that replay this run's build switches.
+    var replayFlags: String {
+        (canary ? " --canary" : "") + (brokerCanary.map { " --broker-canary \($0)" } ?? "")
+    }
+
     func validate() throws {
+        if let brokerCanary, Self.brokerCanaries[brokerCanary] == nil {
+            throw ValidationError("--broker-canary: one of \(Self.brokerCanaries.keys.sorted().joined(separator: ", "))")
+        }
         if (seed == nil) == (sweep == nil) { throw ValidationError("give either --seed N or --sweep COUNT") }
         if let seed, Self.parseSeed(seed) == nil { throw ValidationError("--seed: not a number or a hex commit hash: \(seed)") }
     }
@@ -59,7 +80,7 @@ struct MetaQSim: ParsableCommand {
 
     func run() throws {
         if let seed, let n = Self.parseSeed(seed) {
-            let result = Simulation(seed: n, canary: canary, trace: trace).run()
+            let result = Simulation(seed: n, canary: canary, trace: trace, bugs: bugs).run()
             print("seed \(n)")
             print("options: \(result.options)")
             if let lines = result.trace {
@@ -74,7 +95,7 @@ struct MetaQSim: ParsableCommand {
             } else {
                 print("verdict: FAIL")
                 for failure in result.failures { print("  \(failure)") }
-                print("replay: metaq-sim --seed \(n) --trace\(canary ? " --canary" : "")")
+                print("replay: metaq-sim --seed \(n) --trace\(replayFlags)")
                 throw ExitCode(1)
             }
             return
@@ -84,12 +105,12 @@ struct MetaQSim: ParsableCommand {
         var total = SimCounters()
         var failed = 0
         for n in from..<(from + sweep) {
-            let result = Simulation(seed: n, canary: canary).run()
+            let result = Simulation(seed: n, canary: canary, bugs: bugs).run()
             total.add(result.counters)
             if !result.passed {
                 failed += 1
                 print("FAIL seed \(n): \(result.failures.first ?? "")")
-                print("  replay: metaq-sim --seed \(n) --trace\(canary ? " --canary" : "")")
+                print("  replay: metaq-sim --seed \(n) --trace\(replayFlags)")
             }
         }
         let seconds = Date().timeIntervalSince(started)

@@ -74,7 +74,7 @@ struct BrokerMachineTests {
         #expect(replyBytes(unknown)?.hasSuffix("[partition 'other-0'] failed.Detail:The server do not accept topic other") == true)
         let wrong = broker.handle(.request(c1, try put("put test 7 1 0 -1 9", "x")), nowMs: now)
         #expect(replyBytes(wrong)?.hasSuffix("[partition 'test-7'] failed.Detail:wrong partition 7") == true)
-        broker.closedPartitions = [TopicPartition("test", 1)]
+        _ = broker.handle(.partitionClosed(TopicPartition("test", 1)), nowMs: now)
         let closed = broker.handle(.request(c1, try put("put test 1 1 0 -1 10", "x")), nowMs: now)
         #expect(replyBytes(closed)?.hasPrefix("result 403 ") == true)
         #expect(replyBytes(closed)?.hasSuffix("[partition 'test-1'] failed.Detail:partition[3-1] has been closed") == true)
@@ -123,9 +123,13 @@ struct BrokerMachineTests {
         #expect(replyBytes(missing) == "result 404 47 12\r\nThe topic `test` in partition `7` is not exists")
         let zero = broker.handle(.request(c1, try #require(decodeAll(bytes("get test group1 0 0 0 13\r\n")).first)), nowMs: now)
         #expect(replyBytes(zero) == "result 400 30 13\r\nBad request,invalid max size:0")
-        broker.closedPartitions = [TopicPartition("test", 0)]
+        _ = broker.handle(.partitionClosed(TopicPartition("test", 0)), nowMs: now)
         let closed = broker.handle(.request(c1, .get(GetCommand(topic: "test", group: "g", partition: 0, offset: 0, maxSize: 10, opaque: 14))), nowMs: now)
         #expect(replyBytes(closed) == "result 403 30 14\r\nPartition[3-0] has been closed")
+        _ = broker.handle(.partitionReopened(TopicPartition("test", 0)), nowMs: now)
+        let reopened = broker.handle(.request(c1, .get(GetCommand(topic: "test", group: "g", partition: 0, offset: 0, maxSize: 10, opaque: 15))), nowMs: now)
+        #expect(replyBytes(reopened).map { !$0.hasPrefix("result 403") } ?? true, "open again")
+        #expect(reopened.contains { if case .read = $0 { return true } else { return false } }, "served again")
     }
 
     /// §1.4.2: maxTransferSize caps the read; every read outcome maps to the original's answer.

@@ -54,6 +54,10 @@ public struct BrokerMachine {
         /// writes until the broker restarts. Sent before the puts caught in the failure are
         /// answered, so their answers say so too.
         case partitionFailed(TopicPartition, cause: String)
+        /// An operator closed the partition (reference §1.4: puts and gets answer 403), or opened
+        /// it again.
+        case partitionClosed(TopicPartition)
+        case partitionReopened(TopicPartition)
     }
 
     public enum Action: Equatable, Sendable {
@@ -162,7 +166,8 @@ public struct BrokerMachine {
     var random: SplitMix64
     /// Partitions that have a log (on disk at start, or created by a put); a `get` elsewhere is 404.
     public internal(set) var partitionsWithData: Set<TopicPartition>
-    public var closedPartitions: Set<TopicPartition> = []
+    /// Partitions an operator closed (`.partitionClosed`): puts and gets to them answer 403.
+    public internal(set) var closedPartitions: Set<TopicPartition> = []
     /// Partitions whose log failed; puts to them are refused (BrokerMachine+FailedPartitions.swift).
     public internal(set) var failedPartitions: [TopicPartition: PartitionFailure] = [:]
     /// Partitions of topics without an exact section (`TopicRules.hasExactSection`): those with
@@ -228,6 +233,12 @@ public struct BrokerMachine {
         case .statsCollected(let token, let snapshot): return completeStats(token, snapshot)
         case .partitionFailed(let partition, let cause):
             recordFailure(partition, cause: cause)
+            return []
+        case .partitionClosed(let partition):
+            closedPartitions.insert(partition)
+            return []
+        case .partitionReopened(let partition):
+            closedPartitions.remove(partition)
             return []
         case .connectionClosed(let connection):
             // Answers still owed to a closed connection are dropped; the stores finish regardless

@@ -27,6 +27,11 @@ extension BrokerNode {
         }
         endOfTick(clock, &actions)
         if unansweredPuts > 0 { violated("a graceful stop left \(unansweredPuts) put(s) unanswered") }
+        for partition in stores.partitions {
+            if let log = stores.log(partition), !log.isFailed, log.hasUnsyncedData {
+                violated("a graceful stop left unsynced data in \(partition)")
+            }
+        }
         for connection in openConnections.sorted() { actions.append(.close(connection)) }
         let failures = stores.partitions.compactMap { partition in
             stores.log(partition)?.failure.map { (partition: partition, failure: $0) }

@@ -27,6 +27,7 @@ struct MetaQSim: ParsableCommand {
               metaq-sim --sweep 10000            seeds 0..<10000; prints each failure's replay command
               metaq-sim --seed $(git rev-parse HEAD)   a commit hash is a seed too
               metaq-sim --sweep 500 --canary     the canary: acknowledge before sync (must fail)
+              metaq-sim --sweep 500 --spool-canary   ordered spool writes dropped (must fail)
             """)
 
     @Option(help: "Run this one seed (a decimal number, or a hex git commit hash).")
@@ -44,6 +45,12 @@ struct MetaQSim: ParsableCommand {
     @Flag(help: "Canary build switch: the broker acknowledges group-commit puts before their sync; the checkers must catch it.")
     var canary = false
 
+    @Flag(help: "Canary build switch: an ordered producer's spool write is reported written but dropped; the checkers must catch it.")
+    var spoolCanary = false
+
+    /// The flags a replay needs besides the seed.
+    var canaryFlags: String { (canary ? " --canary" : "") + (spoolCanary ? " --spool-canary" : "") }
+
     func validate() throws {
         if (seed == nil) == (sweep == nil) { throw ValidationError("give either --seed N or --sweep COUNT") }
         if let seed, Self.parseSeed(seed) == nil { throw ValidationError("--seed: not a number or a hex commit hash: \(seed)") }
@@ -59,7 +66,7 @@ struct MetaQSim: ParsableCommand {
 
     func run() throws {
         if let seed, let n = Self.parseSeed(seed) {
-            let result = Simulation(seed: n, canary: canary, trace: trace).run()
+            let result = Simulation(seed: n, canary: canary, spoolCanary: spoolCanary, trace: trace).run()
             print("seed \(n)")
             print("options: \(result.options)")
             if let lines = result.trace {
@@ -74,7 +81,7 @@ struct MetaQSim: ParsableCommand {
             } else {
                 print("verdict: FAIL")
                 for failure in result.failures { print("  \(failure)") }
-                print("replay: metaq-sim --seed \(n) --trace\(canary ? " --canary" : "")")
+                print("replay: metaq-sim --seed \(n) --trace\(canaryFlags)")
                 throw ExitCode(1)
             }
             return
@@ -84,12 +91,12 @@ struct MetaQSim: ParsableCommand {
         var total = SimCounters()
         var failed = 0
         for n in from..<(from + sweep) {
-            let result = Simulation(seed: n, canary: canary).run()
+            let result = Simulation(seed: n, canary: canary, spoolCanary: spoolCanary).run()
             total.add(result.counters)
             if !result.passed {
                 failed += 1
                 print("FAIL seed \(n): \(result.failures.first ?? "")")
-                print("  replay: metaq-sim --seed \(n) --trace\(canary ? " --canary" : "")")
+                print("  replay: metaq-sim --seed \(n) --trace\(canaryFlags)")
             }
         }
         let seconds = Date().timeIntervalSince(started)

@@ -89,6 +89,22 @@ public struct SimCounters: Sendable, Equatable {
     public var crashesAfterHandOff = 0
     /// Member crashes that were a power loss of the member's disk.
     public var memberPowerLosses = 0
+    // ordered producers (§5.6)
+    /// Runs with ordered producers.
+    public var orderedSeeds = 0
+    /// Ordered sends the broker stored at once, and those promised from the spool.
+    public var orderedSent = 0
+    public var orderedSpooled = 0
+    /// Spooled messages replayed to the broker (and removed from the spool).
+    public var orderedReplayed = 0
+    public var orderedRefused = 0
+    public var orderedNotAccepted = 0
+    /// Spool writes or removals that failed.
+    public var orderedSpoolFailures = 0
+    public var orderedCrashes = 0
+    public var orderedPowerLosses = 0
+    /// Spool writes the canary dropped.
+    public var spoolCanaryDrops = 0
 
     public init() {}
 
@@ -123,6 +139,10 @@ public struct SimCounters: Sendable, Equatable {
         recoverRedelivered += o.recoverRedelivered; redeliveryFailures += o.redeliveryFailures
         redeliveredAfterRestart += o.redeliveredAfterRestart
         poisonKept += o.poisonKept; crashesAfterHandOff += o.crashesAfterHandOff; memberPowerLosses += o.memberPowerLosses
+        orderedSeeds += o.orderedSeeds; orderedSent += o.orderedSent; orderedSpooled += o.orderedSpooled
+        orderedReplayed += o.orderedReplayed; orderedRefused += o.orderedRefused; orderedNotAccepted += o.orderedNotAccepted
+        orderedSpoolFailures += o.orderedSpoolFailures; orderedCrashes += o.orderedCrashes
+        orderedPowerLosses += o.orderedPowerLosses; spoolCanaryDrops += o.spoolCanaryDrops
     }
 
     /// `name value` pairs in a fixed order, for reports.
@@ -153,7 +173,11 @@ public struct SimCounters: Sendable, Equatable {
          ("hand-offs", handOffs), ("hand-off-failures", handOffFailures), ("recover-store-failures", recoverStoreFailures),
          ("recover-redelivered", recoverRedelivered), ("redelivery-failures", redeliveryFailures),
          ("redelivered-after-restart", redeliveredAfterRestart), ("poison-kept", poisonKept),
-         ("crashes-after-hand-off", crashesAfterHandOff), ("member-power-losses", memberPowerLosses)]
+         ("crashes-after-hand-off", crashesAfterHandOff), ("member-power-losses", memberPowerLosses),
+         ("ordered-seeds", orderedSeeds), ("ordered-sent", orderedSent), ("ordered-spooled", orderedSpooled),
+         ("ordered-replayed", orderedReplayed), ("ordered-refused", orderedRefused), ("ordered-not-accepted", orderedNotAccepted),
+         ("ordered-spool-failures", orderedSpoolFailures), ("ordered-crashes", orderedCrashes),
+         ("ordered-power-losses", orderedPowerLosses), ("spool-canary-drops", spoolCanaryDrops)]
     }
 
     public var report: String {

@@ -27,6 +27,8 @@ final class ConsumerLink: @unchecked Sendable {
     var recoverStores: [String: RecoverStore] = [:]
     /// The store file slot this process holds per topic, with its lock (on `storeQueue` only).
     var recoverSlots: [String: (slot: Int, lock: FileLock)] = [:]
+    /// The redelivery rounds of the recover stores (on the loop only); nil with `.drop`.
+    var rounds: RecoverRounds<RecoveredMessage>?
 
     init(id: Int, group: String, consumerId: String, settings: ConsumerSettings) {
         self.id = id
@@ -52,14 +54,14 @@ final class FetchLink: @unchecked Sendable {
     var isStopped = false
     /// The machine's `acknowledged` last handed to the group member or the offset file.
     var recorded: StoredOffset
-    /// Manual ack: ids of messages handled in earlier batches but not acknowledged yet; they
-    /// enter the dedup cache with the next ack (at most the cache's size are kept).
-    var unackedIds: [Int64] = []
+    /// The handler bookkeeping of this fetch run (dedup, manual ack, rollback).
+    var tracker: DeliveryTracker
 
-    init(key: FetchKey, address: BrokerAddress, machine: ConsumerMachine) {
+    init(key: FetchKey, address: BrokerAddress, machine: ConsumerMachine, tracker: DeliveryTracker) {
         self.key = key
         self.address = address
         self.machine = machine
+        self.tracker = tracker
         recorded = machine.acknowledged
     }
 }

@@ -17,7 +17,9 @@ extension ClientEngine {
             reconnectBackoff: Backoff(stepMs: max(1, settings.maxFetchDelayMs / 10), maxMs: settings.maxFetchDelayMs),
             awaitsProcessing: true, retry: RetryPolicy(maxFetchRetries: settings.maxFetchRetries),
             manualAck: link.handler?.isManual ?? false))
-        let fetcher = FetchLink(key: key, address: address, machine: machine)
+        let tracker = DeliveryTracker(mode: link.handler?.isManual ?? false ? .manualAck : .automatic,
+                                      unackedLimit: settings.dedupCacheSize)
+        let fetcher = FetchLink(key: key, address: address, machine: machine, tracker: tracker)
         link.fetchers[key] = fetcher
         logger.debug("fetching", metadata: ["topic": "\(key.topic)", "partition": "\(key.partition)",
                                             "broker": "\(address)", "offset": "\(offset)"])

@@ -16,31 +16,14 @@ enum ConsumerHandler: Sendable {
     }
 }
 
-/// How a batch task ended, reported back on the loop.
-private enum BatchEnd {
-    /// Handled up to `upTo` (the batch's end, or a failed message); `ids` were handled and, in
-    /// manual mode, not acknowledged yet.
-    case processed(upTo: Int64, ids: [Int64])
-    /// The handler rolled back (§5.3) to its last ack (`to` nil) or to the message at `to`; `ids`
-    /// were handled before it and stay unacknowledged.
-    case rolledBack(to: Int64?, ids: [Int64])
-}
-
-/// Batches to the handler: the dedup cache (§5.1) on the loop, then in a task per batch the
-/// filter (§5.7), the handler, and its acknowledgements (§5.3) hopping back onto the loop in order.
+/// Batches to the handler: the `DeliveryTracker` of the fetch run (dedup cache, §5.1; manual ack
+/// and rollback bookkeeping, §5.3) on the loop, then in a task per batch the filter (§5.7) and
+/// the handler, whose results go through a `HandlerBatch` and hop back onto the loop in order.
 extension ClientEngine {
     /// Hands the batch to the handler off the loop, one message at a time; reports how far it got.
     func process(_ link: ConsumerLink, _ fetcher: FetchLink, _ messages: [Message], nextOffset: Int64) {
         guard let handler = link.handler else { return }
-        // Each message with the offset where the next record starts (what an ack of it commits).
-        var fresh: [(message: Message, end: Int64)] = []
-        fresh.reserveCapacity(messages.count)
-        // The group's cache taken out for the batch: one lookup by group name, not one per message.
-        var cache = link.settings.dedupCacheSize > 0 ? messageIdCaches.removeValue(forKey: link.group) : nil
-        for (i, message) in messages.enumerated() where !(cache?.contains(message.id) ?? false) {
-            fresh.append((message, i + 1 < messages.count ? messages[i + 1].offset : nextOffset))
-        }
-        if let cache { messageIdCaches[link.group] = cache }
+        let fresh = withDedupCache(link) { fetcher.tracker.admit(messages, nextOffset: nextOffset, cache: &$0) }
         if fresh.count < messages.count {
             logger.debug("skipped messages handled before (dedup cache)", metadata: [
                 "topic": "\(fetcher.key.topic)", "partition": "\(fetcher.key.partition)",
@@ -49,16 +32,17 @@ extension ClientEngine {
         let filter = link.filters[fetcher.key.topic]
         Task {
             let end = await self.handleBatch(fresh, upTo: nextOffset, link, fetcher, handler, filter)
-            self.loop.execute { self.batchEnded(link, fetcher, end) }
+            self.loop.execute { self.trackerEvent(link, fetcher, end) }
         }
     }
 
-    private func handleBatch(_ batch: [(message: Message, end: Int64)], upTo nextOffset: Int64, _ link: ConsumerLink,
+    private func handleBatch(_ batch: [DeliveryTracker.Delivery], upTo nextOffset: Int64, _ link: ConsumerLink,
                              _ fetcher: FetchLink, _ handler: ConsumerHandler,
-                             _ filter: (@Sendable (ReceivedMessage) throws -> Bool)?) async -> BatchEnd {
+                             _ filter: (@Sendable (ReceivedMessage) throws -> Bool)?) async -> DeliveryTracker.Event {
         let key = fetcher.key
-        var handled: [Int64] = []
-        for (message, end) in batch {
+        var progress = HandlerBatch(nextOffset: nextOffset)
+        for delivery in batch {
+            let message = delivery.message
             let received = ReceivedMessage(topic: key.topic, partition: key.partition, offset: message.offset,
                                            id: message.id, attribute: message.attribute, data: message.data)
             if let filter, !accepts(received, filter) { continue }
@@ -70,23 +54,19 @@ extension ClientEngine {
                 logger.warning("the handler failed; the message will be delivered again", metadata: [
                     "topic": "\(key.topic)", "partition": "\(key.partition)", "offset": "\(message.offset)",
                     "msgId": "\(message.id)", "error": "\(error)"])
-                return .processed(upTo: message.offset, ids: handled)
+                return progress.failed(at: message.offset)
             }
-            handled.append(message.id)
-            guard handler.isManual else { continue }
-            let request = acknowledger.take()
-            if request.ack {
-                let ids = handled
-                handled = []
-                loop.execute { self.acknowledged(link, fetcher, upTo: end, ids: ids) }
-            }
-            switch request.rollback {
-            case .lastAck?: return .rolledBack(to: nil, ids: [])
-            case .thisMessage?: return .rolledBack(to: message.offset, ids: Array(handled.dropLast()))
-            case nil: continue
-            }
+            let request = handler.isManual ? acknowledger.take() : Acknowledger.Request()
+            let step = progress.handled(delivery, ack: request.ack, rollback: request.rollback.map {
+                switch $0 {
+                case .lastAck: .toLastAck
+                case .thisMessage: .toThisMessage
+                }
+            })
+            if let ack = step.ack { loop.execute { self.trackerEvent(link, fetcher, ack) } }
+            if let end = step.end { return end }
         }
-        return .processed(upTo: nextOffset, ids: handled)
+        return progress.finished()
     }
 
     /// §5.7: a throwing filter rejects the message.
@@ -101,49 +81,30 @@ extension ClientEngine {
         }
     }
 
-    /// Manual ack: the messages since the last ack count as handled.
-    private func acknowledged(_ link: ConsumerLink, _ fetcher: FetchLink, upTo: Int64, ids: [Int64]) {
-        guard link.fetchers[fetcher.key] === fetcher else { return }
-        remember(link, fetcher.unackedIds + ids)
-        fetcher.unackedIds = []
-        fetchEvent(link, fetcher, .ack(upTo: upTo))
-    }
-
-    private func batchEnded(_ link: ConsumerLink, _ fetcher: FetchLink, _ end: BatchEnd) {
+    /// An ack, or the end of a batch, reaches the tracker and then the fetcher's machine.
+    private func trackerEvent(_ link: ConsumerLink, _ fetcher: FetchLink, _ event: DeliveryTracker.Event) {
         // A fetcher stopped meanwhile (rebalance, close) no longer owns the partition.
         guard link.fetchers[fetcher.key] === fetcher else { return }
-        let manual = link.handler?.isManual ?? false
-        switch end {
-        case .processed(let upTo, let ids):
-            if manual { keepUnacknowledged(link, fetcher, ids) } else { remember(link, ids) }
-            fetchEvent(link, fetcher, .processed(nextOffset: upTo))
-        case .rolledBack(let to, let ids):
-            if to == nil { fetcher.unackedIds = [] } else { keepUnacknowledged(link, fetcher, ids) }
+        if case .rolledBack(let to, _) = event {
             logger.debug("rollback", metadata: ["topic": "\(fetcher.key.topic)", "partition": "\(fetcher.key.partition)",
                                                 "to": "\(to.map(String.init) ?? "last ack")"])
-            fetchEvent(link, fetcher, .rollback(to: to))
         }
-    }
-
-    private func keepUnacknowledged(_ link: ConsumerLink, _ fetcher: FetchLink, _ ids: [Int64]) {
-        fetcher.unackedIds.append(contentsOf: ids)
-        let excess = fetcher.unackedIds.count - link.settings.dedupCacheSize
-        if excess > 0 { fetcher.unackedIds.removeFirst(excess) }
+        let machineEvent = withDedupCache(link) { fetcher.tracker.handle(event, cache: &$0) }
+        fetchEvent(link, fetcher, machineEvent)
     }
 
     // MARK: dedup cache (§5.1)
 
-    /// Whether the group handled `id` recently in this process.
-    func seenBefore(_ link: ConsumerLink, _ id: Int64) -> Bool {
-        guard link.settings.dedupCacheSize > 0 else { return false }
-        return messageIdCaches[link.group]?.contains(id) ?? false
-    }
-
-    /// Puts handled ids in the group's cache (created with this consumer's size).
-    func remember(_ link: ConsumerLink, _ ids: [Int64]) {
-        guard link.settings.dedupCacheSize > 0, !ids.isEmpty else { return }
-        var cache = messageIdCaches.removeValue(forKey: link.group) ?? MessageIdCache(capacity: link.settings.dedupCacheSize)
-        for id in ids { cache.insert(id) }
-        messageIdCaches[link.group] = cache
+    /// Runs `body` with the group's dedup cache (created with this consumer's size), or nil when
+    /// this consumer dedups nothing. Taken out of the table for the call: one lookup, no copy.
+    func withDedupCache<T>(_ link: ConsumerLink, _ body: (inout MessageIdCache?) -> T) -> T {
+        guard link.settings.dedupCacheSize > 0 else {
+            var none: MessageIdCache? = nil
+            return body(&none)
+        }
+        var cache: MessageIdCache? = messageIdCaches.removeValue(forKey: link.group)
+            ?? MessageIdCache(capacity: link.settings.dedupCacheSize)
+        defer { messageIdCaches[link.group] = cache }
+        return body(&cache)
     }
 }

@@ -7,9 +7,10 @@ import Runtime
 import StoreCore
 
 /// Messages the handler failed `maxFetchRetries + 1` times (§5.2): kept in the local recover
-/// store (or dropped), and handed to the handler again every `recoverIntervalMs`. Decisions run
-/// on the client loop; the stores' file work (each write synced) on `storeQueue`, so a hand-off
-/// never stalls the other partitions; the handler runs in a task, as for fetched batches.
+/// store (or dropped), and handed to the handler again by the consumer's `RecoverRounds`.
+/// Decisions run on the client loop; the stores' file work (each write synced) on `storeQueue`,
+/// so a hand-off never stalls the other partitions; the handler runs in a task, as for fetched
+/// batches.
 extension ClientEngine {
     static var defaultRecoverPath: String { NSHomeDirectory() + "/.meta_recover" }
 
@@ -21,7 +22,8 @@ extension ClientEngine {
         guard case .recoverLocally = link.settings.rejection else { return }
         let topics = link.topics.sorted()
         storeQueue.async { self.openExistingRecoverStores(link, topics) }
-        scheduleRedelivery(link, afterMs: min(5_000, link.settings.recoverIntervalMs))
+        link.rounds = RecoverRounds(settings: .init(intervalMs: link.settings.recoverIntervalMs))
+        roundsEvent(link, .start)
     }
 
     /// Opens the stores of `link`'s topics that exist on disk and are not open (at the start, and
@@ -153,46 +155,55 @@ extension ClientEngine {
         }
     }
 
-    func scheduleRedelivery(_ link: ConsumerLink, afterMs: Int64) {
-        loop.scheduleTask(in: .milliseconds(afterMs)) { self.redeliver(link) }
+    /// Whether `link` still runs its handler (not closed, not closing).
+    private func isRunning(_ link: ConsumerLink) -> Bool {
+        consumers[link.id] === link && link.closing == nil && link.handler != nil
     }
 
-    /// One round: every stored message, oldest first, to the handler; the ones it handled are
-    /// removed, a failing one stays for the next round (MetaQ issue #111). One the group already
-    /// handled in this process (the dedup cache, §5.1) is removed without calling the handler.
-    private func redeliver(_ link: ConsumerLink) {
-        guard consumers[link.id] === link, link.closing == nil, link.handler != nil else { return }
+    /// Feeds the consumer's redelivery rounds and does what they ask.
+    func roundsEvent(_ link: ConsumerLink, _ event: RecoverRounds<RecoveredMessage>.Event) {
+        guard link.rounds != nil else { return }
+        let actions = withDedupCache(link) { link.rounds!.handle(event, now: Clocks.monotonic(), cache: &$0) }
+        for action in actions {
+            switch action {
+            case .scheduleTick(let when):
+                at(when) {
+                    // A consumer closed meanwhile starts no round: its rounds end here.
+                    self.roundsEvent(link, self.isRunning(link) ? .tick : .stop)
+                }
+            case .list:
+                listRecovered(link)
+            case .deliver(let pending):
+                redeliver(link, pending)
+            case .remove(let items):
+                if case .listed = event {
+                    logger.info("recovered messages handled meanwhile (dedup cache) are removed unhandled",
+                                metadata: ["count": "\(items.count)"])
+                }
+                removeRecovered(link, items)
+            }
+        }
+    }
+
+    /// Answers `.list`: every stored message, oldest first, once stores left by an earlier run
+    /// or by processes gone meanwhile are opened and adopted.
+    private func listRecovered(_ link: ConsumerLink) {
         let topics = link.topics.sorted()
         storeQueue.async {
             self.openExistingRecoverStores(link, topics)
             for topic in link.recoverStores.keys.sorted() { self.adoptAbandonedFiles(link, topic: topic) }
             let stored = link.recoverStores.keys.sorted().flatMap { link.recoverStores[$0]!.pending() }
-            self.loop.execute { self.redeliver(link, stored) }
+            self.loop.execute { self.roundsEvent(link, self.isRunning(link) ? .listed(stored) : .stop) }
         }
     }
 
-    private func redeliver(_ link: ConsumerLink, _ stored: [RecoveredMessage]) {
-        guard consumers[link.id] === link, link.closing == nil, let handler = link.handler else { return }
-        var pending: [RecoveredMessage] = []
-        var seen: [(topic: String, msgId: Int64)] = []
-        for recovered in stored {
-            if seenBefore(link, recovered.message.id) {
-                seen.append((recovered.topic, recovered.message.id))
-            } else {
-                pending.append(recovered)
-            }
-        }
-        if !seen.isEmpty {
-            logger.info("recovered messages handled meanwhile (dedup cache) are removed unhandled", metadata: ["count": "\(seen.count)"])
-            removeRecovered(link, seen)
-        }
-        guard !pending.isEmpty else {
-            scheduleRedelivery(link, afterMs: link.settings.recoverIntervalMs)
-            return
-        }
+    /// Answers `.deliver`: the messages to the handler in a task, one at a time; a failing one
+    /// stays for the next round (MetaQ issue #111).
+    private func redeliver(_ link: ConsumerLink, _ pending: [RecoveredMessage]) {
+        guard let handler = link.handler else { return roundsEvent(link, .stop) }
         let logger = self.logger
         Task {
-            var handled: [(topic: String, msgId: Int64)] = []
+            var handled: [RecoveredMessage] = []
             for recovered in pending {
                 let message = recovered.message
                 let received = ReceivedMessage(
@@ -201,27 +212,20 @@ extension ClientEngine {
                     offset: message.offset, id: message.id, attribute: message.attribute, data: message.data)
                 do {
                     try await handler(received, .inert)
-                    handled.append((recovered.topic, message.id))
+                    handled.append(recovered)
                 } catch {
                     logger.warning("a recovered message failed again; kept for the next round", metadata: [
                         "topic": "\(recovered.topic)", "msgId": "\(message.id)", "error": "\(error)"])
                 }
             }
             let done = handled
-            self.loop.execute { self.redelivered(link, done) }
+            self.loop.execute { self.roundsEvent(link, .roundEnded(handled: done)) }
         }
     }
 
-    private func redelivered(_ link: ConsumerLink, _ handled: [(topic: String, msgId: Int64)]) {
-        remember(link, handled.map(\.msgId))
-        removeRecovered(link, handled)
-        guard consumers[link.id] === link else { return }
-        scheduleRedelivery(link, afterMs: link.settings.recoverIntervalMs)
-    }
-
-    private func removeRecovered(_ link: ConsumerLink, _ handled: [(topic: String, msgId: Int64)]) {
+    private func removeRecovered(_ link: ConsumerLink, _ handled: [RecoveredMessage]) {
         storeQueue.async {
-            for (topic, msgId) in handled {
+            for (topic, msgId) in handled.map({ ($0.topic, $0.msgId) }) {
                 do {
                     try link.recoverStores[topic]?.remove(msgId: msgId)
                 } catch {

@@ -29,6 +29,7 @@ struct MetaQSim: ParsableCommand {
               metaq-sim --seed $(git rev-parse HEAD)   a commit hash is a seed too
               metaq-sim --sweep 500 --canary     the canary: acknowledge before sync (must fail)
               metaq-sim --sweep 300 --broker-canary skip-final-sync   a broken graceful stop (must fail)
+              metaq-sim --sweep 500 --spool-canary   ordered spool writes dropped (must fail)
             """)
 
     @Option(help: "Run this one seed (a decimal number, or a hex git commit hash).")
@@ -57,9 +58,13 @@ struct MetaQSim: ParsableCommand {
 
     var bugs: SimBugs { brokerCanary.flatMap { Self.brokerCanaries[$0] } ?? [] }
 
+    @Flag(help: "Canary build switch: an ordered producer's spool write is reported written but dropped; the checkers must catch it.")
+    var spoolCanary = false
+
     /// The flags that replay this run's build switches.
     var replayFlags: String {
-        (canary ? " --canary" : "") + (brokerCanary.map { " --broker-canary \($0)" } ?? "")
+        (canary ? " --canary" : "") + (spoolCanary ? " --spool-canary" : "")
+            + (brokerCanary.map { " --broker-canary \($0)" } ?? "")
     }
 
     func validate() throws {
@@ -80,7 +85,7 @@ struct MetaQSim: ParsableCommand {
 
     func run() throws {
         if let seed, let n = Self.parseSeed(seed) {
-            let result = Simulation(seed: n, canary: canary, trace: trace, bugs: bugs).run()
+            let result = Simulation(seed: n, canary: canary, spoolCanary: spoolCanary, trace: trace, bugs: bugs).run()
             print("seed \(n)")
             print("options: \(result.options)")
             if let lines = result.trace {
@@ -105,7 +110,7 @@ struct MetaQSim: ParsableCommand {
         var total = SimCounters()
         var failed = 0
         for n in from..<(from + sweep) {
-            let result = Simulation(seed: n, canary: canary, bugs: bugs).run()
+            let result = Simulation(seed: n, canary: canary, spoolCanary: spoolCanary, bugs: bugs).run()
             total.add(result.counters)
             if !result.passed {
                 failed += 1

@@ -108,6 +108,22 @@ public struct SimCounters: Sendable, Equatable {
     public var retentionRemovedSegments = 0
     /// Acknowledged messages never delivered because retention removed them first (allowed).
     public var retentionExcused = 0
+    // ordered producers (§5.6)
+    /// Runs with ordered producers.
+    public var orderedSeeds = 0
+    /// Ordered sends the broker stored at once, and those promised from the spool.
+    public var orderedSent = 0
+    public var orderedSpooled = 0
+    /// Spooled messages replayed to the broker (and removed from the spool).
+    public var orderedReplayed = 0
+    public var orderedRefused = 0
+    public var orderedNotAccepted = 0
+    /// Spool writes or removals that failed.
+    public var orderedSpoolFailures = 0
+    public var orderedCrashes = 0
+    public var orderedPowerLosses = 0
+    /// Spool writes the canary dropped.
+    public var spoolCanaryDrops = 0
 
     public init() {}
 
@@ -148,6 +164,10 @@ public struct SimCounters: Sendable, Equatable {
         restartsAfterDiskFailure += o.restartsAfterDiskFailure
         retentionRuns += o.retentionRuns; retentionRemovedSegments += o.retentionRemovedSegments
         retentionExcused += o.retentionExcused
+        orderedSeeds += o.orderedSeeds; orderedSent += o.orderedSent; orderedSpooled += o.orderedSpooled
+        orderedReplayed += o.orderedReplayed; orderedRefused += o.orderedRefused; orderedNotAccepted += o.orderedNotAccepted
+        orderedSpoolFailures += o.orderedSpoolFailures; orderedCrashes += o.orderedCrashes
+        orderedPowerLosses += o.orderedPowerLosses; spoolCanaryDrops += o.spoolCanaryDrops
     }
 
     /// `name value` pairs in a fixed order, for reports.
@@ -183,7 +203,11 @@ public struct SimCounters: Sendable, Equatable {
          ("broker-logs-failed", brokerLogsFailed), ("failed-log-answers", failedLogAnswers),
          ("graceful-stops-requested", gracefulStopsRequested), ("graceful-stops", gracefulStops),
          ("restarts-after-disk-failure", restartsAfterDiskFailure), ("retention-runs", retentionRuns),
-         ("retention-removed-segments", retentionRemovedSegments), ("retention-excused", retentionExcused)]
+         ("retention-removed-segments", retentionRemovedSegments), ("retention-excused", retentionExcused),
+         ("ordered-seeds", orderedSeeds), ("ordered-sent", orderedSent), ("ordered-spooled", orderedSpooled),
+         ("ordered-replayed", orderedReplayed), ("ordered-refused", orderedRefused), ("ordered-not-accepted", orderedNotAccepted),
+         ("ordered-spool-failures", orderedSpoolFailures), ("ordered-crashes", orderedCrashes),
+         ("ordered-power-losses", orderedPowerLosses), ("spool-canary-drops", spoolCanaryDrops)]
     }
 
     public var report: String {

@@ -70,6 +70,11 @@ final class SimGroupMember {
     var completedRoundStartNs: Int64 = -1
     /// The msgIds its stores held when this process started (kept by an earlier one).
     var keptAtStart: Set<Int64> = []
+    /// The production redelivery rounds of its recover stores (replaced at every start).
+    var rounds = RecoverRounds<RecoveredMessage>(settings: .init(intervalMs: 1_000))
+    /// The process's dedup cache of the group (§5.1), shared by its fetchers and its rounds;
+    /// empty at every start, as a new process's is.
+    var dedup: MessageIdCache? = MessageIdCache()
 
     init(group: Int, index: Int, consumerId: String, machine: GroupMember) {
         self.group = group
@@ -92,6 +97,8 @@ final class SimGroupFetcher {
     let slot: GroupSlot
     let broker: Int
     var machine: ConsumerMachine
+    /// The production handler bookkeeping of this fetch run (dedup with the member's cache).
+    var tracker: DeliveryTracker
     var connection: Int?
     var decoder = FrameDecoder()
     var lastDeliveredOffset: Int64 = -1
@@ -102,7 +109,8 @@ final class SimGroupFetcher {
     var handingOff = false
     var damagedAt: Int64?
 
-    init(client: Int, group: Int, member: Int, incarnation: Int, slot: GroupSlot, broker: Int, machine: ConsumerMachine) {
+    init(client: Int, group: Int, member: Int, incarnation: Int, slot: GroupSlot, broker: Int, machine: ConsumerMachine,
+         tracker: DeliveryTracker) {
         self.client = client
         self.group = group
         self.member = member
@@ -110,5 +118,6 @@ final class SimGroupFetcher {
         self.slot = slot
         self.broker = broker
         self.machine = machine
+        self.tracker = tracker
     }
 }

@@ -126,6 +126,10 @@ public struct SimOptions: Sendable, CustomStringConvertible {
     /// The groups' application fails (retries, hand-offs, recover stores); nil: it never fails.
     /// Set by `Simulation` from its own stream of the seed (`SimHandlers.stream`).
     public var handlers: SimHandlers?
+    /// Ordered producers (§5.6); nil: none. Set by `Simulation` from its own stream (`SimOrdered.stream`).
+    public var ordered: SimOrdered?
+    /// The spool canary: an ordered producer's spool write is reported written but dropped.
+    public var canaryDropSpooled = false
 
     /// Draws a world from `rng`, its cluster side (groups, ZooKeeper faults) from `clusterRng`.
     public init(drawingFrom rng: inout SimRandom, cluster clusterRng: inout SimRandom, canary: Bool = false) {
@@ -195,6 +199,7 @@ public struct SimOptions: Sendable, CustomStringConvertible {
             + "\n  faults: \(faults)"
             + "\n  broker faults: \(brokerFaults)"
             + (handlers.map { "\n  \($0)" } ?? "")
+            + (ordered.map { "\n  \($0)" } ?? "") + (canaryDropSpooled ? " CANARY(drop-spooled)" : "")
     }
 
     private var clusterDescription: String {

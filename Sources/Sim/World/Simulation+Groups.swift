@@ -35,6 +35,7 @@ extension Simulation {
         member.isUp = true
         member.machine = memberMachine(group, member.consumerId)
         member.fetchers = [:]
+        member.dedup = MessageIdCache()
         group.orphaned = group.orphaned.filter { $0.value != member.index }
         let incarnation = member.incarnation
         if zooKeeper.data(at: layout.consumerIdPath(group.name, member.consumerId)) != nil { counters.memberRestartsWithLiveSession += 1 }
@@ -127,7 +128,8 @@ extension Simulation {
             reconnectBackoff: .init(stepMs: 10, maxMs: 200), maxConsecutiveTimeouts: 2, awaitsProcessing: true,
             retry: options.handlers.map { RetryPolicy(maxFetchRetries: $0.maxFetchRetries) }))
         let fetcher = SimGroupFetcher(client: nextClient, group: member.group, member: member.index,
-                                      incarnation: member.incarnation, slot: slot, broker: b, machine: machine)
+                                      incarnation: member.incarnation, slot: slot, broker: b, machine: machine,
+                                      tracker: DeliveryTracker(mode: .automatic, unackedLimit: MessageIdCache.defaultCapacity))
         nextClient += 1
         groupFetchers[fetcher.client] = fetcher
         member.fetchers[slot] = fetcher.client
@@ -193,48 +195,77 @@ extension Simulation {
         group.damagedAt[fetcher.slot] = min(offset, group.damagedAt[fetcher.slot] ?? offset)
     }
 
-    /// The application takes the delivery: checked, recorded as delivered to the group, handled
-    /// message by message up to the first it fails (Simulation+Recover), and reported processed
-    /// up to there after the processing delay. Within one fetch run offsets only grow, except
-    /// that a failed message and those after it come again.
+    /// The application takes the delivery: checked and recorded as delivered to the group; the
+    /// fetch run's `DeliveryTracker` skips what the member process handled before (its dedup
+    /// cache); the rest is handled message by message up to the first it fails
+    /// (Simulation+Recover), and the batch's end reaches the tracker after the processing delay.
+    /// Within one fetch run offsets only grow, except that a failed message and those after it
+    /// come again.
     private func deliver(_ messages: [Message], _ next: Int64, to fetcher: SimGroupFetcher) {
         let group = groups[fetcher.group]
+        let member = group.members[fetcher.member]
         let partition = TopicPartition(fetcher.slot.topic, Int32(fetcher.slot.partition.partition))
-        var processedTo = (nextOffset: next, msgId: messages.last?.id ?? -1)
+        var keys: [UInt64] = []
         for message in messages {
             let place = "\(group.name) broker\(fetcher.broker) \(partition)@\(message.offset)"
             guard let key = checkProduced(message, broker: fetcher.broker, partition: partition, place: place) else { return }
-            guard message.offset > fetcher.lastDeliveredOffset, !fetcher.deliveredInRun.contains(key) else {
+            guard message.offset > fetcher.lastDeliveredOffset, !fetcher.deliveredInRun.contains(key) || isOrdered(key) else {
                 return fail("offsets went backwards or repeated within one group fetch run at \(place) (last \(fetcher.lastDeliveredOffset))")
             }
             counters.groupDelivered += 1
             if !group.delivered.insert(key).inserted { counters.groupRedelivered += 1 }
             trace(.groupDelivered, Int64(fetcher.client), message.offset, "deliver p\(key >> 32)#\(key & 0xFFFF_FFFF) at \(place)")
+            keys.append(key)
+        }
+        var batch = HandlerBatch(nextOffset: next)
+        var end: DeliveryTracker.Event?
+        for delivery in fetcher.tracker.admit(messages, nextOffset: next, cache: &member.dedup) {
+            let key = SimPayload.key(of: delivery.message.data)!
             guard applicationHandles(key) else {
                 counters.handlerFailures += 1
-                trace(.handlerFailed, Int64(fetcher.client), message.offset, "the application fails p\(key >> 32)#\(key & 0xFFFF_FFFF)")
-                processedTo.nextOffset = message.offset
+                trace(.handlerFailed, Int64(fetcher.client), delivery.message.offset, "the application fails p\(key >> 32)#\(key & 0xFFFF_FFFF)")
+                end = batch.failed(at: delivery.message.offset)
                 break
             }
             handled(key, by: group)
+            _ = batch.handled(delivery, ack: false, rollback: nil)
+        }
+        let ended = end ?? batch.finished()
+        let upTo = Self.upTo(ended)
+        // Messages before where the batch ended are done for this run; the rest come again.
+        var msgId = messages.last?.id ?? -1
+        for (message, key) in zip(messages, keys) where message.offset < upTo {
             fetcher.deliveredInRun.insert(key)
             fetcher.lastDeliveredOffset = message.offset
-            processedTo.msgId = message.id
+            msgId = message.id
         }
         fetcher.damagedAt = nil
         fetcher.processing = true
         let delay = Int64(clusterRng.int(in: options.cluster.processingMs)) * 1_000_000 + Int64(clusterRng.int(in: 1...100_000))
-        schedule(.cluster(.processed(fetcher, nextOffset: processedTo.nextOffset, msgId: processedTo.msgId)), afterNs: delay)
+        schedule(.cluster(.processed(fetcher, ended, msgId: msgId)), afterNs: delay)
     }
 
-    func processed(_ fetcher: SimGroupFetcher, nextOffset: Int64, msgId: Int64) {
+    /// Where a batch end leaves the fetch position (a rollback to the last ack: unknown here).
+    static func upTo(_ end: DeliveryTracker.Event) -> Int64 {
+        switch end {
+        case .processed(let upTo, _), .acknowledged(let upTo, _): upTo
+        case .rolledBack(let to, _): to ?? -1
+        }
+    }
+
+    /// The batch's end reaches the fetch run's tracker (which remembers what was handled), the
+    /// member (which commits it later) and the fetcher's machine (which fetches on).
+    func processed(_ fetcher: SimGroupFetcher, _ end: DeliveryTracker.Event, msgId: Int64) {
         fetcher.processing = false
         let member = groups[fetcher.group].members[fetcher.member]
-        if member.isUp && member.incarnation == fetcher.incarnation {
+        let current = member.isUp && member.incarnation == fetcher.incarnation
+        var none: MessageIdCache? = nil
+        let event = current ? fetcher.tracker.handle(end, cache: &member.dedup) : fetcher.tracker.handle(end, cache: &none)
+        if current, case .processed(let nextOffset) = event {
             memberHandle(member, .processed(topic: fetcher.slot.topic, partition: fetcher.slot.partition,
                                             nextOffset: nextOffset, msgId: msgId))
         }
-        if groupFetchers[fetcher.client] === fetcher { fetcherHandle(fetcher, .processed(nextOffset: nextOffset)) }
+        if groupFetchers[fetcher.client] === fetcher { fetcherHandle(fetcher, event) }
     }
 
     // MARK: Offsets never go backwards (§5.4)

@@ -5,24 +5,19 @@ import StoreCore
 /// mirroring the production client (ClientEngine+Recover): a message the application fails
 /// `maxFetchRetries + 1` times is appended (synced) to the member's `RecoverStore` of its topic,
 /// then the position past it goes to the `GroupMember`, then the fetcher hears `.handedOff`; a
-/// failed write answers `.handOffFailed` and the store is reopened on next use. Every
-/// `recoverIntervalMs` a redelivery round hands the stored messages to the application and
-/// removes the ones it handled. Each member has its own `SimDisk`, which survives its crashes
-/// (and may lose power with it).
+/// failed write answers `.handOffFailed` and the store is reopened on next use. The member's
+/// production `RecoverRounds` decides the redelivery rounds (with the member process's dedup
+/// cache); this driver lists and writes the stores and plays the application. Each member has its
+/// own `SimDisk`, which survives its crashes (and may lose power with it).
 extension Simulation {
     enum RecoverEvent {
         /// The answer to the hand-off of `fetcher`'s message reaches its machine.
         case answer(SimGroupFetcher, handedOff: Bool)
         case round(group: Int, member: Int, incarnation: Int)
-        /// The application finished a round: remove what it handled (`topic`, msgId pairs).
-        case roundDone(group: Int, member: Int, incarnation: Int, handled: [RecoverRemoval])
+        /// The application finished a round's delivery; these it handled.
+        case roundDone(group: Int, member: Int, incarnation: Int, handled: [RecoveredMessage])
         /// The member crashes right after a hand-off of `slot` whose message is at `offset`.
         case crashAfterHandOff(group: Int, member: Int, incarnation: Int, slot: GroupSlot, offset: Int64)
-    }
-
-    struct RecoverRemoval {
-        var topic: String
-        var msgId: Int64
     }
 
     static let recoverRoot = "/home/sim/.meta_recover"
@@ -52,7 +47,8 @@ extension Simulation {
         for topic in groups[member.group].topics.sorted() {
             for recovered in recoverStore(member, topic)?.pending() ?? [] { member.keptAtStart.insert(recovered.message.id) }
         }
-        scheduleRound(member, afterMs: handlers.recoverIntervalMs)
+        member.rounds = RecoverRounds(settings: .init(intervalMs: Int64(handlers.recoverIntervalMs)))
+        roundsHandle(member, .start)
     }
 
     /// A member process dies: its handles die with it; its disk stays, maybe after losing power.
@@ -174,11 +170,13 @@ extension Simulation {
         case .round(let g, let m, let incarnation):
             trace(.recoverRound, Int64(g), Int64(m))
             let member = groups[g].members[m]
-            if member.isUp && member.incarnation == incarnation { round(member) }
+            if member.isUp && member.incarnation == incarnation { roundsHandle(member, .tick) }
         case .roundDone(let g, let m, let incarnation, let handled):
             trace(.recoverRemoved, Int64(g), Int64(handled.count))
             let member = groups[g].members[m]
-            if member.isUp && member.incarnation == incarnation { roundDone(member, handled) }
+            guard member.isUp && member.incarnation == incarnation else { return }
+            member.completedRoundStartNs = member.roundStartNs
+            roundsHandle(member, .roundEnded(handled: handled))
         case .crashAfterHandOff(let g, let m, let incarnation, let slot, let offset):
             let member = groups[g].members[m]
             guard !inLiveness, member.isUp, member.incarnation == incarnation else { return }
@@ -191,30 +189,43 @@ extension Simulation {
 
     // MARK: Redelivery (MetaQ #111)
 
-    private func scheduleRound(_ member: SimGroupMember, afterMs: Int) {
-        schedule(.cluster(.recover(.round(group: member.group, member: member.index, incarnation: member.incarnation))),
-                 afterNs: Int64(afterMs) * 1_000_000)
+    /// Feeds the member's `RecoverRounds` and does what they ask: list the stores, play the
+    /// application, remove from the stores, wake the machine.
+    private func roundsHandle(_ member: SimGroupMember, _ event: RecoverRounds<RecoveredMessage>.Event) {
+        for action in member.rounds.handle(event, now: instant, cache: &member.dedup) {
+            switch action {
+            case .scheduleTick(let at):
+                schedule(.cluster(.recover(.round(group: member.group, member: member.index, incarnation: member.incarnation))),
+                         atNs: at.nanoseconds)
+            case .list:
+                member.roundStartNs = nowNs
+                let stored = groups[member.group].topics.sorted().flatMap { recoverStore(member, $0)?.pending() ?? [] }
+                roundsHandle(member, .listed(stored))
+                // Nothing to hand over: the round is over already.
+                if !member.rounds.inRound { member.completedRoundStartNs = member.roundStartNs }
+            case .deliver(let pending):
+                redeliver(member, pending)
+            case .remove(let items):
+                remove(member, items)
+            }
+        }
     }
 
-    /// Every stored message, oldest first, to the application; the handled ones are removed once
-    /// it is done with the round, a failing one stays for the next.
-    private func round(_ member: SimGroupMember) {
+    /// The application takes a round's messages, oldest first; it reports the ones it handled
+    /// once done with the round.
+    private func redeliver(_ member: SimGroupMember, _ pending: [RecoveredMessage]) {
         let group = groups[member.group]
-        member.roundStartNs = nowNs
-        var done: [RecoverRemoval] = []
-        for topic in group.topics.sorted() {
-            guard let store = recoverStore(member, topic) else { continue }
-            for recovered in store.pending() {
-                guard let key = SimPayload.key(of: recovered.message.data) else { continue }
-                if applicationHandles(key) {
-                    counters.recoverRedelivered += 1
-                    if member.keptAtStart.contains(recovered.message.id) { counters.redeliveredAfterRestart += 1 }
-                    handled(key, by: group)
-                    done.append(RecoverRemoval(topic: topic, msgId: recovered.message.id))
-                } else {
-                    counters.redeliveryFailures += 1
-                    if bugs.contains(.redeliveryRemovesFailures) { done.append(RecoverRemoval(topic: topic, msgId: recovered.message.id)) }
-                }
+        var done: [RecoveredMessage] = []
+        for recovered in pending {
+            guard let key = SimPayload.key(of: recovered.message.data) else { continue }
+            if applicationHandles(key) {
+                counters.recoverRedelivered += 1
+                if member.keptAtStart.contains(recovered.message.id) { counters.redeliveredAfterRestart += 1 }
+                handled(key, by: group)
+                done.append(recovered)
+            } else {
+                counters.redeliveryFailures += 1
+                if bugs.contains(.redeliveryRemovesFailures) { done.append(recovered) }
             }
         }
         let delay = Int64(handlerRng.int(in: 0...5_000_000))
@@ -222,14 +233,12 @@ extension Simulation {
                                               handled: done))), afterNs: delay)
     }
 
-    private func roundDone(_ member: SimGroupMember, _ handled: [RecoverRemoval]) {
-        for removal in handled {
-            guard let store = recoverStore(member, removal.topic) else { continue }
-            let removed = storeWrite(member, removal.topic, store) { _ = try $0.remove(msgId: removal.msgId) }
-            member.shadows[removal.topic]?.kept.remove(removal.msgId)
-            if !removed { member.shadows[removal.topic]?.doubtful.insert(removal.msgId) }
+    private func remove(_ member: SimGroupMember, _ items: [RecoveredMessage]) {
+        for item in items {
+            guard let store = recoverStore(member, item.topic) else { continue }
+            let removed = storeWrite(member, item.topic, store) { _ = try $0.remove(msgId: item.msgId) }
+            member.shadows[item.topic]?.kept.remove(item.msgId)
+            if !removed { member.shadows[item.topic]?.doubtful.insert(item.msgId) }
         }
-        member.completedRoundStartNs = member.roundStartNs
-        scheduleRound(member, afterMs: options.handlers?.recoverIntervalMs ?? 1000)
     }
 }

@@ -19,7 +19,7 @@ extension Simulation {
         case memberRestart(group: Int, member: Int)
         case fetcherTick(client: Int)
         /// The application finished a delivery of `fetcher` up to `nextOffset`.
-        case processed(SimGroupFetcher, nextOffset: Int64, msgId: Int64)
+        case processed(SimGroupFetcher, DeliveryTracker.Event, msgId: Int64)
         /// Hand-offs, redelivery rounds (Simulation+Recover).
         case recover(RecoverEvent)
     }
@@ -93,9 +93,9 @@ extension Simulation {
         case .fetcherTick(let client):
             trace(.fetcherTick, Int64(client))
             if let fetcher = groupFetchers[client] { fetcherHandle(fetcher, .tick) }
-        case .processed(let fetcher, let nextOffset, let msgId):
-            trace(.processed, Int64(fetcher.client), nextOffset)
-            processed(fetcher, nextOffset: nextOffset, msgId: msgId)
+        case .processed(let fetcher, let end, let msgId):
+            trace(.processed, Int64(fetcher.client), Self.upTo(end))
+            processed(fetcher, end, msgId: msgId)
         case .recover(let event):
             dispatch(event)
         }

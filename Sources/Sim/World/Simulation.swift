@@ -42,6 +42,8 @@ public final class Simulation {
         case convergenceCheck
         /// ZooKeeper, broker registration and consumer groups (Simulation+ZooKeeper, +Groups).
         case cluster(ClusterEvent)
+        /// Ordered producers (Simulation+Ordered).
+        case ordered(OrderedEvent)
     }
 
     /// Codes folded into the fingerprint next to the event's numbers.
@@ -53,6 +55,7 @@ public final class Simulation {
         case fetcherTick, processed, registration, memberAction, groupDelivered, groupFault
         case handOff = 60, handOffAnswer, recoverRound, recoverRemoved, recoverStore, crashAfterHandOff, handlerFailed
         case brokerFault = 80, brokerNotice, brokerStopped, retention, operatorRestart
+        case ordered = 90, orderedFault
     }
 
     /// One message a producer was asked to send, and what became of it.
@@ -78,6 +81,8 @@ public final class Simulation {
     /// The stream of broker disk faults, graceful stops and retention runs: a world whose rates
     /// are zero draws nothing from it.
     var brokerFaultRng: SimRandom
+    /// The stream of the ordered producers (SimOrdered): used only in worlds that have them.
+    var orderedRng: SimRandom
     /// Test-only bugs the recover checkers must catch.
     let bugs: SimBugs
     private var queue = EventQueue<Event>()
@@ -103,6 +108,8 @@ public final class Simulation {
     var abandonedSessions: [SimZKSession] = []
     /// The ZooKeeper deliveries asked for at the current instant (Simulation+ZooKeeper).
     var zkBatch: ZKBatch?
+    var orderedProducers: [SimOrderedProducer] = []
+    var orderedLedger = SimOrderedLedger()
 
     var ledger: [UInt64: Sent] = [:]
     private var delivered: Set<UInt64> = []
@@ -117,9 +124,10 @@ public final class Simulation {
     static let eventBudget = 3_000_000
     static let livenessLimitNs: Int64 = 60_000_000_000
 
-    /// A run of `seed`; `canary` switches on acknowledge-before-sync (the checkers must fail);
-    /// `bugs` (tests only) are more bugs they must catch.
-    public init(seed: UInt64, canary: Bool = false, trace: Bool = false, bugs: SimBugs = []) {
+    /// A run of `seed`; `canary` switches on acknowledge-before-sync, `spoolCanary` ordered
+    /// spool writes reported written but dropped (the checkers must fail either way); `bugs`
+    /// (tests only) are more bugs they must catch.
+    public init(seed: UInt64, canary: Bool = false, spoolCanary: Bool = false, trace: Bool = false, bugs: SimBugs = []) {
         self.seed = seed
         var rng = SimRandom(seed: seed)
         var clusterRng = SimRandom(seed: seed ^ 0x5A6B_7C8D_9EAF_0123)
@@ -129,6 +137,10 @@ public final class Simulation {
         var brokerFaultRng = SimRandom(seed: seed ^ 0x0D15_CFA1_7B0C_3E21)
         options.brokerFaults = SimOptions.BrokerFaults(drawingFrom: &brokerFaultRng)
         self.brokerFaultRng = brokerFaultRng
+        var orderedRng = SimOrdered.stream(seed: seed)
+        options.ordered = SimOrdered.draw(&orderedRng)
+        options.canaryDropSpooled = spoolCanary
+        self.orderedRng = orderedRng
         self.options = options
         self.rng = rng
         self.clusterRng = clusterRng
@@ -187,6 +199,7 @@ public final class Simulation {
         for index in consumers.indices { consumerHandle(index, .start) }
         firstFetcherClient = client
         nextClient = client
+        startOrdered()
         startGroups()
         scheduleNextFault()
         scheduleNextBrokerFault()
@@ -204,6 +217,7 @@ public final class Simulation {
         }
         if failures.isEmpty && !finished { fail("the event queue ran dry before the liveness phase converged") }
         if failures.isEmpty { finalChecks() }
+        if failures.isEmpty { checkOrderedAtTheEnd() }
         counters.runs = 1
         counters.events = processed
         for broker in brokers {
@@ -218,6 +232,8 @@ public final class Simulation {
             counters.staleAnswers += consumer.machine.counters.staleAnswers
         }
         collectGroupCounters()
+        if options.ordered != nil { counters.orderedSeeds = 1 }
+        for producer in orderedProducers { counters.orderedReplayed += producer.queue.counters.replayed }
         traceLog.fold(UInt64(counters.delivered))
         return SimResult(seed: seed, options: options.description, failures: failures, fingerprint: traceLog.fingerprint,
                          counters: counters, trace: traceLog.lines, virtualMs: nowMs)
@@ -279,6 +295,9 @@ public final class Simulation {
             trace(.convergence)
             checkConvergence()
         case .cluster(let event):
+            dispatch(event)
+        case .ordered(let event):
+            trace(.ordered)
             dispatch(event)
         }
     }
@@ -405,7 +424,8 @@ public final class Simulation {
     private func check(_ message: Message, deliveredTo consumer: SimConsumer) {
         let place = "broker\(consumer.broker) \(consumer.partition)@\(message.offset)"
         guard let key = checkProduced(message, broker: consumer.broker, partition: consumer.partition, place: place) else { return }
-        guard message.offset > consumer.lastDeliveredOffset, consumer.deliveredInRun.insert(key).inserted else {
+        // An ordered message may be stored twice (§5.6, at least once): its second copy is no repeat.
+        guard message.offset > consumer.lastDeliveredOffset, consumer.deliveredInRun.insert(key).inserted || isOrdered(key) else {
             return fail("offsets went backwards or repeated within one fetch run at \(place) (last \(consumer.lastDeliveredOffset))")
         }
         consumer.lastDeliveredOffset = message.offset
@@ -481,6 +501,7 @@ public final class Simulation {
             }
         }
         waiting += clusterWaiting()
+        waiting += orderedWaiting()
         if waiting.isEmpty {
             checkClusterAfterConvergence()
             finished = true

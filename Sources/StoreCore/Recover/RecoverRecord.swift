@@ -187,3 +187,8 @@ extension [UInt8] {
         (0..<4).reduce(0) { $0 << 8 | UInt32(self[index + $1]) }
     }
 }
+
+/// The redelivery rounds (`RecoverRounds`) tell stored messages apart by topic and id.
+extension RecoveredMessage: RecoverRoundItem {
+    public var msgId: Int64 { message.id }
+}

@@ -97,7 +97,7 @@ struct WorldSweepTests {
     /// pipeline — the code the runtime runs — and the sweep must catch it with the checker that
     /// guards the rule, while the same seeds pass without the bug.
     @Test(arguments: [
-        (SimBugs.brokerForgetsFailedLogPuts, "wait for the failed log"),
+        (SimBugs.brokerForgetsFailedLogPuts, "that no log will acknowledge"),
         (SimBugs.brokerAcknowledgesFailedLogPuts, "acknowledged after its log failed"),
         (SimBugs.brokerSkipsFinalSync, "a graceful stop left"),
     ])

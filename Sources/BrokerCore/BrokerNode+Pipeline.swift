@@ -6,7 +6,7 @@ import StoreCore
 /// or after the sync that covers them (group commit), and what a failed log does to its puts.
 extension BrokerNode {
     /// Feeds one event to the machine and carries out what it asks for.
-    func feed(_ event: BrokerMachine.Event, _ clock: NodeClock, _ actions: inout [Action]) {
+    func feed(_ event: consuming BrokerMachine.Event, _ clock: NodeClock, _ actions: inout [Action]) {
         var machineActions = machineActionPool.popLast() ?? []
         machine.handle(event, nowMs: clock.wallMs, into: &machineActions)
         for action in machineActions { perform(action, clock, &actions) }
@@ -66,15 +66,14 @@ extension BrokerNode {
             let outcome = try log.stage(msgId: record.msgId, flag: record.flag, payload: record.payload,
                                         checksum: record.verifiedChecksum, ticket: token)
             observeStaged?(record.msgId)
-            let put = Waiting(partition: partition, offset: outcome.offset)
             if outcome.acknowledged {
-                awaitingWrite.append((token, put, log))
+                awaitingWrite.append((token, outcome.offset, partition, log))
             } else if settings.canary == .ackBeforeSync {
                 // The canary: a group-commit put answered after the write, before any sync.
                 canaryEarlyAcks += 1
-                awaitingWrite.append((token, put, log))
+                awaitingWrite.append((token, outcome.offset, partition, log))
             } else {
-                awaitingSync[token] = put
+                awaitingSync[token] = outcome.offset
             }
             markDirty(partition, log)
         } catch {
@@ -123,8 +122,12 @@ extension BrokerNode {
             }
             let written = awaitingWrite
             awaitingWrite.removeAll(keepingCapacity: true)
-            for (token, put, log) in written {
-                answer(token, put, failure: log.failure?.description, clock, &actions)
+            for (token, offset, partition, log) in written {
+                if let failure = log.failure {
+                    fail(token, failure.description, clock, &actions)
+                } else {
+                    acknowledge(token, offset: offset, partition: partition, clock, &actions)
+                }
             }
             for (partition, log) in logs {
                 if log.isFailed { abandon(partition, log, clock, &actions) } else { scheduleSync(partition, clock, &actions) }
@@ -133,30 +136,39 @@ extension BrokerNode {
         actions.append(.flush)
     }
 
-    /// Answers one put: its offset, or the failure that keeps it from being stored.
-    func answer(_ token: UInt64, _ put: Waiting, failure: String?, _ clock: NodeClock, _ actions: inout [Action]) {
-        if let failure { return feed(.appended(token: token, .failure(.init(failure))), clock, &actions) }
-        if !machine.failedPartitions.isEmpty && machine.failedPartitions[put.partition] != nil {
-            violated("a put to \(put.partition) was acknowledged after its log failed")
+    /// Answers one put as stored at `offset` of `partition`.
+    func acknowledge(_ token: UInt64, offset: Int64, partition: TopicPartition, _ clock: NodeClock, _ actions: inout [Action]) {
+        if !machine.failedPartitions.isEmpty && machine.failedPartitions[partition] != nil {
+            violated("a put to \(partition) was acknowledged after its log failed")
         }
-        feed(.appended(token: token, .success(put.offset)), clock, &actions)
+        feed(.appended(token: token, .success(offset)), clock, &actions)
+    }
+
+    /// Answers one put with the failure that keeps it from being stored.
+    func fail(_ token: UInt64, _ cause: String, _ clock: NodeClock, _ actions: inout [Action]) {
+        feed(.appended(token: token, .failure(.init(cause))), clock, &actions)
     }
 
     /// Answers the group-commit puts of a failed log with its cause.
     func abandon(_ partition: TopicPartition, _ log: PartitionLog, _ clock: NodeClock, _ actions: inout [Action]) {
         reportFailure(partition, log, clock, &actions)
-        answerAbandoned(log.abandonPendingAppends(), of: log, clock, &actions)
+        answerAbandoned(log.abandonPendingAppends(), of: partition, log, clock, &actions)
     }
 
-    func answerAbandoned(_ tickets: [UInt64], of log: PartitionLog, _ clock: NodeClock, _ actions: inout [Action]) {
+    func answerAbandoned(_ tickets: [UInt64], of partition: TopicPartition, _ log: PartitionLog, _ clock: NodeClock,
+                         _ actions: inout [Action]) {
         if settings.canary == .forgetFailedLogPuts { return }
         let cause = log.failure?.description ?? "log failed: \(log.directory)"
         for ticket in tickets {
-            guard let put = awaitingSync.removeValue(forKey: ticket) else {
+            guard let offset = awaitingSync.removeValue(forKey: ticket) else {
                 if settings.canary != .ackBeforeSync { violated("the log of \(log.directory) abandoned an unknown put \(ticket)") }
                 continue
             }
-            answer(ticket, put, failure: settings.canary == .acknowledgeFailedLogPuts ? nil : cause, clock, &actions)
+            if settings.canary == .acknowledgeFailedLogPuts {
+                acknowledge(ticket, offset: offset, partition: partition, clock, &actions)
+            } else {
+                fail(ticket, cause, clock, &actions)
+            }
         }
     }
 

@@ -53,7 +53,7 @@ extension BrokerNode {
         case .idle: return 0
         case .failed(let abandoned):
             reportFailure(partition, log, clock, &actions)
-            answerAbandoned(abandoned, of: log, clock, &actions)
+            answerAbandoned(abandoned, of: partition, log, clock, &actions)
             return 0
         case .begun(let batch):
             do {
@@ -62,12 +62,14 @@ extension BrokerNode {
                 actions.append(.notice(.finalSyncFailed(partition, "\(error)")))
                 let tickets = log.failSync(batch, error: error)
                 reportFailure(partition, log, clock, &actions)
-                answerAbandoned(tickets, of: log, clock, &actions)
+                answerAbandoned(tickets, of: partition, log, clock, &actions)
                 return 0
             }
             let tickets = log.completeSync(batch, now: clock.now)
             for ticket in tickets {
-                if let put = awaitingSync.removeValue(forKey: ticket) { answer(ticket, put, failure: nil, clock, &actions) }
+                if let offset = awaitingSync.removeValue(forKey: ticket) {
+                    acknowledge(ticket, offset: offset, partition: partition, clock, &actions)
+                }
             }
             return tickets.count
         }

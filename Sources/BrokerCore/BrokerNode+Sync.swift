@@ -13,7 +13,7 @@ extension BrokerNode {
             case .idle: return
             case .failed(let abandoned):
                 reportFailure(partition, log, clock, &actions)
-                answerAbandoned(abandoned, of: log, clock, &actions)
+                answerAbandoned(abandoned, of: partition, log, clock, &actions)
             case .begun(let batch):
                 syncing[partition] = batch
                 let firstWriteAt = unsyncedSince.removeValue(forKey: partition) ?? clock.now
@@ -42,11 +42,11 @@ extension BrokerNode {
             let tickets = log.completeSync(batch, now: clock.now)
             scheduleSync(partition, clock, &actions)
             for ticket in tickets {
-                guard let put = awaitingSync.removeValue(forKey: ticket) else {
+                guard let offset = awaitingSync.removeValue(forKey: ticket) else {
                     if settings.canary != .ackBeforeSync { violated("a sync of \(partition) acknowledged an unknown put \(ticket)") }
                     continue
                 }
-                answer(ticket, put, failure: nil, clock, &actions)
+                acknowledge(ticket, offset: offset, partition: partition, clock, &actions)
             }
             answered = tickets.count
         case .failure(let error) where error.isRetryable:
@@ -59,7 +59,7 @@ extension BrokerNode {
             failed = true
             let tickets = log.failSync(batch, error: error)
             reportFailure(partition, log, clock, &actions)
-            answerAbandoned(tickets, of: log, clock, &actions)
+            answerAbandoned(tickets, of: partition, log, clock, &actions)
         }
         markDirty(partition, log)
         // With answers to send (group commit) the tick ends now, so they are flushed in this
@@ -81,25 +81,26 @@ extension BrokerNode {
     }
 
     /// Invariants a driver may check at any quiet point (the simulator does after every event):
-    /// every waiting put belongs to a healthy log that will sync it — a sync in flight, due at
-    /// the end of this tick, or a timer armed — so no put can wait forever.
+    /// every waiting put is held by a healthy log that will sync it — a sync in flight, due at
+    /// the end of this tick, or a timer armed — so no put can wait forever; the node waits for
+    /// exactly the puts its logs hold.
     public func checkInvariants() -> [String] {
         var problems = violations
-        var waitingPerPartition: [TopicPartition: Int] = [:]
-        for put in awaitingSync.values { waitingPerPartition[put.partition, default: 0] += 1 }
-        for (partition, count) in waitingPerPartition.sorted(by: { $0.key < $1.key }) {
-            guard let log = stores.log(partition) else {
-                problems.append("\(count) put(s) wait for \(partition), which has no log")
-                continue
-            }
+        var heldByLogs = 0
+        for partition in stores.partitions {
+            guard let log = stores.log(partition), log.pendingAcknowledgements > 0 else { continue }
+            let count = log.pendingAcknowledgements
+            heldByLogs += count
             let endOfTickPending = dirtyLogs.contains { $0.partition == partition }
             if log.isFailed && !endOfTickPending { problems.append("\(count) put(s) wait for the failed log of \(partition)") }
-            if log.pendingAcknowledgements != count && settings.canary != .ackBeforeSync {
-                problems.append("\(partition): the log holds \(log.pendingAcknowledgements) waiting put(s), the node \(count)")
-            }
             let willSync = syncing[partition] != nil || armedTimers.contains(.syncDeadline(partition))
                 || endOfTickPending || phase != .running
             if !willSync { problems.append("\(count) put(s) wait for \(partition) with no sync in flight or due") }
+        }
+        if heldByLogs < awaitingSync.count {
+            problems.append("\(awaitingSync.count - heldByLogs) put(s) wait that no log will acknowledge (a failed log dropped them)")
+        } else if heldByLogs > awaitingSync.count && settings.canary != .ackBeforeSync {
+            problems.append("the logs hold \(heldByLogs) waiting put(s), the node knows \(awaitingSync.count)")
         }
         return problems
     }

@@ -64,12 +64,6 @@ public final class BrokerNode {
         case stopped
     }
 
-    /// A put waiting for something: its log and the offset its answer will carry.
-    struct Waiting {
-        var partition: TopicPartition
-        var offset: Int64
-    }
-
     public let settings: Settings
     public let stores: PartitionStores
     let storage: any Storage
@@ -77,12 +71,13 @@ public final class BrokerNode {
     /// CRC32 of the server.ini the broker started with (`config_checksum` of `stats`, §9).
     public let configChecksum: Int64
     let startedAt: Instant
-    var phase = Phase.running
+    @exclusivity(unchecked) var phase = Phase.running
 
-    /// Group-commit puts staged and waiting for the sync that covers them: token → put.
-    @exclusivity(unchecked) var awaitingSync: [UInt64: Waiting] = [:]
+    /// Group-commit puts staged and waiting for the sync that covers them: token → the offset
+    /// their answer carries (their log holds the same tokens as its waiters).
+    @exclusivity(unchecked) var awaitingSync: [UInt64: Int64] = [:]
     /// Puts answered once their staged bytes are written (`unflushThreshold > 0`, or the canary).
-    @exclusivity(unchecked) var awaitingWrite: [(token: UInt64, put: Waiting, log: PartitionLog)] = []
+    @exclusivity(unchecked) var awaitingWrite: [(token: UInt64, offset: Int64, partition: TopicPartition, log: PartitionLog)] = []
     /// Logs with staged records or a sync to consider at the end of this tick.
     @exclusivity(unchecked) var dirtyLogs: [(partition: TopicPartition, log: PartitionLog)] = []
     /// The log the last append went to (most puts of a batch go to the same partition).
@@ -90,24 +85,24 @@ public final class BrokerNode {
     /// Reused arrays of machine actions (a stack: handling one can handle another).
     @exclusivity(unchecked) var machineActionPool: [[BrokerMachine.Action]] = []
     /// Segment slices opened for a get, until the machine sends them: token → slice.
-    var openedSlices: [UInt64: FileSlice] = [:]
+    @exclusivity(unchecked) var openedSlices: [UInt64: FileSlice] = [:]
     /// The sync running for each log (at most one per log).
-    var syncing: [TopicPartition: SyncBatch] = [:]
-    var armedTimers: Set<NodeTimer> = []
+    @exclusivity(unchecked) var syncing: [TopicPartition: SyncBatch] = [:]
+    @exclusivity(unchecked) var armedTimers: Set<NodeTimer> = []
     /// When each log's oldest write not covered by a begun sync happened.
-    var unsyncedSince: [TopicPartition: Instant] = [:]
-    var syncPostponedEpisode = RefusalEpisode()
-    var openConnections: Set<ConnectionID> = []
+    @exclusivity(unchecked) var unsyncedSince: [TopicPartition: Instant] = [:]
+    @exclusivity(unchecked) var syncPostponedEpisode = RefusalEpisode()
+    @exclusivity(unchecked) var openConnections: Set<ConnectionID> = []
     /// The distinct `deleteWhen` schedules, by the index their timers carry.
-    var retentionSchedules: [CronExpression] = []
+    @exclusivity(unchecked) var retentionSchedules: [CronExpression] = []
     /// Invariant violations seen (the first few): the simulator fails a seed on any; the runtime
     /// logs them. Kept rather than trapping so a sweep reports the seed.
-    public internal(set) var violations: [String] = []
+    @exclusivity(unchecked) public internal(set) var violations: [String] = []
     /// Simulation only: called with the message id of every staged put (which incarnation
     /// stored a message).
-    public var observeStaged: ((Int64) -> Void)?
+    @exclusivity(unchecked) public var observeStaged: ((Int64) -> Void)?
     /// Group-commit puts the canary answered before their sync.
-    public internal(set) var canaryEarlyAcks = 0
+    @exclusivity(unchecked) public internal(set) var canaryEarlyAcks = 0
 
     init(settings: Settings, stores: PartitionStores, storage: any Storage, machine: BrokerMachine, startedAt: Instant) {
         self.settings = settings
@@ -147,9 +142,7 @@ public final class BrokerNode {
     public func handle(_ event: Event, clock: NodeClock, into actions: inout [Action]) {
         guard phase != .stopped else { return }
         switch event {
-        case .request(let connection, let frame):
-            guard phase == .running || openConnections.contains(connection) else { return }
-            feed(.request(connection, frame), clock, &actions)
+        case .request(let connection, let frame): handleRequest(frame, from: connection, clock: clock, into: &actions)
         case .tickEnded: endOfTick(clock, &actions)
         case .connectionOpened(let connection):
             openConnections.insert(connection)
@@ -165,6 +158,15 @@ public final class BrokerNode {
         case .start: armRetentionTimers(clock, &actions)
         case .stopRequested: requestStop(clock, &actions)
         }
+    }
+
+    /// `handle(.request(connection, frame), ...)` without wrapping the frame in an event and
+    /// unwrapping it again: the hot path of every put, where each copy of a frame is a retain and
+    /// a release of its body.
+    public func handleRequest(_ frame: consuming Frame, from connection: ConnectionID, clock: NodeClock,
+                              into actions: inout [Action]) {
+        guard phase == .running || (phase == .draining && openConnections.contains(connection)) else { return }
+        feed(.request(connection, frame), clock, &actions)
     }
 
     /// The `stats` snapshot: the stores' view plus the process's facts.

@@ -164,21 +164,24 @@ extension BrokerNode {
         /// `value <n> <opaque>` followed by `body`.
         case sendValue(ConnectionID, body: [UInt8], opaque: Int32)
         /// `value <n> <opaque>` followed by the bytes of a segment file (sendfile in the runtime).
-        case sendFile(ConnectionID, FileSlice, opaque: Int32)
+        /// (The rare, large payloads are `indirect`: every action of the hot path — a put's
+        /// answer — is copied through the actions array, and the enum is as large as its
+        /// largest inline payload.)
+        indirect case sendFile(ConnectionID, FileSlice, opaque: Int32)
         /// Hand every buffered answer to its connection now.
         case flush
         /// Flush what is buffered for the connection, then close it.
         case close(ConnectionID)
-        case startSync(SyncJob)
+        indirect case startSync(SyncJob)
         case armTimer(NodeTimer, at: Instant)
         case collectProcessFacts(token: UInt64)
         /// A topic with no partition on this broker before got its first one (cluster mode
         /// registers it in ZooKeeper, §3.2).
-        case registerTopic(BrokerRegistration.Topic)
+        indirect case registerTopic(BrokerRegistration.Topic)
         /// A finished sync answered this many puts (sync-cycle statistics).
         case syncAnswered(TopicPartition, count: Int)
-        case notice(BrokerNotice)
+        indirect case notice(BrokerNotice)
         /// The graceful stop is complete; the node ignores every later event.
-        case stopped(StopReport)
+        indirect case stopped(StopReport)
     }
 }

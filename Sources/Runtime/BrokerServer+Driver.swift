@@ -22,6 +22,7 @@ extension BrokerServer {
             let touched = dirtyConnections
             dirtyConnections.removeAll(keepingCapacity: true)
             for connection in touched { flush(connection) }
+            logViolations()
         case .close(let id):
             guard let connection = connections[id] else { return }
             flush(connection)
@@ -43,10 +44,13 @@ extension BrokerServer {
             stopped?.succeed(report)
             stopped = nil
         }
-        if violationsLogged < node.violations.count {
-            for violation in node.violations[violationsLogged...] { logger.critical("broker invariant violated: \(violation)") }
-            violationsLogged = node.violations.count
-        }
+    }
+
+    /// Logs the node's invariant violations not logged yet (checked once per tick).
+    func logViolations() {
+        guard violationsLogged < node.violations.count else { return }
+        for violation in node.violations[violationsLogged...] { logger.critical("broker invariant violated: \(violation)") }
+        violationsLogged = node.violations.count
     }
 
     /// Runs the sync's fdatasync on its data directory's thread; the result goes back to the node.

@@ -38,7 +38,7 @@ public final class BrokerServer: @unchecked Sendable {
     /// Sync threads by data directory, created on first use; touched on the loop only.
     var syncQueues: [String: DispatchQueue] = [:]
     /// The local time zone's offset from UTC, refreshed when a retention timer fires.
-    var utcOffsetSeconds = BrokerServer.currentUTCOffsetSeconds()
+    @exclusivity(unchecked) var utcOffsetSeconds = BrokerServer.currentUTCOffsetSeconds()
     var serverChannel: (any Channel)?
     /// Called on the loop when the node asks for a topic's registration (cluster mode, §3.2).
     var onRegisterTopic: ((BrokerRegistration.Topic) -> Void)?
@@ -155,6 +155,16 @@ public final class BrokerServer: @unchecked Sendable {
         handle(.connectionClosed(id))
     }
 
+    /// One decoded request (the hot path: the frame goes to the node without an event around it).
+    func handleRequest(_ frame: consuming Frame, from id: ConnectionID, clock: NodeClock) {
+        var actions = actionPool.popLast() ?? []
+        node.handleRequest(frame, from: id, clock: clock, into: &actions)
+        for action in actions { perform(action) }
+        actions.removeAll(keepingCapacity: true)
+        actionPool.append(actions)
+        scheduleEndOfTick()
+    }
+
     /// The node's clock: read once per batch of requests by callers that have one.
     func clock() -> NodeClock {
         NodeClock(now: Clocks.monotonic(), wallMs: Clocks.wallMs(), utcOffsetSeconds: utcOffsetSeconds)
@@ -244,7 +254,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         do {
             while let frame = try decoder.next() {
                 completed += 1
-                server.handle(.request(id, frame), clock: clock)
+                server.handleRequest(frame, from: id, clock: clock)
             }
         } catch {
             server.logger.info("closing connection after a framing error", metadata: ["connection": "\(id)", "error": "\(error)"])

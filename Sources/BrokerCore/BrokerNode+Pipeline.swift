@@ -9,12 +9,13 @@ extension BrokerNode {
     func feed(_ event: consuming BrokerMachine.Event, _ clock: NodeClock, _ actions: inout [Action]) {
         var machineActions = machineActionPool.popLast() ?? []
         machine.handle(event, nowMs: clock.wallMs, into: &machineActions)
-        for action in machineActions { perform(action, clock, &actions) }
+        // By index, so each action is borrowed rather than copied out of the array.
+        for index in machineActions.indices { perform(machineActions[index], clock, &actions) }
         machineActions.removeAll(keepingCapacity: true)
         machineActionPool.append(machineActions)
     }
 
-    func perform(_ action: BrokerMachine.Action, _ clock: NodeClock, _ actions: inout [Action]) {
+    func perform(_ action: borrowing BrokerMachine.Action, _ clock: NodeClock, _ actions: inout [Action]) {
         switch action {
         case .append(let token, let partition, let record): append(token, partition, record, clock, &actions)
         case .read(let token, let partition, let offset, let maxBytes): read(token, partition, offset, maxBytes, clock, &actions)

@@ -49,6 +49,10 @@ extension BrokerNode {
             guard cron == nil || when == cron, let log = stores.log(partition), !log.isFailed else { continue }
             do {
                 let removed = try log.applyRetention(policy, nowMs: wallMs, archiver: settings.archiver)
+                // Retention takes only whole, synced segments before the active one.
+                if log.segmentCount < 1 || log.minOffset > log.maxOffset {
+                    violated("retention of \(partition) removed bytes that were not synced (now \(log.minOffset)..<\(log.maxOffset))")
+                }
                 if !removed.isEmpty {
                     actions.append(.notice(.retentionRemoved(partition, policy: policy, segments: removed.map(\.segmentStart),
                                                              minOffset: log.minOffset)))

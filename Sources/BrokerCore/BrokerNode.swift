@@ -145,9 +145,9 @@ public final class BrokerNode {
         case .request(let connection, let frame): handleRequest(frame, from: connection, clock: clock, into: &actions)
         case .tickEnded: endOfTick(clock, &actions)
         case .connectionOpened(let connection):
-            openConnections.insert(connection)
             // A stopping broker takes no new connection (the runtime has closed its listener).
-            if phase != .running { actions.append(.close(connection)) }
+            guard phase == .running else { return actions.append(.close(connection)) }
+            openConnections.insert(connection)
         case .connectionClosed(let connection):
             guard openConnections.remove(connection) != nil else { return }
             feed(.connectionClosed(connection), clock, &actions)

@@ -7,7 +7,8 @@ import StoreCore
 
 /// Carrying out the node's actions on sockets, sync threads and timers.
 extension BrokerServer {
-    func perform(_ action: BrokerNode.Action) {
+    /// Borrowed, not copied: every put's answer passes through here.
+    func perform(_ action: borrowing BrokerNode.Action) {
         switch action {
         case .reply(let connection, let response): reply(response, to: connection)
         case .putAnswer(let connection, let answer): reply(answer, to: connection)

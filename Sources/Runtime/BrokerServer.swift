@@ -159,7 +159,7 @@ public final class BrokerServer: @unchecked Sendable {
     func handleRequest(_ frame: consuming Frame, from id: ConnectionID, clock: NodeClock) {
         var actions = actionPool.popLast() ?? []
         node.handleRequest(frame, from: id, clock: clock, into: &actions)
-        for action in actions { perform(action) }
+        for index in actions.indices { perform(actions[index]) }
         actions.removeAll(keepingCapacity: true)
         actionPool.append(actions)
         scheduleEndOfTick()
@@ -175,7 +175,7 @@ public final class BrokerServer: @unchecked Sendable {
     func handle(_ event: BrokerNode.Event, clock: NodeClock? = nil) {
         var actions = actionPool.popLast() ?? []
         node.handle(event, clock: clock ?? self.clock(), into: &actions)
-        for action in actions { perform(action) }
+        for index in actions.indices { perform(actions[index]) }
         actions.removeAll(keepingCapacity: true)
         actionPool.append(actions)
         if case .tickEnded = event { return }

@@ -59,18 +59,11 @@ extension ClientEngine {
         if isDirect { return [] }
         let waiter: EventLoopFuture<Void> = try await onLoop {
             let promise = self.loop.makePromise(of: Void.self)
-            if self.directory.targets(of: topic) != nil {
-                promise.succeed(())
-            } else {
-                self.topicWaiters[topic, default: []].append(promise)
-                self.directoryEvent(.publish(topic))
-                self.loop.scheduleTask(in: .milliseconds(timeoutMs)) {
-                    // Not listed yet: give up waiting (the send then reports no partition).
-                    guard let index = self.topicWaiters[topic]?.firstIndex(where: { $0.futureResult === promise.futureResult }) else { return }
-                    self.topicWaiters[topic]?.remove(at: index)
-                    promise.succeed(())
-                }
-            }
+            let id = self.nextWaiterId
+            self.nextWaiterId += 1
+            self.topicWaiters[id] = promise
+            // Ends when the topic is listed or after `timeoutMs` (the send then reports no partition).
+            self.routerEvent(.awaitTopic(waiter: id, topic: topic, timeoutMs: timeoutMs))
             return promise.futureResult
         }
         try await waiter.get()
@@ -89,8 +82,7 @@ extension ClientEngine {
             case .partitionsChanged(let topic, let targets):
                 topicRoutes[topic] = TopicRoute(targets)
                 logger.info("partitions of \(topic): \(targets.map { "\($0.partition)@\($0.uri)" }.joined(separator: " "))")
-                for waiter in topicWaiters.removeValue(forKey: topic) ?? [] { waiter.succeed(()) }
-                releaseBacklog(topic)
+                routerEvent(.partitionsChanged(topic: topic, targets))
                 orderedPartitionsChanged(topic, targets)
             case .scheduleTick(let when):
                 at(when) { self.directoryEvent(.tick) }
@@ -116,92 +108,94 @@ extension ClientEngine {
             defer { inbox.removeAll(keepingCapacity: true) }
             return inbox
         }
-        for send in sends {
-            route(send.producer, send.topic, send.data, send.attribute, send.completion, waited: false)
+        for send in sends { route(send) }
+    }
+
+    /// Direct mode picks the server here; in ZooKeeper mode the router decides when and among
+    /// which partitions the send goes (a topic not known yet is published and waited for).
+    private func route(_ send: QueuedSend) {
+        let id = nextSendId
+        nextSendId += 1
+        switch mode {
+        case .direct(let servers):
+            guard !isShutDown else {
+                send.completion(.failure(SendError(kind: .notSent("the client is shut down"), topic: send.topic)))
+                return
+            }
+            let index = send.producer.settings.selector.select(
+                topic: send.topic, partitions: servers.indices.map { BrokerPartition(brokerId: $0, partition: 0) },
+                data: send.data, attribute: send.attribute)?.brokerId ?? 0
+            dispatch(id, send, to: servers[min(index, servers.count - 1)], partition: nil, brokerId: index)
+        case .zooKeeper:
+            let settings = send.producer.settings
+            routerEvent(.send(id: id, topic: send.topic,
+                              wait: .init(maxBacklog: settings.maxQueued, timeoutMs: settings.discoveryTimeoutMs)),
+                        current: (id, send))
         }
     }
 
-    /// Picks the partition and hands the message to that broker's machine. A topic not known yet
-    /// is published first (one wait of `discoveryTimeoutMs`).
-    private func route(_ producer: MetaQProducer, _ topic: String, _ data: [UInt8], _ attribute: String?,
-                       _ completion: @escaping @Sendable (Result<SendResult, SendError>) -> Void, waited: Bool) {
-        guard !isShutDown else {
-            completion(.failure(SendError(kind: .notSent("the client is shut down"), topic: topic)))
-            return
+    /// Feeds the router and carries out what it decides. `current` is the send of a `.send` event,
+    /// kept by the engine only if the router holds it (waiting for discovery).
+    func routerEvent(_ event: ProducerRouter.Event, current: (id: UInt64, send: QueuedSend)? = nil) {
+        let actions = router.handle(event, now: Clocks.monotonic())
+        if let current, !actions.contains(where: { action in
+            switch action {
+            case .route(let id, _, _), .fail(let id, _, _): id == current.id
+            default: false
+            }
+        }) {
+            waitingSends[current.id] = current.send
         }
-        let target: (address: BrokerAddress, partition: BrokerPartition?, brokerId: Int)
-        switch mode {
-        case .direct(let servers):
-            let index = producer.settings.selector.select(
-                topic: topic, partitions: servers.indices.map { BrokerPartition(brokerId: $0, partition: 0) },
-                data: data, attribute: attribute)?.brokerId ?? 0
-            target = (servers[min(index, servers.count - 1)], nil, index)
-        case .zooKeeper:
-            guard let route = topicRoutes[topic] else {
-                if waited {
-                    completion(.failure(SendError(kind: .noPartition, topic: topic)))
-                    return
+        for action in actions {
+            switch action {
+            case .publish(let topic):
+                directoryEvent(.publish(topic))
+            case .route(let id, let topic, let partitions):
+                guard let send = current?.id == id ? current?.send : waitingSends.removeValue(forKey: id) else { continue }
+                guard let chosen = send.producer.settings.selector.select(topic: topic, partitions: partitions,
+                                                                         data: send.data, attribute: send.attribute),
+                      let hit = topicRoutes[topic]?.index[chosen], let address = topicRoutes[topic]?.addresses[hit] else {
+                    send.completion(.failure(SendError(kind: .noPartition, topic: topic)))
+                    continue
                 }
-                awaitDiscovery(QueuedSend(producer: producer, topic: topic, data: data, attribute: attribute,
-                                          completion: completion))
-                return
+                dispatch(id, send, to: address, partition: chosen, brokerId: chosen.brokerId)
+            case .fail(let id, let topic, let reason):
+                guard let send = current?.id == id ? current?.send : waitingSends.removeValue(forKey: id) else { continue }
+                let kind: SendError.Kind = switch reason {
+                case .noPartition, .discoveryTimedOut: .noPartition
+                case .backlogFull(let bound): .notSent("\(bound) sends already wait for the topic's partitions")
+                case .shutDown(let wasWaiting): .notSent(wasWaiting ? "the client shut down" : "the client is shut down")
+                }
+                send.completion(.failure(SendError(kind: kind, topic: topic)))
+            case .topicWaitEnded(let waiter, _):
+                topicWaiters.removeValue(forKey: waiter)?.succeed(())
+            case .scheduleTick(let when):
+                at(when) { self.routerEvent(.tick) }
             }
-            guard !route.partitions.isEmpty,
-                  let chosen = producer.settings.selector.select(topic: topic, partitions: route.partitions,
-                                                                 data: data, attribute: attribute),
-                  let hit = route.index[chosen], let address = route.addresses[hit] else {
-                completion(.failure(SendError(kind: .noPartition, topic: topic)))
-                return
-            }
-            target = (address, chosen, chosen.brokerId)
         }
-        let key = ProducerKey(producer: producer.id, address: target.address)
+    }
+
+    /// Hands the message to the producer machine of `address`'s connection.
+    private func dispatch(_ id: UInt64, _ send: QueuedSend, to address: BrokerAddress, partition: BrokerPartition?, brokerId: Int) {
+        let producer = send.producer
+        let key = ProducerKey(producer: producer.id, address: address)
         let link = producerLinks[key] ?? {
-            let link = ProducerLink(address: target.address, brokerId: target.brokerId, settings: .init(
+            let link = ProducerLink(address: address, brokerId: brokerId, settings: .init(
                 requestTimeoutMs: producer.settings.requestTimeoutMs, maxInFlight: producer.settings.maxInFlight,
                 maxQueued: producer.settings.maxQueued))
             producerLinks[key] = link
             return link
         }()
-        let id = nextSendId
-        nextSendId += 1
-        link.pending[id] = PendingSend(topic: topic, partition: target.partition, completion: completion)
-        let (flag, payload) = MessagePayload.encode(attribute: attribute, data: data)
-        producerEvent(link, .send(id: id, topic: topic, partition: Int32(target.partition?.partition ?? -1),
+        link.pending[id] = PendingSend(topic: send.topic, partition: partition, completion: send.completion)
+        let (flag, payload) = MessagePayload.encode(attribute: send.attribute, data: send.data)
+        producerEvent(link, .send(id: id, topic: send.topic, partition: Int32(partition?.partition ?? -1),
                                   flag: flag, payload: payload))
-    }
-
-    /// A send to a topic whose partitions are not known yet waits (bounded by `maxQueued`) until
-    /// the directory reports them or `discoveryTimeoutMs` passes; the first one publishes the topic.
-    private func awaitDiscovery(_ send: QueuedSend) {
-        let settings = send.producer.settings
-        if topicBacklog[send.topic] == nil {
-            topicBacklog[send.topic] = []
-            directoryEvent(.publish(send.topic))
-            loop.scheduleTask(in: .milliseconds(settings.discoveryTimeoutMs)) { self.releaseBacklog(send.topic) }
-        }
-        guard topicBacklog[send.topic]!.count < settings.maxQueued else {
-            send.completion(.failure(SendError(kind: .notSent("\(settings.maxQueued) sends already wait for the topic's partitions"),
-                                               topic: send.topic)))
-            return
-        }
-        topicBacklog[send.topic]!.append(send)
-    }
-
-    /// Routes the sends that waited for `topic`'s partitions (now known, or given up on).
-    private func releaseBacklog(_ topic: String) {
-        for send in topicBacklog.removeValue(forKey: topic) ?? [] {
-            route(send.producer, send.topic, send.data, send.attribute, send.completion, waited: true)
-        }
     }
 
     /// Fails every send still waiting for an answer or a route: the client is shutting down.
     func abandonSends() {
-        for topic in topicBacklog.keys.sorted() {
-            for send in topicBacklog.removeValue(forKey: topic) ?? [] {
-                send.completion(.failure(SendError(kind: .notSent("the client shut down"), topic: topic)))
-            }
-        }
+        routerEvent(.shutDown)
+        precondition(waitingSends.isEmpty, "the router failed every waiting send at shutdown")
         for link in producerLinks.values {
             link.channel?.close()
             link.channel = nil

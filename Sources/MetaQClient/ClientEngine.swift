@@ -32,11 +32,15 @@ final class ClientEngine: @unchecked Sendable {
     var routes: [UInt64: (owner: Owner, tag: UInt64)] = [:]
     var nextTag: UInt64 = 1
     var directory: PublishDirectory
-    var topicWaiters: [String: [EventLoopPromise<Void>]] = [:]
+    /// The producers' routing rules: discovery backlog, its timeout, `publish()` waits.
+    var router = ProducerRouter()
+    /// `publish()` waits the router holds, by waiter id.
+    var topicWaiters: [UInt64: EventLoopPromise<Void>] = [:]
+    var nextWaiterId: UInt64 = 1
     /// Per topic, the partitions and their brokers, from the directory's last report.
     var topicRoutes: [String: TopicRoute] = [:]
-    /// Sends waiting for their topic's first partition list, per topic.
-    var topicBacklog: [String: [QueuedSend]] = [:]
+    /// Sends the router holds while their topic's partitions are discovered, by send id.
+    var waitingSends: [UInt64: QueuedSend] = [:]
     var producerLinks: [ProducerKey: ProducerLink] = [:]
     var consumers: [Int: ConsumerLink] = [:]
     /// Ids of handled messages per group (§5.1), shared by the group's consumers in this client.

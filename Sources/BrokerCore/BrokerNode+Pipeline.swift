@@ -11,6 +11,7 @@ extension BrokerNode {
         machine.handle(event, nowMs: clock.wallMs, into: &machineActions)
         // By index, so each action is borrowed rather than copied out of the array.
         for index in machineActions.indices { perform(machineActions[index], clock, &actions) }
+        reservationFailure = nil
         machineActions.removeAll(keepingCapacity: true)
         machineActionPool.append(machineActions)
     }
@@ -29,8 +30,17 @@ extension BrokerNode {
             if let slice = openedSlices.removeValue(forKey: token) { actions.append(.sendFile(connection, slice, opaque: opaque)) }
         case .sendBytes(let connection, let body, let opaque): actions.append(.sendValue(connection, body: body, opaque: opaque))
         case .persistIdReservation(let reservationMs):
-            do { try IdReservationFile.save(reservationMs, storage: storage, dataPath: stores.defaultDataPath) } catch {
+            // Before the put that asked for it is appended (it comes next in this batch): a put
+            // whose id is not covered by a durable reservation is refused, or a restart could
+            // issue its id again.
+            do {
+                try IdReservationFile.save(reservationMs, storage: storage, dataPath: stores.defaultDataPath)
+                feed(.idReservationSaved(reservationMs, succeeded: true), clock, &actions)
+            } catch {
                 actions.append(.notice(.idReservationNotPersisted("\(error)")))
+                feed(.idReservationSaved(reservationMs, succeeded: false), clock, &actions)
+                // Set after that feed, which clears it when its own batch ends.
+                reservationFailure = "cannot persist the message-id reservation: \(error)"
             }
         case .collectStats(let token, _): actions.append(.collectProcessFacts(token: token))
         case .sendConfigFile(let connection, let opaque):
@@ -62,6 +72,7 @@ extension BrokerNode {
     /// policy) or after the sync that covers it (group commit).
     func append(_ token: UInt64, _ partition: TopicPartition, _ record: BrokerMachine.AppendRecord, _ clock: NodeClock,
                 _ actions: inout [Action]) {
+        if let reservationFailure { return fail(token, reservationFailure, clock, &actions) }
         do {
             let log = try logForAppend(partition, clock, &actions)
             let outcome = try log.stage(msgId: record.msgId, flag: record.flag, payload: record.payload,

@@ -84,6 +84,9 @@ public final class BrokerNode {
     @exclusivity(unchecked) var lastLog: (partition: TopicPartition, log: PartitionLog)?
     /// Reused arrays of machine actions (a stack: handling one can handle another).
     @exclusivity(unchecked) var machineActionPool: [[BrokerMachine.Action]] = []
+    /// Set while the machine's actions for one put are carried out, when persisting the id
+    /// reservation that put asked for failed: its append is refused.
+    @exclusivity(unchecked) var reservationFailure: String?
     /// Segment slices opened for a get, until the machine sends them: token → slice.
     @exclusivity(unchecked) var openedSlices: [UInt64: FileSlice] = [:]
     /// The sync running for each log (at most one per log).

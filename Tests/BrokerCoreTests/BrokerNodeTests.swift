@@ -138,6 +138,21 @@ struct BrokerNodeTests {
         #expect(log.segmentCount == 1, "everything sealed and synced went; the active segment stays")
     }
 
+    /// A put whose message id is not covered by a durable id reservation is refused: a restart
+    /// starts above the persisted reservation only, so using the id could repeat it (found by the
+    /// simulator, seed 2618: a repeated id made a group's dedup cache skip a new message).
+    @Test func aPutIsRefusedWhenItsIdReservationCannotBePersisted() throws {
+        let disk = SimDisk()
+        let node = try Self.node(flush: "unflushThreshold=100\nunflushInterval=1000", disk: disk)
+        _ = feed(node, .connectionOpened(c1))
+        disk.failNextSync = true
+        let refused = answers(put(node, opaque: 1))
+        #expect(refused[1]?.hasPrefix("500 ") == true && refused[1]?.contains("cannot persist the message-id reservation") == true,
+                "\(refused)")
+        #expect(answers(put(node, opaque: 2)) == [2: "200"], "the next put persists the reservation again")
+        #expect(node.unansweredPuts == 0)
+    }
+
     @Test func statsAsksTheDriverForProcessFactsAndAnswers() throws {
         let node = try Self.node(flush: "unflushThreshold=0")
         _ = feed(node, .connectionOpened(c1))

@@ -54,4 +54,19 @@ struct MessageIdGeneratorTests {
         for ms in 0..<5000 where ids.next(nowMs: now + Int64(ms)).reservationToPersistMs != nil { requests += 1 }
         #expect(requests == 5)
     }
+
+    /// A reservation that could not be persisted is asked for again by the next id, and only a
+    /// persisted one counts as durable (a restart starts above the durable one).
+    @Test func aFailedReservationIsAskedForAgain() {
+        var ids = MessageIdGenerator(workerId: 1, persistedReservationMs: 0, reservationWindowMs: 1000)
+        let first = ids.next(nowMs: 1_795_000_000_000)
+        let asked = try! #require(first.reservationToPersistMs)
+        ids.reservationFailed(asked)
+        #expect(ids.durableUntilMs == 0)
+        let second = ids.next(nowMs: 1_795_000_000_000)
+        #expect(second.reservationToPersistMs != nil, "the next id asks for a reservation again")
+        ids.reservationPersisted(second.reservationToPersistMs!)
+        #expect(ids.durableUntilMs == second.reservationToPersistMs)
+        #expect(ids.next(nowMs: 1_795_000_000_001).reservationToPersistMs == nil, "covered now")
+    }
 }

@@ -58,6 +58,9 @@ public struct BrokerMachine {
         /// it again.
         case partitionClosed(TopicPartition)
         case partitionReopened(TopicPartition)
+        /// The outcome of `.persistIdReservation(ms)`. A failure makes the next put ask for a
+        /// reservation again; the put that asked for this one must be refused by the caller.
+        case idReservationSaved(Int64, succeeded: Bool)
     }
 
     public enum Action: Equatable, Sendable {
@@ -233,6 +236,9 @@ public struct BrokerMachine {
         case .statsCollected(let token, let snapshot): return completeStats(token, snapshot)
         case .partitionFailed(let partition, let cause):
             recordFailure(partition, cause: cause)
+            return []
+        case .idReservationSaved(let ms, let succeeded):
+            if succeeded { ids.reservationPersisted(ms) } else { ids.reservationFailed(ms) }
             return []
         case .partitionClosed(let partition):
             closedPartitions.insert(partition)

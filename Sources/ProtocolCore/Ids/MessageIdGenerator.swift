@@ -26,6 +26,8 @@ public struct MessageIdGenerator: Sendable {
     private var lastMs: Int64
     private var sequence: Int64
     public private(set) var reservedUntilMs: Int64
+    /// The highest reservation known to be persisted (at start, the one read back).
+    public private(set) var durableUntilMs: Int64
 
     /// - Parameters:
     ///   - workerId: the broker id, 0...1023.
@@ -39,6 +41,20 @@ public struct MessageIdGenerator: Sendable {
         self.lastMs = persistedReservationMs
         self.sequence = Self.maxSequence
         self.reservedUntilMs = persistedReservationMs
+        self.durableUntilMs = persistedReservationMs
+    }
+
+    /// The caller persisted reservation `ms` (an `Issue.reservationToPersistMs`).
+    public mutating func reservationPersisted(_ ms: Int64) {
+        durableUntilMs = max(durableUntilMs, ms)
+    }
+
+    /// Persisting reservation `ms` failed: the ids issued beyond the durable reservation must not
+    /// be used (the caller refuses what it issued them for), and the next id asks again — a
+    /// restarted generator starts above the durable reservation only, so using them could repeat
+    /// an id after a restart.
+    public mutating func reservationFailed(_ ms: Int64) {
+        reservedUntilMs = durableUntilMs
     }
 
     /// The next id at wall-clock time `nowMs` (ms since the Unix epoch).

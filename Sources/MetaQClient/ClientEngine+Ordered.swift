@@ -173,7 +173,7 @@ extension ClientEngine {
                     try spool.append(lane, flag: flag, payload: payload)
                     return .spoolWritten(token: token, succeeded: true)
                 } catch {
-                    self.logger.error("could not write to the ordered producer's spool: the message is not kept", metadata: [
+                    self.logger.error("could not write to the ordered producer's spool: the message is not kept (the send fails; the spool rolls the write back)", metadata: [
                         "topic": "\(lane.topic)", "partition": "\(lane.partition)", "error": "\(error)"])
                     return .spoolWritten(token: token, succeeded: false)
                 }
@@ -183,20 +183,21 @@ extension ClientEngine {
                 do {
                     return .spoolRead(lane: lane, try spool.head(lane, max: count))
                 } catch {
-                    self.logger.error("could not read the ordered producer's spool; its messages wait for the next start", metadata: [
+                    self.logger.error("could not read the ordered producer's spool; the lane tries again after its back-off", metadata: [
                         "topic": "\(lane.topic)", "partition": "\(lane.partition)", "error": "\(error)"])
-                    return .spoolRead(lane: lane, [])
+                    return .spoolReadFailed(lane: lane)
                 }
             }
         case .unspool(let lane, let through):
             onStoreQueue(link) { spool in
                 do {
                     try spool.removeHead(lane, through: through)
+                    return .unspooled(lane: lane, through: through, succeeded: true)
                 } catch {
                     self.logger.error("could not remove replayed messages from the spool; they will be sent again", metadata: [
                         "topic": "\(lane.topic)", "partition": "\(lane.partition)", "error": "\(error)"])
+                    return .unspooled(lane: lane, through: through, succeeded: false)
                 }
-                return nil
             }
         case .completed(let id, let outcome):
             guard let (lane, completion) = link.completions.removeValue(forKey: id) else { return }

@@ -18,6 +18,8 @@ struct OrderedSendQueueTests {
         var spool: [OrderedLane: [SpooledMessage]] = [:]
         var nextSequence: UInt64 = 1
         var failWrites = false
+        var failReads = false
+        var failRemovals = false
         var outstanding: [(token: UInt64, lane: OrderedLane, text: String)] = []
         /// Every transmit in the order the machine asked for it.
         var transmitted: [String] = []
@@ -47,9 +49,12 @@ struct OrderedSendQueueTests {
                 return [.spoolWritten(token: token, succeeded: true)]
             case .readSpool(let lane, let count):
                 reads.append(count)
+                guard !failReads else { return [.spoolReadFailed(lane: lane)] }
                 return [.spoolRead(lane: lane, Array(spool[lane, default: []].prefix(count)))]
             case .unspool(let lane, let through):
+                guard !failRemovals else { return [.unspooled(lane: lane, through: through, succeeded: false)] }
                 spool[lane]?.removeAll { $0.sequence <= through }
+                return [.unspooled(lane: lane, through: through, succeeded: true)]
             case .completed(let id, let outcome):
                 completed[id] = outcome
             case .scheduleTick(let at):
@@ -149,6 +154,38 @@ struct OrderedSendQueueTests {
         h.answer("d", Self.ack)
         #expect(h.spooled() == ["b", "c", "d"], "a refusal during replay keeps the message: it blocks its lane")
         #expect(h.ticks.last == .milliseconds(300), "the back-off grows with consecutive misses")
+    }
+
+    /// A spool that cannot be read is not an empty spool, and a removal that failed leaves its
+    /// messages spooled: the lane keeps its count, backs off, and replays everything in order once
+    /// the spool answers again (a failed removal resends: a duplicate, never a loss).
+    @Test func failedSpoolReadOrRemovalStrandsNothing() {
+        var h = Harness(.init(retryBackoff: Backoff(stepMs: 100, maxMs: 100)))
+        h.feed(.partitionsListed(topic: "orders", []))
+        for (id, text) in ["a", "b", "c"].enumerated() { h.send(UInt64(id), text) }
+        h.failReads = true
+        h.feed(.partitionsListed(topic: "orders", [Self.p0.partition]))
+        #expect(h.reads == [1] && h.outstandingTexts.isEmpty)
+        #expect(h.machine.spoolDepth(of: Self.p0) == 3 && h.machine.totalSpooled == 3, "a failed read is not an empty spool")
+        h.send(10, "d")
+        #expect(h.completed[10] == .spooled && h.outstandingTexts.isEmpty, "the lane stays diverted: d goes behind the spool")
+        h.failReads = false
+        h.now = .milliseconds(100)
+        h.feed(.tick)
+        #expect(h.outstandingTexts == ["a"])
+        h.failRemovals = true
+        h.answer("a", Self.ack)
+        #expect(h.spooled() == ["a", "b", "c", "d"] && h.machine.totalSpooled == 4)
+        #expect(h.outstandingTexts.isEmpty && h.reads.count == 2, "nothing is read before the back-off")
+        h.failRemovals = false
+        h.now = .milliseconds(200)
+        h.feed(.tick)
+        for text in ["a", "b", "c", "d"] { h.answer(text, Self.ack) }
+        #expect(h.spooled().isEmpty && h.machine.totalSpooled == 0)
+        #expect(h.transmitted == ["a", "a", "b", "c", "d"])
+        #expect(h.machine.counters.spoolReadFailures == 1 && h.machine.counters.unspoolFailures == 1)
+        h.send(11, "e")
+        #expect(h.outstandingTexts == ["e"], "the lane is direct again")
     }
 
     /// A live send whose outcome is unknown may be stored; at least once means it is spooled and

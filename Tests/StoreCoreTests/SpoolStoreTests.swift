@@ -115,6 +115,55 @@ struct SpoolStoreTests {
         }
     }
 
+    /// A write whose sync failed is reported and rolled back before the store is used again; it
+    /// never hides the messages before it (they are read, removed and kept across reopen as
+    /// before), and the failed message never comes back.
+    @Test func failedWriteRollsBackAndHidesNothing() throws {
+        let disk = SimDisk()
+        let store = try open(disk)
+        for n in 1...3 { try store.append(flag: 0, payload: payload(n)) }
+        disk.failNextSync = true
+        #expect(throws: StorageError.self) { try store.append(flag: 0, payload: payload(4)) }
+        #expect(try heads(store) == [1, 2, 3])
+        #expect(try store.removeHead(through: 1) == 1)
+        try store.append(flag: 0, payload: payload(5))
+        #expect(try heads(store) == [2, 3, 5] && store.count == 3)
+        disk.failNextWrite = ("EIO", 7)
+        #expect(throws: StorageError.self) { try store.removeHead(through: 2) }
+        #expect(try heads(store) == [2, 3, 5] && store.count == 3, "a failed removal removes nothing")
+        var rng = SimRandom(seed: 1)
+        disk.powerLoss(using: &rng)
+        #expect(try heads(open(disk)) == [2, 3, 5])
+    }
+
+    /// A new lane whose first open failed at its sync (the header written, not durable) syncs the
+    /// file and its directory entry when it is opened again: what is then appended survives power loss.
+    @Test func openAfterAFailedFirstOpenMakesTheFileDurable() throws {
+        let disk = SimDisk()
+        disk.failNextSync = true
+        #expect(throws: StorageError.self) { try open(disk) }
+        let store = try open(disk)
+        try store.append(flag: 0, payload: payload(1))
+        var rng = SimRandom(seed: 3)
+        disk.powerLoss(using: &rng)
+        #expect(try heads(open(disk)) == [1])
+    }
+
+    /// A compaction that fails after the removal was synced does not fail the removal; the store
+    /// reopens its file before its next use and goes on.
+    @Test func failedCompactionHealsOnNextUse() throws {
+        let disk = SimDisk()
+        let store = try open(disk, threshold: 64)
+        for n in 1...6 { try store.append(flag: 0, payload: payload(n, size: 40)) }
+        disk.failNextDirectorySync = .io(path: Self.directory, detail: "EIO")
+        #expect(try store.removeHead(through: 4) == 4)
+        #expect(try heads(store) == [5, 6])
+        #expect(try store.append(flag: 0, payload: payload(7)) == 7)
+        #expect(try heads(store) == [5, 6, 7] && store.count == 3)
+        try store.close()
+        #expect(try heads(open(disk)) == [5, 6, 7])
+    }
+
     /// Payloads larger than the scan's read chunk are read back whole, between small ones.
     @Test func largePayloadsAcrossReadChunks() throws {
         let disk = SimDisk()

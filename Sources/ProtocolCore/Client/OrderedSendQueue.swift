@@ -15,6 +15,10 @@ import DequeModule
 ///   the oldest messages, sends them, removes each only after the broker acknowledged it (answers
 ///   are taken in send order). The first failure stops the replay; the failed message and all after
 ///   it stay, and the lane is tried again after the back-off. An empty spool makes it direct again.
+/// - The spool is only believed when it answers: a read that failed (`.spoolReadFailed`) or a
+///   removal that failed (`.unspooled(succeeded: false)`) leaves the lane's count as it was and
+///   tries the lane again after the back-off (a failed removal resends its messages: duplicates,
+///   never a loss). A failed write is told to the caller of that send (`.spoolWriteFailed`).
 ///
 /// Unknown outcomes (timeout, connection lost with the put on the wire) count as not stored and
 /// are spooled or kept: at least once, so such a message may be stored twice. Refusals other than
@@ -55,6 +59,10 @@ public struct OrderedSendQueue: Sendable {
         /// Spool writes issued and not yet confirmed.
         var writing = 0
         var reading = false
+        /// Removals asked for (`.unspool`) and not yet confirmed, in order: through which
+        /// sequence, and how many acknowledged messages each removes. The lane reads nothing
+        /// while one is out, so a read never returns what is being removed.
+        var removals: Deque<(through: UInt64, count: Int)> = []
         /// A live send of this lane went to the spool while later live sends are still out: an
         /// acknowledgement of those must go through the spool too, or it would overtake it.
         var failedAhead = false
@@ -131,6 +139,16 @@ public struct OrderedSendQueue: Sendable {
             pump(write.lane, now, &actions)
         case .spoolRead(let lane, let messages):
             read(lane, messages, now, &actions)
+            pump(lane, now, &actions)
+        case .spoolReadFailed(let lane):
+            guard var state = lanes[lane], state.reading else { break }
+            state.reading = false
+            counters.spoolReadFailures += 1
+            miss(&state, now)
+            lanes[lane] = state
+            pump(lane, now, &actions)
+        case .unspooled(let lane, let through, let succeeded):
+            unspooled(lane, through, succeeded, now)
             pump(lane, now, &actions)
         case .recovered(let lane, let count):
             guard count > 0 else { break }
@@ -244,7 +262,7 @@ public struct OrderedSendQueue: Sendable {
                 spool(lane, &state, next, acknowledged: nil, &actions)
             }
         }
-        guard state.flights.isEmpty && !state.reading else { return }
+        guard state.flights.isEmpty && !state.reading && state.removals.isEmpty else { return }
         state.replayAborted = false
         if state.spooled > 0 {
             guard isAvailable(lane, state, now) else { return }
@@ -257,7 +275,7 @@ public struct OrderedSendQueue: Sendable {
 
     /// Answers are taken in send order, so a lane's outcome never depends on which answer came first.
     private mutating func resolveAnswers(_ lane: OrderedLane, _ state: inout LaneState, _ now: Instant, _ actions: inout [Action]) {
-        var acknowledgedThrough: UInt64?
+        var acknowledged: (through: UInt64, count: Int)?
         while let head = state.flights.first, let outcome = head.outcome {
             state.flights.removeFirst()
             switch head.source {
@@ -266,9 +284,9 @@ public struct OrderedSendQueue: Sendable {
             case .replay(let sequence):
                 guard !state.replayAborted else { continue }
                 if case .acknowledged = outcome {
-                    acknowledgedThrough = sequence
+                    // Out of the count until the removal is confirmed; back in if it fails.
+                    acknowledged = (sequence, (acknowledged?.count ?? 0) + 1)
                     state.spooled -= 1
-                    spoolTotal -= 1
                     counters.replayed += 1
                     state.misses = 0
                     state.retryAt = nil
@@ -280,7 +298,10 @@ public struct OrderedSendQueue: Sendable {
             }
         }
         // One durable removal for the acknowledged prefix, not one per message.
-        if let through = acknowledgedThrough { actions.append(.unspool(lane: lane, through: through)) }
+        if let acknowledged {
+            state.removals.append(acknowledged)
+            actions.append(.unspool(lane: lane, through: acknowledged.through))
+        }
     }
 
     private mutating func resolveLive(_ lane: OrderedLane, _ state: inout LaneState, _ message: Waiting,
@@ -350,12 +371,26 @@ public struct OrderedSendQueue: Sendable {
         }
     }
 
+    private mutating func unspooled(_ lane: OrderedLane, _ through: UInt64, _ succeeded: Bool, _ now: Instant) {
+        guard var state = lanes[lane], let removal = state.removals.first, removal.through == through else { return }
+        defer { lanes[lane] = state }
+        state.removals.removeFirst()
+        if succeeded {
+            spoolTotal -= removal.count
+        } else {
+            // Still in the spool: read and sent again after the back-off.
+            counters.unspoolFailures += 1
+            state.spooled += removal.count
+            miss(&state, now)
+        }
+    }
+
     private mutating func read(_ lane: OrderedLane, _ messages: [SpooledMessage], _ now: Instant, _ actions: inout [Action]) {
         guard var state = lanes[lane], state.reading else { return }
         defer { lanes[lane] = state }
         state.reading = false
         if messages.isEmpty {
-            // The store holds nothing more for the lane: believe it.
+            // The store answered (it did not fail) that it holds nothing more for the lane: believe it.
             spoolTotal -= state.spooled
             state.spooled = 0
             return

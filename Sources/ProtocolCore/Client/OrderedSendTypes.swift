@@ -97,6 +97,12 @@ extension OrderedSendQueue {
         /// The answer to `.readSpool`: the lane's oldest spooled messages (fewer than asked, or
         /// none, when the spool holds fewer).
         case spoolRead(lane: OrderedLane, [SpooledMessage])
+        /// The answer to `.readSpool` when the spool could not be read (never answer `[]` then:
+        /// that says the spool is empty). The lane keeps its count and is tried again later.
+        case spoolReadFailed(lane: OrderedLane)
+        /// The answer to `.unspool`: the removal was written and synced (true) or failed (false:
+        /// its messages are still spooled and will be sent again).
+        case unspooled(lane: OrderedLane, through: UInt64, succeeded: Bool)
         /// A spool found at start (an earlier process's) holds `count` messages of `lane`.
         case recovered(lane: OrderedLane, count: Int)
         /// The producer closes: nothing more is sent or replayed; what waits is spooled as its
@@ -113,7 +119,8 @@ extension OrderedSendQueue {
         case spool(token: UInt64, lane: OrderedLane, flag: Int32, payload: [UInt8])
         /// Read up to `count` of the lane's oldest spooled messages; answer with `.spoolRead`.
         case readSpool(lane: OrderedLane, count: Int)
-        /// Remove the lane's spooled messages up to `sequence` (the broker acknowledged them), durably.
+        /// Remove the lane's spooled messages up to `sequence` (the broker acknowledged them),
+        /// durably; answer with `.unspooled`, in order.
         case unspool(lane: OrderedLane, through: UInt64)
         /// The outcome of the send with this id; exactly one per `.send`.
         case completed(id: UInt64, OrderedSendOutcome)
@@ -132,6 +139,10 @@ extension OrderedSendQueue {
         public var replayed = 0
         /// Replay windows stopped by a failure.
         public var replayFailures = 0
+        /// Spool reads that failed (the lane was tried again later).
+        public var spoolReadFailures = 0
+        /// Removals of replayed messages that failed (the messages were sent again).
+        public var unspoolFailures = 0
         /// Messages that went to the spool although the broker had acknowledged them, because an
         /// earlier message of their lane had failed (windows above 1): they will be stored twice.
         public var resentAfterAcknowledgement = 0

@@ -95,15 +95,14 @@ extension Simulation {
             case .spool(let token, let lane, let flag, let payload):
                 answer(producer, .spoolWritten(token: token, succeeded: spoolWrite(producer, lane, flag, payload)))
             case .readSpool(let lane, let count):
-                let read = (try? producer.spool?.head(lane, max: count)) ?? []
-                answer(producer, .spoolRead(lane: lane, read ?? []))
-            case .unspool(let lane, let through):
-                do {
-                    try producer.spool?.removeHead(lane, through: through)
-                } catch {
-                    // Left in the spool: sent again (a duplicate), never lost.
+                if let read = try? producer.spool?.head(lane, max: count) {
+                    answer(producer, .spoolRead(lane: lane, read))
+                } else {
                     counters.orderedSpoolFailures += 1
+                    answer(producer, .spoolReadFailed(lane: lane))
                 }
+            case .unspool(let lane, let through):
+                answer(producer, .unspooled(lane: lane, through: through, succeeded: spoolRemove(producer, lane, through)))
             case .completed(let id, let outcome):
                 completed(producer, id, outcome)
             case .scheduleTick(let at):
@@ -131,8 +130,24 @@ extension Simulation {
             try spool.append(lane, flag: flag, payload: payload)
             return true
         } catch {
-            // As the client: the failed store stays open (refusing writes) until the next start,
-            // which reopens it and replays whatever the failed write left in it.
+            // As the client: the send is told it failed; the store rolls the failed record back
+            // before its next use, and the lane's earlier messages stay readable.
+            counters.orderedSpoolFailures += 1
+            return false
+        }
+    }
+
+    /// Removes replayed messages (synced); false when that failed: they are left in the spool and
+    /// sent again (duplicates), never lost. Faults hit removals as they hit writes.
+    private func spoolRemove(_ producer: SimOrderedProducer, _ lane: OrderedLane, _ through: UInt64) -> Bool {
+        guard let spool = producer.spool else { return false }
+        let faults = options.ordered?.spoolFaultProbability ?? 0
+        if faults > 0 && orderedRng.chance(faults) { producer.disk.failNextSync = true }
+        defer { producer.disk.failNextSync = false }
+        do {
+            try spool.removeHead(lane, through: through)
+            return true
+        } catch {
             counters.orderedSpoolFailures += 1
             return false
         }

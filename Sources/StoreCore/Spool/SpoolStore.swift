@@ -18,6 +18,12 @@ import ProtocolCore
 /// write). Payloads are not kept in memory: `head` reads them back from the file. Once the removed
 /// prefix is larger than the rest (and at least `compactionThresholdBytes`), the live records are
 /// copied to a new file that replaces the old atomically, so a crash leaves either file whole.
+///
+/// A failed write or sync is reported to its caller and rolled back before the store is used
+/// again (`heal`): the bytes past the last whole synced record are cut and the cut is synced (or,
+/// after a failed compaction, the file is reopened and replayed). Until that succeeds every call
+/// throws — reads included — so a failed store is never mistaken for an empty one, and the
+/// messages it held before the failure stay readable once it heals (or at the next open).
 public final class SpoolStore {
     public static let fileName = "spool.log"
     /// Bytes read at a time when scanning.
@@ -36,8 +42,20 @@ public final class SpoolStore {
     public private(set) var count = 0
     /// Where the records returned by the last `head` end, to find the next head at removal.
     private var recordEnds: [UInt64: Int64] = [:]
-    /// A write or sync failed: the file's state is unknown, so nothing more is accepted (DESIGN.md §4).
-    private var failed = false
+    private var health = Health.healthy
+
+    /// Whether the file is known to hold exactly what the counts say (DESIGN.md §4).
+    private enum Health {
+        case healthy
+        /// A record's write or sync failed: what lies past `end` is unknown. Every record before
+        /// `end` was made durable by an earlier successful sync, so cutting the file at `end` and
+        /// syncing the cut restores a known state; no data whose sync failed is trusted.
+        case tailUnknown
+        /// A compaction failed part way: the handle may be closed and `path` may name the old file
+        /// or the new one (both whole, with the same live messages); reopening and replaying it
+        /// restores a known state.
+        case needsReopen
+    }
 
     /// Opens (creating if needed) `directory/spool.log`, dropping a torn tail.
     ///
@@ -55,16 +73,19 @@ public final class SpoolStore {
     }
 
     /// Opens the file, writing the header when it is new or its header never became durable.
+    /// The file and its directory entries are synced on every open: an earlier open may have
+    /// written them and failed before its syncs (a failed write is retried by opening again).
     private static func openFile(_ storage: any Storage, _ path: String) throws -> any StorageFile {
         let file = try storage.open(path, create: true)
         let header = try file.read(at: 0, count: SpoolRecord.headerSize)
-        if header == SpoolRecord.header() { return file }
-        guard try file.size() <= Int64(SpoolRecord.headerSize) else {
-            try? file.close()
-            throw StorageError.io(path: path, detail: "not a spool file (bad header)")
+        if header != SpoolRecord.header() {
+            guard try file.size() <= Int64(SpoolRecord.headerSize) else {
+                try? file.close()
+                throw StorageError.io(path: path, detail: "not a spool file (bad header)")
+            }
+            try file.truncate(to: 0)
+            try file.write(SpoolRecord.header(), at: 0)
         }
-        try file.truncate(to: 0)
-        try file.write(SpoolRecord.header(), at: 0)
         try file.sync()
         let directory = StoragePath.parent(of: path)
         try storage.syncDirectory(directory)
@@ -133,6 +154,7 @@ public final class SpoolStore {
     /// Stores a message at the tail, synced before it returns; its sequence.
     @discardableResult
     public func append(flag: Int32, payload: [UInt8]) throws -> UInt64 {
+        try heal()
         let message = SpooledMessage(sequence: lastSequence + 1, flag: flag, payload: payload)
         try write(SpoolRecord.encode(message))
         lastSequence = message.sequence
@@ -141,7 +163,11 @@ public final class SpoolStore {
     }
 
     /// Up to `max` of the oldest messages, oldest first, read from the file.
+    ///
+    /// - Throws: a storage error, also when an earlier failure could not be rolled back yet: an
+    ///   unreadable spool is never reported empty.
     public func head(max: Int) throws -> [SpooledMessage] {
+        try heal()
         guard count > 0, max > 0 else { return [] }
         var found: [SpooledMessage] = []
         var firstLive: Int64?
@@ -161,9 +187,11 @@ public final class SpoolStore {
     /// Removes the messages up to `sequence` (durably, before it returns); compacts the file when
     /// the removed prefix dominates.
     ///
-    /// - Returns: how many messages were removed (0 when they already were).
+    /// - Returns: how many messages were removed (0 when they already were). A failed compaction
+    ///   after the durable removal does not throw (the removal stands); the next call heals it.
     @discardableResult
     public func removeHead(through sequence: UInt64) throws -> Int {
+        try heal()
         let through = min(sequence, lastSequence)
         guard through > removedThrough else { return 0 }
         let newHead = try recordEnds[through] ?? endOfMessage(through)
@@ -174,7 +202,7 @@ public final class SpoolStore {
         count -= removed
         recordEnds = recordEnds.filter { $0.key > through }
         let dead = headOffset - Int64(SpoolRecord.headerSize)
-        if dead >= compactionThresholdBytes && dead > end - headOffset { try compact() }
+        if dead >= compactionThresholdBytes && dead > end - headOffset { try? compact() }
         return removed
     }
 
@@ -194,7 +222,54 @@ public final class SpoolStore {
     }
 
     private func write(_ record: [UInt8]) throws {
-        try file.appendSynced(record, end: &end, failed: &failed)
+        do {
+            try file.write(record, at: end)
+            try file.sync()
+        } catch {
+            health = .tailUnknown
+            throw error
+        }
+        end += Int64(record.count)
+    }
+
+    /// Rolls back what a failed write or compaction left, so the store may be used again; throws
+    /// (and stays unhealthy, to be tried again by the next call) when that fails too.
+    private func heal() throws {
+        switch health {
+        case .healthy:
+            return
+        case .tailUnknown:
+            try file.truncate(to: end)
+            try file.sync()
+        case .needsReopen:
+            try reopen()
+        }
+        recordEnds = [:]
+        health = .healthy
+    }
+
+    /// Reopens `path` after a failed compaction and replays it; it must hold the messages the
+    /// counts say, or the store stays failed.
+    private func reopen() throws {
+        let saved = (end, headOffset, removedThrough, lastSequence, count)
+        do {
+            try? file.close()
+            if storage.fileExists(path + ".tmp") { try storage.remove(path + ".tmp") }
+            file = try storage.open(path, create: false)
+            (end, headOffset, removedThrough, lastSequence, count) = (Int64(SpoolRecord.headerSize), Int64(SpoolRecord.headerSize), 0, 0, 0)
+            try replay()
+            guard count == saved.4 else {
+                throw StorageError.io(path: path, detail: "reopened after a failed compaction with \(count) messages, expected \(saved.4)")
+            }
+        } catch {
+            (end, headOffset, removedThrough, lastSequence, count) = saved
+            throw error
+        }
+        // A compacted file without live messages does not remember the last sequence.
+        if lastSequence < saved.3 {
+            lastSequence = saved.3
+            removedThrough = saved.3 - UInt64(count)
+        }
     }
 
     /// Copies the live messages to a new file that atomically replaces the old one, record by
@@ -221,7 +296,7 @@ public final class SpoolStore {
             file = try storage.open(path, create: false)
             end = at
         } catch {
-            failed = true
+            health = .needsReopen
             throw error
         }
         headOffset = Int64(SpoolRecord.headerSize)

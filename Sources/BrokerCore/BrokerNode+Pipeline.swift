@@ -126,14 +126,18 @@ extension BrokerNode {
     /// answered, due syncs started (or their deadline armed), then every connection flushed.
     func endOfTick(_ clock: NodeClock, _ actions: inout [Action]) {
         while !dirtyLogs.isEmpty || !awaitingWrite.isEmpty {
-            let logs = dirtyLogs
-            dirtyLogs.removeAll(keepingCapacity: true)
+            // Swapped with spare buffers rather than copied: a copy would make the next append
+            // allocate a new buffer (copy on write) every tick.
+            var logs: [(partition: TopicPartition, log: PartitionLog)] = []
+            swap(&logs, &spareDirtyLogs)
+            swap(&logs, &dirtyLogs)
             for (partition, log) in logs {
                 if log.stagedByteCount > 0 && !log.hasWritesAwaitingNextSync { unsyncedSince[partition] = clock.now }
                 do { try log.flushWrites() } catch { reportFailure(partition, log, clock, &actions) }
             }
-            let written = awaitingWrite
-            awaitingWrite.removeAll(keepingCapacity: true)
+            var written: [(token: UInt64, offset: Int64, partition: TopicPartition, log: PartitionLog)] = []
+            swap(&written, &spareAwaitingWrite)
+            swap(&written, &awaitingWrite)
             for (token, offset, partition, log) in written {
                 if let failure = log.failure {
                     fail(token, failure.description, clock, &actions)
@@ -144,6 +148,10 @@ extension BrokerNode {
             for (partition, log) in logs {
                 if log.isFailed { abandon(partition, log, clock, &actions) } else { scheduleSync(partition, clock, &actions) }
             }
+            written.removeAll(keepingCapacity: true)
+            swap(&written, &spareAwaitingWrite)
+            logs.removeAll(keepingCapacity: true)
+            swap(&logs, &spareDirtyLogs)
         }
         actions.append(.flush)
     }

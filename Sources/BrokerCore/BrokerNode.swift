@@ -80,6 +80,9 @@ public final class BrokerNode {
     @exclusivity(unchecked) var awaitingWrite: [(token: UInt64, offset: Int64, partition: TopicPartition, log: PartitionLog)] = []
     /// Logs with staged records or a sync to consider at the end of this tick.
     @exclusivity(unchecked) var dirtyLogs: [(partition: TopicPartition, log: PartitionLog)] = []
+    /// Empty buffers `endOfTick` swaps in for the two above.
+    @exclusivity(unchecked) var spareAwaitingWrite: [(token: UInt64, offset: Int64, partition: TopicPartition, log: PartitionLog)] = []
+    @exclusivity(unchecked) var spareDirtyLogs: [(partition: TopicPartition, log: PartitionLog)] = []
     /// The log the last append went to (most puts of a batch go to the same partition).
     @exclusivity(unchecked) var lastLog: (partition: TopicPartition, log: PartitionLog)?
     /// Reused arrays of machine actions (a stack: handling one can handle another).

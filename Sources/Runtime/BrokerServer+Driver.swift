@@ -20,9 +20,13 @@ extension BrokerServer {
             write(bytes, to: connection)
         case .sendFile(let connection, let slice, let opaque): send(slice, opaque: opaque, to: connection)
         case .flush:
-            let touched = dirtyConnections
-            dirtyConnections.removeAll(keepingCapacity: true)
+            // Swapped with a spare buffer, not copied (a copy makes the next append reallocate).
+            var touched: [Connection] = []
+            swap(&touched, &spareConnections)
+            swap(&touched, &dirtyConnections)
             for connection in touched { flush(connection) }
+            touched.removeAll(keepingCapacity: true)
+            swap(&touched, &spareConnections)
             logViolations()
         case .close(let id):
             guard let connection = connections[id] else { return }

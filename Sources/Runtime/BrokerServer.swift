@@ -28,6 +28,8 @@ public final class BrokerServer: @unchecked Sendable {
     var nextConnection: UInt64 = 1
     /// Connections with replies buffered in `Connection.out` or written but not flushed.
     @exclusivity(unchecked) var dirtyConnections: [Connection] = []
+    /// An empty buffer the flush swaps in for `dirtyConnections`.
+    @exclusivity(unchecked) var spareConnections: [Connection] = []
     var endOfTickScheduled = false
     /// Reused action arrays (a stack, since carrying out an action can feed another event).
     @exclusivity(unchecked) var actionPool: [[BrokerNode.Action]] = []

@@ -33,6 +33,8 @@ extension BrokerWireFuzz.Driver {
             }
         case .startSync(let job):
             handle(.syncFinished(job.partition, id: job.id, job.batch.performed()))
+        case .endTickNow:
+            handle(.tickEnded)
         case .collectProcessFacts(let token):
             handle(.processFacts(token: token, ProcessFacts(pid: 1, threads: 1)))
         case .notice(let notice):

@@ -125,6 +125,7 @@ extension BrokerNode {
     /// The end of a tick: each touched log written once, the puts that needed only the write
     /// answered, due syncs started (or their deadline armed), then every connection flushed.
     func endOfTick(_ clock: NodeClock, _ actions: inout [Action]) {
+        answerDurable(clock, &actions)
         while !dirtyLogs.isEmpty || !awaitingWrite.isEmpty {
             // Swapped with spare buffers rather than copied: a copy would make the next append
             // allocate a new buffer (copy on write) every tick.
@@ -154,6 +155,24 @@ extension BrokerNode {
             swap(&logs, &spareDirtyLogs)
         }
         actions.append(.flush)
+    }
+
+    /// Answers the puts finished syncs made durable.
+    func answerDurable(_ clock: NodeClock, _ actions: inout [Action]) {
+        while !durable.isEmpty {
+            var batches: [(partition: TopicPartition, tickets: [UInt64])] = []
+            swap(&batches, &durable)
+            durableCount = 0
+            for (partition, tickets) in batches {
+                for ticket in tickets {
+                    guard let offset = awaitingSync.removeValue(forKey: ticket) else {
+                        if settings.canary != .ackBeforeSync { violated("a sync of \(partition) acknowledged an unknown put \(ticket)") }
+                        continue
+                    }
+                    acknowledge(ticket, offset: offset, partition: partition, clock, &actions)
+                }
+            }
+        }
     }
 
     /// Answers one put as stored at `offset` of `partition`.

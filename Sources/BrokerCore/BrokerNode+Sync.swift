@@ -26,7 +26,10 @@ extension BrokerNode {
     }
 
     /// A sync ended. On success the next one starts at once (appends staged meanwhile are already
-    /// written), then the puts this one made durable are answered and flushed in the same tick.
+    /// written) — its `.startSync` comes before anything else, so the driver starts the fsync
+    /// before it spends time on answers — and the puts this one made durable are answered at the
+    /// end of the tick, which `.endTickNow` asks the driver to hold at once (flushed in this task,
+    /// not behind the next round of reads).
     func syncFinished(_ partition: TopicPartition, id: UInt64, _ result: Result<Void, StorageError>, _ clock: NodeClock,
                       _ actions: inout [Action]) {
         guard let batch = syncing[partition], batch.id == id else {
@@ -41,12 +44,9 @@ extension BrokerNode {
             if let postponed = syncPostponedEpisode.succeeded() { actions.append(.notice(.syncsResumed(postponed: postponed))) }
             let tickets = log.completeSync(batch, now: clock.now)
             scheduleSync(partition, clock, &actions)
-            for ticket in tickets {
-                guard let offset = awaitingSync.removeValue(forKey: ticket) else {
-                    if settings.canary != .ackBeforeSync { violated("a sync of \(partition) acknowledged an unknown put \(ticket)") }
-                    continue
-                }
-                acknowledge(ticket, offset: offset, partition: partition, clock, &actions)
+            if !tickets.isEmpty {
+                durable.append((partition, tickets))
+                durableCount += tickets.count
             }
             answered = tickets.count
         case .failure(let error) where error.isRetryable:
@@ -62,9 +62,7 @@ extension BrokerNode {
             answerAbandoned(tickets, of: partition, log, clock, &actions)
         }
         markDirty(partition, log)
-        // With answers to send (group commit) the tick ends now, so they are flushed in this
-        // task rather than behind the next round of reads.
-        if answered > 0 || failed { endOfTick(clock, &actions) }
+        if answered > 0 || failed { actions.append(.endTickNow) }
         actions.append(.syncAnswered(partition, count: answered))
         if phase == .draining && syncing.isEmpty { finishStop(clock, &actions) }
     }
@@ -97,6 +95,8 @@ extension BrokerNode {
                 || endOfTickPending || phase != .running
             if !willSync { problems.append("\(count) put(s) wait for \(partition) with no sync in flight or due") }
         }
+        // Puts a sync made durable wait for the end of the tick, no longer for their log.
+        heldByLogs += durableCount
         if heldByLogs < awaitingSync.count {
             problems.append("\(awaitingSync.count - heldByLogs) put(s) wait that no log will acknowledge (a failed log dropped them)")
         } else if heldByLogs > awaitingSync.count && settings.canary != .ackBeforeSync {

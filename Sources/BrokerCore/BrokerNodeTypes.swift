@@ -170,6 +170,9 @@ extension BrokerNode {
         indirect case sendFile(ConnectionID, FileSlice, opaque: Int32)
         /// Hand every buffered answer to its connection now.
         case flush
+        /// Feed `.tickEnded` now, once the actions before this one are carried out (a finished
+        /// sync's answers go out in the same task, after the next sync has started).
+        case endTickNow
         /// Flush what is buffered for the connection, then close it.
         case close(ConnectionID)
         indirect case startSync(SyncJob)

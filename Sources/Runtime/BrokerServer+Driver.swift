@@ -33,6 +33,7 @@ extension BrokerServer {
             flush(connection)
             connection.channel.close(promise: nil)
         case .startSync(let job): startSync(job)
+        case .endTickNow: handle(.tickEnded)
         case .armTimer(let timer, let at):
             let delay = max(0, at.nanoseconds - Clocks.monotonic().nanoseconds)
             loop.scheduleTask(in: .nanoseconds(delay)) {

@@ -22,7 +22,7 @@ import StoreCore
 public final class BrokerServer: @unchecked Sendable {
     public let loop: any EventLoop
     let group: MultiThreadedEventLoopGroup
-    @exclusivity(unchecked) var node: BrokerNode
+    let node: BrokerNode
     let logger: Logger
     @exclusivity(unchecked) var connections: [ConnectionID: Connection] = [:]
     var nextConnection: UInt64 = 1

@@ -38,6 +38,15 @@ struct BrokerNodeTests {
         return feed(node, .request(c1, .put(command)), at: ms) + feed(node, .tickEnded, at: ms)
     }
 
+    /// A sync's completion as a driver feeds it: `.syncFinished`, then `.tickEnded` when the node
+    /// asks for it (`.endTickNow`), which is when the durable puts are answered.
+    func finish(_ node: BrokerNode, _ job: SyncJob, _ result: Result<Void, StorageError>? = nil, at ms: Int64 = 0)
+        -> [BrokerNode.Action] {
+        let finished = feed(node, .syncFinished(job.partition, id: job.id, result ?? job.batch.performed()), at: ms)
+        let endsTick = finished.contains { if case .endTickNow = $0 { return true } else { return false } }
+        return finished + (endsTick ? feed(node, .tickEnded, at: ms) : [])
+    }
+
     func answers(_ actions: [BrokerNode.Action]) -> [Int32: String] {
         var found: [Int32: String] = [:]
         for action in actions {
@@ -62,7 +71,10 @@ struct BrokerNodeTests {
         let job = try #require(syncs(staged).first)
         #expect(node.unansweredPuts == 1)
         #expect(node.checkInvariants().isEmpty)
-        let done = feed(node, .syncFinished(job.partition, id: job.id, job.batch.performed()), at: 1)
+        let finished = feed(node, .syncFinished(job.partition, id: job.id, job.batch.performed()), at: 1)
+        #expect(answers(finished).isEmpty && syncs(finished).isEmpty, "answered at the end of the tick")
+        #expect(finished.contains { if case .endTickNow = $0 { return true } else { return false } })
+        let done = feed(node, .tickEnded, at: 1)
         #expect(answers(done) == [1: "200"])
         #expect(node.unansweredPuts == 0)
     }
@@ -84,7 +96,7 @@ struct BrokerNodeTests {
         let job = try #require(syncs(put(node, opaque: 1)).first)
         #expect(answers(put(node, opaque: 2)).isEmpty, "rides the next sync")
         let failure = StorageError.io(path: "/data/test-0/x.meta", detail: "fdatasync: Input/output error (EIO)")
-        let failed = feed(node, .syncFinished(job.partition, id: job.id, .failure(failure)), at: 1)
+        let failed = finish(node, job, .failure(failure), at: 1)
         let answered = answers(failed)
         #expect(answered.keys.sorted() == [1, 2])
         #expect(answered.values.allSatisfy { $0.hasPrefix("500 ") && $0.contains("sync failed") })
@@ -102,7 +114,7 @@ struct BrokerNodeTests {
         let requested = feed(node, .stopRequested, at: 1)
         #expect(!requested.contains { if case .stopped = $0 { return true } else { return false } }, "a sync is in flight")
         #expect(syncs(requested).isEmpty, "no new sync while stopping")
-        let finished = feed(node, .syncFinished(job.partition, id: job.id, job.batch.performed()), at: 2)
+        let finished = finish(node, job, at: 2)
         #expect(answers(finished) == [1: "200", 2: "200"], "the final sync answers what it made durable")
         let stopped = finished.compactMap { if case .stopped(let report) = $0 { return report } else { return nil } }
         #expect(stopped.count == 1 && stopped[0].failedPartitions.isEmpty && stopped[0].answeredByFinalSync == 1)
@@ -127,7 +139,7 @@ struct BrokerNodeTests {
         _ = feed(node, .connectionOpened(c1))
         for opaque in 1...40 {
             for job in syncs(put(node, opaque: Int32(opaque), at: Int64(opaque))) {
-                _ = feed(node, .syncFinished(job.partition, id: job.id, job.batch.performed()), at: Int64(opaque))
+                _ = finish(node, job, at: Int64(opaque))
             }
         }
         let log = try #require(node.stores.log(TopicPartition("test", 0)))

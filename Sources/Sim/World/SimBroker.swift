@@ -206,7 +206,7 @@ final class SimBroker {
             sim.schedule(.brokerTimer(broker: id, incarnation: incarnation, timer), atNs: at.nanoseconds)
         case .collectProcessFacts(let token): feed(.processFacts(token: token, ProcessFacts(pid: 1, threads: 1)), endTick: false)
         case .registerTopic(let topic): sim.registerTopic(topic, of: self)
-        case .syncAnswered: break
+        case .syncAnswered, .endTickNow: break  // every feed of this driver ends its tick
         case .notice(let notice): noticed(notice)
         case .stopped(let report): stopped(report)
         }

@@ -27,15 +27,7 @@ struct OrderedSweepTests {
 
     @Test func sweep() {
         let seeds = Self.orderedSeeds(from: 0, count: Self.seedCount)
-        var total = SimCounters()
-        var failed: [String] = []
-        for seed in seeds {
-            let result = Simulation(seed: seed).run()
-            total.add(result.counters)
-            if !result.passed { failed.append("seed \(seed): \(result.failures.joined(separator: "; "))\n  \(Self.replay(seed))") }
-        }
-        FileHandle.standardError.write(Data("ordered sweep (\(seeds.count) seeds): \(failed.count) failed; fired: \(total.report)\n".utf8))
-        for failure in failed.prefix(10) { Issue.record(Comment(rawValue: failure)) }
+        let (total, failed) = SeedSweep.run(seeds, label: "ordered sweep (\(seeds.count) seeds)", replay: { Self.replay($0) })
         #expect(failed.isEmpty)
         #expect(total.orderedSeeds == seeds.count)
         if seeds.count >= 30 {

@@ -32,15 +32,8 @@ struct RecoverSweepTests {
     func sweep(chunk: Int) {
         let seeds = Self.handlerSeeds(from: 0, count: Self.seedsPerChunk * Self.chunks)
             .dropFirst(chunk * Self.seedsPerChunk).prefix(Self.seedsPerChunk)
-        var total = SimCounters()
-        var failed: [String] = []
-        for seed in seeds {
-            let result = Simulation(seed: seed).run()
-            total.add(result.counters)
-            if !result.passed { failed.append("seed \(seed): \(result.failures.joined(separator: "; "))\n  \(Self.replay(seed))") }
-        }
-        FileHandle.standardError.write(Data("recover sweep chunk \(chunk) (\(seeds.count) seeds \(seeds.first ?? 0)...\(seeds.last ?? 0)): \(failed.count) failed; fired: \(total.report)\n".utf8))
-        for failure in failed.prefix(10) { Issue.record(Comment(rawValue: failure)) }
+        let label = "recover sweep chunk \(chunk) (\(seeds.count) seeds \(seeds.first ?? 0)...\(seeds.last ?? 0))"
+        let (total, failed) = SeedSweep.run(seeds, label: label, replay: { Self.replay($0) })
         #expect(failed.isEmpty)
         #expect(total.handlerSeeds == seeds.count)
         if seeds.count >= 25 {

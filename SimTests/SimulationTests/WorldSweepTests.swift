@@ -22,17 +22,8 @@ struct WorldSweepTests {
     @Test(arguments: 0..<chunks)
     func sweep(chunk: Int) {
         let first = UInt64(chunk) * Self.seedsPerChunk
-        var total = SimCounters()
-        var failed: [String] = []
-        for seed in first..<(first + Self.seedsPerChunk) {
-            let result = Simulation(seed: seed).run()
-            total.add(result.counters)
-            if !result.passed {
-                failed.append("seed \(seed): \(result.failures.joined(separator: "; "))\n  \(Self.replay(seed))")
-            }
-        }
-        FileHandle.standardError.write(Data("world sweep chunk \(chunk) (seeds \(first)..<\(first + Self.seedsPerChunk)): \(failed.count) failed; fired: \(total.report)\n".utf8))
-        for failure in failed.prefix(10) { Issue.record(Comment(rawValue: failure)) }
+        let label = "world sweep chunk \(chunk) (seeds \(first)..<\(first + Self.seedsPerChunk))"
+        let (total, failed) = SeedSweep.run(first..<(first + Self.seedsPerChunk), label: label, replay: { Self.replay($0) })
         #expect(failed.isEmpty)
         if Self.seedsPerChunk >= 250 {
             // The seeds must reach what the simulator exists for (figures of a 300-seed chunk

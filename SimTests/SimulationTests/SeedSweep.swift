@@ -1,0 +1,21 @@
+import Foundation
+import Sim
+import Testing
+
+/// The loop every sweep test shares: run the seeds, sum their counters, print one line of what
+/// fired, and record each failure (the first ten) with the command that replays it.
+enum SeedSweep {
+    static func run(_ seeds: some Sequence<UInt64>, label: String,
+                    replay: (UInt64) -> String) -> (total: SimCounters, failed: [String]) {
+        var total = SimCounters()
+        var failed: [String] = []
+        for seed in seeds {
+            let result = Simulation(seed: seed).run()
+            total.add(result.counters)
+            if !result.passed { failed.append("seed \(seed): \(result.failures.joined(separator: "; "))\n  \(replay(seed))") }
+        }
+        FileHandle.standardError.write(Data("\(label): \(failed.count) failed; fired: \(total.report)\n".utf8))
+        for failure in failed.prefix(10) { Issue.record(Comment(rawValue: failure)) }
+        return (total, failed)
+    }
+}

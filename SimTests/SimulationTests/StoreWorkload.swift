@@ -241,7 +241,7 @@ struct StoreWorkload {
         return iterator.consumedBytes
     }
 
-    /// The one thing the format cannot protect (README, "Storage and durability"): an empty
+    /// The one thing the format cannot protect (docs/STORAGE.md, "Recovery"): an empty
     /// message's header is covered by no checksum, so a torn write of an *unsynced* empty record
     /// can change its msgId or flag undetectably. Anything else that differs is a failure.
     func isTornEmptyRecord(at offset: Int64, expected: (id: Int64, payload: [UInt8])?) -> Bool {

@@ -4,7 +4,7 @@
 ///
 /// Covered so far: `put` (all four forms), `get`, `offset`, `version`, `quit`, `stats` (§9; see
 /// BrokerMachine+Stats.swift). `sync` and transactions get the original's answer for a command
-/// without a processor (503) until their handlers land (see README status).
+/// without a processor (503) until their handlers land (docs/COMPATIBILITY.md, "What is served").
 public struct BrokerMachine {
     public struct Settings: Sendable {
         public var brokerId: Int

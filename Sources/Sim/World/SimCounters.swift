@@ -124,6 +124,16 @@ public struct SimCounters: Sendable, Equatable {
     public var orderedPowerLosses = 0
     /// Spool writes the canary dropped.
     public var spoolCanaryDrops = 0
+    // routed producers (§3.3)
+    /// Runs with routed producers.
+    public var routedSeeds = 0
+    /// Sends the router routed and a link put on the wire.
+    public var routedSends = 0
+    /// Sends that waited for their topic's partitions; of them, those failed by the timeout.
+    public var discoveryWaits = 0
+    public var discoveryTimeouts = 0
+    /// Sends refused because their topic's discovery backlog was full.
+    public var backlogRefusals = 0
 
     public init() {}
 
@@ -168,6 +178,8 @@ public struct SimCounters: Sendable, Equatable {
         orderedReplayed += o.orderedReplayed; orderedRefused += o.orderedRefused; orderedNotAccepted += o.orderedNotAccepted
         orderedSpoolFailures += o.orderedSpoolFailures; orderedCrashes += o.orderedCrashes
         orderedPowerLosses += o.orderedPowerLosses; spoolCanaryDrops += o.spoolCanaryDrops
+        routedSeeds += o.routedSeeds; routedSends += o.routedSends; discoveryWaits += o.discoveryWaits
+        discoveryTimeouts += o.discoveryTimeouts; backlogRefusals += o.backlogRefusals
     }
 
     /// `name value` pairs in a fixed order, for reports.
@@ -207,7 +219,9 @@ public struct SimCounters: Sendable, Equatable {
          ("ordered-seeds", orderedSeeds), ("ordered-sent", orderedSent), ("ordered-spooled", orderedSpooled),
          ("ordered-replayed", orderedReplayed), ("ordered-refused", orderedRefused), ("ordered-not-accepted", orderedNotAccepted),
          ("ordered-spool-failures", orderedSpoolFailures), ("ordered-crashes", orderedCrashes),
-         ("ordered-power-losses", orderedPowerLosses), ("spool-canary-drops", spoolCanaryDrops)]
+         ("ordered-power-losses", orderedPowerLosses), ("spool-canary-drops", spoolCanaryDrops),
+         ("routed-seeds", routedSeeds), ("routed-sends", routedSends), ("discovery-waits", discoveryWaits),
+         ("discovery-timeouts", discoveryTimeouts), ("backlog-refusals", backlogRefusals)]
     }
 
     public var report: String {

@@ -128,6 +128,8 @@ public struct SimOptions: Sendable, CustomStringConvertible {
     public var handlers: SimHandlers?
     /// Ordered producers (§5.6); nil: none. Set by `Simulation` from its own stream (`SimOrdered.stream`).
     public var ordered: SimOrdered?
+    /// Routed producers (§3.3); nil: none. Set by `Simulation` from its own stream (`SimRouted.stream`).
+    public var routed: SimRouted?
     /// The spool canary: an ordered producer's spool write is reported written but dropped.
     public var canaryDropSpooled = false
 
@@ -200,6 +202,7 @@ public struct SimOptions: Sendable, CustomStringConvertible {
             + "\n  broker faults: \(brokerFaults)"
             + (handlers.map { "\n  \($0)" } ?? "")
             + (ordered.map { "\n  \($0)" } ?? "") + (canaryDropSpooled ? " CANARY(drop-spooled)" : "")
+            + (routed.map { "\n  \($0)" } ?? "")
     }
 
     private var clusterDescription: String {

@@ -1,7 +1,7 @@
 import ProtocolCore
 
 /// The network's calls into the clients: client ids are producers first, then the consumers of
-/// every (broker, partition), then one per broker of each ordered producer, then the fetchers of
+/// every (broker, partition), then one per broker of each ordered producer, then of each routed producer, then the fetchers of
 /// group members (created as members are told to fetch, never reused).
 extension Simulation {
     func clientConnectAnswered(client: Int, connection: Int, ok: Bool) {
@@ -49,6 +49,17 @@ extension Simulation {
             } catch {
                 fail("\(producer.name) cannot decode broker\(link.broker)'s bytes: \(error)")
             }
+        } else if let (producer, link) = routedLink(client) {
+            guard link.connection == connection else { return }
+            link.decoder.feed(bytes)
+            do {
+                while let frame = try link.decoder.next() {
+                    routedLinkHandle(producer, link, .frame(frame))
+                    if link.connection != connection { return }
+                }
+            } catch {
+                fail("\(producer.name) cannot decode broker\(link.broker)'s bytes: \(error)")
+            }
         } else {
             guard let fetcher = groupFetchers[client], fetcher.connection == connection else { return }
             fetcher.decoder.feed(bytes)
@@ -84,6 +95,12 @@ extension Simulation {
             body { e in
                 if e == .connectionLost { link.connection = nil }
                 linkHandle(producer, link, e == .connected ? .connected : .connectionLost)
+            }
+        } else if let (producer, link) = routedLink(client) {
+            guard link.connection == connection else { return }
+            body { e in
+                if e == .connectionLost { link.connection = nil }
+                routedLinkHandle(producer, link, e == .connected ? .connected : .connectionLost)
             }
         } else {
             guard let fetcher = groupFetchers[client], fetcher.connection == connection else { return }

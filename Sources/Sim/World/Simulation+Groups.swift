@@ -109,7 +109,7 @@ extension Simulation {
 
     // MARK: Fetchers
 
-    private func broker(forURI uri: String) -> Int? {
+    func broker(forURI uri: String) -> Int? {
         brokers.first { $0.uri == uri }?.id
     }
 

@@ -44,6 +44,8 @@ public final class Simulation {
         case cluster(ClusterEvent)
         /// Ordered producers (Simulation+Ordered).
         case ordered(OrderedEvent)
+        /// Routed producers (Simulation+Routed).
+        case routed(RoutedEvent)
     }
 
     /// Codes folded into the fingerprint next to the event's numbers.
@@ -56,6 +58,7 @@ public final class Simulation {
         case handOff = 60, handOffAnswer, recoverRound, recoverRemoved, recoverStore, crashAfterHandOff, handlerFailed
         case brokerFault = 80, brokerNotice, brokerStopped, retention, operatorRestart
         case ordered = 90, orderedFault
+        case routed = 100
     }
 
     /// One message a producer was asked to send, and what became of it.
@@ -83,6 +86,8 @@ public final class Simulation {
     var brokerFaultRng: SimRandom
     /// The stream of the ordered producers (SimOrdered): used only in worlds that have them.
     var orderedRng: SimRandom
+    /// The stream of the routed producers (SimRouted): used only in worlds that have them.
+    var routedRng: SimRandom
     /// Test-only bugs the recover checkers must catch.
     let bugs: SimBugs
     private var queue = EventQueue<Event>()
@@ -110,6 +115,7 @@ public final class Simulation {
     var zkBatch: ZKBatch?
     var orderedProducers: [SimOrderedProducer] = []
     var orderedLedger = SimOrderedLedger()
+    var routedProducers: [SimRoutedProducer] = []
 
     var ledger: [UInt64: Sent] = [:]
     private var delivered: Set<UInt64> = []
@@ -141,6 +147,9 @@ public final class Simulation {
         options.ordered = SimOrdered.draw(&orderedRng)
         options.canaryDropSpooled = spoolCanary
         self.orderedRng = orderedRng
+        var routedRng = SimRouted.stream(seed: seed)
+        options.routed = SimRouted.draw(&routedRng)
+        self.routedRng = routedRng
         self.options = options
         self.rng = rng
         self.clusterRng = clusterRng
@@ -200,6 +209,7 @@ public final class Simulation {
         firstFetcherClient = client
         nextClient = client
         startOrdered()
+        startRouted()
         startGroups()
         scheduleNextFault()
         scheduleNextBrokerFault()
@@ -234,6 +244,7 @@ public final class Simulation {
         collectGroupCounters()
         if options.ordered != nil { counters.orderedSeeds = 1 }
         for producer in orderedProducers { counters.orderedReplayed += producer.queue.counters.replayed }
+        collectRoutedCounters()
         traceLog.fold(UInt64(counters.delivered))
         return SimResult(seed: seed, options: options.description, failures: failures, fingerprint: traceLog.fingerprint,
                          counters: counters, trace: traceLog.lines, virtualMs: nowMs)
@@ -299,6 +310,9 @@ public final class Simulation {
         case .ordered(let event):
             trace(.ordered)
             dispatch(event)
+        case .routed(let event):
+            trace(.routed)
+            dispatch(event)
         }
     }
 
@@ -342,7 +356,7 @@ public final class Simulation {
         }
     }
 
-    private func record(_ outcome: SendOutcome, of key: UInt64) {
+    func record(_ outcome: SendOutcome, of key: UInt64) {
         guard var sent = ledger[key] else { return fail("an outcome for a message never sent: \(key)") }
         switch outcome {
         case .acknowledged(let msgId, let partition, let offset):
@@ -502,6 +516,7 @@ public final class Simulation {
         }
         waiting += clusterWaiting()
         waiting += orderedWaiting()
+        waiting += routedWaiting()
         if waiting.isEmpty {
             checkClusterAfterConvergence()
             finished = true

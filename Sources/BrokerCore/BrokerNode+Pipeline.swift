@@ -162,7 +162,6 @@ extension BrokerNode {
         while !durable.isEmpty {
             var batches: [(partition: TopicPartition, tickets: [UInt64])] = []
             swap(&batches, &durable)
-            durableCount = 0
             for (partition, tickets) in batches {
                 for ticket in tickets {
                     guard let offset = awaitingSync.removeValue(forKey: ticket) else {

@@ -44,10 +44,7 @@ extension BrokerNode {
             if let postponed = syncPostponedEpisode.succeeded() { actions.append(.notice(.syncsResumed(postponed: postponed))) }
             let tickets = log.completeSync(batch, now: clock.now)
             scheduleSync(partition, clock, &actions)
-            if !tickets.isEmpty {
-                durable.append((partition, tickets))
-                durableCount += tickets.count
-            }
+            if !tickets.isEmpty { durable.append((partition, tickets)) }
             answered = tickets.count
         case .failure(let error) where error.isRetryable:
             // Out of descriptors: the sync did nothing, its puts wait for the next one, which the
@@ -96,7 +93,7 @@ extension BrokerNode {
             if !willSync { problems.append("\(count) put(s) wait for \(partition) with no sync in flight or due") }
         }
         // Puts a sync made durable wait for the end of the tick, no longer for their log.
-        heldByLogs += durableCount
+        heldByLogs += durable.reduce(0) { $0 + $1.tickets.count }
         if heldByLogs < awaitingSync.count {
             problems.append("\(awaitingSync.count - heldByLogs) put(s) wait that no log will acknowledge (a failed log dropped them)")
         } else if heldByLogs > awaitingSync.count && settings.canary != .ackBeforeSync {

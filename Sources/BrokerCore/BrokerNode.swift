@@ -80,9 +80,8 @@ public final class BrokerNode {
     @exclusivity(unchecked) var awaitingWrite: [(token: UInt64, offset: Int64, partition: TopicPartition, log: PartitionLog)] = []
     /// Logs with staged records or a sync to consider at the end of this tick.
     @exclusivity(unchecked) var dirtyLogs: [(partition: TopicPartition, log: PartitionLog)] = []
-    /// Puts finished syncs made durable, answered at the end of the tick, by log; and how many.
+    /// Puts finished syncs made durable, answered at the end of the tick, by log.
     @exclusivity(unchecked) var durable: [(partition: TopicPartition, tickets: [UInt64])] = []
-    @exclusivity(unchecked) var durableCount = 0
     /// Empty buffers `endOfTick` swaps in for the two above.
     @exclusivity(unchecked) var spareAwaitingWrite: [(token: UInt64, offset: Int64, partition: TopicPartition, log: PartitionLog)] = []
     @exclusivity(unchecked) var spareDirtyLogs: [(partition: TopicPartition, log: PartitionLog)] = []

@@ -40,7 +40,7 @@ final class SimOrderedProducer {
     let keyPrefix: Int
     let total: Int
     var queue = OrderedSendQueue()
-    var links: [SimOrderedLink]
+    var links: [SimProducerLink]
     let disk = SimDisk()
     var spool: OrderedSpool?
     var incarnation = 0
@@ -56,17 +56,18 @@ final class SimOrderedProducer {
         self.index = index
         self.keyPrefix = keyPrefix
         self.total = total
-        links = (0..<brokers).map { SimOrderedLink(client: firstClient + $0, broker: $0) }
+        links = (0..<brokers).map { SimProducerLink(client: firstClient + $0, broker: $0) }
     }
 
     var name: String { "ordered\(index)" }
 }
 
-/// An ordered producer's connection to one broker: the production `ProducerMachine`.
-final class SimOrderedLink {
+/// A simulated producer's connection to one broker (ordered and routed producers): the production
+/// `ProducerMachine`.
+final class SimProducerLink {
     let client: Int
     let broker: Int
-    var machine = SimOrderedLink.machine()
+    var machine = SimProducerLink.machine()
     var connection: Int?
     var decoder = FrameDecoder()
 

@@ -42,7 +42,7 @@ final class SimRoutedProducer {
     var router = ProducerRouter()
     var session: SimZKSession?
     /// One link per broker (`links[b].broker == b`).
-    var links: [SimRoutedLink]
+    var links: [SimProducerLink]
     var produced = 0
     var completed = 0
     /// Sends the router holds or is about to route: key → payload.
@@ -52,23 +52,10 @@ final class SimRoutedProducer {
         self.index = index
         self.keyPrefix = keyPrefix
         self.total = total
-        links = (0..<brokers).map { SimRoutedLink(client: firstClient + $0, broker: $0) }
+        links = (0..<brokers).map { SimProducerLink(client: firstClient + $0, broker: $0) }
     }
 
     var name: String { "routed\(index)" }
     var isDone: Bool { produced == total && completed == total }
 }
 
-/// A routed producer's connection to one broker: the production `ProducerMachine`.
-final class SimRoutedLink {
-    let client: Int
-    let broker: Int
-    var machine = SimOrderedLink.machine()
-    var connection: Int?
-    var decoder = FrameDecoder()
-
-    init(client: Int, broker: Int) {
-        self.client = client
-        self.broker = broker
-    }
-}

@@ -33,7 +33,7 @@ extension Simulation {
     }
 
     /// The ordered producer and link of a client id, nil for other clients.
-    func orderedLink(_ client: Int) -> (SimOrderedProducer, SimOrderedLink)? {
+    func orderedLink(_ client: Int) -> (SimOrderedProducer, SimProducerLink)? {
         for producer in orderedProducers {
             if let link = producer.links.first(where: { $0.client == client }) { return (producer, link) }
         }
@@ -172,7 +172,24 @@ extension Simulation {
 
     // MARK: Connections
 
-    func linkHandle(_ producer: SimOrderedProducer, _ link: SimOrderedLink, _ event: ProducerMachine.Event) {
+    func linkHandle(_ producer: SimOrderedProducer, _ link: SimProducerLink, _ event: ProducerMachine.Event) {
+        linkHandle(link, event) { action in
+            switch action {
+            case .completed(let token, let outcome):
+                if case .acknowledged = outcome, let key = producer.transmitKeys[token] { reachedBroker(key) }
+                producer.transmitKeys[token] = nil
+                answer(producer, .transmitted(token: token, outcome))
+            case .scheduleTick(let at):
+                schedule(.ordered(.linkTick(producer.index, broker: link.broker, incarnation: producer.incarnation)), atNs: at.nanoseconds)
+            case .connect, .sendFrame, .disconnect:
+                break
+            }
+        }
+    }
+
+    /// Feeds a link's machine and carries out its actions in order: the network ones (connect,
+    /// send, disconnect) here, the others (completions, ticks) by `other`.
+    func linkHandle(_ link: SimProducerLink, _ event: ProducerMachine.Event, other: (ProducerMachine.Action) -> Void) {
         for action in link.machine.handle(event, now: instant) {
             switch action {
             case .connect:
@@ -181,15 +198,11 @@ extension Simulation {
             case .sendFrame(let frame):
                 guard let connection = link.connection else { continue }
                 network.sendToBroker(connection, frame.encoded())
-            case .completed(let token, let outcome):
-                if case .acknowledged = outcome, let key = producer.transmitKeys[token] { reachedBroker(key) }
-                producer.transmitKeys[token] = nil
-                answer(producer, .transmitted(token: token, outcome))
-            case .scheduleTick(let at):
-                schedule(.ordered(.linkTick(producer.index, broker: link.broker, incarnation: producer.incarnation)), atNs: at.nanoseconds)
             case .disconnect:
                 if let connection = link.connection { network.closedByClient(connection) }
                 link.connection = nil
+            case .completed, .scheduleTick:
+                other(action)
             }
         }
     }

@@ -36,7 +36,7 @@ extension Simulation {
         producer.isUp = true
         producer.queue = OrderedSendQueue()
         for link in producer.links {
-            link.machine = SimOrderedLink.machine()
+            link.machine = SimProducerLink.machine()
             link.connection = nil
         }
         producer.pendingKeys = []

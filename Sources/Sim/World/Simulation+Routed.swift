@@ -29,7 +29,7 @@ extension Simulation {
     }
 
     /// The routed producer and link of a client id, nil for other clients.
-    func routedLink(_ client: Int) -> (SimRoutedProducer, SimRoutedLink)? {
+    func routedLink(_ client: Int) -> (SimRoutedProducer, SimProducerLink)? {
         for producer in routedProducers {
             if let link = producer.links.first(where: { $0.client == client }) { return (producer, link) }
         }
@@ -122,23 +122,16 @@ extension Simulation {
                                                             flag: 0, payload: payload))
     }
 
-    func routedLinkHandle(_ producer: SimRoutedProducer, _ link: SimRoutedLink, _ event: ProducerMachine.Event) {
-        for action in link.machine.handle(event, now: instant) {
+    func routedLinkHandle(_ producer: SimRoutedProducer, _ link: SimProducerLink, _ event: ProducerMachine.Event) {
+        linkHandle(link, event) { action in
             switch action {
-            case .connect:
-                link.decoder = FrameDecoder()
-                link.connection = network.connect(client: link.client, broker: link.broker)
-            case .sendFrame(let frame):
-                guard let connection = link.connection else { continue }
-                network.sendToBroker(connection, frame.encoded())
             case .completed(let id, let outcome):
                 producer.completed += 1
                 record(outcome, of: id)
             case .scheduleTick(let at):
                 schedule(.routed(.linkTick(producer.index, broker: link.broker)), atNs: at.nanoseconds)
-            case .disconnect:
-                if let connection = link.connection { network.closedByClient(connection) }
-                link.connection = nil
+            case .connect, .sendFrame, .disconnect:
+                break
             }
         }
     }

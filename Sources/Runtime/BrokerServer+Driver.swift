@@ -159,7 +159,10 @@ extension BrokerServer {
     func moveOutToChannel(_ connection: Connection) {
         guard connection.out.readableBytes > 0 else { return }
         let buffer = connection.out
-        connection.out = connection.channel.allocator.buffer(capacity: 4096)
+        // The next buffer starts as large as this one had to grow (a pipelining producer's tick
+        // of answers is ~20 KB): growing from 4 KiB again would copy it three times per tick.
+        let capacity = min(max(4096, buffer.readableBytes), 1 << 20)
+        connection.out = connection.channel.allocator.buffer(capacity: capacity)
         connection.channel.write(buffer, promise: nil)
     }
 

@@ -188,6 +188,27 @@ struct BrokerStatsTests {
         #expect(stats.topics.isEmpty && stats.droppedEvents == 0)
     }
 
+    /// The last topic's slot is remembered (puts of one topic come in runs): interleaved topics,
+    /// a reset and a roll must still count every event against its own topic.
+    @Test func realtimeCountsInterleavedTopicsAcrossResets() {
+        var stats = RealtimeStats(startedMs: 0)
+        for i in 0..<30 {
+            let topic = i % 3 == 0 ? "a" : "b"
+            stats.recordPut(topic: topic, bytes: 10, nowMs: 1)
+            stats.record(.get, topic: "c", nowMs: 1)
+        }
+        #expect(stats.sample(.put, topic: "a") == RealtimeStats.Sample(count: 10, value: 10))
+        #expect(stats.sample(.messageSize, topic: "b") == RealtimeStats.Sample(count: 20, value: 200))
+        #expect(stats.sample(.get, topic: "c")?.count == 30)
+        #expect(stats.total(.put)?.count == 30)
+        stats.reset(nowMs: 2)
+        stats.recordPut(topic: "b", bytes: 7, nowMs: 3)
+        #expect(stats.sample(.put, topic: "a") == nil, "a reset forgets the remembered topic too")
+        #expect(stats.sample(.messageSize, topic: "b") == RealtimeStats.Sample(count: 1, value: 7))
+        stats.recordPut(topic: "b", bytes: 5, nowMs: 3 + RealtimeStats.intervalMs)
+        #expect(stats.sample(.messageSize, topic: "b") == RealtimeStats.Sample(count: 1, value: 5), "rolled")
+    }
+
     /// Java's `#.##`: at most two decimals, half-even, no trailing zeros.
     @Test func realtimeNumberFormat() {
         #expect(RealtimeStats.format(100) == "100")

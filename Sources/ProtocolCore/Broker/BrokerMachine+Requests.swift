@@ -18,8 +18,15 @@ extension BrokerMachine {
         }
         // A topic becomes a directory name: one that is not a safe path component (`..`, `a/b`,
         // which a `*` pattern would match) gets the answer of a topic no section accepts (§1.4.1).
-        guard MetaName.isValid(put.topic), let rule = settings.topics.rule(for: put.topic) else {
-            return fail(StatusCode.internalServerError, putPrefix(requested) + "The server do not accept topic \(put.topic)")
+        let rule: TopicRules.Rule
+        if let last = lastAcceptedTopic, last.name == put.topic {
+            rule = last.rule
+        } else {
+            guard MetaName.isValid(put.topic), let found = settings.topics.rule(for: put.topic) else {
+                return fail(StatusCode.internalServerError, putPrefix(requested) + "The server do not accept topic \(put.topic)")
+            }
+            rule = found
+            lastAcceptedTopic = (put.topic, found)
         }
         let count = rule.numPartitions
         var partition = put.partition
@@ -102,8 +109,7 @@ extension BrokerMachine {
         switch result {
         case .success(let offset):
             if stat {
-                realtime.record(.put, topic: target.topic, value: 1, nowMs: clockMs)
-                realtime.record(.messageSize, topic: target.topic, value: bytes, nowMs: clockMs)
+                realtime.recordPut(topic: target.topic, bytes: bytes, nowMs: clockMs)
             }
             // Most puts go to the partition of the previous one: skip hashing its name then.
             if target != lastStoredPartition {

@@ -178,6 +178,9 @@ public struct BrokerMachine {
     /// cannot overshoot `maxAutoCreatedPartitions`). Only grows: a refused or failed creation
     /// keeps its place, so the distinct partitions the wire can ask for stay bounded.
     public internal(set) var autoCreatedPartitions: Set<TopicPartition>
+    /// The topic of the last accepted put and its section: consecutive puts of one topic skip
+    /// the name check and the section search (settings never change, so this cannot go stale).
+    var lastAcceptedTopic: (name: String, rule: TopicRules.Rule)?
     /// The partition the last successful put went to (known to be in `partitionsWithData`).
     var lastStoredPartition: TopicPartition?
     var pending: [UInt64: Pending] = [:]

@@ -43,29 +43,68 @@ public struct RealtimeStats: Equatable, Sendable {
     public static let maxTopics = 4096
 
     public private(set) var startedMs: Int64
-    /// Samples by topic, indexed by `Kind.rawValue`.
-    var topics: [String: [Sample]] = [:]
+    /// Slot of each counted topic in `samples`.
+    private var slots: [String: Int] = [:]
+    /// Samples by slot, each indexed by `Kind.rawValue`.
+    private var samples: [[Sample]] = []
+    /// The topic of the last event and its slot: puts of one topic follow each other, and
+    /// comparing a name is far cheaper than hashing it twice per put (the stats are on the put
+    /// path of every `stat=true` topic).
+    private var lastTopic = ""
+    private var lastSlot = -1
     /// Events not counted since the last reset because `maxTopics` topics were counted already.
     public private(set) var droppedEvents: Int64 = 0
 
     public init(startedMs: Int64) { self.startedMs = startedMs }
 
+    /// Samples by topic, indexed by `Kind.rawValue`.
+    var topics: [String: [Sample]] { slots.mapValues { samples[$0] } }
+
+    public static func == (a: RealtimeStats, b: RealtimeStats) -> Bool {
+        a.startedMs == b.startedMs && a.droppedEvents == b.droppedEvents && a.topics == b.topics
+    }
+
     /// Counts one event of `kind` for `topic` (the caller checks the topic's `stat` flag).
     public mutating func record(_ kind: Kind, topic: String, value: Int64 = 1, nowMs: Int64) {
         rollIfDue(nowMs: nowMs)
-        if topics[topic] == nil {
-            guard topics.count < Self.maxTopics else {
+        guard let slot = slot(of: topic) else { return }
+        samples[slot][kind.rawValue].add(value)
+    }
+
+    /// A stored put: `put` once and `messageSize` by its payload bytes, with one lookup.
+    public mutating func recordPut(topic: String, bytes: Int64, nowMs: Int64) {
+        rollIfDue(nowMs: nowMs)
+        guard let slot = slot(of: topic) else { return }
+        samples[slot][Kind.put.rawValue].add(1)
+        samples[slot][Kind.messageSize.rawValue].add(bytes)
+    }
+
+    /// The topic's slot, made on its first event; nil (and the event dropped) beyond `maxTopics`.
+    private mutating func slot(of topic: String) -> Int? {
+        if lastSlot >= 0, topic == lastTopic { return lastSlot }
+        let slot: Int
+        if let known = slots[topic] {
+            slot = known
+        } else {
+            guard samples.count < Self.maxTopics else {
                 droppedEvents += 1
-                return
+                return nil
             }
-            topics[topic] = Array(repeating: Sample(), count: Kind.allCases.count)
+            slot = samples.count
+            slots[topic] = slot
+            samples.append(Array(repeating: Sample(), count: Kind.allCases.count))
         }
-        topics[topic]![kind.rawValue].add(value)
+        lastTopic = topic
+        lastSlot = slot
+        return slot
     }
 
     /// `stats reset`, and the 30-minute roll.
     public mutating func reset(nowMs: Int64) {
-        topics.removeAll()
+        slots.removeAll()
+        samples.removeAll()
+        lastTopic = ""
+        lastSlot = -1
         droppedEvents = 0
         startedMs = nowMs
     }
@@ -76,12 +115,14 @@ public struct RealtimeStats: Equatable, Sendable {
 
     /// All topics together; nil when nothing of that kind was recorded.
     public func total(_ kind: Kind) -> Sample? {
-        let samples = topics.values.map { $0[kind.rawValue] }.filter { $0.count > 0 }
-        return samples.isEmpty ? nil : samples.reduce(Sample(), +)
+        let counted = samples.map { $0[kind.rawValue] }.filter { $0.count > 0 }
+        return counted.isEmpty ? nil : counted.reduce(Sample(), +)
     }
 
     public func sample(_ kind: Kind, topic: String) -> Sample? {
-        guard let sample = topics[topic]?[kind.rawValue], sample.count > 0 else { return nil }
+        guard let slot = slots[topic], case let sample = samples[slot][kind.rawValue], sample.count > 0 else {
+            return nil
+        }
         return sample
     }
 

@@ -16,6 +16,9 @@ public enum LogError: Error, Equatable, CustomStringConvertible {
     case invalidRecords(detail: String)
     /// Group commit has this many appends waiting for a sync already.
     case tooManyPendingAppends(limit: Int)
+    /// The log's writes are held (`PartitionLog.holdWrites`) and this many bytes are staged
+    /// behind the hold already.
+    case tooManyHeldBytes(limit: Int)
 
     public var description: String {
         switch self {
@@ -25,6 +28,8 @@ public enum LogError: Error, Equatable, CustomStringConvertible {
         case .recordTooLarge(let n, let limit): return "record payload of \(n) bytes exceeds the limit of \(limit)"
         case .invalidRecords(let detail): return "invalid records: \(detail)"
         case .tooManyPendingAppends(let limit): return "\(limit) appends already wait for a sync"
+        case .tooManyHeldBytes(let limit):
+            return "\(limit) bytes already wait behind a transaction commit that is not durable yet"
         }
     }
 }

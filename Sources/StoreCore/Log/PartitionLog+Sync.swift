@@ -20,7 +20,7 @@ extension PartitionLog {
     /// batches whatever accumulated while the previous sync ran. Otherwise: when more than
     /// `unflushThreshold` appends are unsynced, or `unflushInterval` ms passed since the last sync.
     public func syncDue(now: Instant) -> Bool {
-        guard state == .open, inFlight == nil, hasUnsyncedData else { return false }
+        guard state == .open, inFlight == nil, writeHolds == 0, hasUnsyncedData else { return false }
         if let retryAt = syncRetryAt, now < retryAt { return false }
         let policy = config.flushPolicy
         if policy.isGroupCommit { return true }
@@ -31,7 +31,7 @@ extension PartitionLog {
     /// When the interval rule will make a sync due (nil when nothing waits, or under group
     /// commit where it is due at once). The runtime arms its timer for this.
     public func nextSyncDeadline() -> Instant? {
-        guard state == .open, hasUnsyncedData else { return nil }
+        guard state == .open, writeHolds == 0, hasUnsyncedData else { return nil }
         if let retryAt = syncRetryAt { return retryAt }
         guard !config.flushPolicy.isGroupCommit else { return nil }
         return lastSyncAt.adding(milliseconds: config.flushPolicy.unflushIntervalMs)
@@ -60,7 +60,8 @@ extension PartitionLog {
     /// log is failed and the answer says which waiting appends it abandoned.
     public func beginSync() -> SyncStart {
         if case .failed = state { return .failed(abandoned: abandonPendingAppends()) }
-        guard state == .open, inFlight == nil, hasUnsyncedData else { return .idle }
+        // A held log waits for its release (what it holds must not be synced before its commit).
+        guard state == .open, inFlight == nil, writeHolds == 0, hasUnsyncedData else { return .idle }
         do { try flushWrites() } catch { return .failed(abandoned: abandonPendingAppends()) }
         // Oldest first: a segment's bytes become durable no later than those of any later segment.
         // Sealing syncs a segment (`roll`), so only the active one can hold unsynced bytes; the

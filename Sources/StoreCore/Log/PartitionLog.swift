@@ -54,6 +54,8 @@ public final class PartitionLog {
     /// Records staged for the last segment and not written to its file yet (its `size` counts
     /// them). `flushWrites()` writes them in one call; syncs and rolls flush first.
     @exclusivity(unchecked) var staged: [UInt8] = []
+    /// Holds on the log's writes (`holdWrites`): while any is taken, staged bytes stay in memory.
+    @exclusivity(unchecked) public internal(set) var writeHolds = 0
     /// Sealed segments whose file a running sync may still use; closed when it completes, as
     /// closing a descriptor under the sync thread could let a new file take its number.
     var sealedAwaitingClose: [Segment] = []
@@ -141,8 +143,38 @@ public final class PartitionLog {
         if config.flushPolicy.isGroupCommit && waiters.count >= config.maxPendingAppends {
             throw .tooManyPendingAppends(limit: config.maxPendingAppends)
         }
+        if writeHolds > 0 {
+            // A held log cannot roll (the roll writes and syncs what is staged): the segment
+            // grows past `maxSegmentSize` by what waits behind the hold, which is bounded here.
+            guard staged.count < Self.maxHeldBytes else { throw .tooManyHeldBytes(limit: Self.maxHeldBytes) }
+            return
+        }
         if segments[segments.count - 1].size >= config.maxSegmentSize { try roll() }
     }
+
+    /// Staged bytes a held log accepts (the transaction's own batch, and the puts behind it
+    /// while its commit record becomes durable).
+    public static let maxHeldBytes = 64 << 20
+
+    /// Keeps every record staged from now on out of the file until `releaseWrites()`: a
+    /// transaction's batch may reach the disk only after the journal entry that commits it is
+    /// durable, or a power loss could leave the batch without its commit (reference §4.5). What
+    /// is staged already is written first. Held records are not synced and their appends not
+    /// acknowledged; a log can be held more than once (one hold per committing transaction).
+    public func holdWrites() throws(LogError) {
+        try flushWrites()
+        writeHolds += 1
+    }
+
+    /// Gives back one `holdWrites()`; with none left, the staged records are written at the next
+    /// `flushWrites()` (the caller's end of tick).
+    public func releaseWrites() {
+        precondition(writeHolds > 0, "writes of \(directory) released more often than held")
+        writeHolds -= 1
+    }
+
+    /// Whether records are staged behind a hold.
+    public var isHoldingWrites: Bool { writeHolds > 0 }
 
     /// Bookkeeping once an append's `bytes` are at the end of `staged`.
     private func finishAppend(records: Int, bytes: Int, endsEmpty: Bool, ticket: UInt64,
@@ -165,7 +197,7 @@ public final class PartitionLog {
     /// (what reached the file is unknown, so nothing more may be appended after it); the caller
     /// answers the appends it staged with an error and collects `abandonPendingAppends()`.
     public func flushWrites() throws(LogError) {
-        guard !staged.isEmpty else { return }
+        guard !staged.isEmpty, writeHolds == 0 else { return }
         try requireOpen()
         let last = segments[segments.count - 1]
         let position = last.size - Int64(staged.count)

@@ -1,0 +1,56 @@
+import ProtocolCore
+
+/// What the transaction journal's recovery needs of a partition (reference §4.5): whether a
+/// committed transaction's batch is where its commit entry says, and cutting a torn batch off
+/// before it is appended again.
+extension PartitionLog {
+    /// Whether `length` bytes at `offset` are on disk and their `CRC32 & 0x7FFFFFFF` is
+    /// `checksum`: the check recovery runs for every partition a replayed commit wrote.
+    public func holdsBatch(at offset: Int64, length: Int32, checksum: Int32) throws(LogError) -> Bool {
+        guard length >= 0, offset >= minOffset, offset + Int64(length) <= writtenOffset - Int64(stagedByteCount) else {
+            return false
+        }
+        guard let bytes = try readBytes(offset: offset, maxBytes: Int(length)), bytes.count == Int(length) else { return false }
+        return CRC32.metaqChecksum(bytes) == checksum
+    }
+
+    /// Cuts the log back to `offset`, durably, before a committed batch found torn at `offset` is
+    /// appended again (so its first records cannot be there twice). Only at start-up, before any
+    /// append, and only inside the last segment: a batch is appended as one write to the active
+    /// segment, so a torn one never spans segments.
+    public func truncate(to offset: Int64) throws(LogError) {
+        try requireOpen()
+        let last = segments[segments.count - 1]
+        guard staged.isEmpty, inFlight == nil, writeHolds == 0 else {
+            throw .invalidRecords(detail: "cannot truncate \(directory) while appends are in progress")
+        }
+        guard offset >= last.start, offset <= last.end else {
+            throw .invalidRecords(detail: "cannot truncate \(directory) to \(offset): outside its last segment "
+                                  + "\(last.start)..<\(last.end)")
+        }
+        guard offset < last.end else { return }
+        // The whole records being cut off, for the message count of `stats`.
+        var removedRecords = 0
+        if let removed = try? readBytes(offset: offset, maxBytes: Int(last.end - offset)) {
+            removed.withUnsafeBytes { raw in
+                var position = 0
+                while case .record(let header, let payloadStart) = Record.parse(raw, at: position) {
+                    removedRecords += 1
+                    position = payloadStart + Int(header.length)
+                }
+            }
+        }
+        do {
+            try activeFile.truncate(to: offset - last.start)
+            try activeFile.sync()
+        } catch {
+            let failure = Self.storageError(error, path: last.path)
+            state = .failed(LogFailure(operation: .write, error: failure))
+            throw .failed(failure)
+        }
+        last.size = offset - last.start
+        syncedEnd = min(syncedEnd, offset)
+        recordCount = max(0, recordCount - removedRecords)
+        lastRecordIsEmpty = false
+    }
+}

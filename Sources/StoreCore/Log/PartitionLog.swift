@@ -102,6 +102,30 @@ public final class PartitionLog {
         return try finishAppend(records: recordsInBatch, bytes: records.count, endsEmpty: endsEmpty, ticket: ticket, writeNow: true)
     }
 
+    /// Stages whole, encoded records as one batch with one ticket (a committed transaction's
+    /// messages for this partition, §4.3): like `stage`, written at the next `flushWrites()`.
+    public func stage(records: [UInt8], ticket: UInt64) throws(LogError) -> AppendOutcome {
+        try requireOpen()
+        let (recordsInBatch, endsEmpty) = try validateRecords(records)
+        try admitAppend()
+        staged.append(contentsOf: records)
+        return try finishAppend(records: recordsInBatch, bytes: records.count, endsEmpty: endsEmpty, ticket: ticket,
+                                writeNow: staged.count >= Self.stagingBytes)
+    }
+
+    /// Fails the log on purpose, dropping what is staged: a held batch whose commit entry's fate
+    /// is unknown (the journal failed) must never reach the file, and nothing may be appended
+    /// after it. Like any failed log it refuses writes until the broker restarts; its waiting
+    /// appends are collected with `abandonPendingAppends()`.
+    public func fail(_ operation: LogFailure.Operation, _ error: StorageError) {
+        guard state == .open else { return }
+        let dropped = Int64(staged.count)
+        staged.removeAll()
+        let last = segments[segments.count - 1]
+        last.size -= dropped
+        state = .failed(LogFailure(operation: operation, error: error))
+    }
+
     /// Encodes and appends one message record, written to the file before returning.
     public func append(msgId: Int64, flag: Int32, payload: [UInt8], ticket: UInt64 = 0,
                        now: Instant) throws(LogError) -> AppendOutcome {

@@ -9,8 +9,10 @@ extension BrokerWireFuzz.Driver {
     mutating func perform(_ action: BrokerNode.Action) {
         switch action {
         case .putAnswer(let connection, let answer):
-            precondition(answer.offset >= 0, "a put answered with offset \(answer.offset)")
             putAnswers += 1
+            // A put inside a transaction is answered with offset -1: stored only at its commit.
+            if answer.offset == -1 { return }
+            precondition(answer.offset >= 0, "a put answered with offset \(answer.offset)")
             let key = PutKey(connection: connection.raw, opaque: answer.opaque)
             guard let candidates = puts[key], !candidates.isEmpty else {
                 preconditionFailure("an answer to a put never sent: \(key)")
@@ -33,6 +35,8 @@ extension BrokerWireFuzz.Driver {
             }
         case .startSync(let job):
             handle(.syncFinished(job.partition, id: job.id, job.batch.performed()))
+        case .startJournalSync(let job):
+            handle(.journalSyncFinished(id: job.id, job.batch.performed()))
         case .endTickNow:
             handle(.tickEnded)
         case .collectProcessFacts(let token):

@@ -46,6 +46,11 @@ extension BrokerNode {
         case .sendConfigFile(let connection, let opaque):
             actions.append(.reply(connection, ResultResponse(code: StatusCode.success, body: settings.configFile, opaque: opaque)))
         case .close(let connection): actions.append(.close(connection))
+        case .journalTransactionPut(let put): journalPut(put, clock, &actions)
+        case .transaction(let action):
+            performTransaction(action, clock, &actions)
+            if case .commit = action { return }
+            armTransactionTimer(clock, &actions)
         }
     }
 
@@ -142,6 +147,9 @@ extension BrokerNode {
             for (token, offset, partition, log) in written {
                 if let failure = log.failure {
                     fail(token, failure.description, clock, &actions)
+                } else if log.isHoldingWrites {
+                    // Staged behind a commit whose entry is not durable yet: not written.
+                    awaitingRelease.append((token, offset, partition, log))
                 } else {
                     acknowledge(token, offset: offset, partition: partition, clock, &actions)
                 }
@@ -154,6 +162,7 @@ extension BrokerNode {
             logs.removeAll(keepingCapacity: true)
             swap(&logs, &spareDirtyLogs)
         }
+        scheduleJournalSync(clock, &actions)
         actions.append(.flush)
     }
 
@@ -164,6 +173,10 @@ extension BrokerNode {
             swap(&batches, &durable)
             for (partition, tickets) in batches {
                 for ticket in tickets {
+                    if Self.isCommitToken(ticket) {
+                        commitBatchStored(ticket, clock, &actions)
+                        continue
+                    }
                     guard let offset = awaitingSync.removeValue(forKey: ticket) else {
                         if settings.canary != .ackBeforeSync { violated("a sync of \(partition) acknowledged an unknown put \(ticket)") }
                         continue
@@ -176,6 +189,7 @@ extension BrokerNode {
 
     /// Answers one put as stored at `offset` of `partition`.
     func acknowledge(_ token: UInt64, offset: Int64, partition: TopicPartition, _ clock: NodeClock, _ actions: inout [Action]) {
+        if Self.isCommitToken(token) { return commitBatchStored(token, clock, &actions) }
         if !machine.failedPartitions.isEmpty && machine.failedPartitions[partition] != nil {
             violated("a put to \(partition) was acknowledged after its log failed")
         }
@@ -184,6 +198,7 @@ extension BrokerNode {
 
     /// Answers one put with the failure that keeps it from being stored.
     func fail(_ token: UInt64, _ cause: String, _ clock: NodeClock, _ actions: inout [Action]) {
+        if Self.isCommitToken(token) { return commitBatchFailed(token, cause, clock, &actions) }
         feed(.appended(token: token, .failure(.init(cause))), clock, &actions)
     }
 
@@ -198,6 +213,10 @@ extension BrokerNode {
         if settings.canary == .forgetFailedLogPuts { return }
         let cause = log.failure?.description ?? "log failed: \(log.directory)"
         for ticket in tickets {
+            if Self.isCommitToken(ticket) {
+                commitBatchFailed(ticket, cause, clock, &actions)
+                continue
+            }
             guard let offset = awaitingSync.removeValue(forKey: ticket) else {
                 if settings.canary != .ackBeforeSync { violated("the log of \(log.directory) abandoned an unknown put \(ticket)") }
                 continue

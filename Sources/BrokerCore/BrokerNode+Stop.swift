@@ -10,12 +10,14 @@ extension BrokerNode {
         phase = .draining
         // What is staged is written now; no sync starts any more (`scheduleSync` checks the phase).
         endOfTick(clock, &actions)
-        if syncing.isEmpty { finishStop(clock, &actions) }
+        if syncing.isEmpty && journalSyncing == nil { finishStop(clock, &actions) }
     }
 
     /// The final step, once no sync is in flight: one last sync per healthy log on the node's own
     /// thread, its puts answered, then connections and logs closed.
     func finishStop(_ clock: NodeClock, _ actions: inout [Action]) {
+        // The journal first: a commit's batches may be written only once its entry is durable.
+        finalJournalSync(clock, &actions)
         var answered = 0
         for partition in stores.partitions where settings.canary != .skipFinalSync {
             guard let log = stores.log(partition), !log.isFailed else { continue }
@@ -27,6 +29,7 @@ extension BrokerNode {
         }
         endOfTick(clock, &actions)
         if unansweredPuts > 0 { violated("a graceful stop left \(unansweredPuts) put(s) unanswered") }
+        if !commits.isEmpty { violated("a graceful stop left \(commits.count) commit(s) unanswered") }
         for partition in stores.partitions {
             if let log = stores.log(partition), !log.isFailed, log.hasUnsyncedData {
                 violated("a graceful stop left unsynced data in \(partition)")
@@ -39,6 +42,7 @@ extension BrokerNode {
         for slice in openedSlices.values { try? slice.file.close() }
         openedSlices.removeAll()
         stores.closeAll()
+        closeTransactions(&actions)
         phase = .stopped
         actions.append(.stopped(StopReport(failedPartitions: failures, answeredByFinalSync: answered)))
     }
@@ -67,7 +71,9 @@ extension BrokerNode {
             }
             let tickets = log.completeSync(batch, now: clock.now)
             for ticket in tickets {
-                if let offset = awaitingSync.removeValue(forKey: ticket) {
+                if Self.isCommitToken(ticket) {
+                    commitBatchStored(ticket, clock, &actions)
+                } else if let offset = awaitingSync.removeValue(forKey: ticket) {
                     acknowledge(ticket, offset: offset, partition: partition, clock, &actions)
                 }
             }

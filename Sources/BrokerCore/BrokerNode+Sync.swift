@@ -61,7 +61,7 @@ extension BrokerNode {
         markDirty(partition, log)
         if answered > 0 || failed { actions.append(.endTickNow) }
         actions.append(.syncAnswered(partition, count: answered))
-        if phase == .draining && syncing.isEmpty { finishStop(clock, &actions) }
+        if phase == .draining && syncing.isEmpty && journalSyncing == nil { finishStop(clock, &actions) }
     }
 
     func timerFired(_ timer: NodeTimer, _ clock: NodeClock, _ actions: inout [Action]) {
@@ -72,6 +72,9 @@ extension BrokerNode {
             guard retentionSchedules.indices.contains(index) else { return }
             runRetention(retentionSchedules[index], wallMs: clock.wallMs, &actions)
             armRetentionTimer(index, clock, &actions)
+        case .transactionTimeout, .transactionCheckpoint, .transactionJournalFlush:
+            guard phase == .running else { return }
+            transactionTimerFired(timer, clock, &actions)
         }
     }
 
@@ -88,12 +91,25 @@ extension BrokerNode {
             heldByLogs += count
             let endOfTickPending = dirtyLogs.contains { $0.partition == partition }
             if log.isFailed && !endOfTickPending { problems.append("\(count) put(s) wait for the failed log of \(partition)") }
+            // A log held for a commit syncs once the commit entry is durable and the hold released.
             let willSync = syncing[partition] != nil || armedTimers.contains(.syncDeadline(partition))
-                || endOfTickPending || phase != .running
+                || endOfTickPending || phase != .running || log.isHoldingWrites
             if !willSync { problems.append("\(count) put(s) wait for \(partition) with no sync in flight or due") }
         }
         // Puts a sync made durable wait for the end of the tick, no longer for their log.
         heldByLogs += durable.reduce(0) { $0 + $1.tickets.count }
+        // Commit batches under group commit wait in their logs too, as waiters the node keeps
+        // apart from the puts.
+        heldByLogs -= commitBatches.values.filter { !$0.byWrite }.count
+            + durable.reduce(0) { $0 + $1.tickets.filter(Self.isCommitToken).count }
+        // The end of every tick starts a journal sync when something waits for one.
+        if !journalWaiters.isEmpty && journalSyncing == nil && phase == .running && dirtyLogs.isEmpty {
+            problems.append("\(journalWaiters.count) answer(s) wait for a journal sync that is neither running nor due")
+        }
+        for (id, commit) in commits where commit.entryDurable && !commit.held.isEmpty {
+            problems.append("commit \(id) keeps holds on \(commit.held.count) log(s) after its entry became durable")
+        }
+        problems += machine.transactions.checkInvariants()
         if heldByLogs < awaitingSync.count {
             problems.append("\(awaitingSync.count - heldByLogs) put(s) wait that no log will acknowledge (a failed log dropped them)")
         } else if heldByLogs > awaitingSync.count && settings.canary != .ackBeforeSync {

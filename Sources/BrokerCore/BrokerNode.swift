@@ -112,12 +112,38 @@ public final class BrokerNode {
     /// Group-commit puts the canary answered before their sync.
     @exclusivity(unchecked) public internal(set) var canaryEarlyAcks = 0
 
-    init(settings: Settings, stores: PartitionStores, storage: any Storage, machine: BrokerMachine, startedAt: Instant) {
+    /// The transaction redo log (`<dataLogPath>/transactions`, §4.3).
+    public let journal: TxJournal
+    /// The data directory the journal lives under (its syncs run on that directory's thread).
+    let journalDataPath: String
+    /// What transaction recovery found at start-up.
+    public let transactionRecovery: TransactionRecoveryReport
+    /// Commits waiting for their entry and batches, by id.
+    @exclusivity(unchecked) var commits: [UInt64: CommitInFlight] = [:]
+    @exclusivity(unchecked) var nextCommitId: UInt64 = 1
+    /// Commit batches not yet stored, by token (`commitTokenBit` set).
+    @exclusivity(unchecked) var commitBatches: [UInt64: CommitBatch] = [:]
+    @exclusivity(unchecked) var nextCommitToken: UInt64 = 1
+    /// What waits for the journal to be durable up to a position, in position order.
+    @exclusivity(unchecked) var journalWaiters: [(upTo: TxJournalPosition, waiter: JournalWaiter)] = []
+    /// The journal sync running (at most one).
+    @exclusivity(unchecked) var journalSyncing: SyncBatch?
+    @exclusivity(unchecked) var journalFailureReported = false
+    /// Answers owed after a write, whose log holds its writes for a commit: due at its release.
+    @exclusivity(unchecked) var awaitingRelease: [(token: UInt64, offset: Int64, partition: TopicPartition, log: PartitionLog)] = []
+    /// When the armed transaction-timeout timer fires.
+    @exclusivity(unchecked) var transactionTimerAt: Instant?
+
+    init(settings: Settings, stores: PartitionStores, storage: any Storage, machine: BrokerMachine, startedAt: Instant,
+         transactions: RecoveredTransactions) {
         self.settings = settings
         self.stores = stores
         self.storage = storage
         self.machine = machine
         self.startedAt = startedAt
+        journal = transactions.journal
+        journalDataPath = stores.config.dataLogPath ?? stores.defaultDataPath
+        transactionRecovery = transactions.report
         configChecksum = Int64(CRC32.checksum(settings.configFile))
     }
 
@@ -128,23 +154,32 @@ public final class BrokerNode {
         let stores = PartitionStores(storage: storage, config: config, defaultDataPath: defaultDataPath)
         let reports = try stores.openAll(now: clock.now)
         let reservation = try IdReservationFile.load(storage: storage, dataPath: stores.defaultDataPath)
+        let transactionSettings = TransactionMachine.Settings(
+            maxTxTimeoutInSeconds: Int32(clamping: config.maxTxTimeoutSeconds),
+            maxTxTimeoutTimerCapacity: config.maxTxTimeoutTimerCapacity)
         let machineSettings = BrokerMachine.Settings(
             brokerId: config.brokerId, brokerURI: settings.brokerURI, port: config.serverPort, version: settings.version,
             maxTransferSize: Int32(clamping: config.maxTransferSize), updateConsumerOffsets: config.updateConsumerOffsets,
-            topics: stores.topicRules(), maxAutoCreatedPartitions: config.maxAutoCreatedPartitions)
+            topics: stores.topicRules(), maxAutoCreatedPartitions: config.maxAutoCreatedPartitions,
+            transactions: transactionSettings)
+        // Transactions after the partitions: a replayed commit is checked against them (§4.5).
+        let transactions = try recoverTransactions(storage: storage, stores: stores, config: config,
+                                                   settings: transactionSettings, clock: clock)
         let machine = BrokerMachine(settings: machineSettings, partitionsWithData: Set(stores.partitions),
-                                    idReservationMs: reservation, seed: settings.seed)
-        let node = BrokerNode(settings: settings, stores: stores, storage: storage, machine: machine, startedAt: clock.now)
+                                    idReservationMs: reservation, seed: settings.seed, transactions: transactions.machine)
+        let node = BrokerNode(settings: settings, stores: stores, storage: storage, machine: machine, startedAt: clock.now,
+                              transactions: transactions)
         let report = StartReport(recoveries: reports.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
                                  notices: stores.openNotices, autoCreatedPartitions: machine.autoCreatedPartitions.count,
-                                 maxAutoCreatedPartitions: config.maxAutoCreatedPartitions)
+                                 maxAutoCreatedPartitions: config.maxAutoCreatedPartitions,
+                                 transactions: transactions.report)
         return (node, report)
     }
 
     public var config: ServerConfig { stores.config }
     public var isStopped: Bool { phase == .stopped }
     /// Puts accepted and not answered yet.
-    public var unansweredPuts: Int { awaitingSync.count + awaitingWrite.count }
+    public var unansweredPuts: Int { awaitingSync.count + awaitingWrite.count + awaitingRelease.count }
 
     /// Feeds one event; what the driver must do is appended to `actions`, in order.
     public func handle(_ event: Event, clock: NodeClock, into actions: inout [Action]) {
@@ -160,10 +195,13 @@ public final class BrokerNode {
             guard openConnections.remove(connection) != nil else { return }
             feed(.connectionClosed(connection), clock, &actions)
         case .syncFinished(let partition, let id, let result): syncFinished(partition, id: id, result, clock, &actions)
+        case .journalSyncFinished(let id, let result): journalSyncFinished(id: id, result, clock, &actions)
         case .timerFired(let timer): timerFired(timer, clock, &actions)
         case .processFacts(let token, let facts): feed(.statsCollected(token: token, snapshot(facts, clock)), clock, &actions)
         case .retentionRequested(let asOfWallMs): runRetention(nil, wallMs: asOfWallMs, &actions)
-        case .start: armRetentionTimers(clock, &actions)
+        case .start:
+            armRetentionTimers(clock, &actions)
+            armTransactionTimers(clock, &actions)
         case .stopRequested: requestStop(clock, &actions)
         }
     }
@@ -174,6 +212,13 @@ public final class BrokerNode {
     public func handleRequest(_ frame: consuming Frame, from connection: ConnectionID, clock: NodeClock,
                               into actions: inout [Action]) {
         guard phase == .running || (phase == .draining && openConnections.contains(connection)) else { return }
+        if case .transaction(let command) = frame {
+            // The machine times BEGIN's timeout on the node's monotonic clock (§4.6).
+            for action in machine.transactionCommand(command, from: connection, now: clock.now) {
+                perform(action, clock, &actions)
+            }
+            return armTransactionTimer(clock, &actions)
+        }
         feed(.request(connection, frame), clock, &actions)
     }
 

@@ -24,11 +24,20 @@ public enum NodeTimer: Hashable, Sendable, CustomStringConvertible {
     case syncDeadline(TopicPartition)
     /// The `deleteWhen` cron schedule with this index in `BrokerNode.retentionSchedules` fires.
     case retention(Int)
+    /// The earliest transaction timeout (§4.6) is due.
+    case transactionTimeout
+    /// `checkpointInterval` passed: write a journal checkpoint and `heuristic.log` (§4.4).
+    case transactionCheckpoint
+    /// `flushTxLogAtCommit=2`: the once-a-second sync of the transaction journal.
+    case transactionJournalFlush
 
     public var description: String {
         switch self {
         case .syncDeadline(let partition): return "sync deadline of \(partition)"
         case .retention(let index): return "retention schedule #\(index)"
+        case .transactionTimeout: return "transaction timeout"
+        case .transactionCheckpoint: return "transaction checkpoint"
+        case .transactionJournalFlush: return "transaction journal flush"
         }
     }
 }
@@ -44,6 +53,15 @@ public struct SyncJob {
     /// statistics).
     public let begunAt: Instant
     public let firstWriteAt: Instant
+
+    public var id: UInt64 { batch.id }
+}
+
+/// A sync of the transaction journal (`<dataLogPath>/transactions`, §4.3).
+public struct JournalSyncJob {
+    public let batch: SyncBatch
+    /// The data directory the journal lives under (the runtime's sync thread for it).
+    public let dataPath: String
 
     public var id: UInt64 { batch.id }
 }
@@ -86,10 +104,16 @@ public enum BrokerNotice: Equatable, Sendable, CustomStringConvertible {
     case retentionFailed(TopicPartition, String)
     /// The final sync of a graceful stop failed.
     case finalSyncFailed(TopicPartition, String)
+    /// Something the transaction machine or journal wants in the log (a timeout, a failed
+    /// commit, a replay detail).
+    case transaction(String)
+    /// The transaction journal failed a write or sync: transactions are refused until restart.
+    case transactionJournalFailed(String)
 
     public var level: Level {
         switch self {
-        case .partitionFailed, .finalSyncFailed, .idReservationNotPersisted: return .critical
+        case .partitionFailed, .finalSyncFailed, .idReservationNotPersisted, .transactionJournalFailed: return .critical
+        case .transaction: return .info
         case .syncPostponed: return .warning
         case .segmentUnreadable, .retentionFailed: return .error
         case .syncsResumed, .retentionRemoved: return .info
@@ -109,6 +133,9 @@ public enum BrokerNotice: Equatable, Sendable, CustomStringConvertible {
             return "retention (\(policy)) removed segments \(segments) of \(partition); it now starts at \(minOffset)"
         case .retentionFailed(let partition, let error): return "retention of \(partition) failed: \(error)"
         case .finalSyncFailed(let partition, let error): return "final sync failed (partition \(partition)): \(error)"
+        case .transaction(let text): return "transactions: \(text)"
+        case .transactionJournalFailed(let error):
+            return "the transaction journal failed: transactions are refused until the broker is restarted: \(error)"
         }
     }
 }
@@ -128,6 +155,8 @@ public struct StartReport {
     /// Partitions of topics without their own section, and the bound on creating more.
     public var autoCreatedPartitions: Int
     public var maxAutoCreatedPartitions: Int
+    /// The transaction journal's recovery (§4.5).
+    public var transactions: TransactionRecoveryReport
 }
 
 extension BrokerNode {
@@ -146,6 +175,8 @@ extension BrokerNode {
         case tickEnded
         /// The sync `id` of `partition`'s log ended.
         case syncFinished(TopicPartition, id: UInt64, Result<Void, StorageError>)
+        /// The sync `id` of the transaction journal ended.
+        case journalSyncFinished(id: UInt64, Result<Void, StorageError>)
         case timerFired(NodeTimer)
         case processFacts(token: UInt64, ProcessFacts)
         /// Runs retention over every partition now, as the topics' `deleteWhen` schedules would,
@@ -176,6 +207,9 @@ extension BrokerNode {
         /// Flush what is buffered for the connection, then close it.
         case close(ConnectionID)
         indirect case startSync(SyncJob)
+        /// Run this sync of the transaction journal (on the sync thread of `dataPath`), then feed
+        /// `.journalSyncFinished`.
+        indirect case startJournalSync(JournalSyncJob)
         case armTimer(NodeTimer, at: Instant)
         case collectProcessFacts(token: UInt64)
         /// A topic with no partition on this broker before got its first one (cluster mode

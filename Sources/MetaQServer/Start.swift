@@ -192,6 +192,7 @@ struct Start: ParsableCommand {
                                                  settings: settings, clock: clock)
         for (partition, recovery) in report.recoveries { logger.info("recovered \(partition): \(recovery)") }
         for notice in report.notices { logger.warning("\(notice)") }
+        logger.info("transactions recovered: \(report.transactions)")
         if report.autoCreatedPartitions >= report.maxAutoCreatedPartitions {
             logger.warning("""
                 \(report.autoCreatedPartitions) partitions of topics without their own [topic=...] section \

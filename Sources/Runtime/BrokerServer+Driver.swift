@@ -33,6 +33,13 @@ extension BrokerServer {
             flush(connection)
             connection.channel.close(promise: nil)
         case .startSync(let job): startSync(job)
+        case .startJournalSync(let job):
+            // Handed to the data directory's sync thread and back, like a partition's sync.
+            let work = SyncWork(batch: job.batch, begunAt: Clocks.monotonic(), firstWriteAt: Clocks.monotonic())
+            syncQueue(for: job.dataPath).async {
+                let result = work.batch.performed()
+                self.loop.execute { self.handle(.journalSyncFinished(id: work.batch.id, result)) }
+            }
         case .endTickNow: handle(.tickEnded)
         case .armTimer(let timer, let at):
             let delay = max(0, at.nanoseconds - Clocks.monotonic().nanoseconds)

@@ -12,9 +12,18 @@ extension BrokerMachine {
             out.append(.reply(connection, ResultResponse(code: code, text: text, opaque: put.opaque)))
         }
         let requested = TopicPartition(put.topic, put.partition)
-        if let key = put.transactionKey {
-            // Transactions are not implemented yet, so no transaction has been started (§4.2).
-            return fail(StatusCode.internalServerError, "Local transaction '\(key)' has not been started.")
+        // Inside a transaction: the transaction first (an unknown one, or partition -1, is
+        // refused before anything else, §1.4.1, §4.2), then the checks of every put.
+        var ticket: TxPutTicket?
+        if put.transactionKey != nil {
+            switch transactions.admitPut(put, from: connection) {
+            case .refused(let code, let text): return fail(code, text)
+            case .admitted(let admitted): ticket = admitted
+            }
+        }
+        func refuse(_ code: Int32, _ text: String) {
+            if let ticket { transactions.putAbandoned(ticket) }
+            fail(code, text)
         }
         // A topic becomes a directory name: one that is not a safe path component (`..`, `a/b`,
         // which a `*` pattern would match) gets the answer of a topic no section accepts (§1.4.1).
@@ -23,7 +32,7 @@ extension BrokerMachine {
             rule = last.rule
         } else {
             guard MetaName.isValid(put.topic), let found = settings.topics.rule(for: put.topic) else {
-                return fail(StatusCode.internalServerError, putPrefix(requested) + "The server do not accept topic \(put.topic)")
+                return refuse(StatusCode.internalServerError, putPrefix(requested) + "The server do not accept topic \(put.topic)")
             }
             rule = found
             lastAcceptedTopic = (put.topic, found)
@@ -33,28 +42,37 @@ extension BrokerMachine {
         if partition == -1, count > 0 { partition = randomPartition(of: put.topic, count: count) }
         let target = TopicPartition(put.topic, partition)
         guard partition >= 0 && partition < count else {
-            return fail(StatusCode.internalServerError, putPrefix(target) + "wrong partition \(partition)")
+            return refuse(StatusCode.internalServerError, putPrefix(target) + "wrong partition \(partition)")
         }
         if !closedPartitions.isEmpty, closedPartitions.contains(target) {
-            return fail(StatusCode.forbidden, putPrefix(target) + "partition[\(settings.brokerId)-\(partition)] has been closed")
+            return refuse(StatusCode.forbidden, putPrefix(target) + "partition[\(settings.brokerId)-\(partition)] has been closed")
         }
         if !failedPartitions.isEmpty, let failure = failedPartitions[target] {
-            return fail(StatusCode.internalServerError, putPrefix(target) + refusal(target, failure))
+            return refuse(StatusCode.internalServerError, putPrefix(target) + refusal(target, failure))
         }
-        if let refusal = sizeRefusal(put.body.count) { return fail(StatusCode.internalServerError, putPrefix(target) + refusal) }
+        if let refusal = sizeRefusal(put.body.count) { return refuse(StatusCode.internalServerError, putPrefix(target) + refusal) }
         var verified: Int32?
         if put.requiresChecksumCheck, let checksum = put.checksum {
             guard CRC32.metaqChecksum(put.body) == checksum else {
-                return fail(StatusCode.internalServerError, putPrefix(target)
+                return refuse(StatusCode.internalServerError, putPrefix(target)
                             + "Checksum failure,message may be corrupted when transfering on networking.")
             }
             verified = checksum
         }
         if rule.pattern != put.topic, let refusal = autoCreationRefusal(target) {
-            return fail(StatusCode.internalServerError, putPrefix(target) + refusal)
+            return refuse(StatusCode.internalServerError, putPrefix(target) + refusal)
         }
         let issue = ids.next(nowMs: nowMs)
         if let reservation = issue.reservationToPersistMs { out.append(.persistIdReservation(reservation)) }
+        if let ticket {
+            // Journaled now, stored at commit (§4.2); the id is the message's from here on.
+            var logged = put
+            if logged.checksum == nil { logged.checksum = -1 }
+            out.append(.journalTransactionPut(TransactionPutJournal(
+                connection: connection, opaque: put.opaque, ticket: ticket, messageId: issue.id,
+                entry: .appendMessage(messageId: issue.id, putCommand: Frame.put(logged).encoded()))))
+            return
+        }
         let token = token(for: .put(connection, opaque: put.opaque, msgId: issue.id, target,
                                     payloadBytes: Int64(put.body.count), stat: rule.stat))
         out.append(.append(token: token, target, AppendRecord(msgId: issue.id, flag: put.flag, payload: put.body,

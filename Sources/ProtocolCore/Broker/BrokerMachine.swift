@@ -23,10 +23,13 @@ public struct BrokerMachine {
         /// exist; a put that would create one more is refused. Bounds what the wire can make the
         /// broker create (directories, files, memory, znodes).
         public var maxAutoCreatedPartitions: Int
+        /// The transaction machine's bounds and timeouts (§4.6).
+        public var transactions: TransactionMachine.Settings
 
         public init(brokerId: Int, brokerURI: String, port: Int, version: String, maxTransferSize: Int32,
                     updateConsumerOffsets: Bool, topics: TopicRules,
-                    maxAutoCreatedPartitions: Int = Self.defaultMaxAutoCreatedPartitions) {
+                    maxAutoCreatedPartitions: Int = Self.defaultMaxAutoCreatedPartitions,
+                    transactions: TransactionMachine.Settings = TransactionMachine.Settings()) {
             self.brokerId = brokerId
             self.brokerURI = brokerURI
             self.port = port
@@ -35,6 +38,7 @@ public struct BrokerMachine {
             self.updateConsumerOffsets = updateConsumerOffsets
             self.topics = topics
             self.maxAutoCreatedPartitions = maxAutoCreatedPartitions
+            self.transactions = transactions
         }
 
         /// The default of `maxAutoCreatedPartitions` (our limit; the original has none).
@@ -61,6 +65,9 @@ public struct BrokerMachine {
         /// The outcome of `.persistIdReservation(ms)`. A failure makes the next put ask for a
         /// reservation again; the put that asked for this one must be refused by the caller.
         case idReservationSaved(Int64, succeeded: Bool)
+        /// The outcome of `.journalTransactionPut`: where its APPEND_MSG entry went, or why it
+        /// could not be written (§4.3).
+        case transactionPutJournaled(TransactionPutJournal, Result<TxJournalPosition, StoreFailure>)
     }
 
     public enum Action: Equatable, Sendable {
@@ -89,6 +96,23 @@ public struct BrokerMachine {
         /// bytes of `server.ini`.
         case sendConfigFile(ConnectionID, opaque: Int32)
         case close(ConnectionID)
+        /// A put inside a transaction was accepted: write `put.entry` to the redo log (the message
+        /// becomes visible only at commit), then report `.transactionPutJournaled` (§4.2).
+        case journalTransactionPut(TransactionPutJournal)
+        /// What the transaction machine asks of the node besides answers (journal entries,
+        /// commits, redo-file references, notices).
+        case transaction(TxAction)
+    }
+
+    /// A transactional put on its way to the redo log.
+    public struct TransactionPutJournal: Equatable, Sendable {
+        public var connection: ConnectionID
+        public var opaque: Int32
+        public var ticket: TxPutTicket
+        public var messageId: Int64
+        /// `APPEND_MSG`: the message id and the put's wire encoding (checksum -1 for a put that
+        /// carried none, as the original re-encodes old-format puts, §4.3).
+        public var entry: TxJournalEntry
     }
 
     /// The numbers of a successful put's answer.
@@ -178,6 +202,8 @@ public struct BrokerMachine {
     /// cannot overshoot `maxAutoCreatedPartitions`). Only grows: a refused or failed creation
     /// keeps its place, so the distinct partitions the wire can ask for stay bounded.
     public internal(set) var autoCreatedPartitions: Set<TopicPartition>
+    /// Open, prepared and heuristically completed transactions (§4).
+    public internal(set) var transactions: TransactionMachine
     /// The topic of the last accepted put and its section: consecutive puts of one topic skip
     /// the name check and the section search (settings never change, so this cannot go stale).
     var lastAcceptedTopic: (name: String, rule: TopicRules.Rule)?
@@ -196,12 +222,16 @@ public struct BrokerMachine {
     /// The time of the event being handled.
     var clockMs: Int64 = 0
 
-    public init(settings: Settings, partitionsWithData: Set<TopicPartition>, idReservationMs: Int64, seed: UInt64) {
+    /// - Parameter transactions: the transactions replayed from the redo log at start-up (§4.5);
+    ///   none when nil.
+    public init(settings: Settings, partitionsWithData: Set<TopicPartition>, idReservationMs: Int64, seed: UInt64,
+                transactions: TransactionMachine? = nil) {
         self.settings = settings
         self.partitionsWithData = partitionsWithData
         autoCreatedPartitions = partitionsWithData.filter { !settings.topics.hasExactSection($0.topic) }
         self.ids = MessageIdGenerator(workerId: settings.brokerId, persistedReservationMs: idReservationMs)
         self.random = SplitMix64(seed: seed)
+        self.transactions = transactions ?? TransactionMachine(settings: settings.transactions)
     }
 
     /// Requests and completions waiting for their other half.
@@ -243,6 +273,7 @@ public struct BrokerMachine {
         case .idReservationSaved(let ms, let succeeded):
             if succeeded { ids.reservationPersisted(ms) } else { ids.reservationFailed(ms) }
             return []
+        case .transactionPutJournaled(let journal, let result): return completeTransactionPut(journal, result)
         case .partitionClosed(let partition):
             closedPartitions.insert(partition)
             return []
@@ -256,7 +287,8 @@ public struct BrokerMachine {
                 if case .put(_, _, _, let target, _, _) = entry { orphanedPuts[token] = target }
                 pending[token] = nil
             }
-            return []
+            // Unlike the original (§4.6, §11.5), the connection's local transactions end with it.
+            return transactionActions(transactions.connectionClosed(connection))
         }
     }
 
@@ -269,7 +301,11 @@ public struct BrokerMachine {
                                                       opaque: command.responseOpaque))]
         case .quit: return [.close(connection)]
         case .stats(let command): return handleStats(command, from: connection)
-        case .transaction, .sync:
+        case .transaction:
+            // Handled by the node (`transactionCommand`), which has the monotonic clock timeouts
+            // need; a machine driven without one answers as a broker without the processor.
+            fallthrough
+        case .sync:
             // gecko answers a decodable request without a registered processor with 503 and this
             // text (§1.1; verified for `sync` on a broker that is not a slave).
             let text = "未注册请求处理器，请求处理器类为com.taobao.metamorphosis.network.\(Self.commandClass(frame))"

@@ -33,6 +33,7 @@ final class SimBroker {
         var out: [Int: [UInt8]] = [:]
         /// Syncs started and not finished, by partition.
         var syncing: [TopicPartition: SyncJob] = [:]
+        var journalSyncing: JournalSyncJob?
 
         init(node: BrokerNode) { self.node = node }
     }
@@ -202,6 +203,10 @@ final class SimBroker {
             var latency = Int64(sim.rng.int(in: sim.options.syncLatencyMs)) * 1_000_000 + Int64(sim.rng.int(in: 0...300_000))
             if sim.nowNs < slowUntilNs { latency += Int64(sim.rng.int(in: 20...200)) * 1_000_000 }
             sim.schedule(.syncDone(broker: id, incarnation: incarnation, job.partition), afterNs: latency)
+        case .startJournalSync(let job):
+            process.journalSyncing = job
+            let latency = Int64(sim.rng.int(in: sim.options.syncLatencyMs)) * 1_000_000 + Int64(sim.rng.int(in: 0...300_000))
+            sim.schedule(.journalSyncDone(broker: id, incarnation: incarnation), afterNs: latency)
         case .armTimer(let timer, let at):
             sim.schedule(.brokerTimer(broker: id, incarnation: incarnation, timer), atNs: at.nanoseconds)
         case .collectProcessFacts(let token): feed(.processFacts(token: token, ProcessFacts(pid: 1, threads: 1)), endTick: false)
@@ -223,7 +228,8 @@ final class SimBroker {
             retentionFloor[partition] = max(retentionFloor[partition] ?? 0, minOffset)
             sim.counters.retentionRemovedSegments += segments.count
             sim.trace(.retention, Int64(id), minOffset, "broker\(id) \(notice)")
-        case .idReservationNotPersisted, .segmentUnreadable, .retentionFailed, .finalSyncFailed, .syncPostponed, .syncsResumed:
+        case .idReservationNotPersisted, .segmentUnreadable, .retentionFailed, .finalSyncFailed, .syncPostponed, .syncsResumed,
+             .transaction, .transactionJournalFailed:
             sim.trace(.brokerNotice, Int64(id), 0, "broker\(id) \(notice)")
         }
     }
@@ -267,6 +273,14 @@ final class SimBroker {
 
     /// The sync started for `partition` finishes now: its bytes become durable at this instant
     /// (or the disk's armed fault fails it).
+    /// The transaction journal's sync finishes now.
+    func journalSyncDone(incarnation: Int) {
+        guard incarnation == self.incarnation, let process, let job = process.journalSyncing else { return }
+        process.journalSyncing = nil
+        sim.counters.syncs += 1
+        feed(.journalSyncFinished(id: job.id, job.batch.performed()))
+    }
+
     func syncDone(_ partition: TopicPartition, incarnation: Int) {
         guard incarnation == self.incarnation, let process, let job = process.syncing.removeValue(forKey: partition) else { return }
         sim.counters.syncs += 1

@@ -30,6 +30,8 @@ public final class Simulation {
         case closeReachesBroker(Int)
         case closeReachesClient(Int)
         case syncDone(broker: Int, incarnation: Int, TopicPartition)
+        /// The transaction journal's sync of a broker finishes.
+        case journalSyncDone(broker: Int, incarnation: Int)
         /// A timer a broker node armed (sync deadline, retention schedule).
         case brokerTimer(broker: Int, incarnation: Int, NodeTimer)
         /// The next broker disk fault, graceful stop or retention run (Simulation+BrokerFaults).
@@ -282,6 +284,9 @@ public final class Simulation {
         case .syncDone(let b, let incarnation, let partition):
             trace(.syncDone, Int64(b), Int64(partition.partition))
             brokers[b].syncDone(partition, incarnation: incarnation)
+        case .journalSyncDone(let b, let incarnation):
+            trace(.syncDone, Int64(b), -1)
+            brokers[b].journalSyncDone(incarnation: incarnation)
         case .brokerTimer(let b, let incarnation, let timer):
             trace(.syncTimer, Int64(b), 0)
             brokers[b].timerFired(timer, incarnation: incarnation)

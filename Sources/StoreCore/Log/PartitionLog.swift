@@ -113,6 +113,30 @@ public final class PartitionLog {
                                 writeNow: staged.count >= Self.stagingBytes)
     }
 
+    /// Takes back what was staged from `offset` on — a transaction's batch whose commit could
+    /// not go ahead, staged in this same turn behind a hold, so none of it reached the file —
+    /// and the waiter `ticket` it added.
+    public func unstage(from offset: Int64, ticket: UInt64) {
+        let last = segments[segments.count - 1]
+        let count = last.end - offset
+        precondition(count >= 0 && count <= Int64(staged.count), "only staged bytes of \(directory) can be taken back")
+        guard count > 0 else { return }
+        let removed = Array(staged[(staged.count - Int(count))...])
+        var records = 0
+        removed.withUnsafeBytes { raw in
+            var position = 0
+            while case .record(let header, let payloadStart) = Record.parse(raw, at: position) {
+                records += 1
+                position = payloadStart + Int(header.length)
+            }
+        }
+        staged.removeLast(Int(count))
+        last.size -= count
+        recordCount -= records
+        unflushedCount = max(0, unflushedCount - 1)
+        if let index = waiters.lastIndex(where: { $0.ticket == ticket }) { waiters.remove(at: index) }
+    }
+
     /// Fails the log on purpose, dropping what is staged: a held batch whose commit entry's fate
     /// is unknown (the journal failed) must never reach the file, and nothing may be appended
     /// after it. Like any failed log it refuses writes until the broker restarts; its waiting

@@ -5,6 +5,8 @@ public struct TxHeuristicEntry: Equatable, Sendable {
     public enum Outcome: UInt8, Equatable, Sendable {
         case committed = 1
         case rolledBack = 2
+        /// Completed by an operator without a stated outcome (MetaQ's third heuristic state).
+        case completed = 3
     }
 
     public var transactionId: String

@@ -1,0 +1,87 @@
+/// Transactions seen from the broker machine (reference §4): the `transaction` command and
+/// puts inside a transaction go to `TransactionMachine`; its answers become the machine's
+/// replies, everything else (journal entries, commits) goes to the node as `.transaction`.
+extension BrokerMachine {
+    /// A `transaction` command. The node calls this (rather than `handle(.request…)`) because
+    /// BEGIN's timeout is measured on its monotonic clock.
+    public mutating func transactionCommand(_ command: TransactionCommand, from connection: ConnectionID,
+                                            now: Instant) -> [Action] {
+        transactionActions(transactions.handle(command, from: connection, now: now))
+    }
+
+    /// Timeouts due at `now` (§4.6): the expired transactions' rollbacks.
+    public mutating func transactionTimersFired(now: Instant) -> [Action] {
+        transactionActions(transactions.timerFired(now: now))
+    }
+
+    /// A commit plan's outcome, reported by the node.
+    public mutating func transactionCommitFinished(_ slot: TxSlot) -> [Action] {
+        transactionActions(transactions.commitFinished(slot))
+    }
+
+    public mutating func transactionCommitFailed(_ slot: TxSlot, reason: String, commitEntryWritten: Bool) -> [Action] {
+        transactionActions(transactions.commitFailed(slot, reason: reason, commitEntryWritten: commitEntryWritten))
+    }
+
+    /// An operator's commit or rollback of a prepared XA transaction (`metaq tx`).
+    public mutating func transactionHeuristic(commit: Bool, key: String) throws(TxOperatorError) -> [Action] {
+        let actions = commit ? try transactions.heuristicCommit(key) : try transactions.heuristicRollback(key)
+        return transactionActions(actions)
+    }
+
+    /// Start-up (§4.5): replays one redo-log entry.
+    public mutating func replayTransaction(_ entry: TxJournalEntry, at position: TxJournalPosition) -> [TxAction] {
+        transactions.replay(entry, at: position)
+    }
+
+    /// Start-up: what replay left in flight is rolled back; prepared ones stay.
+    public mutating func finishTransactionReplay() -> [TxAction] {
+        transactions.finishReplay()
+    }
+
+    public mutating func importHeuristicRecords(_ records: [TxHeuristicRecord]) -> [String] {
+        transactions.importHeuristicRecords(records)
+    }
+
+    /// The put's APPEND_MSG entry was written (or not): hold the message and answer
+    /// `<msgId> <partition> -1` (§1.4.1), or refuse it.
+    mutating func completeTransactionPut(_ journal: TransactionPutJournal,
+                                         _ result: Result<TxJournalPosition, StoreFailure>) -> [Action] {
+        let target = journal.ticket.partition
+        func refuse(_ text: String) -> [Action] {
+            statsCounters.putFailed += 1
+            recordRealtime(.putFailed, target.topic)
+            return [.reply(journal.connection, ResultResponse(code: StatusCode.internalServerError, text: text,
+                                                               opaque: journal.opaque))]
+        }
+        switch result {
+        case .failure(let failure):
+            transactions.putAbandoned(journal.ticket)
+            return refuse(putPrefix(target) + failure.message)
+        case .success(let position):
+            switch transactions.recordPut(journal.ticket, messageId: journal.messageId, journaledAt: position) {
+            case .refused(let text): return refuse(text)
+            case .recorded(let started):
+                var actions: [Action] = []
+                if let started { actions.append(.transaction(.started(journal.ticket.slot.id, firstEntry: started))) }
+                actions.append(.putAnswer(journal.connection, PutAnswer(opaque: journal.opaque, msgId: journal.messageId,
+                                                                       partition: target.partition, offset: -1)))
+                return actions
+            }
+        }
+    }
+
+    /// The transaction machine's actions as the broker's: answers become replies, and the
+    /// `tx_*` counters of `stats` follow the machine's (§9).
+    mutating func transactionActions(_ actions: [TxAction]) -> [Action] {
+        let counters = transactions.counters
+        statsCounters.txBegin = counters.txBegin
+        statsCounters.txXaBegin = counters.txXABegin
+        statsCounters.txCommit = counters.txCommit
+        statsCounters.txRollback = counters.txRollback
+        return actions.map { action in
+            if case .reply(let connection, let response) = action { return .reply(connection, response) }
+            return .transaction(action)
+        }
+    }
+}

@@ -13,7 +13,8 @@ struct MetaQSim: ParsableCommand {
             Each seed draws a world (1-3 brokers registered in a simulated ZooKeeper, topics, partitions, \
             flush policy, segment size, workload, fault rates; a quarter of the seeds also run 1-2 consumer \
             groups of 1-4 members, half of them with an application that fails some messages: retries, \
-            hand-offs to each member's recover store, redelivery rounds), runs it on a virtual clock with power losses, crashes, connection drops, \
+            hand-offs to each member's recover store, redelivery rounds; half of them with handlers that \
+            ack and roll back by hand), runs it on a virtual clock with power losses, crashes, connection drops, \
             network partitions, slow disks, bit rot, broker disk faults (a failed write, a full disk, a failed \
             fsync), graceful stops, retention runs, consumer and group-member crashes, ZooKeeper session \
             expiries and connection losses, a broker joining late (the safety phase), then heals everything \
@@ -30,6 +31,8 @@ struct MetaQSim: ParsableCommand {
               metaq-sim --sweep 500 --canary     the canary: acknowledge before sync (must fail)
               metaq-sim --sweep 300 --broker-canary skip-final-sync   a broken graceful stop (must fail)
               metaq-sim --sweep 500 --spool-canary   ordered spool writes dropped (must fail)
+              metaq-sim --sweep 400 --ack-canary     manual ack committing unacknowledged messages (must fail)
+              metaq-sim --sweep 400 --router-canary  a router shutdown forgetting waiting sends (must fail)
             """)
 
     @Option(help: "Run this one seed (a decimal number, or a hex git commit hash).")
@@ -56,7 +59,18 @@ struct MetaQSim: ParsableCommand {
         "skip-final-sync": .brokerSkipsFinalSync,
     ]
 
-    var bugs: SimBugs { brokerCanary.flatMap { Self.brokerCanaries[$0] } ?? [] }
+    @Flag(help: "Canary: a manual-ack consumer commits what was processed, not what was acknowledged; the checkers must catch it.")
+    var ackCanary = false
+
+    @Flag(help: "Canary: a routed producer's router drops the sends and publish waits waiting for discovery at shutdown.")
+    var routerCanary = false
+
+    var bugs: SimBugs {
+        var bugs = brokerCanary.flatMap { Self.brokerCanaries[$0] } ?? []
+        if ackCanary { bugs.insert(.manualAckCommitsProcessed) }
+        if routerCanary { bugs.insert(.routerForgetsWaitingOnShutDown) }
+        return bugs
+    }
 
     @Flag(help: "Canary build switch: an ordered producer's spool write is reported written but dropped; the checkers must catch it.")
     var spoolCanary = false
@@ -65,6 +79,7 @@ struct MetaQSim: ParsableCommand {
     var replayFlags: String {
         (canary ? " --canary" : "") + (spoolCanary ? " --spool-canary" : "")
             + (brokerCanary.map { " --broker-canary \($0)" } ?? "")
+            + (ackCanary ? " --ack-canary" : "") + (routerCanary ? " --router-canary" : "")
     }
 
     func validate() throws {

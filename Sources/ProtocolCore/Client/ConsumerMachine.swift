@@ -294,7 +294,7 @@ public struct ConsumerMachine: Sendable {
         precondition(nextOffset <= offset, "processed past what was delivered")
         precondition(nextOffset >= acknowledged.offset, "a message failed after it was acknowledged")
         unprocessed = false
-        if !settings.manualAck { acknowledge(upTo: nextOffset) }
+        if !settings.manualAck || settings.canary == .processedAcknowledgesInManualMode { acknowledge(upTo: nextOffset) }
         let messages = delivery
         if let failed = failing, nextOffset > failed.offset { failing = nil }
         guard nextOffset < offset else {

@@ -37,6 +37,9 @@ extension ConsumerMachine {
         /// moves only with `.ack(upTo:)` (and past a message handed off right at it), while the
         /// fetch offset moves on with `.processed`. Off, `acknowledged` follows `.processed`.
         public var manualAck: Bool
+        /// Simulation only, never set in production: a deliberately broken variant the
+        /// simulator's checkers must catch (DESIGN.md §6).
+        public var canary: Canary?
 
         public init(topic: String, group: String, partition: Int32, startOffset: Int64,
                     maxSizeBytes: Int32 = 1024 * 1024,
@@ -47,7 +50,7 @@ extension ConsumerMachine {
                     maxConsecutiveTimeouts: Int = 3,
                     opaqueRange: ClosedRange<Int32> = OpaqueSequence.javaRange,
                     awaitsProcessing: Bool = false,
-                    retry: RetryPolicy? = nil, manualAck: Bool = false) {
+                    retry: RetryPolicy? = nil, manualAck: Bool = false, canary: Canary? = nil) {
             precondition(isWireToken(topic) && isWireToken(group), "topic and group must be single wire tokens")
             precondition(partition >= 0 && startOffset >= 0, "partition and startOffset must not be negative")
             precondition(maxSizeBytes > 0 && maxMaxSizeBytes >= maxSizeBytes, "need 0 < maxSizeBytes <= maxMaxSizeBytes")
@@ -67,7 +70,15 @@ extension ConsumerMachine {
             self.awaitsProcessing = awaitsProcessing
             self.retry = retry
             self.manualAck = manualAck
+            self.canary = canary
         }
+    }
+
+    /// The broken variants (simulation only).
+    public enum Canary: Equatable, Sendable {
+        /// With `manualAck`, `.processed` moves `acknowledged` as in automatic mode (the mode
+        /// check lost): commits pass messages the application never acknowledged.
+        case processedAcknowledgesInManualMode
     }
 
     public enum Event: Equatable, Sendable {

@@ -134,6 +134,29 @@ public struct SimCounters: Sendable, Equatable {
     public var discoveryTimeouts = 0
     /// Sends refused because their topic's discovery backlog was full.
     public var backlogRefusals = 0
+    // routed producers' own faults (SimRoutedFaults)
+    /// Runs that drew them.
+    public var routedFaultSeeds = 0
+    /// Expiries and connection losses of the routed producers' ZooKeeper sessions.
+    public var routedZkExpiries = 0
+    public var routedZkDisconnects = 0
+    /// `publish(topic)` waits, those answered with the topic listed, and those that timed out
+    /// (or ended with a shutdown) first.
+    public var publishWaits = 0
+    public var publishWaitsListed = 0
+    public var publishWaitsUnlisted = 0
+    /// Router shutdowns, and the sends waiting for discovery they failed.
+    public var routerShutdowns = 0
+    public var shutdownFailedSends = 0
+    // manual ack (SimManualAck, §5.3)
+    /// Runs with a manual-ack group.
+    public var manualAckSeeds = 0
+    /// Acks and rollbacks that reached a fetch run; rolled-back messages fetched again.
+    public var manualAcks = 0
+    public var manualRollbacks = 0
+    public var manualRedelivered = 0
+    /// Messages a crashed member's handlers had got and not decided about yet.
+    public var manualUndecidedAtCrash = 0
 
     public init() {}
 
@@ -180,6 +203,11 @@ public struct SimCounters: Sendable, Equatable {
         orderedPowerLosses += o.orderedPowerLosses; spoolCanaryDrops += o.spoolCanaryDrops
         routedSeeds += o.routedSeeds; routedSends += o.routedSends; discoveryWaits += o.discoveryWaits
         discoveryTimeouts += o.discoveryTimeouts; backlogRefusals += o.backlogRefusals
+        routedFaultSeeds += o.routedFaultSeeds; routedZkExpiries += o.routedZkExpiries; routedZkDisconnects += o.routedZkDisconnects
+        publishWaits += o.publishWaits; publishWaitsListed += o.publishWaitsListed; publishWaitsUnlisted += o.publishWaitsUnlisted
+        routerShutdowns += o.routerShutdowns; shutdownFailedSends += o.shutdownFailedSends
+        manualAckSeeds += o.manualAckSeeds; manualAcks += o.manualAcks; manualRollbacks += o.manualRollbacks
+        manualRedelivered += o.manualRedelivered; manualUndecidedAtCrash += o.manualUndecidedAtCrash
     }
 
     /// `name value` pairs in a fixed order, for reports.
@@ -221,7 +249,13 @@ public struct SimCounters: Sendable, Equatable {
          ("ordered-spool-failures", orderedSpoolFailures), ("ordered-crashes", orderedCrashes),
          ("ordered-power-losses", orderedPowerLosses), ("spool-canary-drops", spoolCanaryDrops),
          ("routed-seeds", routedSeeds), ("routed-sends", routedSends), ("discovery-waits", discoveryWaits),
-         ("discovery-timeouts", discoveryTimeouts), ("backlog-refusals", backlogRefusals)]
+         ("discovery-timeouts", discoveryTimeouts), ("backlog-refusals", backlogRefusals),
+         ("routed-fault-seeds", routedFaultSeeds), ("routed-zk-expiries", routedZkExpiries),
+         ("routed-zk-disconnects", routedZkDisconnects), ("publish-waits", publishWaits),
+         ("publish-waits-listed", publishWaitsListed), ("publish-waits-unlisted", publishWaitsUnlisted),
+         ("router-shutdowns", routerShutdowns), ("shutdown-failed-sends", shutdownFailedSends),
+         ("manual-ack-seeds", manualAckSeeds), ("manual-acks", manualAcks), ("manual-rollbacks", manualRollbacks),
+         ("manual-redelivered", manualRedelivered), ("manual-undecided-at-crash", manualUndecidedAtCrash)]
     }
 
     public var report: String {

@@ -35,12 +35,20 @@ final class SimGroup {
     /// Partitions a crashed member owned (→ that member), until it restarts: another member
     /// fetching one of them is a takeover.
     var orphaned: [GroupSlot: Int] = [:]
+    /// The members' handlers acknowledge by hand (SimManualAck).
+    let manual: Bool
+    /// Manual ack: messages handed to a handler of the group and not acknowledged yet, by
+    /// partition and offset (no commit may pass them).
+    var unacked: [GroupSlot: [Int64: SimManualEntry]] = [:]
+    /// Manual ack: messages rolled back and not fetched again yet (key → where).
+    var owed: [UInt64: (slot: GroupSlot, offset: Int64, msgId: Int64)] = [:]
 
-    init(index: Int, spec: SimOptions.Group) {
+    init(index: Int, spec: SimOptions.Group, manual: Bool = false) {
         self.index = index
         name = "g\(index)"
         topics = spec.topics
         strategy = spec.strategy
+        self.manual = manual
     }
 }
 
@@ -108,9 +116,18 @@ final class SimGroupFetcher {
     /// A `.recover` not yet answered `.handedOff`.
     var handingOff = false
     var damagedAt: Int64?
+    /// The handler acknowledges by hand: `recorded` is the machine's `acknowledged` last handed
+    /// to the member, `runUnacked` what this run's handler got and did not acknowledge yet.
+    var manual: Bool { tracker.mode == .manualAck }
+    var recorded: StoredOffset
+    var runUnacked: [Int64: SimManualEntry] = [:]
+    /// Manual ack: offset → key of what this run counts as delivered (a rollback takes back
+    /// what lies at or after where it went back to).
+    var runDelivered: [Int64: UInt64] = [:]
 
     init(client: Int, group: Int, member: Int, incarnation: Int, slot: GroupSlot, broker: Int, machine: ConsumerMachine,
          tracker: DeliveryTracker) {
+        recorded = machine.acknowledged
         self.client = client
         self.group = group
         self.member = member

@@ -84,6 +84,13 @@ public struct SimBugs: OptionSet, Sendable {
     public static let brokerForgetsFailedLogPuts = SimBugs(rawValue: 1 << 8)
     public static let brokerAcknowledgesFailedLogPuts = SimBugs(rawValue: 1 << 9)
     public static let brokerSkipsFinalSync = SimBugs(rawValue: 1 << 10)
+    /// A manual-ack fetcher's machine moves its committable position when a batch is processed,
+    /// as in automatic mode (`ConsumerMachine.Canary.processedAcknowledgesInManualMode`): commits
+    /// pass messages the handler got and never acknowledged.
+    public static let manualAckCommitsProcessed = SimBugs(rawValue: 1 << 11)
+    /// A routed producer's router drops the sends and `publish(topic)` waits that wait for
+    /// discovery at shutdown (`ProducerRouter.Canary.forgetWaitingOnShutDown`).
+    public static let routerForgetsWaitingOnShutDown = SimBugs(rawValue: 1 << 12)
 
     /// The node canary these bugs ask for (at most one is meant to be set).
     var brokerCanary: BrokerNode.Canary? {

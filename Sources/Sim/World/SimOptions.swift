@@ -130,6 +130,11 @@ public struct SimOptions: Sendable, CustomStringConvertible {
     public var ordered: SimOrdered?
     /// Routed producers (§3.3); nil: none. Set by `Simulation` from its own stream (`SimRouted.stream`).
     public var routed: SimRouted?
+    /// Groups whose handlers ack by hand; nil: none. Set by `Simulation` from its own stream (`SimManualAck.stream`).
+    public var manualAck: SimManualAck?
+    /// ZooKeeper faults, `publish(topic)` waits and shutdowns of the routed producers; nil: none.
+    /// Set by `Simulation` from its own stream (`SimRoutedFaults.stream`).
+    public var routedFaults: SimRoutedFaults?
     /// The spool canary: an ordered producer's spool write is reported written but dropped.
     public var canaryDropSpooled = false
 
@@ -202,7 +207,8 @@ public struct SimOptions: Sendable, CustomStringConvertible {
             + "\n  broker faults: \(brokerFaults)"
             + (handlers.map { "\n  \($0)" } ?? "")
             + (ordered.map { "\n  \($0)" } ?? "") + (canaryDropSpooled ? " CANARY(drop-spooled)" : "")
-            + (routed.map { "\n  \($0)" } ?? "")
+            + (routed.map { "\n  \($0)" } ?? "") + (routedFaults.map { "\n  \($0)" } ?? "")
+            + (manualAck.map { "\n  \($0)" } ?? "")
     }
 
     private var clusterDescription: String {

@@ -71,6 +71,7 @@ extension Simulation {
         }
         for group in groups { checkOwnership(group) }
         checkRecoverAfterConvergence()
+        checkManualAfterConvergence()
     }
 
     /// Every partition registered in `topics-sub` has one owner node, held by the current
@@ -148,6 +149,7 @@ extension Simulation {
         guard !groups.isEmpty else { return }
         counters.groupSeeds += 1
         if options.handlers != nil { counters.handlerSeeds += 1 }
+        if options.manualAck != nil { counters.manualAckSeeds += 1 }
         counters.groupMembers += groups.map(\.members.count).reduce(0, +)
         for group in groups {
             for member in group.members where member.isUp { absorbCounters(of: member) }

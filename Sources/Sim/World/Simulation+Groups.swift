@@ -8,7 +8,7 @@ import ProtocolCore
 extension Simulation {
     func startGroups() {
         for (g, spec) in options.cluster.groups.enumerated() {
-            let group = SimGroup(index: g, spec: spec)
+            let group = SimGroup(index: g, spec: spec, manual: options.manualAck?.groups.contains(g) ?? false)
             group.members = (0..<spec.members).map { m in
                 SimGroupMember(group: g, index: m, consumerId: "\(group.name)_c\(m)", machine: memberMachine(group, "\(group.name)_c\(m)"))
             }
@@ -58,6 +58,7 @@ extension Simulation {
                 for partition in partitions { group.orphaned[GroupSlot(topic: topic, partition: partition)] = member.index }
             }
         }
+        if group.manual { noteUndecidedAtCrash(member) }
         for slot in member.fetchers.keys.sorted() { stopFetcher(member, slot) }
         absorbCounters(of: member)
         crashRecovery(member)
@@ -126,10 +127,12 @@ extension Simulation {
             maxSizeBytes: options.fetchSize, maxMaxSizeBytes: 1 << 16, requestTimeoutMs: 400,
             fetchBackoff: options.handlers == nil ? .init(stepMs: 25, maxMs: 250) : .init(stepMs: 5, maxMs: 50),
             reconnectBackoff: .init(stepMs: 10, maxMs: 200), maxConsecutiveTimeouts: 2, awaitsProcessing: true,
-            retry: options.handlers.map { RetryPolicy(maxFetchRetries: $0.maxFetchRetries) }))
+            retry: options.handlers.map { RetryPolicy(maxFetchRetries: $0.maxFetchRetries) }, manualAck: group.manual,
+            canary: group.manual && bugs.contains(.manualAckCommitsProcessed) ? .processedAcknowledgesInManualMode : nil))
         let fetcher = SimGroupFetcher(client: nextClient, group: member.group, member: member.index,
                                       incarnation: member.incarnation, slot: slot, broker: b, machine: machine,
-                                      tracker: DeliveryTracker(mode: .automatic, unackedLimit: MessageIdCache.defaultCapacity))
+                                      tracker: DeliveryTracker(mode: group.manual ? .manualAck : .automatic,
+                                                               unackedLimit: MessageIdCache.defaultCapacity))
         nextClient += 1
         groupFetchers[fetcher.client] = fetcher
         member.fetchers[slot] = fetcher.client
@@ -145,7 +148,9 @@ extension Simulation {
 
     func fetcherHandle(_ fetcher: SimGroupFetcher, _ event: ConsumerMachine.Event) {
         let before = fetcher.machine.offset
-        for action in fetcher.machine.handle(event, now: instant) {
+        let actions = fetcher.machine.handle(event, now: instant)
+        if fetcher.manual { recordAcknowledged(fetcher) }
+        for action in actions {
             guard groupFetchers[fetcher.client] === fetcher else { return }
             switch action {
             case .connect:
@@ -217,6 +222,7 @@ extension Simulation {
             trace(.groupDelivered, Int64(fetcher.client), message.offset, "deliver p\(key >> 32)#\(key & 0xFFFF_FFFF) at \(place)")
             keys.append(key)
         }
+        if fetcher.manual { return handleManually(fetcher, messages, keys, next) }
         var batch = HandlerBatch(nextOffset: next)
         var end: DeliveryTracker.Event?
         for delivery in fetcher.tracker.admit(messages, nextOffset: next, cache: &member.dedup) {
@@ -291,7 +297,10 @@ extension Simulation {
         }
         if group.storedOffsets[path] != stored.offset {
             counters.offsetsStored += 1
-            if let slot = offsetSlot(group, path) { checkCommitted(group, slot, stored.offset) }
+            if let slot = offsetSlot(group, path) {
+                checkCommitted(group, slot, stored.offset)
+                checkManualCommitted(group, slot, stored.offset)
+            }
         }
         group.storedOffsets[path] = stored.offset
         group.backwardMoves[path] = nil

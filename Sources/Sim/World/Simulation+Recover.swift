@@ -143,8 +143,14 @@ extension Simulation {
               "\(member.name) hands off p\(key >> 32)#\(key & 0xFFFF_FFFF) at \(fetcher.slot)@\(message.offset) after \(attempts) attempts: \(kept ? "kept" : "store failed")")
         if kept {
             counters.handOffs += 1
-            memberHandle(member, .processed(topic: topic, partition: fetcher.slot.partition,
-                                            nextOffset: fetcher.machine.offset, msgId: message.id))
+            // Manual ack: the machine's `acknowledged` moves (past the message, when everything
+            // before it is acknowledged) with `.handedOff`, and reaches the member from there.
+            if fetcher.manual {
+                manualHandedOff(fetcher, message)
+            } else {
+                memberHandle(member, .processed(topic: topic, partition: fetcher.slot.partition,
+                                                nextOffset: fetcher.machine.offset, msgId: message.id))
+            }
             scheduleCrashAfterHandOff(member, fetcher.slot, message.offset)
         } else {
             counters.handOffFailures += 1

@@ -11,6 +11,13 @@ extension Simulation {
         case routerTick(Int)
         case directoryTick(Int)
         case linkTick(Int, broker: Int)
+        /// The next fault, `publish(topic)` wait of the routed producers (SimRoutedFaults).
+        case fault
+        /// A routed producer shuts down (its router, directory and session); postponed a few
+        /// times while nothing waits for discovery.
+        case shutDown(Int, tries: Int)
+        /// The application of a routed producer calls `publish(topic)`.
+        case publishWait(Int)
     }
 
     func startRouted() {
@@ -18,7 +25,9 @@ extension Simulation {
         let firstPrefix = options.producers + (options.ordered?.producers ?? 0)
         for i in 0..<spec.producers {
             let producer = SimRoutedProducer(index: i, keyPrefix: firstPrefix + i, total: spec.messages,
-                                             firstClient: nextClient, brokers: options.brokers)
+                                             firstClient: nextClient, brokers: options.brokers,
+                                             router: ProducerRouter(canary: bugs.contains(.routerForgetsWaitingOnShutDown)
+                                                 ? .forgetWaitingOnShutDown : nil))
             nextClient += options.brokers
             routedProducers.append(producer)
             producer.session = openSession { [unowned self, unowned producer] event in
@@ -26,6 +35,7 @@ extension Simulation {
             }
             schedule(.routed(.produce(i)), afterNs: Int64(routedRng.int(in: 0...50)) * 1_000_000)
         }
+        startRoutedFaults()
     }
 
     /// The routed producer and link of a client id, nil for other clients.
@@ -44,6 +54,14 @@ extension Simulation {
         case .linkTick(let i, let broker):
             let producer = routedProducers[i]
             routedLinkHandle(producer, producer.links[broker], .tick)
+        case .fault:
+            guard !inLiveness else { return }
+            injectRoutedFault()
+            scheduleNextRoutedFault()
+        case .shutDown(let i, let tries):
+            shutDownRouted(routedProducers[i], tries: tries)
+        case .publishWait(let i):
+            publishWait(routedProducers[i])
         }
     }
 
@@ -58,6 +76,7 @@ extension Simulation {
         producer.unrouted[key] = payload
         routerHandle(producer, .send(id: key, topic: topic,
                                      wait: .init(maxBacklog: spec.maxBacklog, timeoutMs: Int64(spec.discoveryTimeoutMs))))
+        shutDownIfWaiting(producer)
         if producer.produced < producer.total {
             schedule(.routed(.produce(producer.index)), afterNs: Int64(routedRng.int(in: options.produceIntervalMs)) * 1_000_000 + 1)
         }
@@ -77,9 +96,10 @@ extension Simulation {
                 producer.completed += 1
                 ledger[id] = Sent(producer: producer.keyPrefix, broker: -1, topic: topic, payload: payload, outcome: .rejected)
                 counters.rejectedPuts += 1
+                if reason == .shutDown(wasWaiting: true) { counters.shutdownFailedSends += 1 }
                 trace(.routed, Int64(producer.index), 1, "\(producer.name) send #\(id & 0xFFFF_FFFF) to \(topic) failed: \(reason)")
-            case .topicWaitEnded:
-                break
+            case .topicWaitEnded(let waiter, let topic):
+                publishWaitEnded(producer, waiter, topic)
             case .scheduleTick(let at):
                 schedule(.routed(.routerTick(producer.index)), atNs: at.nanoseconds)
             }
@@ -137,15 +157,22 @@ extension Simulation {
     }
 
     func routedWaiting() -> [String] {
-        routedProducers.compactMap { producer in
+        var waiting: [String] = routedProducers.compactMap { producer in
             producer.isDone ? nil : "\(producer.name): \(producer.completed)/\(producer.total) completed, "
                 + "\(producer.router.waitingSends) waiting for discovery"
         }
+        guard options.routedFaults != nil else { return waiting }
+        for producer in routedProducers {
+            if !producer.waiters.isEmpty { waiting.append("\(producer.name): \(producer.waiters.count) publish() wait(s) unanswered") }
+            waiting += staleViews(of: producer)
+        }
+        return waiting
     }
 
     func collectRoutedCounters() {
         guard options.routed != nil else { return }
         counters.routedSeeds = 1
+        if options.routedFaults != nil { counters.routedFaultSeeds = 1 }
         for producer in routedProducers {
             counters.discoveryWaits += Int(producer.router.counters.discoveryWaits)
             counters.discoveryTimeouts += Int(producer.router.counters.discoveryTimeouts)

@@ -22,6 +22,11 @@ extension Simulation {
         case processed(SimGroupFetcher, DeliveryTracker.Event, msgId: Int64)
         /// Hand-offs, redelivery rounds (Simulation+Recover).
         case recover(RecoverEvent)
+        /// A manual-ack handler's acks and rollbacks and its batch's end reach the fetch run
+        /// (Simulation+ManualAck).
+        case manualProcessed(SimGroupFetcher, [(DeliveryTracker.Event, SimManualDecision)])
+        /// A member crashes before its handler decided about the messages it got.
+        case manualCrash(group: Int, member: Int, incarnation: Int)
     }
 
     /// ZooKeeper deliveries asked for at one instant.
@@ -72,7 +77,8 @@ extension Simulation {
         case .zkReconnect(let session):
             trace(.zkReconnect, session.id)
             // Only the session of a process still up: a dead one's session stays disconnected.
-            guard liveSessions.contains(where: { $0.session === session }) else { return }
+            guard liveSessions.contains(where: { $0.session === session })
+                || routedProducers.contains(where: { $0.session === session }) else { return }
             zooKeeper.reconnect(session, now: instant)
         case .registrationTick(let b, let incarnation):
             trace(.registrationTick, Int64(b))
@@ -98,6 +104,14 @@ extension Simulation {
             processed(fetcher, end, msgId: msgId)
         case .recover(let event):
             dispatch(event)
+        case .manualProcessed(let fetcher, let steps):
+            trace(.manualAck, Int64(fetcher.client), Int64(steps.count))
+            manualProcessed(fetcher, steps)
+        case .manualCrash(let g, let m, let incarnation):
+            let member = groups[g].members[m]
+            guard !inLiveness, member.isUp, member.incarnation == incarnation else { return }
+            trace(.manualCrash, Int64(g), Int64(m), "FAULT \(member.name) crashes before its handler decided")
+            crashMember(member)
         }
     }
 
@@ -232,6 +246,14 @@ extension Simulation {
         }
         for group in groups {
             for member in group.members where !member.isUp { startMember(member) }
+        }
+        // Routed producers' sessions (only their own faults disconnect them).
+        for producer in routedProducers {
+            guard let session = producer.session else { continue }
+            switch session.status {
+            case .disconnected, .expiredWhileDisconnected: zooKeeper.reconnect(session, now: instant)
+            case .connected, .expired, .closed: break
+            }
         }
     }
 }

@@ -60,7 +60,8 @@ public final class Simulation {
         case handOff = 60, handOffAnswer, recoverRound, recoverRemoved, recoverStore, crashAfterHandOff, handlerFailed
         case brokerFault = 80, brokerNotice, brokerStopped, retention, operatorRestart
         case ordered = 90, orderedFault
-        case routed = 100
+        case routed = 100, routedFault, publishWait, routerShutDown
+        case manualAck = 110, manualRollback, manualCrash
     }
 
     /// One message a producer was asked to send, and what became of it.
@@ -90,6 +91,12 @@ public final class Simulation {
     var orderedRng: SimRandom
     /// The stream of the routed producers (SimRouted): used only in worlds that have them.
     var routedRng: SimRandom
+    /// The stream of the manual-ack application's decisions (SimManualAck): used only in worlds
+    /// with a manual group.
+    var manualRng: SimRandom
+    /// The stream of the routed producers' own faults, waits and shutdowns (SimRoutedFaults):
+    /// used only in worlds that draw them.
+    var routedFaultRng: SimRandom
     /// Test-only bugs the recover checkers must catch.
     let bugs: SimBugs
     private var queue = EventQueue<Event>()
@@ -152,6 +159,12 @@ public final class Simulation {
         var routedRng = SimRouted.stream(seed: seed)
         options.routed = SimRouted.draw(&routedRng)
         self.routedRng = routedRng
+        var manualRng = SimManualAck.stream(seed: seed)
+        options.manualAck = SimManualAck.draw(&manualRng, groups: options.cluster.groups.count)
+        self.manualRng = manualRng
+        var routedFaultRng = SimRoutedFaults.stream(seed: seed)
+        options.routedFaults = SimRoutedFaults.draw(&routedFaultRng, routed: options.routed != nil)
+        self.routedFaultRng = routedFaultRng
         self.options = options
         self.rng = rng
         self.clusterRng = clusterRng

@@ -32,13 +32,25 @@ public struct ProducerRouter: Sendable {
         case shutDown
     }
 
+    /// A deliberately broken variant the simulator's checkers must catch (DESIGN.md §6).
+    /// Simulation only: production never passes one.
+    public enum Canary: Equatable, Sendable {
+        /// A shutdown drops the sends and `publish(topic)` waits that wait for discovery instead
+        /// of answering them: their callers would wait for ever.
+        case forgetWaitingOnShutDown
+    }
+
+    /// Simulation only; nil in production.
+    public let canary: Canary?
     private var topics: [String: TopicState] = [:]
     private var lifecycle = Lifecycle.running
     /// Sends in all backlogs (checked against the backlogs by `checkInvariants`).
     private var waiting = 0
     public private(set) var counters = Counters()
 
-    public init() {}
+    public init(canary: Canary? = nil) {
+        self.canary = canary
+    }
 
     /// Sends waiting for discovery, over all topics.
     public var waitingSends: Int { waiting }
@@ -177,9 +189,11 @@ public struct ProducerRouter: Sendable {
             guard case .discovering(let backlog, let waiters) = topics[topic] else { continue }
             for id in backlog?.ids ?? [] {
                 waiting -= 1
-                actions.append(.fail(id: id, topic: topic, .shutDown(wasWaiting: true)))
+                if canary != .forgetWaitingOnShutDown { actions.append(.fail(id: id, topic: topic, .shutDown(wasWaiting: true))) }
             }
-            for waiter in waiters { actions.append(.topicWaitEnded(waiter: waiter.id, topic: topic)) }
+            if canary != .forgetWaitingOnShutDown {
+                for waiter in waiters { actions.append(.topicWaitEnded(waiter: waiter.id, topic: topic)) }
+            }
             topics[topic] = .discovering(backlog: nil, waiters: [])
         }
     }

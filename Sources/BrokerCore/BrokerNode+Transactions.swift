@@ -19,6 +19,11 @@ extension BrokerNode {
         /// Batches not yet written (threshold policy) or synced (group commit).
         var batchesLeft: Int
         var entryDurable = false
+        /// The transaction's first redo-log entry (a checkpoint must not pass it while its
+        /// batches are not durable).
+        var firstEntry: TxJournalPosition?
+        /// Batches acknowledged by their write (`unflushThreshold > 0`): their log and end.
+        var writtenBatches: [(log: PartitionLog, end: Int64)] = []
     }
 
     /// Where a pending batch of a commit is (its token is its ticket in the log).
@@ -111,7 +116,8 @@ extension BrokerNode {
     func startCommit(_ plan: TxCommitPlan, _ clock: NodeClock, _ actions: inout [Action]) {
         let id = nextCommitId
         nextCommitId += 1
-        var commit = CommitInFlight(plan: plan, held: [], batchesLeft: plan.batches.count)
+        var commit = CommitInFlight(plan: plan, held: [], batchesLeft: plan.batches.count,
+                                    firstEntry: machine.transactions.firstEntry(of: plan.slot))
         var staged: [(log: PartitionLog, offset: Int64, token: UInt64)] = []
         var locations: [TxPartitionLocation] = []
         /// Takes back every batch staged so far (none reached the file: the logs are held).
@@ -143,7 +149,10 @@ extension BrokerNode {
                 for message in batch.messages { observeStaged?(message.messageId) }
                 staged.append((log, outcome.offset, token))
                 commitBatches[token] = CommitBatch(commit: id, partition: batch.partition, byWrite: outcome.acknowledged)
-                if outcome.acknowledged { awaitingWrite.append((token, outcome.offset, batch.partition, log)) }
+                if outcome.acknowledged {
+                    awaitingWrite.append((token, outcome.offset, batch.partition, log))
+                    commit.writtenBatches.append((log, outcome.offset + Int64(bytes.count)))
+                }
                 locations.append(TxPartitionLocation(offset: outcome.offset, length: Int32(bytes.count),
                                                      checksum: CRC32.metaqChecksum(bytes), topic: batch.partition.topic,
                                                      partition: batch.partition.partition))
@@ -221,6 +230,15 @@ extension BrokerNode {
     func finishCommitIfDone(_ id: UInt64, _ clock: NodeClock, _ actions: inout [Action]) {
         guard let commit = commits[id], commit.entryDurable, commit.batchesLeft == 0 else { return }
         commits[id] = nil
+        if !commit.writtenBatches.isEmpty, let firstEntry = commit.firstEntry {
+            // Answered after the write: until its logs sync, recovery may need this commit.
+            committedUnsynced.append((firstEntry, commit.writtenBatches))
+            // Pruned when it doubles, so it stays about as long as one sync interval's commits.
+            if committedUnsynced.count >= committedUnsyncedPruneAt {
+                pruneCommittedUnsynced()
+                committedUnsyncedPruneAt = max(64, committedUnsynced.count * 2)
+            }
+        }
         for action in machine.transactionCommitFinished(commit.plan.slot) { perform(action, clock, &actions) }
     }
 
@@ -334,8 +352,10 @@ extension BrokerNode {
             for action in machine.transactionTimersFired(now: clock.now) { perform(action, clock, &actions) }
             armTransactionTimer(clock, &actions)
         case .transactionCheckpoint:
-            writeTransactionCheckpoint(&actions)
-            actions.append(.armTimer(.transactionCheckpoint, at: clock.now.adding(milliseconds: config.checkpointIntervalMs)))
+            let written = writeTransactionCheckpoint(clock, &actions)
+            // A checkpoint that needs the journal synced first is tried again a second later.
+            let delay = written ? config.checkpointIntervalMs : 1000
+            actions.append(.armTimer(.transactionCheckpoint, at: clock.now.adding(milliseconds: delay)))
         case .transactionJournalFlush:
             if journal.hasUnsyncedData, journalSyncing == nil, phase == .running {
                 if case .begun(let batch) = journal.beginSync() {
@@ -356,15 +376,32 @@ extension BrokerNode {
         }
     }
 
-    /// A checkpoint at the oldest open transaction's first entry (§4.4) and `heuristic.log`.
-    func writeTransactionCheckpoint(_ actions: inout [Action]) {
+    /// A checkpoint (§4.4) and `heuristic.log`; false when the journal must be synced first (a
+    /// sync is started). The checkpoint is the oldest first entry of a transaction still open —
+    /// or committed and answered after the write of a batch its log has not synced yet, whose
+    /// commit recovery may still have to complete.
+    func writeTransactionCheckpoint(_ clock: NodeClock, _ actions: inout [Action]) -> Bool {
+        pruneCommittedUnsynced()
+        let oldest = [machine.transactions.oldestOpenPosition, committedUnsynced.map(\.firstEntry).min()].compactMap { $0 }.min()
         do {
-            _ = try journal.checkpoint(oldestOpen: machine.transactions.oldestOpenPosition)
+            if case .needsSync = try journal.checkpoint(oldestOpen: oldest) {
+                if journalSyncing == nil, phase == .running, case .begun(let batch) = journal.beginSync() {
+                    journalSyncing = batch
+                    actions.append(.startJournalSync(JournalSyncJob(batch: batch, dataPath: journalDataPath)))
+                }
+                return false
+            }
             try TxHeuristicLog.save(Self.heuristicEntries(machine.transactions.heuristicRecords), storage: storage,
                                     directory: journal.directory)
         } catch {
             actions.append(.notice(.transaction("checkpoint failed: \(error)")))
         }
+        return true
+    }
+
+    /// Forgets the answered commits whose batches their logs have synced since.
+    func pruneCommittedUnsynced() {
+        committedUnsynced.removeAll { commit in commit.batches.allSatisfy { $0.log.maxOffset >= $0.end || $0.log.isFailed } }
     }
 
     /// Graceful stop: the journal's last sync, what it makes durable answered.

@@ -131,6 +131,10 @@ public final class BrokerNode {
     @exclusivity(unchecked) var journalFailureReported = false
     /// Answers owed after a write, whose log holds its writes for a commit: due at its release.
     @exclusivity(unchecked) var awaitingRelease: [(token: UInt64, offset: Int64, partition: TopicPartition, log: PartitionLog)] = []
+    /// Commits answered after the write of batches their logs have not synced yet: their first
+    /// entries bound the next checkpoint.
+    @exclusivity(unchecked) var committedUnsynced: [(firstEntry: TxJournalPosition, batches: [(log: PartitionLog, end: Int64)])] = []
+    @exclusivity(unchecked) var committedUnsyncedPruneAt = 64
     /// When the armed transaction-timeout timer fires.
     @exclusivity(unchecked) var transactionTimerAt: Instant?
 

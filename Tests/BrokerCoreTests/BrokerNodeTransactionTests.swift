@@ -288,4 +288,35 @@ struct BrokerNodeTransactionTests {
         let again = try Self.driver(disk: disk)
         #expect(again.bodies() == ["message 2"])
     }
+
+    /// A checkpoint (§4.4) never passes what recovery may still need: the first entry of a
+    /// prepared transaction, nor that of a commit answered after the write of a batch whose log
+    /// has not synced it (`unflushThreshold > 0`) — a power loss can take that batch back.
+    @Test func aCheckpointKeepsWhatRecoveryStillNeeds() throws {
+        let disk = SimDisk(powerLossPolicy: Self.strictPowerLoss)
+        let d = try Self.driver(flush: "unflushThreshold=1000\nunflushInterval=3600000", disk: disk)
+        d.transaction(c1, "TX:s:1", .begin, opaque: 1)
+        d.put(c1, key: "TX:s:1", opaque: 2)
+        d.transaction(c1, "TX:s:1", .commitOnePhase, opaque: 3)
+        #expect(d.replies[3] == "200 ", "answered after the write: the batch is not synced")
+        d.transaction(c2, Self.xid, .begin, opaque: 4)
+        d.put(c2, key: Self.xid, opaque: 5)
+        d.transaction(c2, Self.xid, .prepare, opaque: 6)
+        #expect(d.replies[6] == "200 0")
+        for round in Int32(0)..<5 {
+            let key = "TX:s:\(round + 10)"
+            d.transaction(c1, key, .begin, opaque: 100 + round * 4)
+            d.put(c1, key: key, partition: 1, opaque: 101 + round * 4)
+            d.transaction(c1, key, .rollback, opaque: 102 + round * 4)
+        }
+        d.feed(.timerFired(.transactionCheckpoint))
+        d.feed(.timerFired(.transactionCheckpoint))
+        #expect(d.node.journal.lastCheckpoint == TxJournalPosition(file: 1, offset: 0),
+                "the unsynced commit's first entry bounds the checkpoint: \(String(describing: d.node.journal.lastCheckpoint))")
+        var rng = SimRandom(seed: 5)
+        disk.powerLoss(using: &rng)
+        let again = try Self.driver(disk: disk)
+        #expect(again.bodies() == ["message 2"], "the commit's lost batch is appended again")
+        #expect(again.node.transactionRecovery.prepared == [Self.xid])
+    }
 }

@@ -134,6 +134,9 @@ public struct TransactionMachine {
         transactions.values.compactMap(\.firstEntry).min()
     }
 
+    /// The position of the first redo-log entry of the transaction in `slot`, while it is held.
+    public func firstEntry(of slot: TxSlot) -> TxJournalPosition? { transactions[slot]?.firstEntry }
+
     /// Prepared XA transactions (creation order) and then heuristic records (their order) whose
     /// unique qualifier equals `uniqueQualifier`, or all when it is nil: RECOVER's list (§4.2).
     public func recoverList(uniqueQualifier: String?) -> [TransactionId] {

@@ -44,6 +44,7 @@ extension BrokerWireFuzz.Driver {
         case .notice(let notice):
             // The in-memory disk never fails: a failure is a bug the bytes found.
             if case .partitionFailed = notice { preconditionFailure("\(notice)") }
+            if case .transactionJournalFailed = notice { preconditionFailure("\(notice)") }
         case .sendValue, .flush, .close, .armTimer, .registerTopic, .syncAnswered, .stopped:
             break
         }
@@ -62,6 +63,13 @@ extension BrokerWireFuzz.Driver {
             }
             precondition(components.count == 2, "a file nested below a partition directory: \(path)")
             let directory = String(components[0])
+            if directory == "transactions" {
+                // The redo log (§4.3): its files only, whatever the wire sent.
+                let name = components[1]
+                precondition(name.hasPrefix("redo.") || name.hasPrefix("checkpoint.") || name == "heuristic.log",
+                             "an unexpected file in the transaction journal: \(path)")
+                continue
+            }
             guard let partition = PartitionStores.partition(fromDirectoryName: directory) else {
                 preconditionFailure("a directory that is no partition: \(path)")
             }

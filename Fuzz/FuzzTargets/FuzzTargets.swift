@@ -16,6 +16,9 @@ public enum FuzzTargets {
         case config = 1
         /// The bytes as the last segment of a partition found at start: recovery, then reads.
         case recovery = 2
+        /// The bytes drive a script of transaction redo-log entries, cut and changed where the
+        /// input says: the journal's recovery and the transaction machine's replay (`JournalFuzz`).
+        case journal = 3
     }
 
     /// Runs the target the first byte names (modulo the number of targets) on the rest.
@@ -26,6 +29,7 @@ public enum FuzzTargets {
         case .brokerWire: BrokerWireFuzz.run(rest)
         case .config: ConfigFuzz.run(rest)
         case .recovery: RecoveryFuzz.run(rest)
+        case .journal: JournalFuzz.run(rest)
         }
     }
 

@@ -41,6 +41,15 @@ struct FuzzCorpusTests {
         for (_, bytes) in try Self.corpus() { Self.run(bytes) }
     }
 
+    /// The journal target reaches the replay: its seed inputs are scripts the journal opens and
+    /// replays whole, or up to the cut the input asks for.
+    @Test func journalSeedsAreReplayed() throws {
+        let seeds = try Self.corpus().filter { $0.name.hasPrefix("journal-") }
+        let replayed = seeds.map { (name: $0.name, count: JournalFuzz.run(Array($0.bytes.dropFirst()))) }
+        #expect(replayed.first { $0.name == "journal-script" }?.count ?? 0 > 10, "\(replayed)")
+        #expect(replayed.first { $0.name == "journal-torn" }?.count ?? 0 > 0, "\(replayed)")
+    }
+
     /// `METAQ_FUZZ_SEED` / `METAQ_FUZZ_COUNT` choose another sweep (by hand, or to replay).
     @Test func seededMutationsRunClean() throws {
         let environment = ProcessInfo.processInfo.environment

@@ -67,7 +67,8 @@ public struct BrokerMachine {
         case idReservationSaved(Int64, succeeded: Bool)
         /// The outcome of `.journalTransactionPut`: where its APPEND_MSG entry went, or why it
         /// could not be written (§4.3).
-        case transactionPutJournaled(TransactionPutJournal, Result<TxJournalPosition, StoreFailure>)
+        /// (`indirect`: a large payload would make every event of the put path larger to copy.)
+        indirect case transactionPutJournaled(TransactionPutJournal, Result<TxJournalPosition, StoreFailure>)
     }
 
     public enum Action: Equatable, Sendable {
@@ -98,10 +99,12 @@ public struct BrokerMachine {
         case close(ConnectionID)
         /// A put inside a transaction was accepted: write `put.entry` to the redo log (the message
         /// becomes visible only at commit), then report `.transactionPutJournaled` (§4.2).
-        case journalTransactionPut(TransactionPutJournal)
+        /// (`indirect`, like every large payload: the enum is as large as its largest inline
+        /// payload, and the put path copies actions.)
+        indirect case journalTransactionPut(TransactionPutJournal)
         /// What the transaction machine asks of the node besides answers (journal entries,
         /// commits, redo-file references, notices).
-        case transaction(TxAction)
+        indirect case transaction(TxAction)
     }
 
     /// A transactional put on its way to the redo log.

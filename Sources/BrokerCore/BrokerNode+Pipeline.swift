@@ -131,6 +131,7 @@ extension BrokerNode {
     /// answered, due syncs started (or their deadline armed), then every connection flushed.
     func endOfTick(_ clock: NodeClock, _ actions: inout [Action]) {
         answerDurable(clock, &actions)
+        flushJournaledPuts(clock, &actions)
         while !dirtyLogs.isEmpty || !awaitingWrite.isEmpty {
             // Swapped with spare buffers rather than copied: a copy would make the next append
             // allocate a new buffer (copy on write) every tick.

@@ -69,19 +69,39 @@ extension BrokerNode {
         }
     }
 
-    /// A put inside a transaction: its APPEND_MSG entry is written now (not synced: the original
-    /// does not force it either, §4.3); the machine answers `<msgId> <partition> -1`.
+    /// A put inside a transaction: its APPEND_MSG entry is staged, and written with the others of
+    /// this tick in one write (not synced: the original does not force it either, §4.3); once
+    /// written, the machine answers `<msgId> <partition> -1`.
     func journalPut(_ put: BrokerMachine.TransactionPutJournal, _ clock: NodeClock, _ actions: inout [Action]) {
         if let reservationFailure {
             return feed(.transactionPutJournaled(put, .failure(.init(reservationFailure))), clock, &actions)
         }
         do {
-            let position = try journal.append(put.entry, force: false)
-            feed(.transactionPutJournaled(put, .success(position)), clock, &actions)
+            let position = try journal.stage(put.entry, force: false)
+            journaledPuts.append((put, position))
         } catch {
             journalFailed("\(error)", clock, &actions)
             feed(.transactionPutJournaled(put, .failure(.init("cannot write the transaction journal: \(error)"))), clock, &actions)
         }
+    }
+
+    /// Writes the staged APPEND_MSG entries and hands their puts to the machine: at the end of
+    /// the tick, and before any transaction command (so a COMMIT pipelined behind its puts finds
+    /// them recorded).
+    func flushJournaledPuts(_ clock: NodeClock, _ actions: inout [Action]) {
+        guard !journaledPuts.isEmpty else { return }
+        let puts = journaledPuts
+        journaledPuts.removeAll(keepingCapacity: true)
+        do {
+            try journal.flushWrites()
+        } catch {
+            journalFailed("\(error)", clock, &actions)
+            for (put, _) in puts {
+                feed(.transactionPutJournaled(put, .failure(.init("cannot write the transaction journal: \(error)"))), clock, &actions)
+            }
+            return
+        }
+        for (put, position) in puts { feed(.transactionPutJournaled(put, .success(position)), clock, &actions) }
     }
 
     /// A prepare or rollback entry. A forced entry's answer (a prepare's `0`) waits for the

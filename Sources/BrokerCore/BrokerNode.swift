@@ -126,6 +126,8 @@ public final class BrokerNode {
     @exclusivity(unchecked) var nextCommitToken: UInt64 = 1
     /// What waits for the journal to be durable up to a position, in position order.
     @exclusivity(unchecked) var journalWaiters: [(upTo: TxJournalPosition, waiter: JournalWaiter)] = []
+    /// Puts whose APPEND_MSG entries are staged in the journal, not yet written.
+    @exclusivity(unchecked) var journaledPuts: [(put: BrokerMachine.TransactionPutJournal, position: TxJournalPosition)] = []
     /// The journal sync running (at most one).
     @exclusivity(unchecked) var journalSyncing: SyncBatch?
     @exclusivity(unchecked) var journalFailureReported = false
@@ -183,7 +185,7 @@ public final class BrokerNode {
     public var config: ServerConfig { stores.config }
     public var isStopped: Bool { phase == .stopped }
     /// Puts accepted and not answered yet.
-    public var unansweredPuts: Int { awaitingSync.count + awaitingWrite.count + awaitingRelease.count }
+    public var unansweredPuts: Int { awaitingSync.count + awaitingWrite.count + awaitingRelease.count + journaledPuts.count }
 
     /// Feeds one event; what the driver must do is appended to `actions`, in order.
     public func handle(_ event: Event, clock: NodeClock, into actions: inout [Action]) {
@@ -197,6 +199,9 @@ public final class BrokerNode {
             openConnections.insert(connection)
         case .connectionClosed(let connection):
             guard openConnections.remove(connection) != nil else { return }
+            // Its staged transactional puts first: they belong before the rollbacks of its
+            // local transactions.
+            flushJournaledPuts(clock, &actions)
             feed(.connectionClosed(connection), clock, &actions)
         case .syncFinished(let partition, let id, let result): syncFinished(partition, id: id, result, clock, &actions)
         case .journalSyncFinished(let id, let result): journalSyncFinished(id: id, result, clock, &actions)
@@ -217,6 +222,7 @@ public final class BrokerNode {
                               into actions: inout [Action]) {
         guard phase == .running || (phase == .draining && openConnections.contains(connection)) else { return }
         if case .transaction(let command) = frame {
+            flushJournaledPuts(clock, &actions)
             // The machine times BEGIN's timeout on the node's monotonic clock (§4.6).
             for action in machine.transactionCommand(command, from: connection, now: clock.now) {
                 perform(action, clock, &actions)

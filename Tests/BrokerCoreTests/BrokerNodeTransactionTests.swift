@@ -319,4 +319,27 @@ struct BrokerNodeTransactionTests {
         #expect(again.bodies() == ["message 2"], "the commit's lost batch is appended again")
         #expect(again.node.transactionRecovery.prepared == [Self.xid])
     }
+
+    /// A client may pipeline a whole transaction (the broker handles a connection's requests in
+    /// order): the puts' entries are staged and written together, and a COMMIT behind them in
+    /// the same read finds them recorded.
+    @Test func aPipelinedTransactionCommitsWhole() throws {
+        let disk = SimDisk()
+        let d = try Self.driver(disk: disk)
+        func command(_ type: TransactionType, _ opaque: Int32) -> Frame {
+            .transaction(TransactionCommand(transactionKey: "TX:s:1", sessionId: "s", type: type, opaque: opaque))
+        }
+        d.feed(.request(c1, command(.begin, 1)))
+        for opaque in Int32(2)...6 {
+            let body = Array("message \(opaque)".utf8)
+            d.feed(.request(c1, .put(PutCommand(topic: "test", partition: 0, flag: 0, checksum: CRC32.metaqChecksum(body),
+                                                transactionKey: "TX:s:1", body: body, opaque: opaque))))
+        }
+        #expect(d.replies[2] == nil, "a staged entry is not written yet, so its put is not answered")
+        d.feed(.request(c1, command(.commitOnePhase, 7)))
+        d.feed(.tickEnded)
+        #expect((2...6).allSatisfy { d.putOffsets[$0] == -1 })
+        #expect(d.replies[7] == "200 ")
+        #expect(d.bodies() == (2...6).map { "message \($0)" })
+    }
 }

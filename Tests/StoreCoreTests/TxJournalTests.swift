@@ -70,6 +70,28 @@ struct TxJournalTests {
         #expect(next == TxJournalPosition(file: 1, offset: positions[5].offset + Int64(records[5].size)))
     }
 
+    /// Staged entries (a tick's transactional puts) are written together by one `flushWrites`, at
+    /// the positions `stage` promised; a sync writes what is staged first.
+    @Test func stagedEntriesAreWrittenTogetherWhereStagePromised() throws {
+        let disk = SimDisk()
+        let (journal, _) = try openJournal(disk)
+        let positions = try (1...3).map { try journal.stage(txPut($0), force: false) }
+        #expect(journal.hasStagedEntries)
+        #expect(disk.currentBytes(txDir + "/redo.1") == [], "nothing written before the flush")
+        #expect(journal.writtenEnd == TxJournalPosition(file: 1, offset: 0))
+        try journal.flushWrites()
+        #expect(!journal.hasStagedEntries)
+        let sizes = (1...3).map { TxJournalCodec.encode(txPut($0), force: false).count }
+        #expect(positions.map(\.offset) == [0, Int64(sizes[0]), Int64(sizes[0] + sizes[1])])
+        #expect(disk.currentBytes(txDir + "/redo.1")?.count == sizes.reduce(0, +))
+        let fourth = try journal.stage(txCommit("TX:s:1"), force: true)
+        try journal.syncNow()
+        #expect(journal.syncedEnd.offset > fourth.offset, "a sync writes the staged entry first")
+        journal.close()
+        let (reopened, _) = try openJournal(disk)
+        #expect(try replayAll(reopened).map(\.position) == positions + [fourth])
+    }
+
     /// A power loss after appends that were not synced costs only those: the replay is a prefix of
     /// what was appended that holds every synced entry, and a second open finds a clean tail.
     @Test func powerLossLosesOnlyUnsyncedEntries() throws {

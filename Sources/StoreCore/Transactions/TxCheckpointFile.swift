@@ -129,7 +129,9 @@ extension TxJournal {
         guard let position = oldestOpen else { return .unchanged }
         if let lastCheckpoint, lastCheckpoint >= position { return .unchanged }
         // Only entry bytes matter here; a deleted file's directory entry may still be unsynced.
-        guard writtenEnd == syncedEnd, !files.contains(where: { $0.isDirty }), inFlight == nil else { return .needsSync }
+        guard staged.isEmpty, writtenEnd == syncedEnd, !files.contains(where: { $0.isDirty }), inFlight == nil else {
+            return .needsSync
+        }
         precondition(position <= writtenEnd, "a checkpoint cannot point past the written end")
         let number = (checkpointNumbers.last ?? 0) + 1
         let path = StoragePath.join(directory, "checkpoint.\(number)")

@@ -17,6 +17,10 @@ extension TxJournal {
     /// file; `syncedEnd` is the position once it completes.
     public func beginSync() -> TxJournalSyncStart {
         if case .failed(let failure) = state { return .failed(failure) }
+        do { try flushWrites() } catch {
+            if case .failed(let failure) = state { return .failed(failure) }
+            return .idle
+        }
         guard state == .open, inFlight == nil, hasUnsyncedData else { return .idle }
         let dirty = files.filter { $0.isDirty }
         let needsDirectory = directoryGeneration != directorySyncedGeneration

@@ -44,6 +44,8 @@ public final class TxJournal {
 
     /// Position just past the last entry written.
     public internal(set) var writtenEnd: TxJournalPosition
+    /// Encoded entries not yet written (`stage`), at the end of the current file.
+    var staged: [UInt8] = []
     /// Everything before this position (in every file) is durable.
     public internal(set) var syncedEnd: TxJournalPosition
     /// Where the replay of this opening starts and ends.
@@ -143,21 +145,50 @@ public final class TxJournal {
     /// sync covers it.
     @discardableResult
     public func append(_ entry: TxJournalEntry, force: Bool) throws(TxJournalError) -> TxJournalPosition {
+        let position = try stage(entry, force: force)
+        try flushWrites()
+        return position
+    }
+
+    /// Encodes `entry` behind the entries staged already and returns where it will start; it is
+    /// written by the next `flushWrites()` (or `append`, or a sync), so a batch of entries costs
+    /// one write. Staged bytes beyond `stagingBytes` are written at once.
+    @discardableResult
+    public func stage(_ entry: TxJournalEntry, force: Bool) throws(TxJournalError) -> TxJournalPosition {
         try requireOpen()
         let bytes = TxJournalCodec.encode(entry, force: force)
         guard bytes.count <= config.maxEntryBytes else { throw .entryTooLarge(bytes: bytes.count, limit: config.maxEntryBytes) }
-        try rollIfDue()
+        // A new file starts only between writes, so a staged run of entries stays in one file.
+        if staged.isEmpty { try rollIfDue() }
         let file = current
-        let position = TxJournalPosition(file: file.number, offset: file.size)
+        let position = TxJournalPosition(file: file.number, offset: file.size + Int64(staged.count))
+        staged.append(contentsOf: bytes)
+        if staged.count >= Self.stagingBytes { try flushWrites() }
+        return position
+    }
+
+    /// Staged bytes beyond this are written at once, which bounds the buffer.
+    public static let stagingBytes = 256 << 10
+
+    /// Whether entries are staged and not yet written.
+    public var hasStagedEntries: Bool { !staged.isEmpty }
+
+    /// Writes the staged entries to the current file in one call. A failed write fails the
+    /// journal (what reached the file is unknown).
+    public func flushWrites() throws(TxJournalError) {
+        guard !staged.isEmpty else { return }
+        try requireOpen()
+        let file = current
         do {
-            try file.handle.write(bytes, at: file.size)
+            try staged.withUnsafeBytes { try file.handle.write($0, at: file.size) }
         } catch {
+            staged.removeAll()
             throw fail(.write, Self.storageError(error, path: file.path))
         }
-        file.size += Int64(bytes.count)
+        file.size += Int64(staged.count)
         file.writeGeneration += 1
         writtenEnd = TxJournalPosition(file: file.number, offset: file.size)
-        return position
+        staged.removeAll(keepingCapacity: true)
     }
 
     /// Starts `redo.<n+1>` when the current file is over its size and every byte of it is durable:
@@ -255,6 +286,7 @@ public final class TxJournal {
 
     /// Closes every file. Nothing is synced: run a last sync first for a clean stop.
     public func close() {
+        if case .open = state { try? flushWrites() }
         for file in files { try? file.handle.close() }
         if case .open = state { state = .closed }
     }

@@ -13,7 +13,7 @@ struct Bench: ParsableCommand {
             consume: one connection per partition reads it from offset 0 to the end. both: produce, then consume. \
             With --transaction-size N each producing connection instead runs local transactions one after \
             another: BEGIN and N puts in one write, then COMMIT once they are answered (the broker refuses \
-            a commit while puts of it are not stored yet); msgs/s then counts committed messages and the \
+            a commit while puts of it are not journaled yet, which a pipelined commit can meet); msgs/s then counts committed messages and the \
             latency is per transaction. \
             Prints a progress line each second, then msgs/s, MB/s and latency p50/p99/p99.9/max (per request). \
             It speaks only the MetaQ wire, so it can drive any MetaQ-compatible broker.

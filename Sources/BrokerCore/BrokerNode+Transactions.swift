@@ -228,6 +228,8 @@ extension BrokerNode {
         guard let batch = commitBatches.removeValue(forKey: token) else {
             return violated("an unknown commit batch \(token) was acknowledged")
         }
+        // The batch may be the partition's first records: from now on `get` and `offset` serve it.
+        machine.noteRecordsStored(in: batch.partition)
         guard var commit = commits[batch.commit] else { return }  // the commit failed meanwhile
         commit.batchesLeft -= 1
         commits[batch.commit] = commit

@@ -42,6 +42,13 @@ final class ClientEngine: @unchecked Sendable {
     /// Sends the router holds while their topic's partitions are discovered, by send id.
     var waitingSends: [UInt64: QueuedSend] = [:]
     var producerLinks: [ProducerKey: ProducerLink] = [:]
+    /// Producers' transactional connections (one per producer and broker, §4.2).
+    var transactionLinks: [ProducerKey: TransactionLinkBox] = [:]
+    var nextTransactionRequestId: UInt64 = 1
+    /// `<localIP>-<startTimeMillis>` of this client: the session ids of its producers (§4.1).
+    let sessionSeed = "\(NetworkAddresses.firstNonLoopbackIPv4() ?? "127.0.0.1")-\(Clocks.wallMs())"
+    /// The next producer session sequence number (§4.1: from 1); held for one increment.
+    let sessionSequence = Mutex<Int>(1)
     var consumers: [Int: ConsumerLink] = [:]
     /// Ids of handled messages per group (§5.1), shared by the group's consumers in this client.
     var messageIdCaches: [String: MessageIdCache] = [:]
@@ -158,6 +165,7 @@ final class ClientEngine: @unchecked Sendable {
             for id in self.orderedLinks.keys.sorted() { self.closeOrdered(self.orderedLinks[id]!) }
             self.isShutDown = true
             self.abandonSends()
+            self.abandonTransactionRequests()
         }
         await storeQueueDrained()
         zk?.close()

@@ -106,12 +106,23 @@ public final class MetaQProducer: Sendable {
     let engine: ClientEngine
     let settings: ProducerSettings
     let id: Int
+    /// The session id and local transaction numbers (§4.1); held to take a number.
+    let transactionSession: Mutex<TransactionSession>
 
     init(engine: ClientEngine, settings: ProducerSettings) {
         self.engine = engine
         self.settings = settings
         self.id = engine.newProducerId()
+        let sequence = engine.sessionSequence.withLock { value in
+            defer { value += 1 }
+            return value
+        }
+        transactionSession = Mutex(TransactionSession(sessionId: "\(engine.sessionSeed)-\(sequence)"))
     }
+
+    /// This producer's session id, `<localIP>-<startTimeMillis>-<seq>` (§4.1): the middle part of
+    /// its local transaction ids and the session of its transaction commands.
+    public var sessionId: String { transactionSession.withLock { $0.sessionId } }
 
     /// Starts following `topic`'s partitions in ZooKeeper and waits until they are known (or
     /// `discoveryTimeoutMs` passed). Returns the partitions, sorted.

@@ -9,7 +9,12 @@ struct Produce: AsyncParsableCommand {
         discussion: """
             Messages come from the arguments, or one per line from standard input when none are given. \
             With --zookeeper the partitions are discovered from the cluster and chosen round robin; \
-            each line then reads `msgId brokerId-partition offset`.
+            each line then reads `msgId brokerId-partition offset`. \
+            With --transaction all messages of the run are sent in one local transaction, or \
+            --transaction-size N messages per transaction: each message's line ends in -1 (not stored yet), \
+            and a line `committed <TX key>: <n> messages` follows each commit. In a transaction the partition \
+            must be named (the broker refuses -1), so -1 means partition 0 there. A refused message rolls its \
+            transaction back and ends the run with status 1: nothing of that transaction becomes visible.
             """)
 
     @OptionGroup var server: ServerOption
@@ -27,8 +32,25 @@ struct Produce: AsyncParsableCommand {
     @Argument(help: "Messages (default: lines of standard input).")
     var messages: [String] = []
 
+    @Flag(help: "Send all messages in one local transaction, committed at the end (see --transaction-size).")
+    var transaction = false
+
+    @Option(help: "Messages per local transaction (implies --transaction).")
+    var transactionSize: Int?
+
+    func validate() throws {
+        if let transactionSize, transactionSize <= 0 { throw ValidationError("--transaction-size must be positive") }
+    }
+
+    /// Messages per transaction; nil without a transaction.
+    var batchSize: Int? { transactionSize ?? (transaction ? Int.max : nil) }
+
     func run() async throws {
-        if let connect = zooKeeper.connect { return try await produceThroughCluster(connect) }
+        if let connect = zooKeeper.connect {
+            if let batchSize { return try await produceTransactionsThroughCluster(connect, batchSize: batchSize) }
+            return try await produceThroughCluster(connect)
+        }
+        if let batchSize { return try produceTransactions(batchSize: batchSize) }
         let connection = try server.connect()
         var opaques = Opaques()
         var failures = 0

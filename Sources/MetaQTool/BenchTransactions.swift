@@ -3,15 +3,25 @@ import Foundation
 import ProtocolCore
 import Runtime
 
-/// What one producing connection does with --transaction-size: BEGIN and `size` puts written at
-/// once (reference §4.2; the broker handles a connection's requests in order), then, when they are
-/// answered, COMMIT_ONE_PHASE; one transaction at a time per connection. Counts committed messages;
-/// the latency is per transaction.
+/// What one producing connection does with --transaction-size: whole transactions — BEGIN,
+/// `size` puts, COMMIT_ONE_PHASE — written back to back without waiting (reference §4.2: the
+/// broker handles a connection's requests in order, and a COMMIT finds the puts before it), as
+/// many as keep `pipeline` messages in flight, like the plain produce run. Counts committed
+/// messages; the latency is per transaction, from its BEGIN to its COMMIT's answer.
 struct TransactionPlan: Sendable {
     let plan: ProducePlan
     let size: Int
     /// `<localIP>-<startTimeMillis>-1`; each connection appends its number, so keys never clash.
     let sessionPrefix: String
+
+    /// One transaction in flight.
+    struct InFlight {
+        var key: String
+        var count: Int
+        var answersLeft: Int
+        var failed = false
+        var started: ContinuousClock.Instant
+    }
 
     func run(on connection: WireConnection, worker: Int, progress: Progress) throws -> BenchResult {
         var result = BenchResult()
@@ -21,67 +31,75 @@ struct TransactionPlan: Sendable {
         var sent = 0
         var out: [UInt8] = []
         var scanner = ResultScanner()
+        /// Transactions in flight by number, and the transaction each outstanding opaque belongs to.
+        var transactions: [Int: InFlight] = [:]
+        var owner: [Int32: Int] = [:]
+        var nextTransaction = 0
+        var messagesInFlight = 0
+        var reported = false
+        let window = max(plan.pipeline, size)
         func more() -> Bool { plan.perConnection.map { sent < $0 } ?? (ContinuousClock.now < plan.deadline) }
-        while more() {
-            let count = plan.perConnection.map { min(size, $0 - sent) } ?? size
-            let key = session.nextLocal().key
-            let first = opaque
-            out.removeAll(keepingCapacity: true)
-            Frame.transaction(TransactionCommand(transactionKey: key, sessionId: session.sessionId, type: .begin, opaque: opaque))
-                .encode(into: &out)
-            for index in 0..<count {
-                opaque &+= 1
-                out.append(contentsOf: Array("put \(plan.topic) \((worker + sent + index) % plan.partitions) \(plan.payload.count) 0 \(checksum) \(key) \(opaque)\r\n".utf8))
-                out.append(contentsOf: plan.payload)
-            }
-            let started = ContinuousClock.now
-            try connection.sendRaw(out)
-            sent += count
-            // The broker refuses a COMMIT while puts of the transaction are not yet stored
-            // (docs/TRANSACTIONS.md), so COMMIT goes out once every put is answered.
-            var failed = try awaitAnswers(count + 1, from: first, through: opaque, key: key, on: connection, &scanner, &result)
-            opaque &+= 1
-            let commitOpaque = opaque
-            out.removeAll(keepingCapacity: true)
-            Frame.transaction(TransactionCommand(transactionKey: key, sessionId: session.sessionId,
-                                                 type: failed ? .rollback : .commitOnePhase, opaque: commitOpaque)).encode(into: &out)
-            opaque = (opaque &+ 1) & Int32.max
-            try connection.sendRaw(out)
-            failed = try awaitAnswers(1, from: commitOpaque, through: commitOpaque, key: key, on: connection, &scanner, &result) || failed
-            if !failed {
-                result.messages += count
-                result.bytes += count * plan.payload.count
-            }
-            result.record(since: started)
-            if failed { result.errors += 1 } else { progress.count.add(count, ordering: .relaxed) }
+        func take() -> Int32 {
+            defer { opaque = (opaque &+ 1) & Int32.max }
+            return opaque
         }
-        return result
-    }
-
-    /// Reads `count` answers with opaques in `first...last`; whether any was not a success (the
-    /// first failure of the run is printed).
-    private func awaitAnswers(_ count: Int, from first: Int32, through last: Int32, key: String, on connection: WireConnection,
-                              _ scanner: inout ResultScanner, _ result: inout BenchResult) throws -> Bool {
-        var waiting = count
-        var failed = false
-        while waiting > 0 {
+        while true {
+            out.removeAll(keepingCapacity: true)
+            while more(), messagesInFlight + size <= window {
+                let count = plan.perConnection.map { min(size, $0 - sent) } ?? size
+                let key = session.nextLocal().key
+                let number = nextTransaction
+                nextTransaction += 1
+                owner[opaque] = number
+                Frame.transaction(TransactionCommand(transactionKey: key, sessionId: session.sessionId, type: .begin,
+                                                     opaque: take())).encode(into: &out)
+                for index in 0..<count {
+                    let partition = (worker + sent + index) % plan.partitions
+                    owner[opaque] = number
+                    out.append(contentsOf: Array("put \(plan.topic) \(partition) \(plan.payload.count) 0 \(checksum) \(key) \(take())\r\n".utf8))
+                    out.append(contentsOf: plan.payload)
+                }
+                owner[opaque] = number
+                Frame.transaction(TransactionCommand(transactionKey: key, sessionId: session.sessionId, type: .commitOnePhase,
+                                                     opaque: take())).encode(into: &out)
+                transactions[number] = InFlight(key: key, count: count, answersLeft: count + 2, started: .now)
+                sent += count
+                messagesInFlight += count
+            }
+            if !out.isEmpty { try connection.sendRaw(out) }
+            if transactions.isEmpty { break }
             let open = try connection.receiveRaw { bytes in
                 try scanner.scan(bytes) { answer in
-                    guard answer.opaque >= first, answer.opaque <= last else {
+                    guard let number = owner.removeValue(forKey: answer.opaque), var transaction = transactions[number] else {
                         throw ValidationError("the broker answered an unknown opaque \(answer.opaque)")
                     }
-                    waiting -= 1
+                    transaction.answersLeft -= 1
                     if answer.code != StatusCode.success {
-                        if !failed, result.errors == 0 {
+                        if !reported {
+                            reported = true
                             let text = String(decoding: answer.errorBody, as: UTF8.self)
-                            FileHandle.standardError.write(Data("\(key) failed: \(answer.code) \(text)\n".utf8))
+                            FileHandle.standardError.write(Data("\(transaction.key) failed: \(answer.code) \(text)\n".utf8))
                         }
-                        failed = true
+                        transaction.failed = true
+                    }
+                    guard transaction.answersLeft == 0 else {
+                        transactions[number] = transaction
+                        return
+                    }
+                    transactions[number] = nil
+                    messagesInFlight -= transaction.count
+                    result.record(since: transaction.started)
+                    if transaction.failed {
+                        result.errors += 1
+                    } else {
+                        result.messages += transaction.count
+                        result.bytes += transaction.count * plan.payload.count
+                        progress.count.add(transaction.count, ordering: .relaxed)
                     }
                 }
             }
             guard open else { throw ValidationError("the broker closed the connection or stopped answering") }
         }
-        return failed
+        return result
     }
 }

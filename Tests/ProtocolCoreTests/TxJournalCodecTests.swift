@@ -92,6 +92,31 @@ struct TxJournalCodecTests {
         #expect(TxJournalCodec.decode(expected) == .entry(entry, force: false, size: expected.count))
     }
 
+    /// APPEND_MSG entries are written by a direct path (one per transactional put); it must give
+    /// the bytes the field-by-field protobuf writer gives, for every size class of its varints.
+    @Test func theDirectAppendMessageEncodingMatchesTheProtobufWriter() {
+        for messageId in [Int64.min, -1, 0, 1, 127, 128, 1 << 40, .max] {
+            for bodySize in [0, 1, 100, 127, 128, 300, 20_000] {
+                for force in [false, true] {
+                    let put = Self.putFrame([UInt8](repeating: 7, count: bodySize))
+                    var append = TxProtobufWriter()
+                    append.varintField(1, messageId)
+                    append.bytesField(2, put)
+                    var command = TxProtobufWriter()
+                    command.varintField(1, 1)
+                    command.bytesField(2, append.bytes)
+                    if force { command.varintField(3, 1) }
+                    var expected: [UInt8] = []
+                    TxJournalCodec.appendInt32(&expected, Int32(command.bytes.count))
+                    expected += command.bytes
+                    var out: [UInt8] = [9, 9]
+                    TxJournalCodec.encode(.appendMessage(messageId: messageId, putCommand: put), force: force, into: &out)
+                    #expect(out == [9, 9] + expected, "id \(messageId), body \(bodySize), force \(force)")
+                }
+            }
+        }
+    }
+
     @Test func everyTruncationIsIncompleteOrDamaged() {
         for (entry, force) in Self.samples {
             let encoded = TxJournalCodec.encode(entry, force: force)

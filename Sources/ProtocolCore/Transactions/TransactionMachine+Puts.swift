@@ -17,18 +17,35 @@ extension TransactionMachine {
     /// `<msgId> <partition> -1` and calls `recordPut`.
     public mutating func admitPut(_ put: PutCommand, from connection: ConnectionID) -> TxPutAdmission {
         func refuse(_ text: String) -> TxPutAdmission { .refused(code: StatusCode.internalServerError, text: text) }
-        let parsed: TransactionId?
-        do {
-            parsed = try TransactionId.parse(put.transactionKey ?? "null", maxKeyBytes: settings.maxKeyBytes)
-        } catch {
-            return refuse(error.text)
+        let key = put.transactionKey ?? "null"
+        var slot: TxSlot
+        var found: Dictionary<TxSlot, Tx>.Index?
+        if let last = lastPutSlot, last.key == key, last.connection == connection {
+            // The puts of a transaction come in a row: the key is compared, not parsed again.
+            slot = last.slot
+            found = transactions.index(forKey: slot)
+        } else {
+            slot = TxSlot(connection: connection, id: .local(sessionId: "", number: 0))
         }
-        let slot: TxSlot
-        switch lookup(parsed, from: connection) {
-        case .failure(let error): return refuse(error.message)
-        case .success(let found): slot = found
+        if found == nil {
+            let parsed: TransactionId?
+            do {
+                parsed = try TransactionId.parse(key, maxKeyBytes: settings.maxKeyBytes)
+            } catch {
+                return refuse(error.text)
+            }
+            switch lookup(parsed, from: connection) {
+            case .failure(let error):
+                lastPutSlot = nil
+                return refuse(error.message)
+            case .success(let looked): slot = looked
+            }
+            lastPutSlot = (key, connection, slot)
+            found = transactions.index(forKey: slot)
         }
-        let tx = transactions[slot]!
+        // One hash for the lookup; the changes below go through the index, in place.
+        guard let index = found else { return refuse("Transaction '\(key)' has not been started.") }
+        let tx = transactions.values[index]
         switch tx.state {
         case .prepared:
             return refuse("XA transaction '\(slot.id.key)' is prepared: it takes no more messages.")
@@ -51,9 +68,9 @@ extension TransactionMachine {
             return refuse("The broker holds \(heldBytes) bytes of uncommitted transactions; \(size) more would exceed "
                           + "\(settings.maxHeldBytes) (maxHeldBytes): try again after some transactions finish.")
         }
-        transactions[slot]!.state = .inUse
-        transactions[slot]!.pendingPuts += 1
-        transactions[slot]!.pendingBytes += size
+        transactions.values[index].state = .inUse
+        transactions.values[index].pendingPuts += 1
+        transactions.values[index].pendingBytes += size
         heldBytes += size
         return .admitted(TxPutTicket(slot: slot, sequence: tx.sequence, partition: TopicPartition(put.topic, put.partition),
                                      flag: put.flag, body: put.body))
@@ -62,21 +79,23 @@ extension TransactionMachine {
     /// The put's APPEND_MSG entry is in the redo log at `position` with `messageId`: the machine
     /// holds the message for the commit.
     public mutating func recordPut(_ ticket: TxPutTicket, messageId: Int64, journaledAt position: TxJournalPosition) -> TxPutRecorded {
-        guard var tx = transactions[ticket.slot], tx.sequence == ticket.sequence, tx.pendingPuts > 0 else {
+        guard let index = transactions.index(forKey: ticket.slot), transactions.values[index].sequence == ticket.sequence,
+              transactions.values[index].pendingPuts > 0 else {
             return .refused(text: ticket.slot.id.isXA ? "XA transaction '\(ticket.slot.id.key)' has not been started."
                                 : "Local transaction '\(ticket.slot.id.key)' has not been started.")
         }
-        tx.pendingPuts -= 1
-        tx.pendingBytes -= ticket.body.count
-        tx.bytes += ticket.body.count
-        tx.messages.append(Held(partition: ticket.partition,
-                                message: TxMessage(messageId: messageId, flag: ticket.flag, body: ticket.body)))
+        // In place (through the index): a copy of the transaction would copy its messages on
+        // every put.
+        transactions.values[index].pendingPuts -= 1
+        transactions.values[index].pendingBytes -= ticket.body.count
+        transactions.values[index].bytes += ticket.body.count
+        transactions.values[index].messages.append(
+            Held(partition: ticket.partition, message: TxMessage(messageId: messageId, flag: ticket.flag, body: ticket.body)))
         var started: TxJournalPosition?
-        if tx.firstEntry == nil {
-            tx.firstEntry = position
+        if transactions.values[index].firstEntry == nil {
+            transactions.values[index].firstEntry = position
             started = position
         }
-        transactions[ticket.slot] = tx
         return .recorded(started: started)
     }
 

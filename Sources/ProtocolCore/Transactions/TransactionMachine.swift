@@ -107,6 +107,8 @@ public struct TransactionMachine {
     /// Body bytes held or reserved by all transactions.
     public internal(set) var heldBytes = 0
     var nextSequence: UInt64 = 1
+    /// The key, connection and slot of the last admitted put (a cache: the slot may be gone).
+    var lastPutSlot: (key: String, connection: ConnectionID, slot: TxSlot)?
 
     public init(settings: Settings = Settings()) {
         self.settings = settings

@@ -33,6 +33,38 @@ public enum TxJournalCodec {
     /// The whole on-disk entry: `int32 L | TxCommand | attachment`. `force` is written only when
     /// true (the original sets it on prepare only, and proto2 omits unset optional fields).
     public static func encode(_ entry: TxJournalEntry, force: Bool) -> [UInt8] {
+        var out: [UInt8] = []
+        encode(entry, force: force, into: &out)
+        return out
+    }
+
+    /// `encode(_:force:)` appended to `out`. An APPEND_MSG entry — one per transactional put —
+    /// is written straight into `out` with its lengths worked out first (no intermediate arrays);
+    /// the bytes are the same.
+    public static func encode(_ entry: TxJournalEntry, force: Bool, into out: inout [UInt8]) {
+        if case .appendMessage(let messageId, let putCommand) = entry {
+            // AppendMessageCommand { 1: message_id (varint), 2: put_command (bytes) }
+            let appendLength = 1 + varintSize(UInt64(bitPattern: messageId)) + 1 + varintSize(UInt64(putCommand.count))
+                + putCommand.count
+            // TxCommand { 1: cmdType = APPEND_MSG (1), 2: cmd_content, [3: force = true] }
+            let commandLength = 2 + 1 + varintSize(UInt64(appendLength)) + appendLength + (force ? 2 : 0)
+            out.reserveCapacity(out.count + 4 + commandLength)
+            appendInt32(&out, Int32(truncatingIfNeeded: commandLength))
+            out.append(0x08)
+            out.append(0x01)
+            out.append(0x12)
+            appendVarint(&out, UInt64(appendLength))
+            out.append(0x08)
+            appendVarint(&out, UInt64(bitPattern: messageId))
+            out.append(0x12)
+            appendVarint(&out, UInt64(putCommand.count))
+            out.append(contentsOf: putCommand)
+            if force {
+                out.append(0x18)
+                out.append(0x01)
+            }
+            return
+        }
         var command = TxProtobufWriter()
         var attachment: [UInt8] = []
         switch entry {
@@ -57,12 +89,29 @@ public enum TxJournalCodec {
             command.bytesField(2, operation.bytes)
         }
         if force { command.varintField(3, 1) }
-        var out: [UInt8] = []
-        out.reserveCapacity(4 + command.bytes.count + attachment.count)
+        out.reserveCapacity(out.count + 4 + command.bytes.count + attachment.count)
         appendInt32(&out, Int32(truncatingIfNeeded: command.bytes.count))
         out.append(contentsOf: command.bytes)
         out.append(contentsOf: attachment)
-        return out
+    }
+
+    static func varintSize(_ value: UInt64) -> Int {
+        var size = 1
+        var rest = value >> 7
+        while rest != 0 {
+            size += 1
+            rest >>= 7
+        }
+        return size
+    }
+
+    static func appendVarint(_ out: inout [UInt8], _ value: UInt64) {
+        var rest = value
+        while rest >= 0x80 {
+            out.append(UInt8(truncatingIfNeeded: rest) | 0x80)
+            rest >>= 7
+        }
+        out.append(UInt8(rest))
     }
 
     /// A commit's attachment: per location `int64 offset | int32 length | int32 checksum |

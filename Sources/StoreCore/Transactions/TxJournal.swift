@@ -156,13 +156,18 @@ public final class TxJournal {
     @discardableResult
     public func stage(_ entry: TxJournalEntry, force: Bool) throws(TxJournalError) -> TxJournalPosition {
         try requireOpen()
-        let bytes = TxJournalCodec.encode(entry, force: force)
-        guard bytes.count <= config.maxEntryBytes else { throw .entryTooLarge(bytes: bytes.count, limit: config.maxEntryBytes) }
         // A new file starts only between writes, so a staged run of entries stays in one file.
         if staged.isEmpty { try rollIfDue() }
         let file = current
-        let position = TxJournalPosition(file: file.number, offset: file.size + Int64(staged.count))
-        staged.append(contentsOf: bytes)
+        let start = staged.count
+        let position = TxJournalPosition(file: file.number, offset: file.size + Int64(start))
+        // Encoded straight into the staging buffer (one copy of the put per transactional put).
+        TxJournalCodec.encode(entry, force: force, into: &staged)
+        let size = staged.count - start
+        guard size <= config.maxEntryBytes else {
+            staged.removeLast(size)
+            throw .entryTooLarge(bytes: size, limit: config.maxEntryBytes)
+        }
         if staged.count >= Self.stagingBytes { try flushWrites() }
         return position
     }

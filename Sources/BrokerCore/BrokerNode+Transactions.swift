@@ -109,8 +109,11 @@ extension BrokerNode {
     /// (A rollback lost to a power loss is harmless: recovery rolls back what has no outcome.)
     func journalEntry(_ entry: TxJournalEntry, force: Bool, reply: (ConnectionID, ResultResponse)?, _ clock: NodeClock,
                       _ actions: inout [Action]) {
+        let waitsForSync = force && config.flushTxLogAtCommit == .everyCommit
         do {
-            try journal.append(entry, force: force)
+            // An entry answered after its sync is staged (the sync writes it first); one answered
+            // after its write is written now.
+            if waitsForSync { try journal.stage(entry, force: force) } else { try journal.append(entry, force: force) }
         } catch {
             journalFailed("\(error)", clock, &actions)
             if let (connection, response) = reply {
@@ -122,7 +125,7 @@ extension BrokerNode {
             return
         }
         guard let (connection, response) = reply else { return }
-        if force && config.flushTxLogAtCommit == .everyCommit {
+        if waitsForSync {
             journalWaiters.append((journal.writtenEnd, .reply(connection, response)))
         } else {
             actions.append(.reply(connection, response))
@@ -185,12 +188,15 @@ extension BrokerNode {
             }
         }
         do {
-            try journal.append(plan.entry(locations: locations), force: true)
+            // Staged: written with the tick's other entries, before the journal sync it waits for.
+            try journal.stage(plan.entry(locations: locations), force: true)
         } catch {
-            journalFailed("\(error)", clock, &actions)
-            // What reached the journal file is unknown: the next start decides (§4.5).
+            // Refused before anything was written (an entry too large), or the journal failed —
+            // then what reached the file is unknown and the next start decides (§4.5).
+            let failed = journal.failure != nil
+            if failed { journalFailed("\(error)", clock, &actions) }
             undo()
-            return commitEnded(plan.slot, failure: "cannot write the commit entry: \(error)", entryWritten: true,
+            return commitEnded(plan.slot, failure: "cannot write the commit entry: \(error)", entryWritten: failed,
                                clock, &actions)
         }
         commits[id] = commit

@@ -222,7 +222,12 @@ public final class BrokerNode {
                               into actions: inout [Action]) {
         guard phase == .running || (phase == .draining && openConnections.contains(connection)) else { return }
         if case .transaction(let command) = frame {
-            flushJournaledPuts(clock, &actions)
+            // A transaction's staged puts are recorded before its outcome is decided (a pipelined
+            // COMMIT finds them); BEGIN, END, RECOVER and FORGET need none of them.
+            switch command.type {
+            case .prepare, .commitOnePhase, .commitTwoPhase, .rollback: flushJournaledPuts(clock, &actions)
+            case .begin, .end, .recover, .forget: break
+            }
             // The machine times BEGIN's timeout on the node's monotonic clock (§4.6).
             for action in machine.transactionCommand(command, from: connection, now: clock.now) {
                 perform(action, clock, &actions)

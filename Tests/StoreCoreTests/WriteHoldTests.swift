@@ -15,11 +15,10 @@ struct WriteHoldTests {
         let log = try openLog(disk)  // group commit
         _ = try log.stage(msgId: 1, flag: 0, payload: payload(1), ticket: 1)
         try log.holdWrites()
-        #expect(disk.currentBytes(segment)?.count == 25, "what was staged before the hold is written by it")
         let held = try log.stage(msgId: 2, flag: 0, payload: payload(2), ticket: 2)
         #expect(held.offset == 25, "a held record gets its offset at once")
         try log.flushWrites()
-        #expect(disk.currentBytes(segment)?.count == 25, "a flush writes nothing while held")
+        #expect((disk.currentBytes(segment) ?? []).isEmpty, "a flush writes nothing while held, what was staged before either")
         #expect(!log.syncDue(now: t0) && log.nextSyncDeadline() == nil)
         guard case .idle = log.beginSync() else { Issue.record("a held log must not begin a sync"); return }
         log.releaseWrites()

@@ -204,13 +204,14 @@ public final class PartitionLog {
     /// while its commit record becomes durable).
     public static let maxHeldBytes = 64 << 20
 
-    /// Keeps every record staged from now on out of the file until `releaseWrites()`: a
-    /// transaction's batch may reach the disk only after the journal entry that commits it is
-    /// durable, or a power loss could leave the batch without its commit (reference §4.5). What
-    /// is staged already is written first. Held records are not synced and their appends not
-    /// acknowledged; a log can be held more than once (one hold per committing transaction).
+    /// Keeps what is staged out of the file until `releaseWrites()`: a transaction's batch may
+    /// reach the disk only after the journal entry that commits it is durable, or a power loss
+    /// could leave the batch without its commit (reference §4.5). Records staged before the hold
+    /// wait with it (one journal sync; writing them first would cost a write per commit). Held
+    /// records are not synced and their appends not acknowledged; a log can be held more than
+    /// once (one hold per committing transaction).
     public func holdWrites() throws(LogError) {
-        try flushWrites()
+        try requireOpen()
         writeHolds += 1
     }
 

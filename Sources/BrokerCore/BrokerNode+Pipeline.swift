@@ -131,12 +131,9 @@ extension BrokerNode {
     /// answered, due syncs started (or their deadline armed), then every connection flushed.
     func endOfTick(_ clock: NodeClock, _ actions: inout [Action]) {
         answerDurable(clock, &actions)
-        flushJournaledPuts(clock, &actions)
-        // Commit and rollback entries staged this tick, before any partition write: with
-        // `flushTxLogAtCommit` 0 or 2 a commit's batch is released in the same tick.
-        if journal.hasStagedEntries {
-            do { try journal.flushWrites() } catch { journalSyncFailed("\(error)", clock, &actions) }
-        }
+        // The redo-log entries staged this tick, before any partition write (with
+        // `flushTxLogAtCommit` 0 or 2 a commit's batch is released in the same tick).
+        writeJournal(clock, &actions)
         while !dirtyLogs.isEmpty || !awaitingWrite.isEmpty {
             // Swapped with spare buffers rather than copied: a copy would make the next append
             // allocate a new buffer (copy on write) every tick.

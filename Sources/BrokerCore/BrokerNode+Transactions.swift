@@ -85,23 +85,39 @@ extension BrokerNode {
         }
     }
 
-    /// Writes the staged APPEND_MSG entries and hands their puts to the machine: at the end of
-    /// the tick, and before any transaction command (so a COMMIT pipelined behind its puts finds
-    /// them recorded).
-    func flushJournaledPuts(_ clock: NodeClock, _ actions: inout [Action]) {
+    /// Hands the staged puts to the machine, which holds them for their transaction, and keeps
+    /// their answers until the entries are written (`writeJournal`). Before a PREPARE, COMMIT or
+    /// ROLLBACK — a COMMIT pipelined behind its puts finds them, and its own entry is staged
+    /// behind theirs — and before a closed connection's rollbacks.
+    func recordStagedPuts(_ clock: NodeClock) {
         guard !journaledPuts.isEmpty else { return }
         let puts = journaledPuts
         journaledPuts.removeAll(keepingCapacity: true)
-        do {
-            try journal.flushWrites()
-        } catch {
-            journalFailed("\(error)", clock, &actions)
-            for (put, _) in puts {
-                feed(.transactionPutJournaled(put, .failure(.init("cannot write the transaction journal: \(error)"))), clock, &actions)
-            }
-            return
+        for (put, position) in puts { feed(.transactionPutJournaled(put, .success(position)), clock, &deferredPutAnswers) }
+    }
+
+    /// The end of a tick: the staged entries written in one write, then the answers of the puts
+    /// they hold. If the write fails, the journal is failed and those puts are answered with the
+    /// error (their transactions cannot commit any more).
+    func writeJournal(_ clock: NodeClock, _ actions: inout [Action]) {
+        recordStagedPuts(clock)
+        if journal.hasStagedEntries {
+            do { try journal.flushWrites() } catch { journalSyncFailed("\(error)", clock, &actions) }
         }
-        for (put, position) in puts { feed(.transactionPutJournaled(put, .success(position)), clock, &actions) }
+        guard !deferredPutAnswers.isEmpty else { return }
+        if let failure = journal.failure {
+            // Whether these entries reached the file is unknown (a write failed, here or in a
+            // sync's first step): their puts are refused, and their transactions cannot commit.
+            for index in deferredPutAnswers.indices {
+                if case .putAnswer(let connection, let answer) = deferredPutAnswers[index] {
+                    deferredPutAnswers[index] = .reply(connection, ResultResponse(
+                        code: StatusCode.internalServerError, text: "cannot write the transaction journal: \(failure)",
+                        opaque: answer.opaque))
+                }
+            }
+        }
+        actions.append(contentsOf: deferredPutAnswers)
+        deferredPutAnswers.removeAll(keepingCapacity: true)
     }
 
     /// A prepare or rollback entry. A forced entry's answer (a prepare's `0`) waits for the

@@ -128,6 +128,9 @@ public final class BrokerNode {
     @exclusivity(unchecked) var journalWaiters: [(upTo: TxJournalPosition, waiter: JournalWaiter)] = []
     /// Puts whose APPEND_MSG entries are staged in the journal, not yet written.
     @exclusivity(unchecked) var journaledPuts: [(put: BrokerMachine.TransactionPutJournal, position: TxJournalPosition)] = []
+    /// Answers of transactional puts the machine holds already, sent once their entries are
+    /// written (end of tick).
+    @exclusivity(unchecked) var deferredPutAnswers: [Action] = []
     /// The journal sync running (at most one).
     @exclusivity(unchecked) var journalSyncing: SyncBatch?
     @exclusivity(unchecked) var journalFailureReported = false
@@ -201,7 +204,7 @@ public final class BrokerNode {
             guard openConnections.remove(connection) != nil else { return }
             // Its staged transactional puts first: they belong before the rollbacks of its
             // local transactions.
-            flushJournaledPuts(clock, &actions)
+            recordStagedPuts(clock)
             feed(.connectionClosed(connection), clock, &actions)
         case .syncFinished(let partition, let id, let result): syncFinished(partition, id: id, result, clock, &actions)
         case .journalSyncFinished(let id, let result): journalSyncFinished(id: id, result, clock, &actions)
@@ -225,7 +228,7 @@ public final class BrokerNode {
             // A transaction's staged puts are recorded before its outcome is decided (a pipelined
             // COMMIT finds them); BEGIN, END, RECOVER and FORGET need none of them.
             switch command.type {
-            case .prepare, .commitOnePhase, .commitTwoPhase, .rollback: flushJournaledPuts(clock, &actions)
+            case .prepare, .commitOnePhase, .commitTwoPhase, .rollback: recordStagedPuts(clock)
             case .begin, .end, .recover, .forget: break
             }
             // The machine times BEGIN's timeout on the node's monotonic clock (§4.6).

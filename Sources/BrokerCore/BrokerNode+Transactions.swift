@@ -77,7 +77,7 @@ extension BrokerNode {
             return feed(.transactionPutJournaled(put, .failure(.init(reservationFailure))), clock, &actions)
         }
         do {
-            let position = try journal.stage(put.entry, force: false)
+            let position = try journal.stageAppendMessage(messageId: put.messageId, put: put.put)
             journaledPuts.append((put, position))
         } catch {
             journalFailed("\(error)", clock, &actions)

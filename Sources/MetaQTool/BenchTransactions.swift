@@ -31,9 +31,17 @@ struct TransactionPlan: Sendable {
         var sent = 0
         var out: [UInt8] = []
         var scanner = ResultScanner()
-        /// Transactions in flight by number, and the transaction each outstanding opaque belongs to.
+        /// Transactions in flight by number, and the transaction each outstanding opaque belongs
+        /// to (a ring: opaques are consecutive and at most `window` + 2 per transaction are out).
         var transactions: [Int: InFlight] = [:]
-        var owner: [Int32: Int] = [:]
+        var ringSize = 1
+        while ringSize < (max(plan.pipeline, size) + 2) * 8 { ringSize <<= 1 }
+        let mask = ringSize - 1
+        var ringOwner = [Int](repeating: -1, count: ringSize)
+        // `put <topic> <partition> <length> 0 <checksum> ` per partition, encoded once (§1.4.1).
+        let prefixes: [[UInt8]] = (0..<plan.partitions).map { partition in
+            Array("put \(plan.topic) \(partition) \(plan.payload.count) 0 \(checksum) ".utf8)
+        }
         var nextTransaction = 0
         var messagesInFlight = 0
         var reported = false
@@ -50,16 +58,21 @@ struct TransactionPlan: Sendable {
                 let key = session.nextLocal().key
                 let number = nextTransaction
                 nextTransaction += 1
-                owner[opaque] = number
+                let keyBytes = Array(key.utf8) + [UInt8(ascii: " ")]
+                ringOwner[Int(opaque) & mask] = number
                 Frame.transaction(TransactionCommand(transactionKey: key, sessionId: session.sessionId, type: .begin,
                                                      opaque: take())).encode(into: &out)
                 for index in 0..<count {
                     let partition = (worker + sent + index) % plan.partitions
-                    owner[opaque] = number
-                    out.append(contentsOf: Array("put \(plan.topic) \(partition) \(plan.payload.count) 0 \(checksum) \(key) \(take())\r\n".utf8))
+                    ringOwner[Int(opaque) & mask] = number
+                    out.append(contentsOf: prefixes[partition])
+                    out.append(contentsOf: keyBytes)
+                    out.appendDecimal(Int64(take()))
+                    out.append(0x0D)
+                    out.append(0x0A)
                     out.append(contentsOf: plan.payload)
                 }
-                owner[opaque] = number
+                ringOwner[Int(opaque) & mask] = number
                 Frame.transaction(TransactionCommand(transactionKey: key, sessionId: session.sessionId, type: .commitOnePhase,
                                                      opaque: take())).encode(into: &out)
                 transactions[number] = InFlight(key: key, count: count, answersLeft: count + 2, started: .now)
@@ -70,7 +83,9 @@ struct TransactionPlan: Sendable {
             if transactions.isEmpty { break }
             let open = try connection.receiveRaw { bytes in
                 try scanner.scan(bytes) { answer in
-                    guard let number = owner.removeValue(forKey: answer.opaque), var transaction = transactions[number] else {
+                    let number = ringOwner[Int(answer.opaque) & mask]
+                    ringOwner[Int(answer.opaque) & mask] = -1
+                    guard number >= 0, var transaction = transactions[number] else {
                         throw ValidationError("the broker answered an unknown opaque \(answer.opaque)")
                     }
                     transaction.answersLeft -= 1

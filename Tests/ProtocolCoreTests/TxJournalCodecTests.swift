@@ -117,6 +117,22 @@ struct TxJournalCodecTests {
         }
     }
 
+    /// The node encodes a transactional put's entry from the put itself (line and body written in
+    /// place): the same bytes as encoding the put first.
+    @Test func anAppendMessageFromThePutIsTheSameEntry() {
+        var scratch: [UInt8] = [1, 2, 3]
+        for bodySize in [0, 5, 127, 128, 5_000] {
+            for checksum: Int32? in [-1, 12345] {
+                let put = PutCommand(topic: "topic", partition: 3, flag: 1, checksum: checksum, transactionKey: "XID:1:0a:0b:q",
+                                     body: [UInt8](repeating: 1, count: bodySize), opaque: 77)
+                var out: [UInt8] = [9]
+                TxJournalCodec.encodeAppendMessage(messageId: -5, put: put, scratch: &scratch, into: &out)
+                let expected = TxJournalCodec.encode(.appendMessage(messageId: -5, putCommand: Frame.put(put).encoded()), force: false)
+                #expect(out == [9] + expected, "body \(bodySize)")
+            }
+        }
+    }
+
     @Test func everyTruncationIsIncompleteOrDamaged() {
         for (entry, force) in Self.samples {
             let encoded = TxJournalCodec.encode(entry, force: force)

@@ -69,8 +69,7 @@ extension BrokerMachine {
             var logged = put
             if logged.checksum == nil { logged.checksum = -1 }
             out.append(.journalTransactionPut(TransactionPutJournal(
-                connection: connection, opaque: put.opaque, ticket: ticket, messageId: issue.id,
-                entry: .appendMessage(messageId: issue.id, putCommand: Frame.put(logged).encoded()))))
+                connection: connection, opaque: put.opaque, ticket: ticket, messageId: issue.id, put: logged)))
             return
         }
         let token = token(for: .put(connection, opaque: put.opaque, msgId: issue.id, target,

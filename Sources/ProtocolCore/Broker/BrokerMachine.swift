@@ -113,9 +113,12 @@ public struct BrokerMachine {
         public var opaque: Int32
         public var ticket: TxPutTicket
         public var messageId: Int64
-        /// `APPEND_MSG`: the message id and the put's wire encoding (checksum -1 for a put that
-        /// carried none, as the original re-encodes old-format puts, §4.3).
-        public var entry: TxJournalEntry
+        /// The put as the redo log records it: checksum -1 for a put that carried none, as the
+        /// original re-encodes old-format puts (§4.3).
+        public var put: PutCommand
+
+        /// Its `APPEND_MSG` entry (the node encodes it straight into the journal instead).
+        public var entry: TxJournalEntry { .appendMessage(messageId: messageId, putCommand: Frame.put(put).encoded()) }
     }
 
     /// The numbers of a successful put's answer.

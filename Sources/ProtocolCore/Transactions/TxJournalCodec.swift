@@ -41,6 +41,29 @@ public enum TxJournalCodec {
     /// `encode(_:force:)` appended to `out`. An APPEND_MSG entry — one per transactional put —
     /// is written straight into `out` with its lengths worked out first (no intermediate arrays);
     /// the bytes are the same.
+    /// The APPEND_MSG entry of `put` with `messageId`, appended to `out`: the put's request line
+    /// and body written in place (`scratch` holds the line), the same bytes as encoding
+    /// `.appendMessage(messageId:putCommand: Frame.put(put).encoded())`.
+    public static func encodeAppendMessage(messageId: Int64, put: PutCommand, scratch: inout [UInt8], into out: inout [UInt8]) {
+        scratch.removeAll(keepingCapacity: true)
+        put.encodeHeader(into: &scratch)
+        let putLength = scratch.count + put.body.count
+        let appendLength = 1 + varintSize(UInt64(bitPattern: messageId)) + 1 + varintSize(UInt64(putLength)) + putLength
+        let commandLength = 2 + 1 + varintSize(UInt64(appendLength)) + appendLength
+        out.reserveCapacity(out.count + 4 + commandLength)
+        appendInt32(&out, Int32(truncatingIfNeeded: commandLength))
+        out.append(0x08)
+        out.append(0x01)
+        out.append(0x12)
+        appendVarint(&out, UInt64(appendLength))
+        out.append(0x08)
+        appendVarint(&out, UInt64(bitPattern: messageId))
+        out.append(0x12)
+        appendVarint(&out, UInt64(putLength))
+        out.append(contentsOf: scratch)
+        out.append(contentsOf: put.body)
+    }
+
     public static func encode(_ entry: TxJournalEntry, force: Bool, into out: inout [UInt8]) {
         if case .appendMessage(let messageId, let putCommand) = entry {
             // AppendMessageCommand { 1: message_id (varint), 2: put_command (bytes) }

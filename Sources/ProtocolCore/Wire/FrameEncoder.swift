@@ -37,6 +37,12 @@ extension Frame {
 
 extension PutCommand {
     func encode(into out: inout [UInt8]) {
+        encodeHeader(into: &out)
+        out.append(contentsOf: body)
+    }
+
+    /// The request line, `put … <opaque>␍␊`, without the body that follows it.
+    public func encodeHeader(into out: inout [UInt8]) {
         out.append(contentsOf: "put".utf8)
         out.appendToken(topic)
         out.appendDecimalToken(Int64(partition))
@@ -46,7 +52,6 @@ extension PutCommand {
         if let transactionKey { out.appendToken(transactionKey) }
         out.appendDecimalToken(Int64(opaque))
         out.appendCRLF()
-        out.append(contentsOf: body)
     }
 }
 

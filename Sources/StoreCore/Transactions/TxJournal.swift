@@ -46,6 +46,8 @@ public final class TxJournal {
     public internal(set) var writtenEnd: TxJournalPosition
     /// Encoded entries not yet written (`stage`), at the end of the current file.
     var staged: [UInt8] = []
+    /// A put's request line while it is encoded into `staged`.
+    var scratch: [UInt8] = []
     /// Everything before this position (in every file) is durable.
     public internal(set) var syncedEnd: TxJournalPosition
     /// Where the replay of this opening starts and ends.
@@ -163,6 +165,25 @@ public final class TxJournal {
         let position = TxJournalPosition(file: file.number, offset: file.size + Int64(start))
         // Encoded straight into the staging buffer (one copy of the put per transactional put).
         TxJournalCodec.encode(entry, force: force, into: &staged)
+        let size = staged.count - start
+        guard size <= config.maxEntryBytes else {
+            staged.removeLast(size)
+            throw .entryTooLarge(bytes: size, limit: config.maxEntryBytes)
+        }
+        if staged.count >= Self.stagingBytes { try flushWrites() }
+        return position
+    }
+
+    /// `stage(.appendMessage(messageId:putCommand: <put's encoding>), force: false)` without
+    /// encoding the put twice: its line and body go straight into the staging buffer.
+    @discardableResult
+    public func stageAppendMessage(messageId: Int64, put: PutCommand) throws(TxJournalError) -> TxJournalPosition {
+        try requireOpen()
+        if staged.isEmpty { try rollIfDue() }
+        let file = current
+        let start = staged.count
+        let position = TxJournalPosition(file: file.number, offset: file.size + Int64(start))
+        TxJournalCodec.encodeAppendMessage(messageId: messageId, put: put, scratch: &scratch, into: &staged)
         let size = staged.count - start
         guard size <= config.maxEntryBytes else {
             staged.removeLast(size)

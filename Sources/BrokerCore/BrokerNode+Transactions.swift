@@ -165,7 +165,8 @@ extension BrokerNode {
                                clock, &actions)
         }
         commits[id] = commit
-        if config.flushTxLogAtCommit == .everyCommit {
+        // (The canary releases the holds at once, as if the entry were durable already.)
+        if config.flushTxLogAtCommit == .everyCommit && settings.canary != .releaseCommitBeforeEntryDurable {
             journalWaiters.append((journal.writtenEnd, .commit(id)))
         } else {
             // The journal is synced later (or by the OS): the batches need not wait for it.
@@ -221,7 +222,8 @@ extension BrokerNode {
     func finishCommitIfDone(_ id: UInt64, _ clock: NodeClock, _ actions: inout [Action]) {
         guard let commit = commits[id], commit.entryDurable, commit.batchesLeft == 0 else { return }
         commits[id] = nil
-        for action in machine.transactionCommitFinished(commit.plan.slot) { perform(action, clock, &actions) }
+        let stored = commit.plan.batches.map(\.partition)
+        for action in machine.transactionCommitFinished(commit.plan.slot, storedIn: stored) { perform(action, clock, &actions) }
     }
 
     /// Tells the machine a commit did not complete, and carries out what it answers.

@@ -85,13 +85,31 @@ extension BrokerNode {
                                     + "not hold its batch, and the journal no longer has its messages")
                 continue
             }
-            // A torn batch at the end of the log is cut off first: its first records must not be
-            // there twice.
-            if let lastStart = log.segmentStarts.last, location.offset >= lastStart, location.offset < log.writtenOffset {
+            // A batch torn at the very end of the log is cut off first (its first records must not
+            // be there twice) and appended whole. One damaged before records that recovery kept
+            // (and readers skip the damage) stays: cutting it would drop the records after it and
+            // shift the offsets readers hold, so only its records not intact where the commit put
+            // them are appended.
+            var messages = batch.messages
+            if let lastStart = log.segmentStarts.last, location.offset >= lastStart, location.offset < log.writtenOffset,
+               location.offset + Int64(location.length) >= log.writtenOffset {
                 try log.truncate(to: location.offset)
+            } else if location.offset < log.writtenOffset {
+                var offset = location.offset
+                messages = []
+                for message in batch.messages {
+                    var record: [UInt8] = []
+                    Record.append(to: &record, msgId: message.messageId, flag: message.flag, payload: message.body,
+                                  checksum: CRC32.metaqChecksum(message.body))
+                    if try !log.holdsBatch(at: offset, length: Int32(record.count), checksum: CRC32.metaqChecksum(record)) {
+                        messages.append(message)
+                    }
+                    offset += Int64(record.count)
+                }
             }
+            if messages.isEmpty { continue }
             var bytes: [UInt8] = []
-            for message in batch.messages {
+            for message in messages {
                 Record.append(to: &bytes, msgId: message.messageId, flag: message.flag, payload: message.body,
                               checksum: CRC32.metaqChecksum(message.body))
             }
@@ -103,7 +121,7 @@ extension BrokerNode {
             changed = true
             report.batchesAppended += 1
             report.notes.append("appended the batch of \(commit.transactionId) to \(partition) again at \(outcome.offset) "
-                                + "(\(batch.messages.count) messages)")
+                                + "(\(messages.count) of its \(batch.messages.count) messages)")
         }
         if changed { try journal.rewriteAttachment(at: commit.position, locations: locations) }
     }

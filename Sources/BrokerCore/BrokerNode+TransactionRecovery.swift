@@ -16,7 +16,8 @@ extension BrokerNode {
     }
 
     static func recoverTransactions(storage: any Storage, stores: PartitionStores, config: ServerConfig,
-                                    settings: TransactionMachine.Settings, clock: NodeClock) throws -> RecoveredTransactions {
+                                    settings: TransactionMachine.Settings, clock: NodeClock,
+                                    canary: Canary? = nil) throws -> RecoveredTransactions {
         let directory = TxJournal.directory(dataLogPath: config.dataLogPath ?? stores.defaultDataPath)
         let (journal, opened) = try TxJournal.open(storage: storage, directory: directory,
                                                    config: TxJournalConfig(maxCheckpoints: config.maxCheckpoints))
@@ -49,7 +50,7 @@ extension BrokerNode {
                 if case .operation(let type, _, _, _) = entry, type.isRollback { report.rolledBack += 1 }
             case .verifyCommit(let commit):
                 report.commitsChecked += 1
-                try verify(commit, stores: stores, journal: journal, clock: clock, report: &report)
+                try verify(commit, stores: stores, journal: journal, clock: clock, report: &report, canary: canary)
             case .notice(let text): report.notes.append(text)
             case .reply, .commit: report.notes.append("replay asked for \(action); ignored")
             }
@@ -68,25 +69,47 @@ extension BrokerNode {
 
     /// Checks one replayed commit against its partitions and appends what is missing (§4.5).
     static func verify(_ commit: TxReplayedCommit, stores: PartitionStores, journal: TxJournal, clock: NodeClock,
-                       report: inout TransactionRecoveryReport) throws {
+                       report: inout TransactionRecoveryReport, canary: Canary? = nil) throws {
         var locations = commit.locations
         var changed = false
         for (index, location) in commit.locations.enumerated() {
             let partition = TopicPartition(location.topic, location.partition)
             let log = try stores.logCreatingIfNeeded(partition, now: clock.now)
             if try log.holdsBatch(at: location.offset, length: location.length, checksum: location.checksum) { continue }
+            // Below the log's first offset the batch was stored and later removed by retention on
+            // purpose (§2.7): appending it again would deliver its messages a second time.
+            if location.offset < log.minOffset { continue }
+            if canary == .skipCommitReappend { continue }  // the canary: a missing committed batch stays missing
             guard let plan = commit.plan, let batch = plan.batches.first(where: { $0.partition == partition }) else {
                 report.notes.append("the commit of \(commit.transactionId) names \(partition) at \(location.offset), which does "
                                     + "not hold its batch, and the journal no longer has its messages")
                 continue
             }
-            // A torn batch at the end of the log is cut off first: its first records must not be
-            // there twice.
-            if let lastStart = log.segmentStarts.last, location.offset >= lastStart, location.offset < log.writtenOffset {
+            // A batch torn at the very end of the log is cut off first (its first records must not
+            // be there twice) and appended whole. One damaged before records that recovery kept
+            // (and readers skip the damage) stays: cutting it would drop the records after it and
+            // shift the offsets readers hold, so only its records not intact where the commit put
+            // them are appended.
+            var messages = batch.messages
+            if let lastStart = log.segmentStarts.last, location.offset >= lastStart, location.offset < log.writtenOffset,
+               location.offset + Int64(location.length) >= log.writtenOffset {
                 try log.truncate(to: location.offset)
+            } else if location.offset < log.writtenOffset {
+                var offset = location.offset
+                messages = []
+                for message in batch.messages {
+                    var record: [UInt8] = []
+                    Record.append(to: &record, msgId: message.messageId, flag: message.flag, payload: message.body,
+                                  checksum: CRC32.metaqChecksum(message.body))
+                    if try !log.holdsBatch(at: offset, length: Int32(record.count), checksum: CRC32.metaqChecksum(record)) {
+                        messages.append(message)
+                    }
+                    offset += Int64(record.count)
+                }
             }
+            if messages.isEmpty { continue }
             var bytes: [UInt8] = []
-            for message in batch.messages {
+            for message in messages {
                 Record.append(to: &bytes, msgId: message.messageId, flag: message.flag, payload: message.body,
                               checksum: CRC32.metaqChecksum(message.body))
             }
@@ -98,7 +121,7 @@ extension BrokerNode {
             changed = true
             report.batchesAppended += 1
             report.notes.append("appended the batch of \(commit.transactionId) to \(partition) again at \(outcome.offset) "
-                                + "(\(batch.messages.count) messages)")
+                                + "(\(messages.count) of its \(batch.messages.count) messages)")
         }
         if changed { try journal.rewriteAttachment(at: commit.position, locations: locations) }
     }

@@ -216,7 +216,8 @@ extension BrokerNode {
                                clock, &actions)
         }
         commits[id] = commit
-        if config.flushTxLogAtCommit == .everyCommit {
+        // (The canary releases the holds at once, as if the entry were durable already.)
+        if config.flushTxLogAtCommit == .everyCommit && settings.canary != .releaseCommitBeforeEntryDurable {
             journalWaiters.append((journal.writtenEnd, .commit(id)))
         } else {
             // The journal is synced later (or by the OS): the batches need not wait for it.
@@ -250,8 +251,6 @@ extension BrokerNode {
         guard let batch = commitBatches.removeValue(forKey: token) else {
             return violated("an unknown commit batch \(token) was acknowledged")
         }
-        // The batch may be the partition's first records: from now on `get` and `offset` serve it.
-        machine.noteRecordsStored(in: batch.partition)
         guard var commit = commits[batch.commit] else { return }  // the commit failed meanwhile
         commit.batchesLeft -= 1
         commits[batch.commit] = commit
@@ -283,7 +282,8 @@ extension BrokerNode {
                 committedUnsyncedPruneAt = max(64, committedUnsynced.count * 2)
             }
         }
-        for action in machine.transactionCommitFinished(commit.plan.slot) { perform(action, clock, &actions) }
+        let stored = commit.plan.batches.map(\.partition)
+        for action in machine.transactionCommitFinished(commit.plan.slot, storedIn: stored) { perform(action, clock, &actions) }
     }
 
     /// Tells the machine a commit did not complete, and carries out what it answers.

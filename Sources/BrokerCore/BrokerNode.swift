@@ -54,6 +54,11 @@ public final class BrokerNode {
         case acknowledgeFailedLogPuts
         /// A graceful stop closes without its final sync (its puts unanswered).
         case skipFinalSync
+        /// A commit's held batches are released as soon as its commit entry is written, not once
+        /// it is durable: a power loss can keep a batch (or part of one) without its entry.
+        case releaseCommitBeforeEntryDurable
+        /// Recovery does not append a committed batch that is missing or torn (§4.5).
+        case skipCommitReappend
     }
 
     enum Phase {
@@ -173,7 +178,7 @@ public final class BrokerNode {
             transactions: transactionSettings)
         // Transactions after the partitions: a replayed commit is checked against them (§4.5).
         let transactions = try recoverTransactions(storage: storage, stores: stores, config: config,
-                                                   settings: transactionSettings, clock: clock)
+                                                   settings: transactionSettings, clock: clock, canary: settings.canary)
         let machine = BrokerMachine(settings: machineSettings, partitionsWithData: Set(stores.partitions),
                                     idReservationMs: reservation, seed: settings.seed, transactions: transactions.machine)
         let node = BrokerNode(settings: settings, stores: stores, storage: storage, machine: machine, startedAt: clock.now,

@@ -14,7 +14,8 @@ struct MetaQSim: ParsableCommand {
             flush policy, segment size, workload, fault rates; a quarter of the seeds also run 1-2 consumer \
             groups of 1-4 members, half of them with an application that fails some messages: retries, \
             hand-offs to each member's recover store, redelivery rounds; half of them with handlers that \
-            ack and roll back by hand), runs it on a virtual clock with power losses, crashes, connection drops, \
+            ack and roll back by hand; a third of the seeds add producers in local transactions and XA \
+            transactions driven by a transaction manager that crashes between prepare and commit), runs it on a virtual clock with power losses, crashes, connection drops, \
             network partitions, slow disks, bit rot, broker disk faults (a failed write, a full disk, a failed \
             fsync), graceful stops, retention runs, consumer and group-member crashes, ZooKeeper session \
             expiries and connection losses, a broker joining late (the safety phase), then heals everything \
@@ -22,7 +23,8 @@ struct MetaQSim: ParsableCommand {
             (beyond what the flush policy allows), no garbage delivered, per-partition order, every \
             acknowledged message delivered to every group, one live owner per partition, stored offsets \
             never going back, no message skipped past a committed offset or at the end unless a recover \
-            store keeps it, liveness.
+            store keeps it, liveness; transactions visible all or nothing, never when not committed, exactly once \
+            when committed, every prepared branch finished exactly once.
 
             Examples:
               metaq-sim --seed 42 --trace        one seed, with its event trace
@@ -30,6 +32,7 @@ struct MetaQSim: ParsableCommand {
               metaq-sim --seed $(git rev-parse HEAD)   a commit hash is a seed too
               metaq-sim --sweep 500 --canary     the canary: acknowledge before sync (must fail)
               metaq-sim --sweep 300 --broker-canary skip-final-sync   a broken graceful stop (must fail)
+              metaq-sim --sweep 2000 --broker-canary skip-commit-reappend   a recovery losing a committed batch (must fail)
               metaq-sim --sweep 500 --spool-canary   ordered spool writes dropped (must fail)
               metaq-sim --sweep 400 --ack-canary     manual ack committing unacknowledged messages (must fail)
               metaq-sim --sweep 400 --router-canary  a router shutdown forgetting waiting sends (must fail)
@@ -50,13 +53,15 @@ struct MetaQSim: ParsableCommand {
     @Flag(help: "Canary build switch: the broker acknowledges group-commit puts before their sync; the checkers must catch it.")
     var canary = false
 
-    @Option(help: "A broker node canary the checkers must catch: forget-failed-log-puts, acknowledge-failed-log-puts or skip-final-sync.")
+    @Option(help: "A broker node canary the checkers must catch: forget-failed-log-puts, acknowledge-failed-log-puts, skip-final-sync, release-commit-before-entry-durable or skip-commit-reappend.")
     var brokerCanary: String?
 
     static let brokerCanaries: [String: SimBugs] = [
         "forget-failed-log-puts": .brokerForgetsFailedLogPuts,
         "acknowledge-failed-log-puts": .brokerAcknowledgesFailedLogPuts,
         "skip-final-sync": .brokerSkipsFinalSync,
+        "release-commit-before-entry-durable": .brokerReleasesCommitEarly,
+        "skip-commit-reappend": .brokerSkipsCommitReappend,
     ]
 
     @Flag(help: "Canary: a manual-ack consumer commits what was processed, not what was acknowledged; the checkers must catch it.")

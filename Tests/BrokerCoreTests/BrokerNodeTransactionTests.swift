@@ -144,6 +144,34 @@ struct BrokerNodeTransactionTests {
         #expect(d.node.unansweredPuts == 0 && d.node.checkInvariants().isEmpty)
     }
 
+    /// Found by the simulator's transaction sweep (seed 91 of issue simtx): a partition whose
+    /// first messages came by a commit answered GET with 404 "not exists" until the broker
+    /// restarted, since only plain puts marked a partition as holding data (§1.4.2).
+    @Test func aPartitionFilledOnlyByACommitAnswersGets() throws {
+        let d = try Self.driver(disk: SimDisk())
+        let key = "TX:s:1"
+        d.transaction(c1, key, .begin, opaque: 1)
+        d.put(c1, key: key, partition: 1, opaque: 2)
+        d.put(c1, key: key, partition: 1, opaque: 3)
+        d.transaction(c1, key, .commitOnePhase, opaque: 4)
+        #expect(d.replies[4] == "200 ")
+        #expect(d.bodies(1) == ["message 2", "message 3"])
+        var actions: [BrokerNode.Action] = []
+        d.node.handle(.request(c2, .get(GetCommand(topic: "test", group: "g", partition: 1, offset: 0, maxSize: 1024, opaque: 5))),
+                      clock: BrokerNodeTests.clock(), into: &actions)
+        d.node.handle(.tickEnded, clock: BrokerNodeTests.clock(), into: &actions)
+        var served = false
+        for action in actions {
+            switch action {
+            case .reply(_, let response) where response.opaque == 5:
+                Issue.record("GET of a partition holding committed messages answered \(response.code) \(response.text)")
+            case .sendFile(_, _, let opaque), .sendValue(_, _, let opaque): served = served || opaque == 5
+            default: break
+            }
+        }
+        #expect(served, "the GET is answered with the committed messages")
+    }
+
     @Test func aRolledBackTransactionLeavesNothingAndItsKeyIsGone() throws {
         let d = try Self.driver(disk: SimDisk())
         let key = "TX:s:1"
@@ -199,6 +227,83 @@ struct BrokerNodeTransactionTests {
         #expect(again.bodies(0) == ["message 2"] && again.bodies(1) == ["message 3"])
         again.transaction(c2, "null", .recover, opaque: 7)
         #expect(again.replies[7] == "200 ")
+    }
+
+    /// Found by the simulator's transaction sweep (seed 39 of issue simtx): a committed batch that
+    /// retention later removed (its segment expired) counted as missing at the next start, and
+    /// recovery appended it again — its messages were delivered a second time (§2.7, §4.5).
+    @Test func aCommittedBatchRemovedByRetentionIsNotAppendedAgain() throws {
+        let disk = SimDisk()
+        func open() throws -> Driver {
+            let d = Driver(try BrokerNodeTests.node(flush: "unflushThreshold=0", extra: "deletePolicy=delete,1h\n", disk: disk))
+            d.feed(.start)
+            d.feed(.connectionOpened(c1))
+            d.feed(.connectionOpened(c2))
+            return d
+        }
+        let d = try open()
+        d.transaction(c1, "TX:s:1", .begin, opaque: 1)
+        d.put(c1, key: "TX:s:1", opaque: 2)
+        d.transaction(c1, "TX:s:1", .commitOnePhase, opaque: 3)
+        #expect(d.replies[3] == "200 ")
+        for opaque in Int32(10)...40 { d.put(c2, key: nil, opaque: opaque) }
+        let log = try #require(d.node.stores.log(TopicPartition("test", 0)))
+        #expect(log.segmentCount > 2)
+        d.feed(.retentionRequested(asOfWallMs: BrokerNodeTests.wallMs + 2 * 3_600_000))
+        #expect(log.minOffset > 0 && !d.bodies().contains("message 2"), "retention removed the committed batch's segment")
+        let kept = d.bodies()
+        disk.crash()
+
+        let again = try open()
+        #expect(again.node.transactionRecovery.batchesAppended == 0, "\(again.node.transactionRecovery)")
+        #expect(again.bodies() == kept, "the removed batch does not come back")
+    }
+
+    /// Found by the simulator's sweep (seed 6111 of issue simtx): a committed batch damaged in the
+    /// middle of the log — recovery kept the records after the damage and skips it — was "torn"
+    /// to recovery, which cut the log back to the batch before appending it again: the records
+    /// after it were lost and every offset a reader held past it pointed into the new bytes
+    /// (§2.6, §4.5). Only a batch at the very end is cut off now; of this one only the records not
+    /// intact are appended again (seeds 2108, 3594: appending it whole repeated its intact ones).
+    @Test func aCommittedBatchDamagedBeforeLaterRecordsIsAppendedWithoutCuttingThem() throws {
+        let disk = SimDisk()
+        let d = try Self.driver(disk: disk)
+        d.put(c2, key: nil, opaque: 1)
+        d.transaction(c1, "TX:s:1", .begin, opaque: 2)
+        d.put(c1, key: "TX:s:1", opaque: 3)
+        d.put(c1, key: "TX:s:1", opaque: 4)
+        d.transaction(c1, "TX:s:1", .commitOnePhase, opaque: 5)
+        #expect(d.replies[5] == "200 ")
+        d.put(c2, key: nil, opaque: 6)
+        d.put(c2, key: nil, opaque: 7)
+        #expect(d.bodies() == ["message 1", "message 3", "message 4", "message 6", "message 7"])
+        let log = try #require(d.node.stores.log(TopicPartition("test", 0)))
+        let end = log.maxOffset
+        let batchOffset = Int64(Record.size(payloadCount: "message 1".utf8.count))
+        let laterOffset = batchOffset + 2 * Int64(Record.size(payloadCount: "message 3".utf8.count))
+        // Bit rot inside the batch's first record, in the synced bytes.
+        let segment = try #require(disk.filePaths().first { $0.hasPrefix("/data/test-0/") && $0.hasSuffix(".meta") })
+        let file = try disk.open(segment, create: false)
+        try file.write(Array("XX".utf8), at: batchOffset + Int64(Record.headerSize) + 1)
+        try file.sync()
+        try file.close()
+        disk.crash()
+
+        let again = try Self.driver(disk: disk)
+        #expect(again.node.transactionRecovery.batchesAppended == 1, "\(again.node.transactionRecovery)")
+        let recovered = try #require(again.node.stores.log(TopicPartition("test", 0)))
+        #expect(recovered.maxOffset == end + Int64(Record.size(payloadCount: "message 3".utf8.count)),
+                "only the damaged record is appended, after what was there; nothing is cut off")
+        guard case .slice(let slice) = recovered.read(offset: laterOffset, maxBytes: 1 << 16) else {
+            Issue.record("the record after the damaged batch is no longer readable at \(laterOffset)")
+            return
+        }
+        let records = RecordIterator(try recovered.bytes(of: slice), baseOffset: laterOffset)
+        let bodies = Array(records.prefix(4)).compactMap { element -> String? in
+            if case .message(let message) = element { return String(decoding: message.data, as: UTF8.self) } else { return nil }
+        }
+        // Later records stay where readers found them; the intact "message 4" stays in place, not appended twice.
+        #expect(bodies == ["message 6", "message 7", "message 3"])
     }
 
     /// A power loss after the commit entry is durable but before its batch reached the disk:

@@ -117,12 +117,6 @@ extension BrokerMachine {
         return nil
     }
 
-    /// Records reached `target` other than through a put (a transaction's commit batch, §4.2):
-    /// reads of the partition are served from now on, as after its first put.
-    public mutating func noteRecordsStored(in target: TopicPartition) {
-        if !partitionsWithData.contains(target) { partitionsWithData.insert(target) }
-    }
-
     mutating func completePut(_ token: UInt64, _ result: Result<Int64, StoreFailure>, into out: inout [Action]) {
         if let target = orphanedPuts.removeValue(forKey: token) {
             if case .success = result { partitionsWithData.insert(target) }

@@ -15,8 +15,11 @@ extension BrokerMachine {
     }
 
     /// A commit plan's outcome, reported by the node.
-    public mutating func transactionCommitFinished(_ slot: TxSlot) -> [Action] {
-        transactionActions(transactions.commitFinished(slot))
+    /// `partitions`: where the commit's batches were stored. A partition whose first messages
+    /// came by a commit holds data now, so GETs must find it instead of answering 404 (§1.4.2).
+    public mutating func transactionCommitFinished(_ slot: TxSlot, storedIn partitions: [TopicPartition] = []) -> [Action] {
+        for partition in partitions where !partitionsWithData.contains(partition) { partitionsWithData.insert(partition) }
+        return transactionActions(transactions.commitFinished(slot))
     }
 
     public mutating func transactionCommitFailed(_ slot: TxSlot, reason: String, commitEntryWritten: Bool) -> [Action] {

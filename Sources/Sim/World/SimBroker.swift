@@ -23,6 +23,8 @@ final class SimBroker {
     var zkSession: SimZKSession?
     /// Partitions whose log failed in the running incarnation (from the node's notices).
     private(set) var failedPartitions: Set<TopicPartition> = []
+    /// The transaction journal failed in the running incarnation (a restart cures it).
+    private(set) var journalFailed = false
     /// partition → the first offset retention kept (everything below was removed on purpose).
     private(set) var retentionFloor: [TopicPartition: Int64] = [:]
 
@@ -60,6 +62,7 @@ final class SimBroker {
         incarnation += 1
         disk.nowMs = sim.wallMs
         failedPartitions = []
+        journalFailed = false
         let settings = BrokerNode.Settings(brokerURI: uri, version: "metaq-sim", configFile: Array(iniText.utf8),
                                            seed: sim.rng.next(),
                                            canary: sim.options.canaryAckBeforeSync ? .ackBeforeSync : sim.bugs.brokerCanary)
@@ -71,6 +74,11 @@ final class SimBroker {
         } catch {
             sim.fail("broker \(id) cannot start after recovery: \(error)")
             return
+        }
+        let recovered = node.transactionRecovery
+        if recovered.batchesAppended > 0 || recovered.rolledBack > 0 || !recovered.prepared.isEmpty {
+            sim.counters.txBatchesReappended += recovered.batchesAppended
+            sim.trace(.brokerRecovered, Int64(id), Int64(recovered.batchesAppended), "broker\(id) transactions: \(recovered)")
         }
         for (partition, recovery) in report.recoveries {
             sim.counters.recoveries += 1
@@ -172,6 +180,9 @@ final class SimBroker {
         process.node.handle(event, clock: clock, into: &actions)
         if endTick { process.node.handle(.tickEnded, clock: clock, into: &actions) }
         for action in actions { perform(action) }
+        // The node's invariants hold between ticks: a request decoded within a delivery may leave
+        // work for the tick's end (a forced journal entry's sync), checked after `.tickEnded`.
+        if case .request = event, !endTick { return }
         for problem in process.node.checkInvariants() where self.process === process {
             sim.fail("broker\(id): \(problem)")
         }
@@ -228,8 +239,11 @@ final class SimBroker {
             retentionFloor[partition] = max(retentionFloor[partition] ?? 0, minOffset)
             sim.counters.retentionRemovedSegments += segments.count
             sim.trace(.retention, Int64(id), minOffset, "broker\(id) \(notice)")
+        case .transactionJournalFailed:
+            journalFailed = true
+            sim.trace(.brokerNotice, Int64(id), 0, "broker\(id) \(notice)")
         case .idReservationNotPersisted, .segmentUnreadable, .retentionFailed, .finalSyncFailed, .syncPostponed, .syncsResumed,
-             .transaction, .transactionJournalFailed:
+             .transaction:
             sim.trace(.brokerNotice, Int64(id), 0, "broker\(id) \(notice)")
         }
     }

@@ -157,6 +157,18 @@ public struct SimCounters: Sendable, Equatable {
     public var manualRedelivered = 0
     /// Messages a crashed member's handlers had got and not decided about yet.
     public var manualUndecidedAtCrash = 0
+    // transactions (SimTransactions)
+    public var txSeeds = 0
+    public var txBegun = 0
+    public var txCommitted = 0
+    public var txRolledBack = 0
+    public var txAbandoned = 0
+    public var txUnknown = 0
+    public var txRefused = 0
+    public var txPrepared = 0
+    public var tmCrashes = 0
+    public var tmRecoveredFinished = 0
+    public var txBatchesReappended = 0
 
     public init() {}
 
@@ -208,6 +220,9 @@ public struct SimCounters: Sendable, Equatable {
         routerShutdowns += o.routerShutdowns; shutdownFailedSends += o.shutdownFailedSends
         manualAckSeeds += o.manualAckSeeds; manualAcks += o.manualAcks; manualRollbacks += o.manualRollbacks
         manualRedelivered += o.manualRedelivered; manualUndecidedAtCrash += o.manualUndecidedAtCrash
+        txSeeds += o.txSeeds; txBegun += o.txBegun; txCommitted += o.txCommitted; txRolledBack += o.txRolledBack
+        txAbandoned += o.txAbandoned; txUnknown += o.txUnknown; txRefused += o.txRefused; txPrepared += o.txPrepared
+        tmCrashes += o.tmCrashes; tmRecoveredFinished += o.tmRecoveredFinished; txBatchesReappended += o.txBatchesReappended
     }
 
     /// `name value` pairs in a fixed order, for reports.
@@ -255,7 +270,11 @@ public struct SimCounters: Sendable, Equatable {
          ("publish-waits-listed", publishWaitsListed), ("publish-waits-unlisted", publishWaitsUnlisted),
          ("router-shutdowns", routerShutdowns), ("shutdown-failed-sends", shutdownFailedSends),
          ("manual-ack-seeds", manualAckSeeds), ("manual-acks", manualAcks), ("manual-rollbacks", manualRollbacks),
-         ("manual-redelivered", manualRedelivered), ("manual-undecided-at-crash", manualUndecidedAtCrash)]
+         ("manual-redelivered", manualRedelivered), ("manual-undecided-at-crash", manualUndecidedAtCrash),
+         ("tx-seeds", txSeeds), ("tx-begun", txBegun), ("tx-committed", txCommitted), ("tx-rolled-back", txRolledBack),
+         ("tx-abandoned", txAbandoned), ("tx-unknown", txUnknown), ("tx-refused", txRefused), ("tx-prepared", txPrepared),
+         ("tm-crashes", tmCrashes), ("tm-recovered-finished", tmRecoveredFinished),
+         ("tx-batches-reappended", txBatchesReappended)]
     }
 
     public var report: String {

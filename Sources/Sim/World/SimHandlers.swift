@@ -91,12 +91,18 @@ public struct SimBugs: OptionSet, Sendable {
     /// A routed producer's router drops the sends and `publish(topic)` waits that wait for
     /// discovery at shutdown (`ProducerRouter.Canary.forgetWaitingOnShutDown`).
     public static let routerForgetsWaitingOnShutDown = SimBugs(rawValue: 1 << 12)
+    /// The broker node's transaction canaries: a commit's batches released before its entry is
+    /// durable; recovery skipping the re-append of a missing committed batch (§4.5).
+    public static let brokerReleasesCommitEarly = SimBugs(rawValue: 1 << 13)
+    public static let brokerSkipsCommitReappend = SimBugs(rawValue: 1 << 14)
 
     /// The node canary these bugs ask for (at most one is meant to be set).
     var brokerCanary: BrokerNode.Canary? {
         if contains(.brokerForgetsFailedLogPuts) { return .forgetFailedLogPuts }
         if contains(.brokerAcknowledgesFailedLogPuts) { return .acknowledgeFailedLogPuts }
         if contains(.brokerSkipsFinalSync) { return .skipFinalSync }
+        if contains(.brokerReleasesCommitEarly) { return .releaseCommitBeforeEntryDurable }
+        if contains(.brokerSkipsCommitReappend) { return .skipCommitReappend }
         return nil
     }
 }

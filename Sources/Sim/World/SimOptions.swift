@@ -135,6 +135,8 @@ public struct SimOptions: Sendable, CustomStringConvertible {
     /// ZooKeeper faults, `publish(topic)` waits and shutdowns of the routed producers; nil: none.
     /// Set by `Simulation` from its own stream (`SimRoutedFaults.stream`).
     public var routedFaults: SimRoutedFaults?
+    /// Transactional producers and transaction managers (`SimTransactions`), from their own stream.
+    public var transactions: SimTransactions?
     /// The spool canary: an ordered producer's spool write is reported written but dropped.
     public var canaryDropSpooled = false
 
@@ -187,6 +189,7 @@ public struct SimOptions: Sendable, CustomStringConvertible {
     public func serverIni(brokerId: Int) -> String {
         var lines = ["[system]", "brokerId=\(brokerId)", "numPartitions=1", "dataPath=/broker\(brokerId)",
                      "maxSegmentSize=\(maxSegmentSize)", "maxTransferSize=65536"]
+        if let interval = transactions?.checkpointIntervalMs { lines.append("checkpointInterval=\(interval)") }
         switch flush {
         case .groupCommit: lines += ["unflushThreshold=0", "unflushInterval=10000"]
         case .threshold(let n, let ms): lines += ["unflushThreshold=\(n)", "unflushInterval=\(ms)"]
@@ -208,7 +211,7 @@ public struct SimOptions: Sendable, CustomStringConvertible {
             + (handlers.map { "\n  \($0)" } ?? "")
             + (ordered.map { "\n  \($0)" } ?? "") + (canaryDropSpooled ? " CANARY(drop-spooled)" : "")
             + (routed.map { "\n  \($0)" } ?? "") + (routedFaults.map { "\n  \($0)" } ?? "")
-            + (manualAck.map { "\n  \($0)" } ?? "")
+            + (manualAck.map { "\n  \($0)" } ?? "") + (transactions.map { "\n  \($0)" } ?? "")
     }
 
     private var clusterDescription: String {

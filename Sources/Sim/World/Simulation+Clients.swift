@@ -1,7 +1,8 @@
 import ProtocolCore
 
 /// The network's calls into the clients: client ids are producers first, then the consumers of
-/// every (broker, partition), then one per broker of each ordered producer, then of each routed producer, then the fetchers of
+/// every (broker, partition), then one per broker of each ordered producer, then of each routed producer, then one per
+/// transactional producer and one per broker of each transaction manager, then the fetchers of
 /// group members (created as members are told to fetch, never reused).
 extension Simulation {
     func clientConnectAnswered(client: Int, connection: Int, ok: Bool) {
@@ -60,6 +61,8 @@ extension Simulation {
             } catch {
                 fail("\(producer.name) cannot decode broker\(link.broker)'s bytes: \(error)")
             }
+        } else if let link = txLinks[client] {
+            txLinkReceive(link, connection, bytes)
         } else {
             guard let fetcher = groupFetchers[client], fetcher.connection == connection else { return }
             fetcher.decoder.feed(bytes)
@@ -101,6 +104,11 @@ extension Simulation {
             body { e in
                 if e == .connectionLost { link.connection = nil }
                 routedLinkHandle(producer, link, e == .connected ? .connected : .connectionLost)
+            }
+        } else if let link = txLinks[client] {
+            guard link.connection == connection else { return }
+            body { e in
+                if e == .connected { txLinkConnected(link) } else { txLinkLost(link) }
             }
         } else {
             guard let fetcher = groupFetchers[client], fetcher.connection == connection else { return }

@@ -214,7 +214,8 @@ extension Simulation {
         for message in messages {
             let place = "\(group.name) broker\(fetcher.broker) \(partition)@\(message.offset)"
             guard let key = checkProduced(message, broker: fetcher.broker, partition: partition, place: place) else { return }
-            guard message.offset > fetcher.lastDeliveredOffset, !fetcher.deliveredInRun.contains(key) || isOrdered(key) else {
+            guard message.offset > fetcher.lastDeliveredOffset, !fetcher.deliveredInRun.contains(key) || isOrdered(key)
+                    || txRepairedAfterRot(key, broker: fetcher.broker, partition) else {
                 return fail("offsets went backwards or repeated within one group fetch run at \(place) (last \(fetcher.lastDeliveredOffset))")
             }
             counters.groupDelivered += 1

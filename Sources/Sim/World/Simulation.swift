@@ -48,6 +48,8 @@ public final class Simulation {
         case ordered(OrderedEvent)
         /// Routed producers (Simulation+Routed).
         case routed(RoutedEvent)
+        /// Transactional producers and managers (Simulation+Transactions).
+        case transactions(TxEvent)
     }
 
     /// Codes folded into the fingerprint next to the event's numbers.
@@ -62,6 +64,7 @@ public final class Simulation {
         case ordered = 90, orderedFault
         case routed = 100, routedFault, publishWait, routerShutDown
         case manualAck = 110, manualRollback, manualCrash
+        case transaction = 120, transactionManager
     }
 
     /// One message a producer was asked to send, and what became of it.
@@ -97,6 +100,9 @@ public final class Simulation {
     /// The stream of the routed producers' own faults, waits and shutdowns (SimRoutedFaults):
     /// used only in worlds that draw them.
     var routedFaultRng: SimRandom
+    /// The stream of the transactional producers and managers (SimTransactions): used only in
+    /// worlds that have them.
+    var txRng: SimRandom
     /// Test-only bugs the recover checkers must catch.
     let bugs: SimBugs
     private var queue = EventQueue<Event>()
@@ -104,6 +110,7 @@ public final class Simulation {
     var counters = SimCounters()
     let traceLog: SimTrace
     private var failures: [String] = []
+    var failuresCount: Int { failures.count }
     private var finished = false
     var inLiveness = false
     private(set) var livenessStartNs: Int64 = 0
@@ -125,6 +132,14 @@ public final class Simulation {
     var orderedProducers: [SimOrderedProducer] = []
     var orderedLedger = SimOrderedLedger()
     var routedProducers: [SimRoutedProducer] = []
+    var txLocalProducers: [SimTxLocalProducer] = []
+    var txManagers: [SimTxManager] = []
+    /// Links of the transactional clients by client id.
+    var txLinks: [Int: SimTxLink] = [:]
+    /// Every transaction and XA branch, in the order begun; by key; the one each message key is part of.
+    var txRecords: [SimTxRecord] = []
+    var txByKey: [String: SimTxRecord] = [:]
+    var txOfMessage: [UInt64: SimTxRecord] = [:]
 
     var ledger: [UInt64: Sent] = [:]
     private var delivered: Set<UInt64> = []
@@ -165,6 +180,9 @@ public final class Simulation {
         var routedFaultRng = SimRoutedFaults.stream(seed: seed)
         options.routedFaults = SimRoutedFaults.draw(&routedFaultRng, routed: options.routed != nil)
         self.routedFaultRng = routedFaultRng
+        var txRng = SimTransactions.stream(seed: seed)
+        options.transactions = SimTransactions.draw(&txRng)
+        self.txRng = txRng
         self.options = options
         self.rng = rng
         self.clusterRng = clusterRng
@@ -225,6 +243,7 @@ public final class Simulation {
         nextClient = client
         startOrdered()
         startRouted()
+        startTransactions()
         startGroups()
         scheduleNextFault()
         scheduleNextBrokerFault()
@@ -243,6 +262,7 @@ public final class Simulation {
         if failures.isEmpty && !finished { fail("the event queue ran dry before the liveness phase converged") }
         if failures.isEmpty { finalChecks() }
         if failures.isEmpty { checkOrderedAtTheEnd() }
+        if failures.isEmpty { checkTransactionsAtTheEnd() }
         counters.runs = 1
         counters.events = processed
         for broker in brokers {
@@ -260,6 +280,7 @@ public final class Simulation {
         if options.ordered != nil { counters.orderedSeeds = 1 }
         for producer in orderedProducers { counters.orderedReplayed += producer.queue.counters.replayed }
         collectRoutedCounters()
+        if options.transactions != nil { counters.txSeeds = 1 }
         traceLog.fold(UInt64(counters.delivered))
         return SimResult(seed: seed, options: options.description, failures: failures, fingerprint: traceLog.fingerprint,
                          counters: counters, trace: traceLog.lines, virtualMs: nowMs)
@@ -330,6 +351,9 @@ public final class Simulation {
             dispatch(event)
         case .routed(let event):
             trace(.routed)
+            dispatch(event)
+        case .transactions(let event):
+            trace(.transaction)
             dispatch(event)
         }
     }
@@ -457,7 +481,8 @@ public final class Simulation {
         let place = "broker\(consumer.broker) \(consumer.partition)@\(message.offset)"
         guard let key = checkProduced(message, broker: consumer.broker, partition: consumer.partition, place: place) else { return }
         // An ordered message may be stored twice (§5.6, at least once): its second copy is no repeat.
-        guard message.offset > consumer.lastDeliveredOffset, consumer.deliveredInRun.insert(key).inserted || isOrdered(key) else {
+        guard message.offset > consumer.lastDeliveredOffset, consumer.deliveredInRun.insert(key).inserted || isOrdered(key)
+                || txRepairedAfterRot(key, broker: consumer.broker, consumer.partition) else {
             return fail("offsets went backwards or repeated within one fetch run at \(place) (last \(consumer.lastDeliveredOffset))")
         }
         consumer.lastDeliveredOffset = message.offset
@@ -475,6 +500,10 @@ public final class Simulation {
         }
         guard sent.payload.elementsEqual(message.data), sent.broker == broker, sent.topic == partition.topic else {
             fail("delivered a corrupted or misplaced message p\(sent.producer)#\(key & 0xFFFF_FFFF) at \(place)")
+            return nil
+        }
+        if let tx = txOfMessage[key], !tx.commitSent {
+            fail("a message of transaction \(tx.key) (p\(sent.producer)#\(key & 0xFFFF_FFFF)) was readable at \(place) before any COMMIT was sent")
             return nil
         }
         if case .acknowledged(let acked, let offset, _) = sent.outcome,
@@ -509,7 +538,7 @@ public final class Simulation {
             broker.slowUntilNs = 0
             broker.disk.failNextWrite = nil
             broker.disk.failNextSync = false
-            if broker.isUp && !broker.failedPartitions.isEmpty {
+            if broker.isUp && (!broker.failedPartitions.isEmpty || broker.journalFailed) {
                 // A failed log refuses writes until a restart: the healthy core gets one.
                 counters.restartsAfterDiskFailure += 1
                 network.brokerDied(broker.id, silently: false)
@@ -535,6 +564,7 @@ public final class Simulation {
         waiting += clusterWaiting()
         waiting += orderedWaiting()
         waiting += routedWaiting()
+        waiting += transactionsWaiting()
         if waiting.isEmpty {
             checkClusterAfterConvergence()
             finished = true

@@ -178,7 +178,7 @@ extension BrokerNode {
                 bytes.reserveCapacity(batch.messages.reduce(0) { $0 + Record.size(payloadCount: $1.body.count) })
                 for message in batch.messages {
                     Record.append(to: &bytes, msgId: message.messageId, flag: message.flag, payload: message.body,
-                                  checksum: CRC32.metaqChecksum(message.body))
+                                  checksum: message.checksum ?? CRC32.metaqChecksum(message.body))
                 }
                 try log.holdWrites()
                 commit.held.append((batch.partition, log))

@@ -64,8 +64,9 @@ extension BrokerMachine {
         }
         let issue = ids.next(nowMs: nowMs)
         if let reservation = issue.reservationToPersistMs { out.append(.persistIdReservation(reservation)) }
-        if let ticket {
+        if var ticket {
             // Journaled now, stored at commit (§4.2); the id is the message's from here on.
+            ticket.checksum = verified
             var logged = put
             if logged.checksum == nil { logged.checksum = -1 }
             out.append(.journalTransactionPut(TransactionPutJournal(

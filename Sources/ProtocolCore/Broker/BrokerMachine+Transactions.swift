@@ -48,28 +48,26 @@ extension BrokerMachine {
 
     /// The put's APPEND_MSG entry was written (or not): hold the message and answer
     /// `<msgId> <partition> -1` (§1.4.1), or refuse it.
-    mutating func completeTransactionPut(_ journal: TransactionPutJournal,
-                                         _ result: Result<TxJournalPosition, StoreFailure>) -> [Action] {
+    mutating func completeTransactionPut(_ journal: TransactionPutJournal, _ result: Result<TxJournalPosition, StoreFailure>,
+                                         into actions: inout [Action]) {
         let target = journal.ticket.partition
-        func refuse(_ text: String) -> [Action] {
+        func refuse(_ text: String) {
             statsCounters.putFailed += 1
             recordRealtime(.putFailed, target.topic)
-            return [.reply(journal.connection, ResultResponse(code: StatusCode.internalServerError, text: text,
-                                                               opaque: journal.opaque))]
+            actions.append(.reply(journal.connection, ResultResponse(code: StatusCode.internalServerError, text: text,
+                                                                      opaque: journal.opaque)))
         }
         switch result {
         case .failure(let failure):
             transactions.putAbandoned(journal.ticket)
-            return refuse(putPrefix(target) + failure.message)
+            refuse(putPrefix(target) + failure.message)
         case .success(let position):
             switch transactions.recordPut(journal.ticket, messageId: journal.messageId, journaledAt: position) {
-            case .refused(let text): return refuse(text)
+            case .refused(let text): refuse(text)
             case .recorded(let started):
-                var actions: [Action] = []
                 if let started { actions.append(.transaction(.started(journal.ticket.slot.id, firstEntry: started))) }
                 actions.append(.putAnswer(journal.connection, PutAnswer(opaque: journal.opaque, msgId: journal.messageId,
                                                                        partition: target.partition, offset: -1)))
-                return actions
             }
         }
     }

@@ -263,6 +263,7 @@ public struct BrokerMachine {
         case .request(let connection, .get(let get)): handleGet(get, from: connection, into: &actions)
         case .appended(let token, let result): completePut(token, result, into: &actions)
         case .read(let token, let read): completeGet(token, read, into: &actions)
+        case .transactionPutJournaled(let journal, let result): completeTransactionPut(journal, result, into: &actions)
         default: actions.append(contentsOf: handleOther(event, nowMs: nowMs))
         }
     }
@@ -279,7 +280,7 @@ public struct BrokerMachine {
         case .idReservationSaved(let ms, let succeeded):
             if succeeded { ids.reservationPersisted(ms) } else { ids.reservationFailed(ms) }
             return []
-        case .transactionPutJournaled(let journal, let result): return completeTransactionPut(journal, result)
+        case .transactionPutJournaled: return []  // handled in `handle(_:nowMs:into:)`
         case .partitionClosed(let partition):
             closedPartitions.insert(partition)
             return []

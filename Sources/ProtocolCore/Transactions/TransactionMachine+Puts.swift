@@ -90,7 +90,8 @@ extension TransactionMachine {
         transactions.values[index].pendingBytes -= ticket.body.count
         transactions.values[index].bytes += ticket.body.count
         transactions.values[index].messages.append(
-            Held(partition: ticket.partition, message: TxMessage(messageId: messageId, flag: ticket.flag, body: ticket.body)))
+            Held(partition: ticket.partition, message: TxMessage(messageId: messageId, flag: ticket.flag, body: ticket.body,
+                                                                 checksum: ticket.checksum)))
         var started: TxJournalPosition?
         if transactions.values[index].firstEntry == nil {
             transactions.values[index].firstEntry = position

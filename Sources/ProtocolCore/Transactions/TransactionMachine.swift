@@ -109,6 +109,8 @@ public struct TransactionMachine {
     var nextSequence: UInt64 = 1
     /// The key, connection and slot of the last admitted put (a cache: the slot may be gone).
     var lastPutSlot: (key: String, connection: ConnectionID, slot: TxSlot)?
+    /// The last key a command named, parsed (a cache).
+    var lastParsedKey: (key: String, id: TransactionId?)?
 
     public init(settings: Settings = Settings()) {
         self.settings = settings
@@ -155,10 +157,16 @@ public struct TransactionMachine {
         // END: nothing, not even an answer (the client sends it without waiting).
         if command.type == .end { return [] }
         let parsed: TransactionId?
-        do {
-            parsed = try TransactionId.parse(command.transactionKey, maxKeyBytes: settings.maxKeyBytes)
-        } catch {
-            return [.reply(connection, Self.failure(error.text, opaque))]
+        if let last = lastParsedKey, last.key == command.transactionKey {
+            // A transaction's commands follow each other (BEGIN … COMMIT): parsed once.
+            parsed = last.id
+        } else {
+            do {
+                parsed = try TransactionId.parse(command.transactionKey, maxKeyBytes: settings.maxKeyBytes)
+            } catch {
+                return [.reply(connection, Self.failure(error.text, opaque))]
+            }
+            lastParsedKey = (command.transactionKey, parsed)
         }
         switch command.type {
         case .end: return []

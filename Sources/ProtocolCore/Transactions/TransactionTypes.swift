@@ -59,11 +59,19 @@ public struct TxMessage: Equatable, Sendable {
     public var messageId: Int64
     public var flag: Int32
     public var body: [UInt8]
+    /// `CRC32.metaqChecksum(body)` when the put carried a checksum the broker verified (a
+    /// commit then need not compute it again); not part of the message's identity.
+    public var checksum: Int32?
 
-    public init(messageId: Int64, flag: Int32, body: [UInt8]) {
+    public init(messageId: Int64, flag: Int32, body: [UInt8], checksum: Int32? = nil) {
         self.messageId = messageId
         self.flag = flag
         self.body = body
+        self.checksum = checksum
+    }
+
+    public static func == (a: TxMessage, b: TxMessage) -> Bool {
+        a.messageId == b.messageId && a.flag == b.flag && a.body == b.body
     }
 }
 
@@ -156,6 +164,8 @@ public struct TxPutTicket: Equatable, Sendable {
     public var partition: TopicPartition
     public var flag: Int32
     public var body: [UInt8]
+    /// The body's checksum as the broker verified it (nil: not verified, computed at commit).
+    public var checksum: Int32?
 }
 
 public enum TxPutAdmission: Equatable, Sendable {

@@ -13,6 +13,8 @@
 #   thr-100     unflushThreshold=1000 (ack after write), 100 B
 #   consume-1k  2,000,000 messages of 1 KiB produced, then read back with 1 MiB gets (sendfile)
 #   p99-half    group commit, 100 B, paced at half the median gc-100 rate: latency percentiles
+#   tx-100      group commit, 100 B, local transactions of 10 messages (BEGIN, 10 puts, COMMIT
+#               pipelined; 4 connections x 256 messages in flight); latency is per transaction
 #
 # The `steal` column is the hypervisor's steal time over the run (from /proc/stat), in percent of
 # both vCPUs: this VM shares its cores, and runs with high steal are slower for that reason alone.
@@ -98,6 +100,7 @@ COMMON=(--connections 4 --pipeline 256)
 workload gc-100 produce "$WORK/group-commit.ini" produce "${COMMON[@]}" --message-size 100 --duration "$DURATION"
 workload gc-1k produce "$WORK/group-commit.ini" produce "${COMMON[@]}" --message-size 1024 --duration "$DURATION"
 workload thr-100 produce "$WORK/threshold.ini" produce "${COMMON[@]}" --message-size 100 --duration "$DURATION"
+workload tx-100 produce "$WORK/group-commit.ini" produce "${COMMON[@]}" --message-size 100 --transaction-size 10 --duration "$DURATION"
 workload consume-1k consume "$WORK/group-commit.ini" both "${COMMON[@]}" --message-size 1024 --count 2000000
 if [[ -n "${MEDIAN[gc-100]:-}" ]]; then
     HALF=$(( ${MEDIAN[gc-100]} / 2 ))

@@ -293,6 +293,30 @@ struct TransactionMachineTests {
         #expect(m.commitFinished(p2.slot).count == 1)  // only a notice: nothing to finish twice
     }
 
+    /// A prepared branch whose commit fails in the store is not rolled back by the broker (MetaQ
+    /// answers XA_RBOTHER and rolls it back, breaking the global transaction's atomicity): it stays
+    /// prepared, nothing is journaled, the manager is told to retry (XAER_RMFAIL), RECOVER lists
+    /// it, and a later commit goes ahead.
+    @Test func aPreparedBranchWhoseCommitFailsStaysPrepared() throws {
+        var m = begun([(Self.xa, c1)])
+        put(&m, Self.xa, from: c1, id: 1, at: 40)
+        _ = m.handle(command(Self.xa, .prepare), from: c1, now: t0)
+        for entryWritten in [false, true] {
+            let p = try #require(plan(m.handle(command(Self.xa, .commitTwoPhase), from: c2, now: t0)))
+            #expect(p.wasPrepared)
+            let failed = m.commitFailed(p.slot, reason: "disk full", commitEntryWritten: entryWritten)
+            #expect(journaled(failed).isEmpty, "nothing decided: no entry")
+            #expect(answer(failed)?.contains("XAException:code=-7,msg=Commit of prepared transaction") == true, "\(failed)")
+            #expect(!failed.contains { if case .ended = $0 { return true } else { return false } })
+            #expect(m.state(of: p.slot) == .prepared)
+            #expect(m.recoverList(uniqueQualifier: nil).map(\.key) == [Self.xa])
+            #expect(m.checkInvariants().isEmpty)
+        }
+        let retried = try #require(plan(m.handle(command(Self.xa, .commitTwoPhase), from: c2, now: t0)))
+        #expect(m.commitFinished(retried.slot).contains { if case .ended = $0 { return true } else { return false } })
+        #expect(m.openTransactionCount == 0)
+    }
+
     // MARK: - ROLLBACK, FORGET, RECOVER (§4.2)
 
     @Test("§4.2 ROLLBACK journals the rollback (when there was work) before answering 200 0")

@@ -78,6 +78,8 @@ public struct TransactionMachine {
         /// While committing: who waits for the answer (nil: heuristic, or the connection closed).
         var replyTo: (connection: ConnectionID, opaque: Int32)?
         var heuristic = false
+        /// While committing: the transaction was prepared before (a failed commit leaves it so).
+        var committingPrepared = false
         /// Rebuilt by replay (not bound by the settings of this run).
         var recovered = false
 
@@ -329,6 +331,24 @@ public struct TransactionMachine {
             return [.notice("commitFailed for \(slot), which is not committing")]
         }
         var actions: [TxAction] = [.notice("commit of \(slot.id.key) failed: \(reason)")]
+        if tx.committingPrepared && !tx.heuristic {
+            // A prepared branch promised its transaction manager that it can commit: the broker
+            // must not decide otherwise (MetaQ rolls it back with XA_RBOTHER, which breaks the
+            // atomicity of the global transaction). It stays prepared — no entry is written, and a
+            // commit entry that was written but not synced is settled by the next start's replay,
+            // which finds either the commit or the prepare — and the manager is told to retry
+            // (XAER_RMFAIL): RECOVER lists it again, until a commit succeeds.
+            transactions[slot]!.state = .prepared
+            transactions[slot]!.committingPrepared = false
+            transactions[slot]!.replyTo = nil
+            if let replyTo = tx.replyTo {
+                actions.append(.reply(replyTo.connection, Self.failure(XACode.text(
+                    XACode.resourceManagerFailure,
+                    "Commit of prepared transaction '\(slot.id.key)' failed (\(reason)); it stays prepared: "
+                        + "retry the commit, after the broker is restarted if it says so."), replyTo.opaque)))
+            }
+            return actions
+        }
         if commitEntryWritten {
             transactions[slot] = nil
             heldBytes -= tx.bytes + tx.pendingBytes
@@ -496,6 +516,7 @@ public struct TransactionMachine {
     mutating func startCommit(_ slot: TxSlot, wasPrepared: Bool, replyTo: (ConnectionID, Int32)?, heuristic: Bool) -> TxCommitPlan {
         cancelTimer(slot)
         transactions[slot]!.state = .committing
+        transactions[slot]!.committingPrepared = wasPrepared
         transactions[slot]!.replyTo = replyTo.map { (connection: $0.0, opaque: $0.1) }
         transactions[slot]!.heuristic = heuristic
         return plan(for: slot, operation: slot.id.isXA ? .xaCommit : .localCommit, wasPrepared: wasPrepared, heuristic: heuristic)

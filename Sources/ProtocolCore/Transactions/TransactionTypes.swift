@@ -12,6 +12,8 @@ public enum XACode {
     public static let resourceManagerError: Int32 = -3
     public static let noSuchTransaction: Int32 = -4
     public static let protocolError: Int32 = -6
+    /// XAER_RMFAIL: the resource manager is unavailable (the transaction manager retries later).
+    public static let resourceManagerFailure: Int32 = -7
 
     /// The body of a 500 answer for an XA error.
     public static func text(_ code: Int32, _ message: String) -> String {

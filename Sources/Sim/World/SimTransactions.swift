@@ -105,8 +105,6 @@ final class SimTxRecord {
     /// Finished as far as the manager can tell (answered 200, or no longer listed after an
     /// unresolved finish).
     var finished = false
-    /// A commit of it was answered XA_RBOTHER: the broker's store failed and rolled it back.
-    var rolledBackByBroker = false
 
     init(kind: Kind, key: String, broker: Int, owner: String) {
         self.kind = kind

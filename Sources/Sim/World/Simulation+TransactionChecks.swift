@@ -34,7 +34,7 @@ extension Simulation {
                 if tx.prepared && !tx.finished {
                     fail("\(tx.key) was prepared on broker\(tx.broker) and never finished")
                 }
-                expect = manager.log[manager.globals[g].gtrid] == true && !tx.rolledBackByBroker ? .all : .none
+                expect = manager.log[manager.globals[g].gtrid] == true ? .all : .none
             }
             var present = 0, required = 0
             for put in tx.puts {

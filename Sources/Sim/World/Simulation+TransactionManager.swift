@@ -182,15 +182,10 @@ extension Simulation {
         }
         let text = Self.text(response)
         if commit && text.contains("code=104,") {
-            // XA_RBOTHER: the store failed the commit and the broker rolled the branch back, as
-            // MetaQ (and ActiveMQ before it) does even for a prepared branch — the manager is told.
-            tx.finishes += 1
-            tx.finished = true
-            tx.finishUnresolved = false
-            tx.rolledBackByBroker = true
-            trace(.transactionManager, Int64(m.index), -2, "\(tx.key) on broker\(tx.broker) rolled back by its store: \(text)")
-            if tx.finishes > 1 { fail("\(tx.key) on broker\(tx.broker) was finished twice (\(what) answered \(text) after a 200)") }
-            return
+            // XA_RBOTHER: the broker rolled a prepared branch back on its own. MetaQ does that
+            // when the store fails the commit; it breaks the global transaction (the other
+            // branches commit), so ours keeps the branch prepared and answers XAER_RMFAIL.
+            return fail("\(tx.key) on broker\(tx.broker) was prepared, yet the broker rolled it back: \(text)")
         }
         if text.contains("code=-4,") {
             // XAER_NOTA: unknown to the broker — fine when it never prepared or an earlier finish

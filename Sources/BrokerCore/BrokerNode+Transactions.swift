@@ -93,7 +93,11 @@ extension BrokerNode {
         guard !journaledPuts.isEmpty else { return }
         let puts = journaledPuts
         journaledPuts.removeAll(keepingCapacity: true)
-        for (put, position) in puts { feed(.transactionPutJournaled(put, .success(position)), clock, &deferredPutAnswers) }
+        var machineActions = machineActionPool.popLast() ?? []
+        for (put, position) in puts { machine.completeTransactionPut(put, .success(position), into: &machineActions) }
+        for index in machineActions.indices { perform(machineActions[index], clock, &deferredPutAnswers) }
+        machineActions.removeAll(keepingCapacity: true)
+        machineActionPool.append(machineActions)
     }
 
     /// The end of a tick: the staged entries written in one write, then the answers of the puts

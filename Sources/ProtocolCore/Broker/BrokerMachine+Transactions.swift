@@ -47,9 +47,10 @@ extension BrokerMachine {
     }
 
     /// The put's APPEND_MSG entry was written (or not): hold the message and answer
+    /// (`.transactionPutJournaled` as a call: the node's hot path, without an event around it)
     /// `<msgId> <partition> -1` (§1.4.1), or refuse it.
-    mutating func completeTransactionPut(_ journal: TransactionPutJournal, _ result: Result<TxJournalPosition, StoreFailure>,
-                                         into actions: inout [Action]) {
+    public mutating func completeTransactionPut(_ journal: TransactionPutJournal, _ result: Result<TxJournalPosition, StoreFailure>,
+                                                into actions: inout [Action]) {
         let target = journal.ticket.partition
         func refuse(_ text: String) {
             statsCounters.putFailed += 1

@@ -524,9 +524,24 @@ public struct TransactionMachine {
 
     /// The messages grouped by partition (partitions in order, messages in put order).
     func plan(for slot: TxSlot, operation: TxOperationType, wasPrepared: Bool, heuristic: Bool) -> TxCommitPlan {
-        var byPartition: [TopicPartition: [TxMessage]] = [:]
-        for held in transactions[slot]!.messages { byPartition[held.partition, default: []].append(held.message) }
-        let batches = byPartition.keys.sorted().map { TxBatch(partition: $0, messages: byPartition[$0]!) }
+        // Most transactions write to one partition or a few: a run of messages to the same one
+        // joins its batch without hashing the partition.
+        var batches: [TxBatch] = []
+        var last = -1
+        for held in transactions[slot]!.messages {
+            if last >= 0, batches[last].partition == held.partition {
+                batches[last].messages.append(held.message)
+                continue
+            }
+            if let found = batches.firstIndex(where: { $0.partition == held.partition }) {
+                last = found
+                batches[found].messages.append(held.message)
+            } else {
+                last = batches.count
+                batches.append(TxBatch(partition: held.partition, messages: [held.message]))
+            }
+        }
+        batches.sort { $0.partition < $1.partition }
         return TxCommitPlan(slot: slot, operation: operation, wasPrepared: wasPrepared, batches: batches, heuristic: heuristic)
     }
 

@@ -447,4 +447,33 @@ struct BrokerNodeTransactionTests {
         #expect(d.replies[7] == "200 ")
         #expect(d.bodies() == (2...6).map { "message \($0)" })
     }
+
+    /// `flushTxLogAtCommit=2` (§4.3): a COMMIT does not wait for the journal — its batch is
+    /// written and synced like a put and answered then — and a timer syncs the journal once a
+    /// second. `0`: the broker never syncs the journal for a commit, and arms no such timer.
+    @Test(arguments: [2, 0])
+    func aCommitWithoutTheJournalSyncWhenTheConfigurationSaysSo(mode: Int) throws {
+        let disk = SimDisk()
+        let d = Driver(try BrokerNodeTests.node(flush: "unflushThreshold=0\nflushTxLogAtCommit=\(mode)", disk: disk))
+        var started: [BrokerNode.Action] = []
+        d.node.handle(.start, clock: BrokerNodeTests.clock(), into: &started)
+        let flushTimer = started.contains { if case .armTimer(.transactionJournalFlush, _) = $0 { return true } else { return false } }
+        #expect(flushTimer == (mode == 2))
+        d.feed(.connectionOpened(c1))
+        d.holdJournalSyncs = true
+        d.transaction(c1, "TX:s:1", .begin, opaque: 1)
+        d.put(c1, key: "TX:s:1", opaque: 2)
+        d.transaction(c1, "TX:s:1", .commitOnePhase, opaque: 3)
+        #expect(d.replies[3] == "200 ", "answered once the batch is synced")
+        #expect(d.pendingJournalSyncs.isEmpty, "no journal sync for the commit")
+        #expect(d.bodies() == ["message 2"])
+        #expect(d.node.journal.hasUnsyncedData, "the commit entry is written, not synced")
+        #expect(d.node.checkInvariants().isEmpty, "\(d.node.checkInvariants())")
+        if mode == 2 {
+            d.feed(.timerFired(.transactionJournalFlush))
+            #expect(d.pendingJournalSyncs.count == 1, "the once-a-second timer syncs the journal")
+            d.runJournalSyncs()
+            #expect(!d.node.journal.hasUnsyncedData)
+        }
+    }
 }

@@ -9,6 +9,11 @@ import Testing
 /// `MetaQClient` against a real broker.
 @Suite("MetaQClient dedup cache and filters", .serialized)
 struct ClientDedupFilterTests {
+    /// How long a wait for an expected delivery may take before the test gives up. Generous:
+    /// a passing run stops waiting at once, and in the full suite the sweeps can hold the
+    /// cooperative threads for many seconds (a 20 s window once ran out before any delivery).
+    static let patience: TimeInterval = 120
+
     final class Log: Sendable {
         let texts = Mutex<[String]>([])
         var seen: [String] { texts.withLock { $0 } }
@@ -32,7 +37,7 @@ struct ClientDedupFilterTests {
         let consumer = try client.consumer(group: "g", settings)
         try consumer.subscribe("test")
         let run = Task { try await consumer.run { log.add($0.text) } }
-        let deadline = Date().addingTimeInterval(20)
+        let deadline = Date().addingTimeInterval(Self.patience)
         while try !until(log) && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
         await consumer.close()
         _ = try? await run.value
@@ -96,7 +101,7 @@ struct ClientDedupFilterTests {
             try BrokerProcess.tool(["recover", "--path", directory + "/recover", "--group", "g", "--summary"]).output
         }
         func handedOff() throws -> Bool { try log.seen.count >= 5 && storeSummary().hasPrefix("test@g: 1 message") }
-        let deadline = Date().addingTimeInterval(20)
+        let deadline = Date().addingTimeInterval(Self.patience)
         while try !handedOff() && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
         // Another consumer of the group in this process: everything but m1 is in the cache. It has
         // seen all it ever will once it committed the end of both partitions.
@@ -106,7 +111,7 @@ struct ClientDedupFilterTests {
         #expect(other == ["m1"], "only the message not handled yet: \(other)")
         otherHandledM1.withLock { $0 = true }
         // The keeper's next recover round finds m1 in the cache and removes it unhandled.
-        while try !storeSummary().hasPrefix("test@g: 0 messages") && Date() < deadline.addingTimeInterval(20) {
+        while try !storeSummary().hasPrefix("test@g: 0 messages") && Date() < deadline.addingTimeInterval(Self.patience) {
             try await Task.sleep(for: .milliseconds(100))
         }
         await keeper.close()
@@ -142,7 +147,7 @@ struct ClientDedupFilterTests {
             return Int(message.text.dropFirst())! % 2 == 0
         }
         let run = Task { try await consumer.run { log.add($0.text) } }
-        let deadline = Date().addingTimeInterval(20)
+        let deadline = Date().addingTimeInterval(Self.patience)
         // m10 (accepted) and m11 (rejected) go last into the two partitions: once the filter saw
         // both, it saw everything before them.
         try env.put("m10", partition: 0)

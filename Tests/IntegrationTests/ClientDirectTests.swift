@@ -9,6 +9,11 @@ import Testing
 /// failed message; order is kept), and offsets in a local file in LocalOffsetStorage's format (§5.4).
 @Suite("MetaQClient in direct mode", .serialized)
 struct ClientDirectTests {
+    /// How long a wait for an expected delivery may take before the test gives up. Generous:
+    /// a passing run stops waiting at once, and in the full suite the sweeps can hold the
+    /// cooperative threads for many seconds (a 20 s window once ran out before any delivery).
+    static let patience: TimeInterval = 120
+
     final class Log: Sendable {
         let entries = Mutex<[(partition: BrokerPartition, offset: Int64, text: String)]>([])
         let failuresLeft = Mutex<Int>(2)
@@ -41,7 +46,7 @@ struct ClientDirectTests {
                 log.entries.withLock { $0.append((message.partition, message.offset, message.text)) }
             }
         }
-        let deadline = Date().addingTimeInterval(20)
+        let deadline = Date().addingTimeInterval(Self.patience)
         while log.texts.count < 10 && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
         #expect(Set(log.texts) == Set((0..<10).map { "m\($0)" }) && log.texts.count == 10, "\(log.texts)")
         #expect(log.failuresLeft.withLock { $0 } < 0, "m3 failed twice before it was handled")
@@ -63,7 +68,7 @@ struct ClientDirectTests {
         try second.subscribe("test")
         let secondRun = Task { try await second.run { message in again.entries.withLock { $0.append((message.partition, message.offset, message.text)) } } }
         let markers = try env.putMarkers("after-restart")
-        let until = Date().addingTimeInterval(20)
+        let until = Date().addingTimeInterval(Self.patience)
         while !Set(again.texts).isSuperset(of: markers) && Date() < until { try await Task.sleep(for: .milliseconds(50)) }
         #expect(again.texts.sorted() == markers, "nothing before the stored offsets is delivered again: \(again.texts)")
         await second.close()

@@ -1,0 +1,184 @@
+import DequeModule
+
+/// The master's view of its slaves (issue 17, reference §6): how far each slave's copy of each
+/// partition is durable, which slaves are in sync, and — with synchronous replication — which
+/// waiting puts may be answered.
+///
+/// One mechanism for both modes: a slave fetches each partition from the master at the end of
+/// what it has made durable, so a fetch at offset X says "everything below X is on my disk"
+/// (`slaveFetched`). The master's **high watermark** of a partition is the lowest of its own
+/// synced end and the positions of its in-sync slaves. Asynchronous mode only watches; in
+/// synchronous mode a put waits until the high watermark passes its end — Kafka's rule — and the
+/// put is refused with the original's text when fewer than `minInSyncReplicas` copies (the master
+/// counts as one) are in sync.
+///
+/// A slave is **in sync** while it is connected and has been caught up — its position at or past
+/// the master's synced end on every partition the master has — at some moment within the last
+/// `maxLagMs`. One that falls behind or disconnects drops out (and stops holding puts back); it
+/// rejoins by itself once it catches up again.
+///
+/// Pure: time comes with each event; slaves are visited in id order; every queue is bounded by
+/// the puts the node admits.
+public struct ReplicaTracker: Sendable {
+    public struct Settings: Equatable, Sendable {
+        /// Puts are answered only once the in-sync slaves have them (synchronous replication).
+        public var synchronous: Bool
+        /// How long a slave may be behind (or silent) before it leaves the in-sync set.
+        public var maxLagMs: Int64
+        /// Copies (the master's included) that must be in sync for a synchronous put to be
+        /// answered; with fewer, waiting puts are refused. 1 favours availability (the master
+        /// alone answers); the default 2 is the safe one — a put is on two disks before its answer.
+        public var minInSyncReplicas: Int
+
+        public init(synchronous: Bool = false, maxLagMs: Int64 = 10_000, minInSyncReplicas: Int = 2) {
+            self.synchronous = synchronous
+            self.maxLagMs = maxLagMs
+            self.minInSyncReplicas = max(1, minInSyncReplicas)
+        }
+    }
+
+    /// What the master's node must do.
+    public enum Decision: Equatable, Sendable {
+        /// The put with this token is replicated as the settings require: answer it.
+        case answer(token: UInt64)
+        /// It cannot be: answer it with this 500 text (the original's, §6.2).
+        case refuse(token: UInt64, text: String)
+        /// The in-sync set changed (publish it: failover takes a slave from it).
+        case inSyncChanged([Int])
+    }
+
+    struct Slave: Sendable {
+        var connected = false
+        var positions: [TopicPartition: Int64] = [:]
+        /// When it was last caught up on every partition.
+        var caughtUpAt: Instant?
+    }
+
+    public let settings: Settings
+    var slaves: [Int: Slave] = [:]
+    /// The master's own synced end per partition.
+    var localEnd: [TopicPartition: Int64] = [:]
+    /// Synchronous puts waiting for their replication, per partition in offset order.
+    var waiting: [TopicPartition: Deque<(token: UInt64, end: Int64)>] = [:]
+    /// The in-sync set last published (slave ids, ascending).
+    public private(set) var inSync: [Int] = []
+
+    public init(settings: Settings) {
+        self.settings = settings
+    }
+
+    // MARK: Events
+
+    /// A slave connected (its first fetch will say where it is).
+    public mutating func slaveConnected(_ slaveId: Int, now: Instant) -> [Decision] {
+        slaves[slaveId, default: Slave()].connected = true
+        return reevaluate(now)
+    }
+
+    /// A slave's connection is gone: it leaves the in-sync set at once.
+    public mutating func slaveDisconnected(_ slaveId: Int, now: Instant) -> [Decision] {
+        slaves[slaveId]?.connected = false
+        slaves[slaveId]?.caughtUpAt = nil
+        return reevaluate(now)
+    }
+
+    /// A slave fetched `partition` at `offset`: everything below it is durable on the slave.
+    /// (A position only moves forward: a fetch behind it — a slave that restarted and lost an
+    /// unsynced tail it had reported — is taken as it is: the slave has less than it said.)
+    public mutating func slaveFetched(_ slaveId: Int, _ partition: TopicPartition, offset: Int64, now: Instant) -> [Decision] {
+        var slave = slaves[slaveId] ?? Slave()
+        slave.connected = true
+        slave.positions[partition] = offset
+        slaves[slaveId] = slave
+        return reevaluate(now)
+    }
+
+    /// The master's log of `partition` is durable up to `end`.
+    public mutating func localDurable(_ partition: TopicPartition, end: Int64, now: Instant) -> [Decision] {
+        localEnd[partition] = max(localEnd[partition] ?? 0, end)
+        return reevaluate(now)
+    }
+
+    /// A put to `partition` ending at `end`, durable on the master or about to be, waits for its
+    /// replication (synchronous mode; in asynchronous mode it is answered at once).
+    public mutating func putWaiting(token: UInt64, _ partition: TopicPartition, end: Int64, now: Instant) -> [Decision] {
+        guard settings.synchronous else { return [.answer(token: token)] }
+        precondition(waiting[partition]?.last.map { $0.end <= end } ?? true, "puts wait in offset order")
+        waiting[partition, default: []].append((token, end))
+        return reevaluate(now)
+    }
+
+    /// Time passes: slaves that stopped catching up leave the in-sync set.
+    public mutating func tick(now: Instant) -> [Decision] {
+        reevaluate(now)
+    }
+
+    // MARK: Queries
+
+    /// The highest offset of `partition` every in-sync copy has durably (the master's included).
+    public func highWatermark(_ partition: TopicPartition) -> Int64 {
+        var mark = localEnd[partition] ?? 0
+        for id in inSync { mark = min(mark, slaves[id]?.positions[partition] ?? 0) }
+        return mark
+    }
+
+    /// How far `slaveId` is behind on `partition`, in bytes (the master's synced end minus its
+    /// position).
+    public func lag(of slaveId: Int, _ partition: TopicPartition) -> Int64 {
+        max(0, (localEnd[partition] ?? 0) - (slaves[slaveId]?.positions[partition] ?? 0))
+    }
+
+    public var waitingPuts: Int { waiting.values.reduce(0) { $0 + $1.count } }
+
+    // MARK: Rules
+
+    /// Recomputes who is in sync, then answers or refuses what the new state allows.
+    mutating func reevaluate(_ now: Instant) -> [Decision] {
+        var decisions: [Decision] = []
+        var current: [Int] = []
+        for id in slaves.keys.sorted() {
+            guard var slave = slaves[id], slave.connected else { continue }
+            let caughtUp = localEnd.allSatisfy { partition, end in (slave.positions[partition] ?? 0) >= end }
+            if caughtUp { slave.caughtUpAt = now }
+            slaves[id] = slave
+            if let at = slave.caughtUpAt, now.milliseconds(since: at) <= settings.maxLagMs { current.append(id) }
+        }
+        if current != inSync {
+            inSync = current
+            decisions.append(.inSyncChanged(current))
+        }
+        guard settings.synchronous, !waiting.isEmpty else { return decisions }
+        let enoughCopies = inSync.count + 1 >= settings.minInSyncReplicas
+        for partition in waiting.keys.sorted() {
+            var queue = waiting[partition]!
+            if enoughCopies {
+                let mark = highWatermark(partition)
+                while let first = queue.first, first.end <= mark {
+                    decisions.append(.answer(token: first.token))
+                    queue.removeFirst()
+                }
+            } else {
+                // Fewer copies in sync than the settings require: the original's answer when its
+                // slave is gone (§6.2), so the producer retries elsewhere or later.
+                while let first = queue.first {
+                    decisions.append(.refuse(token: first.token, text: "Slave is disconnected "))
+                    queue.removeFirst()
+                }
+            }
+            waiting[partition] = queue.isEmpty ? nil : queue
+        }
+        return decisions
+    }
+
+    /// Invariants: waiting puts in offset order per partition; only synchronous mode has any; the
+    /// published set holds connected slaves only.
+    public func checkInvariants() -> [String] {
+        var problems: [String] = []
+        if !settings.synchronous && !waiting.isEmpty { problems.append("puts wait in asynchronous mode") }
+        for (partition, queue) in waiting where !zip(queue, queue.dropFirst()).allSatisfy({ $0.end <= $1.end }) {
+            problems.append("puts of \(partition) wait out of offset order")
+        }
+        for id in inSync where slaves[id]?.connected != true { problems.append("slave \(id) is in sync but not connected") }
+        return problems
+    }
+}

@@ -1,0 +1,81 @@
+import ProtocolCore
+import Testing
+
+/// A slave's copying of its master (issue 17, reference §6.1) fed by hand: where a new partition
+/// starts, fetch → append → sync → fetch, whole records only, back-off at the end, failures.
+@Suite("Replica fetcher")
+struct ReplicaFetcherTests {
+    let p0 = TopicPartition("t", 0)
+    let p1 = TopicPartition("t", 1)
+    func at(_ ms: Int64) -> Instant { Instant(nanoseconds: ms * 1_000_000) }
+    let settings = ReplicaFetcher.Settings(fetchBytes: 64, maxTransferSize: 256, minDelayMs: 5, maxDelayMs: 20, retryDelayMs: 50)
+
+    func records(_ ids: ClosedRange<Int64>, size: Int = 5) -> [UInt8] {
+        ids.flatMap { Record.encode(msgId: $0, flag: 0, payload: [UInt8](repeating: UInt8($0), count: size)) }
+    }
+
+    @Test func aNewPartitionStartsAtTheMastersFirstSegmentAndAnExistingOneAtItsEnd() {
+        var fetcher = ReplicaFetcher(settings: settings)
+        let actions = fetcher.master(partitions: [p1, p0], localEnds: [p1: 75], now: at(0))
+        #expect(actions == [.queryFirstOffset(p0), .fetch(p1, offset: 75, maxBytes: 64)])
+        #expect(fetcher.answered(p0, .firstOffset(1_000), now: at(1)) == [.createLog(p0, startingAt: 1_000),
+                                                                          .fetch(p0, offset: 1_000, maxBytes: 64)])
+        #expect(fetcher.checkInvariants().isEmpty)
+    }
+
+    /// The next fetch — at the new end — goes only once the appended records are durable: the
+    /// master reads a fetch position as this slave's durable one.
+    @Test func fetchAppendSyncThenFetchAgainWithWholeRecordsOnly() {
+        var fetcher = ReplicaFetcher(settings: settings)
+        _ = fetcher.master(partitions: [p0], localEnds: [p0: 0], now: at(0))
+        let two = records(1...2)
+        let cut = two + Array(records(3...3).prefix(10))
+        #expect(fetcher.answered(p0, .bytes(cut), now: at(1)) == [.append(p0, offset: 0, records: two), .sync(p0, upTo: 50)],
+                "the cut third record is left for the next fetch")
+        #expect(fetcher.tick(now: at(2)).isEmpty, "no fetch while the appended records are not durable")
+        #expect(fetcher.durable(p0, end: 50, now: at(3)) == [.fetch(p0, offset: 50, maxBytes: 64)])
+        #expect(fetcher.durableEnd(p0) == 50 && fetcher.checkInvariants().isEmpty)
+    }
+
+    @Test func aRecordLargerThanTheFetchAsksForMoreUpToTheTransferLimit() {
+        var fetcher = ReplicaFetcher(settings: settings)
+        _ = fetcher.master(partitions: [p0], localEnds: [p0: 0], now: at(0))
+        let big = records(1...1, size: 100)
+        #expect(fetcher.answered(p0, .bytes(Array(big.prefix(64))), now: at(1)) == [.fetch(p0, offset: 0, maxBytes: 128)])
+        #expect(fetcher.answered(p0, .bytes(big), now: at(2)) == [.append(p0, offset: 0, records: big), .sync(p0, upTo: 120)])
+    }
+
+    @Test func atTheEndItBacksOffAndAfterAFailureItRetries() {
+        var fetcher = ReplicaFetcher(settings: settings)
+        _ = fetcher.master(partitions: [p0], localEnds: [p0: 0], now: at(0))
+        #expect(fetcher.answered(p0, .atEnd, now: at(1)) == [.wakeUp(at: at(6))])
+        #expect(fetcher.tick(now: at(5)).isEmpty)
+        #expect(fetcher.tick(now: at(6)) == [.fetch(p0, offset: 0, maxBytes: 64)])
+        #expect(fetcher.answered(p0, .atEnd, now: at(7)) == [.wakeUp(at: at(17))], "doubled")
+        _ = fetcher.tick(now: at(17))
+        #expect(fetcher.answered(p0, .atEnd, now: at(18)) == [.wakeUp(at: at(38))], "capped at maxDelayMs")
+        _ = fetcher.tick(now: at(38))
+        #expect(fetcher.answered(p0, .failed("connection lost"), now: at(40)) == [.wakeUp(at: at(90))])
+        #expect(fetcher.tick(now: at(90)) == [.fetch(p0, offset: 0, maxBytes: 64)])
+        #expect(fetcher.connectionLost(now: at(91)) == [.wakeUp(at: at(141))])
+        #expect(fetcher.tick(now: at(141)) == [.fetch(p0, offset: 0, maxBytes: 64)])
+    }
+
+    /// The master's retention removed what this slave has not copied: the local log restarts there.
+    @Test func aSlaveBehindTheMastersRetentionRestartsItsLog() {
+        var fetcher = ReplicaFetcher(settings: settings)
+        _ = fetcher.master(partitions: [p0], localEnds: [p0: 100], now: at(0))
+        #expect(fetcher.answered(p0, .belowMinimum(minOffset: 4_096), now: at(1)) == [.restartLog(p0, at: 4_096),
+                                                                                      .fetch(p0, offset: 4_096, maxBytes: 64)])
+    }
+
+    @Test func aFailedFirstOffsetQueryIsAskedAgainLater() {
+        var fetcher = ReplicaFetcher(settings: settings)
+        _ = fetcher.master(partitions: [p0], localEnds: [:], now: at(0))
+        #expect(fetcher.answered(p0, .failed("refused"), now: at(1)) == [.wakeUp(at: at(51))])
+        #expect(fetcher.tick(now: at(50)).isEmpty)
+        #expect(fetcher.tick(now: at(51)) == [.queryFirstOffset(p0)])
+        #expect(fetcher.master(partitions: [], localEnds: [:], now: at(52)).isEmpty)
+        #expect(fetcher.durableEnd(p0) == nil, "a partition the master no longer has is forgotten")
+    }
+}

@@ -19,9 +19,10 @@
 /// 2. A configured master at start claims a new term unless the master node holds another URI
 ///    (a slave took over while it was down): then it follows that broker (rejoin).
 /// 3. A follower claims when the master node is absent and its id is in the in-sync set.
-/// 4. Claiming: CAS the term read to term + 1. `badVersion` means another broker won: follow,
-///    and claim again no sooner than `retryDelayMs` later (only if the master node is still
-///    absent then). A CAS whose outcome is unknown (connection loss) is treated as lost.
+/// 4. Claiming: CAS the term read to term + 1. `badVersion` means another broker won: go back
+///    (a follower to following, a configured master to its start decision) and claim again no
+///    sooner than `retryDelayMs` later, with fresh reads, only if rule 2 or 3 still says so.
+///    A CAS whose outcome is unknown (connection loss) is treated as lost.
 /// 5. Holding term T: master node absent → create it with our URI; holding our URI → accept
 ///    (created by this session) or delete it first (left by an earlier session); holding another
 ///    URI → wait for it to go (the older leader steps down by rule 6, or its session ends); a
@@ -52,6 +53,8 @@ public struct BrokerElection: Sendable {
     var promote: (force: Bool, pending: Bool) = (false, false)
     /// True while claiming by promote (the live master's node does not stop the claim).
     var promoting = false
+    /// True while the claim is a configured master's at start: a lost race returns to `.starting`.
+    var claimAtStart = false
     /// The in-sync set to write while leading (nil: nothing to write).
     var pendingPublish: [Int]?
     /// Nothing is sent before this (after a failed request).
@@ -175,7 +178,7 @@ extension BrokerElection {
             // Nothing of the old session survives: no replies, no watches, no ephemeral node.
             inFlight = []
             mayOwnMaster = false
-            if mode == .claiming { mode = .following }
+            if mode == .claiming { mode = claimAtStart ? .starting : .following }
             for watched in Watched.allCases { forget(watched) }
         case .connected:
             connected = true
@@ -258,7 +261,7 @@ extension BrokerElection {
             // Lost (bad version), or unknown (connection loss): not ours either way (rule 4).
             forget(.term)
             if mode == .claiming {
-                mode = .following
+                mode = claimAtStart ? .starting : .following
                 promoting = false
                 claimNotBefore = now.adding(milliseconds: settings.retryDelayMs)
                 actions.append(.notice("broker \(settings.brokerId): did not get term \(t): \(reply)"))
@@ -335,9 +338,13 @@ extension BrokerElection {
             if let other {
                 actions.append(.notice("broker \(id): \(other) holds the master node: rejoining as its slave"))
                 mode = .following
-            } else {
-                mode = .claiming
+                claimAtStart = false
+                return true
             }
+            // After a lost race, claim again once the delay has passed (rule 4).
+            guard claimNotBefore == nil else { return false }
+            mode = .claiming
+            claimAtStart = true
             return true
         case .following:
             if promote.pending {
@@ -384,6 +391,7 @@ extension BrokerElection {
         case .holding(let t):
             promote.pending = false
             guard let current else { return false }
+            claimAtStart = false
             if current.term > t {
                 // Rule 5: someone owns a newer term.
                 actions.append(.notice("broker \(id): term \(current.term) is newer than ours (\(t)): following"))

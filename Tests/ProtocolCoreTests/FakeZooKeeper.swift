@@ -9,6 +9,8 @@ struct FakeZooKeeper {
         var data: [UInt8]?
         /// The session that owns an ephemeral node; nil for persistent nodes.
         var ephemeralOwner: Int?
+        /// The data version: 0 at creation, one more at each set.
+        var version: Int32 = 0
     }
 
     private(set) var nodes: [String: Node] = [:]
@@ -87,11 +89,22 @@ struct FakeZooKeeper {
         case .setData(let path, let data):
             guard nodes[path] != nil else { return (.failed(.noNode), []) }
             nodes[path]!.data = data
+            nodes[path]!.version += 1
+            return (.dataSet, fire(&dataWatches, path, .dataChanged(path: path)))
+        case .setDataAtVersion(let path, let data, let version):
+            guard let node = nodes[path] else { return (.failed(.noNode), []) }
+            guard node.version == version else { return (.failed(.badVersion), []) }
+            nodes[path]!.data = data
+            nodes[path]!.version += 1
             return (.dataSet, fire(&dataWatches, path, .dataChanged(path: path)))
         case .getData(let path, let watch):
             guard let node = nodes[path] else { return (.failed(.noNode), []) }
             if watch { dataWatches[path, default: []].insert(session) }
             return (.data(node.data), [])
+        case .getVersionedData(let path, let watch):
+            guard let node = nodes[path] else { return (.failed(.noNode), []) }
+            if watch { dataWatches[path, default: []].insert(session) }
+            return (.versionedData(node.data, version: node.version), [])
         case .getChildren(let path, let watch):
             guard nodes[path] != nil else { return (.failed(.noNode), []) }
             if watch { childWatches[path, default: []].insert(session) }

@@ -23,6 +23,23 @@ import Testing
         #expect(h.zk.ephemeralOwner(of: "/meta") == nil)
     }
 
+    /// ZooKeeper's `Stat.version`: 0 at creation, one more per set (plain or versioned); a
+    /// versioned set with another version fails with ZBADVERSION and changes nothing (the
+    /// failover term's compare-and-set, docs/REPLICATION-election.md).
+    @Test func versionedReadsAndCompareAndSet() {
+        let h = ZKHarness()
+        let a = h.open("a")
+        #expect(h.ask(a, .create(path: "/t", data: Array("0".utf8), mode: .persistent)) == .created(path: "/t"))
+        #expect(h.ask(a, .getVersionedData(path: "/t", watch: false)) == .versionedData(Array("0".utf8), version: 0))
+        #expect(h.ask(a, .setDataAtVersion(path: "/t", data: Array("1".utf8), version: 0)) == .dataSet)
+        #expect(h.ask(a, .setDataAtVersion(path: "/t", data: Array("9".utf8), version: 0)) == .failed(.badVersion))
+        #expect(h.zk.data(at: "/t") == Array("1".utf8))
+        #expect(h.ask(a, .setData(path: "/t", data: Array("2".utf8))) == .dataSet)
+        #expect(h.ask(a, .getVersionedData(path: "/t", watch: false)) == .versionedData(Array("2".utf8), version: 2))
+        #expect(h.ask(a, .setDataAtVersion(path: "/nope", data: [], version: 0)) == .failed(.noNode))
+        #expect(h.ask(a, .getVersionedData(path: "/nope", watch: false)) == .failed(.noNode))
+    }
+
     @Test func createNeedsTheParentAndAFreeName() {
         let h = ZKHarness()
         let a = h.open("a")

@@ -32,11 +32,16 @@ public enum CoordinationError: Error, Equatable, Hashable, Sendable {
     case sessionExpired
     /// ZOPERATIONTIMEOUT.
     case operationTimeout
+    /// ZBADVERSION: a `setDataAtVersion` whose expected version is not the node's (someone else
+    /// changed it since it was read).
+    case badVersion
     /// Any other return code, with the client library's text.
     case other(code: Int32, message: String)
 }
 
-/// One operation. Versions are not used by MetaQ: deletes and sets apply to any version.
+/// One operation. Versions are not used by MetaQ's own nodes: deletes and sets apply to any
+/// version. The fencing term of failover (docs/REPLICATION-election.md) needs a compare-and-set:
+/// `getVersionedData` and `setDataAtVersion`.
 public enum CoordinationRequest: Equatable, Hashable, Sendable {
     /// `data` nil creates a node without data (ZooKeeper's null, not an empty array): what MetaQ's
     /// clients and brokers give the persistent parents they create on the way (zkclient's
@@ -46,6 +51,11 @@ public enum CoordinationRequest: Equatable, Hashable, Sendable {
     case setData(path: String, data: [UInt8])
     /// With `watch`, one `.dataChanged` or `.deleted` notification for the path follows a change.
     case getData(path: String, watch: Bool)
+    /// Like `getData`, answered with `.versionedData` (the node's data version, ZooKeeper's
+    /// `Stat.version`: 0 at creation, one more at each set).
+    case getVersionedData(path: String, watch: Bool)
+    /// Sets the data only if the node's version is still `version`; else `.failed(.badVersion)`.
+    case setDataAtVersion(path: String, data: [UInt8], version: Int32)
     /// With `watch`, one `.childrenChanged` (or `.deleted`) notification follows a change.
     case getChildren(path: String, watch: Bool)
     /// With `watch`, one `.created`, `.dataChanged` or `.deleted` notification follows.
@@ -55,7 +65,8 @@ public enum CoordinationRequest: Equatable, Hashable, Sendable {
     public var path: String {
         switch self {
         case .create(let path, _, _), .delete(let path), .setData(let path, _),
-             .getData(let path, _), .getChildren(let path, _), .exists(let path, _):
+             .getData(let path, _), .getChildren(let path, _), .exists(let path, _),
+             .getVersionedData(let path, _), .setDataAtVersion(let path, _, _):
             return path
         }
     }
@@ -70,6 +81,8 @@ public enum CoordinationReply: Equatable, Hashable, Sendable {
     /// The node's data; nil when it has none (created with nil data), which is not the same as
     /// empty data.
     case data([UInt8]?)
+    /// The answer to `getVersionedData`: the data and its version.
+    case versionedData([UInt8]?, version: Int32)
     /// Child names (not paths), in the order the server gave them: sort before deciding anything.
     case children([String])
     case exists(Bool)

@@ -14,6 +14,7 @@ enum ZooKeeperCodes {
         case ZCONNECTIONLOSS.rawValue: return .connectionLoss
         case ZSESSIONEXPIRED.rawValue, ZINVALIDSTATE.rawValue, ZCLOSING.rawValue: return .sessionExpired
         case ZOPERATIONTIMEOUT.rawValue: return .operationTimeout
+        case ZBADVERSION.rawValue: return .badVersion
         default: return .other(code: rc, message: String(cString: zerror(rc)))
         }
     }

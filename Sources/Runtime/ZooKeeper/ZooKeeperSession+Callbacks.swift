@@ -47,6 +47,16 @@ func zooKeeperData(_ rc: Int32, _ value: UnsafePointer<CChar>?, _ length: Int32,
     complete(data, .data(Array(UnsafeRawBufferPointer(start: value, count: Int(length)))))
 }
 
+/// `zoo_aget` for `getVersionedData`: the data with `Stat.version`.
+func zooKeeperVersionedData(_ rc: Int32, _ value: UnsafePointer<CChar>?, _ length: Int32,
+                            _ stat: UnsafePointer<Stat>?, _ data: UnsafeRawPointer?) {
+    guard rc == ZOK.rawValue else { return complete(data, failure(rc)) }
+    let version = stat?.pointee.version ?? 0
+    guard length >= 0 else { return complete(data, .versionedData(nil, version: version)) }
+    guard let value, length > 0 else { return complete(data, .versionedData([], version: version)) }
+    complete(data, .versionedData(Array(UnsafeRawBufferPointer(start: value, count: Int(length))), version: version))
+}
+
 func zooKeeperChildren(_ rc: Int32, _ strings: UnsafePointer<String_vector>?, _ data: UnsafeRawPointer?) {
     guard rc == ZOK.rawValue else { return complete(data, failure(rc)) }
     var names: [String] = []
@@ -91,6 +101,13 @@ extension ZooKeeperSession {
             }
         case .getData(let path, let watch):
             return zoo_aget(zh, path, watch ? 1 : 0, zooKeeperData, context)
+        case .getVersionedData(let path, let watch):
+            return zoo_aget(zh, path, watch ? 1 : 0, zooKeeperVersionedData, context)
+        case .setDataAtVersion(let path, let data, let version):
+            return data.withUnsafeBytes { bytes in
+                zoo_aset(zh, path, bytes.baseAddress?.assumingMemoryBound(to: CChar.self), Int32(bytes.count),
+                         version, zooKeeperDataSet, context)
+            }
         case .getChildren(let path, let watch):
             return zoo_aget_children(zh, path, watch ? 1 : 0, zooKeeperChildren, context)
         case .exists(let path, let watch):

@@ -16,7 +16,13 @@ extension SimZooKeeper {
         case .delete(let path):
             return (delete(path), nil)
         case .setData(let path, let data):
-            return (setData(path, data), nil)
+            return (setData(path, data, expecting: nil), nil)
+        case .setDataAtVersion(let path, let data, let version):
+            return (setData(path, data, expecting: version), nil)
+        case .getVersionedData(let path, let watch):
+            guard Self.isValid(path) else { return (.failed(Self.badArguments), nil) }
+            guard let node = nodes[path] else { return (.failed(.noNode), nil) }
+            return (.versionedData(node.data, version: node.version), watch ? arm(.data, path, for: owner) : nil)
         case .getData(let path, let watch):
             guard Self.isValid(path) else { return (.failed(Self.badArguments), nil) }
             // A read of a missing node fails before arming anything.
@@ -59,10 +65,13 @@ extension SimZooKeeper {
         return .deleted
     }
 
-    private func setData(_ path: String, _ data: [UInt8]) -> CoordinationReply {
+    /// With `expecting`, only when the node's version is that one (ZBADVERSION otherwise).
+    private func setData(_ path: String, _ data: [UInt8], expecting: Int32?) -> CoordinationReply {
         guard Self.isValid(path) else { return .failed(Self.badArguments) }
-        guard nodes[path] != nil else { return .failed(.noNode) }
+        guard let node = nodes[path] else { return .failed(.noNode) }
+        if let expecting, node.version != expecting { return .failed(.badVersion) }
         nodes[path]!.data = data
+        nodes[path]!.version &+= 1
         fire(.dataChanged(path: path))
         return .dataSet
     }

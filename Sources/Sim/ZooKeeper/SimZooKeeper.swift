@@ -141,6 +141,8 @@ extension SimZooKeeper {
         var data: [UInt8]?
         /// The owning session of an ephemeral node.
         var ephemeralOwner: Int64?
+        /// The data version (`Stat.version`): 0 at creation, one more at each set.
+        var version: Int32 = 0
         /// Child names in creation order (what `getChildren` answers).
         var children: [String] = []
         /// Children ever created here: ZooKeeper's cversion, which numbers sequential children and

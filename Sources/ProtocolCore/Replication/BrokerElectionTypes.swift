@@ -1,0 +1,146 @@
+/// The values of `BrokerElection`: its settings, what it is told and what it asks for.
+extension BrokerElection {
+    /// The role a broker is configured with. It only decides what the broker does at start: a
+    /// master claims a new term (unless another broker already holds the master node), a slave
+    /// follows. After that every broker is either the leader of its term or a follower.
+    public enum Role: Equatable, Hashable, Sendable {
+        case master
+        case slave(slaveId: Int)
+    }
+
+    public struct Settings: Equatable, Sendable {
+        public var brokerId: Int
+        /// `meta://host:port` (§1.7): the data of the master node while this broker leads.
+        public var uri: String
+        public var role: Role
+        /// The slave id a configured master uses once deposed and following (it can only be in
+        /// the new master's in-sync set under some id). Nil: a deposed master never takes over by
+        /// itself again; only `promote(force: true)` makes it leader.
+        public var rejoinSlaveId: Int?
+        public var layout: MetaZooKeeperLayout
+        /// The root of our own znodes, beside the original's and never read by original clients.
+        public var swiftRoot: String
+        /// The one delay of the machine: after a failed request before trying again, and after
+        /// losing a term race before claiming again. Fixed, so runs are reproducible.
+        public var retryDelayMs: Int64
+
+        public init(brokerId: Int, uri: String, role: Role, rejoinSlaveId: Int? = nil,
+                    layout: MetaZooKeeperLayout = MetaZooKeeperLayout(), swiftRoot: String = "/metaq-swift",
+                    retryDelayMs: Int64 = 1000) {
+            self.brokerId = brokerId
+            self.uri = uri
+            self.role = role
+            self.rejoinSlaveId = rejoinSlaveId
+            self.layout = layout
+            self.swiftRoot = swiftRoot
+            self.retryDelayMs = retryDelayMs
+        }
+
+        /// The id under which this broker appears in an in-sync set while following.
+        public var followerId: Int? {
+            if case .slave(let id) = role { return id }
+            return rejoinSlaveId
+        }
+
+        /// `<swiftRoot>/brokers/<id>`: persistent, no data.
+        public var electionPath: String { swiftRoot + "/brokers/\(brokerId)" }
+        /// Persistent; data the decimal term. Created with "0"; only ever changed by a
+        /// compare-and-set to the value read plus one. Never delete it: terms would repeat.
+        public var termPath: String { electionPath + "/term" }
+        /// Persistent; data the comma-separated ids of the slaves in sync with the leader of the
+        /// current term ("" for none), written by the leader only.
+        public var inSyncPath: String { electionPath + "/in-sync" }
+        /// The original's ephemeral master node (§3.1): data the leader's URI.
+        public var masterPath: String { layout.masterPath(brokerId) }
+    }
+
+    /// Why a broker stopped accepting puts.
+    public enum StopReason: Equatable, Hashable, Sendable {
+        /// The ZooKeeper connection dropped: the session may expire meanwhile and a slave take
+        /// over, so puts wait until the term is confirmed again.
+        case disconnected
+        /// The session ended: the master node is gone.
+        case sessionExpired
+        /// The term node holds a newer term: another broker leads (or is about to).
+        case newerTerm(Int64)
+        /// The master node holds another broker's URI while we led (only if someone edited it).
+        case displaced(by: String)
+        /// The term node is gone (someone deleted it): the term can no longer be proven.
+        case termNodeMissing
+    }
+
+    public enum Event: Equatable, Sendable {
+        case start
+        case coordination(CoordinationEvent)
+        /// The leader's current in-sync slaves (the replication layer decides who is in sync).
+        /// Written to the in-sync node while this broker leads; ignored otherwise.
+        case publishInSync([Int])
+        /// Operator switchover (`metaq admin promote`): claim a new term even though the master
+        /// is alive. Without `force`, only a follower in the in-sync set may do so.
+        case promote(force: Bool)
+        case tick
+    }
+
+    public enum Action: Equatable, Sendable {
+        case coordinate(CoordinationRequest, tag: UInt64)
+        /// Accept puts from now on, stamped with `term`.
+        case acceptPuts(term: Int64)
+        case stopAcceptingPuts(StopReason)
+        /// Replicate from the broker at `masterURI` (said again whenever the master changes).
+        case follow(masterURI: String)
+        case scheduleTick(at: Instant)
+        /// Something an operator should read in the log.
+        case notice(String)
+    }
+
+    /// The three nodes every machine reads and keeps a watch on.
+    enum Watched: Equatable, Hashable, Sendable, CaseIterable {
+        case term, master, inSync
+    }
+
+    /// What the machine knows of a node: not read since the last change, absent, or its data.
+    enum Observed<Value: Equatable & Sendable>: Equatable, Sendable {
+        case unknown
+        case absent
+        case value(Value)
+    }
+
+    struct TermValue: Equatable, Sendable {
+        var term: Int64
+        var version: Int32
+    }
+
+    /// The one write in flight.
+    enum Write: Equatable, Sendable {
+        /// Persistent ancestors still to create (no data), first one in flight.
+        case ensurePath([String])
+        case createTerm
+        /// Compare-and-set of the term node from `version` to `term`.
+        case cas(term: Int64, version: Int32)
+        case createMaster
+        case deleteMaster
+        case setInSync([Int])
+        case createInSync([Int])
+    }
+
+    enum Purpose: Equatable, Sendable {
+        /// A `getData`/`getVersionedData` (or, with `exists`, an `exists`) with a watch.
+        case read(Watched, exists: Bool)
+        case write(Write)
+    }
+
+    enum Mode: Equatable, Sendable {
+        /// Not started.
+        case idle
+        /// A configured master at start, until it knows the term and the master node.
+        case starting
+        case following
+        /// Wants to lead: the next step is the compare-and-set of the term.
+        case claiming
+        /// Owns `term` (its CAS wrote it) but does not accept puts yet: advertising it in the
+        /// master node, or waiting for the session to come back after leading.
+        case holding(term: Int64)
+        /// Accepts puts in `term`.
+        case leading(term: Int64)
+    }
+}

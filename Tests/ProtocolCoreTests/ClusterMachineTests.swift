@@ -66,6 +66,41 @@ struct BrokerRegistrationTests {
         .init(brokerId: id, uri: "meta://127.0.0.1:\(port)", configChecksum: 1_230_062_599, topics: topics)
     }
 
+    /// §3.1, §6.1: a slave registers `ids/<id>/slave<n>` and its topics as `<id>-s<n>` (pub, sub and
+    /// the deprecated node, JSON naming `<id>-s<n>`), and neither the master node, nor the data of
+    /// `ids/<id>`, nor `master_config_checksum`: those are the master's. Beside a master, both sets
+    /// stand.
+    @Test func aSlaveRegistersTheOriginalsSlaveNodesBesideItsMaster() {
+        let world = ZKWorld()
+        let master = RegistrationDriver(world, Self.settings())
+        master.feed(.start)
+        var slaveSettings = Self.settings(port: 8124)
+        slaveSettings.role = .slave(slaveId: 1)
+        let slave = RegistrationDriver(world, slaveSettings)
+        slave.feed(.start)
+        world.run(untilMs: 100)
+        #expect(slave.actions.contains(.registered) && master.actions.contains(.registered))
+        #expect(world.text("/meta/brokers/ids/0/slave1") == "meta://127.0.0.1:8124")
+        #expect(world.text("/meta/brokers/ids/0/master") == "meta://127.0.0.1:8123")
+        #expect(world.text("/meta/brokers/ids/0") == "meta://127.0.0.1:8123", "the master's to write")
+        #expect(world.text("/meta/brokers/topics/test/0-s1") == "2")
+        #expect(world.text("/meta/brokers/topics-pub/test/0-s1") == "{\"numParts\":2,\"broker\":\"0-s1\"}")
+        #expect(world.text("/meta/brokers/topics-sub/test/0-s1") == "{\"numParts\":2,\"broker\":\"0-s1\"}")
+        #expect(world.text("/meta/brokers/topics-sub/test/0-m") == "{\"numParts\":2,\"broker\":\"0-m\"}")
+        #expect(!slave.machine.nodes.contains { $0.path.hasSuffix("/master") || $0.path.hasSuffix("master_config_checksum") })
+    }
+
+    /// With automatic failover the master node belongs to `BrokerElection`: registration neither
+    /// creates nor re-creates it (followers would read a delete-and-recreate as the master leaving).
+    @Test func withFailoverTheMasterNodeIsLeftToTheElection() {
+        var settings = Self.settings()
+        settings.masterNodeByElection = true
+        let registration = BrokerRegistration(settings: settings)
+        #expect(!registration.nodes.contains { $0.path == "/meta/brokers/ids/0/master" })
+        #expect(registration.nodes.contains { $0.path == "/meta/brokers/ids/0/master_config_checksum" })
+        #expect(registration.nodes.contains { $0.path == "/meta/brokers/topics-pub/test/0-m" })
+    }
+
     @Test func registersTheOriginalsNodesWithTheirData() {
         let world = ZKWorld()
         let topics: [BrokerRegistration.Topic] = [.init(name: "test", numPartitions: 2),

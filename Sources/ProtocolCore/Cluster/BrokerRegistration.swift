@@ -36,16 +36,35 @@ public struct BrokerRegistration: Sendable {
         public var layout: MetaZooKeeperLayout
         /// Wait before trying a failed step again (connection loss, conflict).
         public var retryDelayMs: Int64
+        /// A master, or a slave of the master with the same broker id (§6.1).
+        public var role: Role
+        /// The master node `ids/<id>/master` is left to `BrokerElection` (automatic failover):
+        /// registration must not delete and re-create it, or followers would read that as the
+        /// master leaving.
+        public var masterNodeByElection: Bool
 
         public init(brokerId: Int, uri: String, configChecksum: Int64, topics: [Topic],
-                    layout: MetaZooKeeperLayout = MetaZooKeeperLayout(), retryDelayMs: Int64 = 1000) {
+                    layout: MetaZooKeeperLayout = MetaZooKeeperLayout(), retryDelayMs: Int64 = 1000,
+                    role: Role = .master, masterNodeByElection: Bool = false) {
             self.brokerId = brokerId
             self.uri = uri
             self.configChecksum = configChecksum
             self.topics = topics
             self.layout = layout
             self.retryDelayMs = retryDelayMs
+            self.role = role
+            self.masterNodeByElection = masterNodeByElection
         }
+    }
+
+    /// How a broker registers (§3.1, §6.1).
+    public enum Role: Equatable, Sendable {
+        /// `ids/<id>/master`, the data of `ids/<id>`, `master_config_checksum`, topics as `<id>-m`.
+        case master
+        /// `ids/<id>/slave<slaveId>` and topics as `<id>-s<slaveId>` (pub, sub and the deprecated
+        /// node, as the original's slave): producers ignore it, consumers read it when the master
+        /// of the id is absent.
+        case slave(slaveId: Int)
     }
 
     public enum Event: Equatable, Sendable {
@@ -118,20 +137,36 @@ public struct BrokerRegistration: Sendable {
         let layout = settings.layout
         let id = settings.brokerId
         let uri = Array(settings.uri.utf8)
-        var nodes = [
-            Node(path: layout.masterPath(id), data: uri, isEphemeral: true),
-            Node(path: layout.brokerPath(id), data: uri, isEphemeral: false),
-            Node(path: layout.masterConfigChecksumPath(id), data: Array("\(settings.configChecksum)".utf8), isEphemeral: true),
-        ]
+        var nodes: [Node]
+        switch settings.role {
+        case .master:
+            nodes = [
+                Node(path: layout.masterPath(id), data: uri, isEphemeral: true),
+                Node(path: layout.brokerPath(id), data: uri, isEphemeral: false),
+                Node(path: layout.masterConfigChecksumPath(id), data: Array("\(settings.configChecksum)".utf8), isEphemeral: true),
+            ]
+            if settings.masterNodeByElection { nodes.removeFirst() }
+        case .slave(let slaveId):
+            // The persistent `ids/<id>` is the master's to write; a slave only makes sure it exists
+            // (created on the way to its own node).
+            nodes = [Node(path: layout.slavePath(id, slaveId: slaveId), data: uri, isEphemeral: true)]
+        }
         for topic in topics { nodes += topicNodes(topic) }
         return nodes
     }
 
+    /// The broker's child name under the topic nodes: `<id>-m`, or `<id>-s<slaveId>`.
+    var topicChildName: String {
+        switch settings.role {
+        case .master: return MetaZooKeeperLayout.masterNodeName(settings.brokerId)
+        case .slave(let slaveId): return MetaZooKeeperLayout.slaveNodeName(settings.brokerId, slaveId: slaveId)
+        }
+    }
+
     private func topicNodes(_ topic: Topic) -> [Node] {
         let layout = settings.layout
-        let child = "/" + MetaZooKeeperLayout.masterNodeName(settings.brokerId)
-        let json = Array(TopicRegistration(numParts: topic.numPartitions,
-                                           broker: MetaZooKeeperLayout.masterNodeName(settings.brokerId)).json.utf8)
+        let child = "/" + topicChildName
+        let json = Array(TopicRegistration(numParts: topic.numPartitions, broker: topicChildName).json.utf8)
         var nodes = [Node(path: layout.topicPath(topic.name) + child, data: Array("\(topic.numPartitions)".utf8), isEphemeral: true)]
         if topic.acceptPublish { nodes.append(Node(path: layout.topicPubPath(topic.name) + child, data: json, isEphemeral: true)) }
         if topic.acceptSubscribe { nodes.append(Node(path: layout.topicSubPath(topic.name) + child, data: json, isEphemeral: true)) }

@@ -29,6 +29,10 @@ public struct MetaZooKeeperLayout: Equatable, Hashable, Sendable {
     public func topicSubPath(_ topic: String) -> String { topicsSubPath + "/" + topic }
     /// The child name a master registers under a topic node: `<brokerId>-m`.
     public static func masterNodeName(_ brokerId: Int) -> String { "\(brokerId)-m" }
+    /// `ids/<id>/slave<slaveId>` (§3.1, §6.1).
+    public func slavePath(_ brokerId: Int, slaveId: Int) -> String { brokerPath(brokerId) + "/slave\(slaveId)" }
+    /// A slave's child of the topic nodes: `<id>-s<slaveId>` (§3.1).
+    public static func slaveNodeName(_ brokerId: Int, slaveId: Int) -> String { "\(brokerId)-s\(slaveId)" }
 
     // MARK: consumers (§3.1, §3.4, §5.4)
 

@@ -13,19 +13,11 @@ struct AckAndRoutingSweepTests {
         ProcessInfo.processInfo.environment["METAQ_SIM_ACK_SEEDS"].flatMap(Int.init) ?? 40
     }()
 
-    static func replay(_ seed: UInt64, _ flag: String = "") -> String { "replay: swift run metaq-sim --seed \(seed) --trace\(flag)" }
-
-    /// The first `count` seeds from `first` on whose world satisfies `condition` (drawing the
-    /// options is cheap).
     static func seeds(from first: UInt64 = 0, count: Int, where condition: (SimOptions) -> Bool) -> [UInt64] {
-        var seeds: [UInt64] = []
-        var seed = first
-        while seeds.count < count {
-            if condition(Simulation(seed: seed).options) { seeds.append(seed) }
-            seed += 1
-        }
-        return seeds
+        SeedSweep.seeds(from: first, count: count, where: condition)
     }
+
+    static func replay(_ seed: UInt64, _ flag: String = "") -> String { SeedSweep.replay(seed, flag) }
 
     static let manualSeeds = seeds(count: seedCount) { $0.manualAck != nil }
     static let routedFaultSeeds = seeds(count: seedCount) { $0.routedFaults != nil }

@@ -14,17 +14,11 @@ struct TransactionSweepTests {
         ProcessInfo.processInfo.environment["METAQ_SIM_TX_SEEDS"].flatMap(Int.init) ?? 60
     }()
 
-    static func replay(_ seed: UInt64, _ flag: String = "") -> String { "replay: swift run metaq-sim --seed \(seed) --trace\(flag)" }
-
     static func seeds(from first: UInt64 = 0, count: Int, where condition: (SimOptions) -> Bool) -> [UInt64] {
-        var seeds: [UInt64] = []
-        var seed = first
-        while seeds.count < count {
-            if condition(Simulation(seed: seed).options) { seeds.append(seed) }
-            seed += 1
-        }
-        return seeds
+        SeedSweep.seeds(from: first, count: count, where: condition)
     }
+
+    static func replay(_ seed: UInt64, _ flag: String = "") -> String { SeedSweep.replay(seed, flag) }
 
     static let txSeeds = seeds(count: seedCount) { $0.transactions != nil }
 

@@ -23,24 +23,9 @@ extension BrokerNode {
                                                    config: TxJournalConfig(maxCheckpoints: config.maxCheckpoints))
         var report = TransactionRecoveryReport(journal: opened)
         var machine = TransactionMachine(settings: settings)
-        do {
-            let entries = try TxHeuristicLog.load(storage: storage, directory: directory)
-            var records: [TxHeuristicRecord] = []
-            for entry in entries {
-                guard let id = try? TransactionId.parse(entry.transactionId, maxKeyBytes: settings.maxKeyBytes) else {
-                    report.notes.append("heuristic.log: '\(entry.transactionId)' is not a transaction id; skipped")
-                    continue
-                }
-                let outcome: TxHeuristicRecord.Outcome
-                switch entry.outcome {
-                case .committed: outcome = .committed
-                case .rolledBack: outcome = .rolledBack
-                case .completed: outcome = .completed
-                }
-                records.append(TxHeuristicRecord(id: id, outcome: outcome))
-            }
-            report.notes += machine.importHeuristicRecords(records)
-        }
+        let heuristic = try TxHeuristicLog.loadRecords(storage: storage, directory: directory, maxKeyBytes: settings.maxKeyBytes)
+        report.notes += heuristic.skipped.map { "heuristic.log: '\($0)' is not a transaction id; skipped" }
+        report.notes += machine.importHeuristicRecords(heuristic.records)
         func apply(_ action: TxAction) throws {
             switch action {
             case .started(let id, let firstEntry): journal.transactionStarted(id: id.key, at: firstEntry)
@@ -98,9 +83,7 @@ extension BrokerNode {
                 var offset = location.offset
                 messages = []
                 for message in batch.messages {
-                    var record: [UInt8] = []
-                    Record.append(to: &record, msgId: message.messageId, flag: message.flag, payload: message.body,
-                                  checksum: CRC32.metaqChecksum(message.body))
+                    let record = [message].records()
                     if try !log.holdsBatch(at: offset, length: Int32(record.count), checksum: CRC32.metaqChecksum(record)) {
                         messages.append(message)
                     }
@@ -108,11 +91,7 @@ extension BrokerNode {
                 }
             }
             if messages.isEmpty { continue }
-            var bytes: [UInt8] = []
-            for message in messages {
-                Record.append(to: &bytes, msgId: message.messageId, flag: message.flag, payload: message.body,
-                              checksum: CRC32.metaqChecksum(message.body))
-            }
+            let bytes = messages.records()
             let outcome = try log.append(records: bytes, now: clock.now)
             _ = try log.syncNow(now: clock.now)
             locations[index] = TxPartitionLocation(offset: outcome.offset, length: Int32(bytes.count),

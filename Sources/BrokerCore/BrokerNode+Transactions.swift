@@ -178,12 +178,7 @@ extension BrokerNode {
         for batch in plan.batches {
             do {
                 let log = try logForAppend(batch.partition, clock, &actions)
-                var bytes: [UInt8] = []
-                bytes.reserveCapacity(batch.messages.reduce(0) { $0 + Record.size(payloadCount: $1.body.count) })
-                for message in batch.messages {
-                    Record.append(to: &bytes, msgId: message.messageId, flag: message.flag, payload: message.body,
-                                  checksum: message.checksum ?? CRC32.metaqChecksum(message.body))
-                }
+                let bytes = batch.messages.records()
                 try log.holdWrites()
                 commit.held.append((batch.partition, log))
                 let token = Self.commitTokenBit | nextCommitToken
@@ -439,8 +434,7 @@ extension BrokerNode {
                 }
                 return false
             }
-            try TxHeuristicLog.save(Self.heuristicEntries(machine.transactions.heuristicRecords), storage: storage,
-                                    directory: journal.directory)
+            try TxHeuristicLog.save(records: machine.transactions.heuristicRecords, storage: storage, directory: journal.directory)
         } catch {
             actions.append(.notice(.transaction("checkpoint failed: \(error)")))
         }
@@ -466,24 +460,12 @@ extension BrokerNode {
     func closeTransactions(_ actions: inout [Action]) {
         if journal.failure == nil {
             do {
-                try TxHeuristicLog.save(Self.heuristicEntries(machine.transactions.heuristicRecords), storage: storage,
+                try TxHeuristicLog.save(records: machine.transactions.heuristicRecords, storage: storage,
                                         directory: journal.directory)
             } catch {
                 actions.append(.notice(.transaction("cannot save heuristic.log: \(error)")))
             }
         }
         journal.close()
-    }
-
-    static func heuristicEntries(_ records: [TxHeuristicRecord]) -> [TxHeuristicEntry] {
-        records.map { record in
-            let outcome: TxHeuristicEntry.Outcome
-            switch record.outcome {
-            case .committed: outcome = .committed
-            case .rolledBack: outcome = .rolledBack
-            case .completed: outcome = .completed
-            }
-            return TxHeuristicEntry(transactionId: record.id.key, outcome: outcome, uniqueQualifier: record.id.uniqueQualifier)
-        }
     }
 }

@@ -31,6 +31,26 @@ struct ClusterTests {
         """
     }
 
+    /// Brokers 0..<count in cluster mode under `base/broker<id>`, started (the ones already started
+    /// are stopped again if one cannot start).
+    static func startBrokers(_ count: Int, zk: ZooKeeperServer, base: String) throws -> [BrokerProcess] {
+        var brokers: [BrokerProcess] = []
+        do {
+            for id in 0..<count {
+                let directory = base + "/broker\(id)"
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                let broker = try BrokerProcess(directory: directory, config: config(brokerId: id, zk: zk.connectString))
+                broker.local = false
+                try broker.start()
+                brokers.append(broker)
+            }
+        } catch {
+            for broker in brokers { _ = broker.stop() }
+            throw error
+        }
+        return brokers
+    }
+
     /// Polls `condition` every 100 ms for up to `seconds`.
     static func eventually(_ seconds: Double, _ condition: () async -> Bool) async -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
@@ -82,16 +102,8 @@ struct ClusterTests {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("metaq-cluster-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: base) }
-        var brokers: [BrokerProcess] = []
+        var brokers = try Self.startBrokers(2, zk: zk, base: base)
         defer { for broker in brokers { _ = broker.stop() } }
-        for id in 0..<2 {
-            let directory = base + "/broker\(id)"
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            let broker = try BrokerProcess(directory: directory, config: Self.config(brokerId: id, zk: zk.connectString))
-            broker.local = false
-            try broker.start()
-            brokers.append(broker)
-        }
         let session = try ZooKeeperSession(connect: zk.connectString, sessionTimeoutMs: 10_000, logger: Self.silent) { _ in }
         defer { session.close() }
         #expect(await session.waitUntilConnected(timeoutMs: 10_000))

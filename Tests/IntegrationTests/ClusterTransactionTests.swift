@@ -15,16 +15,8 @@ struct ClusterTransactionTests {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("metaq-cluster-tx-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: base) }
-        var brokers: [BrokerProcess] = []
+        let brokers = try ClusterTests.startBrokers(2, zk: zk, base: base)
         defer { for broker in brokers { _ = broker.stop() } }
-        for id in 0..<2 {
-            let directory = base + "/broker\(id)"
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            let broker = try BrokerProcess(directory: directory, config: ClusterTests.config(brokerId: id, zk: zk.connectString))
-            broker.local = false
-            try broker.start()
-            brokers.append(broker)
-        }
         let client = try MetaQClient(zooKeeper: zk.connectString, sessionTimeoutMs: 4000, logger: ClusterTests.silent)
         let producer = client.producer()
         #expect(try await producer.publish("test").count == 6, "both brokers registered their 3 partitions")

@@ -75,6 +75,22 @@ public struct TxMessage: Equatable, Sendable {
     public static func == (a: TxMessage, b: TxMessage) -> Bool {
         a.messageId == b.messageId && a.flag == b.flag && a.body == b.body
     }
+
+    /// Appends the message as a MetaQ record (§1.5): how it is stored at commit, and how recovery
+    /// recognises and re-appends it.
+    public func appendRecord(to bytes: inout [UInt8]) {
+        Record.append(to: &bytes, msgId: messageId, flag: flag, payload: body, checksum: checksum ?? CRC32.metaqChecksum(body))
+    }
+}
+
+extension Collection<TxMessage> {
+    /// The messages as consecutive records: one partition's batch.
+    public func records() -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(reduce(0) { $0 + Record.size(payloadCount: $1.body.count) })
+        for message in self { message.appendRecord(to: &bytes) }
+        return bytes
+    }
 }
 
 /// The messages of a committing transaction for one partition, in put order: appended as one

@@ -162,3 +162,42 @@ public enum TxHeuristicLog {
         }
     }
 }
+
+/// The transaction machine's heuristic records (`ProtocolCore.TxHeuristicRecord`) as this file
+/// stores them, both ways in one place.
+extension TxHeuristicLog {
+    /// Saves `records` (an atomic rewrite, as `save(_:storage:directory:)`).
+    public static func save(records: [TxHeuristicRecord], storage: any Storage, directory: String) throws(TxJournalError) {
+        let entries = records.map { record in
+            let outcome: TxHeuristicEntry.Outcome
+            switch record.outcome {
+            case .committed: outcome = .committed
+            case .rolledBack: outcome = .rolledBack
+            case .completed: outcome = .completed
+            }
+            return TxHeuristicEntry(transactionId: record.id.key, outcome: outcome, uniqueQualifier: record.id.uniqueQualifier)
+        }
+        try save(entries, storage: storage, directory: directory)
+    }
+
+    /// The records of the file, and the ids that are not transaction ids (skipped).
+    public static func loadRecords(storage: any Storage, directory: String,
+                                   maxKeyBytes: Int) throws(TxJournalError) -> (records: [TxHeuristicRecord], skipped: [String]) {
+        var records: [TxHeuristicRecord] = []
+        var skipped: [String] = []
+        for entry in try load(storage: storage, directory: directory) {
+            guard let id = try? TransactionId.parse(entry.transactionId, maxKeyBytes: maxKeyBytes) else {
+                skipped.append(entry.transactionId)
+                continue
+            }
+            let outcome: TxHeuristicRecord.Outcome
+            switch entry.outcome {
+            case .committed: outcome = .committed
+            case .rolledBack: outcome = .rolledBack
+            case .completed: outcome = .completed
+            }
+            records.append(TxHeuristicRecord(id: id, outcome: outcome))
+        }
+        return (records, skipped)
+    }
+}

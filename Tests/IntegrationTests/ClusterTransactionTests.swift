@@ -21,7 +21,9 @@ struct ClusterTransactionTests {
         let producer = client.producer()
         #expect(try await producer.publish("test").count == 6, "both brokers registered their 3 partitions")
 
-        let results = try await producer.transaction(timeout: .seconds(10)) { tx in
+        // The timeout travels on BEGIN; 60 s (the broker's cap) because a busy CI machine once took
+        // more than 10 s between two sends and the broker rightly rolled the transaction back.
+        let results = try await producer.transaction(timeout: .seconds(60)) { tx in
             try await (0..<4).asyncMap { try await tx.send(topic: "test", data: Array("c\($0)".utf8)) }
         }
         let broker = try #require(Set(results.map(\.partition.brokerId)).first)

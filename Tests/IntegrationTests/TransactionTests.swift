@@ -157,7 +157,9 @@ struct TransactionTests {
         let producer = env.client.producer()
         let session = producer.sessionId
         #expect(session.split(separator: "-").count == 3, "<localIP>-<startTimeMillis>-<seq>: \(session)")
-        let (key, results) = try await producer.transaction(timeout: .seconds(10)) { tx in
+        // The timeout travels on BEGIN; 60 s (the broker's cap) because a busy CI machine once took
+        // more than 10 s between two sends and the broker rightly rolled the transaction back.
+        let (key, results) = try await producer.transaction(timeout: .seconds(60)) { tx in
             (tx.id, [try await tx.send(topic: "test", data: Array("a".utf8)), try await tx.send(topic: "test", data: Array("b".utf8))])
         }
         #expect(key == "TX:\(session):1")

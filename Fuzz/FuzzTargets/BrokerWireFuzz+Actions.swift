@@ -45,7 +45,8 @@ extension BrokerWireFuzz.Driver {
             // The in-memory disk never fails: a failure is a bug the bytes found.
             if case .partitionFailed = notice { preconditionFailure("\(notice)") }
             if case .transactionJournalFailed = notice { preconditionFailure("\(notice)") }
-        case .sendValue, .flush, .close, .armTimer, .registerTopic, .syncAnswered, .stopped:
+        case .sendValue, .flush, .close, .armTimer, .registerTopic, .syncAnswered, .stopped, .connectToMaster, .sendToMaster,
+             .closeMasterLink:
             break
         }
     }

@@ -75,6 +75,9 @@ extension BrokerNode {
         case .transactionTimeout, .transactionCheckpoint, .transactionJournalFlush:
             guard phase == .running else { return }
             transactionTimerFired(timer, clock, &actions)
+        case .replication:
+            guard phase == .running else { return }
+            replicationTimerFired(clock, &actions)
         }
     }
 

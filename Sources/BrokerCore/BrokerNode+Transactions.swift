@@ -407,7 +407,7 @@ extension BrokerNode {
                 }
             }
             actions.append(.armTimer(.transactionJournalFlush, at: clock.now.adding(milliseconds: 1000)))
-        case .syncDeadline, .retention: break
+        case .syncDeadline, .retention, .replication: break
         }
     }
 

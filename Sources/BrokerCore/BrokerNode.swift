@@ -220,6 +220,10 @@ public final class BrokerNode {
             armRetentionTimers(clock, &actions)
             armTransactionTimers(clock, &actions)
         case .stopRequested: requestStop(clock, &actions)
+        case .masterAddress(let uri): masterAddressChanged(uri, clock, &actions)
+        case .masterLinkOpened(let link): masterLinkOpened(link, clock, &actions)
+        case .masterLinkFrame(let link, let frame): masterLinkFrame(link, frame, clock, &actions)
+        case .masterLinkClosed(let link): masterLinkClosed(link, clock, &actions)
         }
     }
 

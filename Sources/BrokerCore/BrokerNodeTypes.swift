@@ -30,6 +30,9 @@ public enum NodeTimer: Hashable, Sendable, CustomStringConvertible {
     case transactionCheckpoint
     /// `flushTxLogAtCommit=2`: the once-a-second sync of the transaction journal.
     case transactionJournalFlush
+    /// Replication's next deadline (a slave's next fetch or reconnect, a master's held fetch
+    /// expiring or a lagging slave leaving the in-sync set).
+    case replication
 
     public var description: String {
         switch self {
@@ -38,6 +41,7 @@ public enum NodeTimer: Hashable, Sendable, CustomStringConvertible {
         case .transactionTimeout: return "transaction timeout"
         case .transactionCheckpoint: return "transaction checkpoint"
         case .transactionJournalFlush: return "transaction journal flush"
+        case .replication: return "replication"
         }
     }
 }
@@ -109,11 +113,18 @@ public enum BrokerNotice: Equatable, Sendable, CustomStringConvertible {
     case transaction(String)
     /// The transaction journal failed a write or sync: transactions are refused until restart.
     case transactionJournalFailed(String)
+    /// What replication wants in the log (a slave connected or lost, a log restarted, a slave
+    /// entering or leaving the in-sync set).
+    case replication(String)
+    /// Replication found something wrong it cannot repair by itself (a master behind its slave,
+    /// a record that fails its checksum).
+    case replicationProblem(String)
 
     public var level: Level {
         switch self {
         case .partitionFailed, .finalSyncFailed, .idReservationNotPersisted, .transactionJournalFailed: return .critical
-        case .transaction: return .info
+        case .transaction, .replication: return .info
+        case .replicationProblem: return .error
         case .syncPostponed: return .warning
         case .segmentUnreadable, .retentionFailed: return .error
         case .syncsResumed, .retentionRemoved: return .info
@@ -134,6 +145,8 @@ public enum BrokerNotice: Equatable, Sendable, CustomStringConvertible {
         case .retentionFailed(let partition, let error): return "retention of \(partition) failed: \(error)"
         case .finalSyncFailed(let partition, let error): return "final sync failed (partition \(partition)): \(error)"
         case .transaction(let text): return "transactions: \(text)"
+        case .replication(let text): return "replication: \(text)"
+        case .replicationProblem(let text): return "replication: \(text)"
         case .transactionJournalFailed(let error):
             return "the transaction journal failed: transactions are refused until the broker is restarted: \(error)"
         }
@@ -185,6 +198,16 @@ extension BrokerNode {
         /// Graceful stop: no new sync starts, those in flight finish, a final sync makes
         /// everything written durable and answers its puts, then connections and logs close.
         case stopRequested
+        /// A slave learns where its master is (`meta://host:port`): from `[replication] master`
+        /// at start, or from ZooKeeper's `/meta/brokers/ids/<id>/master` (nil while absent).
+        case masterAddress(String?)
+        /// The connection `.connectToMaster(link:)` asked for is open.
+        case masterLinkOpened(link: UInt64)
+        /// A whole answer decoded from the master link.
+        case masterLinkFrame(link: UInt64, Frame)
+        /// The master link closed, or could not be opened (never reported after
+        /// `.closeMasterLink`).
+        case masterLinkClosed(link: UInt64)
     }
 
     /// What the node asks its driver to do.
@@ -220,5 +243,12 @@ extension BrokerNode {
         indirect case notice(BrokerNotice)
         /// The graceful stop is complete; the node ignores every later event.
         indirect case stopped(StopReport)
+        /// A slave opens a connection to its master (`meta://host:port`); the driver reports
+        /// `.masterLinkOpened` or `.masterLinkClosed` with the same link number.
+        indirect case connectToMaster(link: UInt64, uri: String)
+        /// Encode and send a request on the master link (flushed by the driver's next flush).
+        indirect case sendToMaster(link: UInt64, Frame)
+        /// Close the master link; no `.masterLinkClosed` follows for it.
+        case closeMasterLink(link: UInt64)
     }
 }

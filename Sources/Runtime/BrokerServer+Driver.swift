@@ -56,6 +56,10 @@ extension BrokerServer {
         case .stopped(let report):
             stopped?.succeed(report)
             stopped = nil
+        case .connectToMaster(let link, _):
+            // Not wired yet (issue 17): the attempt fails, the node retries later.
+            loop.execute { self.handle(.masterLinkClosed(link: link)) }
+        case .sendToMaster, .closeMasterLink: break
         }
     }
 

@@ -225,6 +225,7 @@ final class SimBroker {
         case .syncAnswered, .endTickNow: break  // every feed of this driver ends its tick
         case .notice(let notice): noticed(notice)
         case .stopped(let report): stopped(report)
+        case .connectToMaster, .sendToMaster, .closeMasterLink: break  // no replicated worlds yet (issue 17)
         }
     }
 
@@ -243,7 +244,7 @@ final class SimBroker {
             journalFailed = true
             sim.trace(.brokerNotice, Int64(id), 0, "broker\(id) \(notice)")
         case .idReservationNotPersisted, .segmentUnreadable, .retentionFailed, .finalSyncFailed, .syncPostponed, .syncsResumed,
-             .transaction:
+             .transaction, .replication, .replicationProblem:
             sim.trace(.brokerNotice, Int64(id), 0, "broker\(id) \(notice)")
         }
     }

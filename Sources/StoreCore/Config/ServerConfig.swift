@@ -89,6 +89,8 @@ public struct ServerConfig: Equatable, Sendable {
     public var listenBacklog: Int
     /// The `[zookeeper]` section.
     public var zooKeeper: ZooKeeperConfig
+    /// The `[replication]` section (issue 17), or what `start --slave <file>` read.
+    public var replication: ReplicationConfig
     /// The `[topic=<name>]` sections in file order (each topic once: a repeated header is refused).
     /// Resolve a topic's effective settings with ``topicConfig(for:)``.
     public var topics: [TopicSection]
@@ -127,6 +129,7 @@ public struct ServerConfig: Equatable, Sendable {
         partialFrameTimeoutMs = 30_000
         listenBacklog = 1024
         zooKeeper = ZooKeeperConfig()
+        replication = ReplicationConfig()
         topics = []
     }
 }

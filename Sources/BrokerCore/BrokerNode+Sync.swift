@@ -44,6 +44,7 @@ extension BrokerNode {
             if let postponed = syncPostponedEpisode.succeeded() { actions.append(.notice(.syncsResumed(postponed: postponed))) }
             let tickets = log.completeSync(batch, now: clock.now)
             scheduleSync(partition, clock, &actions)
+            if replica != nil { replicaSynced(partition, log, clock, &actions) } else { masterSynced(partition, log, clock, &actions) }
             if !tickets.isEmpty { durable.append((partition, tickets)) }
             answered = tickets.count
         case .failure(let error) where error.isRetryable:

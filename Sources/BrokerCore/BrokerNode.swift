@@ -147,6 +147,12 @@ public final class BrokerNode {
     @exclusivity(unchecked) var committedUnsyncedPruneAt = 64
     /// When the armed transaction-timeout timer fires.
     @exclusivity(unchecked) var transactionTimerAt: Instant?
+    /// A slave's copying of its master (nil on a master, issue 17).
+    let replica: ReplicaState?
+    /// A master's view of its slaves' fetches and, in synchronous mode, the puts waiting for them.
+    let replicas: MasterReplication
+    /// When the armed replication timer fires.
+    @exclusivity(unchecked) var replicationTimerAt: Instant?
 
     init(settings: Settings, stores: PartitionStores, storage: any Storage, machine: BrokerMachine, startedAt: Instant,
          transactions: RecoveredTransactions) {
@@ -159,6 +165,10 @@ public final class BrokerNode {
         journalDataPath = stores.config.dataLogPath ?? stores.defaultDataPath
         transactionRecovery = transactions.report
         configChecksum = Int64(CRC32.checksum(settings.configFile))
+        replica = stores.config.replication.slave.map {
+            ReplicaState(settings: $0, maxTransferSize: stores.config.maxTransferSize)
+        }
+        replicas = MasterReplication(config: stores.config.replication)
     }
 
     /// Start-up: opens and recovers every partition under every data path, loads the message-id
@@ -193,7 +203,9 @@ public final class BrokerNode {
     public var config: ServerConfig { stores.config }
     public var isStopped: Bool { phase == .stopped }
     /// Puts accepted and not answered yet.
-    public var unansweredPuts: Int { awaitingSync.count + awaitingWrite.count + awaitingRelease.count + journaledPuts.count }
+    public var unansweredPuts: Int {
+        awaitingSync.count + awaitingWrite.count + awaitingRelease.count + journaledPuts.count + replicas.waiting.count
+    }
 
     /// Feeds one event; what the driver must do is appended to `actions`, in order.
     public func handle(_ event: Event, clock: NodeClock, into actions: inout [Action]) {
@@ -207,6 +219,7 @@ public final class BrokerNode {
             openConnections.insert(connection)
         case .connectionClosed(let connection):
             guard openConnections.remove(connection) != nil else { return }
+            replicationConnectionClosed(connection, clock, &actions)
             // Its staged transactional puts first: they belong before the rollbacks of its
             // local transactions.
             recordStagedPuts(clock)
@@ -234,6 +247,7 @@ public final class BrokerNode {
                               into actions: inout [Action]) {
         guard phase == .running || (phase == .draining && openConnections.contains(connection)) else { return }
         if case .transaction(let command) = frame {
+            if refuseOnSlave(frame, from: connection, &actions) { return }
             // A transaction's staged puts are recorded before its outcome is decided (a pipelined
             // COMMIT finds them); BEGIN, END, RECOVER and FORGET need none of them.
             switch command.type {
@@ -246,13 +260,28 @@ public final class BrokerNode {
             }
             return armTransactionTimer(clock, &actions)
         }
+        switch frame {
+        case .get(let get):
+            if slaveFetch(get, from: connection, clock, &actions) { return }
+        case .put:
+            if refuseOnSlave(frame, from: connection, &actions) { return }
+        case .stats(let command) where command.item == "replication":
+            return actions.append(.reply(connection, ResultResponse(code: StatusCode.success, body: replicationStats(clock),
+                                                                    opaque: command.responseOpaque)))
+        case .stats(let command) where command.item?.hasPrefix(Self.slaveHelloPrefix) == true:
+            if slaveHello(command.item!, opaque: command.responseOpaque, from: connection, clock, &actions) { return }
+        default: break
+        }
         feed(.request(connection, frame), clock, &actions)
     }
 
     /// The `stats` snapshot: the stores' view plus the process's facts.
     func snapshot(_ facts: ProcessFacts, _ clock: NodeClock) -> StatsSnapshot {
-        stores.statsSnapshot(pid: facts.pid, uptimeSeconds: clock.now.milliseconds(since: startedAt) / 1000,
-                             threads: facts.threads, currentConnections: openConnections.count, configChecksum: configChecksum)
+        var snapshot = stores.statsSnapshot(pid: facts.pid, uptimeSeconds: clock.now.milliseconds(since: startedAt) / 1000,
+                                            threads: facts.threads, currentConnections: openConnections.count,
+                                            configChecksum: configChecksum)
+        snapshot.isSlave = replica != nil
+        return snapshot
     }
 
     /// Records an invariant violation (the first 16).

@@ -36,6 +36,9 @@ public struct ReplicaFetcher: Sendable {
         case bytes([UInt8])
         /// Nothing beyond the fetched offset yet.
         case atEnd
+        /// Nothing yet, after the master held the fetch for a while (it answers as soon as
+        /// something comes): fetch again at once, without backing off.
+        case atEndAfterWaiting
         /// The master no longer has the fetched offset (retention): its log starts at `minOffset`.
         case belowMinimum(minOffset: Int64)
         /// The master's first offset of the partition (answer to `.queryFirstOffset`).
@@ -154,6 +157,11 @@ public struct ReplicaFetcher: Sendable {
             state.phase = .waiting(until: at)
             partitions[partition] = state
             actions.append(.wakeUp(at: at))
+        case (.fetching, .atEndAfterWaiting):
+            state.delayMs = settings.minDelayMs
+            state.phase = .waiting(until: now)
+            partitions[partition] = state
+            actions += fetchIfDue(partition, now)
         case (.fetching, .belowMinimum(let minOffset)):
             state.durableEnd = minOffset
             state.phase = .waiting(until: now)

@@ -128,6 +128,16 @@ public struct ReplicaTracker: Sendable {
         max(0, (localEnd[partition] ?? 0) - (slaves[slaveId]?.positions[partition] ?? 0))
     }
 
+    /// The durable position `slaveId` last reported for `partition`.
+    public func position(of slaveId: Int, _ partition: TopicPartition) -> Int64? {
+        slaves[slaveId]?.positions[partition]
+    }
+
+    /// How long ago `slaveId` was last caught up on every partition (nil: never, or gone).
+    public func lagMs(of slaveId: Int, now: Instant) -> Int64? {
+        slaves[slaveId]?.caughtUpAt.map { now.milliseconds(since: $0) }
+    }
+
     public var waitingPuts: Int { waiting.values.reduce(0) { $0 + $1.count } }
 
     // MARK: Rules

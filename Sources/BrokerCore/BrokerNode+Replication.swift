@@ -186,6 +186,7 @@ extension BrokerNode {
                           _ actions: inout [Action]) -> Bool {
         let replication = replicas
         guard replication.synchronous, let end = replication.recordEnds.removeValue(forKey: token) else { return false }
+        if settings.canary == .answerBeforeSlavesConfirm { return false }
         replication.waiting[token] = offset
         performTracker(replication.tracker.putWaiting(token: token, partition, end: end, now: clock.now), clock, &actions)
         armReplicationTimer(clock, &actions)

@@ -59,6 +59,9 @@ public final class BrokerNode {
         case releaseCommitBeforeEntryDurable
         /// Recovery does not append a committed batch that is missing or torn (§4.5).
         case skipCommitReappend
+        /// A synchronous master answers a put once it is durable here, without waiting for its
+        /// slaves (issue 17): a master whose disk is destroyed takes acknowledged messages along.
+        case answerBeforeSlavesConfirm
     }
 
     enum Phase {

@@ -316,12 +316,11 @@ extension BrokerNode {
             // itself (a driver ends ticks after reading its connections, not its master link).
             actions.append(.endTickNow)
         } catch {
-            // Records that fail their checksum, or a copy whose end moved: nothing is stored, and
-            // the fetcher is back to waiting for a sync that will not come — restart its cycle.
+            // Records that fail their checksum, or a copy whose end moved: nothing is stored; the
+            // fetcher asks again after its retry delay.
             report(replica, "did not store the master's records for \(partition) at \(offset): \(error)", &actions, problem: true)
             if case .failed = error { abandon(partition, log, clock, &actions) }
-            _ = replica.fetcher.connectionLost(now: clock.now)
-            performFetcher(replica.fetcher.durable(partition, end: log.maxOffset, now: clock.now), replica, clock, &actions)
+            performFetcher(replica.fetcher.appendFailed(partition, now: clock.now), replica, clock, &actions)
         }
     }
 

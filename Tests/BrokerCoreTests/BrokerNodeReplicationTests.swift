@@ -29,6 +29,8 @@ final class ReplicatedPair {
     /// While false, the slave's syncs wait (its copy is written, not durable).
     var slaveSyncs = true
     var linkUp = true
+    /// Changes what the master sends the slave (a broken or hostile master).
+    var tamper: ((Frame) -> Frame)?
 
     init(masterIni: String = "", slaveIni: String = "", flush: String = "unflushThreshold=0") throws {
         func open(_ disk: SimDisk, _ extra: String, uri: String) throws -> BrokerNode {
@@ -110,7 +112,7 @@ final class ReplicatedPair {
 
     func deliverToSlave(_ frame: Frame) {
         guard let link else { return }
-        inbox.append((false, .masterLinkFrame(link: link, frame)))
+        inbox.append((false, .masterLinkFrame(link: link, tamper?(frame) ?? frame)))
     }
 
     /// Cuts the link as a network failure would: both sides hear of it.
@@ -330,5 +332,93 @@ struct BrokerNodeReplicationTests {
         pair.pump()
         #expect(pair.link == nil && pair.stats(pair.slave).contains("master_link closed"))
         #expect(pair.notices.contains { $0.contains("the master is gone") })
+    }
+}
+
+@Suite("Broker node: replication edge cases (issue 17)")
+struct BrokerNodeReplicationEdgeTests {
+    @Test func aSlaveWhoseCopyEndsBeforeTheMastersFirstSegmentStartsAgainThere() throws {
+        let pair = try ReplicatedPair()
+        pair.put("early", opaque: 1)
+        pair.handle(master: false, .masterAddress("meta://master:8123"))
+        pair.advance(300)
+        pair.handle(master: false, .masterAddress(nil))
+        pair.pump()
+        // The master writes several segments (maxSegmentSize 256), then its retention removes
+        // all but the last while the slave is away.
+        for i in 2..<30 { pair.put("while away \(i) " + String(repeating: "y", count: 20), opaque: Int32(i)) }
+        pair.pump()
+        pair.handle(master: true, .retentionRequested(asOfWallMs: ReplicatedPair.wallMs + 30 * 24 * 3_600_000))
+        pair.pump()
+        let masterCopy = try pair.bytes(pair.masterDisk)
+        #expect(masterCopy.start > 0, "retention removed the first segments")
+        pair.handle(master: false, .masterAddress("meta://master:8123"))
+        pair.advance(2000)
+        let slaveCopy = try pair.bytes(pair.slaveDisk)
+        #expect(slaveCopy.start == masterCopy.start && slaveCopy.bytes == masterCopy.bytes)
+        #expect(pair.notices.contains { $0.contains("now starts at the master's first offset \(masterCopy.start)") }, "\(pair.notices)")
+        #expect(pair.stats(pair.slave).contains("log_restarts 1"))
+    }
+
+    @Test func aSynchronousMasterWithAThresholdPolicyStillWaitsForItsSlaveAndSyncsAtOnce() throws {
+        let pair = try ReplicatedPair(masterIni: "synchronous\nminInSyncReplicas=2",
+                                      flush: "unflushThreshold=1000\nunflushInterval=600000")
+        pair.handle(master: false, .masterAddress("meta://master:8123"))
+        pair.advance(100)
+        pair.put("threshold", opaque: 1)
+        pair.pump()
+        #expect(pair.answers[1] == "200 0", "answered without waiting for the 10-minute interval: \(pair.answers)")
+        #expect(try pair.bytes(pair.slaveDisk).bytes == pair.bytes(pair.masterDisk).bytes)
+    }
+
+    @Test func aGracefulStopRefusesPutsStillWaitingForTheirSlave() throws {
+        let pair = try ReplicatedPair(masterIni: "synchronous\nminInSyncReplicas=2")
+        pair.handle(master: false, .masterAddress("meta://master:8123"))
+        pair.advance(100)
+        pair.slaveSyncs = false
+        pair.put("unconfirmed", opaque: 1)
+        pair.advance(50)
+        #expect(pair.answers[1] == nil)
+        pair.handle(master: true, .stopRequested)
+        pair.pump()
+        #expect(pair.answers[1]?.contains("before its slaves confirmed") == true, "\(pair.answers)")
+        #expect(pair.master.isStopped && pair.master.violations.isEmpty, "\(pair.master.violations)")
+    }
+
+    @Test func aHostileOrNonSlaveGroupIsAnOrdinaryGet() throws {
+        let pair = try ReplicatedPair()
+        pair.put("x", opaque: 1)
+        pair.pump()
+        for group in ["meta-slave-group_", "meta-slave-group_x", "meta-slave-group_99999", "meta-slave-group_-1", "group"] {
+            var actions: [BrokerNode.Action] = []
+            pair.master.handle(.request(pair.client, .get(GetCommand(topic: "test", group: group, partition: 0, offset: 37,
+                                                                     maxSize: 100, opaque: 9))),
+                               clock: ReplicatedPair.clock(pair.nowMs), into: &actions)
+            let replies = actions.compactMap { if case .reply(_, let r) = $0 { return r.code } else { return nil } }
+            #expect(replies == [404], "\(group): answered at once, not held: \(actions)")
+        }
+        #expect(pair.stats(pair.master).contains("slaves_connected "), "no slave was recorded")
+        #expect(!pair.stats(pair.master).contains { $0.hasPrefix("slave ") })
+    }
+
+    @Test func aSlaveRefusesRecordsThatFailTheirChecksum() throws {
+        let pair = try ReplicatedPair()
+        pair.put("payload", opaque: 1)
+        pair.pump()
+        pair.tamper = { frame in
+            guard case .value(var value) = frame, !value.body.isEmpty else { return frame }
+            value.body[value.body.count - 1] ^= 0xFF
+            return .value(value)
+        }
+        pair.handle(master: false, .masterAddress("meta://master:8123"))
+        pair.advance(500)
+        #expect(try pair.bytes(pair.slaveDisk).bytes.isEmpty, "nothing of the damaged record is stored")
+        #expect(pair.notices.contains { $0.contains("did not store the master's records for test-0 at 0") && $0.contains("checksum") },
+                "\(pair.notices)")
+        #expect(pair.slave.checkInvariants().isEmpty)
+        // Once the bytes arrive intact, the copy catches up.
+        pair.tamper = nil
+        pair.advance(500)
+        #expect(try pair.bytes(pair.slaveDisk).bytes == pair.bytes(pair.masterDisk).bytes)
     }
 }

@@ -188,6 +188,17 @@ public struct ReplicaFetcher: Sendable {
         return fetchIfDue(partition, now)
     }
 
+    /// The append of what the last fetch brought failed (records that fail their checksum, a log
+    /// that refuses them): nothing of it is kept; fetch again at the durable end after the retry
+    /// delay.
+    public mutating func appendFailed(_ partition: TopicPartition, now: Instant) -> [Action] {
+        guard var state = partitions[partition], case .syncing = state.phase else { return [] }
+        let at = now.adding(milliseconds: settings.retryDelayMs)
+        state.phase = .waiting(until: at)
+        partitions[partition] = state
+        return [.wakeUp(at: at)]
+    }
+
     /// The connection to the master is gone: what was in flight is asked again after the retry delay.
     public mutating func connectionLost(now: Instant) -> [Action] {
         let at = now.adding(milliseconds: settings.retryDelayMs)

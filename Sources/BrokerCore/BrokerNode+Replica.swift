@@ -45,6 +45,8 @@ final class ReplicaState {
     var fetches: Int64 = 0
     var linksOpened: Int64 = 0
     var logRestarts: Int64 = 0
+    /// Bytes cut off because a new leader's history did not have them (failover).
+    var bytesCut: Int64 = 0
     /// The problem reported last (reported again only after a success).
     var lastProblem: String?
 
@@ -186,7 +188,15 @@ extension BrokerNode {
                 report(replica, "master \(replica.masterURI ?? "?") refused `stats offsets`: \(Self.describe(frame))", &actions)
                 return armReplicationTimer(clock, &actions)
             }
-            let offsets = Self.parseOffsets(result.body)
+            let (offsets, history) = Self.parseOffsets(result.body)
+            if let history {
+                // A leader elected for failover: make the copy consistent with its term first.
+                let starts = offsets.mapValues { (min: $0.min, termStart: $0.termStart ?? $0.min) }
+                guard adoptHistory(term: history.term, previous: history.previous, starts: starts, replica, clock, &actions) else {
+                    replica.refreshAt = clock.now.adding(milliseconds: ReplicaState.refreshMs)
+                    return armReplicationTimer(clock, &actions)
+                }
+            }
             replica.masterEnds = offsets.mapValues(\.max)
             replica.masterStarts = offsets.mapValues(\.min)
             var localEnds: [TopicPartition: Int64] = [:]
@@ -381,17 +391,26 @@ extension BrokerNode {
     /// `stats offsets`, held by the master while nothing changed.
     static let slaveHelloPrefix = "replica-"
 
-    /// `stats offsets` lines: `<topic> part <p> min_offset <n> max_offset <n>` → (min, max).
-    static func parseOffsets(_ body: [UInt8]) -> [TopicPartition: (min: Int64, max: Int64)] {
-        var ends: [TopicPartition: (min: Int64, max: Int64)] = [:]
+    /// The answer to a hello: `stats offsets` lines `<topic> part <p> min_offset <n> max_offset <n>`,
+    /// from an elected leader with ` term_start <n>` and a line `term <L> previous <P|none>`.
+    static func parseOffsets(_ body: [UInt8])
+        -> ([TopicPartition: (min: Int64, max: Int64, termStart: Int64?)], (term: Int64, previous: Int64?)?) {
+        var ends: [TopicPartition: (min: Int64, max: Int64, termStart: Int64?)] = [:]
+        var history: (term: Int64, previous: Int64?)?
         for line in String(decoding: body, as: UTF8.self).split(whereSeparator: \.isNewline) {
             let fields = line.split(separator: " ")
-            guard fields.count == 7, fields[1] == "part", fields[3] == "min_offset", fields[5] == "max_offset",
+            if fields.count == 4, fields[0] == "term", fields[2] == "previous", let term = Int64(fields[1]), term > 0 {
+                history = (term, Int64(fields[3]))
+                continue
+            }
+            guard fields.count == 7 || (fields.count == 9 && fields[7] == "term_start"),
+                  fields[1] == "part", fields[3] == "min_offset", fields[5] == "max_offset",
                   let partition = Int32(fields[2]), partition >= 0, let start = Int64(fields[4]), let end = Int64(fields[6]),
                   start >= 0, end >= start, MetaName.problem(with: String(fields[0])) == nil else { continue }
-            ends[TopicPartition(String(fields[0]), partition)] = (start, end)
+            let termStart = fields.count == 9 ? Int64(fields[8]).map { min(max($0, start), end) } : nil
+            ends[TopicPartition(String(fields[0]), partition)] = (start, end, termStart)
         }
-        return ends
+        return (ends, history)
     }
 
     static func describe(_ frame: Frame) -> String {

@@ -112,9 +112,15 @@ extension BrokerNode {
     /// Every partition with its first and durable end offsets, as `stats offsets` lists them.
     func partitionList() -> [UInt8] {
         var lines = ["STATS"]
+        let term = termLine()
+        if let term { lines.append(term) }
         for partition in stores.partitions {
             guard let log = stores.log(partition) else { continue }
-            lines.append("\(partition.topic) part \(partition.partition) min_offset \(log.minOffset) max_offset \(log.maxOffset)")
+            var line = "\(partition.topic) part \(partition.partition) min_offset \(log.minOffset) max_offset \(log.maxOffset)"
+            // A leader's history (failover): where its term began; a partition it created in its
+            // term begins there.
+            if term != nil { line += " term_start \(termStarts[partition] ?? log.minOffset)" }
+            lines.append(line)
         }
         lines.append("END")
         return Array((lines.joined(separator: "\r\n") + "\r\n").utf8)
@@ -213,6 +219,7 @@ extension BrokerNode {
             case .inSyncChanged(let slaves):
                 actions.append(.notice(.replication(slaves.isEmpty ? "no slave is in sync"
                                                         : "slaves in sync: \(slaves.map(String.init).joined(separator: ","))")))
+                actions.append(.publishInSync(slaves))
             }
         }
     }
@@ -270,11 +277,18 @@ extension BrokerNode {
         }
     }
 
-    /// A put sent to a slave (issue 17): refused, as the slave's logs take the master's bytes only.
+    /// A put sent to a slave (issue 17), or to a master that does not lead now (failover):
+    /// refused, as a slave's logs take the master's bytes only.
     func refuseOnSlave(_ frame: borrowing Frame, from connection: ConnectionID, _ actions: inout [Action]) -> Bool {
-        guard let replica else { return false }
-        let text = "broker \(settings.brokerURI) is slave \(replica.settings.slaveId) of broker \(config.brokerId)"
-            + " and accepts no messages; send them to its master\(replica.masterURI.map { " \($0)" } ?? "")"
+        let text: String
+        if let replica {
+            text = "broker \(settings.brokerURI) is slave \(replica.settings.slaveId) of broker \(config.brokerId)"
+                + " and accepts no messages; send them to its master\(replica.masterURI.map { " \($0)" } ?? "")"
+        } else if let fencedReason {
+            text = "broker \(settings.brokerURI) does not lead broker \(config.brokerId) now and accepts no messages: \(fencedReason)"
+        } else {
+            return false
+        }
         switch frame {
         case .put(let put):
             actions.append(.reply(connection, ResultResponse(
@@ -309,6 +323,8 @@ extension BrokerNode {
             lines.append("replicated_bytes \(replica.bytesReplicated)")
             lines.append("fetches \(replica.fetches)")
             lines.append("log_restarts \(replica.logRestarts)")
+            lines.append("bytes_cut \(replica.bytesCut)")
+            if let consistentTerm { lines.append("term \(consistentTerm)") }
             for partition in replica.masterEnds.keys.sorted() {
                 let local = stores.log(partition)?.maxOffset ?? 0
                 let master = replica.masterEnds[partition] ?? 0
@@ -327,6 +343,8 @@ extension BrokerNode {
         } else {
             let replication = replicas
             lines.append("role master")
+            if let leadingTerm { lines.append("term \(leadingTerm)") }
+            if let fencedReason { lines.append("fenced \(fencedReason)") }
             lines.append("synchronous \(replication.synchronous)")
             lines.append("min_in_sync_replicas \(replication.tracker.settings.minInSyncReplicas)")
             lines.append("max_lag_ms \(replication.tracker.settings.maxLagMs)")

@@ -151,7 +151,17 @@ public final class BrokerNode {
     /// When the armed transaction-timeout timer fires.
     @exclusivity(unchecked) var transactionTimerAt: Instant?
     /// A slave's copying of its master (nil on a master, issue 17).
-    let replica: ReplicaState?
+    @exclusivity(unchecked) var replica: ReplicaState?
+    /// Failover (docs/REPLICATION.md): the term this node leads in, the term its logs were
+    /// consistent with before (`previousTerm`), each partition's end when the term began, and
+    /// why puts are refused while it neither leads nor follows. All nil/empty without an election.
+    @exclusivity(unchecked) var leadingTerm: Int64?
+    @exclusivity(unchecked) var previousTerm: Int64?
+    @exclusivity(unchecked) var termStarts: [TopicPartition: Int64] = [:]
+    @exclusivity(unchecked) var fencedReason: String?
+    /// The term the logs of this broker are consistent with (`replication-term` in the data
+    /// directory): the term it last led, or whose leader it last copied from.
+    @exclusivity(unchecked) var consistentTerm: Int64?
     /// A master's view of its slaves' fetches and, in synchronous mode, the puts waiting for them.
     let replicas: MasterReplication
     /// When the armed replication timer fires.
@@ -172,6 +182,7 @@ public final class BrokerNode {
             ReplicaState(settings: $0, maxTransferSize: stores.config.maxTransferSize)
         }
         replicas = MasterReplication(config: stores.config.replication)
+        consistentTerm = ReplicationTermFile.load(storage: storage, dataPath: stores.defaultDataPath)
     }
 
     /// Start-up: opens and recovers every partition under every data path, loads the message-id
@@ -240,6 +251,7 @@ public final class BrokerNode {
         case .masterLinkOpened(let link): masterLinkOpened(link, clock, &actions)
         case .masterLinkFrame(let link, let frame): masterLinkFrame(link, frame, clock, &actions)
         case .masterLinkClosed(let link): masterLinkClosed(link, clock, &actions)
+        case .leadership(let leadership): leadershipChanged(leadership, clock, &actions)
         }
     }
 
@@ -267,7 +279,7 @@ public final class BrokerNode {
         case .get(let get):
             if slaveFetch(get, from: connection, clock, &actions) { return }
         case .put:
-            if refuseOnSlave(frame, from: connection, &actions) { return }
+            if replica != nil || fencedReason != nil, refuseOnSlave(frame, from: connection, &actions) { return }
         case .stats(let command) where command.item == "replication":
             return actions.append(.reply(connection, ResultResponse(code: StatusCode.success, body: replicationStats(clock),
                                                                     opaque: command.responseOpaque)))

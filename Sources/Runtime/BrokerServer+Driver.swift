@@ -60,6 +60,7 @@ extension BrokerServer {
             // Not wired yet (issue 17): the attempt fails, the node retries later.
             loop.execute { self.handle(.masterLinkClosed(link: link)) }
         case .sendToMaster, .closeMasterLink: break
+        case .publishInSync: break  // no election in the runtime yet
         }
     }
 

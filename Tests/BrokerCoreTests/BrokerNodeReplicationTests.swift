@@ -9,8 +9,9 @@ import Testing
 /// the slave's master link. Syncs run when the pump says so; timers fire when the test moves time.
 final class ReplicatedPair {
     static let wallMs: Int64 = 1_795_000_000_000
-    let master: BrokerNode
-    let slave: BrokerNode
+    var master: BrokerNode
+    var slave: BrokerNode
+    let masterConfig: ServerConfig
     let masterDisk = SimDisk()
     let slaveDisk = SimDisk()
     /// The slave's connection as the master sees it.
@@ -29,11 +30,15 @@ final class ReplicatedPair {
     /// While false, the slave's syncs wait (its copy is written, not durable).
     var slaveSyncs = true
     var linkUp = true
+    /// Which node follows on the link (the other one leads); `master` is the first one built.
+    var followerIsMaster = false
+    /// In-sync sets the nodes published for the election.
+    var published: [(fromMaster: Bool, ids: [Int])] = []
     /// Changes what the master sends the slave (a broken or hostile master).
     var tamper: ((Frame) -> Frame)?
 
     init(masterIni: String = "", slaveIni: String = "", flush: String = "unflushThreshold=0") throws {
-        func open(_ disk: SimDisk, _ extra: String, uri: String) throws -> BrokerNode {
+        func open(_ disk: SimDisk, _ extra: String, uri: String) throws -> (BrokerNode, ServerConfig) {
             // `extra`: replication settings as `key=value` lines (set directly: the section's
             // parsing is tested with the configuration).
             let ini = "[system]\nbrokerId=1\nnumPartitions=2\ndataPath=/data\nmaxSegmentSize=256\n\(flush)\n\n[topic=test]\n"
@@ -48,11 +53,11 @@ final class ReplicatedPair {
             }
             disk.nowMs = Self.wallMs
             let settings = BrokerNode.Settings(brokerURI: uri, version: "t", configFile: Array(ini.utf8), seed: 1)
-            return try BrokerNode.open(storage: disk, config: config, defaultDataPath: "/data", settings: settings,
-                                       clock: Self.clock(0)).0
+            return (try BrokerNode.open(storage: disk, config: config, defaultDataPath: "/data", settings: settings,
+                                        clock: Self.clock(0)).0, config)
         }
-        master = try open(masterDisk, masterIni, uri: "meta://master:8123")
-        slave = try open(slaveDisk, "slaveId=1\n" + slaveIni, uri: "meta://slave:8124")
+        (master, masterConfig) = try open(masterDisk, masterIni, uri: "meta://master:8123")
+        slave = try open(slaveDisk, "slaveId=1\n" + slaveIni, uri: "meta://slave:8124").0
         handle(master: true, .start)
         handle(master: false, .start)
         handle(master: true, .connectionOpened(client))
@@ -69,8 +74,8 @@ final class ReplicatedPair {
     func perform(_ action: BrokerNode.Action, fromMaster: Bool) {
         switch action {
         case .reply(let connection, let response):
-            if fromMaster && connection == slaveConnection {
-                deliverToSlave(.result(response))
+            if connection == slaveConnection {
+                deliver(.result(response), to: !fromMaster)
             } else if connection == client {
                 clientReplies.append(response)
                 answers[response.opaque] = "\(response.code) \(response.text)"
@@ -79,11 +84,11 @@ final class ReplicatedPair {
             }
         case .putAnswer(_, let answer): answers[answer.opaque] = "200 \(answer.offset)"
         case .sendValue(let connection, let body, let opaque):
-            if fromMaster && connection == slaveConnection { deliverToSlave(.value(ValueResponse(body: body, opaque: opaque))) }
+            if connection == slaveConnection { deliver(.value(ValueResponse(body: body, opaque: opaque)), to: !fromMaster) }
         case .sendFile(let connection, let slice, let opaque):
             let bytes = try! slice.file.read(at: slice.position, count: slice.count)
             try? slice.file.close()
-            if fromMaster && connection == slaveConnection { deliverToSlave(.value(ValueResponse(body: bytes, opaque: opaque))) }
+            if connection == slaveConnection { deliver(.value(ValueResponse(body: bytes, opaque: opaque)), to: !fromMaster) }
         case .startSync(let job): pendingSyncs.append((fromMaster, job))
         case .endTickNow: inbox.append((fromMaster, .tickEnded))
         case .armTimer(_, let at): timers.append((fromMaster, at.nanoseconds / 1_000_000))
@@ -92,27 +97,29 @@ final class ReplicatedPair {
         case .connectToMaster(let number, _):
             if linkUp {
                 link = number
-                inbox.append((true, .connectionOpened(slaveConnection)))
-                inbox.append((false, .masterLinkOpened(link: number)))
+                followerIsMaster = fromMaster
+                inbox.append((!fromMaster, .connectionOpened(slaveConnection)))
+                inbox.append((fromMaster, .masterLinkOpened(link: number)))
             } else {
-                inbox.append((false, .masterLinkClosed(link: number)))
+                inbox.append((fromMaster, .masterLinkClosed(link: number)))
             }
         case .sendToMaster(let number, let frame):
             guard number == link else { return }
-            inbox.append((true, .request(slaveConnection, frame)))
-            inbox.append((true, .tickEnded))
+            inbox.append((!fromMaster, .request(slaveConnection, frame)))
+            inbox.append((!fromMaster, .tickEnded))
         case .closeMasterLink(let number):
             if number == link {
                 link = nil
-                inbox.append((true, .connectionClosed(slaveConnection)))
+                inbox.append((!fromMaster, .connectionClosed(slaveConnection)))
             }
+        case .publishInSync(let ids): published.append((fromMaster, ids))
         case .flush, .close, .registerTopic, .syncAnswered, .stopped, .startJournalSync: break
         }
     }
 
-    func deliverToSlave(_ frame: Frame) {
-        guard let link else { return }
-        inbox.append((false, .masterLinkFrame(link: link, tamper?(frame) ?? frame)))
+    func deliver(_ frame: Frame, to toMaster: Bool) {
+        guard let link, toMaster == followerIsMaster else { return }
+        inbox.append((toMaster, .masterLinkFrame(link: link, tamper?(frame) ?? frame)))
     }
 
     /// Cuts the link as a network failure would: both sides hear of it.
@@ -120,8 +127,8 @@ final class ReplicatedPair {
         guard let number = link else { return }
         link = nil
         linkUp = false
-        inbox.append((true, .connectionClosed(slaveConnection)))
-        inbox.append((false, .masterLinkClosed(link: number)))
+        inbox.append((!followerIsMaster, .connectionClosed(slaveConnection)))
+        inbox.append((followerIsMaster, .masterLinkClosed(link: number)))
     }
 
     /// Carries out everything until nothing is left to do at the current time (syncs included,
@@ -160,11 +167,24 @@ final class ReplicatedPair {
         }
     }
 
-    func put(_ text: String, partition: Int32 = 0, opaque: Int32) {
+    func put(_ text: String, partition: Int32 = 0, opaque: Int32, toMaster: Bool = true) {
         let body = Array(text.utf8)
-        handle(master: true, .request(client, .put(PutCommand(topic: "test", partition: partition, flag: 0,
-                                                              checksum: CRC32.metaqChecksum(body), body: body, opaque: opaque))))
-        handle(master: true, .tickEnded)
+        handle(master: toMaster, .request(client, .put(PutCommand(topic: "test", partition: partition, flag: 0,
+                                                                  checksum: CRC32.metaqChecksum(body), body: body, opaque: opaque))))
+        handle(master: toMaster, .tickEnded)
+    }
+
+    /// The first node's process dies with a power loss and starts again from its disk (what it
+    /// synced survives); its pending work is dropped.
+    func restartMaster() throws {
+        inbox.removeAll { $0.toMaster }
+        pendingSyncs.removeAll { $0.master }
+        timers.removeAll { $0.master }
+        masterDisk.crash()
+        let settings = BrokerNode.Settings(brokerURI: "meta://master:8123", version: "t", configFile: [], seed: 2)
+        master = try BrokerNode.open(storage: masterDisk, config: masterConfig, defaultDataPath: "/data", settings: settings,
+                                     clock: Self.clock(nowMs)).0
+        handle(master: true, .start)
     }
 
     func stats(_ node: BrokerNode) -> [String] {
@@ -420,5 +440,84 @@ struct BrokerNodeReplicationEdgeTests {
         pair.tamper = nil
         pair.advance(500)
         #expect(try pair.bytes(pair.slaveDisk).bytes == pair.bytes(pair.masterDisk).bytes)
+    }
+}
+
+@Suite("Broker node: failover (issue 17)")
+struct BrokerNodeFailoverTests {
+    @Test func aDeposedMasterRejoinsAsASlaveAndCutsTheTailItsSuccessorNeverHad() throws {
+        let pair = try ReplicatedPair()
+        pair.handle(master: true, .leadership(.leading(term: 1)))
+        pair.handle(master: false, .leadership(.following(masterURI: "meta://master:8123")))
+        for i in 0..<5 { pair.put("replicated \(i)", opaque: Int32(i)) }
+        pair.advance(500)
+        #expect(try pair.bytes(pair.slaveDisk).bytes == pair.bytes(pair.masterDisk).bytes)
+        #expect(pair.published.contains { $0.fromMaster && $0.ids == [1] }, "the leader published its in-sync slave")
+        // The network splits; the (asynchronous) master takes three more puts its slave never sees.
+        pair.cutLink()
+        pair.pump()
+        for i in 5..<8 { pair.put("unreplicated \(i)", opaque: Int32(i)) }
+        pair.pump()
+        let replicatedEnd = try pair.bytes(pair.slaveDisk).bytes.count
+        #expect(try pair.bytes(pair.masterDisk).bytes.count > replicatedEnd)
+        // The master's session ends: the slave takes over in term 2 and takes new puts.
+        pair.handle(master: false, .leadership(.leading(term: 2)))
+        pair.put("new leader 8", opaque: 8, toMaster: false)
+        pair.put("new leader 9", opaque: 9, toMaster: false)
+        pair.pump()
+        #expect(pair.answers[8]?.hasPrefix("200 \(replicatedEnd)") == true, "\(pair.answers)")
+        // The old master comes back, learns it is deposed and follows the new leader.
+        try pair.restartMaster()
+        pair.linkUp = true
+        pair.handle(master: true, .leadership(.following(masterURI: "meta://slave:8124")))
+        pair.advance(1000)
+        let leader = try pair.bytes(pair.slaveDisk)
+        let rejoined = try pair.bytes(pair.masterDisk)
+        #expect(rejoined.bytes == leader.bytes, "the rejoined broker holds exactly the new leader's log")
+        let stats = pair.stats(pair.master)
+        #expect(stats.contains("role slave") && stats.contains("term 2"), "\(stats)")
+        #expect(stats.contains { $0.hasPrefix("bytes_cut ") && $0 != "bytes_cut 0" }, "\(stats)")
+        #expect(pair.notices.contains { $0.contains("cut ") && $0.contains("where term 2 began") }, "\(pair.notices)")
+        // A put sent to it now is refused: it is a slave.
+        pair.put("to the old master", opaque: 20)
+        pair.pump()
+        #expect(pair.answers[20]?.contains("is slave") == true)
+    }
+
+    @Test func aFencedLeaderRefusesPutsAndItsWaitingPutsAreRefused() throws {
+        let pair = try ReplicatedPair(masterIni: "synchronous\nminInSyncReplicas=2")
+        pair.handle(master: true, .leadership(.leading(term: 1)))
+        pair.handle(master: false, .leadership(.following(masterURI: "meta://master:8123")))
+        pair.advance(100)
+        pair.slaveSyncs = false
+        pair.put("waiting", opaque: 1)
+        pair.advance(50)
+        #expect(pair.answers[1] == nil)
+        pair.handle(master: true, .leadership(.fenced(reason: "the ZooKeeper connection dropped")))
+        #expect(pair.answers[1]?.contains("stopped leading before its slaves confirmed") == true, "\(pair.answers)")
+        pair.put("refused", opaque: 2)
+        #expect(pair.answers[2]?.contains("does not lead broker 1 now") == true, "\(pair.answers)")
+        // Leading again in the same term takes puts again.
+        pair.slaveSyncs = true
+        pair.handle(master: true, .leadership(.leading(term: 1)))
+        pair.put("again", opaque: 3)
+        pair.advance(100)
+        #expect(pair.answers[3]?.hasPrefix("200 ") == true, "\(pair.answers)")
+    }
+
+    @Test func aFollowerSeveralTermsBehindCopiesItsPartitionsAgain() throws {
+        let pair = try ReplicatedPair()
+        // The second node led term 1 alone and kept data the first never had.
+        pair.handle(master: false, .leadership(.leading(term: 1)))
+        pair.put("only on the old leader", opaque: 1, toMaster: false)
+        pair.pump()
+        // The first node leads term 3 (term 2 had no leader) with its own data.
+        pair.handle(master: true, .leadership(.leading(term: 3)))
+        pair.put("term 3", opaque: 2)
+        pair.pump()
+        pair.handle(master: false, .leadership(.following(masterURI: "meta://master:8123")))
+        pair.advance(1000)
+        #expect(try pair.bytes(pair.slaveDisk).bytes == pair.bytes(pair.masterDisk).bytes)
+        #expect(pair.notices.contains { $0.contains("copying test-0 again") }, "\(pair.notices)")
     }
 }

@@ -101,6 +101,35 @@ struct BrokerRegistrationTests {
         #expect(registration.nodes.contains { $0.path == "/meta/brokers/topics-pub/test/0-m" })
     }
 
+    /// Failover: a slave that takes over registers as the master (topic nodes `<id>-m`, the
+    /// checksum, the data of `ids/<id>`), its slave nodes gone; a deposed master that follows
+    /// registers as a slave, its master's ephemeral nodes gone. The master node stays the
+    /// election's.
+    @Test func aRoleChangeSwapsTheRegisteredNodes() {
+        let world = ZKWorld()
+        var settings = Self.settings(port: 8124)
+        settings.role = .slave(slaveId: 1)
+        settings.masterNodeByElection = true
+        let broker = RegistrationDriver(world, settings)
+        broker.feed(.start)
+        world.run(untilMs: 100)
+        #expect(world.text("/meta/brokers/topics-pub/test/0-s1") != nil)
+        broker.feed(.roleChanged(.master))
+        world.run(untilMs: 200)
+        #expect(world.text("/meta/brokers/ids/0/slave1") == nil && world.text("/meta/brokers/topics-pub/test/0-s1") == nil)
+        #expect(world.text("/meta/brokers/topics-pub/test/0-m") == #"{"numParts":2,"broker":"0-m"}"#)
+        #expect(world.text("/meta/brokers/ids/0") == "meta://127.0.0.1:8124")
+        #expect(world.text("/meta/brokers/ids/0/master_config_checksum") == "1230062599")
+        #expect(world.text("/meta/brokers/ids/0/master") == nil, "the election's node")
+        #expect(broker.machine.isRegistered)
+        broker.feed(.roleChanged(.slave(slaveId: 2)))
+        world.run(untilMs: 300)
+        #expect(world.text("/meta/brokers/topics-pub/test/0-m") == nil && world.text("/meta/brokers/ids/0/master_config_checksum") == nil)
+        #expect(world.text("/meta/brokers/ids/0/slave2") == "meta://127.0.0.1:8124")
+        #expect(world.text("/meta/brokers/ids/0") == "meta://127.0.0.1:8124", "the persistent node keeps the last leader's URI")
+        #expect(broker.machine.isRegistered)
+    }
+
     @Test func registersTheOriginalsNodesWithTheirData() {
         let world = ZKWorld()
         let topics: [BrokerRegistration.Topic] = [.init(name: "test", numPartitions: 2),

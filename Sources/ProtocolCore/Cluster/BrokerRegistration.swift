@@ -75,6 +75,9 @@ public struct BrokerRegistration: Sendable {
         case tick
         /// Remove the registration (clean stop); `.stopped` follows.
         case stop
+        /// The broker changed role (failover: a slave took over, a deposed master follows): the
+        /// old role's ephemeral nodes are deleted, the new role's registered.
+        case roleChanged(Role)
     }
 
     public enum Action: Equatable, Sendable {
@@ -117,7 +120,7 @@ public struct BrokerRegistration: Sendable {
         case stopped
     }
 
-    public let settings: Settings
+    public private(set) var settings: Settings
     private var phase: Phase = .idle
     private var topics: [Topic]
     /// The nodes still to register, in order.
@@ -205,12 +208,38 @@ extension BrokerRegistration {
             if case .retrying(let until) = phase, until <= now { advance(&actions) }
         case .stop:
             stop(&actions)
+        case .roleChanged(let role):
+            changeRole(to: role, &actions)
         }
         if case .retrying(let until) = phase, until != wakeUp {
             wakeUp = until
             actions.append(.scheduleTick(at: until))
         }
         return actions
+    }
+
+    /// Deletes what the old role registered (ephemeral nodes only: `ids/<id>` keeps the last
+    /// leader's URI, and the master node belongs to the election), then registers as `role`.
+    /// Replies to the deletes are ignored (their tags are not the step the machine waits for): a
+    /// node already gone is fine.
+    private mutating func changeRole(to role: Role, _ actions: inout [Action]) {
+        guard role != settings.role else { return }
+        let registered: Bool
+        switch phase {
+        case .registered, .working, .retrying: registered = true
+        case .idle, .sessionLost: registered = false
+        case .stopping, .stopped: return
+        }
+        let old = nodes.filter(\.isEphemeral)
+        settings.role = role
+        guard registered else { return }
+        let kept = Set(nodes.map(\.path))
+        for node in old.reversed() where !kept.contains(node.path) {
+            let tag = nextTag
+            nextTag += 1
+            actions.append(.coordinate(.delete(path: node.path), tag: tag))
+        }
+        beginRegistration(&actions)
     }
 
     private mutating func beginRegistration(_ actions: inout [Action]) {

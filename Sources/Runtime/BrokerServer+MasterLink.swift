@@ -47,7 +47,8 @@ extension BrokerServer {
     /// the node closes it first.
     func openMasterLink(_ link: UInt64, uri: String) {
         let entry = MasterLink(uri: uri)
-        masterLinks[link] = entry
+        // The node numbers each link anew; a reused number replaces (and silently closes) the old.
+        masterLinks.updateValue(entry, forKey: link)?.channel?.close()
         guard let address = BrokerAddress(uri: uri) else {
             logger.error("cannot connect to the master: not a meta://host:port address", metadata: ["master": "\(uri)"])
             loop.execute { self.masterLinkEnded(link) }

@@ -83,6 +83,11 @@ extension BrokerNode {
             let outcome = try log.stage(msgId: record.msgId, flag: record.flag, payload: record.payload,
                                         checksum: record.verifiedChecksum, ticket: token)
             observeStaged?(record.msgId)
+            if replicas.synchronous {
+                // Answered once its copies hold it too; the sync it needs is due at once.
+                replicas.recordEnds[token] = outcome.offset + Int64(Record.size(payloadCount: record.payload.count))
+                log.requestPromptSync()
+            }
             if outcome.acknowledged {
                 awaitingWrite.append((token, outcome.offset, partition, log))
             } else if settings.canary == .ackBeforeSync {
@@ -116,6 +121,12 @@ extension BrokerNode {
         let newTopic = !stores.partitions.contains { $0.topic == partition.topic }
         let log = try stores.logCreatingIfNeeded(partition, now: clock.now)
         lastLog = (partition, log)
+        // Slaves waiting to hear of new partitions hear of this one now, and may fetch it (a
+        // synchronous put's answer, which tells the machine the partition has data, waits for them).
+        if !replicas.parkedHellos.isEmpty || replicas.synchronous {
+            machine.partitionHasData(partition)
+            releaseHellos(clock, &actions)
+        }
         if newTopic {
             actions.append(.registerTopic(registration(of: partition.topic)))
             armRetentionTimer(for: partition.topic, clock, &actions)
@@ -196,12 +207,14 @@ extension BrokerNode {
         if !machine.failedPartitions.isEmpty && machine.failedPartitions[partition] != nil {
             violated("a put to \(partition) was acknowledged after its log failed")
         }
+        if replicas.synchronous, awaitReplication(token, offset: offset, partition: partition, clock, &actions) { return }
         feed(.appended(token: token, .success(offset)), clock, &actions)
     }
 
     /// Answers one put with the failure that keeps it from being stored.
     func fail(_ token: UInt64, _ cause: String, _ clock: NodeClock, _ actions: inout [Action]) {
         if Self.isCommitToken(token) { return commitBatchFailed(token, cause, clock, &actions) }
+        if replicas.synchronous { replicas.recordEnds[token] = nil }
         feed(.appended(token: token, .failure(.init(cause))), clock, &actions)
     }
 

@@ -27,6 +27,7 @@ extension BrokerNode {
         for partition in stores.partitions {
             if let log = stores.log(partition), log.isFailed { abandon(partition, log, clock, &actions) }
         }
+        stopReplication(clock, &actions)
         endOfTick(clock, &actions)
         if unansweredPuts > 0 { violated("a graceful stop left \(unansweredPuts) put(s) unanswered") }
         if !commits.isEmpty { violated("a graceful stop left \(commits.count) commit(s) unanswered") }

@@ -44,6 +44,7 @@ extension BrokerNode {
             if let postponed = syncPostponedEpisode.succeeded() { actions.append(.notice(.syncsResumed(postponed: postponed))) }
             let tickets = log.completeSync(batch, now: clock.now)
             scheduleSync(partition, clock, &actions)
+            if replica != nil { replicaSynced(partition, log, clock, &actions) } else { masterSynced(partition, log, clock, &actions) }
             if !tickets.isEmpty { durable.append((partition, tickets)) }
             answered = tickets.count
         case .failure(let error) where error.isRetryable:
@@ -113,6 +114,15 @@ extension BrokerNode {
             problems.append("commit \(id) keeps holds on \(commit.held.count) log(s) after its entry became durable")
         }
         problems += machine.transactions.checkInvariants()
+        problems += replicas.tracker.checkInvariants()
+        if replicas.waiting.count != replicas.tracker.waitingPuts {
+            problems.append("\(replicas.waiting.count) put(s) wait for their slaves, the tracker holds \(replicas.tracker.waitingPuts)")
+        }
+        if replicas.parkedCount != replicas.parked.values.reduce(0, { $0 + $1.count }) {
+            problems.append("the count of held fetches is off")
+        }
+        if let replica { problems += replica.fetcher.checkInvariants() }
+        if replica != nil && leadingTerm != nil { problems.append("following while leading term \(leadingTerm!)") }
         if heldByLogs < awaitingSync.count {
             problems.append("\(awaitingSync.count - heldByLogs) put(s) wait that no log will acknowledge (a failed log dropped them)")
         } else if heldByLogs > awaitingSync.count && settings.canary != .ackBeforeSync {

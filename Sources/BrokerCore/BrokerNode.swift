@@ -59,6 +59,9 @@ public final class BrokerNode {
         case releaseCommitBeforeEntryDurable
         /// Recovery does not append a committed batch that is missing or torn (§4.5).
         case skipCommitReappend
+        /// A synchronous master answers a put once it is durable here, without waiting for its
+        /// slaves (issue 17): a master whose disk is destroyed takes acknowledged messages along.
+        case answerBeforeSlavesConfirm
     }
 
     enum Phase {
@@ -147,6 +150,22 @@ public final class BrokerNode {
     @exclusivity(unchecked) var committedUnsyncedPruneAt = 64
     /// When the armed transaction-timeout timer fires.
     @exclusivity(unchecked) var transactionTimerAt: Instant?
+    /// A slave's copying of its master (nil on a master, issue 17).
+    @exclusivity(unchecked) var replica: ReplicaState?
+    /// Failover (docs/REPLICATION.md): the term this node leads in, the term its logs were
+    /// consistent with before (`previousTerm`), each partition's end when the term began, and
+    /// why puts are refused while it neither leads nor follows. All nil/empty without an election.
+    @exclusivity(unchecked) var leadingTerm: Int64?
+    @exclusivity(unchecked) var previousTerm: Int64?
+    @exclusivity(unchecked) var termStarts: [TopicPartition: Int64] = [:]
+    @exclusivity(unchecked) var fencedReason: String?
+    /// The term the logs of this broker are consistent with (`replication-term` in the data
+    /// directory): the term it last led, or whose leader it last copied from.
+    @exclusivity(unchecked) var consistentTerm: Int64?
+    /// A master's view of its slaves' fetches and, in synchronous mode, the puts waiting for them.
+    let replicas: MasterReplication
+    /// When the armed replication timer fires.
+    @exclusivity(unchecked) var replicationTimerAt: Instant?
 
     init(settings: Settings, stores: PartitionStores, storage: any Storage, machine: BrokerMachine, startedAt: Instant,
          transactions: RecoveredTransactions) {
@@ -159,6 +178,11 @@ public final class BrokerNode {
         journalDataPath = stores.config.dataLogPath ?? stores.defaultDataPath
         transactionRecovery = transactions.report
         configChecksum = Int64(CRC32.checksum(settings.configFile))
+        replica = stores.config.replication.slave.map {
+            ReplicaState(settings: $0, maxTransferSize: stores.config.maxTransferSize)
+        }
+        replicas = MasterReplication(config: stores.config.replication)
+        consistentTerm = ReplicationTermFile.load(storage: storage, dataPath: stores.defaultDataPath)
     }
 
     /// Start-up: opens and recovers every partition under every data path, loads the message-id
@@ -193,7 +217,9 @@ public final class BrokerNode {
     public var config: ServerConfig { stores.config }
     public var isStopped: Bool { phase == .stopped }
     /// Puts accepted and not answered yet.
-    public var unansweredPuts: Int { awaitingSync.count + awaitingWrite.count + awaitingRelease.count + journaledPuts.count }
+    public var unansweredPuts: Int {
+        awaitingSync.count + awaitingWrite.count + awaitingRelease.count + journaledPuts.count + replicas.waiting.count
+    }
 
     /// Feeds one event; what the driver must do is appended to `actions`, in order.
     public func handle(_ event: Event, clock: NodeClock, into actions: inout [Action]) {
@@ -207,6 +233,7 @@ public final class BrokerNode {
             openConnections.insert(connection)
         case .connectionClosed(let connection):
             guard openConnections.remove(connection) != nil else { return }
+            replicationConnectionClosed(connection, clock, &actions)
             // Its staged transactional puts first: they belong before the rollbacks of its
             // local transactions.
             recordStagedPuts(clock)
@@ -224,6 +251,7 @@ public final class BrokerNode {
         case .masterLinkOpened(let link): masterLinkOpened(link, clock, &actions)
         case .masterLinkFrame(let link, let frame): masterLinkFrame(link, frame, clock, &actions)
         case .masterLinkClosed(let link): masterLinkClosed(link, clock, &actions)
+        case .leadership(let leadership): leadershipChanged(leadership, clock, &actions)
         }
     }
 
@@ -234,6 +262,7 @@ public final class BrokerNode {
                               into actions: inout [Action]) {
         guard phase == .running || (phase == .draining && openConnections.contains(connection)) else { return }
         if case .transaction(let command) = frame {
+            if refuseOnSlave(frame, from: connection, &actions) { return }
             // A transaction's staged puts are recorded before its outcome is decided (a pipelined
             // COMMIT finds them); BEGIN, END, RECOVER and FORGET need none of them.
             switch command.type {
@@ -246,13 +275,28 @@ public final class BrokerNode {
             }
             return armTransactionTimer(clock, &actions)
         }
+        switch frame {
+        case .get(let get):
+            if slaveFetch(get, from: connection, clock, &actions) { return }
+        case .put:
+            if replica != nil || fencedReason != nil, refuseOnSlave(frame, from: connection, &actions) { return }
+        case .stats(let command) where command.item == "replication":
+            return actions.append(.reply(connection, ResultResponse(code: StatusCode.success, body: replicationStats(clock),
+                                                                    opaque: command.responseOpaque)))
+        case .stats(let command) where command.item?.hasPrefix(Self.slaveHelloPrefix) == true:
+            if slaveHello(command.item!, opaque: command.responseOpaque, from: connection, clock, &actions) { return }
+        default: break
+        }
         feed(.request(connection, frame), clock, &actions)
     }
 
     /// The `stats` snapshot: the stores' view plus the process's facts.
     func snapshot(_ facts: ProcessFacts, _ clock: NodeClock) -> StatsSnapshot {
-        stores.statsSnapshot(pid: facts.pid, uptimeSeconds: clock.now.milliseconds(since: startedAt) / 1000,
-                             threads: facts.threads, currentConnections: openConnections.count, configChecksum: configChecksum)
+        var snapshot = stores.statsSnapshot(pid: facts.pid, uptimeSeconds: clock.now.milliseconds(since: startedAt) / 1000,
+                                            threads: facts.threads, currentConnections: openConnections.count,
+                                            configChecksum: configChecksum)
+        snapshot.isSlave = replica != nil
+        return snapshot
     }
 
     /// Records an invariant violation (the first 16).

@@ -208,6 +208,19 @@ extension BrokerNode {
         /// The master link closed, or could not be opened (never reported after
         /// `.closeMasterLink`).
         case masterLinkClosed(link: UInt64)
+        /// The election of this broker id decided (failover, docs/REPLICATION.md): lead in a term,
+        /// follow a master, or accept nothing.
+        case leadership(Leadership)
+    }
+
+    /// What the election tells a node (the driver maps `BrokerElection`'s actions onto it).
+    public enum Leadership: Equatable, Sendable {
+        /// Accept puts, in this term.
+        case leading(term: Int64)
+        /// Replicate from the master at this URI; accept no puts.
+        case following(masterURI: String)
+        /// Accept no puts and follow nobody (yet).
+        case fenced(reason: String)
     }
 
     /// What the node asks its driver to do.
@@ -250,5 +263,8 @@ extension BrokerNode {
         indirect case sendToMaster(link: UInt64, Frame)
         /// Close the master link; no `.masterLinkClosed` follows for it.
         case closeMasterLink(link: UInt64)
+        /// The slaves in sync with this leader changed: the driver tells the election
+        /// (`BrokerElection.Event.publishInSync`), which writes them for failover.
+        indirect case publishInSync([Int])
     }
 }

@@ -79,3 +79,19 @@ struct ReplicaFetcherTests {
         #expect(fetcher.durableEnd(p0) == nil, "a partition the master no longer has is forgotten")
     }
 }
+
+extension ReplicaFetcherTests {
+    @Test func aFailedAppendIsFetchedAgainAfterTheRetryDelay() {
+        var fetcher = ReplicaFetcher(settings: .init(fetchBytes: 100, retryDelayMs: 100))
+        let p = TopicPartition("t", 0)
+        let now = Instant(nanoseconds: 0)
+        _ = fetcher.master(partitions: [p], localEnds: [p: 0], now: now)
+        let record = Record.encode(msgId: 1, flag: 0, payload: [1, 2, 3])
+        let appended = fetcher.answered(p, .bytes(record), now: now)
+        #expect(appended.contains(.sync(p, upTo: Int64(record.count))))
+        #expect(fetcher.appendFailed(p, now: now) == [.wakeUp(at: now.adding(milliseconds: 100))])
+        #expect(fetcher.tick(now: now.adding(milliseconds: 99)).isEmpty)
+        #expect(fetcher.tick(now: now.adding(milliseconds: 100)) == [.fetch(p, offset: 0, maxBytes: 100)], "at the durable end, again")
+        #expect(fetcher.checkInvariants().isEmpty)
+    }
+}

@@ -14,6 +14,12 @@ extension BrokerMachine {
         transactionActions(transactions.timerFired(now: now))
     }
 
+    /// A partition got a log by other means than a put (a slave's copy of its master's, issue
+    /// 17): gets must find it instead of answering 404 (§1.4.2).
+    public mutating func partitionHasData(_ partition: TopicPartition) {
+        if !partitionsWithData.contains(partition) { partitionsWithData.insert(partition) }
+    }
+
     /// A commit plan's outcome, reported by the node.
     /// `partitions`: where the commit's batches were stored. A partition whose first messages
     /// came by a commit holds data now, so GETs must find it instead of answering 404 (§1.4.2).

@@ -36,6 +36,9 @@ public struct ReplicaFetcher: Sendable {
         case bytes([UInt8])
         /// Nothing beyond the fetched offset yet.
         case atEnd
+        /// Nothing yet, after the master held the fetch for a while (it answers as soon as
+        /// something comes): fetch again at once, without backing off.
+        case atEndAfterWaiting
         /// The master no longer has the fetched offset (retention): its log starts at `minOffset`.
         case belowMinimum(minOffset: Int64)
         /// The master's first offset of the partition (answer to `.queryFirstOffset`).
@@ -154,6 +157,11 @@ public struct ReplicaFetcher: Sendable {
             state.phase = .waiting(until: at)
             partitions[partition] = state
             actions.append(.wakeUp(at: at))
+        case (.fetching, .atEndAfterWaiting):
+            state.delayMs = settings.minDelayMs
+            state.phase = .waiting(until: now)
+            partitions[partition] = state
+            actions += fetchIfDue(partition, now)
         case (.fetching, .belowMinimum(let minOffset)):
             state.durableEnd = minOffset
             state.phase = .waiting(until: now)
@@ -178,6 +186,17 @@ public struct ReplicaFetcher: Sendable {
         if case .syncing(let upTo) = state.phase, end >= upTo { state.phase = .waiting(until: now) }
         partitions[partition] = state
         return fetchIfDue(partition, now)
+    }
+
+    /// The append of what the last fetch brought failed (records that fail their checksum, a log
+    /// that refuses them): nothing of it is kept; fetch again at the durable end after the retry
+    /// delay.
+    public mutating func appendFailed(_ partition: TopicPartition, now: Instant) -> [Action] {
+        guard var state = partitions[partition], case .syncing = state.phase else { return [] }
+        let at = now.adding(milliseconds: settings.retryDelayMs)
+        state.phase = .waiting(until: at)
+        partitions[partition] = state
+        return [.wakeUp(at: at)]
     }
 
     /// The connection to the master is gone: what was in flight is asked again after the retry delay.

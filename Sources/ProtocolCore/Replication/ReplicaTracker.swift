@@ -50,6 +50,9 @@ public struct ReplicaTracker: Sendable {
     struct Slave: Sendable {
         var connected = false
         var positions: [TopicPartition: Int64] = [:]
+        /// The partitions whose master end it has not reached (kept as events come, so no event
+        /// scans every partition).
+        var behind: Set<TopicPartition> = []
         /// When it was last caught up on every partition.
         var caughtUpAt: Instant?
     }
@@ -71,46 +74,70 @@ public struct ReplicaTracker: Sendable {
 
     /// A slave connected (its first fetch will say where it is).
     public mutating func slaveConnected(_ slaveId: Int, now: Instant) -> [Decision] {
-        slaves[slaveId, default: Slave()].connected = true
-        return reevaluate(now)
+        if slaves[slaveId] == nil {
+            var slave = Slave()
+            slave.behind = Set(localEnd.filter { $0.value > 0 }.keys)
+            slaves[slaveId] = slave
+        }
+        slaves[slaveId]!.connected = true
+        return reevaluate(now, drain: nil)
     }
 
     /// A slave's connection is gone: it leaves the in-sync set at once.
     public mutating func slaveDisconnected(_ slaveId: Int, now: Instant) -> [Decision] {
         slaves[slaveId]?.connected = false
         slaves[slaveId]?.caughtUpAt = nil
-        return reevaluate(now)
+        return reevaluate(now, drain: nil)
     }
 
     /// A slave fetched `partition` at `offset`: everything below it is durable on the slave.
     /// (A position only moves forward: a fetch behind it — a slave that restarted and lost an
     /// unsynced tail it had reported — is taken as it is: the slave has less than it said.)
     public mutating func slaveFetched(_ slaveId: Int, _ partition: TopicPartition, offset: Int64, now: Instant) -> [Decision] {
-        var slave = slaves[slaveId] ?? Slave()
-        slave.connected = true
-        slave.positions[partition] = offset
-        slaves[slaveId] = slave
-        return reevaluate(now)
+        if slaves[slaveId] == nil { _ = slaveConnected(slaveId, now: now) }
+        slaves[slaveId]!.connected = true
+        slaves[slaveId]!.positions[partition] = offset
+        if offset >= localEnd[partition] ?? 0 {
+            slaves[slaveId]!.behind.remove(partition)
+        } else {
+            slaves[slaveId]!.behind.insert(partition)
+        }
+        return reevaluate(now, drain: partition)
     }
 
     /// The master's log of `partition` is durable up to `end`.
     public mutating func localDurable(_ partition: TopicPartition, end: Int64, now: Instant) -> [Decision] {
-        localEnd[partition] = max(localEnd[partition] ?? 0, end)
-        return reevaluate(now)
+        let newEnd = max(localEnd[partition] ?? 0, end)
+        localEnd[partition] = newEnd
+        for id in slaves.keys where (slaves[id]!.positions[partition] ?? 0) < newEnd { slaves[id]!.behind.insert(partition) }
+        return reevaluate(now, drain: partition)
     }
 
     /// A put to `partition` ending at `end`, durable on the master or about to be, waits for its
     /// replication (synchronous mode; in asynchronous mode it is answered at once).
     public mutating func putWaiting(token: UInt64, _ partition: TopicPartition, end: Int64, now: Instant) -> [Decision] {
         guard settings.synchronous else { return [.answer(token: token)] }
-        precondition(waiting[partition]?.last.map { $0.end <= end } ?? true, "puts wait in offset order")
-        waiting[partition, default: []].append((token, end))
-        return reevaluate(now)
+        // The hot path of a synchronous put: no scan of slaves or partitions.
+        if inSync.count + 1 < settings.minInSyncReplicas { return [.refuse(token: token, text: Self.disconnectedText)] }
+        if waiting[partition] == nil, end <= highWatermark(partition) { return [.answer(token: token)] }
+        // Puts reach here in offset order per partition (the node answers a log's puts in order);
+        // one that does not is placed where it belongs rather than trusted blindly. In place: a
+        // copy of the queue per put would make a long queue quadratic.
+        if let last = waiting[partition]?.last, last.end > end {
+            let index = waiting[partition]!.firstIndex { $0.end > end }!
+            waiting[partition]!.insert((token, end), at: index)
+        } else {
+            waiting[partition, default: []].append((token, end))
+        }
+        return []
     }
+
+    /// The original's refusal when its slave is gone (§6.2).
+    public static let disconnectedText = "Slave is disconnected "
 
     /// Time passes: slaves that stopped catching up leave the in-sync set.
     public mutating func tick(now: Instant) -> [Decision] {
-        reevaluate(now)
+        reevaluate(now, drain: nil)
     }
 
     // MARK: Queries
@@ -128,46 +155,60 @@ public struct ReplicaTracker: Sendable {
         max(0, (localEnd[partition] ?? 0) - (slaves[slaveId]?.positions[partition] ?? 0))
     }
 
+    /// The durable position `slaveId` last reported for `partition`.
+    public func position(of slaveId: Int, _ partition: TopicPartition) -> Int64? {
+        slaves[slaveId]?.positions[partition]
+    }
+
+    /// How long ago `slaveId` was last caught up on every partition (nil: never, or gone).
+    public func lagMs(of slaveId: Int, now: Instant) -> Int64? {
+        slaves[slaveId]?.caughtUpAt.map { now.milliseconds(since: $0) }
+    }
+
     public var waitingPuts: Int { waiting.values.reduce(0) { $0 + $1.count } }
 
     // MARK: Rules
 
-    /// Recomputes who is in sync, then answers or refuses what the new state allows.
-    mutating func reevaluate(_ now: Instant) -> [Decision] {
+    /// Recomputes who is in sync (O(slaves): each slave's `behind` set is kept by the events),
+    /// then answers or refuses what the new state allows — on every partition when the set
+    /// changed, else on `drain` only.
+    mutating func reevaluate(_ now: Instant, drain: TopicPartition?) -> [Decision] {
         var decisions: [Decision] = []
         var current: [Int] = []
-        for id in slaves.keys.sorted() {
-            guard var slave = slaves[id], slave.connected else { continue }
-            let caughtUp = localEnd.allSatisfy { partition, end in (slave.positions[partition] ?? 0) >= end }
-            if caughtUp { slave.caughtUpAt = now }
-            slaves[id] = slave
-            if let at = slave.caughtUpAt, now.milliseconds(since: at) <= settings.maxLagMs { current.append(id) }
+        for id in slaves.keys.sorted() where slaves[id]!.connected {
+            if slaves[id]!.behind.isEmpty { slaves[id]!.caughtUpAt = now }
+            if let at = slaves[id]!.caughtUpAt, now.milliseconds(since: at) <= settings.maxLagMs { current.append(id) }
         }
-        if current != inSync {
+        let changed = current != inSync
+        if changed {
             inSync = current
             decisions.append(.inSyncChanged(current))
         }
         guard settings.synchronous, !waiting.isEmpty else { return decisions }
-        let enoughCopies = inSync.count + 1 >= settings.minInSyncReplicas
-        for partition in waiting.keys.sorted() {
-            var queue = waiting[partition]!
-            if enoughCopies {
-                let mark = highWatermark(partition)
-                while let first = queue.first, first.end <= mark {
-                    decisions.append(.answer(token: first.token))
-                    queue.removeFirst()
-                }
-            } else {
-                // Fewer copies in sync than the settings require: the original's answer when its
-                // slave is gone (§6.2), so the producer retries elsewhere or later.
-                while let first = queue.first {
-                    decisions.append(.refuse(token: first.token, text: "Slave is disconnected "))
-                    queue.removeFirst()
-                }
-            }
-            waiting[partition] = queue.isEmpty ? nil : queue
+        if changed {
+            for partition in waiting.keys.sorted() { drainWaiting(partition, &decisions) }
+        } else if let drain, waiting[drain] != nil {
+            drainWaiting(drain, &decisions)
         }
         return decisions
+    }
+
+    /// Answers the waiting puts of `partition` below the high watermark, or refuses them all
+    /// when fewer copies than `minInSyncReplicas` are in sync (the original's answer when its
+    /// slave is gone, §6.2, so the producer retries elsewhere or later).
+    mutating func drainWaiting(_ partition: TopicPartition, _ decisions: inout [Decision]) {
+        let enoughCopies = inSync.count + 1 >= settings.minInSyncReplicas
+        let mark = enoughCopies ? highWatermark(partition) : Int64.min
+        while let first = waiting[partition]?.first {
+            if enoughCopies {
+                guard first.end <= mark else { break }
+                decisions.append(.answer(token: first.token))
+            } else {
+                decisions.append(.refuse(token: first.token, text: Self.disconnectedText))
+            }
+            waiting[partition]!.removeFirst()
+        }
+        if waiting[partition]?.isEmpty == true { waiting[partition] = nil }
     }
 
     /// Invariants: waiting puts in offset order per partition; only synchronous mode has any; the
@@ -179,6 +220,10 @@ public struct ReplicaTracker: Sendable {
             problems.append("puts of \(partition) wait out of offset order")
         }
         for id in inSync where slaves[id]?.connected != true { problems.append("slave \(id) is in sync but not connected") }
+        for (id, slave) in slaves.sorted(by: { $0.key < $1.key }) {
+            let expected = Set(localEnd.filter { (slave.positions[$0.key] ?? 0) < $0.value }.keys)
+            if slave.behind != expected { problems.append("slave \(id): behind on \(slave.behind.sorted()), expected \(expected.sorted())") }
+        }
         return problems
     }
 }

@@ -59,8 +59,19 @@ public struct ReplicationConfig: Equatable, Sendable {
     /// partition before answering that nothing is there (so a slave hears of a put at once).
     public var fetchHoldMs: Int64
 
+    /// `failover` (ours), false: in cluster mode the broker takes part in the election of its
+    /// broker id (docs/REPLICATION.md): an in-sync slave takes over when the master's session
+    /// ends, a deposed master rejoins as a slave.
+    public var failover: Bool
+    /// `rejoinSlaveId` (ours): the slave id a configured master uses once deposed and following
+    /// the new master (it needs one to appear in the new master's in-sync set); nil: it follows
+    /// under slave id 1023 and never takes over again by itself.
+    public var rejoinSlaveId: Int?
+
     public init(slave: Slave? = nil, synchronous: Bool = false, maxLagMs: Int64 = 10_000, minInSyncReplicas: Int = 2,
-                fetchHoldMs: Int64 = 200) {
+                fetchHoldMs: Int64 = 200, failover: Bool = false, rejoinSlaveId: Int? = nil) {
+        self.failover = failover
+        self.rejoinSlaveId = rejoinSlaveId
         self.slave = slave
         self.synchronous = synchronous
         self.maxLagMs = maxLagMs

@@ -23,7 +23,7 @@ extension PartitionLog {
         guard state == .open, inFlight == nil, writeHolds == 0, hasUnsyncedData else { return false }
         if let retryAt = syncRetryAt, now < retryAt { return false }
         let policy = config.flushPolicy
-        if policy.isGroupCommit { return true }
+        if policy.isGroupCommit || promptSyncRequested { return true }
         return unflushedCount > policy.unflushThreshold
             || now.milliseconds(since: lastSyncAt) >= policy.unflushIntervalMs
     }
@@ -78,6 +78,7 @@ extension PartitionLog {
         let needsDirectory = directoryGeneration != directorySyncedGeneration
         let batch = SyncBatch(upTo: writtenOffset, files: files, directory: needsDirectory ? directory : nil,
                               storage: storage, id: nextSyncId, markFile: mark)
+        promptSyncRequested = false
         inFlight = InFlightSync(id: nextSyncId, upTo: writtenOffset, appendCount: unflushedCount,
                                 directoryGeneration: needsDirectory ? directoryGeneration : nil)
         nextSyncId += 1

@@ -54,6 +54,9 @@ public final class PartitionLog {
     /// Records staged for the last segment and not written to its file yet (its `size` counts
     /// them). `flushWrites()` writes them in one call; syncs and rolls flush first.
     @exclusivity(unchecked) var staged: [UInt8] = []
+    /// Set by `requestPromptSync()` (and replicated appends): the next sync is due at once,
+    /// whatever the flush policy; cleared when a sync begins.
+    @exclusivity(unchecked) public internal(set) var promptSyncRequested = false
     /// Holds on the log's writes (`holdWrites`): while any is taken, staged bytes stay in memory.
     @exclusivity(unchecked) public internal(set) var writeHolds = 0
     /// Sealed segments whose file a running sync may still use; closed when it completes, as
@@ -111,6 +114,46 @@ public final class PartitionLog {
         staged.append(contentsOf: records)
         return try finishAppend(records: recordsInBatch, bytes: records.count, endsEmpty: endsEmpty, ticket: ticket,
                                 writeNow: staged.count >= Self.stagingBytes)
+    }
+
+    /// Stages a master's whole records as they are (replication, issue 17): they must start at
+    /// this log's end (`at`), and every record's checksum is verified, so a slave never stores
+    /// bytes its master did not. No append waits for them (the caller learns what is durable
+    /// from `maxOffset` after a sync); a sync is requested at once, whatever the flush policy.
+    ///
+    /// - Returns: the log's end after them.
+    @discardableResult
+    public func stageReplicated(records: [UInt8], at offset: Int64) throws(LogError) -> Int64 {
+        try requireOpen()
+        let end = segments[segments.count - 1].end
+        guard offset == end else {
+            throw .invalidRecords(detail: "replicated records start at \(offset), the log of \(directory) ends at \(end)")
+        }
+        let (count, lastIsEmpty) = try validateRecords(records)
+        let limit = config.maxRecordPayloadBytes
+        let damage: String? = records.withUnsafeBytes { raw in
+            var position = 0
+            while position < raw.count {
+                switch Record.parse(raw, at: position, maxPayloadBytes: limit) {
+                case .record(let header, let payloadStart): position = payloadStart + Int(header.length)
+                case .incomplete: return "a cut record at \(offset + Int64(position))"
+                case .damaged(let why): return "\(why) at \(offset + Int64(position))"
+                }
+            }
+            return nil
+        }
+        if let damage { throw .invalidRecords(detail: damage) }
+        try admitAppend()
+        staged.append(contentsOf: records)
+        promptSyncRequested = true
+        _ = try finishAppend(records: count, bytes: records.count, endsEmpty: lastIsEmpty, ticket: 0,
+                             writeNow: staged.count >= Self.stagingBytes, waits: false)
+        return segments[segments.count - 1].end
+    }
+
+    /// Makes the next sync due at once (a synchronous master's puts wait for it).
+    public func requestPromptSync() {
+        promptSyncRequested = true
     }
 
     /// Takes back what was staged from `offset` on — a transaction's batch whose commit could
@@ -227,14 +270,14 @@ public final class PartitionLog {
 
     /// Bookkeeping once an append's `bytes` are at the end of `staged`.
     private func finishAppend(records: Int, bytes: Int, endsEmpty: Bool, ticket: UInt64,
-                              writeNow: Bool) throws(LogError) -> AppendOutcome {
+                              writeNow: Bool, waits: Bool = true) throws(LogError) -> AppendOutcome {
         let last = segments[segments.count - 1]
         let offset = last.end
         last.size += Int64(bytes)
         lastRecordIsEmpty = endsEmpty
         unflushedCount += 1
         recordCount += records
-        if config.flushPolicy.isGroupCommit {
+        if config.flushPolicy.isGroupCommit && waits {
             precondition(waiters.last.map { $0.end <= last.end } ?? true, "waiters must stay in offset order")
             waiters.append((ticket, last.end))
         }

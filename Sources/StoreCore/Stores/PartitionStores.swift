@@ -26,6 +26,9 @@ public final class PartitionStores {
 
     public func log(_ partition: TopicPartition) -> PartitionLog? { logs[partition] }
 
+    /// How many partitions have a log.
+    public var partitionCount: Int { logs.count }
+
     /// The data path of `topic`: its section's `dataPath`, else the broker's.
     public func dataPath(of topic: String) -> String {
         config.topicConfig(for: topic)?.dataPath ?? defaultDataPath
@@ -96,17 +99,39 @@ public final class PartitionStores {
     /// The log of `partition`, created (directory and first segment) if it has none yet. A topic
     /// that fails `MetaName` is refused before it can become a path (the broker machine refuses
     /// such puts already; this guards every other way to get here).
-    public func logCreatingIfNeeded(_ partition: TopicPartition, now: Instant) throws(StoresError) -> PartitionLog {
+    /// `startingAt`: where a new log begins (a slave's copy starts at its master's first
+    /// segment, issue 17); 0 for a put's.
+    public func logCreatingIfNeeded(_ partition: TopicPartition, now: Instant,
+                                    startingAt: Int64 = 0) throws(StoresError) -> PartitionLog {
         if let log = logs[partition] { return log }
         if let problem = MetaName.problem(with: partition.topic) { throw .invalidTopicName(partition.topic, problem) }
         let directory = StoragePath.join(dataPath(of: partition.topic), partition.description)
         do {
-            let log = try PartitionLog.open(storage: storage, directory: directory, config: logConfig(of: partition.topic), now: now)
+            let log = try PartitionLog.open(storage: storage, directory: directory, config: logConfig(of: partition.topic), now: now,
+                                            offsetIfCreate: startingAt)
             logs[partition] = log
             return log
         } catch {
             throw .log(partition, error)
         }
+    }
+
+    /// Replaces the log of `partition` with an empty one starting at `offset`: a slave whose copy
+    /// ends before its master's first segment (the master's retention removed what the slave
+    /// had not copied yet, issue 17). Every segment of the old log is removed; the caller makes
+    /// sure no sync of it runs.
+    public func recreate(_ partition: TopicPartition, startingAt offset: Int64, now: Instant) throws(StoresError) -> PartitionLog {
+        if let old = logs.removeValue(forKey: partition) {
+            let directory = old.directory
+            old.close()
+            do {
+                for name in try storage.list(directory) { try storage.remove(StoragePath.join(directory, name)) }
+                try storage.syncDirectory(directory)
+            } catch {
+                throw .log(partition, .failed(PartitionLog.storageError(error, path: directory)))
+            }
+        }
+        return try logCreatingIfNeeded(partition, now: now, startingAt: offset)
     }
 
     /// Reads for the broker machine: what to tell it, and the slice to send when there is one.

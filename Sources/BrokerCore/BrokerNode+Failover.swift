@@ -1,0 +1,132 @@
+import ProtocolCore
+import StoreCore
+
+/// Failover in the node (docs/REPLICATION.md): what the election's decisions do to a broker —
+/// leading (accepting puts, answering its followers with the term's history), following (a
+/// slave of the new master, after cutting off what that master's history does not have) and
+/// being fenced (accepting nothing).
+///
+/// The history a follower needs is short: a leader of term L tells its followers, with the
+/// partitions, the term its own logs were consistent with before L (`previous`) and each
+/// partition's end when L began (`term_start`). A follower whose logs are consistent with L has
+/// nothing to cut; one consistent with `previous` (the deposed master, or a slave of it) shares
+/// the leader's bytes up to `term_start` and cuts what it has beyond; any other (several terms
+/// behind) copies the partition again from the leader's first offset.
+extension BrokerNode {
+    func leadershipChanged(_ leadership: Leadership, _ clock: NodeClock, _ actions: inout [Action]) {
+        guard phase == .running else { return }
+        switch leadership {
+        case .leading(let term):
+            guard leadingTerm != term else { return }
+            if let replica {
+                if let number = replica.linkNumber { actions.append(.closeMasterLink(link: number)) }
+                self.replica = nil
+            }
+            previousTerm = consistentTerm
+            leadingTerm = term
+            fencedReason = nil
+            termStarts = [:]
+            for partition in stores.partitions { termStarts[partition] = stores.log(partition)?.writtenOffset ?? 0 }
+            saveConsistentTerm(term, &actions)
+            actions.append(.notice(.replication("leading broker \(config.brokerId) in term \(term) "
+                + "(logs consistent with term \(previousTerm.map(String.init) ?? "none") before)")))
+        case .following(let uri):
+            stepDown(because: "following master \(uri)", clock, &actions)
+            if replica == nil {
+                let id = config.replication.slave?.slaveId ?? config.replication.rejoinSlaveId ?? 1023
+                let settings = config.replication.slave ?? ReplicationConfig.Slave(slaveId: id)
+                replica = ReplicaState(settings: settings, maxTransferSize: config.maxTransferSize)
+            }
+            masterAddressChanged(uri, clock, &actions)
+        case .fenced(let reason):
+            stepDown(because: reason, clock, &actions)
+            if let replica {
+                dropMasterLink(replica, clock, &actions, reason: reason)
+                replica.masterURI = nil
+            }
+        }
+        armReplicationTimer(clock, &actions)
+    }
+
+    /// Stops accepting puts: those waiting for their slaves are refused (stored here, not
+    /// confirmed), held fetches answered.
+    func stepDown(because reason: String, _ clock: NodeClock, _ actions: inout [Action]) {
+        if leadingTerm != nil {
+            actions.append(.notice(.replication("no longer leading term \(leadingTerm!): \(reason)")))
+        }
+        leadingTerm = nil
+        fencedReason = reason
+        let replication = replicas
+        for partition in replication.parked.keys.sorted() { releaseParked(partition, clock, &actions) { _ in true } }
+        releaseHellos(clock, &actions)
+        for token in replication.waiting.keys.sorted() {
+            replication.waiting[token] = nil
+            replication.refusedPuts += 1
+            feed(.appended(token: token, .failure(.init("broker \(settings.brokerURI) stopped leading before its slaves confirmed "
+                + "the message (\(reason))"))), clock, &actions)
+        }
+    }
+
+    /// The lines a leader adds to its answer to a slave's hello: its term and the term its logs
+    /// were consistent with before (`term <L> previous <P|none>`).
+    func termLine() -> String? {
+        guard let term = leadingTerm else { return nil }
+        return "term \(term) previous \(previousTerm.map(String.init) ?? "none")"
+    }
+
+    /// A follower read its leader's history in a hello answer: cut what the leader does not
+    /// have, then remember the term. Returns false when the copy cannot be made consistent now
+    /// (a failed cut; the hello is asked again later).
+    func adoptHistory(term: Int64, previous: Int64?, starts: [TopicPartition: (min: Int64, termStart: Int64)],
+                      _ replica: ReplicaState, _ clock: NodeClock, _ actions: inout [Action]) -> Bool {
+        guard consistentTerm != term else { return true }
+        let oneTermBehind = consistentTerm == nil || consistentTerm == previous
+        var cut: Int64 = 0
+        for partition in stores.partitions {
+            guard let log = stores.log(partition), syncing[partition] == nil else {
+                if stores.log(partition) != nil { return false }  // not while its sync runs
+                continue
+            }
+            let end = log.writtenOffset
+            guard let history = starts[partition] else {
+                // The leader has no such partition: nothing here came from it in its term; keep
+                // what we have (it is served to consumers like any local data).
+                continue
+            }
+            if oneTermBehind && end <= history.termStart { continue }
+            do {
+                if oneTermBehind, history.termStart >= log.segmentStarts.last ?? 0, log.stagedByteCount == 0 {
+                    try log.truncate(to: history.termStart)
+                    cut += end - history.termStart
+                    actions.append(.notice(.replicationProblem("cut \(end - history.termStart) byte(s) of \(partition) beyond "
+                        + "\(history.termStart), where term \(term) began: they were never copied by its leader")))
+                } else {
+                    if lastLog?.partition == partition { lastLog = nil }
+                    dirtyLogs.removeAll { $0.partition == partition }
+                    _ = try stores.recreate(partition, startingAt: history.min, now: clock.now)
+                    cut += end - log.minOffset
+                    replica.logRestarts += 1
+                    actions.append(.notice(.replicationProblem("copying \(partition) again from \(history.min): this broker's "
+                        + "logs follow term \(consistentTerm.map(String.init) ?? "none"), too far behind term \(term)")))
+                }
+            } catch {
+                actions.append(.notice(.replicationProblem("cannot make \(partition) consistent with term \(term): \(error)")))
+                return false
+            }
+        }
+        replica.bytesCut += cut
+        // The fetcher starts over from the logs as they are now.
+        replica.fetcher = ReplicaFetcher(settings: replica.fetcher.settings)
+        saveConsistentTerm(term, &actions)
+        return true
+    }
+
+    func saveConsistentTerm(_ term: Int64, _ actions: inout [Action]) {
+        consistentTerm = term
+        do {
+            try ReplicationTermFile.save(term, storage: storage, dataPath: stores.defaultDataPath)
+        } catch {
+            actions.append(.notice(.replicationProblem("cannot persist the replication term \(term): \(error)")))
+        }
+    }
+}

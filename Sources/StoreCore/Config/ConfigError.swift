@@ -44,6 +44,8 @@ public struct ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
         /// A value the original accepts that this broker does not support
         /// (`autoSyncMasterConfig=true`); the message says what to do instead.
         case unsupported
+        /// Two keys that cannot be set together (`rejoinSlaveId` and `slaveId`).
+        case conflictingKeys
         /// A required key (or section) is absent or blank.
         case missingRequired
     }

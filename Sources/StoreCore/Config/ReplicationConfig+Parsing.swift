@@ -8,7 +8,8 @@ extension ServerConfig {
     /// The keys a slave's properties file may hold: the original's four, and our `master`.
     static let slaveKeys = ["slaveId", "slaveGroup", "slaveMaxDelayInMills", "autoSyncMasterConfig", "master"]
     /// `[replication]`: a slave's keys and the master's (`synchronous` and the rest, ours).
-    static let replicationKeys = slaveKeys + ["synchronous", "maxLagMs", "minInSyncReplicas", "fetchHoldMs"]
+    static let replicationKeys = slaveKeys + ["synchronous", "maxLagMs", "minInSyncReplicas", "fetchHoldMs", "failover",
+                                              "rejoinSlaveId"]
 }
 
 /// The replication keys of one file, gathered in file order and checked as a whole by `finish`.
@@ -20,6 +21,8 @@ struct ReplicationKeys {
     private var master: String?
     /// The first key that only a slave may set, for the error when `slaveId` is absent.
     private var firstSlaveOnlyKey: ConfigValue?
+    /// `rejoinSlaveId`, which only a configured master may set.
+    private var rejoinKey: ConfigValue?
 
     /// Applies one entry whose key is one of `ServerConfig.replicationKeys`.
     mutating func apply(_ value: ConfigValue) throws(ConfigError) {
@@ -54,6 +57,11 @@ struct ReplicationKeys {
             config.minInSyncReplicas = try value.int(in: 1...16, reason: "the copies that must hold a synchronous put, "
                 + "this master's included")
         case "fetchHoldMs": config.fetchHoldMs = try value.integer(in: 0...60_000)
+        case "failover": config.failover = try value.boolean()
+        case "rejoinSlaveId":
+            config.rejoinSlaveId = try value.int(in: ConfigRange.brokerId, reason: "the slave id this master follows "
+                + "under once deposed")
+            rejoinKey = value
         default:
             preconditionFailure("\(value.key) is not a replication key")
         }
@@ -62,6 +70,10 @@ struct ReplicationKeys {
     /// The configuration; an error when a slave's key was given without `slaveId`.
     func finish() throws(ConfigError) -> ReplicationConfig {
         var result = config
+        if slaveId != nil, let key = rejoinKey {
+            throw key.error(.conflictingKeys, "rejoinSlaveId is a master's setting: a slave rejoins under its slaveId; "
+                + "remove rejoinSlaveId or slaveId")
+        }
         if let slaveId {
             result.slave = ReplicationConfig.Slave(slaveId: slaveId, slaveGroup: slaveGroup, maxDelayMs: maxDelayMs,
                                                    master: master)

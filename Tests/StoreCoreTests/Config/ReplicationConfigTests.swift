@@ -50,6 +50,20 @@ extension ConfigTests {
             #expect(config.synchronous && config.maxLagMs == 3000 && config.minInSyncReplicas == 3 && config.fetchHoldMs == 0)
         }
 
+        @Test func failoverKeys() throws {
+            let master = try Self.parse("failover=true\nrejoinSlaveId=5")
+            #expect(master.failover && master.rejoinSlaveId == 5 && master.slave == nil)
+            let slave = try Self.parse("slaveId=2\nfailover=true")
+            #expect(slave.failover && slave.rejoinSlaveId == nil && slave.slave?.slaveId == 2)
+            #expect(try Self.parse("").failover == false)
+            #expect(try Self.error("failover=on").kind == .badBoolean)
+            #expect(try Self.error("rejoinSlaveId=1024").kind == .outOfRange)
+            let both = try Self.error("rejoinSlaveId=3\nslaveId=2")
+            #expect(both.kind == .conflictingKeys && both.line == 4 && both.key == "rejoinSlaveId")
+            #expect(both.message == "rejoinSlaveId is a master's setting: a slave rejoins under its slaveId; remove "
+                + "rejoinSlaveId or slaveId")
+        }
+
         @Test func aMasterSetsOnlyItsOwnKeys() throws {
             let config = try Self.parse("synchronous=true\nminInSyncReplicas=1\nmaxLagMs=500\nfetchHoldMs=60000")
             #expect(config.slave == nil && config.synchronous && config.minInSyncReplicas == 1)

@@ -109,6 +109,7 @@ extension ConfigTests {
             let unknown = try Self.error("slaveId=1\nslaveGrop=g\n")
             #expect(unknown.kind == .unknownKey && unknown.line == 2 && unknown.suggestion == "slaveGroup")
             #expect(unknown.message == "Invalid config key:slaveGrop,do you mean 'slaveGroup'?")
+            #expect(try Self.error("slaveId=1\nfailover=true\n").kind == .unknownKey)
             let masterKey = try Self.error("slaveId=1\nsynchronous=true\n")
             #expect(masterKey.kind == .unknownKey && masterKey.message.hasSuffix("(synchronous belongs in [replication] of server.ini)"))
             let duplicate = try Self.error("slaveId=1\nslaveId=2\n")

@@ -78,7 +78,7 @@ struct ReplicationStartTests {
     }
 
     /// A master that refuses connections: the slave runs on, serves its clients, and keeps trying.
-    @Test(.disabled("needs the node's slave side (BrokerNode+Replica.swift, being written in main): enable at the merge"))
+    @Test
     func aSlaveWhoseMasterIsDownKeepsRunningAndRetries() throws {
         let directory = try Self.makeDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }

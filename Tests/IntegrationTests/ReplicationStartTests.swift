@@ -98,6 +98,56 @@ struct ReplicationStartTests {
         #expect(broker.stop() == 0, "\(broker.log())")
     }
 
+    /// A slave started with `--slave <file>` copies what its master stores over the runtime's master
+    /// link, reconnects when the master comes back, and `slave-status` shows it caught up.
+    @Test func aSlaveCopiesItsMasterAndReconnectsWhenTheMasterReturns() throws {
+        let base = try Self.makeDirectory()
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        for name in ["master", "slave"] { try FileManager.default.createDirectory(atPath: base + "/" + name, withIntermediateDirectories: true) }
+        var master = try BrokerProcess(directory: base + "/master", config: Self.config)
+        try master.start()
+        defer { master.stopHard() }
+        let file = base + "/slave/async_slave.properties"
+        try "slaveId=1\nmaster=127.0.0.1:\(master.port)\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let slave = try BrokerProcess(directory: base + "/slave", config: Self.config)
+        slave.extraArguments = ["--slave", file]
+        try slave.start()
+        defer { slave.stopHard() }
+        #expect(slave.waitForLog("connected to the master") != nil, "\(slave.log())")
+
+        #expect(try master.tool(["produce", "test", "--partition", "0", "one", "two"]).status == 0)
+        #expect(Self.eventually { (try? slave.readAll(partition: 0).count) == 2 }, "\(slave.log())")
+        let copied = try slave.readAll(partition: 0)
+        #expect(copied == (try master.readAll(partition: 0)), "byte-identical records at the same offsets")
+        #expect(Self.eventually {
+            let status = (try? ChildProcess.run(BrokerProcess.binary, ["slave-status", "-f", slave.directory + "/server.ini",
+                                                                       "--port", "\(slave.port)"]))
+            let lines = status.map { String(decoding: $0.output, as: UTF8.self).split(separator: "\n") } ?? []
+            return lines.contains { $0.hasPrefix("test part 0 ") && $0.contains(" lag_bytes 0 ") }
+        }, "slave-status shows partition 0 caught up")
+
+        // The master goes away and comes back on the same port: the slave notices, retries, and is
+        // connected again.
+        #expect(master.stop() == 0)
+        #expect(slave.waitForLog("the connection to the master closed") != nil, "\(slave.log())")
+        master = try BrokerProcess(directory: master.directory, config: Self.config, port: master.port)
+        try master.start()
+        #expect(slave.waitForLog("connected to the master", occurrence: 2, timeoutSeconds: 60) != nil, "\(slave.log())")
+        #expect(try master.tool(["produce", "test", "--partition", "0", "three"]).status == 0)
+        #expect(Self.eventually { (try? slave.readAll(partition: 0).count) == 3 }, "\(slave.log())")
+        #expect(slave.stop() == 0, "\(slave.log())")
+    }
+
+    /// Polls `condition` every 50 ms for up to `seconds`.
+    static func eventually(_ seconds: Double = 30, _ condition: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            if condition() { return true }
+            usleep(50_000)
+        }
+        return condition()
+    }
+
     /// `slave-status` prints the lines of `stats replication` without the `STATS`/`END` frame.
     @Test func slaveStatusPrintsTheStatsReplicationLines() throws {
         let directory = try Self.makeDirectory()

@@ -30,8 +30,9 @@ struct ReplicationKeys {
             firstSlaveOnlyKey = value
         }
         if value.key == "slaveId", value.isBlank {
-            throw value.error(.missingRequired, "a value is required; expected slaveId=<n> with n in 0...1023, "
-                + "or remove the line (a broker without slaveId is a master)")
+            // In server.ini the key is optional (without it the broker is a master); a slave's file needs it.
+            let alternative = value.section == nil ? "" : ", or remove the line (a broker without slaveId is a master)"
+            throw value.error(.missingRequired, "a value is required; expected slaveId=<n> with n in 0...1023" + alternative)
         }
         // Blank optional keys keep their default, as everywhere in server.ini.
         guard !value.isBlank else { return }

@@ -81,6 +81,7 @@ extension ConfigTests {
             #expect(try Self.error("").kind == .missingRequired)
             let blank = try Self.error("slaveId=\n")
             #expect(blank.kind == .missingRequired && blank.line == 1)
+            #expect(blank.message == "a value is required; expected slaveId=<n> with n in 0...1023")
         }
 
         @Test func errorsNameTheLineAndKey() throws {

@@ -119,7 +119,7 @@ let package = Package(
         .target(name: "ProcessHarness", path: "Tests/ProcessHarness"),
         .testTarget(
             name: "RuntimeTests",
-            dependencies: ["Runtime", "StoreCore", "CZlib", "CZooKeeper", "ProcessHarness",
+            dependencies: ["Runtime", "BrokerCore", "StoreCore", "ProtocolCore", "CZlib", "CZooKeeper", "ProcessHarness",
                            .product(name: "Logging", package: "swift-log")]
         ),
         // Real metaq-server and ZooKeeper processes on 127.0.0.1, started and stopped by PID.

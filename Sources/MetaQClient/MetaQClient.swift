@@ -7,6 +7,10 @@ import NIOPosix
 import ProtocolCore
 import Runtime
 
+/// A broker's `meta://host:port` address. The type lives in ProtocolCore (the config parser and
+/// the broker read addresses too); this name keeps it visible to code that imports only MetaQClient.
+public typealias BrokerAddress = ProtocolCore.BrokerAddress
+
 /// A connection to a MetaQ cluster: through ZooKeeper (brokers, partitions and consumer groups
 /// are discovered from MetaQ's znodes, reference §3), or directly to a list of brokers (§1.7).
 ///

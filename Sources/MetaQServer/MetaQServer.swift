@@ -6,5 +6,5 @@ struct MetaQServer: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "metaq-server",
         abstract: "A MetaQ 1.4.6 compatible broker.",
-        subcommands: [Start.self, Stop.self, Status.self, Stats.self])
+        subcommands: [Start.self, Stop.self, Status.self, Stats.self, SlaveStatus.self])
 }

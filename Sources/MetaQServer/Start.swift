@@ -18,6 +18,12 @@ struct Start: ParsableCommand {
             standard error (for service managers and containers). SIGTERM or SIGINT stop it gracefully: \
             no new connections, every log synced and closed. `metaq-server stop` sends SIGTERM through \
             the pid file <data>/metaq-server.pid.
+
+            A slave (replication) runs with its master's brokerId and a slaveId of its own, given \
+            either in the [replication] section of server.ini or with --slave <file> (the original's \
+            async_slave.properties). It copies its master's partitions; the master is master=host:port \
+            when set, else the broker ZooKeeper names in /meta/brokers/ids/<brokerId>/master (cluster \
+            mode). Without ZooKeeper a slave needs master=host:port.
             """)
 
     @Flag(help: "Local mode: no ZooKeeper registration, whatever [zookeeper] says. Without it the broker registers in the ZooKeeper of zk.zkConnect (cluster mode) unless zk.zkEnable=false.")
@@ -37,6 +43,13 @@ struct Start: ParsableCommand {
 
     @Flag(help: "Stay in the foreground and log to standard error instead of running in the background.")
     var foreground = false
+
+    @Option(name: .customLong("slave"), help: ArgumentHelp(
+        "Start as a slave with the settings of this properties file (the original's async_slave.properties).",
+        discussion: "Keys: slaveId (required, 0-1023), slaveGroup, slaveMaxDelayInMills, autoSyncMasterConfig "
+            + "(false only) and master=host:port. Instead of slaveId in [replication] of server.ini, not together with it.",
+        valueName: "file"))
+    var slavePath: String?
 
     func validate() throws {
         if let port, !(1...65535).contains(port) {
@@ -65,9 +78,18 @@ struct Start: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         let logger = Logger(label: "metaq-server")
         var config = try loadConfig(configPath)
+        if let slavePath { config.replication.slave = try loadSlave(slavePath, into: config) }
         let clusterMode = config.zooKeeper.isEnabled && !local
         if clusterMode && (config.zooKeeper.connect ?? "").isEmpty {
             throw StartFailure("cluster mode needs zk.zkConnect in [zookeeper] of \(configPath) (host:port[,host:port…]); or start with --local, or set zk.zkEnable=false")
+        }
+        if let slave = config.replication.slave, !clusterMode, slave.master == nil {
+            let source = slavePath ?? "[replication] of \(configPath)"
+            throw StartFailure("""
+                this broker is a slave (slaveId=\(slave.slaveId)) without ZooKeeper, so nothing names its master: \
+                set master=host:port (the master's address) in \(source), or run in cluster mode, where \
+                \(config.zooKeeper.root)/brokers/ids/\(config.brokerId)/master names it
+                """)
         }
         if let dataPath { config.dataPath = dataPath }
         if let port { config.serverPort = port }
@@ -104,11 +126,15 @@ struct Start: ParsableCommand {
         do { try "\(getpid())\n".write(toFile: pidFile, atomically: true, encoding: .utf8) } catch {
             logger.warning("cannot write the pid file; `metaq-server stop` will not find this broker", metadata: ["path": "\(pidFile)"])
         }
-        logger.info("metaq-server started", metadata: [
+        var started: Logger.Metadata = [
             "version": "\(Self.version)", "port": "\(bound)", "dataPath": "\(data)", "brokerId": "\(config.brokerId)",
             "topics": "\(config.topics.map(\.name))",
             "flush": "\(config.flushPolicy.isGroupCommit ? "group commit" : "unflushThreshold=\(config.flushPolicy.unflushThreshold) unflushInterval=\(config.flushPolicy.unflushIntervalMs)ms")",
-        ])
+        ]
+        if let slave = config.replication.slave {
+            started["slave"] = "slaveId=\(slave.slaveId) slaveGroup=\(slave.slaveGroup) master=\(slave.master ?? "from ZooKeeper")"
+        }
+        logger.info("metaq-server started", metadata: started)
         waitForSignal(server: server, cluster: cluster, pidFile: pidFile, logger: logger)
     }
 
@@ -248,6 +274,26 @@ func loadConfig(_ path: String) throws -> ServerConfig {
 }
 
 extension Start {
+    /// The slave settings of `--slave <file>`; a start-up failure when the file cannot be read or
+    /// parsed, or when server.ini already makes the broker a slave.
+    func loadSlave(_ path: String, into config: ServerConfig) throws -> ReplicationConfig.Slave {
+        if let configured = config.replication.slave {
+            throw StartFailure("--slave \(path) and slaveId=\(configured.slaveId) in [replication] of \(configPath) both "
+                + "configure this slave; keep one of them")
+        }
+        do {
+            return try ConfigFile.loadSlave(path)
+        } catch let error as ConfigFileError {
+            switch error.problem {
+            case .missing: throw StartFailure("the slave file \(path) given with --slave does not exist")
+            case .isDirectory: throw StartFailure("the slave file \(path) is a directory; expected an async_slave.properties file")
+            default: throw StartFailure("\(error)")
+            }
+        } catch {
+            throw StartFailure("\(error)")
+        }
+    }
+
     /// What an operator must know about partitions whose log failed by the end of a stop; nil
     /// when there are none.
     static func describe(failures: [(partition: TopicPartition, failure: LogFailure)]) -> String? {

@@ -4,7 +4,7 @@ import ProtocolCore
 struct Stats: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Print the broker's statistics, as MetaQ's `stats` command answers them.",
-        discussion: "ITEM: empty for system stats, or topics, offsets, realtime, help, reset, config, failed_partitions, or a topic name.")
+        discussion: "ITEM: empty for system stats, or topics, offsets, realtime, help, reset, config, failed_partitions, replication (what the broker replicates: its master or its slaves, lag per partition), or a topic name.")
 
     @OptionGroup var server: ServerOption
 

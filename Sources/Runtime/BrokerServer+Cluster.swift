@@ -7,15 +7,29 @@ import StoreCore
 /// Cluster mode (reference §3.2): the broker's registration in ZooKeeper, driven on the server's
 /// event loop. The `BrokerRegistration` machine decides every znode; this class only carries its
 /// requests to the ZooKeeper session, hops the session's callbacks onto the loop, and runs timers.
+/// A slave (issue 17) registers as one (`ids/<id>/slave<n>`, topics `<id>-s<n>`, §6.1) and, unless
+/// its master is configured, learns the master's address from `ids/<id>/master` through a
+/// `MasterNodeWatch` on the same session, which it feeds to the node as `.masterAddress`.
 ///
-/// Concurrency: the machine and `stopWaiters` are touched only on `server.loop`; the session's
-/// sink runs on the C client's thread and only enqueues onto the loop.
+/// Concurrency: the machines, `routes` and `stopped` are touched only on `server.loop`; the
+/// session's sink runs on the C client's thread and only enqueues onto the loop.
 public final class BrokerClusterMember: @unchecked Sendable {
     let server: BrokerServer
     let logger: Logger
     var machine: BrokerRegistration
+    /// Set for a slave without a configured `master`.
+    var masterWatch: MasterNodeWatch?
     var session: ZooKeeperSession?
     var stopped: EventLoopPromise<Void>?
+    /// The machine and its own tag of each request on the session (both machines number their
+    /// requests from 1).
+    var routes: [UInt64: (owner: Owner, tag: UInt64)] = [:]
+    var nextTag: UInt64 = 1
+
+    enum Owner {
+        case registration
+        case masterWatch
+    }
 
     /// The topics the node names are registered at start (configured without wildcards, and
     /// every topic with data on disk); the node asks for the others when a put creates them.
@@ -23,9 +37,14 @@ public final class BrokerClusterMember: @unchecked Sendable {
         self.server = server
         self.logger = logger
         let config = server.config
+        let layout = MetaZooKeeperLayout(root: config.zooKeeper.root)
+        let slave = config.replication.slave
         machine = BrokerRegistration(settings: .init(
             brokerId: config.brokerId, uri: uri, configChecksum: server.node.configChecksum, topics: server.topicsToRegister,
-            layout: MetaZooKeeperLayout(root: config.zooKeeper.root)))
+            layout: layout, role: slave.map { .slave(slaveId: $0.slaveId) } ?? .master))
+        if let slave, slave.master == nil {
+            masterWatch = MasterNodeWatch(settings: .init(brokerId: config.brokerId, layout: layout))
+        }
     }
 
     /// Opens the ZooKeeper session and registers; returns at once (the session connects in the
@@ -34,10 +53,13 @@ public final class BrokerClusterMember: @unchecked Sendable {
         let loop = server.loop
         session = try ZooKeeperSession(connect: connect, sessionTimeoutMs: sessionTimeoutMs, logger: logger) { [weak self] event in
             guard let member = self else { return }
-            loop.execute { member.handle(.coordination(event)) }
+            loop.execute { member.coordinationEvent(event) }
         }
         server.onRegisterTopic = { [weak self] topic in self?.handle(.topicAdded(topic)) }
-        loop.execute { self.handle(.start) }
+        loop.execute {
+            self.handle(.start)
+            self.watchMaster(.start)
+        }
     }
 
     /// Removes the registration (waiting at most `timeoutMs` for ZooKeeper), then closes the session.
@@ -58,14 +80,41 @@ public final class BrokerClusterMember: @unchecked Sendable {
         session = nil
     }
 
+    /// A reply goes to the machine that asked; session changes and watches go to both.
+    func coordinationEvent(_ event: CoordinationEvent) {
+        switch event {
+        case .reply(let global, let reply):
+            guard let route = routes.removeValue(forKey: global) else { return }
+            deliver(.reply(tag: route.tag, reply), to: route.owner)
+        case .session, .watch:
+            deliver(event, to: .registration)
+            deliver(event, to: .masterWatch)
+        }
+    }
+
+    func deliver(_ event: CoordinationEvent, to owner: Owner) {
+        switch owner {
+        case .registration: handle(.coordination(event))
+        case .masterWatch: watchMaster(.coordination(event))
+        }
+    }
+
+    func submit(_ request: CoordinationRequest, tag: UInt64, for owner: Owner) {
+        guard let session else {
+            deliver(.reply(tag: tag, .failed(.sessionExpired)), to: owner)
+            return
+        }
+        let global = nextTag
+        nextTag += 1
+        routes[global] = (owner, tag)
+        session.submit(request, tag: global)
+    }
+
     func handle(_ event: BrokerRegistration.Event) {
         let now = Clocks.monotonic()
         for action in machine.handle(event, now: now) {
             switch action {
-            case .coordinate(let request, let tag):
-                if let session { session.submit(request, tag: tag) } else {
-                    handle(.coordination(.reply(tag: tag, .failed(.sessionExpired))))
-                }
+            case .coordinate(let request, let tag): submit(request, tag: tag, for: .registration)
             case .registered:
                 logger.info("registered in ZooKeeper", metadata: [
                     "brokerId": "\(machine.settings.brokerId)", "uri": "\(machine.settings.uri)",
@@ -83,6 +132,30 @@ public final class BrokerClusterMember: @unchecked Sendable {
         }
         if case .coordination(.session(let state)) = event {
             logger.info("ZooKeeper session \(state)")
+        }
+    }
+}
+
+extension BrokerClusterMember {
+    /// Drives the master watch of a slave; each address it reports goes to the node.
+    func watchMaster(_ event: MasterNodeWatch.Event) {
+        guard masterWatch != nil else { return }
+        let now = Clocks.monotonic()
+        for action in masterWatch!.handle(event, now: now) {
+            switch action {
+            case .coordinate(let request, let tag): submit(request, tag: tag, for: .masterWatch)
+            case .masterAddress(let uri):
+                if let uri {
+                    logger.info("ZooKeeper names the master", metadata: ["master": "\(uri)"])
+                } else {
+                    logger.info("ZooKeeper names no master for this broker id; waiting for one",
+                                metadata: ["path": "\(masterWatch!.settings.masterPath)"])
+                }
+                server.handle(.masterAddress(uri))
+            case .scheduleTick(let at):
+                let delay = max(0, at.nanoseconds - now.nanoseconds)
+                server.loop.scheduleTask(in: .nanoseconds(delay)) { self.watchMaster(.tick) }
+            }
         }
     }
 }

@@ -54,12 +54,12 @@ extension BrokerServer {
             if let work = syncWork.removeValue(forKey: partition) { record(work, partition: partition, answered: count) }
         case .notice(let notice): log(notice)
         case .stopped(let report):
+            closeMasterLinks()
             stopped?.succeed(report)
             stopped = nil
-        case .connectToMaster(let link, _):
-            // Not wired yet (issue 17): the attempt fails, the node retries later.
-            loop.execute { self.handle(.masterLinkClosed(link: link)) }
-        case .sendToMaster, .closeMasterLink: break
+        case .connectToMaster(let link, let uri): openMasterLink(link, uri: uri)
+        case .sendToMaster(let link, let frame): masterLinks[link]?.channel?.send(frame)
+        case .closeMasterLink(let link): masterLinks.removeValue(forKey: link)?.channel?.close()
         case .publishInSync: break  // no election in the runtime yet
         }
     }

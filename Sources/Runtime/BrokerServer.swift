@@ -56,6 +56,11 @@ public final class BrokerServer: @unchecked Sendable {
     var connectionLimitEpisode = RefusalEpisode()
     /// Invariant violations of the node already logged.
     var violationsLogged = 0
+    /// A slave's connections to its master by the node's link number (at most one open at a time
+    /// as the node uses them); see `BrokerServer+MasterLink.swift`.
+    var masterLinks: [UInt64: MasterLink] = [:]
+    /// Master-link attempts that failed in a row, for logging them without a line per retry.
+    var masterLinkFailures = 0
 
     public init(node: BrokerNode, logger: Logger) {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -97,7 +102,10 @@ public final class BrokerServer: @unchecked Sendable {
             throw ListenError(host: host, port: port, error)
         }
         serverChannel = channel
-        loop.execute { self.handle(.start) }
+        loop.execute {
+            self.handle(.start)
+            self.feedConfiguredMaster()
+        }
         return channel.localAddress?.port ?? port
     }
 

@@ -17,6 +17,15 @@ public enum ConfigFile {
         try ServerConfig(parsing: try read(path), path: path)
     }
 
+    /// Reads and parses a slave's properties file (`metaq-server start --slave <file>`: the
+    /// original's `async_slave.properties`).
+    ///
+    /// - Throws: ``ConfigFileError`` when the file cannot be read, `ConfigError` when it does not
+    ///   parse.
+    public static func loadSlave(_ path: String) throws -> ReplicationConfig.Slave {
+        try ReplicationConfig.Slave(parsingProperties: try read(path), path: path)
+    }
+
     /// The bytes of `path`, opened read-only (a config file owned by another user, mode 0644, is
     /// fine).
     public static func read(_ path: String) throws(ConfigFileError) -> [UInt8] {

@@ -14,6 +14,8 @@ final class BrokerProcess {
     /// A command the broker is started through, e.g. `["/usr/bin/prlimit", "--nofile=64:64", "--"]`
     /// (it must exec the broker, so the process stays the broker's).
     var launcher: [String] = []
+    /// More arguments of `start`, e.g. `["--slave", path]`.
+    var extraArguments: [String] = []
 
     /// The `metaq-server` binary built beside the test bundle.
     static var binary: String { product("metaq-server") }
@@ -63,6 +65,7 @@ final class BrokerProcess {
     func spawn() throws {
         let arguments = (local ? ["start", "--local"] : ["start"]) + ["-f", directory + "/server.ini",
                          "--data", directory + "/data", "--port", "\(port)", "--host", "127.0.0.1", "--foreground"]
+            + extraArguments
         process.executable = launcher.first ?? Self.binary
         process.arguments = launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [Self.binary] + arguments
         process.standardOutput = .file(logPath)

@@ -10,7 +10,7 @@ struct HelpTextTests {
         [("metaq", []), ("metaq-server", []), ("metaq-sim", [])]
         + ["produce", "consume", "stats", "cluster", "recover", "bench", "bench-group", "tx"].map { ("metaq", [$0]) }
         + ["list", "commit", "rollback"].map { ("metaq", ["tx", $0]) }
-        + ["start", "stop", "status", "stats"].map { ("metaq-server", [$0]) }
+        + ["start", "stop", "status", "stats", "slave-status"].map { ("metaq-server", [$0]) }
 
     @Test(arguments: commands.indices)
     func helpExplainsWithoutSectionNumbers(_ index: Int) throws {

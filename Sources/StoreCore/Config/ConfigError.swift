@@ -14,7 +14,7 @@ public struct ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
         case malformedLine
         /// A `key=value` line before the first section header.
         case keyOutsideSection
-        /// A section other than `[system]`, `[zookeeper]` and `[topic=<name>]`.
+        /// A section other than `[system]`, `[zookeeper]`, `[replication]` and `[topic=<name>]`.
         case unknownSection
         /// A `[topic=…]` section whose name cannot be a topic (empty, whitespace, `/`).
         case invalidTopicName
@@ -37,6 +37,15 @@ public struct ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
         case badFilter
         /// A well-formed number outside the key's range.
         case outOfRange
+        /// Not `host:port` or `meta://host:port` (`[replication] master`).
+        case badAddress
+        /// A consumer group name outside the name rule (`slaveGroup`).
+        case badGroupName
+        /// A value the original accepts that this broker does not support
+        /// (`autoSyncMasterConfig=true`); the message says what to do instead.
+        case unsupported
+        /// Two keys that cannot be set together (`rejoinSlaveId` and `slaveId`).
+        case conflictingKeys
         /// A required key (or section) is absent or blank.
         case missingRequired
     }

@@ -4,8 +4,9 @@ import ProtocolCore
 /// every conversion error can name them along with the form that was expected.
 struct ConfigValue {
     let entry: IniEntry
-    /// The section name as written (`system`, `topic=test`).
-    let section: String
+    /// The section name as written (`system`, `topic=test`); nil in a file without sections
+    /// (`async_slave.properties`).
+    let section: String?
     let path: String
 
     var key: String { entry.key }

@@ -53,8 +53,8 @@ enum IniReader {
             let entry = try option(line, lineNumber: lineNumber, section: sections.last?.name, path: path)
             guard !sections.isEmpty else {
                 throw ConfigError(kind: .keyOutsideSection, path: path, line: lineNumber, key: entry.key,
-                                  message: "key outside any section; put it under [system], [zookeeper] "
-                                      + "or [topic=<name>]")
+                                  message: "key outside any section; put it under [system], [zookeeper], "
+                                      + "[replication] or [topic=<name>]")
             }
             sections[sections.count - 1].entries.append(entry)
         }

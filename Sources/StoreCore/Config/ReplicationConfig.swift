@@ -16,7 +16,8 @@ public struct ReplicationConfig: Equatable, Sendable {
         public var slaveGroup: String
         /// `slaveMaxDelayInMills`, 500: the longest back-off between fetches at the master's end.
         public var maxDelayMs: Int64
-        /// `master` (ours): `host:port` or `meta://host:port` of the master. nil: the master is
+        /// `master` (ours): `host:port` or `meta://host:port` of the master, stored by the parsers
+        /// as `meta://host:port`. nil: the master is
         /// the broker ZooKeeper names in `/meta/brokers/ids/<brokerId>/master` (cluster mode);
         /// without ZooKeeper it is required.
         public var master: String?

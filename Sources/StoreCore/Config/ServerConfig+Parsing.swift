@@ -53,6 +53,7 @@ extension ServerConfig {
 enum ConfigSection: Hashable {
     case system
     case zooKeeper
+    case replication
     case topic(String)
 }
 
@@ -61,6 +62,7 @@ enum ConfigSection: Hashable {
 struct ServerConfigBuilder {
     let path: String
     private var config = ServerConfig(brokerId: 0)
+    private var replication = ReplicationKeys()
     private var hasBrokerId = false
     private var systemLine: Int?
     /// The header line of every section seen so far.
@@ -89,12 +91,15 @@ struct ServerConfigBuilder {
             switch kind {
             case .system: try applySystem(value)
             case .zooKeeper: try applyZooKeeper(value)
+            case .replication: try applyReplication(value)
             case .topic: try Self.applyTopic(value, to: &config.topics[config.topics.count - 1])
             }
         }
     }
 
     func finish() throws(ConfigError) -> ServerConfig {
+        var config = config
+        config.replication = try replication.finish()
         guard hasBrokerId else {
             throw ConfigError(kind: .missingRequired, path: path, line: systemLine, section: "system", key: "brokerId",
                               message: "missing required key; expected brokerId=<id> with an id in 0...1023"
@@ -116,6 +121,8 @@ struct ServerConfigBuilder {
             return .system
         case "zookeeper":
             return .zooKeeper
+        case "replication":
+            return .replication
         default:
             break
         }
@@ -123,9 +130,9 @@ struct ServerConfigBuilder {
             .map { $0.trimmingSpaces() }
         guard parts.count == 2, parts[0] == "topic" else {
             let topicGuess = "topic=" + (parts.count == 2 ? parts[1] : section.name)
-            let closest = closestCandidate(to: section.name, in: [topicGuess, "system", "zookeeper"])!
+            let closest = closestCandidate(to: section.name, in: [topicGuess, "system", "zookeeper", "replication"])!
             throw ConfigError(kind: .unknownSection, path: path, line: section.line, section: section.name,
-                              message: "unknown section; expected [system], [zookeeper] or [topic=<name>]; "
+                              message: "unknown section; expected [system], [zookeeper], [replication] or [topic=<name>]; "
                                   + "do you mean [\(closest)]?", suggestion: closest)
         }
         let topic = parts[1]
@@ -157,7 +164,7 @@ struct ServerConfigBuilder {
         let closest = closestCandidate(to: value.key, in: validKeys) ?? ""
         var message = "Invalid config key:\(value.key),do you mean '\(closest)'?"
         let homes = [("system", ServerConfig.systemKeys), ("zookeeper", ServerConfig.zooKeeperKeys),
-                     ("topic=<name>", ServerConfig.topicKeys)]
+                     ("replication", ServerConfig.replicationKeys), ("topic=<name>", ServerConfig.topicKeys)]
         if let home = homes.first(where: { $0.1.contains(value.key) }) {
             message += " (\(value.key) belongs in [\(home.0)])"
         }
@@ -232,6 +239,13 @@ struct ServerConfigBuilder {
         case "zk.zkRoot": config.zooKeeper.root = value.text
         default: throw Self.unknownKey(value, validKeys: ServerConfig.zooKeeperKeys)
         }
+    }
+
+    private mutating func applyReplication(_ value: ConfigValue) throws(ConfigError) {
+        guard ServerConfig.replicationKeys.contains(value.key) else {
+            throw Self.unknownKey(value, validKeys: ServerConfig.replicationKeys)
+        }
+        try replication.apply(value)
     }
 
     private static func applyTopic(_ value: ConfigValue, to topic: inout TopicSection) throws(ConfigError) {

@@ -2,58 +2,29 @@ import NIOCore
 import NIOPosix
 import ProtocolCore
 
-/// A broker address from a `meta://host:port` URI (reference §1.7; IPv6 hosts in brackets).
-public struct BrokerAddress: Hashable, Sendable, CustomStringConvertible {
-    public let host: String
-    public let port: Int
-    /// `meta://host:port` (built once: every send result carries it).
-    public let uri: String
+/// One TCP connection to a broker for one machine, on an event loop: frames in through a
+/// `FrameDecoder`, frames out encoded. The client's links use it, and the broker's link to its
+/// master (a slave's fetches). Create it, call it and drop it only on `loop`; callbacks run there.
+public final class BrokerChannel {
+    /// The decoder's bounds when the caller gives none: a client's gets are answered with at most
+    /// the broker's `maxTransferSize` (1 MiB by default), far below this.
+    public static let defaultLimits = FrameDecoder.Limits(maxLineBytes: 4096, maxBodyBytes: 64 << 20)
 
-    public init(host: String, port: Int) {
-        self.host = host
-        self.port = port
-        uri = host.utf8.contains(UInt8(ascii: ":")) ? "meta://[\(host)]:\(port)" : "meta://\(host):\(port)"
-    }
-
-    public init?(uri: String) {
-        var rest = Substring(uri)
-        if rest.hasPrefix("meta://") { rest = rest.dropFirst("meta://".count) }
-        if let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) { rest = rest[..<slash] }
-        let host: Substring
-        let portText: Substring
-        if rest.hasPrefix("[") {
-            guard let close = rest.firstIndex(of: "]") else { return nil }
-            host = rest[rest.index(after: rest.startIndex)..<close]
-            let after = rest[rest.index(after: close)...]
-            guard after.hasPrefix(":") else { return nil }
-            portText = after.dropFirst()
-        } else {
-            guard let colon = rest.lastIndex(of: ":") else { return nil }
-            host = rest[..<colon]
-            portText = rest[rest.index(after: colon)...]
-        }
-        guard !host.isEmpty, let port = Int(portText), (1...65_535).contains(port) else { return nil }
-        self.init(host: String(host), port: port)
-    }
-
-    public var description: String { uri }
-}
-
-/// One TCP connection to a broker for one machine, on the client's event loop: frames in through
-/// a `FrameDecoder`, frames out encoded. Callbacks run on the loop.
-final class BrokerChannel {
     private var channel: (any Channel)?
     private var isClosed = false
     /// Frames written since the last flush; one flush per loop tick carries them all.
     private var flushPending = false
     /// Encoding scratch, reused by every `send`.
     private var scratch: [UInt8] = []
+    /// Why the attempt failed or the connection ended, when known (read it in `onClose`).
+    public private(set) var failure: (any Error)?
 
     /// Connects; `onOpen` or `onClose` follows exactly once for the attempt, then `onFrame`s and
-    /// one `onClose` when the connection ends (not after `close()`).
-    init(address: BrokerAddress, loop: any EventLoop, timeoutMs: Int64,
-         onOpen: @escaping () -> Void, onFrame: @escaping (Frame) -> Void, onClose: @escaping () -> Void) {
-        let handler = FrameHandler(onFrame: onFrame, onClose: onClose)
+    /// one `onClose` when the connection ends (not after `close()`). An answer that breaks the
+    /// framing rules or `limits` closes the connection (`onClose`).
+    public init(address: BrokerAddress, loop: any EventLoop, timeoutMs: Int64, limits: FrameDecoder.Limits = defaultLimits,
+                onOpen: @escaping () -> Void, onFrame: @escaping (Frame) -> Void, onClose: @escaping () -> Void) {
+        let handler = FrameHandler(limits: limits, onFrame: onFrame, onClose: onClose)
         handler.owner = self
         let bound = NIOLoopBound(handler, eventLoop: loop)
         let bootstrap = ClientBootstrap(group: loop)
@@ -71,14 +42,15 @@ final class BrokerChannel {
                     self.channel = channel
                     onOpen()
                 }
-            case .failure:
+            case .failure(let error):
+                self.failure = error
                 if !self.isClosed { onClose() }
             }
         }
     }
 
     /// Writes `frame`; frames sent during one loop tick go out with one flush (one syscall).
-    func send(_ frame: Frame) {
+    public func send(_ frame: Frame) {
         guard let channel, !isClosed else { return }
         scratch.removeAll(keepingCapacity: true)
         frame.encode(into: &scratch)
@@ -94,24 +66,29 @@ final class BrokerChannel {
     }
 
     /// Closes without reporting `onClose`.
-    func close() {
+    public func close() {
         isClosed = true
         channel?.close(promise: nil)
         channel = nil
     }
 
     var isOpenForCallbacks: Bool { !isClosed }
+
+    fileprivate func failed(_ error: any Error) {
+        if failure == nil { failure = error }
+    }
 }
 
 private final class FrameHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     weak var owner: BrokerChannel?
-    var decoder = FrameDecoder(limits: .init(maxLineBytes: 4096, maxBodyBytes: 64 << 20))
+    var decoder: FrameDecoder
     let onFrame: (Frame) -> Void
     let onClose: () -> Void
     var reported = false
 
-    init(onFrame: @escaping (Frame) -> Void, onClose: @escaping () -> Void) {
+    init(limits: FrameDecoder.Limits, onFrame: @escaping (Frame) -> Void, onClose: @escaping () -> Void) {
+        decoder = FrameDecoder(limits: limits)
         self.onFrame = onFrame
         self.onClose = onClose
     }
@@ -125,6 +102,7 @@ private final class FrameHandler: ChannelInboundHandler {
                 onFrame(frame)
             }
         } catch {
+            owner?.failed(error)
             context.close(promise: nil)
         }
     }
@@ -138,6 +116,7 @@ private final class FrameHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        owner?.failed(error)
         context.close(promise: nil)
     }
 }

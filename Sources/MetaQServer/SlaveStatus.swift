@@ -1,0 +1,38 @@
+import ArgumentParser
+import ProtocolCore
+import Runtime
+
+/// `metaq-server slave-status`: the original's `metaServer.sh slave-status`, answered by the broker
+/// itself (`stats replication`) instead of JMX.
+struct SlaveStatus: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "slave-status",
+        abstract: "Print what a running broker replicates (its `stats replication`).",
+        discussion: """
+            Connects to the broker of the server.ini (127.0.0.1 and its serverPort, or --port), sends \
+            `stats replication` and prints the lines of the answer: for a slave, its master and, per \
+            partition, how far behind it is in bytes and milliseconds; for a master, what its slaves \
+            have copied. It replaces the original's `metaServer.sh slave-status`, which read JMX. Exit \
+            status 1 when the broker cannot be reached or does not answer.
+            """)
+
+    @Option(name: [.customShort("f"), .customLong("config")], help: "The broker's server.ini (for its port).")
+    var configPath = "conf/server.ini"
+
+    @Option(help: "TCP port (overrides serverPort of the config).")
+    var port: Int?
+
+    func run() throws {
+        let body = try askStats(item: "replication", configPath: configPath, port: port)
+        for line in Self.lines(of: body) { print(line) }
+    }
+
+    /// The lines between `STATS` and `END` of a stats body (all of them if it has neither).
+    static func lines(of body: String) -> [String] {
+        var lines = body.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\r\n" || $0 == "\n" }).map(String.init)
+        if lines.last == "" { lines.removeLast() }
+        if lines.first == "STATS" { lines.removeFirst() }
+        if lines.last == "END" { lines.removeLast() }
+        return lines
+    }
+}

@@ -111,6 +111,7 @@ struct Start: ParsableCommand {
         let descriptors = DescriptorLimit.raiseToMaximum()
         let server = try makeServer(config: config, dataPath: data, logger: logger)
         report(descriptors, before: descriptorsBefore, budget: server.descriptorBudget, logger: logger)
+        if clusterMode && config.replication.failover { server.awaitElection() }
         let bound = try server.start(host: host, port: config.serverPort)
         var cluster: BrokerClusterMember?
         if clusterMode, let connect = config.zooKeeper.connect {

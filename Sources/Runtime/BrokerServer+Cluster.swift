@@ -17,8 +17,14 @@ public final class BrokerClusterMember: @unchecked Sendable {
     let server: BrokerServer
     let logger: Logger
     var machine: BrokerRegistration
-    /// Set for a slave without a configured `master`.
+    /// Set for a slave without a configured `master` (and without failover: the election names
+    /// the master then).
     var masterWatch: MasterNodeWatch?
+    /// Set with `failover=true`: who of the brokers of this id accepts puts (docs/REPLICATION.md).
+    var election: BrokerElection?
+    /// The registration waits for the election's first decision (a broker must not register as
+    /// master before it leads).
+    var registrationStarted = false
     var session: ZooKeeperSession?
     var stopped: EventLoopPromise<Void>?
     /// The machine and its own tag of each request on the session (both machines number their
@@ -29,6 +35,7 @@ public final class BrokerClusterMember: @unchecked Sendable {
     enum Owner {
         case registration
         case masterWatch
+        case election
     }
 
     /// The topics the node names are registered at start (configured without wildcards, and
@@ -39,13 +46,21 @@ public final class BrokerClusterMember: @unchecked Sendable {
         let config = server.config
         let layout = MetaZooKeeperLayout(root: config.zooKeeper.root)
         let slave = config.replication.slave
+        let failover = config.replication.failover
         machine = BrokerRegistration(settings: .init(
             brokerId: config.brokerId, uri: uri, configChecksum: server.node.configChecksum, topics: server.topicsToRegister,
-            layout: layout, role: slave.map { .slave(slaveId: $0.slaveId) } ?? .master))
-        if let slave, slave.master == nil {
+            layout: layout, role: slave.map { .slave(slaveId: $0.slaveId) } ?? .master, masterNodeByElection: failover))
+        if failover {
+            election = BrokerElection(settings: .init(
+                brokerId: config.brokerId, uri: uri, role: slave.map { .slave(slaveId: $0.slaveId) } ?? .master,
+                rejoinSlaveId: config.replication.rejoinSlaveId, layout: layout))
+        } else if let slave, slave.master == nil {
             masterWatch = MasterNodeWatch(settings: .init(brokerId: config.brokerId, layout: layout))
         }
     }
+
+    /// The slave id this broker registers under while following.
+    var followerId: Int { election?.settings.followerId ?? 1023 }
 
     /// Opens the ZooKeeper session and registers; returns at once (the session connects in the
     /// background and the registration follows; see the log).
@@ -56,9 +71,14 @@ public final class BrokerClusterMember: @unchecked Sendable {
             loop.execute { member.coordinationEvent(event) }
         }
         server.onRegisterTopic = { [weak self] topic in self?.handle(.topicAdded(topic)) }
+        server.onPublishInSync = { [weak self] ids in self?.elect(.publishInSync(ids)) }
         loop.execute {
-            self.handle(.start)
+            if self.election == nil {
+                self.registrationStarted = true
+                self.handle(.start)
+            }
             self.watchMaster(.start)
+            self.elect(.start)
         }
     }
 
@@ -89,6 +109,7 @@ public final class BrokerClusterMember: @unchecked Sendable {
         case .session, .watch:
             deliver(event, to: .registration)
             deliver(event, to: .masterWatch)
+            deliver(event, to: .election)
         }
     }
 
@@ -96,6 +117,7 @@ public final class BrokerClusterMember: @unchecked Sendable {
         switch owner {
         case .registration: handle(.coordination(event))
         case .masterWatch: watchMaster(.coordination(event))
+        case .election: elect(.coordination(event))
         }
     }
 
@@ -156,6 +178,45 @@ extension BrokerClusterMember {
                 let delay = max(0, at.nanoseconds - now.nanoseconds)
                 server.loop.scheduleTask(in: .nanoseconds(delay)) { self.watchMaster(.tick) }
             }
+        }
+    }
+}
+
+extension BrokerClusterMember {
+    /// Drives the election (failover): its decisions become the node's leadership and the
+    /// registration's role.
+    func elect(_ event: BrokerElection.Event) {
+        guard election != nil else { return }
+        let now = Clocks.monotonic()
+        for action in election!.handle(event, now: now) {
+            switch action {
+            case .coordinate(let request, let tag): submit(request, tag: tag, for: .election)
+            case .acceptPuts(let term):
+                logger.notice("leading: accepting puts", metadata: ["term": "\(term)"])
+                server.handle(.leadership(.leading(term: term)))
+                register(as: .master)
+            case .stopAcceptingPuts(let reason):
+                logger.warning("not accepting puts", metadata: ["reason": "\(reason)"])
+                server.handle(.leadership(.fenced(reason: "\(reason)")))
+            case .follow(let masterURI):
+                logger.notice("following", metadata: ["master": "\(masterURI)"])
+                server.handle(.leadership(.following(masterURI: masterURI)))
+                register(as: .slave(slaveId: followerId))
+            case .scheduleTick(let at):
+                let delay = max(0, at.nanoseconds - now.nanoseconds)
+                server.loop.scheduleTask(in: .nanoseconds(delay)) { self.elect(.tick) }
+            case .notice(let text):
+                logger.info("election: \(text)")
+            }
+        }
+    }
+
+    /// Registers in `role`: the first decision starts the registration, later ones swap roles.
+    func register(as role: BrokerRegistration.Role) {
+        handle(.roleChanged(role))
+        if !registrationStarted {
+            registrationStarted = true
+            handle(.start)
         }
     }
 }

@@ -60,7 +60,7 @@ extension BrokerServer {
         case .connectToMaster(let link, let uri): openMasterLink(link, uri: uri)
         case .sendToMaster(let link, let frame): masterLinks[link]?.channel?.send(frame)
         case .closeMasterLink(let link): masterLinks.removeValue(forKey: link)?.channel?.close()
-        case .publishInSync: break  // no election in the runtime yet
+        case .publishInSync(let ids): onPublishInSync?(ids)
         }
     }
 

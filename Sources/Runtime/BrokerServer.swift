@@ -44,6 +44,8 @@ public final class BrokerServer: @unchecked Sendable {
     var serverChannel: (any Channel)?
     /// Called on the loop when the node asks for a topic's registration (cluster mode, §3.2).
     var onRegisterTopic: ((BrokerRegistration.Topic) -> Void)?
+    /// The node's in-sync slaves changed (failover: the election publishes them).
+    var onPublishInSync: (([Int]) -> Void)?
     /// Completed when the node reports its graceful stop.
     var stopped: EventLoopPromise<StopReport>?
     /// Memory and time bounds of partly received frames (DESIGN.md §8).
@@ -72,6 +74,12 @@ public final class BrokerServer: @unchecked Sendable {
     }
 
     public var config: ServerConfig { node.config }
+
+    /// Failover in cluster mode: the broker accepts no put until the election decides. Call
+    /// before `start` (it runs on the loop and waits).
+    public func awaitElection() {
+        try? loop.submit { self.handle(.leadership(.fenced(reason: "waiting for the election in ZooKeeper"))) }.wait()
+    }
 
     /// Binds `host:port` and starts accepting; returns the bound port. Arms the node's timers.
     ///

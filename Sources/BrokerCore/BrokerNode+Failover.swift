@@ -15,6 +15,7 @@ import StoreCore
 extension BrokerNode {
     func leadershipChanged(_ leadership: Leadership, _ clock: NodeClock, _ actions: inout [Action]) {
         guard phase == .running else { return }
+        elected = true
         switch leadership {
         case .leading(let term):
             guard leadingTerm != term else { return }
@@ -46,6 +47,25 @@ extension BrokerNode {
             }
         }
         armReplicationTimer(clock, &actions)
+    }
+
+    /// `stats promote` / `stats promote-force` (`metaq admin promote`): asks the election to make
+    /// this broker the master of its id. Without `force` the election goes ahead only for a slave
+    /// in the in-sync set.
+    func promoteRequested(force: Bool, opaque: Int32, _ actions: inout [Action]) -> ResultResponse {
+        guard elected else {
+            return ResultResponse(code: StatusCode.internalServerError,
+                                  text: "broker \(settings.brokerURI) takes no part in an election: set failover=true in [replication] "
+                                      + "and run in cluster mode", opaque: opaque)
+        }
+        if leadingTerm != nil {
+            return ResultResponse(code: StatusCode.success, text: "broker \(settings.brokerURI) already leads term \(leadingTerm!)",
+                                  opaque: opaque)
+        }
+        actions.append(.notice(.replication("an operator asked this broker to take over\(force ? " (forced)" : "")")))
+        actions.append(.promote(force: force))
+        return ResultResponse(code: StatusCode.success, text: "promote requested: broker \(settings.brokerURI) claims the next term"
+            + (force ? "" : " if it is in sync") + "; watch its log or `metaq-server slave-status`", opaque: opaque)
     }
 
     /// Stops accepting puts: those waiting for their slaves are refused (stored here, not

@@ -162,6 +162,8 @@ public final class BrokerNode {
     /// The term the logs of this broker are consistent with (`replication-term` in the data
     /// directory): the term it last led, or whose leader it last copied from.
     @exclusivity(unchecked) var consistentTerm: Int64?
+    /// Whether an election drives this node (it told it something).
+    @exclusivity(unchecked) var elected = false
     /// A master's view of its slaves' fetches and, in synchronous mode, the puts waiting for them.
     let replicas: MasterReplication
     /// When the armed replication timer fires.
@@ -283,6 +285,9 @@ public final class BrokerNode {
         case .stats(let command) where command.item == "replication":
             return actions.append(.reply(connection, ResultResponse(code: StatusCode.success, body: replicationStats(clock),
                                                                     opaque: command.responseOpaque)))
+        case .stats(let command) where command.item == "promote" || command.item == "promote-force":
+            return actions.append(.reply(connection, promoteRequested(force: command.item == "promote-force",
+                                                                      opaque: command.responseOpaque, &actions)))
         case .stats(let command) where command.item?.hasPrefix(Self.slaveHelloPrefix) == true:
             if slaveHello(command.item!, opaque: command.responseOpaque, from: connection, clock, &actions) { return }
         default: break

@@ -263,6 +263,9 @@ extension BrokerNode {
         indirect case sendToMaster(link: UInt64, Frame)
         /// Close the master link; no `.masterLinkClosed` follows for it.
         case closeMasterLink(link: UInt64)
+        /// An operator asked this broker to take over its broker id (`metaq admin promote`): the
+        /// driver tells the election (`BrokerElection.Event.promote(force:)`).
+        case promote(force: Bool)
         /// The slaves in sync with this leader changed: the driver tells the election
         /// (`BrokerElection.Event.publishInSync`), which writes them for failover.
         indirect case publishInSync([Int])

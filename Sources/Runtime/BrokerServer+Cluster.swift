@@ -72,6 +72,7 @@ public final class BrokerClusterMember: @unchecked Sendable {
         }
         server.onRegisterTopic = { [weak self] topic in self?.handle(.topicAdded(topic)) }
         server.onPublishInSync = { [weak self] ids in self?.elect(.publishInSync(ids)) }
+        server.onPromote = { [weak self] force in self?.elect(.promote(force: force)) }
         loop.execute {
             if self.election == nil {
                 self.registrationStarted = true

@@ -61,6 +61,7 @@ extension BrokerServer {
         case .sendToMaster(let link, let frame): masterLinks[link]?.channel?.send(frame)
         case .closeMasterLink(let link): masterLinks.removeValue(forKey: link)?.channel?.close()
         case .publishInSync(let ids): onPublishInSync?(ids)
+        case .promote(let force): onPromote?(force)
         }
     }
 

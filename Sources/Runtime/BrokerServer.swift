@@ -46,6 +46,8 @@ public final class BrokerServer: @unchecked Sendable {
     var onRegisterTopic: ((BrokerRegistration.Topic) -> Void)?
     /// The node's in-sync slaves changed (failover: the election publishes them).
     var onPublishInSync: (([Int]) -> Void)?
+    /// An operator asked this broker to take over (`metaq admin promote`).
+    var onPromote: ((Bool) -> Void)?
     /// Completed when the node reports its graceful stop.
     var stopped: EventLoopPromise<StopReport>?
     /// Memory and time bounds of partly received frames (DESIGN.md §8).

@@ -34,6 +34,7 @@ final class ReplicatedPair {
     var followerIsMaster = false
     /// In-sync sets the nodes published for the election.
     var published: [(fromMaster: Bool, ids: [Int])] = []
+    var promotions: [(fromMaster: Bool, force: Bool)] = []
     /// Changes what the master sends the slave (a broken or hostile master).
     var tamper: ((Frame) -> Frame)?
 
@@ -113,6 +114,7 @@ final class ReplicatedPair {
                 inbox.append((!fromMaster, .connectionClosed(slaveConnection)))
             }
         case .publishInSync(let ids): published.append((fromMaster, ids))
+        case .promote(let force): promotions.append((fromMaster, force))
         case .flush, .close, .registerTopic, .syncAnswered, .stopped, .startJournalSync: break
         }
     }

@@ -159,4 +159,55 @@ struct FailoverTests {
         #expect(lines.contains("role slave") && lines.contains("term 2"), "\(lines)")
         #expect(a.stop() == 0 && b.stop() == 0)
     }
+
+    /// `metaq admin promote` (manual switchover) takes the path of a takeover: the slave claims the
+    /// next term, the live master steps down and follows it, clients move to it.
+    @Test func promoteSwitchesTheMasterOverToAnInSyncSlave() async throws {
+        let zk = try ZooKeeperServer()
+        try zk.start()
+        defer { zk.stop() }
+        let base = try LocalProcess.makeTemporaryDirectory(prefix: "metaq-promote")
+        defer { try? FileManager.default.removeItem(atPath: base) }
+        for name in ["a", "b"] { try FileManager.default.createDirectory(atPath: base + "/" + name, withIntermediateDirectories: true) }
+        let a = try BrokerProcess(directory: base + "/a", config: Self.config(zk: zk.connectString, slaveId: nil))
+        a.local = false
+        try a.start()
+        defer { a.stopHard() }
+        let b = try BrokerProcess(directory: base + "/b", config: Self.config(zk: zk.connectString, slaveId: 1))
+        b.local = false
+        try b.start()
+        defer { b.stopHard() }
+        let session = try await ClusterTests.observer(zk)
+        defer { session.close() }
+        let uriA = "meta://127.0.0.1:\(a.port)", uriB = "meta://127.0.0.1:\(b.port)"
+        #expect(await ClusterTests.eventually(30) { await ClusterTests.text(session, "/metaq-swift/brokers/0/in-sync") == "1" },
+                "b in sync: \(a.log()) \(b.log())")
+        #expect(await ClusterTests.text(session, "/meta/brokers/ids/0/master") == uriA)
+        let before = try BrokerProcess.tool(["produce", "test", "--zookeeper", zk.connectString, "before"])
+        #expect(before.status == 0, "\(before.output)")
+
+        let promoted = try BrokerProcess.tool(["admin", "promote", "--server", uriB])
+        #expect(promoted.status == 0 && promoted.output.contains("promote requested"), "\(promoted.output)")
+        #expect(await ClusterTests.eventually(30) { await ClusterTests.text(session, "/meta/brokers/ids/0/master") == uriB },
+                "b leads: \(b.log())")
+        #expect(await ClusterTests.text(session, "/metaq-swift/brokers/0/term") == "2")
+        #expect(await ClusterTests.eventually(30) { await ClusterTests.text(session, "/meta/brokers/ids/0/slave2") == uriA },
+                "a follows as slave 2: \(a.log())")
+        let after = try BrokerProcess.tool(["produce", "test", "--zookeeper", zk.connectString, "after"])
+        #expect(after.status == 0, "\(after.output)")
+        var stored: [String] = []
+        for partition in Int32(0)..<2 { stored += try b.readAll(partition: partition).values.map { String(decoding: $0.data, as: UTF8.self) } }
+        #expect(Set(stored) == ["before", "after"], "\(stored)")
+        // Promoting the leader again says so; a broker without failover refuses.
+        let again = try BrokerProcess.tool(["admin", "promote", "--server", uriB])
+        #expect(again.output.contains("already leads term 2"), "\(again.output)")
+        #expect(a.stop() == 0 && b.stop() == 0)
+
+        let plain = try DirectBroker("metaq-promote-plain", config: DirectBroker.onePartition)
+        defer { plain.stop() }
+        let refused = try ChildProcess.run(BrokerProcess.product("metaq"), ["admin", "promote", "--server", "meta://127.0.0.1:\(plain.broker.port)"],
+                                           error: .standardOutput)
+        let text = String(decoding: refused.output, as: UTF8.self)
+        #expect(refused.status != 0 && text.contains("takes no part in an election"), "\(refused.status) \(text)")
+    }
 }

@@ -226,7 +226,7 @@ final class SimBroker {
         case .notice(let notice): noticed(notice)
         case .stopped(let report): stopped(report)
         case .connectToMaster, .sendToMaster, .closeMasterLink: break  // no replicated worlds yet (issue 17)
-        case .publishInSync: break  // no failover worlds yet
+        case .publishInSync, .promote: break  // no failover worlds yet
         }
     }
 

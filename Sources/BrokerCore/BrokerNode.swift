@@ -197,11 +197,12 @@ public final class BrokerNode {
         let transactionSettings = TransactionMachine.Settings(
             maxTxTimeoutInSeconds: Int32(clamping: config.maxTxTimeoutSeconds),
             maxTxTimeoutTimerCapacity: config.maxTxTimeoutTimerCapacity)
-        let machineSettings = BrokerMachine.Settings(
+        var machineSettings = BrokerMachine.Settings(
             brokerId: config.brokerId, brokerURI: settings.brokerURI, port: config.serverPort, version: settings.version,
             maxTransferSize: Int32(clamping: config.maxTransferSize), updateConsumerOffsets: config.updateConsumerOffsets,
             topics: stores.topicRules(), maxAutoCreatedPartitions: config.maxAutoCreatedPartitions,
             transactions: transactionSettings)
+        machineSettings.acceptsSync = config.replication.acceptSync
         // Transactions after the partitions: a replayed commit is checked against them (§4.5).
         let transactions = try recoverTransactions(storage: storage, stores: stores, config: config,
                                                    settings: transactionSettings, clock: clock, canary: settings.canary)

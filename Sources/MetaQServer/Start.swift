@@ -51,6 +51,13 @@ struct Start: ParsableCommand {
         valueName: "file"))
     var slavePath: String?
 
+    @Flag(help: ArgumentHelp(
+        "Start as a gregor slave of an original samsa master (synchronous replication, reference §6.2).",
+        discussion: "As the original's `metaServer.sh start gregor`: no ZooKeeper (local mode), topic "
+            + "_metaq_slave_status_test added (1 partition), and the master's `sync` requests stored with its msgId "
+            + "(acceptSync=true in [replication]). The samsa master names this broker in its `slave` property."))
+    var gregor = false
+
     func validate() throws {
         if let port, !(1...65535).contains(port) {
             throw ValidationError("--port \(port) is not a TCP port; expected 1-65535")
@@ -66,6 +73,9 @@ struct Start: ParsableCommand {
         return signals
     }
 
+    /// The topic a samsa master tests its gregor slave with (§6.2).
+    static let slaveStatusTopic = "_metaq_slave_status_test"
+
     /// Set in the environment of the background broker by its launcher.
     static let detachedVariable = "METAQ_SERVER_DETACHED"
 
@@ -79,7 +89,15 @@ struct Start: ParsableCommand {
         let logger = Logger(label: "metaq-server")
         var config = try loadConfig(configPath)
         if let slavePath { config.replication.slave = try loadSlave(slavePath, into: config) }
-        let clusterMode = config.zooKeeper.isEnabled && !local
+        if gregor {
+            config.replication.acceptSync = true
+            if !config.topics.contains(where: { $0.name == Self.slaveStatusTopic }) {
+                var section = TopicSection(name: Self.slaveStatusTopic, line: 0)
+                section.numPartitions = 1
+                config.topics.append(section)
+            }
+        }
+        let clusterMode = config.zooKeeper.isEnabled && !local && !gregor
         if clusterMode && (config.zooKeeper.connect ?? "").isEmpty {
             throw StartFailure("cluster mode needs zk.zkConnect in [zookeeper] of \(configPath) (host:port[,host:port…]); or start with --local, or set zk.zkEnable=false")
         }

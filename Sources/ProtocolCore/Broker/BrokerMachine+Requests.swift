@@ -4,7 +4,9 @@ extension BrokerMachine {
         "Put message to [broker '\(settings.brokerURI)'] [partition '\(partition)'] failed.Detail:"
     }
 
-    mutating func handlePut(_ put: PutCommand, from connection: ConnectionID, nowMs: Int64, into out: inout [Action]) {
+    /// `messageId`: the id a samsa master gave the message (`sync`, §6.2) instead of a new one.
+    mutating func handlePut(_ put: PutCommand, from connection: ConnectionID, nowMs: Int64, messageId: Int64? = nil,
+                            into out: inout [Action]) {
         statsCounters.cmdPut += 1
         func fail(_ code: Int32, _ text: String) {
             statsCounters.putFailed += 1
@@ -62,7 +64,13 @@ extension BrokerMachine {
         if rule.pattern != put.topic, let refusal = autoCreationRefusal(target) {
             return refuse(StatusCode.internalServerError, putPrefix(target) + refusal)
         }
-        let issue = ids.next(nowMs: nowMs)
+        let issue: (id: Int64, reservationToPersistMs: Int64?)
+        if let messageId {
+            issue = (messageId, nil)
+        } else {
+            let next = ids.next(nowMs: nowMs)
+            issue = (next.id, next.reservationToPersistMs)
+        }
         if let reservation = issue.reservationToPersistMs { out.append(.persistIdReservation(reservation)) }
         if var ticket {
             // Journaled now, stored at commit (§4.2); the id is the message's from here on.

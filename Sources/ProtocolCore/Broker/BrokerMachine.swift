@@ -25,6 +25,10 @@ public struct BrokerMachine {
         public var maxAutoCreatedPartitions: Int
         /// The transaction machine's bounds and timeouts (§4.6).
         public var transactions: TransactionMachine.Settings
+        /// A gregor-style synchronous slave (§6.2): `sync` requests of a samsa master are stored
+        /// with the master's msgId and answered `<msgId> <partition> <offset>`; else they get the
+        /// original's 503 of a broker without the processor.
+        public var acceptsSync = false
 
         public init(brokerId: Int, brokerURI: String, port: Int, version: String, maxTransferSize: Int32,
                     updateConsumerOffsets: Bool, topics: TopicRules,
@@ -260,6 +264,10 @@ public struct BrokerMachine {
         }
         switch event {
         case .request(let connection, .put(let put)): handlePut(put, from: connection, nowMs: nowMs, into: &actions)
+        case .request(let connection, .sync(let sync)) where settings.acceptsSync:
+            handlePut(PutCommand(topic: sync.topic, partition: sync.partition, flag: sync.flag, checksum: sync.checksum,
+                                 body: sync.body, opaque: sync.opaque),
+                      from: connection, nowMs: nowMs, messageId: sync.msgId, into: &actions)
         case .request(let connection, .get(let get)): handleGet(get, from: connection, into: &actions)
         case .appended(let token, let result): completePut(token, result, into: &actions)
         case .read(let token, let read): completeGet(token, read, into: &actions)

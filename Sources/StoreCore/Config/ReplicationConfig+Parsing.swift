@@ -9,7 +9,7 @@ extension ServerConfig {
     static let slaveKeys = ["slaveId", "slaveGroup", "slaveMaxDelayInMills", "autoSyncMasterConfig", "master"]
     /// `[replication]`: a slave's keys and the master's (`synchronous` and the rest, ours).
     static let replicationKeys = slaveKeys + ["synchronous", "maxLagMs", "minInSyncReplicas", "fetchHoldMs", "failover",
-                                              "rejoinSlaveId"]
+                                              "rejoinSlaveId", "acceptSync"]
 }
 
 /// The replication keys of one file, gathered in file order and checked as a whole by `finish`.
@@ -59,6 +59,7 @@ struct ReplicationKeys {
                 + "this master's included")
         case "fetchHoldMs": config.fetchHoldMs = try value.integer(in: 0...60_000)
         case "failover": config.failover = try value.boolean()
+        case "acceptSync": config.acceptSync = try value.boolean()
         case "rejoinSlaveId":
             config.rejoinSlaveId = try value.int(in: ConfigRange.brokerId, reason: "the slave id this master follows "
                 + "under once deposed")

@@ -63,6 +63,10 @@ public struct ReplicationConfig: Equatable, Sendable {
     /// broker id (docs/REPLICATION.md): an in-sync slave takes over when the master's session
     /// ends, a deposed master rejoins as a slave.
     public var failover: Bool
+    /// `acceptSync` (ours), false; `metaq-server start --gregor` sets it: the broker is a
+    /// gregor-style synchronous slave of an original samsa master (reference §6.2) — it stores
+    /// the master's `sync` requests with the master's msgId (its offsets may differ).
+    public var acceptSync = false
     /// `rejoinSlaveId` (ours): the slave id a configured master uses once deposed and following
     /// the new master (it needs one to appear in the new master's in-sync set); nil: it follows
     /// under slave id 1023 and never takes over again by itself.

@@ -34,12 +34,17 @@ struct ClusterTests {
     /// Brokers 0..<count in cluster mode under `base/broker<id>`, started (the ones already started
     /// are stopped again if one cannot start).
     static func startBrokers(_ count: Int, zk: ZooKeeperServer, base: String) throws -> [BrokerProcess] {
+        try startBrokers(count, zkConnect: zk.connectString, base: base)
+    }
+
+    /// `startBrokers` against the ZooKeeper servers of `zkConnect` (`host:port[,host:port…]`).
+    static func startBrokers(_ count: Int, zkConnect: String, base: String) throws -> [BrokerProcess] {
         var brokers: [BrokerProcess] = []
         do {
             for id in 0..<count {
                 let directory = base + "/broker\(id)"
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-                let broker = try BrokerProcess(directory: directory, config: config(brokerId: id, zk: zk.connectString))
+                let broker = try BrokerProcess(directory: directory, config: config(brokerId: id, zk: zkConnect))
                 broker.local = false
                 try broker.start()
                 brokers.append(broker)

@@ -25,20 +25,42 @@ final class ZooKeeperServer {
     /// Whether this machine can run the server (`scripts/install-deps.sh` installs it).
     static var isInstalled: Bool { jar != nil && java != nil }
 
+    /// What every test server's `zoo.cfg` holds, standalone or in an ensemble: tickTime 200 ms
+    /// allows session timeouts from 400 ms (2 ticks) to 20 s; no admin HTTP server (it would need
+    /// a port of its own); every four-letter word, for the probes.
+    static let baseConfig = """
+        tickTime=200
+        minSessionTimeout=400
+        maxSessionTimeout=20000
+        admin.enableServer=false
+        4lw.commands.whitelist=*
+
+        """
+
+    /// slf4j's simple binding (Debian's libslf4j-java, a dependency of libzookeeper-java): the
+    /// jar's manifest names only slf4j's API, so without it the server logs nothing at all.
+    static let logBinding = "/usr/share/java/slf4j-simple.jar"
+
+    /// A JVM running ZooKeeper's `mainClass` on `configPath`, its log (INFO, with times; the line
+    /// per four-letter word, one every probe, only from WARN) appended to `logPath`; not yet
+    /// started. Shared by the standalone server and `ZooKeeperEnsemble`.
+    static func serverProcess(mainClass: String, configPath: String, logPath: String) throws -> ChildProcess {
+        guard let jar, let java else { throw HarnessError("ZooKeeper or java not installed") }
+        let classPath = FileManager.default.fileExists(atPath: logBinding) ? jar + ":" + logBinding : jar
+        let logOptions = ["-Dorg.slf4j.simpleLogger.showDateTime=true", "-Dorg.slf4j.simpleLogger.dateTimeFormat=HH:mm:ss.SSS",
+                          "-Dorg.slf4j.simpleLogger.log.org.apache.zookeeper.server.NIOServerCnxn=warn"]
+        return ChildProcess(java, ["-Xmx256m"] + logOptions + ["-cp", classPath, mainClass, configPath],
+                            output: .file(logPath), error: .standardOutput)
+    }
+
     /// A server configuration in a fresh temp directory; `start()` launches it.
-    /// tickTime 200 ms allows session timeouts from 400 ms (2 ticks) to 20 s.
     init() throws {
         directory = try LocalProcess.makeTemporaryDirectory(prefix: "metaq-zk")
         port = try LocalProcess.freePort()
-        let config = """
-            tickTime=200
-            minSessionTimeout=400
-            maxSessionTimeout=20000
+        let config = Self.baseConfig + """
             dataDir=\(directory)/data
             clientPort=\(port)
             clientPortAddress=127.0.0.1
-            admin.enableServer=false
-            4lw.commands.whitelist=*
 
             """
         try config.write(toFile: directory + "/zoo.cfg", atomically: true, encoding: .utf8)
@@ -55,10 +77,9 @@ final class ZooKeeperServer {
     /// Launches the server (again, after `stop()`: same port and data directory) and waits
     /// until it answers `ruok` with `imok` and serves requests, at most `timeoutSeconds`.
     func start(timeoutSeconds: Double = 20) throws {
-        guard let jar = Self.jar, let java = Self.java else { throw HarnessError("ZooKeeper or java not installed") }
         stop()
-        let process = ChildProcess(java, ["-Xmx256m", "-cp", jar, "org.apache.zookeeper.server.ZooKeeperServerMain", directory + "/zoo.cfg"],
-                                   output: .file(logPath), error: .standardOutput)
+        let process = try Self.serverProcess(mainClass: "org.apache.zookeeper.server.ZooKeeperServerMain",
+                                             configPath: directory + "/zoo.cfg", logPath: logPath)
         try process.run()
         self.process = process
         let deadline = Date().addingTimeInterval(timeoutSeconds)
@@ -96,6 +117,11 @@ final class ZooKeeperServer {
     /// Sends a four-letter word (`ruok`, `dump`, `mntr`, `cons`…) and returns the answer, or
     /// nil if there is none within `timeoutMs` (connect, send and the whole answer included).
     func fourLetterWord(_ word: String, timeoutMs: Int = 2000) -> String? {
+        Self.fourLetterWord(word, port: port, timeoutMs: timeoutMs)
+    }
+
+    /// `fourLetterWord` for the server whose client port is `port` on 127.0.0.1.
+    static func fourLetterWord(_ word: String, port: Int, timeoutMs: Int = 2000) -> String? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return nil }
         defer { Glibc.close(fd) }

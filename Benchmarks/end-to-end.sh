@@ -15,6 +15,10 @@
 #   p99-half    group commit, 100 B, paced at half the median gc-100 rate: latency percentiles
 #   tx-100      group commit, 100 B, local transactions of 10 messages (BEGIN, 10 puts, COMMIT
 #               pipelined; 4 connections x 256 messages in flight); latency is per transaction
+#   gc-100-async  gc-100 against a master with an asynchronous slave (a second broker on this
+#               machine copying it; issue 17)
+#   gc-100-sync   gc-100 against a synchronous master (minInSyncReplicas=2): a put is answered
+#               once the slave has it durably too
 #
 # The `steal` column is the hypervisor's steal time over the run (from /proc/stat), in percent of
 # both vCPUs: this VM shares its cores, and runs with high steal are slower for that reason alone.
@@ -31,8 +35,10 @@ BIN="$ROOT/.build/release"
 
 WORK=$(mktemp -d /tmp/metaq-e2e-XXXXXX)
 SERVER_PID=""
+SLAVE_PID=""
 cleanup() {
     if [[ -n "$SERVER_PID" ]]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+    if [[ -n "$SLAVE_PID" ]]; then kill "$SLAVE_PID" 2>/dev/null || true; wait "$SLAVE_PID" 2>/dev/null || true; fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -40,6 +46,13 @@ trap cleanup EXIT
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 sed -e 's/^unflushThreshold=.*/unflushThreshold=0/' conf/server.ini > "$WORK/group-commit.ini"
 sed -e 's/^unflushThreshold=.*/unflushThreshold=1000/' conf/server.ini > "$WORK/threshold.ini"
+SLAVE_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+for mode in async sync; do
+    synchronous=$([[ $mode == sync ]] && echo true || echo false)
+    { cat "$WORK/group-commit.ini"; printf '\n[replication]\nsynchronous=%s\nminInSyncReplicas=2\n' "$synchronous"; } \
+        > "$WORK/master-$mode.ini"
+done
+{ cat "$WORK/group-commit.ini"; printf '\n[replication]\nslaveId=1\nmaster=127.0.0.1:%s\n' "$PORT"; } > "$WORK/slave.ini"
 
 steal_ticks() { awk '/^cpu /{print $9}' /proc/stat; }
 total_ticks() { awk '/^cpu /{s=0; for(i=2;i<=NF;i++) s+=$i; print s}' /proc/stat; }
@@ -47,7 +60,7 @@ total_ticks() { awk '/^cpu /{s=0; for(i=2;i<=NF;i++) s+=$i; print s}' /proc/stat
 # run CONFIG BENCH-ARGS... → prints the bench output, then "steal <percent>"
 run() {
     local config=$1; shift
-    rm -rf "$WORK/data"
+    rm -rf "$WORK/data" "$WORK/slave-data"
     "$BIN/metaq-server" start --local -f "$config" --data "$WORK/data" --port "$PORT" --host 127.0.0.1 \
         --foreground > "$WORK/server.log" 2>&1 &
     SERVER_PID=$!
@@ -55,12 +68,23 @@ run() {
         "$BIN/metaq" stats --server "meta://127.0.0.1:$PORT" > /dev/null 2>&1 && break
         sleep 0.1
     done
+    if [[ $config == */master-*.ini ]]; then
+        # The slave, and its first hello: the master knows it before the first put.
+        "$BIN/metaq-server" start --local -f "$WORK/slave.ini" --data "$WORK/slave-data" --port "$SLAVE_PORT" \
+            --host 127.0.0.1 --foreground > "$WORK/slave.log" 2>&1 &
+        SLAVE_PID=$!
+        for _ in $(seq 100); do
+            "$BIN/metaq" stats replication --server "meta://127.0.0.1:$PORT" 2>/dev/null | grep -q '^slaves_in_sync 1' && break
+            sleep 0.1
+        done
+    fi
     local s0 t0 s1 t1
     s0=$(steal_ticks); t0=$(total_ticks)
     "$BIN/metaq" bench --server "meta://127.0.0.1:$PORT" "$@" 2>/dev/null
     s1=$(steal_ticks); t1=$(total_ticks)
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=""
+    if [[ -n "$SLAVE_PID" ]]; then kill "$SLAVE_PID"; wait "$SLAVE_PID" 2>/dev/null || true; SLAVE_PID=""; fi
     # The broker's own account of its sync cycles (logged at stop), for the latency analysis.
     grep "sync cycles since start" "$WORK/server.log" | sed -e 's/.*metaq-server: /cycles /' -e 's/ \[Runtime\].*//' || true
     awk -v s=$((s1 - s0)) -v t=$((t1 - t0)) 'BEGIN { printf "steal %.0f\n", (t > 0) ? (100 * s / t) : 0 }'
@@ -101,6 +125,8 @@ workload gc-100 produce "$WORK/group-commit.ini" produce "${COMMON[@]}" --messag
 workload gc-1k produce "$WORK/group-commit.ini" produce "${COMMON[@]}" --message-size 1024 --duration "$DURATION"
 workload thr-100 produce "$WORK/threshold.ini" produce "${COMMON[@]}" --message-size 100 --duration "$DURATION"
 workload tx-100 produce "$WORK/group-commit.ini" produce "${COMMON[@]}" --message-size 100 --transaction-size 10 --duration "$DURATION"
+workload gc-100-async produce "$WORK/master-async.ini" produce "${COMMON[@]}" --message-size 100 --duration "$DURATION"
+workload gc-100-sync produce "$WORK/master-sync.ini" produce "${COMMON[@]}" --message-size 100 --duration "$DURATION"
 workload consume-1k consume "$WORK/group-commit.ini" both "${COMMON[@]}" --message-size 1024 --count 2000000
 if [[ -n "${MEDIAN[gc-100]:-}" ]]; then
     HALF=$(( ${MEDIAN[gc-100]} / 2 ))

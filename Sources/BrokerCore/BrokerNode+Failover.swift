@@ -80,10 +80,8 @@ extension BrokerNode {
         for partition in replication.parked.keys.sorted() { releaseParked(partition, clock, &actions) { _ in true } }
         releaseHellos(clock, &actions)
         for token in replication.waiting.keys.sorted() {
-            replication.waiting[token] = nil
-            replication.refusedPuts += 1
-            feed(.appended(token: token, .failure(.init("broker \(settings.brokerURI) stopped leading before its slaves confirmed "
-                + "the message (\(reason))"))), clock, &actions)
+            failReplicationWait(token, "broker \(settings.brokerURI) stopped leading before its slaves confirmed the message "
+                + "(\(reason))", clock, &actions)
         }
     }
 

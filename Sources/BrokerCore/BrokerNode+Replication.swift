@@ -208,19 +208,34 @@ extension BrokerNode {
                     violated("the replication tracker answered an unknown put \(token)")
                     continue
                 }
-                feed(.appended(token: token, .success(offset)), clock, &actions)
+                if Self.isCommitToken(token) {
+                    commitBatchStored(token, clock, &actions)
+                } else {
+                    feed(.appended(token: token, .success(offset)), clock, &actions)
+                }
             case .refuse(let token, let text):
-                guard replication.waiting.removeValue(forKey: token) != nil else {
+                guard replication.waiting[token] != nil else {
                     violated("the replication tracker refused an unknown put \(token)")
                     continue
                 }
-                replication.refusedPuts += 1
-                feed(.appended(token: token, .failure(.init(text))), clock, &actions)
+                failReplicationWait(token, text, clock, &actions)
             case .inSyncChanged(let slaves):
                 actions.append(.notice(.replication(slaves.isEmpty ? "no slave is in sync"
                                                         : "slaves in sync: \(slaves.map(String.init).joined(separator: ","))")))
                 actions.append(.publishInSync(slaves))
             }
+        }
+    }
+
+    /// Answers a put (or a commit's batch) that waited for its slaves with `text`: stored here,
+    /// not confirmed as the mode promises.
+    func failReplicationWait(_ token: UInt64, _ text: String, _ clock: NodeClock, _ actions: inout [Action]) {
+        guard replicas.waiting.removeValue(forKey: token) != nil else { return }
+        replicas.refusedPuts += 1
+        if Self.isCommitToken(token) {
+            commitBatchFailed(token, text, clock, &actions)
+        } else {
+            feed(.appended(token: token, .failure(.init(text))), clock, &actions)
         }
     }
 
@@ -267,9 +282,7 @@ extension BrokerNode {
         for partition in replication.parked.keys.sorted() { releaseParked(partition, clock, &actions) { _ in true } }
         releaseHellos(clock, &actions)
         for token in replication.waiting.keys.sorted() {
-            replication.waiting[token] = nil
-            feed(.appended(token: token, .failure(.init("the broker is stopping before its slaves confirmed the message"))),
-                 clock, &actions)
+            failReplicationWait(token, "the broker is stopping before its slaves confirmed the message", clock, &actions)
         }
         if let replica, let number = replica.linkNumber {
             actions.append(.closeMasterLink(link: number))

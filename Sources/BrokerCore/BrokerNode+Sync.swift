@@ -104,7 +104,7 @@ extension BrokerNode {
         heldByLogs += durable.reduce(0) { $0 + $1.tickets.count }
         // Commit batches under group commit wait in their logs too, as waiters the node keeps
         // apart from the puts.
-        heldByLogs -= commitBatches.values.filter { !$0.byWrite }.count
+        heldByLogs -= commitBatches.values.filter { !$0.byWrite && !$0.awaitingReplication }.count
             + durable.reduce(0) { $0 + $1.tickets.filter(Self.isCommitToken).count }
         // The end of every tick starts a journal sync when something waits for one.
         if !journalWaiters.isEmpty && journalSyncing == nil && phase == .running && dirtyLogs.isEmpty {

@@ -32,6 +32,11 @@ extension BrokerNode {
         var partition: TopicPartition
         /// Acknowledged by the write (threshold) rather than by a sync.
         var byWrite: Bool
+        /// Where the batch ends in its partition (a synchronous master waits for its slaves to
+        /// pass it, issue 17).
+        var end: Int64
+        /// Stored here and waiting for the slaves (synchronous replication).
+        var awaitingReplication = false
     }
 
     /// What waits for the journal to be durable up to a position.
@@ -186,7 +191,9 @@ extension BrokerNode {
                 let outcome = try log.stage(records: bytes, ticket: token)
                 for message in batch.messages { observeStaged?(message.messageId) }
                 staged.append((log, outcome.offset, token))
-                commitBatches[token] = CommitBatch(commit: id, partition: batch.partition, byWrite: outcome.acknowledged)
+                commitBatches[token] = CommitBatch(commit: id, partition: batch.partition, byWrite: outcome.acknowledged,
+                                                   end: outcome.offset + Int64(bytes.count))
+                if replicas.synchronous { log.requestPromptSync() }
                 if outcome.acknowledged {
                     awaitingWrite.append((token, outcome.offset, batch.partition, log))
                     commit.writtenBatches.append((log, outcome.offset + Int64(bytes.count)))
@@ -247,6 +254,14 @@ extension BrokerNode {
 
     /// A batch of a commit was written (threshold) or synced (group commit).
     func commitBatchStored(_ token: UInt64, _ clock: NodeClock, _ actions: inout [Action]) {
+        // A synchronous master's commit is answered once its slaves hold its batches too.
+        if replicas.synchronous, let batch = commitBatches[token], !batch.awaitingReplication,
+           settings.canary != .answerBeforeSlavesConfirm {
+            commitBatches[token]!.awaitingReplication = true
+            replicas.waiting[token] = batch.end
+            performTracker(replicas.tracker.putWaiting(token: token, batch.partition, end: batch.end, now: clock.now), clock, &actions)
+            return armReplicationTimer(clock, &actions)
+        }
         guard let batch = commitBatches.removeValue(forKey: token) else {
             return violated("an unknown commit batch \(token) was acknowledged")
         }

@@ -52,7 +52,7 @@ struct Start: ParsableCommand {
     var slavePath: String?
 
     @Flag(help: ArgumentHelp(
-        "Start as a gregor slave of an original samsa master (synchronous replication, reference §6.2).",
+        "Start as a gregor slave of an original samsa master (its synchronous replication).",
         discussion: "As the original's `metaServer.sh start gregor`: no ZooKeeper (local mode), topic "
             + "_metaq_slave_status_test added (1 partition), and the master's `sync` requests stored with its msgId "
             + "(acceptSync=true in [replication]). The samsa master names this broker in its `slave` property."))

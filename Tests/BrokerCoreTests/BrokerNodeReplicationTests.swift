@@ -115,7 +115,8 @@ final class ReplicatedPair {
             }
         case .publishInSync(let ids): published.append((fromMaster, ids))
         case .promote(let force): promotions.append((fromMaster, force))
-        case .flush, .close, .registerTopic, .syncAnswered, .stopped, .startJournalSync: break
+        case .startJournalSync(let job): inbox.append((fromMaster, .journalSyncFinished(id: job.id, job.batch.performed())))
+        case .flush, .close, .registerTopic, .syncAnswered, .stopped: break
         }
     }
 
@@ -391,6 +392,35 @@ struct BrokerNodeReplicationEdgeTests {
         pair.pump()
         #expect(pair.answers[1] == "200 0", "answered without waiting for the 10-minute interval: \(pair.answers)")
         #expect(try pair.bytes(pair.slaveDisk).bytes == pair.bytes(pair.masterDisk).bytes)
+    }
+
+    @Test func aSynchronousMasterAnswersACommitOnlyOnceItsSlaveHasTheMessages() throws {
+        let pair = try ReplicatedPair(masterIni: "synchronous\nminInSyncReplicas=2")
+        pair.handle(master: false, .masterAddress("meta://master:8123"))
+        pair.advance(100)
+        pair.put("first", opaque: 1)
+        pair.advance(100)
+        #expect(pair.answers[1]?.hasPrefix("200 ") == true)
+        pair.slaveSyncs = false
+        let key = "TX:session:1"
+        func command(_ type: TransactionType, _ opaque: Int32) -> Frame {
+            .transaction(TransactionCommand(transactionKey: key, sessionId: "session", type: type, timeoutSeconds: nil,
+                                            uniqueQualifier: nil, opaque: opaque))
+        }
+        pair.handle(master: true, .request(pair.client, command(.begin, 10)))
+        let body = Array("in a transaction".utf8)
+        pair.handle(master: true, .request(pair.client, .put(PutCommand(topic: "test", partition: 0, flag: 0, checksum: CRC32.metaqChecksum(body),
+                                                                        transactionKey: key, body: body, opaque: 11))))
+        pair.handle(master: true, .tickEnded)
+        pair.handle(master: true, .request(pair.client, command(.commitOnePhase, 12)))
+        pair.handle(master: true, .tickEnded)
+        pair.advance(300)
+        #expect(pair.answers[12] == nil, "stored on the master, not yet durable on the slave: \(pair.answers)")
+        pair.slaveSyncs = true
+        pair.advance(200)
+        #expect(pair.answers[12]?.hasPrefix("200") == true, "\(pair.answers)")
+        #expect(try pair.bytes(pair.slaveDisk).bytes == pair.bytes(pair.masterDisk).bytes)
+        #expect(pair.master.checkInvariants().isEmpty, "\(pair.master.checkInvariants())")
     }
 
     @Test func aGracefulStopRefusesPutsStillWaitingForTheirSlave() throws {

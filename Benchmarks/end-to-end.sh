@@ -6,6 +6,7 @@
 #   Benchmarks/end-to-end.sh                 # all workloads, 3 runs each, 8 s per produce run
 #   RUNS=5 DURATION=10 Benchmarks/end-to-end.sh
 #   ONLY="thr-100 consume-1k" Benchmarks/end-to-end.sh   # some workloads only (p99-half needs gc-100)
+#   PIPELINE=1024 ONLY="gc-100 gc-100-sync" Benchmarks/end-to-end.sh   # more puts in flight per connection
 #
 # Workloads (the ones issue 3 sets targets for):
 #   gc-100      group commit (ack after fdatasync), 100 B, 4 connections x 256 in flight
@@ -120,7 +121,7 @@ workload() {
     echo "| **$name** | **median** | **${MEDIAN[$name]}** | | | |"
 }
 
-COMMON=(--connections 4 --pipeline 256)
+COMMON=(--connections 4 --pipeline "${PIPELINE:-256}")
 workload gc-100 produce "$WORK/group-commit.ini" produce "${COMMON[@]}" --message-size 100 --duration "$DURATION"
 workload gc-1k produce "$WORK/group-commit.ini" produce "${COMMON[@]}" --message-size 1024 --duration "$DURATION"
 workload thr-100 produce "$WORK/threshold.ini" produce "${COMMON[@]}" --message-size 100 --duration "$DURATION"

@@ -52,9 +52,26 @@ final class ReplicaState {
     /// An empty answer that took this long was held by the master (`fetchHoldMs`).
     static let heldAnswerMs: Int64 = 20
     static let reconnectDelayMs: Int64 = 1000
-    /// A request not answered in this time means the link is broken (a held fetch at the
-    /// master's end is answered within the master's `fetchHoldMs`, at most 60 s).
+    /// A fetch not answered in this time means the link is broken (a held fetch at the master's
+    /// end is answered within the master's `fetchHoldMs`, at most 60 s).
     static let requestTimeoutMs: Int64 = 70_000
+    /// A question about the partitions not answered in this time means the same: the master
+    /// holds one at most `MasterReplication.helloHoldMs` (1 s) and answers an offset at once. One
+    /// of them is nearly always asked, so a master that died silently (a power loss: no reset
+    /// comes) is given up within this, not after a fetch's timeout.
+    static let questionTimeoutMs: Int64 = 10_000
+
+    static func timeoutMs(of request: Request) -> Int64 {
+        switch request {
+        case .fetch: return requestTimeoutMs
+        case .partitions, .firstOffset: return questionTimeoutMs
+        }
+    }
+
+    /// When the earliest request in flight times out.
+    var requestDeadline: Instant? {
+        pending.values.map { $0.sentAt.adding(milliseconds: Self.timeoutMs(of: $0.request)) }.min()
+    }
 
     init(settings: ReplicationConfig.Slave, maxTransferSize: Int) {
         self.settings = settings
@@ -82,10 +99,7 @@ final class ReplicaState {
             guard let candidate else { continue }
             if earliest.map({ candidate < $0 }) ?? true { earliest = candidate }
         }
-        if let oldest = pending.values.map(\.sentAt).min() {
-            let timeout = oldest.adding(milliseconds: Self.requestTimeoutMs)
-            if earliest.map({ timeout < $0 }) ?? true { earliest = timeout }
-        }
+        if let timeout = requestDeadline, earliest.map({ timeout < $0 }) ?? true { earliest = timeout }
         return earliest
     }
 }
@@ -353,9 +367,8 @@ extension BrokerNode {
     /// The slave's due work: reconnect, refresh the partitions, fetch, give up on a silent master.
     func replicaTimerFired(_ replica: ReplicaState, _ clock: NodeClock, _ actions: inout [Action]) {
         let now = clock.now
-        if let oldest = replica.pending.values.map(\.sentAt).min(),
-           now.milliseconds(since: oldest) >= ReplicaState.requestTimeoutMs {
-            dropMasterLink(replica, clock, &actions, reason: "a request got no answer in \(ReplicaState.requestTimeoutMs / 1000) s")
+        if let deadline = replica.requestDeadline, deadline <= now {
+            dropMasterLink(replica, clock, &actions, reason: "a request got no answer in time")
             replica.reconnectAt = now
         }
         if let at = replica.reconnectAt, at <= now {

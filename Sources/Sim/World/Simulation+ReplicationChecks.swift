@@ -79,8 +79,9 @@ extension Simulation {
             let rotten = rotRanges[master.id]?[partition] ?? []
             for (name, images) in copies {
                 guard let copy = images[partition] else { continue }
-                let common = max(source.start, copy.start)..<min(source.end, copy.end)
-                guard !common.isEmpty else { continue }
+                let from = max(source.start, copy.start), to = min(source.end, copy.end)
+                guard from < to else { continue }
+                let common = from..<to
                 counters.replicaBytesCompared += Int(common.count)
                 let a = source.bytes[Int(common.lowerBound - source.start)..<Int(common.upperBound - source.start)]
                 let b = copy.bytes[Int(common.lowerBound - copy.start)..<Int(common.upperBound - copy.start)]

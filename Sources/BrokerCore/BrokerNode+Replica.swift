@@ -364,6 +364,26 @@ extension BrokerNode {
         armReplicationTimer(clock, &actions)
     }
 
+    /// A slave's copy is its master's byte for byte, so damage recovery kept in place (a power
+    /// loss tore unsynced records and kept later ones) is not skipped, as a master's log skips it:
+    /// the copy is cut back to where the damage starts, and what follows is copied again. (Recovery
+    /// finds damage only in the last segment; damage elsewhere cannot be cut off and is reported.)
+    func cutDamagedCopies(_ replica: ReplicaState, _ clock: NodeClock, _ actions: inout [Action]) {
+        for partition in stores.partitions {
+            guard let log = stores.log(partition), let damage = log.damagedRanges.min(by: { $0.lowerBound < $1.lowerBound }) else {
+                continue
+            }
+            do {
+                try log.truncate(to: damage.lowerBound)
+                actions.append(.notice(.replication("cut the copy of \(partition) back to \(damage.lowerBound), where a power loss "
+                    + "left damage; the rest is copied from the master again")))
+            } catch {
+                report(replica, "the copy of \(partition) is damaged at \(damage) and cannot be cut back there: \(error)",
+                       &actions, problem: true)
+            }
+        }
+    }
+
     /// The slave's due work: reconnect, refresh the partitions, fetch, give up on a silent master.
     func replicaTimerFired(_ replica: ReplicaState, _ clock: NodeClock, _ actions: inout [Action]) {
         let now = clock.now

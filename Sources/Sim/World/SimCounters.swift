@@ -191,6 +191,9 @@ public struct SimCounters: Sendable, Equatable {
     public var acknowledgedLostWithMaster = 0
     /// Bytes of master and slave copies compared.
     public var replicaBytesCompared = 0
+    /// Copies (slave, partition) held at the end where the master cannot give more: bit rot, or
+    /// a damaged range its recovery kept and skips.
+    public var copiesHeldByMasterDamage = 0
 
     public init() {}
 
@@ -250,6 +253,7 @@ public struct SimCounters: Sendable, Equatable {
         slowSlaveDisks += o.slowSlaveDisks; masterDisksDestroyed += o.masterDisksDestroyed; masterLinksOpened += o.masterLinksOpened
         slaveDisconnectedRefusals += o.slaveDisconnectedRefusals; acknowledgedOnSlaves += o.acknowledgedOnSlaves
         acknowledgedLostWithMaster += o.acknowledgedLostWithMaster; replicaBytesCompared += o.replicaBytesCompared
+        copiesHeldByMasterDamage += o.copiesHeldByMasterDamage
     }
 
     /// `name value` pairs in a fixed order, for reports.
@@ -307,7 +311,7 @@ public struct SimCounters: Sendable, Equatable {
          ("slow-slave-disks", slowSlaveDisks), ("master-disks-destroyed", masterDisksDestroyed),
          ("master-links-opened", masterLinksOpened), ("slave-disconnected-refusals", slaveDisconnectedRefusals),
          ("acknowledged-on-slaves", acknowledgedOnSlaves), ("acknowledged-lost-with-master", acknowledgedLostWithMaster),
-         ("replica-bytes-compared", replicaBytesCompared)]
+         ("replica-bytes-compared", replicaBytesCompared), ("copies-held-by-master-damage", copiesHeldByMasterDamage)]
     }
 
     public var report: String {

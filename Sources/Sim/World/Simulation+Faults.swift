@@ -125,6 +125,9 @@ extension Simulation {
     /// MetaQ; consumers must catch it by checksum and never deliver it).
     private func rot(_ b: Int) {
         let broker = brokers[b]
+        // A synchronous master whose slaves cannot copy a rotten record past it refuses every put
+        // for ever (its slaves never catch up again): not a state the liveness phase can leave.
+        if let replication = options.replication, replication.promisesCopies, replication.master == b { return }
         var candidates: [(TopicPartition, path: String, start: Int64, length: Int)] = []
         for partition in broker.node?.stores.partitions ?? [] {
             guard let log = broker.log(partition), log.segmentCount >= 2 else { continue }

@@ -182,11 +182,12 @@ extension Simulation {
             return
         }
         checkReplicasIdentical(durableImages(of: master), of: master, copies: current, when: "at the end")
-        // Caught up (convergence waited for it): every slave holds what the master holds.
+        // Caught up (convergence waited for it): every slave holds what the master holds, up to
+        // where it is held (rot or damage on the master).
         for ack in acknowledged(on: master.id) {
-            for (name, images) in current {
-                let stuck = rotRanges[master.id]?[ack.partition] != nil ? images[ack.partition]?.end ?? 0 : nil
-                if storeLossExcuse(ack.sent, ack.partition, offset: ack.offset, msgId: ack.msgId, stuckAt: stuck) != nil { continue }
+            for (slave, (name, images)) in zip(slaves, current) {
+                if storeLossExcuse(ack.sent, ack.partition, offset: ack.offset, msgId: ack.msgId, stuckAt: nil) != nil { continue }
+                if let end = images[ack.partition]?.end, ack.offset >= end, isHeld(slave, ack.partition, end: end) { continue }
                 if !ack.isHeld(by: images[ack.partition]) {
                     fail("\(name) lacks \(ack.name), acknowledged by \(master.name), after it caught up")
                     if failuresCount >= 20 { return }

@@ -319,7 +319,7 @@ extension BrokerNode {
         guard let log = stores.log(partition), !log.isFailed else {
             report(replica, "the copy of \(partition) cannot take the master's records (its log is failed or missing)",
                    &actions, problem: true)
-            return performFetcher(replica.fetcher.answered(partition, .failed("no log"), now: clock.now), replica, clock, &actions)
+            return performFetcher(replica.fetcher.appendFailed(partition, now: clock.now), replica, clock, &actions)
         }
         do {
             try log.stageReplicated(records: records, at: offset)
@@ -331,10 +331,11 @@ extension BrokerNode {
             actions.append(.endTickNow)
         } catch {
             // Records that fail their checksum, or a copy whose end moved: nothing is stored, and
-            // the fetcher is back to waiting for a sync that will not come — restart its cycle.
+            // the fetcher would wait for a sync that will not come — it fetches this partition
+            // again (the other partitions' fetches go on).
             report(replica, "did not store the master's records for \(partition) at \(offset): \(error)", &actions, problem: true)
             if case .failed = error { abandon(partition, log, clock, &actions) }
-            _ = replica.fetcher.connectionLost(now: clock.now)
+            performFetcher(replica.fetcher.appendFailed(partition, now: clock.now), replica, clock, &actions)
             performFetcher(replica.fetcher.durable(partition, end: log.maxOffset, now: clock.now), replica, clock, &actions)
         }
     }

@@ -188,6 +188,17 @@ public struct ReplicaFetcher: Sendable {
         return fetchIfDue(partition, now)
     }
 
+    /// Appending what a fetch of `partition` brought failed (a record failed its checksum, the
+    /// copy's end moved): nothing was stored and no sync will report it, so the partition is
+    /// fetched again at its durable end after the retry delay.
+    public mutating func appendFailed(_ partition: TopicPartition, now: Instant) -> [Action] {
+        guard var state = partitions[partition], case .syncing = state.phase else { return [] }
+        let at = now.adding(milliseconds: settings.retryDelayMs)
+        state.phase = .waiting(until: at)
+        partitions[partition] = state
+        return [.wakeUp(at: at)]
+    }
+
     /// The connection to the master is gone: what was in flight is asked again after the retry delay.
     public mutating func connectionLost(now: Instant) -> [Action] {
         let at = now.adding(milliseconds: settings.retryDelayMs)

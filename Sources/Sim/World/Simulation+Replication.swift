@@ -149,15 +149,21 @@ extension Simulation {
         return waiting
     }
 
-    /// Whether `slave`'s copy of `partition` is held where its master cannot give it more: bit
-    /// rot in the master's partition, or the copy ending where a damaged range of the master's
-    /// log starts.
+    /// Whether `slave`'s copy of `partition` is held where its master cannot give it more: past
+    /// the copy's end the master's durable bytes hold something that is not a whole, valid record
+    /// — bit rot (a fetch that brings a rotten record is refused whole) or a damaged range its
+    /// recovery kept and skips.
     func isHeld(_ slave: SimBroker, _ partition: TopicPartition, end: Int64? = nil) -> Bool {
         guard let replication = options.replication else { return false }
         let master = brokers[replication.master]
-        if rotRanges[master.id]?[partition] != nil { return true }
-        guard let end = end ?? slave.log(partition)?.maxOffset, let damaged = master.log(partition)?.damagedRanges else { return false }
-        return damaged.contains { $0.lowerBound == end }
+        guard let end = end ?? slave.log(partition)?.maxOffset, let masterEnd = master.log(partition)?.maxOffset, end < masterEnd,
+              let image = durableImage(of: master, partition, cutAtDamage: false) else { return false }
+        var offset = end
+        while offset < masterEnd {
+            guard let record = image.record(at: offset, verified: true) else { return true }
+            offset += Int64(Record.headerSize + record.payload.count)
+        }
+        return false
     }
 
     func collectReplicationCounters() {

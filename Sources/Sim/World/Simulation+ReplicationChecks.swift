@@ -10,12 +10,14 @@ struct ReplicaImage {
     var start: Int64
     var bytes: [UInt8] = []
 
-    init(start: Int64, segments: [(start: Int64, bytes: [UInt8])]) {
+    /// `cutAtDamage` false: the bytes as they are (a master's rot or damage included).
+    init(start: Int64, segments: [(start: Int64, bytes: [UInt8])], cutAtDamage: Bool = true) {
         self.start = start
         for segment in segments {
             guard segment.start == end else { break }
             bytes += segment.bytes
         }
+        guard cutAtDamage else { return }
         let valid = bytes.withUnsafeBytes { raw in
             var position = 0
             while case .record(let header, _) = Record.parse(raw, at: position) { position += header.recordSize }
@@ -26,10 +28,15 @@ struct ReplicaImage {
 
     var end: Int64 { start + Int64(bytes.count) }
 
-    /// The msgId and payload of the whole record at `offset`, nil when none is there.
-    func record(at offset: Int64) -> (msgId: Int64, payload: ArraySlice<UInt8>)? {
+    /// The msgId and payload of the whole record at `offset`, nil when none is there (`verified`:
+    /// nor when its checksum fails).
+    func record(at offset: Int64, verified: Bool = false) -> (msgId: Int64, payload: ArraySlice<UInt8>)? {
         guard offset >= start, offset + Int64(Record.headerSize) <= end else { return nil }
         let i = Int(offset - start)
+        if verified {
+            let parsed = bytes.withUnsafeBytes { Record.parse($0, at: i) }
+            guard case .record = parsed else { return nil }
+        }
         func number(_ at: Int, _ width: Int) -> Int64 {
             bytes[at..<(at + width)].reduce(0) { $0 << 8 | Int64($1) }
         }
@@ -60,14 +67,19 @@ extension Simulation {
         var images: [TopicPartition: ReplicaImage] = [:]
         guard let names = try? broker.disk.list(broker.dataPath) else { return images }
         for name in names.sorted() {
-            guard let dash = name.lastIndex(of: "-"), let number = Int32(name[name.index(after: dash)...]),
-                  let files = broker.disk.durableFiles(in: StoragePath.join(broker.dataPath, name)) else { continue }
-            let segments = files.compactMap { file in SegmentName.start(of: file.name).map { ($0, file.bytes) } }
-                .sorted { $0.0 < $1.0 }
-            guard let first = segments.first else { continue }
-            images[TopicPartition(String(name[..<dash]), number)] = ReplicaImage(start: first.0, segments: segments)
+            guard let dash = name.lastIndex(of: "-"), let number = Int32(name[name.index(after: dash)...]) else { continue }
+            let partition = TopicPartition(String(name[..<dash]), number)
+            images[partition] = durableImage(of: broker, partition)
         }
         return images
+    }
+
+    func durableImage(of broker: SimBroker, _ partition: TopicPartition, cutAtDamage: Bool = true) -> ReplicaImage? {
+        let directory = StoragePath.join(broker.dataPath, "\(partition.topic)-\(partition.partition)")
+        guard let files = broker.disk.durableFiles(in: directory) else { return nil }
+        let segments = files.compactMap { file in SegmentName.start(of: file.name).map { ($0, file.bytes) } }.sorted { $0.0 < $1.0 }
+        guard let first = segments.first else { return nil }
+        return ReplicaImage(start: first.0, segments: segments, cutAtDamage: cutAtDamage)
     }
 
     /// Fails the run when a copy's bytes differ from the master's on their common range (the

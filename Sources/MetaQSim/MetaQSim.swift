@@ -77,6 +77,9 @@ struct MetaQSim: ParsableCommand {
     @Flag(help: "Canary: every world is a synchronous replicated one whose master's disk is destroyed, and the master answers puts before its slaves have them.")
     var replicationCanary = false
 
+    @Flag(help: "Every world is a synchronous replicated one whose master's disk is destroyed (the replication canary's worlds, without the canary).")
+    var synchronousDestroyed = false
+
     var bugs: SimBugs {
         var bugs = brokerCanary.flatMap { Self.brokerCanaries[$0] } ?? []
         if ackCanary { bugs.insert(.manualAckCommitsProcessed) }
@@ -93,7 +96,7 @@ struct MetaQSim: ParsableCommand {
         (canary ? " --canary" : "") + (spoolCanary ? " --spool-canary" : "")
             + (brokerCanary.map { " --broker-canary \($0)" } ?? "")
             + (ackCanary ? " --ack-canary" : "") + (routerCanary ? " --router-canary" : "")
-            + (replicationCanary ? " --replication-canary" : "")
+            + (replicationCanary ? " --replication-canary" : "") + (synchronousDestroyed ? " --synchronous-destroyed" : "")
     }
 
     func validate() throws {
@@ -114,7 +117,8 @@ struct MetaQSim: ParsableCommand {
 
     func run() throws {
         if let seed, let n = Self.parseSeed(seed) {
-            let result = Simulation(seed: n, canary: canary, spoolCanary: spoolCanary, trace: trace, bugs: bugs).run()
+            let result = Simulation(seed: n, canary: canary, spoolCanary: spoolCanary, trace: trace, bugs: bugs,
+                                    synchronousDestroyed: synchronousDestroyed).run()
             print("seed \(n)")
             print("options: \(result.options)")
             if let lines = result.trace {
@@ -139,7 +143,8 @@ struct MetaQSim: ParsableCommand {
         var total = SimCounters()
         var failed = 0
         for n in from..<(from + sweep) {
-            let result = Simulation(seed: n, canary: canary, spoolCanary: spoolCanary, bugs: bugs).run()
+            let result = Simulation(seed: n, canary: canary, spoolCanary: spoolCanary, bugs: bugs,
+                                    synchronousDestroyed: synchronousDestroyed).run()
             total.add(result.counters)
             if !result.passed {
                 failed += 1

@@ -166,8 +166,11 @@ public final class Simulation {
 
     /// A run of `seed`; `canary` switches on acknowledge-before-sync, `spoolCanary` ordered
     /// spool writes reported written but dropped (the checkers must fail either way); `bugs`
-    /// (tests only) are more bugs they must catch.
-    public init(seed: UInt64, canary: Bool = false, spoolCanary: Bool = false, trace: Bool = false, bugs: SimBugs = []) {
+    /// (tests only) are more bugs they must catch. `synchronousDestroyed` makes the world a
+    /// synchronous replicated one whose master's disk is destroyed (as the replication canary's
+    /// worlds are; a seed that draws such a world by itself runs exactly as without it).
+    public init(seed: UInt64, canary: Bool = false, spoolCanary: Bool = false, trace: Bool = false, bugs: SimBugs = [],
+                synchronousDestroyed: Bool = false) {
         self.seed = seed
         var rng = SimRandom(seed: seed)
         var clusterRng = SimRandom(seed: seed ^ 0x5A6B_7C8D_9EAF_0123)
@@ -195,7 +198,7 @@ public final class Simulation {
         self.txRng = txRng
         var replicationRng = SimReplication.stream(seed: seed)
         options.replication = SimReplication.draw(&replicationRng, brokers: options.brokers, safetyPhaseMs: options.safetyPhaseMs,
-                                                  force: bugs.replicationCanary != nil)
+                                                  force: synchronousDestroyed || bugs.replicationCanary != nil)
         if options.replication?.destroyMasterAtMs != nil { options.keepOnlyPlainClients() }
         self.replicationRng = replicationRng
         self.options = options

@@ -68,8 +68,13 @@ public struct SimReplication: Sendable, Equatable, CustomStringConvertible {
         // While the producers still send (most send for well under a second).
         let destroyAt = rng.int(in: 20...max(20, min(safetyPhaseMs - 1, 800)))
         guard replicated || force else { return nil }
+        // A synchronous master that does not hold fetches hears of its slaves only as often as
+        // they poll (up to `slaveMaxDelayInMills` apart at the end): with a shorter `maxLagMs`
+        // every put drops them from the in-sync set, and the put is refused (seed 13489: a
+        // producer retrying for ever). Not a setting the worlds study.
+        let lagMs = (synchronous || force) && fetchHoldMs == 0 ? max(maxLagMs, 2 * slaveMaxDelayMs) : maxLagMs
         return SimReplication(master: master, slaves: slaves, synchronous: synchronous || force,
-                              minInSyncReplicas: force ? 2 : minInSync, maxLagMs: maxLagMs, fetchHoldMs: fetchHoldMs,
+                              minInSyncReplicas: force ? 2 : minInSync, maxLagMs: lagMs, fetchHoldMs: fetchHoldMs,
                               slaveMaxDelayMs: slaveMaxDelayMs, faults: faults,
                               destroyMasterAtMs: destroy || force ? destroyAt : nil)
     }

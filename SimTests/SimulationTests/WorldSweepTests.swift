@@ -41,6 +41,9 @@ struct WorldSweepTests {
             #expect(total.diskWriteErrors > 10 && total.diskFullErrors > 10 && total.diskSyncErrors > 10)
             #expect(total.brokerLogsFailed > 5 && total.failedLogAnswers > 5 && total.restartsAfterDiskFailure > 3)
             #expect(total.gracefulStops > 20 && total.retentionRemovedSegments > 20)
+            // Replicated worlds (about three in ten): slaves, their faults, the master's disk destroyed.
+            #expect(total.replicatedSeeds > 40 && total.slaveCrashes > 20 && total.masterLinkPartitions > 40)
+            #expect(total.masterDisksDestroyed > 10 && total.acknowledgedOnSlaves > 300)
         }
     }
 

@@ -79,7 +79,7 @@ extension BrokerNode {
         let replication = replicas
         for partition in replication.parked.keys.sorted() { releaseParked(partition, clock, &actions) { _ in true } }
         releaseHellos(clock, &actions)
-        for token in replication.waiting.keys.sorted() {
+        for token in replication.tracker.removeAllWaiting() {
             failReplicationWait(token, "broker \(settings.brokerURI) stopped leading before its slaves confirmed the message "
                 + "(\(reason))", clock, &actions)
         }

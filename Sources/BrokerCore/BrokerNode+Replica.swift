@@ -54,9 +54,26 @@ final class ReplicaState {
     /// An empty answer that took this long was held by the master (`fetchHoldMs`).
     static let heldAnswerMs: Int64 = 20
     static let reconnectDelayMs: Int64 = 1000
-    /// A request not answered in this time means the link is broken (a held fetch at the
-    /// master's end is answered within the master's `fetchHoldMs`, at most 60 s).
+    /// A fetch not answered in this time means the link is broken (a held fetch at the master's
+    /// end is answered within the master's `fetchHoldMs`, at most 60 s).
     static let requestTimeoutMs: Int64 = 70_000
+    /// A question about the partitions not answered in this time means the same: the master
+    /// holds one at most `MasterReplication.helloHoldMs` (1 s) and answers an offset at once. One
+    /// of them is nearly always asked, so a master that died silently (a power loss: no reset
+    /// comes) is given up within this, not after a fetch's timeout.
+    static let questionTimeoutMs: Int64 = 10_000
+
+    static func timeoutMs(of request: Request) -> Int64 {
+        switch request {
+        case .fetch: return requestTimeoutMs
+        case .partitions, .firstOffset: return questionTimeoutMs
+        }
+    }
+
+    /// When the earliest request in flight times out.
+    var requestDeadline: Instant? {
+        pending.values.map { $0.sentAt.adding(milliseconds: Self.timeoutMs(of: $0.request)) }.min()
+    }
 
     init(settings: ReplicationConfig.Slave, maxTransferSize: Int) {
         self.settings = settings
@@ -84,10 +101,7 @@ final class ReplicaState {
             guard let candidate else { continue }
             if earliest.map({ candidate < $0 }) ?? true { earliest = candidate }
         }
-        if let oldest = pending.values.map(\.sentAt).min() {
-            let timeout = oldest.adding(milliseconds: Self.requestTimeoutMs)
-            if earliest.map({ timeout < $0 }) ?? true { earliest = timeout }
-        }
+        if let timeout = requestDeadline, earliest.map({ timeout < $0 }) ?? true { earliest = timeout }
         return earliest
     }
 }
@@ -315,7 +329,7 @@ extension BrokerNode {
         guard let log = stores.log(partition), !log.isFailed else {
             report(replica, "the copy of \(partition) cannot take the master's records (its log is failed or missing)",
                    &actions, problem: true)
-            return performFetcher(replica.fetcher.answered(partition, .failed("no log"), now: clock.now), replica, clock, &actions)
+            return performFetcher(replica.fetcher.appendFailed(partition, now: clock.now), replica, clock, &actions)
         }
         do {
             try log.stageReplicated(records: records, at: offset)
@@ -359,12 +373,31 @@ extension BrokerNode {
         armReplicationTimer(clock, &actions)
     }
 
+    /// A slave's copy is its master's byte for byte, so damage recovery kept in place (a power
+    /// loss tore unsynced records and kept later ones) is not skipped, as a master's log skips it:
+    /// the copy is cut back to where the damage starts, and what follows is copied again. (Recovery
+    /// finds damage only in the last segment; damage elsewhere cannot be cut off and is reported.)
+    func cutDamagedCopies(_ replica: ReplicaState, _ clock: NodeClock, _ actions: inout [Action]) {
+        for partition in stores.partitions {
+            guard let log = stores.log(partition), let damage = log.damagedRanges.min(by: { $0.lowerBound < $1.lowerBound }) else {
+                continue
+            }
+            do {
+                try log.truncate(to: damage.lowerBound)
+                actions.append(.notice(.replication("cut the copy of \(partition) back to \(damage.lowerBound), where a power loss "
+                    + "left damage; the rest is copied from the master again")))
+            } catch {
+                report(replica, "the copy of \(partition) is damaged at \(damage) and cannot be cut back there: \(error)",
+                       &actions, problem: true)
+            }
+        }
+    }
+
     /// The slave's due work: reconnect, refresh the partitions, fetch, give up on a silent master.
     func replicaTimerFired(_ replica: ReplicaState, _ clock: NodeClock, _ actions: inout [Action]) {
         let now = clock.now
-        if let oldest = replica.pending.values.map(\.sentAt).min(),
-           now.milliseconds(since: oldest) >= ReplicaState.requestTimeoutMs {
-            dropMasterLink(replica, clock, &actions, reason: "a request got no answer in \(ReplicaState.requestTimeoutMs / 1000) s")
+        if let deadline = replica.requestDeadline, deadline <= now {
+            dropMasterLink(replica, clock, &actions, reason: "a request got no answer in time")
             replica.reconnectAt = now
         }
         if let at = replica.reconnectAt, at <= now {

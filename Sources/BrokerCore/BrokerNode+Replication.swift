@@ -218,7 +218,15 @@ extension BrokerNode {
                     violated("the replication tracker refused an unknown put \(token)")
                     continue
                 }
-                failReplicationWait(token, text, clock, &actions)
+                if Self.isCommitToken(token) {
+                    // A commit whose entry is durable cannot be refused: its transaction is
+                    // committed here, and a resend would store its messages twice. With too few
+                    // copies in sync it is answered on this broker's copy alone.
+                    replication.waiting[token] = nil
+                    commitBatchStored(token, clock, &actions)
+                } else {
+                    failReplicationWait(token, text, clock, &actions)
+                }
             case .inSyncChanged(let slaves):
                 actions.append(.notice(.replication(slaves.isEmpty ? "no slave is in sync"
                                                         : "slaves in sync: \(slaves.map(String.init).joined(separator: ","))")))
@@ -281,7 +289,7 @@ extension BrokerNode {
         let replication = replicas
         for partition in replication.parked.keys.sorted() { releaseParked(partition, clock, &actions) { _ in true } }
         releaseHellos(clock, &actions)
-        for token in replication.waiting.keys.sorted() {
+        for token in replication.tracker.removeAllWaiting() {
             failReplicationWait(token, "the broker is stopping before its slaves confirmed the message", clock, &actions)
         }
         if let replica, let number = replica.linkNumber {

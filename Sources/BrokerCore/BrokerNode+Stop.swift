@@ -18,6 +18,9 @@ extension BrokerNode {
     func finishStop(_ clock: NodeClock, _ actions: inout [Action]) {
         // The journal first: a commit's batches may be written only once its entry is durable.
         finalJournalSync(clock, &actions)
+        // What the last syncs in flight made durable precedes what the final syncs make durable (a
+        // synchronous master's puts wait for their copies in offset order).
+        answerDurable(clock, &actions)
         var answered = 0
         for partition in stores.partitions where settings.canary != .skipFinalSync {
             guard let log = stores.log(partition), !log.isFailed else { continue }
@@ -27,8 +30,10 @@ extension BrokerNode {
         for partition in stores.partitions {
             if let log = stores.log(partition), log.isFailed { abandon(partition, log, clock, &actions) }
         }
-        stopReplication(clock, &actions)
         endOfTick(clock, &actions)
+        // Last, once every put is durable here or failed: what still waits for its copies is refused.
+        stopReplication(clock, &actions)
+        actions.append(.flush)
         if unansweredPuts > 0 { violated("a graceful stop left \(unansweredPuts) put(s) unanswered") }
         if !commits.isEmpty { violated("a graceful stop left \(commits.count) commit(s) unanswered") }
         for partition in stores.partitions {

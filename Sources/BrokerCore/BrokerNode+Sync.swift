@@ -85,7 +85,7 @@ extension BrokerNode {
     /// Invariants a driver may check at any quiet point (the simulator does after every event):
     /// every waiting put is held by a healthy log that will sync it — a sync in flight, due at
     /// the end of this tick, or a timer armed — so no put can wait forever; the node waits for
-    /// exactly the puts its logs hold.
+    /// exactly the puts its logs hold; the transaction and replication machines' own invariants.
     public func checkInvariants() -> [String] {
         var problems = violations
         var heldByLogs = 0

@@ -247,6 +247,7 @@ public final class BrokerNode {
         case .processFacts(let token, let facts): feed(.statsCollected(token: token, snapshot(facts, clock)), clock, &actions)
         case .retentionRequested(let asOfWallMs): runRetention(nil, wallMs: asOfWallMs, &actions)
         case .start:
+            if let replica { cutDamagedCopies(replica, clock, &actions) }
             armRetentionTimers(clock, &actions)
             armTransactionTimers(clock, &actions)
         case .stopRequested: requestStop(clock, &actions)

@@ -15,16 +15,19 @@ struct MetaQSim: ParsableCommand {
             groups of 1-4 members, half of them with an application that fails some messages: retries, \
             hand-offs to each member's recover store, redelivery rounds; half of them with handlers that \
             ack and roll back by hand; a third of the seeds add producers in local transactions and XA \
-            transactions driven by a transaction manager that crashes between prepare and commit), runs it on a virtual clock with power losses, crashes, connection drops, \
+            transactions driven by a transaction manager that crashes between prepare and commit; three in ten \
+            give one broker one or two slaves, synchronous or not), runs it on a virtual clock with power losses, crashes, connection drops, \
             network partitions, slow disks, bit rot, broker disk faults (a failed write, a full disk, a failed \
-            fsync), graceful stops, retention runs, consumer and group-member crashes, ZooKeeper session \
+            fsync), graceful stops, retention runs, slave crashes, master-link partitions, a master's disk destroyed, \
+            consumer and group-member crashes, ZooKeeper session \
             expiries and connection losses, a broker joining late (the safety phase), then heals everything \
             and waits for all work to complete (the liveness phase). Checkers: no acknowledged message lost \
             (beyond what the flush policy allows), no garbage delivered, per-partition order, every \
             acknowledged message delivered to every group, one live owner per partition, stored offsets \
             never going back, no message skipped past a committed offset or at the end unless a recover \
             store keeps it, liveness; transactions visible all or nothing, never when not committed, exactly once \
-            when committed, every prepared branch finished exactly once.
+            when committed, every prepared branch finished exactly once; replicas byte-identical, every slave caught \
+            up, and a synchronous master's acknowledged messages on a slave's disk when its own disk is destroyed.
 
             Examples:
               metaq-sim --seed 42 --trace        one seed, with its event trace
@@ -36,6 +39,7 @@ struct MetaQSim: ParsableCommand {
               metaq-sim --sweep 500 --spool-canary   ordered spool writes dropped (must fail)
               metaq-sim --sweep 400 --ack-canary     manual ack committing unacknowledged messages (must fail)
               metaq-sim --sweep 400 --router-canary  a router shutdown forgetting waiting sends (must fail)
+              metaq-sim --sweep 400 --replication-canary   a synchronous master answering before its slaves (must fail)
             """)
 
     @Option(help: "Run this one seed (a decimal number, or a hex git commit hash).")
@@ -70,10 +74,17 @@ struct MetaQSim: ParsableCommand {
     @Flag(help: "Canary: a routed producer's router drops the sends and publish waits waiting for discovery at shutdown.")
     var routerCanary = false
 
+    @Flag(help: "Canary: every world is a synchronous replicated one whose master's disk is destroyed, and the master answers puts before its slaves have them.")
+    var replicationCanary = false
+
+    @Flag(help: "Every world is a synchronous replicated one whose master's disk is destroyed (the replication canary's worlds, without the canary).")
+    var synchronousDestroyed = false
+
     var bugs: SimBugs {
         var bugs = brokerCanary.flatMap { Self.brokerCanaries[$0] } ?? []
         if ackCanary { bugs.insert(.manualAckCommitsProcessed) }
         if routerCanary { bugs.insert(.routerForgetsWaitingOnShutDown) }
+        if replicationCanary { bugs.insert(.replicationAnswersBeforeSlavesConfirm) }
         return bugs
     }
 
@@ -85,6 +96,7 @@ struct MetaQSim: ParsableCommand {
         (canary ? " --canary" : "") + (spoolCanary ? " --spool-canary" : "")
             + (brokerCanary.map { " --broker-canary \($0)" } ?? "")
             + (ackCanary ? " --ack-canary" : "") + (routerCanary ? " --router-canary" : "")
+            + (replicationCanary ? " --replication-canary" : "") + (synchronousDestroyed ? " --synchronous-destroyed" : "")
     }
 
     func validate() throws {
@@ -105,7 +117,8 @@ struct MetaQSim: ParsableCommand {
 
     func run() throws {
         if let seed, let n = Self.parseSeed(seed) {
-            let result = Simulation(seed: n, canary: canary, spoolCanary: spoolCanary, trace: trace, bugs: bugs).run()
+            let result = Simulation(seed: n, canary: canary, spoolCanary: spoolCanary, trace: trace, bugs: bugs,
+                                    synchronousDestroyed: synchronousDestroyed).run()
             print("seed \(n)")
             print("options: \(result.options)")
             if let lines = result.trace {
@@ -130,7 +143,8 @@ struct MetaQSim: ParsableCommand {
         var total = SimCounters()
         var failed = 0
         for n in from..<(from + sweep) {
-            let result = Simulation(seed: n, canary: canary, spoolCanary: spoolCanary, bugs: bugs).run()
+            let result = Simulation(seed: n, canary: canary, spoolCanary: spoolCanary, bugs: bugs,
+                                    synchronousDestroyed: synchronousDestroyed).run()
             total.add(result.counters)
             if !result.passed {
                 failed += 1

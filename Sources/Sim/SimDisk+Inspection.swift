@@ -61,3 +61,15 @@ extension SimDisk {
         }
     }
 }
+
+extension SimDisk {
+    /// The files whose names are durably bound in `directory` (they would survive a power loss
+    /// now), with their durable bytes, sorted by name; nil when no directory is there.
+    public func durableFiles(in directory: String) -> [(name: String, bytes: [UInt8])]? {
+        guard case .directory(let node)? = node(at: directory) else { return nil }
+        return node.durable.keys.sorted().compactMap { name in
+            guard case .file(let inode)? = node.durable[name] else { return nil }
+            return (name, inode.durable)
+        }
+    }
+}

@@ -346,6 +346,24 @@ struct BrokerNodeReplicationTests {
         #expect(try pair.bytes(pair.slaveDisk).bytes == pair.bytes(pair.masterDisk).bytes, "delivered without waiting for time")
     }
 
+    /// A master that lost power resets nothing: the link goes silent. The slave's partitions
+    /// question (held at most a second by a live master) times out, and the slave connects again
+    /// well before a held fetch's 70 s timeout.
+    @Test func aSlaveGivesUpASilentMasterWithinTenSeconds() throws {
+        let pair = try ReplicatedPair()
+        pair.put("before", opaque: 1)
+        pair.handle(master: false, .masterAddress("meta://master:8123"))
+        pair.advance(200)
+        let first = try #require(pair.link)
+        pair.link = nil  // silent: nothing reaches either side, nobody is told
+        pair.advance(9_000, step: 100)
+        #expect(!pair.notices.contains { $0.contains("no answer in time") })
+        pair.advance(2_000, step: 100)
+        #expect(pair.notices.contains { $0.contains("no answer in time") }, "\(pair.notices)")
+        #expect(pair.link != nil && pair.link != first, "connected again")
+        #expect(pair.slave.checkInvariants().isEmpty)
+    }
+
     @Test func aSlaveFollowsAMasterThatMovesAndStopsFollowingAGoneOne() throws {
         let pair = try ReplicatedPair()
         pair.handle(master: false, .masterAddress("meta://master:8123"))

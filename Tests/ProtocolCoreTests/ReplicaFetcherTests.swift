@@ -61,6 +61,21 @@ struct ReplicaFetcherTests {
         #expect(fetcher.tick(now: at(141)) == [.fetch(p0, offset: 0, maxBytes: 64)])
     }
 
+    /// An append that stored nothing (a record failed its checksum) leaves no sync to wait for:
+    /// that partition is fetched again after the retry delay, and the others go on meanwhile.
+    @Test func anAppendThatFailedIsFetchedAgainWithoutStoppingTheOthers() {
+        var fetcher = ReplicaFetcher(settings: settings)
+        _ = fetcher.master(partitions: [p0, p1], localEnds: [p0: 0, p1: 0], now: at(0))
+        #expect(fetcher.answered(p0, .bytes(records(1...1)), now: at(1)) == [.append(p0, offset: 0, records: records(1...1)),
+                                                                           .sync(p0, upTo: 25)])
+        #expect(fetcher.appendFailed(p0, now: at(2)) == [.wakeUp(at: at(52))])
+        #expect(fetcher.appendFailed(p1, now: at(2)).isEmpty, "p1's fetch is in flight: nothing to undo")
+        #expect(fetcher.answered(p1, .bytes(records(7...7)), now: at(3)) == [.append(p1, offset: 0, records: records(7...7)),
+                                                                           .sync(p1, upTo: 25)])
+        #expect(fetcher.tick(now: at(52)) == [.fetch(p0, offset: 0, maxBytes: 64)])
+        #expect(fetcher.checkInvariants().isEmpty)
+    }
+
     /// The master's retention removed what this slave has not copied: the local log restarts there.
     @Test func aSlaveBehindTheMastersRetentionRestartsItsLog() {
         var fetcher = ReplicaFetcher(settings: settings)

@@ -88,6 +88,25 @@ struct RecoveryTests {
         #expect(!disk.fileExists("\(dir)/damaged-ranges"))
     }
 
+    /// A slave cuts its copy back to where damage starts and copies the rest again: the damage
+    /// goes with the bytes, from memory and from `damaged-ranges`, so what is appended there later
+    /// is served.
+    @Test func truncatingToDamageForgetsIt() throws {
+        let disk = SimDisk()
+        try logWith(5, disk: disk).close()
+        try overwrite(disk, segment0, at: 25 + 21, with: [0xEE])
+        var log = try openLog(disk)
+        #expect(log.damagedRanges == [25..<50] && disk.fileExists("\(dir)/damaged-ranges"))
+        try log.truncate(to: 25)
+        #expect(log.damagedRanges.isEmpty && !disk.fileExists("\(dir)/damaged-ranges") && log.maxOffset == 25)
+        for i in 1..<5 { _ = try log.append(msgId: Int64(i + 1), flag: 0, payload: payload(i), now: t0) }
+        try log.syncNow(now: t0)
+        log.close()
+        log = try openLog(disk)
+        #expect(log.damagedRanges.isEmpty && log.maxOffset == 125)
+        #expect(try readAll(log).map(\.id) == [1, 2, 3, 4, 5])
+    }
+
     @Test func corruptLengthFieldIsIsolatedToo() throws {
         let disk = SimDisk()
         try logWith(6, disk: disk).close()

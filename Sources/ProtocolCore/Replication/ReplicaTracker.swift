@@ -132,6 +132,15 @@ public struct ReplicaTracker: Sendable {
         return []
     }
 
+    /// Forgets every waiting put (the master stops, or stops leading: the node answers them
+    /// itself); their tokens, by partition and offset.
+    public mutating func removeAllWaiting() -> [UInt64] {
+        var tokens: [UInt64] = []
+        for partition in waiting.keys.sorted() { tokens += waiting[partition]!.map(\.token) }
+        waiting = [:]
+        return tokens
+    }
+
     /// The original's refusal when its slave is gone (§6.2).
     public static let disconnectedText = "Slave is disconnected "
 

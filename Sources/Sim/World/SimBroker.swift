@@ -7,12 +7,30 @@ import StoreCore
 /// requests, feeds the node its events (each delivery is one tick), runs the syncs the node starts
 /// with the disk's current latency, fires its timers on the virtual clock and carries answers to
 /// the simulated network. A crash loses all of this memory; the disk keeps what it keeps.
+///
+/// A slave (issue 17) is a process of its own with its own disk, running the same node as a slave
+/// of its master's URI: its master link is a connection of the simulated network on which it is
+/// the client (SimBroker+MasterLink).
 final class SimBroker {
+    enum Role: Equatable {
+        /// A broker of the world (the master, when the world gives it slaves).
+        case broker
+        /// Slave `slaveId` of the broker with index `master`; it registers nothing in ZooKeeper yet.
+        case slave(master: Int, slaveId: Int)
+    }
+
+    /// The process's index in the world: the brokers first, then the slaves.
     let id: Int
-    let disk = SimDisk()
+    let role: Role
+    /// A destroyed disk is replaced by an empty one (and the process never starts again).
+    private(set) var disk = SimDisk()
     let config: ServerConfig
     let iniText: String
     unowned let sim: Simulation
+    /// The client id of a slave's master link on the network (-1 for a broker).
+    let client: Int
+    /// The disk was destroyed: the broker is stopped for good.
+    private(set) var destroyed = false
     /// Bumped at every start; events of an older incarnation are ignored.
     private(set) var incarnation = 0
     private(set) var process: Process?
@@ -36,66 +54,108 @@ final class SimBroker {
         /// Syncs started and not finished, by partition.
         var syncing: [TopicPartition: SyncJob] = [:]
         var journalSyncing: JournalSyncJob?
+        /// A slave's connection to its master.
+        var masterLink: MasterLink?
 
         init(node: BrokerNode) { self.node = node }
     }
 
-    init(id: Int, options: SimOptions, sim: Simulation) {
+    init(id: Int, options: SimOptions, sim: Simulation, role: Role = .broker, client: Int = -1) {
         self.id = id
         self.sim = sim
-        iniText = options.serverIni(brokerId: id)
+        self.role = role
+        self.client = client
+        let brokerId: Int
+        if case .slave(let master, _) = role { brokerId = master } else { brokerId = id }
+        iniText = options.serverIni(brokerId: brokerId)
         // The options build a valid file; a parse failure is a bug in the simulator.
+        var config: ServerConfig
         do {
             config = try ServerConfig(parsing: iniText, path: "sim/broker\(id).ini")
         } catch {
             preconditionFailure("simulated server.ini does not parse: \(error)")
         }
+        // The `[replication]` settings, set directly (their parsing is tested with the configuration).
+        if let replication = options.replication {
+            switch role {
+            case .slave(let master, let slaveId):
+                config.replication.slave = .init(slaveId: slaveId, maxDelayMs: replication.slaveMaxDelayMs,
+                                                 master: Self.uri(broker: master))
+            case .broker where id == replication.master:
+                config.replication.synchronous = replication.synchronous
+                config.replication.minInSyncReplicas = replication.minInSyncReplicas
+                config.replication.maxLagMs = replication.maxLagMs
+                config.replication.fetchHoldMs = replication.fetchHoldMs
+            case .broker:
+                break
+            }
+        }
+        self.config = config
     }
 
     var isUp: Bool { process != nil }
-    var dataPath: String { "/broker\(id)" }
+    var isSlave: Bool { role != .broker }
+    /// The broker id of its `server.ini` (a slave's is its master's).
+    var brokerId: Int { config.brokerId }
+    var dataPath: String { "/broker\(brokerId)" }
+    /// `broker<N>`, or `broker<N>-slave<n>` for a slave.
+    var name: String {
+        if case .slave(let master, let slaveId) = role { return "broker\(master)-slave\(slaveId)" }
+        return "broker\(id)"
+    }
     var node: BrokerNode? { process?.node }
     var clock: NodeClock { NodeClock(now: sim.instant, wallMs: sim.wallMs) }
 
     /// Starts the process: the node opens and recovers every partition, then serves.
     func start() {
+        guard !destroyed else { return }
         incarnation += 1
         disk.nowMs = sim.wallMs
         failedPartitions = []
         journalFailed = false
+        var canary = sim.options.canaryAckBeforeSync ? .ackBeforeSync : sim.bugs.brokerCanary
+        if canary == nil && !isSlave && config.replication.synchronous { canary = sim.bugs.replicationCanary }
         let settings = BrokerNode.Settings(brokerURI: uri, version: "metaq-sim", configFile: Array(iniText.utf8),
-                                           seed: sim.rng.next(),
-                                           canary: sim.options.canaryAckBeforeSync ? .ackBeforeSync : sim.bugs.brokerCanary)
+                                           seed: sim.rng.next(), canary: canary)
         let node: BrokerNode
         let report: StartReport
         do {
             (node, report) = try BrokerNode.open(storage: disk, config: config, defaultDataPath: dataPath, settings: settings,
                                                  clock: clock)
         } catch {
-            sim.fail("broker \(id) cannot start after recovery: \(error)")
+            sim.fail("\(name) cannot start after recovery: \(error)")
             return
         }
         let recovered = node.transactionRecovery
         if recovered.batchesAppended > 0 || recovered.rolledBack > 0 || !recovered.prepared.isEmpty {
             sim.counters.txBatchesReappended += recovered.batchesAppended
-            sim.trace(.brokerRecovered, Int64(id), Int64(recovered.batchesAppended), "broker\(id) transactions: \(recovered)")
+            sim.trace(.brokerRecovered, Int64(id), Int64(recovered.batchesAppended), "\(name) transactions: \(recovered)")
         }
         for (partition, recovery) in report.recoveries {
             sim.counters.recoveries += 1
             if recovery.truncatedBytes > 0 { sim.counters.recoveryTruncations += 1 }
             if !recovery.removedSegments.isEmpty { sim.counters.recoveryRemovedSegments += 1 }
             if !recovery.newDamagedRanges.isEmpty { sim.counters.recoveryDamage += 1 }
-            sim.trace(.brokerRecovered, Int64(id), Int64(recovery.truncatedBytes), "broker\(id) recovered \(partition): \(recovery)")
+            sim.trace(.brokerRecovered, Int64(id), Int64(recovery.truncatedBytes), "\(name) recovered \(partition): \(recovery)")
         }
         let incarnation = self.incarnation
-        node.observeStaged = { [unowned self] msgId in self.sim.stored(broker: self.id, msgId: msgId, incarnation: incarnation) }
         process = Process(node: node)
-        sim.registerBroker(self)
-        feed(.start)
+        if isSlave {
+            feed(.start)
+            // The driver tells a slave where its master is (from ZooKeeper, once slaves register).
+            if let master = config.replication.slave?.master { feed(.masterAddress(master)) }
+        } else {
+            node.observeStaged = { [unowned self] msgId in self.sim.stored(broker: self.id, msgId: msgId, incarnation: incarnation) }
+            sim.registerBroker(self)
+            feed(.start)
+        }
+        sim.replicaStarted(self)
     }
 
     /// `meta://broker<N>:8123`: what the broker registers and what members fetch from (§3.4 step 7).
-    var uri: String { "meta://broker\(id):8123" }
+    static func uri(broker: Int) -> String { "meta://broker\(broker):8123" }
+
+    var uri: String { isSlave ? "meta://\(name):8123" : Self.uri(broker: id) }
 
     /// The process dies: memory gone, open handles dead, page cache kept (a plain crash) or
     /// resolved at random (`powerLoss`).
@@ -103,10 +163,19 @@ final class SimBroker {
         guard let process else { return }
         sim.counters.canaryEarlyAcks += process.node.canaryEarlyAcks
         process.node.stores.closeAll()
+        // A crashed slave's kernel resets its master link; one without power says nothing.
+        if let link = process.masterLink, !powerLoss { sim.network.closedByClient(link.connection) }
         self.process = nil
         disarmDiskFaults()
         sim.abandonRegistration(of: self)
         if powerLoss { disk.powerLoss(using: &sim.rng) } else { disk.crash() }
+    }
+
+    /// The disk is destroyed — every file gone — after the process died: it never starts again.
+    func destroyDisk() {
+        precondition(process == nil, "a disk is destroyed under a stopped process")
+        destroyed = true
+        disk = SimDisk()
     }
 
     /// Graceful stop (SIGTERM): the node drains its syncs, syncs one last time and answers, then
@@ -156,7 +225,7 @@ final class SimBroker {
             }
         } catch {
             // A framing error closes the connection without a reply, as MetaQ does (§1.1).
-            sim.trace(.brokerFramingError, Int64(id), Int64(connection), "broker\(id) closes conn\(connection): \(error)")
+            sim.trace(.brokerFramingError, Int64(id), Int64(connection), "\(name) closes conn\(connection): \(error)")
             close(connection)
         }
         feed(.tickEnded, endTick: false)
@@ -174,17 +243,23 @@ final class SimBroker {
     // MARK: Driving the node
 
     /// Feeds one event and carries out the actions; a driver event ends its tick.
-    private func feed(_ event: BrokerNode.Event, endTick: Bool = true) {
+    func feed(_ event: BrokerNode.Event, endTick: Bool = true) {
         guard let process else { return }
         var actions: [BrokerNode.Action] = []
         process.node.handle(event, clock: clock, into: &actions)
         if endTick { process.node.handle(.tickEnded, clock: clock, into: &actions) }
         for action in actions { perform(action) }
-        // The node's invariants hold between ticks: a request decoded within a delivery may leave
-        // work for the tick's end (a forced journal entry's sync), checked after `.tickEnded`.
-        if case .request = event, !endTick { return }
+        // The node's invariants hold between ticks: a request (or a master's answer) decoded within
+        // a delivery may leave work for the tick's end (a forced journal entry's sync), checked
+        // after `.tickEnded`.
+        if !endTick {
+            switch event {
+            case .request, .masterLinkFrame: return
+            default: break
+            }
+        }
         for problem in process.node.checkInvariants() where self.process === process {
-            sim.fail("broker\(id): \(problem)")
+            sim.fail("\(name): \(problem)")
         }
     }
 
@@ -204,10 +279,11 @@ final class SimBroker {
                 try slice.file.close()
                 write(Frame.value(ValueResponse(body: body, opaque: opaque)).encoded(), to: connection)
             } catch {
-                sim.fail("broker \(id): reading a slice the node handed out failed: \(error)")
+                sim.fail("\(name): reading a slice the node handed out failed: \(error)")
             }
         case .flush:
             for connection in process.out.keys.sorted() { flush(connection) }
+            flushMasterLink()
         case .close(let connection): close(Int(connection.raw))
         case .startSync(let job):
             process.syncing[job.partition] = job
@@ -221,11 +297,13 @@ final class SimBroker {
         case .armTimer(let timer, let at):
             sim.schedule(.brokerTimer(broker: id, incarnation: incarnation, timer), atNs: at.nanoseconds)
         case .collectProcessFacts(let token): feed(.processFacts(token: token, ProcessFacts(pid: 1, threads: 1)), endTick: false)
-        case .registerTopic(let topic): sim.registerTopic(topic, of: self)
+        case .registerTopic(let topic): if !isSlave { sim.registerTopic(topic, of: self) }
         case .syncAnswered, .endTickNow: break  // every feed of this driver ends its tick
         case .notice(let notice): noticed(notice)
         case .stopped(let report): stopped(report)
-        case .connectToMaster, .sendToMaster, .closeMasterLink: break  // no replicated worlds yet (issue 17)
+        case .connectToMaster(let link, let uri): connectToMaster(link, uri: uri)
+        case .sendToMaster(let link, let frame): sendToMaster(link, frame)
+        case .closeMasterLink(let link): closeMasterLink(link)
         case .publishInSync, .promote: break  // no failover worlds yet
         }
     }
@@ -236,17 +314,17 @@ final class SimBroker {
             failedPartitions.insert(partition)
             sim.counters.brokerLogsFailed += 1
             sim.brokerLogFailed(self)
-            sim.trace(.brokerWriteFailed, Int64(id), 0, "broker\(id) \(partition) refuses writes: \(failure)")
+            sim.trace(.brokerWriteFailed, Int64(id), 0, "\(name) \(partition) refuses writes: \(failure)")
         case .retentionRemoved(let partition, _, let segments, let minOffset):
             retentionFloor[partition] = max(retentionFloor[partition] ?? 0, minOffset)
             sim.counters.retentionRemovedSegments += segments.count
-            sim.trace(.retention, Int64(id), minOffset, "broker\(id) \(notice)")
+            sim.trace(.retention, Int64(id), minOffset, "\(name) \(notice)")
         case .transactionJournalFailed:
             journalFailed = true
-            sim.trace(.brokerNotice, Int64(id), 0, "broker\(id) \(notice)")
+            sim.trace(.brokerNotice, Int64(id), 0, "\(name) \(notice)")
         case .idReservationNotPersisted, .segmentUnreadable, .retentionFailed, .finalSyncFailed, .syncPostponed, .syncsResumed,
              .transaction, .replication, .replicationProblem:
-            sim.trace(.brokerNotice, Int64(id), 0, "broker\(id) \(notice)")
+            sim.trace(.brokerNotice, Int64(id), 0, "\(name) \(notice)")
         }
     }
 
@@ -254,9 +332,10 @@ final class SimBroker {
     private func stopped(_ report: StopReport) {
         sim.counters.gracefulStops += 1
         sim.trace(.brokerStopped, Int64(id), Int64(report.answeredByFinalSync),
-                  "broker\(id) stopped gracefully: \(report.answeredByFinalSync) put(s) answered by the final sync, \(report.failedPartitions.count) failed log(s)")
+                  "\(name) stopped gracefully: \(report.answeredByFinalSync) put(s) answered by the final sync, \(report.failedPartitions.count) failed log(s)")
         guard let process else { return }
         sim.counters.canaryEarlyAcks += process.node.canaryEarlyAcks
+        if let link = process.masterLink { sim.network.closedByClient(link.connection) }
         self.process = nil
         disarmDiskFaults()
         sim.abandonRegistration(of: self)

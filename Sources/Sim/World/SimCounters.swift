@@ -169,6 +169,31 @@ public struct SimCounters: Sendable, Equatable {
     public var tmCrashes = 0
     public var tmRecoveredFinished = 0
     public var txBatchesReappended = 0
+    // replication (SimReplication)
+    public var replicatedSeeds = 0
+    /// Worlds whose master promises copies (synchronous, `minInSyncReplicas` ≥ 2).
+    public var synchronousReplicatedSeeds = 0
+    public var slaves = 0
+    public var slaveCrashes = 0
+    public var slavePowerLosses = 0
+    public var masterLinkPartitions = 0
+    public var slowSlaveDisks = 0
+    public var masterDisksDestroyed = 0
+    /// Master links the network opened (every slave start and reconnect).
+    public var masterLinksOpened = 0
+    /// Puts a synchronous master refused with `Slave is disconnected `.
+    public var slaveDisconnectedRefusals = 0
+    /// Acknowledged messages found on a slave's disk by the final checks (per slave when the
+    /// master survived; once, on the best slave, when its disk was destroyed).
+    public var acknowledgedOnSlaves = 0
+    /// Acknowledged messages an asynchronous master's destroyed disk took along (none of its
+    /// slaves had them): the unreplicated tail.
+    public var acknowledgedLostWithMaster = 0
+    /// Bytes of master and slave copies compared.
+    public var replicaBytesCompared = 0
+    /// Copies (slave, partition) held at the end where the master cannot give more: bit rot, or
+    /// a damaged range its recovery kept and skips.
+    public var copiesHeldByMasterDamage = 0
 
     public init() {}
 
@@ -223,6 +248,12 @@ public struct SimCounters: Sendable, Equatable {
         txSeeds += o.txSeeds; txBegun += o.txBegun; txCommitted += o.txCommitted; txRolledBack += o.txRolledBack
         txAbandoned += o.txAbandoned; txUnknown += o.txUnknown; txRefused += o.txRefused; txPrepared += o.txPrepared
         tmCrashes += o.tmCrashes; tmRecoveredFinished += o.tmRecoveredFinished; txBatchesReappended += o.txBatchesReappended
+        replicatedSeeds += o.replicatedSeeds; synchronousReplicatedSeeds += o.synchronousReplicatedSeeds; slaves += o.slaves
+        slaveCrashes += o.slaveCrashes; slavePowerLosses += o.slavePowerLosses; masterLinkPartitions += o.masterLinkPartitions
+        slowSlaveDisks += o.slowSlaveDisks; masterDisksDestroyed += o.masterDisksDestroyed; masterLinksOpened += o.masterLinksOpened
+        slaveDisconnectedRefusals += o.slaveDisconnectedRefusals; acknowledgedOnSlaves += o.acknowledgedOnSlaves
+        acknowledgedLostWithMaster += o.acknowledgedLostWithMaster; replicaBytesCompared += o.replicaBytesCompared
+        copiesHeldByMasterDamage += o.copiesHeldByMasterDamage
     }
 
     /// `name value` pairs in a fixed order, for reports.
@@ -274,7 +305,13 @@ public struct SimCounters: Sendable, Equatable {
          ("tx-seeds", txSeeds), ("tx-begun", txBegun), ("tx-committed", txCommitted), ("tx-rolled-back", txRolledBack),
          ("tx-abandoned", txAbandoned), ("tx-unknown", txUnknown), ("tx-refused", txRefused), ("tx-prepared", txPrepared),
          ("tm-crashes", tmCrashes), ("tm-recovered-finished", tmRecoveredFinished),
-         ("tx-batches-reappended", txBatchesReappended)]
+         ("tx-batches-reappended", txBatchesReappended),
+         ("replicated-seeds", replicatedSeeds), ("synchronous-replicated-seeds", synchronousReplicatedSeeds), ("slaves", slaves),
+         ("slave-crashes", slaveCrashes), ("slave-power-losses", slavePowerLosses), ("master-link-partitions", masterLinkPartitions),
+         ("slow-slave-disks", slowSlaveDisks), ("master-disks-destroyed", masterDisksDestroyed),
+         ("master-links-opened", masterLinksOpened), ("slave-disconnected-refusals", slaveDisconnectedRefusals),
+         ("acknowledged-on-slaves", acknowledgedOnSlaves), ("acknowledged-lost-with-master", acknowledgedLostWithMaster),
+         ("replica-bytes-compared", replicaBytesCompared), ("copies-held-by-master-damage", copiesHeldByMasterDamage)]
     }
 
     public var report: String {

@@ -95,6 +95,15 @@ public struct SimBugs: OptionSet, Sendable {
     /// durable; recovery skipping the re-append of a missing committed batch (§4.5).
     public static let brokerReleasesCommitEarly = SimBugs(rawValue: 1 << 13)
     public static let brokerSkipsCommitReappend = SimBugs(rawValue: 1 << 14)
+    /// A synchronous master answers a put once it is durable there, without waiting for its
+    /// slaves (`BrokerNode.Canary.answerBeforeSlavesConfirm`). It also makes every world a
+    /// synchronous replicated one whose master's disk is destroyed (SimReplication).
+    public static let replicationAnswersBeforeSlavesConfirm = SimBugs(rawValue: 1 << 15)
+
+    /// The replication canary these bugs ask for.
+    var replicationCanary: BrokerNode.Canary? {
+        contains(.replicationAnswersBeforeSlavesConfirm) ? .answerBeforeSlavesConfirm : nil
+    }
 
     /// The node canary these bugs ask for (at most one is meant to be set).
     var brokerCanary: BrokerNode.Canary? {

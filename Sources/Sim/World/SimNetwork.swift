@@ -3,12 +3,16 @@
 /// between a client and a broker stalls everything between them (connects included) until it
 /// heals — TCP neither loses nor reorders, it waits; clients notice by their own timeouts.
 /// A crashed broker's connections are reset (the client learns it); a broker that lost power
-/// answers nothing at all.
+/// answers nothing at all. A slave's master link (issue 17) is one more connection, the slave its
+/// client; a master that restarted resets the link's late bytes, as a rebooted host's kernel does
+/// (the world's clients time out instead, as they always have).
 final class SimNetwork {
     final class Connection {
         let id: Int
         let client: Int
         let broker: Int
+        /// A slave's master link (its client is the slave process).
+        let masterLink: Bool
         /// The broker process incarnation the connection reached.
         var incarnation = 0
         var openAtClient = true
@@ -17,10 +21,11 @@ final class SimNetwork {
         var lastToBroker: Int64 = 0
         var lastToClient: Int64 = 0
 
-        init(id: Int, client: Int, broker: Int) {
+        init(id: Int, client: Int, broker: Int, masterLink: Bool) {
             self.id = id
             self.client = client
             self.broker = broker
+            self.masterLink = masterLink
         }
     }
 
@@ -59,8 +64,8 @@ final class SimNetwork {
     }
 
     /// A client opens a connection; the answer comes as `connected` or `connectionLost`.
-    func connect(client: Int, broker: Int) -> Int {
-        let connection = Connection(id: nextId, client: client, broker: broker)
+    func connect(client: Int, broker: Int, masterLink: Bool = false) -> Int {
+        let connection = Connection(id: nextId, client: client, broker: broker, masterLink: masterLink)
         nextId += 1
         connections[connection.id] = connection
         sim.schedule(.connectArrives(connection.id), afterNs: delay())
@@ -99,7 +104,10 @@ final class SimNetwork {
         guard let c = connections[id] else { return }
         if stalled(c, .bytesToBroker(id, bytes)) { return }
         let broker = sim.brokers[c.broker]
-        guard c.openAtBroker, broker.isUp, broker.incarnation == c.incarnation else { return }
+        guard c.openAtBroker, broker.isUp, broker.incarnation == c.incarnation else {
+            if c.masterLink, broker.isUp, c.openAtClient { resetTowardClient(c) }
+            return
+        }
         broker.receive(bytes, on: id)
     }
 
@@ -133,6 +141,13 @@ final class SimNetwork {
             if broker.incarnation == c.incarnation { broker.closed(id) }
         }
         connections[id] = nil
+    }
+
+    /// A restarted master's kernel answers a segment of a connection it does not know with a reset.
+    private func resetTowardClient(_ c: Connection) {
+        c.openAtBroker = false
+        c.lastToClient = max(sim.nowNs + delay(), c.lastToClient)
+        sim.schedule(.closeReachesClient(c.id), atNs: c.lastToClient)
     }
 
     /// The broker closed (or crashed and its kernel reset the connection): the client learns it

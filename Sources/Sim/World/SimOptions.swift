@@ -139,6 +139,8 @@ public struct SimOptions: Sendable, CustomStringConvertible {
     public var transactions: SimTransactions?
     /// The spool canary: an ordered producer's spool write is reported written but dropped.
     public var canaryDropSpooled = false
+    /// Slaves of one broker (`SimReplication`); nil: none. Set by `Simulation` from its own stream.
+    public var replication: SimReplication?
 
     /// Draws a world from `rng`, its cluster side (groups, ZooKeeper faults) from `clusterRng`.
     public init(drawingFrom rng: inout SimRandom, cluster clusterRng: inout SimRandom, canary: Bool = false) {
@@ -212,6 +214,7 @@ public struct SimOptions: Sendable, CustomStringConvertible {
             + (ordered.map { "\n  \($0)" } ?? "") + (canaryDropSpooled ? " CANARY(drop-spooled)" : "")
             + (routed.map { "\n  \($0)" } ?? "") + (routedFaults.map { "\n  \($0)" } ?? "")
             + (manualAck.map { "\n  \($0)" } ?? "") + (transactions.map { "\n  \($0)" } ?? "")
+            + (replication.map { "\n  \($0)" } ?? "")
     }
 
     private var clusterDescription: String {

@@ -2,18 +2,27 @@ import ProtocolCore
 
 /// The network's calls into the clients: client ids are producers first, then the consumers of
 /// every (broker, partition), then one per broker of each ordered producer, then of each routed producer, then one per
-/// transactional producer and one per broker of each transaction manager, then the fetchers of
-/// group members (created as members are told to fetch, never reused).
+/// transactional producer and one per broker of each transaction manager, then one per slave
+/// (its master link), then the fetchers of group members (created as members are told to fetch,
+/// never reused).
 extension Simulation {
     func clientConnectAnswered(client: Int, connection: Int, ok: Bool) {
+        if let slave = slave(client: client) { return slave.masterLinkAnswered(connection, ok: ok) }
         withClient(client, connection) { event in event(ok ? .connected : .connectionLost) }
     }
 
     func clientConnectionLost(client: Int, connection: Int) {
+        if let slave = slave(client: client) { return slave.masterLinkLost(connection) }
         withClient(client, connection) { event in event(.connectionLost) }
     }
 
+    /// The slave whose master link uses this client id.
+    private func slave(client: Int) -> SimBroker? {
+        slaves.isEmpty ? nil : slaves.first { $0.client == client }
+    }
+
     func clientReceive(client: Int, connection: Int, _ bytes: [UInt8]) {
+        if let slave = slave(client: client) { return slave.masterLinkReceive(connection, bytes) }
         if client < producers.count {
             let producer = producers[client]
             guard producer.connection == connection else { return }

@@ -43,12 +43,7 @@ extension Simulation {
             for b in up { powerLoss(b) }
         } else if take(f.crash) {
             guard let b = up.isEmpty ? nil : rng.pick(up) else { return }
-            counters.crashes += 1
-            trace(.faultFired, 2, Int64(b), "FAULT crash broker\(b)")
-            noteRareStates(of: brokers[b], powerLoss: false)
-            network.brokerDied(b, silently: false)
-            brokers[b].stop(powerLoss: false)
-            schedule(.restartBroker(b), afterNs: Int64(rng.int(in: 1...300)) * 1_000_000)
+            crash(b)
         } else if take(f.disconnect) {
             if network.dropRandomConnection() {
                 counters.disconnects += 1
@@ -94,7 +89,17 @@ extension Simulation {
         }
     }
 
-    private func powerLoss(_ b: Int) {
+    /// The broker process dies (its page cache survives) and restarts 1–300 ms later.
+    func crash(_ b: Int) {
+        counters.crashes += 1
+        trace(.faultFired, 2, Int64(b), "FAULT crash broker\(b)")
+        noteRareStates(of: brokers[b], powerLoss: false)
+        network.brokerDied(b, silently: false)
+        brokers[b].stop(powerLoss: false)
+        schedule(.restartBroker(b), afterNs: Int64(rng.int(in: 1...300)) * 1_000_000)
+    }
+
+    func powerLoss(_ b: Int) {
         let broker = brokers[b]
         guard broker.isUp else { return }
         counters.powerLosses += 1
@@ -120,6 +125,9 @@ extension Simulation {
     /// MetaQ; consumers must catch it by checksum and never deliver it).
     private func rot(_ b: Int) {
         let broker = brokers[b]
+        // A synchronous master whose slaves cannot copy a rotten record past it refuses every put
+        // for ever (its slaves never catch up again): not a state the liveness phase can leave.
+        if let replication = options.replication, replication.promisesCopies, replication.master == b { return }
         var candidates: [(TopicPartition, path: String, start: Int64, length: Int)] = []
         for partition in broker.node?.stores.partitions ?? [] {
             guard let log = broker.log(partition), log.segmentCount >= 2 else { continue }

@@ -7,7 +7,8 @@ extension Simulation {
     /// What the cluster still waits for; empty once converged.
     func clusterWaiting() -> [String] {
         var waiting: [String] = []
-        for broker in brokers where broker.registration?.isRegistered != true || broker.zkSession?.status != .connected {
+        for broker in brokers where !broker.destroyed
+            && (broker.registration?.isRegistered != true || broker.zkSession?.status != .connected) {
             waiting.append("broker\(broker.id) not registered in ZooKeeper")
         }
         guard !groups.isEmpty else { return waiting }

@@ -54,6 +54,7 @@ extension Simulation {
             sent.outcome = .failed
             counters.failedPuts += 1
             if text.contains("write failed") || text.contains("sync failed") { counters.failedLogAnswers += 1 }
+            if text.contains("Slave is disconnected") { counters.slaveDisconnectedRefusals += 1 }
             trace(.outcome, Int64(code), 0, "put failed p\(sent.producer)#\(key & 0xFFFF_FFFF): \(code) \(text)")
         case .unknown(let reason):
             sent.outcome = .unknown

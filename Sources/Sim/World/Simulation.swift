@@ -50,6 +50,8 @@ public final class Simulation {
         case routed(RoutedEvent)
         /// Transactional producers and managers (Simulation+Transactions).
         case transactions(TxEvent)
+        /// Slaves' own faults and the master's disk destroyed (Simulation+Replication).
+        case replication(ReplicationEvent)
     }
 
     /// Codes folded into the fingerprint next to the event's numbers.
@@ -65,6 +67,7 @@ public final class Simulation {
         case routed = 100, routedFault, publishWait, routerShutDown
         case manualAck = 110, manualRollback, manualCrash
         case transaction = 120, transactionManager
+        case replication = 130, replicationFault, masterLink
     }
 
     /// One message a producer was asked to send, and what became of it.
@@ -103,6 +106,8 @@ public final class Simulation {
     /// The stream of the transactional producers and managers (SimTransactions): used only in
     /// worlds that have them.
     var txRng: SimRandom
+    /// The stream of the replicated set's faults (SimReplication): used only in worlds with slaves.
+    var replicationRng: SimRandom
     /// Test-only bugs the recover checkers must catch.
     let bugs: SimBugs
     private var queue = EventQueue<Event>()
@@ -116,6 +121,11 @@ public final class Simulation {
     private(set) var livenessStartNs: Int64 = 0
 
     private(set) var brokers: [SimBroker] = []
+    /// Slave processes of the replicated broker (Simulation+Replication); their process indices
+    /// follow the brokers'.
+    var slaves: [SimBroker] = []
+    /// What the master's disk held, and its slaves', when it was destroyed.
+    var destruction: SimDestruction?
     private(set) var network: SimNetwork!
     var producers: [SimProducer] = []
     var consumers: [SimConsumer] = []
@@ -156,8 +166,11 @@ public final class Simulation {
 
     /// A run of `seed`; `canary` switches on acknowledge-before-sync, `spoolCanary` ordered
     /// spool writes reported written but dropped (the checkers must fail either way); `bugs`
-    /// (tests only) are more bugs they must catch.
-    public init(seed: UInt64, canary: Bool = false, spoolCanary: Bool = false, trace: Bool = false, bugs: SimBugs = []) {
+    /// (tests only) are more bugs they must catch. `synchronousDestroyed` makes the world a
+    /// synchronous replicated one whose master's disk is destroyed (as the replication canary's
+    /// worlds are; a seed that draws such a world by itself runs exactly as without it).
+    public init(seed: UInt64, canary: Bool = false, spoolCanary: Bool = false, trace: Bool = false, bugs: SimBugs = [],
+                synchronousDestroyed: Bool = false) {
         self.seed = seed
         var rng = SimRandom(seed: seed)
         var clusterRng = SimRandom(seed: seed ^ 0x5A6B_7C8D_9EAF_0123)
@@ -183,6 +196,11 @@ public final class Simulation {
         var txRng = SimTransactions.stream(seed: seed)
         options.transactions = SimTransactions.draw(&txRng)
         self.txRng = txRng
+        var replicationRng = SimReplication.stream(seed: seed)
+        options.replication = SimReplication.draw(&replicationRng, brokers: options.brokers, safetyPhaseMs: options.safetyPhaseMs,
+                                                  force: synchronousDestroyed || bugs.replicationCanary != nil)
+        if options.replication?.destroyMasterAtMs != nil { options.keepOnlyPlainClients() }
+        self.replicationRng = replicationRng
         self.options = options
         self.rng = rng
         self.clusterRng = clusterRng
@@ -195,12 +213,18 @@ public final class Simulation {
     var wallMs: Int64 { Self.wallClockBaseMs + nowMs }
     var instant: Instant { Instant(nanoseconds: nowNs) }
 
+    /// The broker or slave process with this index (brokers first).
+    func process(_ index: Int) -> SimBroker { index < brokers.count ? brokers[index] : slaves[index - brokers.count] }
+
     func schedule(_ event: Event, afterNs delay: Int64) { queue.schedule(event, at: nowNs + max(0, delay)) }
     func schedule(_ event: Event, atNs time: Int64) { queue.schedule(event, at: max(nowNs, time)) }
 
     func trace(_ code: TraceCode, _ a: Int64 = 0, _ b: Int64 = 0, _ text: @autoclosure () -> String = "") {
         traceLog.record(nowNs, code.rawValue, a, b, text())
     }
+
+    /// A failure found by the final checks (the run is over: no time stamp, nothing to stop).
+    func finalFailure(_ message: String) { failures.append(message) }
 
     func fail(_ message: String) {
         failures.append("at \(nowMs)ms: \(message)")
@@ -244,6 +268,7 @@ public final class Simulation {
         startOrdered()
         startRouted()
         startTransactions()
+        startReplication()
         startGroups()
         scheduleNextFault()
         scheduleNextBrokerFault()
@@ -253,6 +278,7 @@ public final class Simulation {
         while !finished, let (at, event) = queue.pop() {
             nowNs = at
             for broker in brokers { broker.disk.nowMs = wallMs }
+            for slave in slaves { slave.disk.nowMs = wallMs }
             dispatch(event)
             processed += 1
             if processed >= Self.eventBudget {
@@ -263,6 +289,7 @@ public final class Simulation {
         if failures.isEmpty { finalChecks() }
         if failures.isEmpty { checkOrderedAtTheEnd() }
         if failures.isEmpty { checkTransactionsAtTheEnd() }
+        if failures.isEmpty { checkReplicationAtTheEnd() }
         counters.runs = 1
         counters.events = processed
         for broker in brokers {
@@ -281,6 +308,7 @@ public final class Simulation {
         for producer in orderedProducers { counters.orderedReplayed += producer.queue.counters.replayed }
         collectRoutedCounters()
         if options.transactions != nil { counters.txSeeds = 1 }
+        collectReplicationCounters()
         traceLog.fold(UInt64(counters.delivered))
         return SimResult(seed: seed, options: options.description, failures: failures, fingerprint: traceLog.fingerprint,
                          counters: counters, trace: traceLog.lines, virtualMs: nowMs)
@@ -317,23 +345,23 @@ public final class Simulation {
             network.closeReachesClient(id)
         case .syncDone(let b, let incarnation, let partition):
             trace(.syncDone, Int64(b), Int64(partition.partition))
-            brokers[b].syncDone(partition, incarnation: incarnation)
+            process(b).syncDone(partition, incarnation: incarnation)
         case .journalSyncDone(let b, let incarnation):
             trace(.syncDone, Int64(b), -1)
-            brokers[b].journalSyncDone(incarnation: incarnation)
+            process(b).journalSyncDone(incarnation: incarnation)
         case .brokerTimer(let b, let incarnation, let timer):
             trace(.syncTimer, Int64(b), 0)
-            brokers[b].timerFired(timer, incarnation: incarnation)
+            process(b).timerFired(timer, incarnation: incarnation)
         case .brokerFault:
             guard !inLiveness else { return }
             injectBrokerFault()
             scheduleNextBrokerFault()
         case .operatorRestart(let b, let incarnation):
             trace(.operatorRestart, Int64(b), 0, "operator stops broker\(b) to clear its failed log")
-            if brokers[b].isUp && brokers[b].incarnation == incarnation { brokers[b].requestStop() }
+            if process(b).isUp && process(b).incarnation == incarnation { process(b).requestStop() }
         case .restartBroker(let b):
-            trace(.restartBroker, Int64(b), 0, "broker\(b) restarts")
-            if !brokers[b].isUp { brokers[b].start() }
+            trace(.restartBroker, Int64(b), 0, "\(process(b).name) restarts")
+            if !process(b).isUp { process(b).start() }
         case .fault:
             guard !inLiveness else { return }
             injectFault()
@@ -354,6 +382,9 @@ public final class Simulation {
             dispatch(event)
         case .transactions(let event):
             trace(.transaction)
+            dispatch(event)
+        case .replication(let event):
+            trace(.replication)
             dispatch(event)
         }
     }
@@ -376,6 +407,7 @@ public final class Simulation {
             }
             if !broker.isUp { broker.start() }
         }
+        replicationLiveness()
         clusterLiveness()
         schedule(.convergenceCheck, afterNs: 10_000_000)
     }
@@ -395,6 +427,7 @@ public final class Simulation {
         waiting += orderedWaiting()
         waiting += routedWaiting()
         waiting += transactionsWaiting()
+        waiting += replicationWaiting()
         if waiting.isEmpty {
             checkClusterAfterConvergence()
             finished = true
@@ -415,60 +448,5 @@ public final class Simulation {
         let end = log?.maxOffset ?? 0
         let settled = !(log?.hasUnsyncedData ?? false)
         return offset >= end && settled ? nil : "at \(offset) of \(end)\(settled ? "" : " (unsynced data)")"
-    }
-
-    enum LossExcuse { case unsyncedTail, rot, retention }
-
-    /// Why the durability contract allows the acknowledged `sent` (at `target`@`offset`) to be
-    /// missing: under `unflushThreshold` an unsynced tail at a power loss; bit rot of its bytes,
-    /// or before them in a partition whose reader stopped at the rot (`stuckAt`).
-    func lossExcuse(_ sent: Sent, _ target: TopicPartition, offset: Int64, msgId: Int64, stuckAt: Int64?) -> LossExcuse? {
-        if case .threshold = options.flush, let incarnation = storedBy[sent.broker]?[msgId],
-           let loss = powerLossRecords[sent.broker]?.first(where: { $0.incarnation == incarnation }),
-           offset >= loss.ends[target] ?? 0 {
-            return .unsyncedTail
-        }
-        // Retention removed the segments below its floor on purpose (reference §2.7).
-        if let floor = brokers[sent.broker].retentionFloor[target], offset < floor { return .retention }
-        // Rot destroys the records it overlaps, and the reader stops at the first of them.
-        let record = offset..<(offset + Int64(Record.headerSize + sent.payload.count))
-        if let rotten = rotRanges[sent.broker]?[target],
-           rotten.contains(where: { $0.overlaps(record) }) || (stuckAt.map { $0 <= offset } ?? false) {
-            return .rot
-        }
-        return nil
-    }
-
-    /// Every acknowledged message was delivered — to the consumer of its partition (topics no
-    /// group reads) and to every group subscribed to its topic — unless `lossExcuse` allows it.
-    private func finalChecks() {
-        let consumedTopics = Set(consumers.map(\.partition.topic))
-        let flush = options.flush == .groupCommit ? "group commit" : "\(options.flush)"
-        for key in ledger.keys.sorted() {
-            let sent = ledger[key]!
-            guard case .acknowledged(let partition, let offset, let msgId) = sent.outcome else { continue }
-            let target = TopicPartition(sent.topic, partition)
-            let name = "p\(sent.producer)#\(key & 0xFFFF_FFFF) broker\(sent.broker) \(target)@\(offset)"
-            // Counted once per message, however many readers missed it.
-            var excused: LossExcuse?
-            if !delivered.contains(key) && consumedTopics.contains(sent.topic) {
-                let stuck = consumers.filter { $0.broker == sent.broker && $0.partition == target }.compactMap(\.damagedAt).min()
-                excused = lossExcuse(sent, target, offset: offset, msgId: msgId, stuckAt: stuck)
-                if excused == nil { failures.append("acknowledged message never delivered (lost?) under \(flush): \(name)") }
-            }
-            let slot = GroupSlot(topic: sent.topic, partition: BrokerPartition(brokerId: sent.broker, partition: Int(partition)))
-            for group in groups where group.topics.contains(sent.topic) && !group.delivered.contains(key) {
-                let excuse = lossExcuse(sent, target, offset: offset, msgId: msgId, stuckAt: group.damagedAt[slot])
-                if excuse == nil { failures.append("acknowledged message never delivered to group \(group.name) under \(flush): \(name)") }
-                excused = excused ?? excuse
-            }
-            switch excused {
-            case .unsyncedTail?: counters.lostUnsyncedAcknowledged += 1
-            case .rot?: counters.rotDestroyed += 1
-            case .retention?: counters.retentionExcused += 1
-            case nil: break
-            }
-            if failures.count >= 20 { break }
-        }
     }
 }

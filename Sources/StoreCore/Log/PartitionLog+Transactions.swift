@@ -15,9 +15,11 @@ extension PartitionLog {
     }
 
     /// Cuts the log back to `offset`, durably, before a committed batch found torn at `offset` is
-    /// appended again (so its first records cannot be there twice). Only at start-up, before any
-    /// append, and only inside the last segment: a batch is appended as one write to the active
-    /// segment, so a torn one never spans segments.
+    /// appended again (so its first records cannot be there twice), or before a slave copies
+    /// again what follows damage in its copy. Only at start-up, before any append, and only
+    /// inside the last segment: a batch is appended as one write to the active segment, so a torn
+    /// one never spans segments (and recovery finds damage only in the last segment). Damage
+    /// recorded beyond `offset` goes with the bytes: what is appended there later is new.
     public func truncate(to offset: Int64) throws(LogError) {
         try requireOpen()
         let last = segments[segments.count - 1]
@@ -40,9 +42,16 @@ extension PartitionLog {
                 }
             }
         }
+        let remaining = damagedRanges.compactMap { range -> Range<Int64>? in
+            range.lowerBound < offset ? range.lowerBound..<min(range.upperBound, offset) : nil
+        }
         do {
             try activeFile.truncate(to: offset - last.start)
             try activeFile.sync()
+            if remaining != damagedRanges {
+                try DamageRegistry.save(remaining, storage: storage, directory: directory)
+                damagedRanges = remaining
+            }
         } catch {
             let failure = Self.storageError(error, path: last.path)
             state = .failed(LogFailure(operation: .write, error: failure))

@@ -28,4 +28,18 @@ enum CheckedNumber {
         defer { try? file.close() }
         return (try? file.read(at: 0, count: size)).flatMap(decode)
     }
+
+    /// Replaces `<directory>/<name>` with `value`, atomically and durably (temporary file, sync,
+    /// rename, directory sync): a torn write never loses the old number.
+    static func save(_ value: Int64, storage: any Storage, directory: String, name: String) throws(StorageError) {
+        let path = StoragePath.join(directory, name)
+        do {
+            try storage.makeDirectory(directory)
+            try storage.replaceAtomically(path, with: encode(value))
+        } catch let error as StorageError {
+            throw error
+        } catch {
+            throw .io(path: path, detail: "\(error)")
+        }
+    }
 }

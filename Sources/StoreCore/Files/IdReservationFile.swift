@@ -27,14 +27,6 @@ public enum IdReservationFile {
 
     /// Persists `reservationMs` durably before returning.
     public static func save(_ reservationMs: Int64, storage: any Storage, dataPath: String) throws(StorageError) {
-        let path = StoragePath.join(dataPath, fileName)
-        do {
-            try storage.makeDirectory(dataPath)
-            try storage.replaceAtomically(path, with: CheckedNumber.encode(reservationMs))
-        } catch let error as StorageError {
-            throw error
-        } catch {
-            throw .io(path: path, detail: "\(error)")
-        }
+        try CheckedNumber.save(reservationMs, storage: storage, directory: dataPath, name: fileName)
     }
 }

@@ -12,14 +12,6 @@ public enum ReplicationTermFile {
     }
 
     public static func save(_ term: Int64, storage: any Storage, dataPath: String) throws(StorageError) {
-        let path = StoragePath.join(dataPath, fileName)
-        do {
-            try storage.makeDirectory(dataPath)
-            try storage.replaceAtomically(path, with: CheckedNumber.encode(term))
-        } catch let error as StorageError {
-            throw error
-        } catch {
-            throw .io(path: path, detail: "\(error)")
-        }
+        try CheckedNumber.save(term, storage: storage, directory: dataPath, name: fileName)
     }
 }

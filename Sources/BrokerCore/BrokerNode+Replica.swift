@@ -202,7 +202,18 @@ extension BrokerNode {
                 report(replica, "master \(replica.masterURI ?? "?") refused `stats offsets`: \(Self.describe(frame))", &actions)
                 return armReplicationTimer(clock, &actions)
             }
-            let (offsets, history) = Self.parseOffsets(result.body)
+            let parsed = Self.parseOffsets(result.body)
+            var offsets = parsed.0
+            let history = parsed.1
+            // Every partition becomes a log here: a master naming more than this broker would ever
+            // create is copied up to the bound (by name), the rest reported.
+            let bound = replicatedPartitionBound
+            if offsets.count > bound {
+                let kept = Set(offsets.keys.sorted().prefix(bound))
+                report(replica, "master \(replica.masterURI ?? "?") has \(offsets.count) partitions; this slave copies the first "
+                    + "\(bound) (maxAutoCreatedPartitions plus its configured topics' partitions)", &actions, problem: true)
+                offsets = offsets.filter { kept.contains($0.key) }
+            }
             if let history {
                 // A leader elected for failover: make the copy consistent with its term first.
                 let starts = offsets.mapValues { (min: $0.min, termStart: $0.termStart ?? $0.min) }
@@ -301,6 +312,11 @@ extension BrokerNode {
                 if replica.wakeAt.map({ at < $0 }) ?? true { replica.wakeAt = at }
             }
         }
+    }
+
+    /// The most partitions a slave copies: what its own configuration could ever hold.
+    var replicatedPartitionBound: Int {
+        config.maxAutoCreatedPartitions + config.topics.reduce(0) { $0 + ($1.numPartitions ?? config.numPartitions) }
     }
 
     /// A request the link could not carry (it is closed): failed, so the fetcher retries later.

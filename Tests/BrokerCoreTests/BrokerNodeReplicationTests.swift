@@ -471,6 +471,22 @@ struct BrokerNodeReplicationEdgeTests {
         #expect(!pair.stats(pair.master).contains { $0.hasPrefix("slave ") })
     }
 
+    @Test func aSlaveCopiesNoMorePartitionsThanItsConfigurationCouldHold() throws {
+        let pair = try ReplicatedPair(flush: "unflushThreshold=0\nmaxAutoCreatedPartitions=3")
+        // A master (broken or hostile) naming 50 partitions: the slave takes 3 + the 2 of its topic.
+        pair.tamper = { frame in
+            guard case .result(var result) = frame, result.text.hasPrefix("STATS") else { return frame }
+            let lines = (0..<50).map { "t\($0) part 0 min_offset 0 max_offset 0" }
+            result.body = Array((["STATS"] + lines + ["END"]).joined(separator: "\r\n").utf8)
+            return .result(result)
+        }
+        pair.handle(master: false, .masterAddress("meta://master:8123"))
+        pair.advance(1500)  // an empty master holds the first question up to a second
+        #expect(pair.stats(pair.slave).contains("replicate_partitions 5"), "\(pair.stats(pair.slave))")
+        #expect(pair.notices.contains { $0.contains("has 50 partitions; this slave copies the first 5") }, "\(pair.notices)")
+        #expect(pair.slave.stores.partitions.count <= 5)
+    }
+
     @Test func aSlaveRefusesRecordsThatFailTheirChecksum() throws {
         let pair = try ReplicatedPair()
         pair.put("payload", opaque: 1)

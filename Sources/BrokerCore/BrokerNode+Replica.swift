@@ -232,7 +232,7 @@ extension BrokerNode {
             let answer: ReplicaFetcher.Answer
             switch frame {
             case .result(let result) where result.code == StatusCode.success:
-                answer = Int64(result.text.trimmingSpaces()).map { .firstOffset($0) } ?? .failed("offset answered \(result.text)")
+                answer = Int64(result.text.trimmedOfWhitespace).map { .firstOffset($0) } ?? .failed("offset answered \(result.text)")
             case .result(let result) where result.code == StatusCode.notFound:
                 answer = .firstOffset(0)  // no log on the master yet
             default:
@@ -251,10 +251,10 @@ extension BrokerNode {
                 // Held by the master until something came or its hold ran out: ask again at once.
                 answer = clock.now.milliseconds(since: sentAt) >= ReplicaState.heldAnswerMs ? .atEndAfterWaiting : .atEnd
             case .result(let result) where result.code == StatusCode.moved:
-                if let minimum = Int64(result.text.trimmingSpaces()), minimum > offset,
+                if let minimum = Int64(result.text.trimmedOfWhitespace), minimum > offset,
                    minimum <= replica.masterStarts[partition] ?? 0 {
                     answer = .belowMinimum(minOffset: minimum)
-                } else if let next = Int64(result.text.trimmingSpaces()), next > offset {
+                } else if let next = Int64(result.text.trimmedOfWhitespace), next > offset {
                     // Not the master's first offset: it skips a damaged range it will not serve.
                     // A byte-identical copy cannot go past it; wait (retention may remove it).
                     report(replica, "master \(replica.masterURI ?? "?") skips \(partition) from \(offset) to \(next) "
@@ -468,11 +468,5 @@ extension BrokerNode {
         case .value(let value): return "\(value.body.count) bytes"
         default: return "an unexpected frame"
         }
-    }
-}
-
-extension String {
-    func trimmingSpaces() -> String {
-        String(drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
     }
 }

@@ -93,9 +93,5 @@ enum IniReader {
         return body.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }
     }
 
-    private static func trimmed(_ text: Substring) -> Substring {
-        guard let start = text.firstIndex(where: { !$0.isWhitespace }) else { return text[text.endIndex...] }
-        let end = text.lastIndex(where: { !$0.isWhitespace })!
-        return text[start...end]
-    }
+    private static func trimmed(_ text: Substring) -> Substring { text.trimmedOfWhitespace }
 }

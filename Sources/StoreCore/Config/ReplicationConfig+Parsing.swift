@@ -171,9 +171,5 @@ enum PropertiesReader {
         return entries
     }
 
-    private static func trimmed(_ text: Substring) -> Substring {
-        guard let start = text.firstIndex(where: { !$0.isWhitespace }) else { return text[text.endIndex...] }
-        let end = text.lastIndex(where: { !$0.isWhitespace })!
-        return text[start...end]
-    }
+    private static func trimmed(_ text: Substring) -> Substring { text.trimmedOfWhitespace }
 }

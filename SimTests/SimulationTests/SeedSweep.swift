@@ -20,12 +20,12 @@ enum SeedSweep {
     /// The replay command printed with a failing seed (`flag`: a canary option).
     static func replay(_ seed: UInt64, _ flag: String = "") -> String { "replay: swift run metaq-sim --seed \(seed) --trace\(flag)" }
 
-    static func run(_ seeds: some Sequence<UInt64>, label: String,
-                    replay: (UInt64) -> String) -> (total: SimCounters, failed: [String]) {
+    static func run(_ seeds: some Sequence<UInt64>, label: String, replay: (UInt64) -> String,
+                    make: (UInt64) -> Simulation = { Simulation(seed: $0) }) -> (total: SimCounters, failed: [String]) {
         var total = SimCounters()
         var failed: [String] = []
         for seed in seeds {
-            let result = Simulation(seed: seed).run()
+            let result = make(seed).run()
             total.add(result.counters)
             if !result.passed { failed.append("seed \(seed): \(result.failures.joined(separator: "; "))\n  \(replay(seed))") }
         }

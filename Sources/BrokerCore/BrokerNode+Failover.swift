@@ -13,6 +13,12 @@ import StoreCore
 /// the leader's bytes up to `term_start` and cuts what it has beyond; any other (several terms
 /// behind) copies the partition again from the leader's first offset.
 extension BrokerNode {
+    /// The term this node accepts puts in (nil: it accepts none by the election's word, or takes
+    /// part in none). Read-only, for drivers and checkers.
+    public var currentLeadingTerm: Int64? { leadingTerm }
+    /// The term this node's logs are consistent with (`<dataPath>/replication-term`). Read-only.
+    public var logsConsistentTerm: Int64? { consistentTerm }
+
     func leadershipChanged(_ leadership: Leadership, _ clock: NodeClock, _ actions: inout [Action]) {
         guard phase == .running else { return }
         elected = true
@@ -23,11 +29,18 @@ extension BrokerNode {
                 if let number = replica.linkNumber { actions.append(.closeMasterLink(link: number)) }
                 self.replica = nil
             }
-            previousTerm = consistentTerm
             leadingTerm = term
             fencedReason = nil
-            termStarts = [:]
-            for partition in stores.partitions { termStarts[partition] = stores.log(partition)?.writtenOffset ?? 0 }
+            // Leading a term again after a lost connection (rule 7 of the election): its history
+            // is the one handed out before — re-deriving it would name this term its own
+            // previous one and its present ends its start, and a follower one term behind would
+            // keep a tail the term never had (the sweep's seed 287: a slave copied twice).
+            if historyTerm != term {
+                previousTerm = consistentTerm
+                termStarts = [:]
+                for partition in stores.partitions { termStarts[partition] = stores.log(partition)?.writtenOffset ?? 0 }
+                historyTerm = term
+            }
             saveConsistentTerm(term, &actions)
             actions.append(.notice(.replication("leading broker \(config.brokerId) in term \(term) "
                 + "(logs consistent with term \(previousTerm.map(String.init) ?? "none") before)")))
@@ -106,11 +119,11 @@ extension BrokerNode {
                 continue
             }
             let end = log.writtenOffset
-            guard let history = starts[partition] else {
-                // The leader has no such partition: nothing here came from it in its term; keep
-                // what we have (it is served to consumers like any local data).
-                continue
-            }
+            // A partition the leader does not have began after its history: none of our bytes
+            // came from it, and its own puts will write other bytes at the same offsets once it
+            // creates the partition — cut all of it (the sweep's seed 204: a deposed master kept
+            // a partition its successor had never copied, and the copies differed from offset 0).
+            let history = starts[partition] ?? (min: 0, termStart: 0)
             if oneTermBehind && end <= history.termStart { continue }
             do {
                 if oneTermBehind, history.termStart >= log.segmentStarts.last ?? 0, log.stagedByteCount == 0 {

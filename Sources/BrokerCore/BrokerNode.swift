@@ -158,6 +158,9 @@ public final class BrokerNode {
     @exclusivity(unchecked) var leadingTerm: Int64?
     @exclusivity(unchecked) var previousTerm: Int64?
     @exclusivity(unchecked) var termStarts: [TopicPartition: Int64] = [:]
+    /// The term `previousTerm` and `termStarts` describe: set when this node began leading it, so
+    /// leading the same term again (the election re-accepts after a lost connection) keeps them.
+    @exclusivity(unchecked) var historyTerm: Int64?
     @exclusivity(unchecked) var fencedReason: String?
     /// The term the logs of this broker are consistent with (`replication-term` in the data
     /// directory): the term it last led, or whose leader it last copied from.

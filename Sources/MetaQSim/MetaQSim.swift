@@ -80,11 +80,18 @@ struct MetaQSim: ParsableCommand {
     @Flag(help: "Every world is a synchronous replicated one whose master's disk is destroyed (the replication canary's worlds, without the canary).")
     var synchronousDestroyed = false
 
+    @Flag(help: "Every world is a failover world (a replicated one whose slaves take over; the master rejoins).")
+    var failover = false
+
+    @Flag(help: "Canary: every world is a failover world, and a slave that takes over adopts the term it read instead of raising it (two brokers accept puts in one term).")
+    var failoverCanary = false
+
     var bugs: SimBugs {
         var bugs = brokerCanary.flatMap { Self.brokerCanaries[$0] } ?? []
         if ackCanary { bugs.insert(.manualAckCommitsProcessed) }
         if routerCanary { bugs.insert(.routerForgetsWaitingOnShutDown) }
         if replicationCanary { bugs.insert(.replicationAnswersBeforeSlavesConfirm) }
+        if failoverCanary { bugs.insert(.failoverTakeOverWithoutNewTerm) }
         return bugs
     }
 
@@ -97,6 +104,7 @@ struct MetaQSim: ParsableCommand {
             + (brokerCanary.map { " --broker-canary \($0)" } ?? "")
             + (ackCanary ? " --ack-canary" : "") + (routerCanary ? " --router-canary" : "")
             + (replicationCanary ? " --replication-canary" : "") + (synchronousDestroyed ? " --synchronous-destroyed" : "")
+            + (failover ? " --failover" : "") + (failoverCanary ? " --failover-canary" : "")
     }
 
     func validate() throws {
@@ -118,7 +126,7 @@ struct MetaQSim: ParsableCommand {
     func run() throws {
         if let seed, let n = Self.parseSeed(seed) {
             let result = Simulation(seed: n, canary: canary, spoolCanary: spoolCanary, trace: trace, bugs: bugs,
-                                    synchronousDestroyed: synchronousDestroyed).run()
+                                    synchronousDestroyed: synchronousDestroyed, failover: failover).run()
             print("seed \(n)")
             print("options: \(result.options)")
             if let lines = result.trace {
@@ -144,7 +152,7 @@ struct MetaQSim: ParsableCommand {
         var failed = 0
         for n in from..<(from + sweep) {
             let result = Simulation(seed: n, canary: canary, spoolCanary: spoolCanary, bugs: bugs,
-                                    synchronousDestroyed: synchronousDestroyed).run()
+                                    synchronousDestroyed: synchronousDestroyed, failover: failover).run()
             total.add(result.counters)
             if !result.passed {
                 failed += 1

@@ -21,10 +21,9 @@ public final class BrokerClusterMember: @unchecked Sendable {
     /// the master then).
     var masterWatch: MasterNodeWatch?
     /// Set with `failover=true`: who of the brokers of this id accepts puts (docs/REPLICATION.md).
-    var election: BrokerElection?
-    /// The registration waits for the election's first decision (a broker must not register as
-    /// master before it leads).
-    var registrationStarted = false
+    /// The election behind the shared mapping of its decisions (`ElectionDriver`, also the
+    /// simulator's), which also starts the registration at the first decision.
+    var election: ElectionDriver?
     var session: ZooKeeperSession?
     var stopped: EventLoopPromise<Void>?
     /// The machine and its own tag of each request on the session (both machines number their
@@ -51,7 +50,7 @@ public final class BrokerClusterMember: @unchecked Sendable {
             brokerId: config.brokerId, uri: uri, configChecksum: server.node.configChecksum, topics: server.topicsToRegister,
             layout: layout, role: slave.map { .slave(slaveId: $0.slaveId) } ?? .master, masterNodeByElection: failover))
         if failover {
-            election = BrokerElection(settings: .init(
+            election = ElectionDriver(settings: .init(
                 brokerId: config.brokerId, uri: uri, role: slave.map { .slave(slaveId: $0.slaveId) } ?? .master,
                 rejoinSlaveId: config.replication.rejoinSlaveId, layout: layout))
         } else if let slave, slave.master == nil {
@@ -74,10 +73,7 @@ public final class BrokerClusterMember: @unchecked Sendable {
         server.onPublishInSync = { [weak self] ids in self?.elect(.publishInSync(ids)) }
         server.onPromote = { [weak self] force in self?.elect(.promote(force: force)) }
         loop.execute {
-            if self.election == nil {
-                self.registrationStarted = true
-                self.handle(.start)
-            }
+            if self.election == nil { self.handle(.start) }
             self.watchMaster(.start)
             self.elect(.start)
         }
@@ -184,40 +180,30 @@ extension BrokerClusterMember {
 }
 
 extension BrokerClusterMember {
-    /// Drives the election (failover): its decisions become the node's leadership and the
-    /// registration's role.
+    /// Drives the election (failover): `ElectionDriver` maps its decisions onto the node's
+    /// leadership and the registration's role.
     func elect(_ event: BrokerElection.Event) {
         guard election != nil else { return }
         let now = Clocks.monotonic()
-        for action in election!.handle(event, now: now) {
-            switch action {
+        for step in election!.handle(event, now: now) {
+            switch step {
             case .coordinate(let request, let tag): submit(request, tag: tag, for: .election)
-            case .acceptPuts(let term):
-                logger.notice("leading: accepting puts", metadata: ["term": "\(term)"])
-                server.handle(.leadership(.leading(term: term)))
-                register(as: .master)
-            case .stopAcceptingPuts(let reason):
-                logger.warning("not accepting puts", metadata: ["reason": "\(reason)"])
-                server.handle(.leadership(.fenced(reason: "\(reason)")))
-            case .follow(let masterURI):
-                logger.notice("following", metadata: ["master": "\(masterURI)"])
-                server.handle(.leadership(.following(masterURI: masterURI)))
-                register(as: .slave(slaveId: followerId))
+            case .node(let leadership):
+                switch leadership {
+                case .leading(let term): logger.notice("leading: accepting puts", metadata: ["term": "\(term)"])
+                case .fenced(let reason): logger.warning("not accepting puts", metadata: ["reason": "\(reason)"])
+                case .following(let uri): logger.notice("following", metadata: ["master": "\(uri)"])
+                }
+                server.handle(.leadership(leadership))
+            case .register(let role, let startRegistration):
+                handle(.roleChanged(role))
+                if startRegistration { handle(.start) }
             case .scheduleTick(let at):
                 let delay = max(0, at.nanoseconds - now.nanoseconds)
                 server.loop.scheduleTask(in: .nanoseconds(delay)) { self.elect(.tick) }
             case .notice(let text):
-                logger.info("election: \(text)")
+                logger.info("\(text)")
             }
-        }
-    }
-
-    /// Registers in `role`: the first decision starts the registration, later ones swap roles.
-    func register(as role: BrokerRegistration.Role) {
-        handle(.roleChanged(role))
-        if !registrationStarted {
-            registrationStarted = true
-            handle(.start)
         }
     }
 }

@@ -80,7 +80,7 @@ public final class BrokerServer: @unchecked Sendable {
     /// Failover in cluster mode: the broker accepts no put until the election decides. Call
     /// before `start` (it runs on the loop and waits).
     public func awaitElection() {
-        try? loop.submit { self.handle(.leadership(.fenced(reason: "waiting for the election in ZooKeeper"))) }.wait()
+        try? loop.submit { self.handle(.leadership(ElectionDriver.waitingForElection)) }.wait()
     }
 
     /// Binds `host:port` and starts accepting; returns the bound port. Arms the node's timers.

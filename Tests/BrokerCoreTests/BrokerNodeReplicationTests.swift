@@ -550,6 +550,64 @@ struct BrokerNodeFailoverTests {
         #expect(pair.answers[20]?.contains("is slave") == true)
     }
 
+    /// The failover sweep's seed 204: a partition only the deposed master has (its successor never
+    /// copied it) is cut whole when it rejoins — the new leader's own puts to it would write other
+    /// bytes at the same offsets.
+    @Test func aRejoiningMasterCutsAPartitionItsSuccessorNeverHad() throws {
+        let pair = try ReplicatedPair()
+        pair.handle(master: true, .leadership(.leading(term: 1)))
+        pair.handle(master: false, .leadership(.following(masterURI: "meta://master:8123")))
+        for i in 0..<3 { pair.put("replicated \(i)", opaque: Int32(i)) }
+        pair.advance(500)
+        pair.cutLink()
+        pair.pump()
+        for i in 3..<6 { pair.put("only on the master \(i)", partition: 1, opaque: Int32(i)) }
+        pair.pump()
+        #expect(try pair.bytes(pair.masterDisk, "test-1").bytes.count > 0)
+        pair.handle(master: false, .leadership(.leading(term: 2)))
+        try pair.restartMaster()
+        pair.linkUp = true
+        pair.handle(master: true, .leadership(.following(masterURI: "meta://slave:8124")))
+        pair.advance(1000)
+        // The leader creates the partition only after the rejoined broker took its history.
+        pair.put("the new leader's first message of test-1", partition: 1, opaque: 8, toMaster: false)
+        pair.advance(1000)
+        #expect(pair.answers[8]?.hasPrefix("200 ") == true, "\(pair.answers)")
+        #expect(try pair.bytes(pair.masterDisk, "test-1").bytes == pair.bytes(pair.slaveDisk, "test-1").bytes,
+                "the rejoined broker holds exactly the new leader's partition")
+    }
+
+    /// The failover sweep's seed 287: leading the same term again after a lost connection keeps
+    /// the term's history, so a deposed master one term behind still cuts its tail at the term's
+    /// real start instead of copying everything again (or keeping it).
+    @Test func leadingTheSameTermAgainKeepsItsHistory() throws {
+        let pair = try ReplicatedPair()
+        pair.handle(master: true, .leadership(.leading(term: 1)))
+        pair.handle(master: false, .leadership(.following(masterURI: "meta://master:8123")))
+        for i in 0..<5 { pair.put("replicated \(i)", opaque: Int32(i)) }
+        pair.advance(500)
+        pair.cutLink()
+        pair.pump()
+        for i in 5..<8 { pair.put("unreplicated \(i)", opaque: Int32(i)) }
+        pair.pump()
+        pair.handle(master: false, .leadership(.leading(term: 2)))
+        pair.put("new leader 8", opaque: 8, toMaster: false)
+        pair.pump()
+        pair.handle(master: false, .leadership(.fenced(reason: "disconnected")))
+        pair.handle(master: false, .leadership(.leading(term: 2)))
+        pair.put("new leader 9", opaque: 9, toMaster: false)
+        pair.pump()
+        try pair.restartMaster()
+        pair.linkUp = true
+        pair.handle(master: true, .leadership(.following(masterURI: "meta://slave:8124")))
+        pair.advance(1000)
+        #expect(try pair.bytes(pair.masterDisk).bytes == pair.bytes(pair.slaveDisk).bytes)
+        #expect(pair.notices.contains { $0.contains("where term 2 began") }, "\(pair.notices)")
+        #expect(!pair.notices.contains { $0.contains("copying") }, "\(pair.notices)")
+        #expect(pair.notices.contains { $0.contains("leading broker 1 in term 2 (logs consistent with term 1 before)") })
+        #expect(!pair.notices.contains { $0.contains("consistent with term 2 before") }, "\(pair.notices)")
+    }
+
     @Test func aFencedLeaderRefusesPutsAndItsWaitingPutsAreRefused() throws {
         let pair = try ReplicatedPair(masterIni: "synchronous\nminInSyncReplicas=2")
         pair.handle(master: true, .leadership(.leading(term: 1)))

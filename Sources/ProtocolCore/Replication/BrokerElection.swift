@@ -381,6 +381,11 @@ extension BrokerElection {
                 return true
             }
             guard !isWriting else { return false }
+            if settings.canaryTakeOverWithoutNewTerm, !claimAtStart, !promoting, let current, current.term >= 1 {
+                mode = .holding(term: current.term)
+                actions.append(.notice("broker \(id): (canary) takes term \(current.term) over without raising it"))
+                return true
+            }
             if let current {
                 send(.write(.cas(term: current.term + 1, version: current.version)), &actions)
             } else {

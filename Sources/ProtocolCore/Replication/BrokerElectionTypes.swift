@@ -23,6 +23,10 @@ extension BrokerElection {
         /// The one delay of the machine: after a failed request before trying again, and after
         /// losing a term race before claiming again. Fixed, so runs are reproducible.
         public var retryDelayMs: Int64
+        /// Simulation only, never set in production (the failover canary, `metaq-sim
+        /// --failover-canary`): a follower that takes over adopts the term it read instead of
+        /// raising it by a compare-and-set, breaking rule 1 — two brokers accept puts in one term.
+        public var canaryTakeOverWithoutNewTerm = false
 
         public init(brokerId: Int, uri: String, role: Role, rejoinSlaveId: Int? = nil,
                     layout: MetaZooKeeperLayout = MetaZooKeeperLayout(), swiftRoot: String = "/metaq-swift",

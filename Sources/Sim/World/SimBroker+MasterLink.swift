@@ -27,7 +27,7 @@ extension SimBroker {
     func connectToMaster(_ link: UInt64, uri: String) {
         guard let process else { return }
         if let old = process.masterLink { sim.network.closedByClient(old.connection) }
-        guard let master = sim.broker(forURI: uri) else {
+        guard let master = sim.process(forURI: uri) else {
             process.masterLink = nil
             return sim.fail("\(name) was told to follow \(uri), which is no broker of the world")
         }

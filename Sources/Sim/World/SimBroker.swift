@@ -27,8 +27,9 @@ final class SimBroker {
     let config: ServerConfig
     let iniText: String
     unowned let sim: Simulation
-    /// The client id of a slave's master link on the network (-1 for a broker).
-    let client: Int
+    /// The client id of a slave's master link on the network (-1 for a broker; a failover
+    /// world's master gets one too: it follows when deposed).
+    var client: Int
     /// The disk was destroyed: the broker is stopped for good.
     private(set) var destroyed = false
     /// Bumped at every start; events of an older incarnation are ignored.
@@ -39,6 +40,13 @@ final class SimBroker {
     /// The process's registration in ZooKeeper (§3.2) and its session; nil while down.
     var registration: BrokerRegistration?
     var zkSession: SimZKSession?
+    /// Failover worlds: the election (behind the runtime's mapping), the registration's and the
+    /// election's requests on the one session by the session's tag, and the last term the
+    /// process was told to lead.
+    var election: ElectionDriver?
+    var zkRoutes: [UInt64: (election: Bool, tag: UInt64)] = [:]
+    var nextZkTag: UInt64 = 1
+    var lastLedTerm: Int64?
     /// Partitions whose log failed in the running incarnation (from the node's notices).
     private(set) var failedPartitions: Set<TopicPartition> = []
     /// The transaction journal failed in the running incarnation (a restart cures it).
@@ -79,8 +87,9 @@ final class SimBroker {
         if let replication = options.replication {
             switch role {
             case .slave(let master, let slaveId):
+                // With failover the election names the master.
                 config.replication.slave = .init(slaveId: slaveId, maxDelayMs: replication.slaveMaxDelayMs,
-                                                 master: Self.uri(broker: master))
+                                                 master: replication.failover == nil ? Self.uri(broker: master) : nil)
             case .broker where id == replication.master:
                 config.replication.synchronous = replication.synchronous
                 config.replication.minInSyncReplicas = replication.minInSyncReplicas
@@ -88,6 +97,15 @@ final class SimBroker {
                 config.replication.fetchHoldMs = replication.fetchHoldMs
             case .broker:
                 break
+            }
+            if replication.failover != nil, role != .broker || id == replication.master {
+                // Every process of the id may lead: each has the master's settings.
+                config.replication.failover = true
+                config.replication.synchronous = replication.synchronous
+                config.replication.minInSyncReplicas = replication.minInSyncReplicas
+                config.replication.maxLagMs = replication.maxLagMs
+                config.replication.fetchHoldMs = replication.fetchHoldMs
+                if role == .broker { config.replication.rejoinSlaveId = replication.slaves + 1 }
             }
         }
         self.config = config
@@ -140,7 +158,15 @@ final class SimBroker {
         }
         let incarnation = self.incarnation
         process = Process(node: node)
-        if isSlave {
+        if sim.isFailoverProcess(self) {
+            if !isSlave {
+                node.observeStaged = { [unowned self] msgId in self.sim.stored(broker: self.id, msgId: msgId, incarnation: incarnation) }
+            }
+            // As the runtime: no put before the election's first decision.
+            feed(.leadership(ElectionDriver.waitingForElection))
+            feed(.start)
+            sim.startElection(self)
+        } else if isSlave {
             feed(.start)
             // The driver tells a slave where its master is (from ZooKeeper, once slaves register).
             if let master = config.replication.slave?.master { feed(.masterAddress(master)) }
@@ -270,7 +296,9 @@ final class SimBroker {
             var bytes: [UInt8] = []
             Frame.result(response).encode(into: &bytes)
             write(bytes, to: connection)
-        case .putAnswer(let connection, let answer): write(Frame.result(answer.response).encoded(), to: connection)
+        case .putAnswer(let connection, let answer):
+            if sim.isFailoverProcess(self) { sim.failoverPutAcknowledged(by: self) }
+            write(Frame.result(answer.response).encoded(), to: connection)
         case .sendValue(let connection, let body, let opaque):
             write(Frame.value(ValueResponse(body: body, opaque: opaque)).encoded(), to: connection)
         case .sendFile(let connection, let slice, let opaque):
@@ -297,14 +325,15 @@ final class SimBroker {
         case .armTimer(let timer, let at):
             sim.schedule(.brokerTimer(broker: id, incarnation: incarnation, timer), atNs: at.nanoseconds)
         case .collectProcessFacts(let token): feed(.processFacts(token: token, ProcessFacts(pid: 1, threads: 1)), endTick: false)
-        case .registerTopic(let topic): if !isSlave { sim.registerTopic(topic, of: self) }
+        case .registerTopic(let topic): if !isSlave || election != nil { sim.registerTopic(topic, of: self) }
         case .syncAnswered, .endTickNow: break  // every feed of this driver ends its tick
         case .notice(let notice): noticed(notice)
         case .stopped(let report): stopped(report)
         case .connectToMaster(let link, let uri): connectToMaster(link, uri: uri)
         case .sendToMaster(let link, let frame): sendToMaster(link, frame)
         case .closeMasterLink(let link): closeMasterLink(link)
-        case .publishInSync, .promote: break  // no failover worlds yet
+        case .publishInSync, .promote:
+            if election != nil, let event = ElectionDriver.electionEvent(for: action) { sim.electionHandle(self, event) }
         }
     }
 

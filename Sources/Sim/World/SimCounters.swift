@@ -194,6 +194,20 @@ public struct SimCounters: Sendable, Equatable {
     /// Copies (slave, partition) held at the end where the master cannot give more: bit rot, or
     /// a damaged range its recovery kept and skips.
     public var copiesHeldByMasterDamage = 0
+    // failover (SimFailover)
+    public var failoverSeeds = 0
+    /// Terms a broker began leading (the first leader's included).
+    public var termsLed = 0
+    /// Terms led by a process other than the configured master.
+    public var takeovers = 0
+    public var failoverFaults = 0
+    /// Forced promotes by the simulated operator once no process led after the faults.
+    public var operatorPromotes = 0
+    /// Acknowledged messages not on the final leader's log (asynchronous worlds: a deposed
+    /// leader's unreplicated tail).
+    public var acknowledgedLostInTakeover = 0
+    /// Acknowledged messages found on the final leader's log.
+    public var acknowledgedOnFinalLeader = 0
 
     public init() {}
 
@@ -254,6 +268,9 @@ public struct SimCounters: Sendable, Equatable {
         slaveDisconnectedRefusals += o.slaveDisconnectedRefusals; acknowledgedOnSlaves += o.acknowledgedOnSlaves
         acknowledgedLostWithMaster += o.acknowledgedLostWithMaster; replicaBytesCompared += o.replicaBytesCompared
         copiesHeldByMasterDamage += o.copiesHeldByMasterDamage
+        failoverSeeds += o.failoverSeeds; termsLed += o.termsLed; takeovers += o.takeovers; failoverFaults += o.failoverFaults
+        operatorPromotes += o.operatorPromotes
+        acknowledgedLostInTakeover += o.acknowledgedLostInTakeover; acknowledgedOnFinalLeader += o.acknowledgedOnFinalLeader
     }
 
     /// `name value` pairs in a fixed order, for reports.
@@ -311,7 +328,9 @@ public struct SimCounters: Sendable, Equatable {
          ("slow-slave-disks", slowSlaveDisks), ("master-disks-destroyed", masterDisksDestroyed),
          ("master-links-opened", masterLinksOpened), ("slave-disconnected-refusals", slaveDisconnectedRefusals),
          ("acknowledged-on-slaves", acknowledgedOnSlaves), ("acknowledged-lost-with-master", acknowledgedLostWithMaster),
-         ("replica-bytes-compared", replicaBytesCompared), ("copies-held-by-master-damage", copiesHeldByMasterDamage)]
+         ("replica-bytes-compared", replicaBytesCompared), ("copies-held-by-master-damage", copiesHeldByMasterDamage),
+         ("failover-seeds", failoverSeeds), ("terms-led", termsLed), ("takeovers", takeovers), ("failover-faults", failoverFaults), ("operator-promotes", operatorPromotes),
+         ("acknowledged-lost-in-takeover", acknowledgedLostInTakeover), ("acknowledged-on-final-leader", acknowledgedOnFinalLeader)]
     }
 
     public var report: String {

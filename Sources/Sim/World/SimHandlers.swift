@@ -99,6 +99,10 @@ public struct SimBugs: OptionSet, Sendable {
     /// slaves (`BrokerNode.Canary.answerBeforeSlavesConfirm`). It also makes every world a
     /// synchronous replicated one whose master's disk is destroyed (SimReplication).
     public static let replicationAnswersBeforeSlavesConfirm = SimBugs(rawValue: 1 << 15)
+    /// A follower that takes over adopts the term it read instead of raising it
+    /// (`BrokerElection.Settings.canaryTakeOverWithoutNewTerm`): two brokers accept puts in one
+    /// term. It also makes every world a failover world.
+    public static let failoverTakeOverWithoutNewTerm = SimBugs(rawValue: 1 << 16)
 
     /// The replication canary these bugs ask for.
     var replicationCanary: BrokerNode.Canary? {

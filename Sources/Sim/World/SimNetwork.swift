@@ -75,7 +75,7 @@ final class SimNetwork {
     func connectArrives(_ id: Int) {
         guard let c = connections[id], c.openAtClient else { return }
         if stalled(c, .connectArrives(id)) { return }
-        let broker = sim.brokers[c.broker]
+        let broker = sim.process(c.broker)
         if broker.isUp {
             c.established = true
             c.openAtBroker = true
@@ -103,7 +103,7 @@ final class SimNetwork {
     func bytesToBroker(_ id: Int, _ bytes: [UInt8]) {
         guard let c = connections[id] else { return }
         if stalled(c, .bytesToBroker(id, bytes)) { return }
-        let broker = sim.brokers[c.broker]
+        let broker = sim.process(c.broker)
         guard c.openAtBroker, broker.isUp, broker.incarnation == c.incarnation else {
             if c.masterLink, broker.isUp, c.openAtClient { resetTowardClient(c) }
             return
@@ -137,7 +137,7 @@ final class SimNetwork {
         if stalled(c, .closeReachesBroker(id)) { return }
         if c.openAtBroker {
             c.openAtBroker = false
-            let broker = sim.brokers[c.broker]
+            let broker = sim.process(c.broker)
             if broker.incarnation == c.incarnation { broker.closed(id) }
         }
         connections[id] = nil
@@ -189,7 +189,7 @@ final class SimNetwork {
         let id = sim.rng.pick(open)
         let c = connections[id]!
         c.openAtBroker = false
-        let broker = sim.brokers[c.broker]
+        let broker = sim.process(c.broker)
         if broker.incarnation == c.incarnation { broker.closed(id) }
         c.lastToClient = max(sim.nowNs + delay(), c.lastToClient)
         sim.schedule(.closeReachesClient(id), atNs: c.lastToClient)

@@ -40,10 +40,15 @@ public struct SimReplication: Sendable, Equatable, CustomStringConvertible {
     /// When the master's disk is destroyed (every file gone, the process stopped for good); nil:
     /// it never is.
     public var destroyMasterAtMs: Int?
+    /// Set: a failover world (SimFailover) — the slaves take over, the master rejoins.
+    public var failover: SimFailover? = nil
 
     /// Whether the checkers hold every acknowledged message to be on a slave's disk: a
     /// synchronous master that answers only with a slave in sync.
     public var promisesCopies: Bool { synchronous && minInSyncReplicas >= 2 }
+
+    /// The broker id whose processes fail over (nil: no failover world).
+    public var failoverBrokerId: Int? { failover != nil ? master : nil }
 
     /// The constant keeps every seed pinned in SimTests (0, 2, 7, 14, 97, 136, 137, 185, 290, 304,
     /// 316, 12345, 2^40) free of slaves, so their scenarios still run byte for byte as pinned.
@@ -52,7 +57,10 @@ public struct SimReplication: Sendable, Equatable, CustomStringConvertible {
     /// Nil for about seven worlds in ten. Every value is drawn whether or not the world is
     /// replicated, so `force` (the replication canary: a synchronous world whose master's disk is
     /// destroyed) keeps the world of a seed that draws one by itself exactly as it is.
-    static func draw(_ rng: inout SimRandom, brokers: Int, safetyPhaseMs: Int, force: Bool) -> SimReplication? {
+    /// `forceReplicated` (failover worlds asked for) makes a world replicated without changing
+    /// what it draws.
+    static func draw(_ rng: inout SimRandom, brokers: Int, safetyPhaseMs: Int, force: Bool,
+                     forceReplicated: Bool = false) -> SimReplication? {
         let replicated = rng.chance(0.3)
         let master = rng.int(in: 0..<brokers)
         let slaves = rng.chance(0.35) ? 2 : 1
@@ -67,7 +75,7 @@ public struct SimReplication: Sendable, Equatable, CustomStringConvertible {
         let destroy = rng.chance(0.4)
         // While the producers still send (most send for well under a second).
         let destroyAt = rng.int(in: 20...max(20, min(safetyPhaseMs - 1, 800)))
-        guard replicated || force else { return nil }
+        guard replicated || force || forceReplicated else { return nil }
         // A synchronous master that does not hold fetches hears of its slaves only as often as
         // they poll (up to `slaveMaxDelayInMills` apart at the end): with a shorter `maxLagMs`
         // every put drops them from the in-sync set, and the put is refused (seed 13489: a
@@ -83,7 +91,7 @@ public struct SimReplication: Sendable, Equatable, CustomStringConvertible {
         let mode = synchronous ? "synchronous(minInSyncReplicas=\(minInSyncReplicas))" : "asynchronous"
         return "replication: broker\(master) with \(slaves) slave(s) \(mode) maxLag=\(maxLagMs)ms fetchHold=\(fetchHoldMs)ms "
             + "slaveMaxDelay=\(slaveMaxDelayMs)ms" + (destroyMasterAtMs.map { " master-disk-destroyed@\($0)ms" } ?? "")
-            + "\n  replication faults: \(faults)"
+            + "\n  replication faults: \(faults)" + (failover.map { "\n  \($0)" } ?? "")
     }
 }
 

@@ -19,6 +19,7 @@ extension Simulation {
     /// The slave whose master link uses this client id.
     private func slave(client: Int) -> SimBroker? {
         slaves.isEmpty ? nil : slaves.first { $0.client == client }
+            ?? options.replication.flatMap { $0.failover != nil && brokers[$0.master].client == client ? brokers[$0.master] : nil }
     }
 
     func clientReceive(client: Int, connection: Int, _ bytes: [UInt8]) {

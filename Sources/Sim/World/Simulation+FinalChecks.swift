@@ -42,6 +42,8 @@ extension Simulation {
         for key in ledger.keys.sorted() {
             let sent = ledger[key]!
             guard case .acknowledged(let partition, let offset, let msgId) = sent.outcome else { continue }
+            // A failover broker id's messages: judged on its final leader (Simulation+Failover).
+            if sent.broker == options.replication?.failoverBrokerId { continue }
             let target = TopicPartition(sent.topic, partition)
             let name = "p\(sent.producer)#\(key & 0xFFFF_FFFF) broker\(sent.broker) \(target)@\(offset)"
             // Counted once per message, however many readers missed it.

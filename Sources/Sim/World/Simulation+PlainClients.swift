@@ -27,7 +27,7 @@ extension Simulation {
             switch action {
             case .connect:
                 producer.decoder = FrameDecoder()
-                producer.connection = network.connect(client: producer.client, broker: producer.broker)
+                producer.connection = network.connect(client: producer.client, broker: route(producer.broker))
             case .sendFrame(let frame):
                 guard let connection = producer.connection else { continue }
                 network.sendToBroker(connection, frame.encoded())

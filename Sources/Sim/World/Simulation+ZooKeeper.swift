@@ -13,6 +13,8 @@ extension Simulation {
         case zkAdvance
         case zkReconnect(SimZKSession)
         case registrationTick(broker: Int, incarnation: Int)
+        /// A failover process's election timer (Simulation+Failover).
+        case electionTick(broker: Int, incarnation: Int)
         /// A late broker starts for the first time (§3.5).
         case brokerJoins(Int)
         case memberTick(group: Int, member: Int, incarnation: Int)
@@ -82,7 +84,10 @@ extension Simulation {
             zooKeeper.reconnect(session, now: instant)
         case .registrationTick(let b, let incarnation):
             trace(.registrationTick, Int64(b))
-            if brokers[b].incarnation == incarnation { registrationHandle(brokers[b], .tick) }
+            if process(b).incarnation == incarnation { registrationHandle(process(b), .tick) }
+        case .electionTick(let b, let incarnation):
+            trace(.electionTick, Int64(b))
+            if process(b).incarnation == incarnation, process(b).isUp { electionHandle(process(b), .tick) }
         case .brokerJoins(let b):
             trace(.brokerJoins, Int64(b), 0, "broker\(b) joins late")
             if !brokers[b].isUp {
@@ -140,7 +145,11 @@ extension Simulation {
         for action in actions {
             switch action {
             case .coordinate(let request, let tag):
-                session.submit(request, tag: tag)
+                if broker.election != nil {
+                    submit(request, tag: tag, election: false, of: broker)
+                } else {
+                    session.submit(request, tag: tag)
+                }
             case .registered:
                 counters.brokerRegistrations += 1
                 trace(.registration, Int64(broker.id), 0, "broker\(broker.id) registered in ZooKeeper (session \(session.id))")
@@ -164,6 +173,8 @@ extension Simulation {
         guard let session = broker.zkSession else { return }
         broker.zkSession = nil
         broker.registration = nil
+        broker.election = nil
+        broker.zkRoutes = [:]
         abandon(session)
     }
 
@@ -193,8 +204,8 @@ extension Simulation {
     /// The sessions of the processes that are up, brokers first, in a fixed order.
     var liveSessions: [(name: String, session: SimZKSession, isBroker: Bool)] {
         var result: [(String, SimZKSession, Bool)] = []
-        for broker in brokers {
-            if let session = broker.zkSession { result.append(("broker\(broker.id)", session, true)) }
+        for broker in brokers + slaves {
+            if let session = broker.zkSession { result.append((broker.name, session, true)) }
         }
         for group in groups {
             for member in group.members {

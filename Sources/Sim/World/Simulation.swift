@@ -52,6 +52,8 @@ public final class Simulation {
         case transactions(TxEvent)
         /// Slaves' own faults and the master's disk destroyed (Simulation+Replication).
         case replication(ReplicationEvent)
+        /// The failover set's faults (Simulation+Failover).
+        case failover
     }
 
     /// Codes folded into the fingerprint next to the event's numbers.
@@ -68,6 +70,7 @@ public final class Simulation {
         case manualAck = 110, manualRollback, manualCrash
         case transaction = 120, transactionManager
         case replication = 130, replicationFault, masterLink
+        case failover = 140, electionTick, election, leadership, failoverFault
     }
 
     /// One message a producer was asked to send, and what became of it.
@@ -108,6 +111,14 @@ public final class Simulation {
     var txRng: SimRandom
     /// The stream of the replicated set's faults (SimReplication): used only in worlds with slaves.
     var replicationRng: SimRandom
+    /// The stream of the failover set's faults (SimFailover): used only in failover worlds.
+    var failoverRng: SimRandom
+    /// term → the process that acknowledged puts in it (failover worlds; checker (a)).
+    var termAcknowledger: [Int64: Int] = [:]
+    /// The simulated operator's last `promote --force` (Simulation+Failover), and whether one
+    /// promoted a process other than the last leader (acknowledged messages may be lost then).
+    var lastOperatorPromoteNs: Int64 = 0
+    var forcedPromoteLostLeader = false
     /// Test-only bugs the recover checkers must catch.
     let bugs: SimBugs
     private var queue = EventQueue<Event>()
@@ -169,8 +180,9 @@ public final class Simulation {
     /// (tests only) are more bugs they must catch. `synchronousDestroyed` makes the world a
     /// synchronous replicated one whose master's disk is destroyed (as the replication canary's
     /// worlds are; a seed that draws such a world by itself runs exactly as without it).
+    /// `failover` makes every world a failover world (SimFailover; replicated, as drawn).
     public init(seed: UInt64, canary: Bool = false, spoolCanary: Bool = false, trace: Bool = false, bugs: SimBugs = [],
-                synchronousDestroyed: Bool = false) {
+                synchronousDestroyed: Bool = false, failover: Bool = false) {
         self.seed = seed
         var rng = SimRandom(seed: seed)
         var clusterRng = SimRandom(seed: seed ^ 0x5A6B_7C8D_9EAF_0123)
@@ -197,10 +209,19 @@ public final class Simulation {
         options.transactions = SimTransactions.draw(&txRng)
         self.txRng = txRng
         var replicationRng = SimReplication.stream(seed: seed)
+        let failoverOnly = failover || bugs.contains(.failoverTakeOverWithoutNewTerm)
         options.replication = SimReplication.draw(&replicationRng, brokers: options.brokers, safetyPhaseMs: options.safetyPhaseMs,
-                                                  force: synchronousDestroyed || bugs.replicationCanary != nil)
+                                                  force: synchronousDestroyed || bugs.replicationCanary != nil,
+                                                  forceReplicated: failoverOnly)
         if options.replication?.destroyMasterAtMs != nil { options.keepOnlyPlainClients() }
         self.replicationRng = replicationRng
+        // Failover worlds: a share of the replicated ones, from a stream of their own.
+        var failoverRng = SimFailover.stream(seed: seed)
+        if options.replication != nil {
+            options.replication!.failover = SimFailover.draw(&failoverRng, force: failoverOnly)
+        }
+        if options.replication?.failover != nil { options.keepOnlyPlainClients() }
+        self.failoverRng = failoverRng
         self.options = options
         self.rng = rng
         self.clusterRng = clusterRng
@@ -252,7 +273,7 @@ public final class Simulation {
         // A topic a group subscribes to is read by the group's fetchers (the same machine, the
         // same checks) instead of one consumer per partition.
         let groupTopics = Set(options.cluster.groups.flatMap(\.topics))
-        for broker in 0..<options.brokers {
+        for broker in 0..<options.brokers where broker != options.replication?.failoverBrokerId {
             for topic in options.topics where !groupTopics.contains(topic.name) {
                 for partition in 0..<topic.partitions {
                     consumers.append(SimConsumer(client: client, broker: broker,
@@ -383,6 +404,9 @@ public final class Simulation {
         case .transactions(let event):
             trace(.transaction)
             dispatch(event)
+        case .failover:
+            trace(.failover)
+            failoverFault()
         case .replication(let event):
             trace(.replication)
             dispatch(event)

@@ -42,6 +42,8 @@ extension BrokerNode {
                 historyTerm = term
             }
             saveConsistentTerm(term, &actions)
+            // The election starts a term with no slave known in sync: tell it who is.
+            actions.append(.publishInSync(replicas.tracker.inSync))
             actions.append(.notice(.replication("leading broker \(config.brokerId) in term \(term) "
                 + "(logs consistent with term \(previousTerm.map(String.init) ?? "none") before)")))
         case .following(let uri):

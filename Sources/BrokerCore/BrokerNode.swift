@@ -259,6 +259,8 @@ public final class BrokerNode {
         case .masterLinkFrame(let link, let frame): masterLinkFrame(link, frame, clock, &actions)
         case .masterLinkClosed(let link): masterLinkClosed(link, clock, &actions)
         case .leadership(let leadership): leadershipChanged(leadership, clock, &actions)
+        case .inSyncPublished(let ids):
+            performTracker(replicas.tracker.inSyncPublished(ids, now: clock.now), clock, &actions)
         }
     }
 

@@ -211,6 +211,9 @@ extension BrokerNode {
         /// The election of this broker id decided (failover, docs/REPLICATION.md): lead in a term,
         /// follow a master, or accept nothing.
         case leadership(Leadership)
+        /// The election wrote this in-sync set to ZooKeeper (failover): a synchronous leader
+        /// stops waiting for a slave only once it is out of the published set.
+        case inSyncPublished([Int])
     }
 
     /// What the election tells a node (the driver maps `BrokerElection`'s actions onto it).

@@ -19,6 +19,8 @@ public struct ElectionDriver: Sendable {
         /// Tell the registration `.roleChanged(role)`, then `.start` when `startRegistration`.
         case register(BrokerRegistration.Role, startRegistration: Bool)
         case scheduleTick(at: Instant)
+        /// Feed the node `.inSyncPublished(ids)`.
+        case inSyncPublished([Int])
         /// For the log: what the election decided or noticed.
         case notice(String)
     }
@@ -57,6 +59,7 @@ public struct ElectionDriver: Sendable {
                 steps.append(.node(.following(masterURI: masterURI)))
                 steps.append(register(as: .slave(slaveId: followerId)))
             case .scheduleTick(let at): steps.append(.scheduleTick(at: at))
+            case .inSyncPublished(let ids): steps.append(.inSyncPublished(ids))
             case .notice(let text): steps.append(.notice("election: \(text)"))
             }
         }

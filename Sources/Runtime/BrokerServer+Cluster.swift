@@ -201,6 +201,7 @@ extension BrokerClusterMember {
             case .scheduleTick(let at):
                 let delay = max(0, at.nanoseconds - now.nanoseconds)
                 server.loop.scheduleTask(in: .nanoseconds(delay)) { self.elect(.tick) }
+            case .inSyncPublished(let ids): server.handle(.inSyncPublished(ids))
             case .notice(let text):
                 logger.info("\(text)")
             }

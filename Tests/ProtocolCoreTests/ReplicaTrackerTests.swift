@@ -77,3 +77,25 @@ struct ReplicaTrackerTests {
         #expect(tracker.waitingPuts == 0 && tracker.checkInvariants().isEmpty)
     }
 }
+
+extension ReplicaTrackerTests {
+    /// Failover: a slave the published in-sync set still names could take over, so a synchronous
+    /// put waits for it even after it left the local set — until a set without it is published.
+    @Test func aDroppedSlaveHoldsPutsBackUntilASetWithoutItIsPublished() {
+        var tracker = ReplicaTracker(settings: .init(synchronous: true, maxLagMs: 100, minInSyncReplicas: 2))
+        _ = tracker.slaveFetched(1, p0, offset: 0, now: at(0))
+        _ = tracker.slaveFetched(2, p0, offset: 0, now: at(0))
+        #expect(tracker.inSyncPublished([1, 2], now: at(0)).isEmpty)
+        _ = tracker.localDurable(p0, end: 50, now: at(1))
+        _ = tracker.slaveFetched(1, p0, offset: 50, now: at(2))
+        _ = tracker.slaveFetched(2, p0, offset: 50, now: at(2))
+        // Slave 2 stops; the master goes on with slave 1, past maxLagMs.
+        _ = tracker.localDurable(p0, end: 100, now: at(3))
+        #expect(tracker.putWaiting(token: 9, p0, end: 100, now: at(3)).isEmpty)
+        _ = tracker.slaveFetched(1, p0, offset: 100, now: at(4))
+        #expect(tracker.tick(now: at(200)) == [.inSyncChanged([1])], "slave 2 left the local set")
+        #expect(tracker.waitingPuts == 1, "ZooKeeper still names slave 2, which lacks the put")
+        #expect(tracker.inSyncPublished([1], now: at(201)) == [.answer(token: 9)])
+        #expect(tracker.checkInvariants().isEmpty)
+    }
+}

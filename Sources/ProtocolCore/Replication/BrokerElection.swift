@@ -283,6 +283,7 @@ extension BrokerElection {
             forget(.master)
         case (.setInSync(let ids), .dataSet), (.createInSync(let ids), .created):
             if pendingPublish == ids { pendingPublish = nil }
+            if case .leading = mode { actions.append(.inSyncPublished(ids)) }
         case (.setInSync(let ids), .failed(.noNode)):
             send(.write(.createInSync(ids)), &actions)
         case (.createInSync, .failed(.nodeExists)):

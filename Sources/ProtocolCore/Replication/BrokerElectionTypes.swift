@@ -93,6 +93,10 @@ extension BrokerElection {
         /// Replicate from the broker at `masterURI` (said again whenever the master changes).
         case follow(masterURI: String)
         case scheduleTick(at: Instant)
+        /// The in-sync set `ids` is now in ZooKeeper (written by this leader): only these slaves
+        /// may take over. A synchronous leader stops waiting for a slave only once a set without
+        /// it is published, or a slave it dropped could take over without its acknowledged puts.
+        case inSyncPublished([Int])
         /// Something an operator should read in the log.
         case notice(String)
     }

@@ -65,6 +65,10 @@ public struct ReplicaTracker: Sendable {
     var waiting: [TopicPartition: Deque<(token: UInt64, end: Int64)>] = [:]
     /// The in-sync set last published (slave ids, ascending).
     public private(set) var inSync: [Int] = []
+    /// With failover: the in-sync set ZooKeeper holds (the election confirmed its write), whose
+    /// slaves may take over. The high watermark waits for them too, so no put is answered
+    /// without a slave that could still take over.
+    public private(set) var published: [Int] = []
 
     public init(settings: Settings) {
         self.settings = settings
@@ -151,11 +155,23 @@ public struct ReplicaTracker: Sendable {
 
     // MARK: Queries
 
-    /// The highest offset of `partition` every in-sync copy has durably (the master's included).
+    /// The highest offset of `partition` every in-sync copy has durably (the master's included),
+    /// and every slave of the published set (failover: any of them may take over).
     public func highWatermark(_ partition: TopicPartition) -> Int64 {
         var mark = localEnd[partition] ?? 0
         for id in inSync { mark = min(mark, slaves[id]?.positions[partition] ?? 0) }
+        for id in published where !inSync.contains(id) { mark = min(mark, slaves[id]?.positions[partition] ?? 0) }
         return mark
+    }
+
+    /// The election wrote `ids` as the in-sync set: puts that waited only for slaves outside it
+    /// may now be answered.
+    public mutating func inSyncPublished(_ ids: [Int], now: Instant) -> [Decision] {
+        published = ids.sorted()
+        guard settings.synchronous, !waiting.isEmpty else { return [] }
+        var decisions: [Decision] = []
+        for partition in waiting.keys.sorted() { drainWaiting(partition, &decisions) }
+        return decisions
     }
 
     /// How far `slaveId` is behind on `partition`, in bytes (the master's synced end minus its

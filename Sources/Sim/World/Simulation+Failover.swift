@@ -116,6 +116,8 @@ extension Simulation {
                 if startRegistration { registrationHandle(broker, .start) }
             case .scheduleTick(let at):
                 schedule(.cluster(.electionTick(broker: broker.id, incarnation: broker.incarnation)), atNs: at.nanoseconds)
+            case .inSyncPublished(let ids):
+                broker.feed(.inSyncPublished(ids))
             case .notice(let text):
                 trace(.election, Int64(broker.id), 0, "\(broker.name) \(text)")
             }

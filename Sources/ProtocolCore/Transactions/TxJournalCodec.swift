@@ -38,18 +38,25 @@ public enum TxJournalCodec {
         return out
     }
 
-    /// `encode(_:force:)` appended to `out`. An APPEND_MSG entry — one per transactional put —
-    /// is written straight into `out` with its lengths worked out first (no intermediate arrays);
-    /// the bytes are the same.
     /// The APPEND_MSG entry of `put` with `messageId`, appended to `out`: the put's request line
     /// and body written in place (`scratch` holds the line), the same bytes as encoding
     /// `.appendMessage(messageId:putCommand: Frame.put(put).encoded())`.
     public static func encodeAppendMessage(messageId: Int64, put: PutCommand, scratch: inout [UInt8], into out: inout [UInt8]) {
         scratch.removeAll(keepingCapacity: true)
         put.encodeHeader(into: &scratch)
-        let putLength = scratch.count + put.body.count
+        appendMessageEntry(messageId: messageId, putLength: scratch.count + put.body.count, force: false, into: &out) { out in
+            out.append(contentsOf: scratch)
+            out.append(contentsOf: put.body)
+        }
+    }
+
+    /// An APPEND_MSG entry around `putLength` bytes of put command, which `writePut` appends:
+    /// `TxCommand { 1: cmdType = APPEND_MSG (1), 2: AppendMessageCommand { 1: message_id,
+    /// 2: put_command }, [3: force = true] }`, lengths worked out first (no intermediate arrays).
+    private static func appendMessageEntry(messageId: Int64, putLength: Int, force: Bool, into out: inout [UInt8],
+                                           _ writePut: (inout [UInt8]) -> Void) {
         let appendLength = 1 + varintSize(UInt64(bitPattern: messageId)) + 1 + varintSize(UInt64(putLength)) + putLength
-        let commandLength = 2 + 1 + varintSize(UInt64(appendLength)) + appendLength
+        let commandLength = 2 + 1 + varintSize(UInt64(appendLength)) + appendLength + (force ? 2 : 0)
         out.reserveCapacity(out.count + 4 + commandLength)
         appendInt32(&out, Int32(truncatingIfNeeded: commandLength))
         out.append(0x08)
@@ -60,31 +67,19 @@ public enum TxJournalCodec {
         appendVarint(&out, UInt64(bitPattern: messageId))
         out.append(0x12)
         appendVarint(&out, UInt64(putLength))
-        out.append(contentsOf: scratch)
-        out.append(contentsOf: put.body)
+        writePut(&out)
+        if force {
+            out.append(0x18)
+            out.append(0x01)
+        }
     }
 
+    /// `encode(_:force:)` appended to `out`. An APPEND_MSG entry — one per transactional put —
+    /// is written straight into `out` (`appendMessageEntry`); the bytes are the same.
     public static func encode(_ entry: TxJournalEntry, force: Bool, into out: inout [UInt8]) {
         if case .appendMessage(let messageId, let putCommand) = entry {
-            // AppendMessageCommand { 1: message_id (varint), 2: put_command (bytes) }
-            let appendLength = 1 + varintSize(UInt64(bitPattern: messageId)) + 1 + varintSize(UInt64(putCommand.count))
-                + putCommand.count
-            // TxCommand { 1: cmdType = APPEND_MSG (1), 2: cmd_content, [3: force = true] }
-            let commandLength = 2 + 1 + varintSize(UInt64(appendLength)) + appendLength + (force ? 2 : 0)
-            out.reserveCapacity(out.count + 4 + commandLength)
-            appendInt32(&out, Int32(truncatingIfNeeded: commandLength))
-            out.append(0x08)
-            out.append(0x01)
-            out.append(0x12)
-            appendVarint(&out, UInt64(appendLength))
-            out.append(0x08)
-            appendVarint(&out, UInt64(bitPattern: messageId))
-            out.append(0x12)
-            appendVarint(&out, UInt64(putCommand.count))
-            out.append(contentsOf: putCommand)
-            if force {
-                out.append(0x18)
-                out.append(0x01)
+            appendMessageEntry(messageId: messageId, putLength: putCommand.count, force: force, into: &out) { out in
+                out.append(contentsOf: putCommand)
             }
             return
         }

@@ -14,17 +14,8 @@ public enum TxCheckpointFile {
 
     /// Reads the checkpoint at `path`; an empty file is an error ("empty") like any other.
     static func read(storage: any Storage, path: String) throws(TxJournalError) -> TxJournalPosition {
-        let bytes: [UInt8]
-        do {
-            let file = try storage.open(path, create: false)
-            defer { try? file.close() }
-            let size = try file.size()
-            guard size <= Int64(maxBytes) else { throw TxJournalError.badCheckpoint(path: path, reason: "\(size) bytes, more than \(maxBytes)") }
-            bytes = try file.read(at: 0, count: Int(size))
-        } catch let error as TxJournalError {
-            throw error
-        } catch {
-            throw .storage(TxJournal.storageError(error, path: path))
+        let bytes = try TxJournal.readWholeFile(storage: storage, path: path, maxBytes: maxBytes) { size in
+            .badCheckpoint(path: path, reason: "\(size) bytes, more than \(maxBytes)")
         }
         do throws(TxFileFormatError) {
             return try parse(bytes)

@@ -94,17 +94,8 @@ public enum TxHeuristicLog {
     public static func load(storage: any Storage, directory: String) throws(TxJournalError) -> [TxHeuristicEntry] {
         let path = StoragePath.join(directory, fileName)
         guard storage.fileExists(path) else { return [] }
-        let bytes: [UInt8]
-        do {
-            let file = try storage.open(path, create: false)
-            defer { try? file.close() }
-            let size = try file.size()
-            guard size <= 64 << 20 else { throw TxJournalError.badHeuristicLog(path: path, reason: "\(size) bytes is too large") }
-            bytes = try file.read(at: 0, count: Int(size))
-        } catch let error as TxJournalError {
-            throw error
-        } catch {
-            throw .storage(TxJournal.storageError(error, path: path))
+        let bytes = try TxJournal.readWholeFile(storage: storage, path: path, maxBytes: 64 << 20) { size in
+            .badHeuristicLog(path: path, reason: "\(size) bytes is too large")
         }
         do throws(TxFileFormatError) {
             return try decode(bytes)

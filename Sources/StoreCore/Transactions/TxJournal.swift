@@ -317,6 +317,23 @@ public final class TxJournal {
         if case .open = state { state = .closed }
     }
 
+    /// The whole of a small file of the journal's directory (a checkpoint, `heuristic.log`), or
+    /// `tooLarge(size)` when it is beyond `maxBytes` (never read into memory then).
+    static func readWholeFile(storage: any Storage, path: String, maxBytes: Int,
+                              tooLarge: (Int64) -> TxJournalError) throws(TxJournalError) -> [UInt8] {
+        do {
+            let file = try storage.open(path, create: false)
+            defer { try? file.close() }
+            let size = try file.size()
+            guard size <= Int64(maxBytes) else { throw tooLarge(size) }
+            return try file.read(at: 0, count: Int(size))
+        } catch let error as TxJournalError {
+            throw error
+        } catch {
+            throw .storage(storageError(error, path: path))
+        }
+    }
+
     static func storageError(_ error: any Error, path: String) -> StorageError {
         if let error = error as? StorageError { return error }
         return .io(path: path, detail: "\(error)")

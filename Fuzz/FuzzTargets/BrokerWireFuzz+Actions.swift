@@ -46,7 +46,7 @@ extension BrokerWireFuzz.Driver {
             if case .partitionFailed = notice { preconditionFailure("\(notice)") }
             if case .transactionJournalFailed = notice { preconditionFailure("\(notice)") }
         case .sendValue, .flush, .close, .armTimer, .registerTopic, .syncAnswered, .stopped, .connectToMaster, .sendToMaster,
-             .closeMasterLink, .publishInSync, .promote:
+             .closeMasterLink, .publishInSync, .promote, .logsConsistent:
             break
         }
     }

@@ -18,6 +18,9 @@ extension BrokerNode {
     public var currentLeadingTerm: Int64? { leadingTerm }
     /// The term this node's logs are consistent with (`<dataPath>/replication-term`). Read-only.
     public var logsConsistentTerm: Int64? { consistentTerm }
+    /// What the election may rely on (rule 10 of `BrokerElection`): the consistent term, nil while
+    /// a partition is copied again (the logs lack what they had) or with no replication-term file.
+    public var electionLogsTerm: Int64? { logsCopying ? nil : consistentTerm }
 
     func leadershipChanged(_ leadership: Leadership, _ clock: NodeClock, _ actions: inout [Action]) {
         guard phase == .running else { return }
@@ -114,6 +117,12 @@ extension BrokerNode {
                       _ replica: ReplicaState, _ clock: NodeClock, _ actions: inout [Action]) -> Bool {
         guard consistentTerm != term else { return true }
         let oneTermBehind = consistentTerm == nil || consistentTerm == previous
+        if !oneTermBehind || stores.partitions.contains(where: { starts[$0] == nil && (stores.log($0)?.writtenOffset ?? 0) > 0 }) {
+            // Partitions will be copied again: say so durably first, so this broker never takes
+            // over with a half copy (the sweep's seed 4341), not even after a restart.
+            guard markCopying(true, &actions) else { return false }
+            replica.atEnd = []
+        }
         var cut: Int64 = 0
         for partition in stores.partitions {
             guard let log = stores.log(partition), syncing[partition] == nil else {
@@ -161,5 +170,27 @@ extension BrokerNode {
         } catch {
             actions.append(.notice(.replicationProblem("cannot persist the replication term \(term): \(error)")))
         }
+        actions.append(.logsConsistent(term: electionLogsTerm))
+    }
+
+    /// Persists whether partitions are being copied again; false when it cannot be written (the
+    /// copy must not start then).
+    func markCopying(_ copying: Bool, _ actions: inout [Action]) -> Bool {
+        do {
+            try ReplicationTermFile.saveCopying(copying, storage: storage, dataPath: stores.defaultDataPath)
+        } catch {
+            actions.append(.notice(.replicationProblem("cannot persist that the logs are \(copying ? "" : "no longer ")being copied again: \(error)")))
+            return false
+        }
+        logsCopying = copying
+        actions.append(.logsConsistent(term: electionLogsTerm))
+        return true
+    }
+
+    /// A follower copying again reached its leader's end on every partition: it holds what the
+    /// leader had then, and may take over again.
+    func copyingFinished(_ actions: inout [Action]) {
+        guard markCopying(false, &actions) else { return }
+        actions.append(.notice(.replication("the logs are a complete copy again: this broker may take over")))
     }
 }

@@ -271,6 +271,7 @@ extension BrokerNode {
             if answer == .atEnd || answer == .atEndAfterWaiting {
                 replica.atEnd.insert(partition)
                 replica.caughtUpAt[partition] = clock.now
+                if logsCopying, replica.masterEnds.keys.allSatisfy(replica.atEnd.contains) { copyingFinished(&actions) }
             } else {
                 replica.atEnd.remove(partition)
             }

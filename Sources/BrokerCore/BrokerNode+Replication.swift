@@ -37,7 +37,8 @@ final class MasterReplication {
 
     init(config: ReplicationConfig) {
         tracker = ReplicaTracker(settings: .init(synchronous: config.synchronous, maxLagMs: config.maxLagMs,
-                                                 minInSyncReplicas: config.minInSyncReplicas))
+                                                 minInSyncReplicas: config.minInSyncReplicas,
+                                                 answerOnlyWithPublished: config.failover))
         fetchHoldMs = config.fetchHoldMs
     }
 
@@ -96,7 +97,15 @@ extension BrokerNode {
         if replication.slaveConnections[connection] != slaveId {
             replication.slaveConnections[connection] = slaveId
             actions.append(.notice(.replication("slave \(slaveId) connected (\(connection))")))
-            performTracker(replication.tracker.slaveConnected(slaveId, now: clock.now), clock, &actions)
+            // The tracker must know every partition's end before it judges the slave: with no
+            // end known (no sync yet in this process or term) a slave that has nothing would
+            // count as caught up — and be published as able to take over (the sweep's seed 424).
+            var decisions: [ReplicaTracker.Decision] = []
+            for partition in stores.partitions {
+                guard let log = stores.log(partition), log.failure == nil else { continue }
+                decisions += replication.tracker.localDurable(partition, end: log.maxOffset, now: clock.now)
+            }
+            performTracker(decisions + replication.tracker.slaveConnected(slaveId, now: clock.now), clock, &actions)
             armReplicationTimer(clock, &actions)
         }
         if known == stores.partitionCount, phase == .running,

@@ -165,6 +165,9 @@ public final class BrokerNode {
     /// The term the logs of this broker are consistent with (`replication-term` in the data
     /// directory): the term it last led, or whose leader it last copied from.
     @exclusivity(unchecked) var consistentTerm: Int64?
+    /// A follower copying a partition again lacks what its logs had (`replication-copying`): it
+    /// may not take over until it has reached its leader's end on every partition.
+    @exclusivity(unchecked) var logsCopying = false
     /// Whether an election drives this node (it told it something).
     @exclusivity(unchecked) var elected = false
     /// A master's view of its slaves' fetches and, in synchronous mode, the puts waiting for them.
@@ -188,6 +191,7 @@ public final class BrokerNode {
         }
         replicas = MasterReplication(config: stores.config.replication)
         consistentTerm = ReplicationTermFile.load(storage: storage, dataPath: stores.defaultDataPath)
+        logsCopying = consistentTerm != nil && ReplicationTermFile.loadCopying(storage: storage, dataPath: stores.defaultDataPath)
     }
 
     /// Start-up: opens and recovers every partition under every data path, loads the message-id

@@ -272,5 +272,10 @@ extension BrokerNode {
         /// The slaves in sync with this leader changed: the driver tells the election
         /// (`BrokerElection.Event.publishInSync`), which writes them for failover.
         indirect case publishInSync([Int])
+        /// The term this broker's logs are consistent with changed (persisted in
+        /// `<dataPath>/replication-term`): the driver tells the election
+        /// (`BrokerElection.Event.logsConsistent`), which decides from it whether this broker may
+        /// take over.
+        case logsConsistent(term: Int64?)
     }
 }

@@ -1,4 +1,5 @@
 import ProtocolCore
+import StoreCore
 
 /// The one mapping of a `BrokerElection`'s decisions onto a broker (failover, docs/REPLICATION.md),
 /// shared by the runtime (`BrokerClusterMember`) and the simulator (`SimBroker`), so both drive the
@@ -9,7 +10,8 @@ import ProtocolCore
 ///   `.roleChanged(.slave(slaveId: followerId))`;
 /// - the registration starts at the election's first decision (a broker must not register as
 ///   master before it leads); until then the node is fed `waitingForElection`.
-/// The node's `.publishInSync(ids)` and `.promote(force:)` go back in as the election's events.
+/// The node's `.publishInSync(ids)`, `.promote(force:)` and `.logsConsistent(term:)` go back in as
+/// the election's events.
 /// Pure: the driver carries `.coordinate` to its session and runs `.scheduleTick`.
 public struct ElectionDriver: Sendable {
     public enum Step: Equatable, Sendable {
@@ -34,8 +36,9 @@ public struct ElectionDriver: Sendable {
     /// What the node is told before the election's first decision.
     public static let waitingForElection = Leadership.fenced(reason: "waiting for the election in ZooKeeper")
 
-    public init(settings: BrokerElection.Settings) {
-        election = BrokerElection(settings: settings)
+    /// `logsTerm`: the node's `electionLogsTerm` when the election starts.
+    public init(settings: BrokerElection.Settings, logsTerm: Int64?) {
+        election = BrokerElection(settings: settings, logsTerm: logsTerm)
     }
 
     public var settings: BrokerElection.Settings { election.settings }
@@ -71,12 +74,30 @@ public struct ElectionDriver: Sendable {
         return .register(role, startRegistration: !registrationStarted)
     }
 
-    /// The node's request for the election, if it is one (`.publishInSync`, `.promote`).
+    /// The node's request for the election, if it is one (`.publishInSync`, `.promote`,
+    /// `.logsConsistent`).
     public static func electionEvent(for action: BrokerNode.Action) -> BrokerElection.Event? {
         switch action {
         case .publishInSync(let ids): return .publishInSync(ids)
         case .promote(let force): return .promote(force: force)
+        case .logsConsistent(let term): return .logsConsistent(term: term)
         default: return nil
         }
+    }
+}
+
+extension BrokerElection.Settings {
+    /// The election settings of a broker's configuration (`[replication]`), the same for the
+    /// runtime and the simulator: a configured slave takes part under its slave id, a master
+    /// under `rejoinSlaveId` once deposed; synchronous replication with `minInSyncReplicas` ≥ 2
+    /// lets only a broker holding every acknowledged put take over (rule 10).
+    public static func electionSettings(config: ServerConfig, uri: String, layout: MetaZooKeeperLayout) -> Self {
+        let replication = config.replication
+        var settings = Self(brokerId: config.brokerId, uri: uri,
+                            role: replication.slave.map { .slave(slaveId: $0.slaveId) } ?? .master,
+                            rejoinSlaveId: replication.rejoinSlaveId, layout: layout)
+        settings.cleanTakeoverOnly = replication.synchronous && replication.minInSyncReplicas >= 2
+        settings.minInSyncSlaves = max(0, replication.minInSyncReplicas - 1)
+        return settings
     }
 }

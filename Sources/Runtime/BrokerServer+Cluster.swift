@@ -50,9 +50,8 @@ public final class BrokerClusterMember: @unchecked Sendable {
             brokerId: config.brokerId, uri: uri, configChecksum: server.node.configChecksum, topics: server.topicsToRegister,
             layout: layout, role: slave.map { .slave(slaveId: $0.slaveId) } ?? .master, masterNodeByElection: failover))
         if failover {
-            election = ElectionDriver(settings: .init(
-                brokerId: config.brokerId, uri: uri, role: slave.map { .slave(slaveId: $0.slaveId) } ?? .master,
-                rejoinSlaveId: config.replication.rejoinSlaveId, layout: layout))
+            election = ElectionDriver(settings: .electionSettings(config: config, uri: uri, layout: layout),
+                                      logsTerm: server.node.electionLogsTerm)
         } else if let slave, slave.master == nil {
             masterWatch = MasterNodeWatch(settings: .init(brokerId: config.brokerId, layout: layout))
         }
@@ -70,8 +69,7 @@ public final class BrokerClusterMember: @unchecked Sendable {
             loop.execute { member.coordinationEvent(event) }
         }
         server.onRegisterTopic = { [weak self] topic in self?.handle(.topicAdded(topic)) }
-        server.onPublishInSync = { [weak self] ids in self?.elect(.publishInSync(ids)) }
-        server.onPromote = { [weak self] force in self?.elect(.promote(force: force)) }
+        server.onElectionEvent = { [weak self] event in self?.elect(event) }
         loop.execute {
             if self.election == nil { self.handle(.start) }
             self.watchMaster(.start)

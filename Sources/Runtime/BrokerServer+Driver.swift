@@ -60,8 +60,8 @@ extension BrokerServer {
         case .connectToMaster(let link, let uri): openMasterLink(link, uri: uri)
         case .sendToMaster(let link, let frame): masterLinks[link]?.channel?.send(frame)
         case .closeMasterLink(let link): masterLinks.removeValue(forKey: link)?.channel?.close()
-        case .publishInSync(let ids): onPublishInSync?(ids)
-        case .promote(let force): onPromote?(force)
+        case .publishInSync, .promote, .logsConsistent:
+            if let event = ElectionDriver.electionEvent(for: action) { onElectionEvent?(event) }
         }
     }
 

@@ -44,10 +44,9 @@ public final class BrokerServer: @unchecked Sendable {
     var serverChannel: (any Channel)?
     /// Called on the loop when the node asks for a topic's registration (cluster mode, §3.2).
     var onRegisterTopic: ((BrokerRegistration.Topic) -> Void)?
-    /// The node's in-sync slaves changed (failover: the election publishes them).
-    var onPublishInSync: (([Int]) -> Void)?
-    /// An operator asked this broker to take over (`metaq admin promote`).
-    var onPromote: ((Bool) -> Void)?
+    /// The node asks the election something (failover): its in-sync slaves changed, an operator
+    /// asked it to take over (`metaq admin promote`), its logs follow a new term.
+    var onElectionEvent: ((BrokerElection.Event) -> Void)?
     /// Completed when the node reports its graceful stop.
     var stopped: EventLoopPromise<StopReport>?
     /// Memory and time bounds of partly received frames (DESIGN.md §8).

@@ -35,6 +35,8 @@ final class ReplicatedPair {
     /// In-sync sets the nodes published for the election.
     var published: [(fromMaster: Bool, ids: [Int])] = []
     var promotions: [(fromMaster: Bool, force: Bool)] = []
+    /// What each node told its election about its logs (`.logsConsistent`).
+    var logsTerms: [(fromMaster: Bool, term: Int64?)] = []
     /// Changes what the master sends the slave (a broken or hostile master).
     var tamper: ((Frame) -> Frame)?
 
@@ -115,6 +117,7 @@ final class ReplicatedPair {
             }
         case .publishInSync(let ids): published.append((fromMaster, ids))
         case .promote(let force): promotions.append((fromMaster, force))
+        case .logsConsistent(let term): logsTerms.append((fromMaster, term))
         case .startJournalSync(let job): inbox.append((fromMaster, .journalSyncFinished(id: job.id, job.batch.performed())))
         case .flush, .close, .registerTopic, .syncAnswered, .stopped: break
         }
@@ -643,5 +646,15 @@ struct BrokerNodeFailoverTests {
         pair.advance(1000)
         #expect(try pair.bytes(pair.slaveDisk).bytes == pair.bytes(pair.masterDisk).bytes)
         #expect(pair.notices.contains { $0.contains("copying test-0 again") }, "\(pair.notices)")
+        // While it copied again it told its election its logs may not be relied on (nil), and
+        // the term once it had reached the leader's end everywhere (the sweep's seed 4341: a
+        // follower took over with half a copy).
+        let told = pair.logsTerms.filter { !$0.fromMaster }.map(\.term)
+        #expect(told.first == 1)
+        #expect(told.dropFirst().contains(nil), "\(told)")
+        #expect(told.last == 3, "\(told)")
+        #expect(pair.notices.contains { $0.contains("a complete copy again") })
+        #expect(pair.slave.electionLogsTerm == 3)
+        #expect(ReplicationTermFile.loadCopying(storage: pair.slaveDisk, dataPath: "/data") == false)
     }
 }

@@ -14,6 +14,11 @@ import ProcessHarness
 /// rejoins as a slave and ends with the same bytes.
 @Suite("Failover on ZooKeeper (issue 17)", .serialized, .enabled(if: ZooKeeperServer.isInstalled))
 struct FailoverTests {
+    /// The election's record of broker id 0 (`term=… owner=… in-sync=…`).
+    static func record(_ session: ZooKeeperSession) async -> BrokerElection.Record? {
+        await ClusterTests.text(session, "/metaq-swift/brokers/0/term").flatMap { BrokerElection.Record.parse(Array($0.utf8)) }
+    }
+
     static let sessionTimeoutMs = 2000
 
     static func config(zk: String, slaveId: Int?) -> String {
@@ -70,7 +75,7 @@ struct FailoverTests {
         let uriB = "meta://127.0.0.1:\(b.port)"
         #expect(await ClusterTests.eventually(30) { await ClusterTests.text(session, "/meta/brokers/ids/0/slave1") == uriB },
                 "b registers as slave 1: \(b.log())")
-        #expect(await ClusterTests.eventually(30) { await ClusterTests.text(session, "/metaq-swift/brokers/0/in-sync") == "1" },
+        #expect(await ClusterTests.eventually(30) { await Self.record(session)?.ids == [1] },
                 "a publishes b in sync: \(a.log())")
 
         // A producer sends continuously; what is acknowledged is recorded.
@@ -100,7 +105,7 @@ struct FailoverTests {
         let tookOver = await ClusterTests.eventually(60) { await ClusterTests.text(session, "/meta/brokers/ids/0/master") == uriB }
         let takeover = Date().timeIntervalSince(killedAt)
         #expect(tookOver, "b takes over: \(b.log())")
-        #expect(await ClusterTests.text(session, "/metaq-swift/brokers/0/term") == "2")
+        #expect(await Self.record(session)?.term == 2)
         #expect(await ClusterTests.eventually(30) {
             await ClusterTests.text(session, "/meta/brokers/topics-pub/test/0-m") == #"{"numParts":2,"broker":"0-m"}"#
         }, "b registers the topic as its master")
@@ -118,7 +123,7 @@ struct FailoverTests {
         try a.start()
         #expect(await ClusterTests.eventually(60) { await ClusterTests.text(session, "/meta/brokers/ids/0/slave2") == uriA },
                 "a rejoins as slave 2: \(a.log())")
-        #expect(await ClusterTests.eventually(60) { await ClusterTests.text(session, "/metaq-swift/brokers/0/in-sync") == "2" },
+        #expect(await ClusterTests.eventually(60) { await Self.record(session)?.ids == [2] },
                 "b publishes a in sync: \(b.log())")
         let rejoined = acknowledged.count
         #expect(await ClusterTests.eventually(60) { acknowledged.count >= rejoined + 200 }, "synchronous puts with a's copy")
@@ -182,7 +187,7 @@ struct FailoverTests {
         let session = try await ClusterTests.observer(zk)
         defer { session.close() }
         let uriA = "meta://127.0.0.1:\(a.port)", uriB = "meta://127.0.0.1:\(b.port)"
-        #expect(await ClusterTests.eventually(30) { await ClusterTests.text(session, "/metaq-swift/brokers/0/in-sync") == "1" },
+        #expect(await ClusterTests.eventually(30) { await Self.record(session)?.ids == [1] },
                 "b in sync: \(a.log()) \(b.log())")
         #expect(await ClusterTests.text(session, "/meta/brokers/ids/0/master") == uriA)
         let before = try BrokerProcess.tool(["produce", "test", "--zookeeper", zk.connectString, "before"])
@@ -192,7 +197,7 @@ struct FailoverTests {
         #expect(promoted.status == 0 && promoted.output.contains("promote requested"), "\(promoted.output)")
         #expect(await ClusterTests.eventually(30) { await ClusterTests.text(session, "/meta/brokers/ids/0/master") == uriB },
                 "b leads: \(b.log())")
-        #expect(await ClusterTests.text(session, "/metaq-swift/brokers/0/term") == "2")
+        #expect(await Self.record(session)?.term == 2)
         #expect(await ClusterTests.eventually(30) { await ClusterTests.text(session, "/meta/brokers/ids/0/slave2") == uriA },
                 "a follows as slave 2: \(a.log())")
         let after = try BrokerProcess.tool(["produce", "test", "--zookeeper", zk.connectString, "after"])

@@ -24,14 +24,18 @@ struct ElectionHarness {
     static func uri(_ i: Int) -> String { "meta://10.0.0.\(i + 1):8123" }
 
     var settingsTemplate = BrokerElection.Settings(brokerId: ElectionHarness.id, uri: "", role: .master)
-    var term: String? { zk.text(settingsTemplate.termPath) }
+    /// The term node's term (its raw text when it is not a record).
+    var term: String? { record.map { "\($0.term)" } ?? zk.text(settingsTemplate.termPath) }
+    var record: BrokerElection.Record? { zk.text(settingsTemplate.termPath).flatMap { BrokerElection.Record.parse(Array($0.utf8)) } }
     var masterURI: String? { zk.text(settingsTemplate.masterPath) }
 
     @discardableResult
-    mutating func add(_ role: BrokerElection.Role, rejoinSlaveId: Int? = nil) -> Int {
+    mutating func add(_ role: BrokerElection.Role, rejoinSlaveId: Int? = nil, clean: Bool = false, logsTerm: Int64? = nil) -> Int {
         let i = machines.count
-        machines.append(BrokerElection(settings: .init(brokerId: Self.id, uri: Self.uri(i), role: role,
-                                                       rejoinSlaveId: rejoinSlaveId, retryDelayMs: 1000)))
+        var settings = BrokerElection.Settings(brokerId: Self.id, uri: Self.uri(i), role: role, rejoinSlaveId: rejoinSlaveId,
+                                               retryDelayMs: 1000)
+        settings.cleanTakeoverOnly = clean
+        machines.append(BrokerElection(settings: settings, logsTerm: logsTerm))
         sessions.append(nextSession)
         nextSession += 1
         queues.append([])
@@ -57,7 +61,13 @@ struct ElectionHarness {
                     queues[i].append(.coordination(.reply(tag: tag, reply)))
                     deliver(watches)
                 }
-            case .acceptPuts(let term): accepting[i] = term
+            case .acceptPuts(let term):
+                accepting[i] = term
+                // The node saves the term its logs now follow (`BrokerNode.saveConsistentTerm`).
+                queues[i].append(.logsConsistent(term: term))
+            case .follow:
+                // A follower adopts its leader's history at once here (the node does on its hello).
+                if let term = record?.term { queues[i].append(.logsConsistent(term: term)) }
             case .stopAcceptingPuts: accepting[i] = nil
             default: break
             }
@@ -151,20 +161,22 @@ struct ElectionHarness {
         // Order of rule 1: the term is ours (CAS) before the master node is created, and puts
         // are accepted only after both.
         let log = h.log[0]
-        let cas = log.firstIndex { if case .coordinate(.setDataAtVersion(_, let data, 0), _) = $0 { data == Array("1".utf8) } else { false } }
+        let cas = log.firstIndex {
+            if case .coordinate(.setDataAtVersion(_, let data, 0), _) = $0 { BrokerElection.Record.parse(data)?.term == 1 } else { false }
+        }
         let create = log.firstIndex { if case .coordinate(.create(let p, _, .ephemeral), _) = $0 { p == h.settingsTemplate.masterPath } else { false } }
         let accept = log.firstIndex(of: .acceptPuts(term: 1))
         #expect(cas != nil && create != nil && accept != nil)
         #expect(cas! < create! && create! < accept!)
         // The original's master node holds only the URI (§3.1); the term lives under our root.
         #expect(h.settingsTemplate.termPath == "/metaq-swift/brokers/0/term")
-        // The new leader starts with nobody in sync.
-        #expect(h.zk.text(h.settingsTemplate.inSyncPath) == "")
+        // The record names its owner; no in-sync set was ever published.
+        #expect(h.record == BrokerElection.Record(term: 1, owner: ElectionHarness.uri(0), inSync: .never))
     }
 
     @Test func inSyncSlaveTakesOverWhenMasterNodeVanishes() {
         var h = ElectionHarness.cluster(slaves: [1], inSync: [1])
-        #expect(h.zk.text(h.settingsTemplate.inSyncPath) == "1")
+        #expect(h.record?.ids == [1])
         #expect(h.follows(1) == [ElectionHarness.uri(0)])
         #expect(h.machines[1].isInSync)
         h.expire(0)
@@ -195,11 +207,12 @@ struct ElectionHarness {
         var h = ElectionHarness.cluster(slaves: [1, 2], inSync: [1, 2])
         h.expireAtServer(0)
         h.settle()
-        let casAtVersion1 = { (i: Int) in
-            h.requests(i).filter { if case .setDataAtVersion(_, _, 1) = $0 { true } else { false } }.count
+        // Versions: created (0), claimed term 1 (1), published [1, 2] (2).
+        let casAtVersion2 = { (i: Int) in
+            h.requests(i).filter { if case .setDataAtVersion(_, _, 2) = $0 { true } else { false } }.count
         }
-        // Both read term 1 at version 1 and tried to write 2: the race really happened.
-        #expect(casAtVersion1(1) == 1 && casAtVersion1(2) == 1)
+        // Both read term 1 at version 2 and tried to write 2: the race really happened.
+        #expect(casAtVersion2(1) == 1 && casAtVersion2(2) == 1)
         #expect(h.term == "2")
         let winners = [1, 2].filter { h.accepting[$0] != nil }
         #expect(winners.count == 1)
@@ -332,6 +345,127 @@ struct ElectionHarness {
         // A second claim owns term 2; term 1 had no leader at all.
         #expect(h.term == "2")
         #expect(h.accepting[0] == 2)
+    }
+
+    @Test func recordsRoundTripAndAnEarlierBareTermIsReadSafely() {
+        let record = BrokerElection.Record(term: 7, owner: "meta://10.0.0.2:8123", inSync: .ids([1, 3]))
+        #expect(String(decoding: record.data, as: UTF8.self) == "term=7 owner=meta://10.0.0.2:8123 in-sync=1,3")
+        #expect(BrokerElection.Record.parse(record.data) == record)
+        #expect(BrokerElection.Record.parse(Array("term=0 in-sync=-".utf8)) == .init(term: 0, owner: nil, inSync: .never))
+        #expect(BrokerElection.Record.parse(Array("term=2 owner=u in-sync=".utf8)) == .init(term: 2, owner: "u", inSync: .ids([])))
+        // A bare term (before owners were recorded): no owner, nobody in sync — nobody is
+        // eligible by rule 10 on it but a configured master in an unclean world.
+        #expect(BrokerElection.Record.parse(Array("5\n".utf8)) == .init(term: 5, owner: nil, inSync: .ids([])))
+        #expect(BrokerElection.Record.parse(Array("term=x".utf8)) == nil)
+        #expect(BrokerElection.Record.parse(Array("owner=u".utf8)) == nil)
+        #expect(BrokerElection.Record.parse(Array("term=3 junk".utf8)) == nil)
+        // A later version's field is skipped.
+        #expect(BrokerElection.Record.parse(Array("term=3 epoch=9 in-sync=2".utf8)) == .init(term: 3, owner: nil, inSync: .ids([2])))
+    }
+
+    /// Rule 10, the sweep's seed 435: with synchronous replication a configured master that comes
+    /// back after a slave led a term without it must not claim the next term with its stale logs,
+    /// even with no master node: only the term's owner (or its in-sync slaves) holds every
+    /// acknowledged put. The owner claims once it is back.
+    @Test func cleanTakeoverWaitsForABrokerHoldingEveryAcknowledgedPut() {
+        var h = ElectionHarness()
+        h.add(.master, rejoinSlaveId: 2, clean: true)
+        h.add(.slave(slaveId: 1), clean: true)
+        for i in h.machines.indices { h.feed(i, .start) }
+        h.settle()
+        h.feed(0, .publishInSync([1]))
+        h.settle()
+        #expect(h.record?.ids == [1])
+        h.expire(0)
+        h.settle()
+        #expect(h.accepting[1] == 2)
+        #expect(h.record == BrokerElection.Record(term: 2, owner: ElectionHarness.uri(1), inSync: .ids([])))
+        // The new leader dies before the old master is back in sync; the old master restarts.
+        h.expireAtServer(1)
+        h.machines[0] = BrokerElection(settings: h.machines[0].settings, logsTerm: 1)
+        h.sessions[0] = 60
+        h.dead[0] = false
+        h.accepting[0] = nil
+        h.feed(0, .start)
+        h.settle()
+        for _ in 0..<3 { h.advance(ms: 1000) }
+        #expect(h.accepting[0] == nil)
+        #expect(h.term == "2")
+        #expect(h.log[0].contains { if case .notice(let text) = $0 { text.contains("may not take over term 2") } else { false } })
+        // The owner of term 2 comes back with its logs: it leads again (rule 7: it still holds
+        // term 2) and the old master follows.
+        h.tellExpired(1)
+        h.settle()
+        for _ in 0..<2 { h.advance(ms: 1000) }
+        #expect(h.accepting[1] == 2)
+        #expect(h.accepting[0] == nil)
+        #expect(h.follows(0).last == ElectionHarness.uri(1))
+    }
+
+    /// A destroyed disk (no replication-term file) makes the owner ineligible — unless no in-sync
+    /// set was ever published, when nothing was ever answered as replicated.
+    @Test func anOwnerWithoutItsLogsClaimsOnlyWhileNothingWasEverReplicated() {
+        for everPublished in [false, true] {
+            var h = ElectionHarness()
+            h.add(.master, clean: true)
+            h.feed(0, .start)
+            h.settle()
+            #expect(h.accepting[0] == 1)
+            if everPublished {
+                h.feed(0, .publishInSync([1]))
+                h.settle()
+            }
+            h.expireAtServer(0)
+            h.machines[0] = BrokerElection(settings: h.machines[0].settings, logsTerm: nil)
+            h.sessions[0] = 70
+            h.dead[0] = false
+            h.accepting[0] = nil
+            h.feed(0, .start)
+            h.settle()
+            for _ in 0..<3 { h.advance(ms: 1000) }
+            #expect((h.accepting[0] == 2) == !everPublished, "ever published: \(everPublished)")
+            // An operator may still force it (and accepts what that loses).
+            h.feed(0, .promote(force: true))
+            h.settle()
+            #expect(h.accepting[0] != nil)
+        }
+    }
+
+    /// With clean takeovers the published set never shrinks below `minInSyncSlaves`: a slave
+    /// that drops out stays eligible (no put can be answered without it until another slave is
+    /// published) and is replaced, not removed. The set and the term share one node, so a claim
+    /// made on a set the leader has since changed fails its compare-and-set.
+    @Test func thePublishedSetKeepsTheSlavesHoldingEveryAnsweredPut() {
+        var h = ElectionHarness()
+        h.add(.master, clean: true)
+        for i in h.machines.indices { h.feed(i, .start) }
+        h.settle()
+        var published: [[Int]] = []
+        func publish(_ ids: [Int]) {
+            h.feed(0, .publishInSync(ids))
+            h.settle()
+            published = h.log[0].compactMap { if case .inSyncPublished(let ids) = $0 { ids } else { nil } }
+        }
+        publish([])
+        #expect(h.record?.inSync == .never)
+        publish([1])
+        #expect(h.record?.ids == [1])
+        publish([])
+        #expect(h.record?.ids == [1])
+        publish([2])
+        #expect(h.record?.ids == [2])
+        publish([2, 3])
+        #expect(h.record?.ids == [2, 3])
+        publish([3])
+        #expect(h.record?.ids == [3])
+        // Every write was reported to the node, in order, and only confirmed writes.
+        #expect(published == [[], [1], [2], [2, 3], [3]])
+        #expect(h.record?.term == 1)
+        // A stale claim (made on the version before the last publish) loses.
+        let (reply, _) = h.zk.apply(.setDataAtVersion(path: h.settingsTemplate.termPath,
+                                                      data: BrokerElection.Record(term: 2, owner: "x", inSync: .ids([])).data,
+                                                      version: 1), session: 999)
+        #expect(reply == .failed(.badVersion))
     }
 
     @Test func malformedNodesAreReadSafely() {

@@ -81,6 +81,39 @@ struct ReplicaTrackerTests {
 extension ReplicaTrackerTests {
     /// Failover: a slave the published in-sync set still names could take over, so a synchronous
     /// put waits for it even after it left the local set — until a set without it is published.
+    /// A reconnecting slave's old positions say nothing (it may have cut or re-copied its logs
+    /// for a new term): it is behind until it fetches again — the sweep's seed 424, where a slave
+    /// that had failed to adopt the new term's history was published as in sync on connecting.
+    @Test func aReconnectingSlaveIsBehindUntilItFetchesAgain() {
+        var tracker = ReplicaTracker(settings: .init(synchronous: true, maxLagMs: 1000, minInSyncReplicas: 2))
+        _ = tracker.localDurable(p0, end: 100, now: at(0))
+        #expect(tracker.slaveConnected(1, now: at(0)) == [], "the master has data the slave has not reported")
+        #expect(tracker.slaveFetched(1, p0, offset: 100, now: at(1)) == [.inSyncChanged([1])])
+        #expect(tracker.slaveDisconnected(1, now: at(2)) == [.inSyncChanged([])])
+        #expect(tracker.slaveConnected(1, now: at(3)) == [], "position 100 was the old connection's")
+        #expect(tracker.position(of: 1, p0) == nil)
+        #expect(tracker.slaveFetched(1, p0, offset: 100, now: at(4)) == [.inSyncChanged([1])])
+        #expect(tracker.checkInvariants().isEmpty)
+    }
+
+    /// Failover: a put is answered only once a slave that may take over (the published set) has
+    /// it; a slave in sync but not yet published holds puts back without refusing them.
+    @Test func withFailoverPutsWaitForThePublishedSetWithoutRefusals() {
+        var tracker = ReplicaTracker(settings: .init(synchronous: true, maxLagMs: 1000, minInSyncReplicas: 2,
+                                                     answerOnlyWithPublished: true))
+        _ = tracker.slaveFetched(1, p0, offset: 0, now: at(0))
+        _ = tracker.localDurable(p0, end: 50, now: at(1))
+        _ = tracker.slaveFetched(1, p0, offset: 50, now: at(2))
+        #expect(tracker.inSync == [1] && tracker.published == [])
+        #expect(tracker.putWaiting(token: 1, p0, end: 50, now: at(3)) == [], "slave 1 has it but may not take over yet")
+        #expect(tracker.inSyncPublished([1], now: at(4)) == [.answer(token: 1)])
+        #expect(tracker.putWaiting(token: 2, p0, end: 50, now: at(5)) == [.answer(token: 2)])
+        // Without the setting (no election), the in-sync slave alone suffices.
+        var plain = ReplicaTracker(settings: .init(synchronous: true, maxLagMs: 1000, minInSyncReplicas: 2))
+        _ = plain.slaveFetched(1, p0, offset: 0, now: at(0))
+        #expect(plain.putWaiting(token: 3, p0, end: 0, now: at(1)) == [.answer(token: 3)])
+    }
+
     @Test func aDroppedSlaveHoldsPutsBackUntilASetWithoutItIsPublished() {
         var tracker = ReplicaTracker(settings: .init(synchronous: true, maxLagMs: 100, minInSyncReplicas: 2))
         _ = tracker.slaveFetched(1, p0, offset: 0, now: at(0))

@@ -4,25 +4,29 @@
 /// returns `CoordinationRequest`s with tags and is fed the replies, watches and session changes.
 ///
 /// Nodes (paths in `Settings`):
-/// - the term node `<swiftRoot>/brokers/<id>/term` — the authority: decimal term, raised only by
-///   a compare-and-set from the value read to that value plus one, so each term has exactly one
-///   broker whose CAS wrote it: its **owner**;
+/// - the term node `<swiftRoot>/brokers/<id>/term` — the authority: a `Record` holding the term,
+///   its **owner** (the broker whose compare-and-set wrote it) and the in-sync set (the slaves
+///   that may take over). Changed only by compare-and-set from the version read: a claim writes
+///   the next term, the owner republishes its in-sync set in its term. Both in one node, so a
+///   claim based on a set and a leader's change of that set cannot both succeed (the leader
+///   cannot drop a slave, answer puts without it, and still lose the term to it);
 /// - the original's master node `ids/<id>/master` (§3.1) — the advertisement: ephemeral, data
-///   the leader's URI, what original clients follow;
-/// - the in-sync node `<swiftRoot>/brokers/<id>/in-sync` — the slave ids the leader says are in
-///   sync, which alone may take over without an operator.
+///   the leader's URI, what original clients follow.
 ///
-/// Every machine reads the three nodes with a watch and reads again whenever a watch fires; its
+/// Every machine reads both nodes with a watch and reads again whenever a watch fires; its
 /// decisions are made only on fresh reads (`decide`). Rules:
 /// 1. **Only the owner of a term accepts puts in it**, and only after its URI is in the master
 ///    node. Hence no two brokers accept puts for one broker id in the same term.
 /// 2. A configured master at start claims a new term unless the master node holds another URI
-///    (a slave took over while it was down): then it follows that broker (rejoin).
-/// 3. A follower claims when the master node is absent and its id is in the in-sync set.
-/// 4. Claiming: CAS the term read to term + 1. `badVersion` means another broker won: go back
-///    (a follower to following, a configured master to its start decision) and claim again no
-///    sooner than `retryDelayMs` later, with fresh reads, only if rule 2 or 3 still says so.
-///    A CAS whose outcome is unknown (connection loss) is treated as lost.
+///    (a slave took over while it was down): then it follows that broker (rejoin). With
+///    `cleanTakeoverOnly` it claims only when it may take over (rule 10); else it waits.
+/// 3. A follower claims when the master node is absent and it may take over (rule 10).
+/// 4. Claiming: CAS the record read to term + 1, owner ourselves, the in-sync set carried over
+///    (without ourselves). `badVersion` means another broker won: go back (a follower to
+///    following, a configured master to its start decision) and claim again no sooner than
+///    `retryDelayMs` later, with fresh reads, only if rule 2 or 3 still says so. A CAS whose
+///    outcome is unknown (connection loss) is treated as lost; if it did apply, the record names
+///    us its owner and rule 10 lets us claim the next term.
 /// 5. Holding term T: master node absent → create it with our URI; holding our URI → accept
 ///    (created by this session) or delete it first (left by an earlier session); holding another
 ///    URI → wait for it to go (the older leader steps down by rule 6, or its session ends); a
@@ -36,13 +40,21 @@
 ///    steps down by rule 6 when its term watch fires.
 /// 9. A follower deletes a master node holding its own URI (left from its own earlier leadership),
 ///    so the term owner can advertise.
+/// 10. **Who may take over** (`mayTakeOver`): the owner of the current term whose logs are intact
+///    (nobody wrote a term since it was eligible to claim this one, so no put was answered
+///    without it, and a deposed leader of an earlier term waited for it); a slave of
+///    the current in-sync set whose logs are intact; a configured master at start while no
+///    in-sync set was ever published (`.never`: nothing was ever answered as replicated). Logs are intact
+///    when the broker's replication-term file exists (`logsConsistent`): a destroyed disk has
+///    none. The in-sync set a synchronous leader publishes holds every slave with every answered
+///    put: the node's high watermark waits for the published slaves, and with
+///    `cleanTakeoverOnly` a set smaller than `minInSyncSlaves` is merged with the one before.
 public struct BrokerElection: Sendable {
     public let settings: Settings
     var mode: Mode = .idle
     var connected = false
     var term: Observed<TermValue> = .unknown
     var master: Observed<String> = .unknown
-    var inSync: Observed<[Int]> = .unknown
     /// Requests in flight (at most one read per watched node plus one write), oldest first.
     var inFlight: [(tag: UInt64, purpose: Purpose)] = []
     var nextTag: UInt64 = 1
@@ -55,8 +67,13 @@ public struct BrokerElection: Sendable {
     var promoting = false
     /// True while the claim is a configured master's at start: a lost race returns to `.starting`.
     var claimAtStart = false
-    /// The in-sync set to write while leading (nil: nothing to write).
-    var pendingPublish: [Int]?
+    /// The in-sync set the node last reported in this term while leading (nil: none yet). The
+    /// leader writes `publishable(reported)` whenever the record holds another set.
+    var reported: [Int]?
+    /// The term the broker's logs are consistent with (nil: none — a new or destroyed disk).
+    public private(set) var logsTerm: Int64?
+    /// The record and logs for which "may not take over" was last said (said once per change).
+    var refusalNoticed: (record: Record?, logs: Int64?)?
     /// Nothing is sent before this (after a failed request).
     var blockedUntil: Instant?
     /// A follower does not claim before this (after losing a race).
@@ -69,14 +86,38 @@ public struct BrokerElection: Sendable {
     /// The highest term this machine has read or written.
     public private(set) var highestTerm: Int64 = 0
 
-    public init(settings: Settings) {
+    public init(settings: Settings, logsTerm: Int64? = nil) {
         self.settings = settings
+        self.logsTerm = logsTerm
     }
 
-    /// Whether the last in-sync set read names this broker's follower id.
+    /// Whether the last record read names this broker's follower id in its in-sync set.
     public var isInSync: Bool {
-        guard let id = settings.followerId, case .value(let ids) = inSync else { return false }
-        return ids.contains(id)
+        guard let id = settings.followerId, case .value(let value) = term else { return false }
+        return value.record.ids.contains(id)
+    }
+
+    /// Rule 10 on the last record read (nil: no term node yet).
+    func mayTakeOver(_ current: Record?) -> Bool {
+        let atStart = mode == .starting
+        guard let current, current.term >= 1 else { return settings.role == .master && atStart }
+        if current.owner == settings.uri, logsTerm != nil { return true }
+        if let id = settings.followerId, current.ids.contains(id), logsTerm != nil { return true }
+        // Nothing was ever answered as replicated: the configured master starts whatever its
+        // logs (its disk may have been replaced); while following it waits like any follower.
+        return current.inSync == .never && settings.role == .master && atStart
+    }
+
+    /// The in-sync set to publish for the node's `ids`, given the record's present one: with
+    /// `cleanTakeoverOnly`, never fewer than `minInSyncSlaves` (the slaves published before stay
+    /// while too few are in sync — they hold every answered put); `.never` stays until a slave
+    /// is first in sync.
+    func publishable(_ ids: [Int], over present: Record.InSync) -> Record.InSync {
+        if ids.isEmpty, present == .never { return .never }
+        if settings.cleanTakeoverOnly, ids.count < settings.minInSyncSlaves, case .ids(let before) = present {
+            return .ids(Self.normalized(ids + before))
+        }
+        return .ids(ids)
     }
 
     /// The term this broker owns (leading or about to), nil when it owns none.
@@ -131,7 +172,9 @@ extension BrokerElection {
         case .coordination(.watch(let event)):
             for watched in Watched.allCases where path(watched) == event.path { forget(watched) }
         case .publishInSync(let ids):
-            if case .leading = mode { pendingPublish = Self.normalized(ids) }
+            if case .leading = mode { reported = Self.normalized(ids) }
+        case .logsConsistent(let logs):
+            logsTerm = logs
         case .promote(let force):
             promote = (force, true)
         case .tick:
@@ -149,7 +192,6 @@ extension BrokerElection {
         switch watched {
         case .term: return settings.termPath
         case .master: return settings.masterPath
-        case .inSync: return settings.inSyncPath
         }
     }
 
@@ -160,7 +202,6 @@ extension BrokerElection {
         switch watched {
         case .term: term = .unknown
         case .master: master = .unknown
-        case .inSync: inSync = .unknown
         }
     }
 
@@ -212,23 +253,21 @@ extension BrokerElection {
             switch watched {
             case .term: term = .absent
             case .master: master = .absent
-            case .inSync: inSync = .value([])
             }
         case .versionedData(let data, let version) where watched == .term:
-            guard let value = Self.decimal(data) else {
+            guard let record = Record.parse(data) else {
                 actions.append(.notice("broker \(settings.brokerId): term node holds \(Self.text(data)), not a term"))
                 block(now)
                 return
             }
-            term = .value(TermValue(term: value, version: version))
+            let value = record.term
+            term = .value(TermValue(record: record, version: version))
             if value < highestTerm {
                 actions.append(.notice("broker \(settings.brokerId): term went back from \(highestTerm) to \(value): was the term node deleted?"))
             }
             highestTerm = max(highestTerm, value)
         case .data(let data) where watched == .master:
             master = .value(Self.text(data))
-        case .data(let data) where watched == .inSync:
-            inSync = .value(Self.slaveIds(data))
         case .failed(.sessionExpired):
             session(.expired, &actions)
         default:
@@ -246,19 +285,28 @@ extension BrokerElection {
             send(.write(.ensurePath(MetaZooKeeperLayout.ancestors(of: settings.termPath))), &actions)
         case (.createMaster, .failed(.noNode)):
             send(.write(.ensurePath(MetaZooKeeperLayout.ancestors(of: settings.masterPath))), &actions)
-        case (.createInSync, .failed(.noNode)):
-            send(.write(.ensurePath(MetaZooKeeperLayout.ancestors(of: settings.inSyncPath))), &actions)
         case (.createTerm, _):
             forget(.term)
             if case .failed(let error) = reply, error != .nodeExists { block(now) }
-        case (.cas(let t, let version), .dataSet):
-            // Rule 1: this broker alone wrote `t`.
-            term = .value(TermValue(term: t, version: version &+ 1))
+        case (.cas(let record, let version), .dataSet):
+            let t = record.term
+            term = .value(TermValue(record: record, version: version &+ 1))
             highestTerm = max(highestTerm, t)
-            if mode == .claiming { mode = .holding(term: t) }
-            actions.append(.notice("broker \(settings.brokerId): owns term \(t)"))
-        case (.cas(let t, _), _):
-            // Lost (bad version), or unknown (connection loss): not ours either way (rule 4).
+            if mode == .claiming {
+                // Rule 1: this broker alone wrote `t`.
+                mode = .holding(term: t)
+                actions.append(.notice("broker \(settings.brokerId): owns term \(t)"))
+            } else if case .leading(let led) = mode, led == t {
+                // The owner's publish: these slaves may take over from now on.
+                actions.append(.notice("broker \(settings.brokerId): in-sync set of term \(t) is now "
+                    + (record.inSync == .never ? "none yet" : "[\(record.ids.map(String.init).joined(separator: ","))]")))
+                actions.append(.inSyncPublished(record.ids))
+            }
+        case (.cas(let record, _), _):
+            // Lost (bad version), or unknown (connection loss): not ours either way (rule 4). A
+            // leader's publish that lost re-reads: a newer term deposes it (rule 6), else it
+            // writes again on the fresh version.
+            let t = record.term
             forget(.term)
             if mode == .claiming {
                 mode = claimAtStart ? .starting : .following
@@ -281,13 +329,6 @@ extension BrokerElection {
         case (.deleteMaster, .deleted), (.deleteMaster, .failed(.noNode)):
             mayOwnMaster = false
             forget(.master)
-        case (.setInSync(let ids), .dataSet), (.createInSync(let ids), .created):
-            if pendingPublish == ids { pendingPublish = nil }
-            if case .leading = mode { actions.append(.inSyncPublished(ids)) }
-        case (.setInSync(let ids), .failed(.noNode)):
-            send(.write(.createInSync(ids)), &actions)
-        case (.createInSync, .failed(.nodeExists)):
-            break
         default:
             block(now)
         }
@@ -305,7 +346,7 @@ extension BrokerElection {
         for watched in Watched.allCases where isUnknown(watched) && !isReading(watched) {
             send(.read(watched, exists: false), &actions)
         }
-        guard term != .unknown, master != .unknown, inSync != .unknown else { return }
+        guard term != .unknown, master != .unknown else { return }
         var current: TermValue?
         if case .value(let value) = term { current = value }
         var steps = 0
@@ -318,7 +359,6 @@ extension BrokerElection {
         switch watched {
         case .term: return term == .unknown
         case .master: return master == .unknown
-        case .inSync: return inSync == .unknown
         }
     }
 
@@ -335,6 +375,17 @@ extension BrokerElection {
         case .idle:
             return false
         case .starting:
+            if promote.pending {
+                promote.pending = false
+                if promote.force || mayTakeOver(current?.record) {
+                    mode = .claiming
+                    claimAtStart = true
+                    promoting = true
+                    actions.append(.notice("broker \(id): promoted by operator"))
+                    return true
+                }
+                actions.append(.notice("broker \(id): promote refused: it may not hold every acknowledged message (use force)"))
+            }
             // Rule 2.
             if let other {
                 actions.append(.notice("broker \(id): \(other) holds the master node: rejoining as its slave"))
@@ -344,20 +395,25 @@ extension BrokerElection {
             }
             // After a lost race, claim again once the delay has passed (rule 4).
             guard claimNotBefore == nil else { return false }
+            if settings.cleanTakeoverOnly, !mayTakeOver(current?.record) {
+                noticeRefusal(current?.record, &actions)
+                return false
+            }
             mode = .claiming
             claimAtStart = true
             return true
         case .following:
             if promote.pending {
                 promote.pending = false
-                if promote.force || isInSync {
+                if promote.force || mayTakeOver(current?.record) {
                     mode = .claiming
                     promoting = true
                     followedMaster = nil
                     actions.append(.notice("broker \(id): promoted by operator"))
                     return true
                 }
-                actions.append(.notice("broker \(id): promote refused: not in the in-sync set (use force)"))
+                actions.append(.notice("broker \(id): promote refused: it may not hold every acknowledged message "
+                    + "(neither the owner of the term with its logs nor in the in-sync set; use force)"))
             }
             if let other, followedMaster != other {
                 followedMaster = other
@@ -369,8 +425,12 @@ extension BrokerElection {
                 return false
             }
             // Rule 3.
-            if master == .absent, isInSync, claimNotBefore == nil {
-                actions.append(.notice("broker \(id): master node gone and in sync: taking over"))
+            if master == .absent, claimNotBefore == nil {
+                guard mayTakeOver(current?.record) else {
+                    noticeRefusal(current?.record, &actions)
+                    return false
+                }
+                actions.append(.notice("broker \(id): master node gone and it may take over: claiming"))
                 mode = .claiming
                 followedMaster = nil
                 return true
@@ -388,7 +448,12 @@ extension BrokerElection {
                 return true
             }
             if let current {
-                send(.write(.cas(term: current.term + 1, version: current.version)), &actions)
+                // Rule 4: the slaves that held every answered put stay eligible until the new
+                // leader publishes its own set.
+                var carried = current.record.inSync
+                if case .ids(let ids) = carried { carried = .ids(ids.filter { $0 != settings.followerId }) }
+                let record = Record(term: current.term + 1, owner: settings.uri, inSync: carried)
+                send(.write(.cas(record, version: current.version)), &actions)
             } else {
                 // The first claim of this broker id: the term node starts at 0.
                 send(.write(.createTerm), &actions)
@@ -410,8 +475,10 @@ extension BrokerElection {
                 promoting = false
                 acceptingTerm = t
                 followedMaster = nil
-                // A new term starts with no slave known in sync with this leader.
-                pendingPublish = []
+                refusalNoticed = nil
+                reported = nil
+                // The node's high watermark waits for these slaves before its first answer.
+                actions.append(.inSyncPublished(current.record.ids))
                 actions.append(.acceptPuts(term: t))
                 return true
             }
@@ -440,12 +507,26 @@ extension BrokerElection {
             if !isWriting {
                 if master == .absent {
                     send(.write(.createMaster), &actions)
-                } else if let ids = pendingPublish {
-                    send(.write(.setInSync(ids)), &actions)
+                } else if let ids = reported {
+                    let target = publishable(ids, over: current.record.inSync)
+                    if target != current.record.inSync {
+                        let record = Record(term: t, owner: settings.uri, inSync: target)
+                        send(.write(.cas(record, version: current.version)), &actions)
+                    }
                 }
             }
             return false
         }
+    }
+
+    /// Rule 10 said no: once per record and logs, for the operator.
+    mutating func noticeRefusal(_ record: Record?, _ actions: inout [Action]) {
+        guard refusalNoticed == nil || refusalNoticed!.record != record || refusalNoticed!.logs != logsTerm else { return }
+        refusalNoticed = (record, logsTerm)
+        let logs = logsTerm.map { "logs consistent with term \($0)" } ?? "no replication-term file (new or lost disk)"
+        actions.append(.notice("broker \(settings.brokerId): may not take over term \(record?.term ?? 0) "
+            + "(owner \(record?.owner ?? "none"), in-sync \(record.map { String(decoding: $0.data, as: UTF8.self) } ?? "none"); \(logs)): "
+            + "waiting for a broker that holds every acknowledged message, or `metaq admin promote --force`"))
     }
 
     mutating func send(_ purpose: Purpose, _ actions: inout [Action]) {
@@ -457,16 +538,14 @@ extension BrokerElection {
         case .read(let watched, false): request = .getData(path: path(watched), watch: true)
         case .read(let watched, true): request = .exists(path: path(watched), watch: true)
         case .write(.ensurePath(let paths)): request = .create(path: paths[0], data: nil, mode: .persistent)
-        case .write(.createTerm): request = .create(path: settings.termPath, data: Array("0".utf8), mode: .persistent)
-        case .write(.cas(let t, let version)):
-            request = .setDataAtVersion(path: settings.termPath, data: Array("\(t)".utf8), version: version)
+        case .write(.createTerm):
+            request = .create(path: settings.termPath, data: Record(term: 0, owner: nil, inSync: .never).data, mode: .persistent)
+        case .write(.cas(let record, let version)):
+            request = .setDataAtVersion(path: settings.termPath, data: record.data, version: version)
         case .write(.createMaster):
             mayOwnMaster = true
             request = .create(path: settings.masterPath, data: Array(settings.uri.utf8), mode: .ephemeral)
         case .write(.deleteMaster): request = .delete(path: settings.masterPath)
-        case .write(.setInSync(let ids)): request = .setData(path: settings.inSyncPath, data: Self.csv(ids))
-        case .write(.createInSync(let ids)):
-            request = .create(path: settings.inSyncPath, data: Self.csv(ids), mode: .persistent)
         }
         inFlight.append((tag, purpose))
         actions.append(.coordinate(request, tag: tag))
@@ -499,6 +578,4 @@ extension BrokerElection {
         for id in ids.sorted() where id >= 0 && result.last != id { result.append(id) }
         return result
     }
-
-    static func csv(_ ids: [Int]) -> [UInt8] { Array(ids.map(String.init).joined(separator: ",").utf8) }
 }

@@ -27,6 +27,17 @@ extension BrokerElection {
         /// --failover-canary`): a follower that takes over adopts the term it read instead of
         /// raising it by a compare-and-set, breaking rule 1 — two brokers accept puts in one term.
         public var canaryTakeOverWithoutNewTerm = false
+        /// Synchronous replication with `minInSyncReplicas` ≥ 2: only a broker that holds every
+        /// acknowledged put may take over — the owner of the current term with its logs, or a
+        /// slave of the term's in-sync set with its logs (never the configured master merely
+        /// because it starts). False (asynchronous, or `minInSyncReplicas=1`): a configured master
+        /// claims at start as before, and a takeover may lose the unreplicated tail.
+        public var cleanTakeoverOnly = false
+        /// With `cleanTakeoverOnly`: the fewest slaves the published in-sync set keeps
+        /// (`minInSyncReplicas` − 1). A smaller set from the leader is merged with the one
+        /// published before, so the slaves that hold every acknowledged put stay eligible while
+        /// too few are in sync for new puts to be answered.
+        public var minInSyncSlaves = 1
 
         public init(brokerId: Int, uri: String, role: Role, rejoinSlaveId: Int? = nil,
                     layout: MetaZooKeeperLayout = MetaZooKeeperLayout(), swiftRoot: String = "/metaq-swift",
@@ -48,12 +59,12 @@ extension BrokerElection {
 
         /// `<swiftRoot>/brokers/<id>`: persistent, no data.
         public var electionPath: String { swiftRoot + "/brokers/\(brokerId)" }
-        /// Persistent; data the decimal term. Created with "0"; only ever changed by a
-        /// compare-and-set to the value read plus one. Never delete it: terms would repeat.
+        /// Persistent; data a `Record` (`term=<T> owner=<uri> in-sync=<ids>`). Created with term
+        /// 0; only ever changed by a compare-and-set from the version read: by a claimant to the
+        /// next term, or by the term's owner to publish its in-sync set. One node, so a claim and
+        /// a change of the in-sync set can never both succeed from the same state. Never delete
+        /// it: terms would repeat.
         public var termPath: String { electionPath + "/term" }
-        /// Persistent; data the comma-separated ids of the slaves in sync with the leader of the
-        /// current term ("" for none), written by the leader only.
-        public var inSyncPath: String { electionPath + "/in-sync" }
         /// The original's ephemeral master node (§3.1): data the leader's URI.
         public var masterPath: String { layout.masterPath(brokerId) }
     }
@@ -79,6 +90,9 @@ extension BrokerElection {
         /// The leader's current in-sync slaves (the replication layer decides who is in sync).
         /// Written to the in-sync node while this broker leads; ignored otherwise.
         case publishInSync([Int])
+        /// The term the broker's logs are consistent with (`<dataPath>/replication-term`; nil when
+        /// the file is missing — a new or destroyed disk). Decides whether it may take over.
+        case logsConsistent(term: Int64?)
         /// Operator switchover (`metaq admin promote`): claim a new term even though the master
         /// is alive. Without `force`, only a follower in the in-sync set may do so.
         case promote(force: Bool)
@@ -101,9 +115,9 @@ extension BrokerElection {
         case notice(String)
     }
 
-    /// The three nodes every machine reads and keeps a watch on.
+    /// The two nodes every machine reads and keeps a watch on.
     enum Watched: Equatable, Hashable, Sendable, CaseIterable {
-        case term, master, inSync
+        case term, master
     }
 
     /// What the machine knows of a node: not read since the last change, absent, or its data.
@@ -113,9 +127,75 @@ extension BrokerElection {
         case value(Value)
     }
 
+    /// The term node's data: the term, the broker whose compare-and-set wrote it, and the slaves
+    /// that may take over from it.
+    public struct Record: Equatable, Sendable {
+        /// Who may take over from the term's owner.
+        public enum InSync: Equatable, Sendable {
+            /// No in-sync set was ever published for this broker id: no put was ever answered
+            /// as synchronously replicated, so a configured master may claim whatever its logs.
+            case never
+            case ids([Int])
+        }
+
+        public var term: Int64
+        /// The URI of the broker that wrote `term` (nil for term 0 or a record of an earlier
+        /// version of ours, which held the bare term).
+        public var owner: String?
+        public var inSync: InSync
+
+        public init(term: Int64, owner: String?, inSync: InSync) {
+            self.term = term
+            self.owner = owner
+            self.inSync = inSync
+        }
+
+        public var ids: [Int] {
+            if case .ids(let ids) = inSync { return ids }
+            return []
+        }
+
+        /// `term=<T> owner=<uri> in-sync=<ids|->`.
+        public var data: [UInt8] {
+            var text = "term=\(term)"
+            if let owner { text += " owner=\(owner)" }
+            switch inSync {
+            case .never: text += " in-sync=-"
+            case .ids(let ids): text += " in-sync=" + ids.map(String.init).joined(separator: ",")
+            }
+            return Array(text.utf8)
+        }
+
+        /// Parses the term node: the record above, or a bare decimal term (an earlier version's
+        /// node: no owner, an empty in-sync set — the safe reading). Nil when malformed.
+        public static func parse(_ data: [UInt8]?) -> Record? {
+            let text = String(decoding: data ?? [], as: UTF8.self).trimmingWhitespace
+            if !text.contains("=") {
+                return BrokerElection.decimal(data).map { Record(term: $0, owner: nil, inSync: .ids([])) }
+            }
+            var term: Int64?
+            var owner: String?
+            var inSync = InSync.ids([])
+            for field in text.split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" }) {
+                guard let equals = field.firstIndex(of: "=") else { return nil }
+                let key = field[..<equals]
+                let value = String(field[field.index(after: equals)...])
+                switch key {
+                case "term": term = BrokerElection.decimal(Array(value.utf8))
+                case "owner": owner = value.isEmpty ? nil : value
+                case "in-sync": inSync = value == "-" ? .never : .ids(BrokerElection.slaveIds(Array(value.utf8)))
+                default: continue  // a later version's field
+                }
+            }
+            guard let term else { return nil }
+            return Record(term: term, owner: owner, inSync: inSync)
+        }
+    }
+
     struct TermValue: Equatable, Sendable {
-        var term: Int64
+        var record: Record
         var version: Int32
+        var term: Int64 { record.term }
     }
 
     /// The one write in flight.
@@ -123,12 +203,11 @@ extension BrokerElection {
         /// Persistent ancestors still to create (no data), first one in flight.
         case ensurePath([String])
         case createTerm
-        /// Compare-and-set of the term node from `version` to `term`.
-        case cas(term: Int64, version: Int32)
+        /// Compare-and-set of the term node from `version` to `record`: a claim (a new term) or
+        /// the owner publishing its in-sync set (same term).
+        case cas(Record, version: Int32)
         case createMaster
         case deleteMaster
-        case setInSync([Int])
-        case createInSync([Int])
     }
 
     enum Purpose: Equatable, Sendable {

@@ -29,11 +29,17 @@ public struct ReplicaTracker: Sendable {
         /// answered; with fewer, waiting puts are refused. 1 favours availability (the master
         /// alone answers); the default 2 is the safe one — a put is on two disks before its answer.
         public var minInSyncReplicas: Int
+        /// Failover: a put is answered only once `minInSyncReplicas` − 1 slaves are also in the
+        /// published set (`inSyncPublished`), the slaves that may take over. Until the election
+        /// has written a slave that joined, puts wait for it rather than being refused.
+        public var answerOnlyWithPublished: Bool
 
-        public init(synchronous: Bool = false, maxLagMs: Int64 = 10_000, minInSyncReplicas: Int = 2) {
+        public init(synchronous: Bool = false, maxLagMs: Int64 = 10_000, minInSyncReplicas: Int = 2,
+                    answerOnlyWithPublished: Bool = false) {
             self.synchronous = synchronous
             self.maxLagMs = maxLagMs
             self.minInSyncReplicas = max(1, minInSyncReplicas)
+            self.answerOnlyWithPublished = answerOnlyWithPublished
         }
     }
 
@@ -76,14 +82,14 @@ public struct ReplicaTracker: Sendable {
 
     // MARK: Events
 
-    /// A slave connected (its first fetch will say where it is).
+    /// A slave connected (its first fetch will say where it is). What an earlier connection
+    /// reported says nothing now: the slave may have cut or re-copied its logs since (a new
+    /// term's history), so it starts behind on every partition the master has data in.
     public mutating func slaveConnected(_ slaveId: Int, now: Instant) -> [Decision] {
-        if slaves[slaveId] == nil {
-            var slave = Slave()
-            slave.behind = Set(localEnd.filter { $0.value > 0 }.keys)
-            slaves[slaveId] = slave
-        }
-        slaves[slaveId]!.connected = true
+        var slave = Slave()
+        slave.behind = Set(localEnd.filter { $0.value > 0 }.keys)
+        slave.connected = true
+        slaves[slaveId] = slave
         return reevaluate(now, drain: nil)
     }
 
@@ -123,7 +129,7 @@ public struct ReplicaTracker: Sendable {
         guard settings.synchronous else { return [.answer(token: token)] }
         // The hot path of a synchronous put: no scan of slaves or partitions.
         if inSync.count + 1 < settings.minInSyncReplicas { return [.refuse(token: token, text: Self.disconnectedText)] }
-        if waiting[partition] == nil, end <= highWatermark(partition) { return [.answer(token: token)] }
+        if waiting[partition] == nil, publishedEnough, end <= highWatermark(partition) { return [.answer(token: token)] }
         // Puts reach here in offset order per partition (the node answers a log's puts in order);
         // one that does not is placed where it belongs rather than trusted blindly. In place: a
         // copy of the queue per put would make a long queue quadratic.
@@ -162,6 +168,12 @@ public struct ReplicaTracker: Sendable {
         for id in inSync { mark = min(mark, slaves[id]?.positions[partition] ?? 0) }
         for id in published where !inSync.contains(id) { mark = min(mark, slaves[id]?.positions[partition] ?? 0) }
         return mark
+    }
+
+    /// Whether enough slaves that may take over are published (always, without
+    /// `answerOnlyWithPublished`).
+    var publishedEnough: Bool {
+        !settings.answerOnlyWithPublished || published.count + 1 >= settings.minInSyncReplicas
     }
 
     /// The election wrote `ids` as the in-sync set: puts that waited only for slaves outside it
@@ -223,6 +235,8 @@ public struct ReplicaTracker: Sendable {
     /// slave is gone, §6.2, so the producer retries elsewhere or later).
     mutating func drainWaiting(_ partition: TopicPartition, _ decisions: inout [Decision]) {
         let enoughCopies = inSync.count + 1 >= settings.minInSyncReplicas
+        // Enough in sync but not yet published: wait for the election's write, refuse nothing.
+        if enoughCopies, !publishedEnough { return }
         let mark = enoughCopies ? highWatermark(partition) : Int64.min
         while let first = waiting[partition]?.first {
             if enoughCopies {

@@ -332,7 +332,7 @@ final class SimBroker {
         case .connectToMaster(let link, let uri): connectToMaster(link, uri: uri)
         case .sendToMaster(let link, let frame): sendToMaster(link, frame)
         case .closeMasterLink(let link): closeMasterLink(link)
-        case .publishInSync, .promote:
+        case .publishInSync, .promote, .logsConsistent:
             if election != nil, let event = ElectionDriver.electionEvent(for: action) { sim.electionHandle(self, event) }
         }
     }

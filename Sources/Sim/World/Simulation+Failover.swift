@@ -54,12 +54,10 @@ extension Simulation {
         guard let node = broker.node else { return }
         var slaveId: Int?
         if case .slave(_, let id) = broker.role { slaveId = id }
-        var settings = BrokerElection.Settings(brokerId: broker.brokerId, uri: broker.uri,
-                                               role: slaveId.map { .slave(slaveId: $0) } ?? .master,
-                                               rejoinSlaveId: broker.config.replication.rejoinSlaveId, layout: layout,
-                                               retryDelayMs: 100)
+        var settings = BrokerElection.Settings.electionSettings(config: broker.config, uri: broker.uri, layout: layout)
+        settings.retryDelayMs = 100
         settings.canaryTakeOverWithoutNewTerm = bugs.contains(.failoverTakeOverWithoutNewTerm)
-        broker.election = ElectionDriver(settings: settings)
+        broker.election = ElectionDriver(settings: settings, logsTerm: node.electionLogsTerm)
         broker.registration = BrokerRegistration(settings: .init(
             brokerId: broker.brokerId, uri: broker.uri, configChecksum: node.configChecksum, topics: node.topicsToRegister(),
             retryDelayMs: 100, role: slaveId.map { .slave(slaveId: $0) } ?? .master, masterNodeByElection: true))

@@ -157,8 +157,17 @@ extension BrokerNode {
             }
         }
         replica.bytesCut += cut
-        // The fetcher starts over from the logs as they are now.
+        // The fetcher starts over from the logs as they are now, and what the old one asked is
+        // forgotten: an answer to a fetch sent before this hello (the fetcher wakes on a new link
+        // before the hello is answered) carries the bytes at the offset it asked for, and the new
+        // fetcher would take them for the bytes at the end of the cut or re-created copy (the
+        // failover sweep's seed 4438: a slave re-created t0-0 at 0, then stored there the bytes
+        // its fetch at 133 brought).
         replica.fetcher = ReplicaFetcher(settings: replica.fetcher.settings)
+        replica.pending = replica.pending.filter {
+            if case .partitions = $0.value.request { return true }
+            return false
+        }
         saveConsistentTerm(term, &actions)
         return true
     }

@@ -49,6 +49,9 @@ final class ReplicaState {
     var bytesCut: Int64 = 0
     /// The problem reported last (reported again only after a success).
     var lastProblem: String?
+    /// Whether the master answered this link's first hello (and its history, an elected
+    /// leader's, was adopted): until then this slave fetches nothing from it.
+    var helloAnswered = false
 
     static let refreshMs: Int64 = 1000
     /// An empty answer that took this long was held by the master (`fetchHoldMs`).
@@ -133,6 +136,15 @@ extension BrokerNode {
         replica.link = .open(link)
         replica.linksOpened += 1
         actions.append(.notice(.replication("connected to master \(replica.masterURI ?? "?")")))
+        // Nothing is fetched on a new link before the master's answer to the hello: a master
+        // elected for failover hands its history there, and bytes copied before it is adopted
+        // are bytes of a term this copy does not follow yet (the failover sweep's seed 575: a
+        // slave copied the new leader's term-3 bytes over the old one's link state, never read
+        // term 3's history, led term 4 saying its logs followed term 1, and the deposed master
+        // kept a term-1 tail under those bytes). The fetcher starts again from the logs as they
+        // are, once the answer names the partitions.
+        replica.fetcher = ReplicaFetcher(settings: replica.fetcher.settings)
+        replica.helloAnswered = false
         askForPartitions(replica, clock, &actions)
         armReplicationTimer(clock, &actions)
     }
@@ -165,7 +177,11 @@ extension BrokerNode {
 
     func askForPartitions(_ replica: ReplicaState, _ clock: NodeClock, _ actions: inout [Action]) {
         replica.refreshAt = nil
-        let item = Self.slaveHelloPrefix + "\(replica.settings.slaveId)-\(replica.masterEnds.count)"
+        // The first hello on a link claims to know no partition, so that the master answers it at
+        // once instead of holding it while its partitions do not change (this slave fetches
+        // nothing until then; the count it knew came from another link, perhaps another master).
+        let known = replica.helloAnswered ? replica.masterEnds.count : 0
+        let item = Self.slaveHelloPrefix + "\(replica.settings.slaveId)-\(known)"
         send(.stats(StatsCommand(item: item, opaque: nil)), as: .partitions, replica, clock, &actions)
     }
 
@@ -222,6 +238,7 @@ extension BrokerNode {
                     return armReplicationTimer(clock, &actions)
                 }
             }
+            replica.helloAnswered = true
             replica.masterEnds = offsets.mapValues(\.max)
             replica.masterStarts = offsets.mapValues(\.min)
             var localEnds: [TopicPartition: Int64] = [:]
@@ -275,7 +292,7 @@ extension BrokerNode {
             } else {
                 replica.atEnd.remove(partition)
             }
-            performFetcher(replica.fetcher.answered(partition, answer, now: clock.now), replica, clock, &actions)
+            performFetcher(replica.fetcher.answered(partition, answer, fetchedAt: offset, now: clock.now), replica, clock, &actions)
         }
         armReplicationTimer(clock, &actions)
     }

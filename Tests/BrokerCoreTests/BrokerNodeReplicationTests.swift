@@ -611,6 +611,93 @@ struct BrokerNodeFailoverTests {
         #expect(!pair.notices.contains { $0.contains("consistent with term 2 before") }, "\(pair.notices)")
     }
 
+    /// The failover sweep's seeds 575 and 4438: a slave away while its master led two more terms
+    /// reconnects. Its fetcher used to wake before the hello was answered and copy bytes of a term
+    /// whose history it had not read (another slave then led saying its logs followed term 1, and
+    /// a deposed master kept a tail under those bytes). On a new link nothing is fetched until the
+    /// hello's answer is read and its history adopted.
+    @Test func aSlaveFetchesNothingOnANewLinkBeforeTheHelloIsAnswered() throws {
+        let pair = try ReplicatedPair()
+        pair.handle(master: true, .leadership(.leading(term: 1)))
+        pair.handle(master: false, .leadership(.following(masterURI: "meta://master:8123")))
+        for i in 0..<3 { pair.put("term 1 message \(i)", opaque: Int32(i)) }
+        pair.advance(500)
+        pair.cutLink()
+        pair.pump()
+        // The master leads terms 2 and 3 while the slave is away: its logs stay two terms behind.
+        pair.handle(master: true, .leadership(.fenced(reason: "session expired")))
+        pair.handle(master: true, .leadership(.leading(term: 2)))
+        for i in 3..<6 { pair.put("term 2 message \(i)", opaque: Int32(i)) }
+        pair.handle(master: true, .leadership(.fenced(reason: "session expired")))
+        pair.handle(master: true, .leadership(.leading(term: 3)))
+        pair.put("term 3 message", opaque: 6)
+        pair.pump()
+        let before = try pair.bytes(pair.slaveDisk).bytes
+        // The link comes back; the answer to the hello (term 3's history) is held back.
+        var hello: Frame?
+        pair.tamper = { frame in
+            guard case .result(let result) = frame, String(decoding: result.body, as: UTF8.self).contains("term 3 previous 2")
+            else { return frame }
+            hello = frame
+            return .result(ResultResponse(code: StatusCode.success, text: "", opaque: Int32.max))
+        }
+        pair.linkUp = true
+        pair.advance(2000)
+        try #require(hello != nil && pair.link != nil)
+        #expect(try pair.bytes(pair.slaveDisk).bytes == before, "nothing copied before the history is read")
+        pair.tamper = nil
+        pair.inbox.append((false, .masterLinkFrame(link: pair.link!, hello!)))
+        pair.advance(1000)
+        #expect(pair.notices.contains { $0.contains("copying test-0 again from 0") }, "\(pair.notices)")
+        #expect(try pair.bytes(pair.slaveDisk).bytes == pair.bytes(pair.masterDisk).bytes)
+    }
+
+    /// The failover sweep's seed 4438 on one link: a fetch in flight when the hello's answer
+    /// makes the slave copy the partition again from 0 must not have its answer stored at 0 while
+    /// the fetch at 0 is in flight (the copies differed from the first record on). The history
+    /// forgets what was asked before it.
+    @Test func aFetchSentBeforeTheHistoryIsNotStoredInTheCopyTheHistoryRemade() throws {
+        let pair = try ReplicatedPair()
+        pair.handle(master: true, .leadership(.leading(term: 1)))
+        pair.handle(master: false, .leadership(.following(masterURI: "meta://master:8123")))
+        for i in 0..<3 { pair.put("term 1 message \(i)", opaque: Int32(i)) }
+        pair.advance(500)
+        #expect(try pair.bytes(pair.slaveDisk).bytes == pair.bytes(pair.masterDisk).bytes)
+        // Hold the answer to the next fetch that brings bytes, and the hello's answer for term 3.
+        var late: Frame?
+        var hello: Frame?
+        pair.tamper = { frame in
+            switch frame {
+            case .value(let value) where !value.body.isEmpty && late == nil:
+                late = frame
+            case .result(let result) where String(decoding: result.body, as: UTF8.self).contains("term 3 previous 2"):
+                hello = frame
+            default:
+                return frame
+            }
+            return .result(ResultResponse(code: StatusCode.success, text: "", opaque: Int32.max))
+        }
+        // The master leads term 2 (the slave's fetch brings its bytes, held back), then term 3;
+        // the slave, on the same link, hears of neither before the hello's answer.
+        pair.handle(master: true, .leadership(.fenced(reason: "session expired")))
+        pair.handle(master: true, .leadership(.leading(term: 2)))
+        for i in 3..<6 { pair.put("term 2 message \(i)", opaque: Int32(i)) }
+        pair.advance(100)
+        pair.handle(master: true, .leadership(.fenced(reason: "session expired")))
+        pair.handle(master: true, .leadership(.leading(term: 3)))
+        pair.advance(2000)
+        try #require(late != nil && hello != nil && pair.link != nil)
+        pair.tamper = nil
+        // The hello's answer first, then — while the fetch at 0 it causes is in flight — the late
+        // answer to the fetch at the old end.
+        pair.inbox.append((false, .masterLinkFrame(link: pair.link!, hello!)))
+        pair.inbox.append((false, .masterLinkFrame(link: pair.link!, late!)))
+        pair.advance(1000)
+        #expect(pair.notices.contains { $0.contains("copying test-0 again from 0") }, "\(pair.notices)")
+        #expect(try pair.bytes(pair.slaveDisk).bytes == pair.bytes(pair.masterDisk).bytes,
+                "the copy is the leader's log, byte for byte")
+    }
+
     @Test func aFencedLeaderRefusesPutsAndItsWaitingPutsAreRefused() throws {
         let pair = try ReplicatedPair(masterIni: "synchronous\nminInSyncReplicas=2")
         pair.handle(master: true, .leadership(.leading(term: 1)))

@@ -37,6 +37,24 @@ struct ReplicaFetcherTests {
         #expect(fetcher.durableEnd(p0) == 50 && fetcher.checkInvariants().isEmpty)
     }
 
+    /// The failover sweep's seed 1379: with two fetches of a partition in flight, the late
+    /// answer (to the fetch at 0) came once the first one's records were durable and the fetch at
+    /// their end was out — and was stored there, the same bytes a second time. An answer is taken
+    /// only for the offset in flight.
+    @Test func anAnswerToAFetchAtAnotherOffsetIsIgnored() {
+        var fetcher = ReplicaFetcher(settings: settings)
+        _ = fetcher.master(partitions: [p0], localEnds: [p0: 0], now: at(0))
+        let two = records(1...2)
+        #expect(fetcher.answered(p0, .bytes(two), fetchedAt: 0, now: at(1)) == [.append(p0, offset: 0, records: two),
+                                                                                .sync(p0, upTo: 50)])
+        #expect(fetcher.durable(p0, end: 50, now: at(2)) == [.fetch(p0, offset: 50, maxBytes: 64)])
+        #expect(fetcher.answered(p0, .bytes(two), fetchedAt: 0, now: at(3)).isEmpty, "a late answer to the fetch at 0")
+        #expect(fetcher.answered(p0, .atEnd, fetchedAt: 0, now: at(3)).isEmpty)
+        let next = records(3...3)
+        #expect(fetcher.answered(p0, .bytes(next), fetchedAt: 50, now: at(4)) == [.append(p0, offset: 50, records: next),
+                                                                                 .sync(p0, upTo: 75)])
+    }
+
     @Test func aRecordLargerThanTheFetchAsksForMoreUpToTheTransferLimit() {
         var fetcher = ReplicaFetcher(settings: settings)
         _ = fetcher.master(partitions: [p0], localEnds: [p0: 0], now: at(0))

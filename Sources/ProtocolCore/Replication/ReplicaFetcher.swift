@@ -118,9 +118,16 @@ public struct ReplicaFetcher: Sendable {
         return actions
     }
 
-    /// The master answered a request about `partition`.
-    public mutating func answered(_ partition: TopicPartition, _ answer: Answer, now: Instant) -> [Action] {
+    /// The master answered a request about `partition`; `fetchedAt`: the offset the answered
+    /// fetch asked for, when it is a fetch's answer. An answer to a fetch at another offset than
+    /// the one in flight is a late one (two fetches of a partition were in flight, or the copy was
+    /// cut since): its bytes belong at the offset it asked for, not at this fetch's, and it is
+    /// ignored (the failover sweep's seed 1379: a slave stored the same 563 bytes twice, at 1563
+    /// and at 2126).
+    public mutating func answered(_ partition: TopicPartition, _ answer: Answer, fetchedAt: Int64? = nil,
+                                  now: Instant) -> [Action] {
         guard var state = partitions[partition] else { return [] }
+        if let fetchedAt, case .fetching(let offset) = state.phase, offset != fetchedAt { return [] }
         var actions: [Action] = []
         switch (state.phase, answer) {
         case (.locating, .firstOffset(let offset)):

@@ -117,12 +117,6 @@ extension BrokerNode {
                       _ replica: ReplicaState, _ clock: NodeClock, _ actions: inout [Action]) -> Bool {
         guard consistentTerm != term else { return true }
         let oneTermBehind = consistentTerm == nil || consistentTerm == previous
-        if !oneTermBehind || stores.partitions.contains(where: { starts[$0] == nil && (stores.log($0)?.writtenOffset ?? 0) > 0 }) {
-            // Partitions will be copied again: say so durably first, so this broker never takes
-            // over with a half copy (the sweep's seed 4341), not even after a restart.
-            guard markCopying(true, &actions) else { return false }
-            replica.atEnd = []
-        }
         var cut: Int64 = 0
         for partition in stores.partitions {
             guard let log = stores.log(partition), syncing[partition] == nil else {
@@ -143,6 +137,12 @@ extension BrokerNode {
                     actions.append(.notice(.replicationProblem("cut \(end - history.termStart) byte(s) of \(partition) beyond "
                         + "\(history.termStart), where term \(term) began: they were never copied by its leader")))
                 } else {
+                    // Copied again: say so durably first, so this broker never takes over with a
+                    // half copy (the sweep's seeds 4341, 2971), not even after a restart.
+                    if !logsCopying {
+                        guard markCopying(true, &actions) else { return false }
+                        replica.atEnd = []
+                    }
                     if lastLog?.partition == partition { lastLog = nil }
                     dirtyLogs.removeAll { $0.partition == partition }
                     _ = try stores.recreate(partition, startingAt: history.min, now: clock.now)

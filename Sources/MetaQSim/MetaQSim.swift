@@ -40,6 +40,7 @@ struct MetaQSim: ParsableCommand {
               metaq-sim --sweep 400 --ack-canary     manual ack committing unacknowledged messages (must fail)
               metaq-sim --sweep 400 --router-canary  a router shutdown forgetting waiting sends (must fail)
               metaq-sim --sweep 400 --replication-canary   a synchronous master answering before its slaves (must fail)
+              metaq-sim --sweep 3000 --lost-logs-canary   a broker taking over with lost logs (must fail)
             """)
 
     @Option(help: "Run this one seed (a decimal number, or a hex git commit hash).")
@@ -86,12 +87,16 @@ struct MetaQSim: ParsableCommand {
     @Flag(help: "Canary: every world is a failover world, and a slave that takes over adopts the term it read instead of raising it (two brokers accept puts in one term).")
     var failoverCanary = false
 
+    @Flag(help: "Canary: every world is a failover world, and a broker whose logs were lost (destroyed disk, copying again) may still take over.")
+    var lostLogsCanary = false
+
     var bugs: SimBugs {
         var bugs = brokerCanary.flatMap { Self.brokerCanaries[$0] } ?? []
         if ackCanary { bugs.insert(.manualAckCommitsProcessed) }
         if routerCanary { bugs.insert(.routerForgetsWaitingOnShutDown) }
         if replicationCanary { bugs.insert(.replicationAnswersBeforeSlavesConfirm) }
         if failoverCanary { bugs.insert(.failoverTakeOverWithoutNewTerm) }
+        if lostLogsCanary { bugs.insert(.failoverIgnoresLostLogs) }
         return bugs
     }
 
@@ -105,6 +110,7 @@ struct MetaQSim: ParsableCommand {
             + (ackCanary ? " --ack-canary" : "") + (routerCanary ? " --router-canary" : "")
             + (replicationCanary ? " --replication-canary" : "") + (synchronousDestroyed ? " --synchronous-destroyed" : "")
             + (failover ? " --failover" : "") + (failoverCanary ? " --failover-canary" : "")
+            + (lostLogsCanary ? " --lost-logs-canary" : "")
     }
 
     func validate() throws {

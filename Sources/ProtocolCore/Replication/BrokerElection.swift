@@ -101,8 +101,9 @@ public struct BrokerElection: Sendable {
     func mayTakeOver(_ current: Record?) -> Bool {
         let atStart = mode == .starting
         guard let current, current.term >= 1 else { return settings.role == .master && atStart }
-        if current.owner == settings.uri, logsTerm != nil { return true }
-        if let id = settings.followerId, current.ids.contains(id), logsTerm != nil { return true }
+        let intact = logsTerm != nil || settings.canaryIgnoreLostLogs
+        if current.owner == settings.uri, intact { return true }
+        if let id = settings.followerId, current.ids.contains(id), intact { return true }
         // Nothing was ever answered as replicated: the configured master starts whatever its
         // logs (its disk may have been replaced); while following it waits like any follower.
         return current.inSync == .never && settings.role == .master && atStart

@@ -27,6 +27,10 @@ extension BrokerElection {
         /// --failover-canary`): a follower that takes over adopts the term it read instead of
         /// raising it by a compare-and-set, breaking rule 1 — two brokers accept puts in one term.
         public var canaryTakeOverWithoutNewTerm = false
+        /// Simulation only (`metaq-sim --lost-logs-canary`): rule 10 forgets that logs must be
+        /// intact — a term's owner or an in-sync slave whose disk was destroyed (or that is
+        /// copying again) may still take over.
+        public var canaryIgnoreLostLogs = false
         /// Synchronous replication with `minInSyncReplicas` ≥ 2: only a broker that holds every
         /// acknowledged put may take over — the owner of the current term with its logs, or a
         /// slave of the term's in-sync set with its logs (never the configured master merely

@@ -103,6 +103,11 @@ public struct SimBugs: OptionSet, Sendable {
     /// (`BrokerElection.Settings.canaryTakeOverWithoutNewTerm`): two brokers accept puts in one
     /// term. It also makes every world a failover world.
     public static let failoverTakeOverWithoutNewTerm = SimBugs(rawValue: 1 << 16)
+    /// Rule 10 of the election forgets that logs must be intact
+    /// (`BrokerElection.Settings.canaryIgnoreLostLogs`): a master whose disk was destroyed, or a
+    /// slave copying again, takes over and loses what was acknowledged. It also makes every
+    /// world a failover world.
+    public static let failoverIgnoresLostLogs = SimBugs(rawValue: 1 << 17)
 
     /// The replication canary these bugs ask for.
     var replicationCanary: BrokerNode.Canary? {

@@ -57,6 +57,7 @@ extension Simulation {
         var settings = BrokerElection.Settings.electionSettings(config: broker.config, uri: broker.uri, layout: layout)
         settings.retryDelayMs = 100
         settings.canaryTakeOverWithoutNewTerm = bugs.contains(.failoverTakeOverWithoutNewTerm)
+        settings.canaryIgnoreLostLogs = bugs.contains(.failoverIgnoresLostLogs)
         broker.election = ElectionDriver(settings: settings, logsTerm: node.electionLogsTerm)
         broker.registration = BrokerRegistration(settings: .init(
             brokerId: broker.brokerId, uri: broker.uri, configChecksum: node.configChecksum, topics: node.topicsToRegister(),

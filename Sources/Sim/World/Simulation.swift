@@ -209,7 +209,7 @@ public final class Simulation {
         options.transactions = SimTransactions.draw(&txRng)
         self.txRng = txRng
         var replicationRng = SimReplication.stream(seed: seed)
-        let failoverOnly = failover || bugs.contains(.failoverTakeOverWithoutNewTerm)
+        let failoverOnly = failover || bugs.contains(.failoverTakeOverWithoutNewTerm) || bugs.contains(.failoverIgnoresLostLogs)
         options.replication = SimReplication.draw(&replicationRng, brokers: options.brokers, safetyPhaseMs: options.safetyPhaseMs,
                                                   force: synchronousDestroyed || bugs.replicationCanary != nil,
                                                   forceReplicated: failoverOnly)

@@ -130,6 +130,65 @@ struct BrokerRegistrationTests {
         #expect(broker.machine.isRegistered)
     }
 
+    /// Failover settings of one process of broker id 0 in the master role.
+    static func failoverMaster(port: Int) -> BrokerRegistration.Settings {
+        var settings = Self.settings(port: port)
+        settings.masterNodeByElection = true
+        settings.retryDelayMs = 100
+        return settings
+    }
+
+    /// Every master-role ephemeral node of `broker` is its current session's, with its data.
+    static func ownsItsNodes(_ world: ZKWorld, _ broker: RegistrationDriver) -> Bool {
+        broker.machine.nodes.filter(\.isEphemeral).allSatisfy {
+            world.zooKeeper.ephemeralOwner(of: $0.path) == broker.session.id && world.zooKeeper.data(at: $0.path) == $0.data
+        }
+    }
+
+    /// Seeds 1977, 3910, 4935 of the failover sweep: a deposed leader's session expires and comes
+    /// back while its successor registers. It must not register as master again on its own (it
+    /// overwrote `ids/<id>` with its URI and took over the successor's checksum), and following
+    /// afterwards must not delete the master-role paths, which are the successor's nodes by then.
+    @Test func aDeposedMastersNewSessionLeavesItsSuccessorsNodesAlone() {
+        let world = ZKWorld()
+        let deposed = RegistrationDriver(world, Self.failoverMaster(port: 8124))
+        deposed.feed(.start)
+        world.run(untilMs: 100)
+        #expect(deposed.machine.isRegistered)
+        world.zooKeeper.expire(deposed.session)
+        let leader = RegistrationDriver(world, Self.failoverMaster(port: 8123))
+        leader.feed(.start)
+        world.run(untilMs: 200)
+        #expect(leader.machine.isRegistered)
+        #expect(!deposed.machine.isRegistered, "a master waits for the election after an expiry")
+        deposed.feed(.roleChanged(.slave(slaveId: 2)))
+        world.run(untilMs: 300)
+        #expect(deposed.machine.isRegistered && world.text("/meta/brokers/ids/0/slave2") == "meta://127.0.0.1:8124")
+        #expect(Self.ownsItsNodes(world, leader))
+        #expect(world.text("/meta/brokers/ids/0") == "meta://127.0.0.1:8123", "the leader's URI, not the deposed one's")
+    }
+
+    /// A leader that finds a master-role node it did not create (a deposed leader's session still
+    /// holds it) waits for it to go instead of deleting it; the deposed one, following, deletes
+    /// only the nodes its session created. The leader then owns every node, with its data.
+    @Test func aNewLeaderWaitsForTheDeposedLeadersNodesInsteadOfTakingThemOver() {
+        let world = ZKWorld()
+        let deposed = RegistrationDriver(world, Self.failoverMaster(port: 8124))
+        deposed.feed(.start)
+        world.run(untilMs: 100)
+        let leader = RegistrationDriver(world, Self.failoverMaster(port: 8123))
+        leader.feed(.start)
+        world.run(untilMs: 200)
+        #expect(!leader.machine.isRegistered, "the deposed leader's nodes are still there")
+        #expect(!leader.actions.contains { if case .coordinate(.delete, _) = $0 { return true }; return false },
+                "a node another session created is never deleted")
+        #expect(!leader.actions.contains { if case .conflict = $0 { return true }; return false })
+        deposed.feed(.roleChanged(.slave(slaveId: 2)))
+        world.run(untilMs: 600)
+        #expect(leader.machine.isRegistered && Self.ownsItsNodes(world, leader))
+        #expect(deposed.machine.isRegistered && world.text("/meta/brokers/topics-sub/test/0-s2") != nil)
+    }
+
     @Test func registersTheOriginalsNodesWithTheirData() {
         let world = ZKWorld()
         let topics: [BrokerRegistration.Topic] = [.init(name: "test", numPartitions: 2),

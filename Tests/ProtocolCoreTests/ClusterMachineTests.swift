@@ -189,6 +189,29 @@ struct BrokerRegistrationTests {
         #expect(deposed.machine.isRegistered && world.text("/meta/brokers/topics-sub/test/0-s2") != nil)
     }
 
+    /// A role change while a master-role create is in flight (fed by hand): nothing is deleted at
+    /// the change (the create may have failed on another broker's node); a create that then
+    /// succeeds made our node, which is deleted, and one that found the node in place is left to
+    /// its owner.
+    @Test(arguments: [true, false])
+    func aCreateInFlightAtARoleChangeIsUndoneOnlyIfItMadeTheNode(created: Bool) {
+        var machine = BrokerRegistration(settings: Self.failoverMaster(port: 8124))
+        let checksum = "/meta/brokers/ids/0/master_config_checksum"
+        func requests(_ actions: [BrokerRegistration.Action]) -> [(CoordinationRequest, UInt64)] {
+            actions.compactMap { if case .coordinate(let request, let tag) = $0 { return (request, tag) }; return nil }
+        }
+        let now = Instant(nanoseconds: 0)
+        guard let (setData, first) = requests(machine.handle(.start, now: now)).first,
+              case .setData(path: "/meta/brokers/ids/0", _) = setData else { Issue.record("ids/<id> first"); return }
+        guard let (create, tag) = requests(machine.handle(.coordination(.reply(tag: first, .dataSet)), now: now)).first,
+              case .create(path: checksum, _, .ephemeral) = create else { Issue.record("the checksum next"); return }
+        let atChange = requests(machine.handle(.roleChanged(.slave(slaveId: 2)), now: now))
+        #expect(!atChange.contains { $0.0 == .delete(path: checksum) }, "not known to be ours yet")
+        let reply: CoordinationReply = created ? .created(path: checksum) : .failed(.nodeExists)
+        let after = requests(machine.handle(.coordination(.reply(tag: tag, reply)), now: now))
+        #expect(after.contains { $0.0 == .delete(path: checksum) } == created)
+    }
+
     @Test func registersTheOriginalsNodesWithTheirData() {
         let world = ZKWorld()
         let topics: [BrokerRegistration.Topic] = [.init(name: "test", numPartitions: 2),

@@ -212,6 +212,33 @@ struct BrokerRegistrationTests {
         #expect(after.contains { $0.0 == .delete(path: checksum) } == created)
     }
 
+    /// A role change's delete whose outcome is unknown (connection loss) is sent again once the
+    /// session is connected again, not at once: the node may still be ours, and a deposed master's
+    /// node left behind would keep its successor waiting as long as its session lives.
+    @Test func aRoleChangeDeleteLostWithTheConnectionIsSentAgainOnceConnected() {
+        var machine = BrokerRegistration(settings: Self.failoverMaster(port: 8124))
+        let checksum = "/meta/brokers/ids/0/master_config_checksum"
+        let now = Instant(nanoseconds: 0)
+        // Every request of the registration succeeds until it is registered.
+        var actions = machine.handle(.start, now: now)
+        while !machine.isRegistered, case .coordinate(let request, let tag)? = actions.first {
+            let reply: CoordinationReply
+            if case .create(let path, _, _) = request { reply = .created(path: path) } else { reply = .dataSet }
+            actions = machine.handle(.coordination(.reply(tag: tag, reply)), now: now)
+        }
+        #expect(machine.isRegistered)
+        let deletes = machine.handle(.roleChanged(.slave(slaveId: 2)), now: now).compactMap { action -> UInt64? in
+            if case .coordinate(.delete(path: checksum), let tag) = action { return tag }
+            return nil
+        }
+        guard let tag = deletes.first else { Issue.record("the checksum is ours: deleted"); return }
+        let lost = machine.handle(.coordination(.reply(tag: tag, .failed(.connectionLoss))), now: now)
+        #expect(!lost.contains { if case .coordinate(.delete(path: checksum), _) = $0 { return true }; return false })
+        _ = machine.handle(.coordination(.session(.connecting)), now: now)
+        let again = machine.handle(.coordination(.session(.connected)), now: now)
+        #expect(again.contains { if case .coordinate(.delete(path: checksum), _) = $0 { return true }; return false })
+    }
+
     @Test func registersTheOriginalsNodesWithTheirData() {
         let world = ZKWorld()
         let topics: [BrokerRegistration.Topic] = [.init(name: "test", numPartitions: 2),

@@ -154,6 +154,11 @@ public struct BrokerRegistration: Sendable {
     /// Creates of the old role still in flight at a role change, by tag: one that succeeds made a
     /// node of ours that the new role may not register (then it is deleted).
     private var orphanedCreates: [UInt64: String] = [:]
+    /// Nodes of ours a role change deleted without a known outcome (connection loss): deleted
+    /// again at the next `.connected` (the client fails what was in flight when its connection
+    /// drops, before it connects again), not at once (a disconnected client would answer a resend
+    /// at once, again and again).
+    private var strays: Set<String> = []
 
     public init(settings: Settings) {
         self.settings = settings
@@ -288,18 +293,26 @@ extension BrokerRegistration {
     }
 
     /// The answer to a role change's delete: the node is no longer ours once it is gone; one whose
-    /// outcome is unknown is deleted again unless the current role registers that path itself.
-    private mutating func roleChangeDeleted(_ path: String, _ reply: CoordinationReply, _ actions: inout [Action]) {
+    /// outcome is unknown is deleted again once connected (`strays`).
+    private mutating func roleChangeDeleted(_ path: String, _ reply: CoordinationReply) {
         switch reply {
         case .deleted, .failed(.noNode):
             owned.remove(path)
         case .failed(.sessionExpired):
             break
         default:
-            if owned.contains(path) && !nodes.contains(where: { $0.path == path }) {
-                sendRoleChangeDelete(path, &actions)
-            }
+            strays.insert(path)
         }
+    }
+
+    /// Deletes again the strays the current role does not register itself (if it does, the
+    /// registration takes the node over as ours).
+    private mutating func deleteStrays(_ actions: inout [Action]) {
+        let registeredPaths = Set(nodes.map(\.path))
+        for path in strays.sorted() where owned.contains(path) && !registeredPaths.contains(path) {
+            sendRoleChangeDelete(path, &actions)
+        }
+        strays = []
     }
 
     private mutating func beginRegistration(_ actions: inout [Action]) {
@@ -319,6 +332,8 @@ extension BrokerRegistration {
             } else {
                 beginRegistration(&actions)
             }
+        case (.connected, _):
+            deleteStrays(&actions)
         default:
             break
         }
@@ -353,7 +368,7 @@ extension BrokerRegistration {
 
     private mutating func reply(_ tag: UInt64, _ reply: CoordinationReply, _ now: Instant, _ actions: inout [Action]) {
         if let path = roleChangeDeletes.removeValue(forKey: tag) {
-            roleChangeDeleted(path, reply, &actions)
+            roleChangeDeleted(path, reply)
             return
         }
         if let path = orphanedCreates.removeValue(forKey: tag) {
@@ -419,6 +434,7 @@ extension BrokerRegistration {
         owned = []
         roleChangeDeletes = [:]
         orphanedCreates = [:]
+        strays = []
     }
 
     private mutating func retry(_ now: Instant) {

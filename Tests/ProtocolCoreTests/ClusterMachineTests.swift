@@ -130,6 +130,115 @@ struct BrokerRegistrationTests {
         #expect(broker.machine.isRegistered)
     }
 
+    /// Failover settings of one process of broker id 0 in the master role.
+    static func failoverMaster(port: Int) -> BrokerRegistration.Settings {
+        var settings = Self.settings(port: port)
+        settings.masterNodeByElection = true
+        settings.retryDelayMs = 100
+        return settings
+    }
+
+    /// Every master-role ephemeral node of `broker` is its current session's, with its data.
+    static func ownsItsNodes(_ world: ZKWorld, _ broker: RegistrationDriver) -> Bool {
+        broker.machine.nodes.filter(\.isEphemeral).allSatisfy {
+            world.zooKeeper.ephemeralOwner(of: $0.path) == broker.session.id && world.zooKeeper.data(at: $0.path) == $0.data
+        }
+    }
+
+    /// Seeds 1977, 3910, 4935 of the failover sweep: a deposed leader's session expires and comes
+    /// back while its successor registers. It must not register as master again on its own (it
+    /// overwrote `ids/<id>` with its URI and took over the successor's checksum), and following
+    /// afterwards must not delete the master-role paths, which are the successor's nodes by then.
+    @Test func aDeposedMastersNewSessionLeavesItsSuccessorsNodesAlone() {
+        let world = ZKWorld()
+        let deposed = RegistrationDriver(world, Self.failoverMaster(port: 8124))
+        deposed.feed(.start)
+        world.run(untilMs: 100)
+        #expect(deposed.machine.isRegistered)
+        world.zooKeeper.expire(deposed.session)
+        let leader = RegistrationDriver(world, Self.failoverMaster(port: 8123))
+        leader.feed(.start)
+        world.run(untilMs: 200)
+        #expect(leader.machine.isRegistered)
+        #expect(!deposed.machine.isRegistered, "a master waits for the election after an expiry")
+        deposed.feed(.roleChanged(.slave(slaveId: 2)))
+        world.run(untilMs: 300)
+        #expect(deposed.machine.isRegistered && world.text("/meta/brokers/ids/0/slave2") == "meta://127.0.0.1:8124")
+        #expect(Self.ownsItsNodes(world, leader))
+        #expect(world.text("/meta/brokers/ids/0") == "meta://127.0.0.1:8123", "the leader's URI, not the deposed one's")
+    }
+
+    /// A leader that finds a master-role node it did not create (a deposed leader's session still
+    /// holds it) waits for it to go instead of deleting it; the deposed one, following, deletes
+    /// only the nodes its session created. The leader then owns every node, with its data.
+    @Test func aNewLeaderWaitsForTheDeposedLeadersNodesInsteadOfTakingThemOver() {
+        let world = ZKWorld()
+        let deposed = RegistrationDriver(world, Self.failoverMaster(port: 8124))
+        deposed.feed(.start)
+        world.run(untilMs: 100)
+        let leader = RegistrationDriver(world, Self.failoverMaster(port: 8123))
+        leader.feed(.start)
+        world.run(untilMs: 200)
+        #expect(!leader.machine.isRegistered, "the deposed leader's nodes are still there")
+        #expect(!leader.actions.contains { if case .coordinate(.delete, _) = $0 { return true }; return false },
+                "a node another session created is never deleted")
+        #expect(!leader.actions.contains { if case .conflict = $0 { return true }; return false })
+        deposed.feed(.roleChanged(.slave(slaveId: 2)))
+        world.run(untilMs: 600)
+        #expect(leader.machine.isRegistered && Self.ownsItsNodes(world, leader))
+        #expect(deposed.machine.isRegistered && world.text("/meta/brokers/topics-sub/test/0-s2") != nil)
+    }
+
+    /// A role change while a master-role create is in flight (fed by hand): nothing is deleted at
+    /// the change (the create may have failed on another broker's node); a create that then
+    /// succeeds made our node, which is deleted, and one that found the node in place is left to
+    /// its owner.
+    @Test(arguments: [true, false])
+    func aCreateInFlightAtARoleChangeIsUndoneOnlyIfItMadeTheNode(created: Bool) {
+        var machine = BrokerRegistration(settings: Self.failoverMaster(port: 8124))
+        let checksum = "/meta/brokers/ids/0/master_config_checksum"
+        func requests(_ actions: [BrokerRegistration.Action]) -> [(CoordinationRequest, UInt64)] {
+            actions.compactMap { if case .coordinate(let request, let tag) = $0 { return (request, tag) }; return nil }
+        }
+        let now = Instant(nanoseconds: 0)
+        guard let (setData, first) = requests(machine.handle(.start, now: now)).first,
+              case .setData(path: "/meta/brokers/ids/0", _) = setData else { Issue.record("ids/<id> first"); return }
+        guard let (create, tag) = requests(machine.handle(.coordination(.reply(tag: first, .dataSet)), now: now)).first,
+              case .create(path: checksum, _, .ephemeral) = create else { Issue.record("the checksum next"); return }
+        let atChange = requests(machine.handle(.roleChanged(.slave(slaveId: 2)), now: now))
+        #expect(!atChange.contains { $0.0 == .delete(path: checksum) }, "not known to be ours yet")
+        let reply: CoordinationReply = created ? .created(path: checksum) : .failed(.nodeExists)
+        let after = requests(machine.handle(.coordination(.reply(tag: tag, reply)), now: now))
+        #expect(after.contains { $0.0 == .delete(path: checksum) } == created)
+    }
+
+    /// A role change's delete whose outcome is unknown (connection loss) is sent again once the
+    /// session is connected again, not at once: the node may still be ours, and a deposed master's
+    /// node left behind would keep its successor waiting as long as its session lives.
+    @Test func aRoleChangeDeleteLostWithTheConnectionIsSentAgainOnceConnected() {
+        var machine = BrokerRegistration(settings: Self.failoverMaster(port: 8124))
+        let checksum = "/meta/brokers/ids/0/master_config_checksum"
+        let now = Instant(nanoseconds: 0)
+        // Every request of the registration succeeds until it is registered.
+        var actions = machine.handle(.start, now: now)
+        while !machine.isRegistered, case .coordinate(let request, let tag)? = actions.first {
+            let reply: CoordinationReply
+            if case .create(let path, _, _) = request { reply = .created(path: path) } else { reply = .dataSet }
+            actions = machine.handle(.coordination(.reply(tag: tag, reply)), now: now)
+        }
+        #expect(machine.isRegistered)
+        let deletes = machine.handle(.roleChanged(.slave(slaveId: 2)), now: now).compactMap { action -> UInt64? in
+            if case .coordinate(.delete(path: checksum), let tag) = action { return tag }
+            return nil
+        }
+        guard let tag = deletes.first else { Issue.record("the checksum is ours: deleted"); return }
+        let lost = machine.handle(.coordination(.reply(tag: tag, .failed(.connectionLoss))), now: now)
+        #expect(!lost.contains { if case .coordinate(.delete(path: checksum), _) = $0 { return true }; return false })
+        _ = machine.handle(.coordination(.session(.connecting)), now: now)
+        let again = machine.handle(.coordination(.session(.connected)), now: now)
+        #expect(again.contains { if case .coordinate(.delete(path: checksum), _) = $0 { return true }; return false })
+    }
+
     @Test func registersTheOriginalsNodesWithTheirData() {
         let world = ZKWorld()
         let topics: [BrokerRegistration.Topic] = [.init(name: "test", numPartitions: 2),

@@ -11,6 +11,18 @@
 /// broker (a restart within the session timeout): it is deleted and created again, so that it
 /// belongs to this session and does not vanish when the old session expires. One with other data is
 /// another broker using our id: reported as `.conflict` and tried again after `retryDelayMs`.
+///
+/// With failover (`masterNodeByElection`) several brokers share the id, and every one that leads
+/// registers the same master-role nodes (`master_config_checksum`, the topics' `<id>-m`) with the
+/// same data, so the data no longer tells whose a node is. The rule then is that **a broker removes
+/// only ephemeral nodes its current session created** (`owned`): a role change or a stop deletes
+/// only those, and a master-role node found in place that this session did not create is left
+/// alone — it is a deposed leader's that its registration still holds, or an earlier session's of
+/// our own — and created again once it is gone (its owner steps down and deletes it, or its
+/// session ends). So a successor's nodes are never deleted or replaced by a broker that led
+/// before it, and a leader ends up owning all of its nodes. After a session expiry a master waits
+/// for the election to lead again (`.roleChanged(.master)`) before it registers: the new session
+/// may belong to a broker that has been deposed meanwhile.
 public struct BrokerRegistration: Sendable {
     public struct Topic: Equatable, Hashable, Sendable {
         public var name: String
@@ -115,6 +127,10 @@ public struct BrokerRegistration: Sendable {
         case registered
         /// The session expired; everything is registered again on the next `.connected`.
         case sessionLost
+        /// Failover, master role: the session came back after an expiry; the master's nodes are
+        /// registered again only once the election leads again (`.roleChanged(.master)`), or the
+        /// slave's once it follows.
+        case awaitingElection
         /// Deletes in flight; `.stopped` when the last reply comes.
         case stopping(remaining: Set<UInt64>)
         case stopped
@@ -129,6 +145,20 @@ public struct BrokerRegistration: Sendable {
     private var wakeUp = Instant(nanoseconds: Int64.max)
     /// Registrations completed (first one and after each expiry), for logs and tests.
     public private(set) var registrations = 0
+    /// The ephemeral nodes this session created (or may have: a create whose outcome is unknown),
+    /// the only ones it may delete. Emptied when the session expires.
+    public private(set) var owned: Set<String> = []
+    /// Deletes of a role change in flight, by tag: a node is no longer ours once its delete is
+    /// answered.
+    private var roleChangeDeletes: [UInt64: String] = [:]
+    /// Creates of the old role still in flight at a role change, by tag: one that succeeds made a
+    /// node of ours that the new role may not register (then it is deleted).
+    private var orphanedCreates: [UInt64: String] = [:]
+    /// Nodes of ours a role change deleted without a known outcome (connection loss): deleted
+    /// again at the next `.connected` (the client fails what was in flight when its connection
+    /// drops, before it connects again), not at once (a disconnected client would answer a resend
+    /// at once, again and again).
+    private var strays: Set<String> = []
 
     public init(settings: Settings) {
         self.settings = settings
@@ -177,6 +207,12 @@ public struct BrokerRegistration: Sendable {
     }
 
     public var isRegistered: Bool { phase == .registered }
+
+    /// Whether every leader of the id registers `node` with the same data (failover, master role),
+    /// so that its data does not tell which broker's session made it.
+    private func isShared(_ node: Node) -> Bool {
+        settings.masterNodeByElection && settings.role == .master && node.isEphemeral
+    }
 }
 
 extension BrokerRegistration {
@@ -195,7 +231,7 @@ extension BrokerRegistration {
                 advance(&actions)
             case .working, .retrying:
                 pending += topicNodes(topic)
-            case .idle, .sessionLost, .stopping, .stopped:
+            case .idle, .sessionLost, .awaitingElection, .stopping, .stopped:
                 break
             }
         case .coordination(.session(let state)):
@@ -220,26 +256,63 @@ extension BrokerRegistration {
 
     /// Deletes what the old role registered (ephemeral nodes only: `ids/<id>` keeps the last
     /// leader's URI, and the master node belongs to the election), then registers as `role`.
-    /// Replies to the deletes are ignored (their tags are not the step the machine waits for): a
-    /// node already gone is fine.
+    /// Only nodes this session created are deleted: with failover a deposed master's old-role
+    /// paths may hold its successor's nodes by now (a node already gone is fine).
     private mutating func changeRole(to role: Role, _ actions: inout [Action]) {
+        if phase == .awaitingElection {
+            // The new session holds nothing yet: register in the role the election decided.
+            settings.role = role
+            beginRegistration(&actions)
+            return
+        }
         guard role != settings.role else { return }
         let registered: Bool
         switch phase {
         case .registered, .working, .retrying: registered = true
-        case .idle, .sessionLost: registered = false
+        case .idle, .sessionLost, .awaitingElection: registered = false
         case .stopping, .stopped: return
         }
         let old = nodes.filter(\.isEphemeral)
+        if case .working(.create, let tag) = phase, let node = pending.first, node.isEphemeral {
+            orphanedCreates[tag] = node.path
+        }
         settings.role = role
         guard registered else { return }
         let kept = Set(nodes.map(\.path))
-        for node in old.reversed() where !kept.contains(node.path) {
-            let tag = nextTag
-            nextTag += 1
-            actions.append(.coordinate(.delete(path: node.path), tag: tag))
+        for node in old.reversed() where !kept.contains(node.path) && owned.contains(node.path) {
+            sendRoleChangeDelete(node.path, &actions)
         }
         beginRegistration(&actions)
+    }
+
+    private mutating func sendRoleChangeDelete(_ path: String, _ actions: inout [Action]) {
+        let tag = nextTag
+        nextTag += 1
+        roleChangeDeletes[tag] = path
+        actions.append(.coordinate(.delete(path: path), tag: tag))
+    }
+
+    /// The answer to a role change's delete: the node is no longer ours once it is gone; one whose
+    /// outcome is unknown is deleted again once connected (`strays`).
+    private mutating func roleChangeDeleted(_ path: String, _ reply: CoordinationReply) {
+        switch reply {
+        case .deleted, .failed(.noNode):
+            owned.remove(path)
+        case .failed(.sessionExpired):
+            break
+        default:
+            strays.insert(path)
+        }
+    }
+
+    /// Deletes again the strays the current role does not register itself (if it does, the
+    /// registration takes the node over as ours).
+    private mutating func deleteStrays(_ actions: inout [Action]) {
+        let registeredPaths = Set(nodes.map(\.path))
+        for path in strays.sorted() where owned.contains(path) && !registeredPaths.contains(path) {
+            sendRoleChangeDelete(path, &actions)
+        }
+        strays = []
     }
 
     private mutating func beginRegistration(_ actions: inout [Action]) {
@@ -252,10 +325,15 @@ extension BrokerRegistration {
         case (.expired, .idle), (.expired, .stopping), (.expired, .stopped):
             if case .stopping = phase { finishStop(&actions) }
         case (.expired, _):
-            phase = .sessionLost
-            pending = []
+            sessionLost()
         case (.connected, .sessionLost):
-            beginRegistration(&actions)
+            if settings.masterNodeByElection && settings.role == .master {
+                phase = .awaitingElection
+            } else {
+                beginRegistration(&actions)
+            }
+        case (.connected, _):
+            deleteStrays(&actions)
         default:
             break
         }
@@ -289,6 +367,18 @@ extension BrokerRegistration {
     }
 
     private mutating func reply(_ tag: UInt64, _ reply: CoordinationReply, _ now: Instant, _ actions: inout [Action]) {
+        if let path = roleChangeDeletes.removeValue(forKey: tag) {
+            roleChangeDeleted(path, reply)
+            return
+        }
+        if let path = orphanedCreates.removeValue(forKey: tag) {
+            // Only a create that succeeded is known to be ours (a `nodeExists` is someone else's).
+            if case .created = reply {
+                owned.insert(path)
+                if !nodes.contains(where: { $0.path == path }) { sendRoleChangeDelete(path, &actions) }
+            }
+            return
+        }
         if case .stopping(var remaining) = phase {
             remaining.remove(tag)
             phase = .stopping(remaining: remaining)
@@ -298,6 +388,7 @@ extension BrokerRegistration {
         guard case .working(let step, let current) = phase, current == tag, let node = pending.first else { return }
         switch (step, reply) {
         case (.create, .created), (.setData, .dataSet):
+            if step == .create && node.isEphemeral { owned.insert(node.path) }
             pending.removeFirst()
             advance(&actions)
         case (.create, .failed(.noNode)), (.setData, .failed(.noNode)):
@@ -312,20 +403,38 @@ extension BrokerRegistration {
         case (.create, .failed(.nodeExists)):
             send(.readExisting, node, &actions)
         case (.readExisting, .data(let existing)):
-            if existing == node.data {
+            if isShared(node) && !owned.contains(node.path) {
+                // Failover: another broker's session may hold it (a deposed leader not yet
+                // stepped down), whatever its data; wait for it to go rather than delete it.
+                retry(now)
+            } else if existing == node.data {
                 send(.deleteStale, node, &actions)
             } else {
                 actions.append(.conflict(path: node.path, existing: String(decoding: existing ?? [], as: UTF8.self)))
                 retry(now)
             }
         case (.readExisting, .failed(.noNode)), (.deleteStale, .deleted), (.deleteStale, .failed(.noNode)):
+            owned.remove(node.path)
             send(.create, node, &actions)
         case (_, .failed(.sessionExpired)):
-            phase = .sessionLost
-            pending = []
+            sessionLost()
+        case (.create, _):
+            // Unknown outcome (connection loss, timeout): the node may be ours.
+            if node.isEphemeral { owned.insert(node.path) }
+            retry(now)
         default:
             retry(now)
         }
+    }
+
+    /// The session's ephemeral nodes are gone with it.
+    private mutating func sessionLost() {
+        phase = .sessionLost
+        pending = []
+        owned = []
+        roleChangeDeletes = [:]
+        orphanedCreates = [:]
+        strays = []
     }
 
     private mutating func retry(_ now: Instant) {
@@ -336,7 +445,7 @@ extension BrokerRegistration {
     private mutating func stop(_ actions: inout [Action]) {
         switch phase {
         case .stopping, .stopped: return
-        case .idle, .sessionLost:
+        case .idle, .sessionLost, .awaitingElection:
             finishStop(&actions)
             return
         case .working, .retrying, .registered:
@@ -344,8 +453,9 @@ extension BrokerRegistration {
         }
         var remaining = Set<UInt64>()
         // The persistent `ids/<id>` goes last, once its ephemeral children are gone (it stays if
-        // a slave still registers under it: the delete then fails with .notEmpty, ignored).
-        let order = nodes.filter(\.isEphemeral).reversed() + nodes.filter { !$0.isEphemeral }
+        // a slave still registers under it: the delete then fails with .notEmpty, ignored). Only
+        // the ephemeral nodes this session created: the others may be another broker's.
+        let order = nodes.filter { $0.isEphemeral && owned.contains($0.path) }.reversed() + nodes.filter { !$0.isEphemeral }
         for node in order {
             let tag = nextTag
             nextTag += 1

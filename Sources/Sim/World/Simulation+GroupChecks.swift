@@ -69,6 +69,11 @@ extension Simulation {
                     fail("broker\(broker.id): \(node.path) is not its current session's node with its data")
                 }
             }
+            // The persistent `ids/<id>` a master writes holds its URI (what pre-1.4.3 clients
+            // follow), not a deposed leader's.
+            for node in registration.nodes where !node.isEphemeral && zooKeeper.data(at: node.path) != node.data {
+                fail("broker\(broker.id): \(node.path) does not hold its data")
+            }
         }
         for group in groups { checkOwnership(group) }
         checkRecoverAfterConvergence()

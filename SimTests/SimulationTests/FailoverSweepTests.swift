@@ -74,6 +74,20 @@ struct FailoverSweepTests {
         for seed in caught { #expect(Simulation(seed: seed, failover: true).run().passed, "\(Self.replay(seed))") }
     }
 
+    /// The lost-logs canary (`BrokerElection.Settings.canaryIgnoreLostLogs`): rule 10 forgets
+    /// that a broker taking over must have its logs — a master whose disk was destroyed, or a
+    /// follower copying a partition again, may claim. Seed 844 (found by `metaq-sim --sweep 2000
+    /// --lost-logs-canary`) loses acknowledged messages with it and passes without it.
+    @Test func lostLogsCanaryIsCaught() {
+        let seed: UInt64 = 844
+        let canary = Simulation(seed: seed, bugs: .failoverIgnoresLostLogs)
+        #expect(canary.options.description == Simulation(seed: seed, failover: true).options.description)
+        let result = canary.run()
+        #expect(result.failures.contains { $0.contains("acknowledged by synchronous broker") },
+                "the lost-logs canary went unnoticed: metaq-sim --seed \(seed) --lost-logs-canary --trace")
+        #expect(Simulation(seed: seed, failover: true).run().passed, "\(Self.replay(seed))")
+    }
+
     // MARK: Pinned scenario
 
     /// Seed 346 (with `--failover`): broker1 replicates synchronously (minInSyncReplicas 2) to one

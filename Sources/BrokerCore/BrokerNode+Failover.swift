@@ -131,7 +131,9 @@ extension BrokerNode {
             let history = starts[partition] ?? (min: 0, termStart: 0)
             if oneTermBehind && end <= history.termStart { continue }
             do {
-                if oneTermBehind, history.termStart >= log.segmentStarts.last ?? 0, log.stagedByteCount == 0 {
+                // Cut, across segments if need be: re-creating would discard what may be the
+                // only other copy of acknowledged puts (the sweep's seed 16891).
+                if oneTermBehind, history.termStart >= log.minOffset, log.stagedByteCount == 0 {
                     try log.truncate(to: history.termStart)
                     cut += end - history.termStart
                     actions.append(.notice(.replicationProblem("cut \(end - history.termStart) byte(s) of \(partition) beyond "

@@ -107,6 +107,35 @@ struct RecoveryTests {
         #expect(try readAll(log).map(\.id) == [1, 2, 3, 4, 5])
     }
 
+    /// A follower one term behind cuts back to where its leader's term began even when that is
+    /// several segments back (the failover sweep's seed 16891: re-creating the partition instead
+    /// discarded the only other copy of an acknowledged put). The later segments go, the one
+    /// holding the offset becomes the active segment, appends continue there, and a reopen finds
+    /// exactly the cut log.
+    @Test func truncatingAcrossSegmentsRemovesTheLaterOnesAndAppendsContinue() throws {
+        let disk = SimDisk()
+        let config = LogConfig(maxSegmentSize: 50, flushPolicy: .groupCommit)
+        var log = try logWith(7, disk: disk, config: config)
+        #expect(log.segmentStarts.count >= 3)
+        try log.truncate(to: 75)
+        #expect(log.maxOffset == 75 && log.writtenOffset == 75)
+        #expect(log.segmentStarts.allSatisfy { $0 <= 75 })
+        #expect(try readAll(log).map(\.id) == [1, 2, 3])
+        _ = try log.append(msgId: 10, flag: 0, payload: payload(10), now: t0)
+        try log.syncNow(now: t0)
+        #expect(try readAll(log).map(\.id) == [1, 2, 3, 10])
+        log.close()
+        var rng = SimRandom(seed: 16891)
+        disk.powerLoss(using: &rng)
+        log = try openLog(disk, config)
+        #expect(log.maxOffset == 100)
+        #expect(try readAll(log).map(\.id) == [1, 2, 3, 10])
+        // A cut to a segment's first offset empties that segment and keeps it as the active one.
+        try log.truncate(to: 50)
+        #expect(log.writtenOffset == 50 && log.segmentStarts.last == 50)
+        #expect(try readAll(log).map(\.id) == [1, 2])
+    }
+
     @Test func corruptLengthFieldIsIsolatedToo() throws {
         let disk = SimDisk()
         try logWith(6, disk: disk).close()

@@ -15,17 +15,20 @@ extension PartitionLog {
     }
 
     /// Cuts the log back to `offset`, durably, before a committed batch found torn at `offset` is
-    /// appended again (so its first records cannot be there twice), or before a slave copies
-    /// again what follows damage in its copy. Only at start-up, before any append, and only
-    /// inside the last segment: a batch is appended as one write to the active segment, so a torn
-    /// one never spans segments (and recovery finds damage only in the last segment). Damage
-    /// recorded beyond `offset` goes with the bytes: what is appended there later is new.
+    /// appended again (so its first records cannot be there twice), before a slave copies again
+    /// what follows damage in its copy, or before a follower drops the tail a new leader's term
+    /// never had. Never while appends or a sync are in progress. An `offset` before the last
+    /// segment removes the later segments first (newest first, so whatever a power loss leaves
+    /// is a contiguous prefix recovery accepts) and makes the one holding `offset` the active
+    /// segment. Damage recorded beyond `offset` goes with the bytes: what is appended there later
+    /// is new.
     public func truncate(to offset: Int64) throws(LogError) {
         try requireOpen()
-        let last = segments[segments.count - 1]
         guard staged.isEmpty, inFlight == nil, writeHolds == 0 else {
             throw .invalidRecords(detail: "cannot truncate \(directory) while appends are in progress")
         }
+        if offset < segments[segments.count - 1].start, offset >= minOffset { try dropSegments(after: offset) }
+        let last = segments[segments.count - 1]
         guard offset >= last.start, offset <= last.end else {
             throw .invalidRecords(detail: "cannot truncate \(directory) to \(offset): outside its last segment "
                                   + "\(last.start)..<\(last.end)")
@@ -61,5 +64,43 @@ extension PartitionLog {
         syncedEnd = min(syncedEnd, offset)
         recordCount = max(0, recordCount - removedRecords)
         lastRecordIsEmpty = false
+    }
+}
+
+extension PartitionLog {
+    /// Removes every segment after the one holding `offset` (a segment starting exactly at
+    /// `offset` stays, to be emptied) and reopens that one as the active segment.
+    func dropSegments(after offset: Int64) throws(LogError) {
+        guard let keep = segments.lastIndex(where: { $0.start <= offset }), keep < segments.count - 1 else { return }
+        closeSealedSegments()
+        let removed = Array(segments[(keep + 1)...])
+        let kept = segments[keep]
+        do {
+            if kept.file == nil { kept.file = try storage.open(kept.path, create: false) }
+        } catch {
+            throw .storage(Self.storageError(error, path: kept.path))
+        }
+        for segment in removed.reversed() {
+            closeFile(of: segment)
+            do {
+                try storage.remove(segment.path)
+            } catch {
+                let failure = Self.storageError(error, path: segment.path)
+                state = .failed(LogFailure(operation: .write, error: failure))
+                throw .failed(failure)
+            }
+            segments.removeLast()
+        }
+        sealedAwaitingClose.removeAll { seg in removed.contains { $0 === seg } || seg === kept }
+        do {
+            try storage.syncDirectory(directory)
+        } catch {
+            let failure = Self.storageError(error, path: directory)
+            state = .failed(LogFailure(operation: .sync, error: failure))
+            throw .failed(failure)
+        }
+        syncedEnd = min(syncedEnd, kept.end)
+        directoryGeneration += 1
+        directorySyncedGeneration = directoryGeneration
     }
 }

@@ -121,6 +121,18 @@ struct ElectionHarness {
         queues[i].append(.coordination(.session(.connected)))
     }
 
+    /// Machine `i`'s process starts again (a fresh machine, the same settings, a new session)
+    /// with its logs consistent with `logsTerm` (nil: a new or destroyed disk).
+    mutating func restart(_ i: Int, logsTerm: Int64?) {
+        machines[i] = BrokerElection(settings: machines[i].settings, logsTerm: logsTerm)
+        sessions[i] = nextSession
+        nextSession += 1
+        dead[i] = false
+        accepting[i] = nil
+        feed(i, .start)
+        settle()
+    }
+
     mutating func expire(_ i: Int) {
         expireAtServer(i)
         tellExpired(i)
@@ -382,12 +394,7 @@ struct ElectionHarness {
         #expect(h.record == BrokerElection.Record(term: 2, owner: ElectionHarness.uri(1), inSync: .ids([])))
         // The new leader dies before the old master is back in sync; the old master restarts.
         h.expireAtServer(1)
-        h.machines[0] = BrokerElection(settings: h.machines[0].settings, logsTerm: 1)
-        h.sessions[0] = 60
-        h.dead[0] = false
-        h.accepting[0] = nil
-        h.feed(0, .start)
-        h.settle()
+        h.restart(0, logsTerm: 1)
         for _ in 0..<3 { h.advance(ms: 1000) }
         #expect(h.accepting[0] == nil)
         #expect(h.term == "2")
@@ -416,12 +423,7 @@ struct ElectionHarness {
                 h.settle()
             }
             h.expireAtServer(0)
-            h.machines[0] = BrokerElection(settings: h.machines[0].settings, logsTerm: nil)
-            h.sessions[0] = 70
-            h.dead[0] = false
-            h.accepting[0] = nil
-            h.feed(0, .start)
-            h.settle()
+            h.restart(0, logsTerm: nil)
             for _ in 0..<3 { h.advance(ms: 1000) }
             #expect((h.accepting[0] == 2) == !everPublished, "ever published: \(everPublished)")
             // An operator may still force it (and accepts what that loses).

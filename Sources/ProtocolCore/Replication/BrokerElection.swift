@@ -376,16 +376,9 @@ extension BrokerElection {
         case .idle:
             return false
         case .starting:
-            if promote.pending {
-                promote.pending = false
-                if promote.force || mayTakeOver(current?.record) {
-                    mode = .claiming
-                    claimAtStart = true
-                    promoting = true
-                    actions.append(.notice("broker \(id): promoted by operator"))
-                    return true
-                }
-                actions.append(.notice("broker \(id): promote refused: it may not hold every acknowledged message (use force)"))
+            if takePromote(current?.record, &actions) {
+                claimAtStart = true
+                return true
             }
             // Rule 2.
             if let other {
@@ -404,17 +397,9 @@ extension BrokerElection {
             claimAtStart = true
             return true
         case .following:
-            if promote.pending {
-                promote.pending = false
-                if promote.force || mayTakeOver(current?.record) {
-                    mode = .claiming
-                    promoting = true
-                    followedMaster = nil
-                    actions.append(.notice("broker \(id): promoted by operator"))
-                    return true
-                }
-                actions.append(.notice("broker \(id): promote refused: it may not hold every acknowledged message "
-                    + "(neither the owner of the term with its logs nor in the in-sync set; use force)"))
+            if takePromote(current?.record, &actions) {
+                followedMaster = nil
+                return true
             }
             if let other, followedMaster != other {
                 followedMaster = other
@@ -518,6 +503,22 @@ extension BrokerElection {
             }
             return false
         }
+    }
+
+    /// Rule 8: an operator's promote, if one is pending, turns this broker into a claimant when it
+    /// may take over (rule 10) or the promote is forced. True when it did.
+    mutating func takePromote(_ record: Record?, _ actions: inout [Action]) -> Bool {
+        guard promote.pending else { return false }
+        promote.pending = false
+        guard promote.force || mayTakeOver(record) else {
+            actions.append(.notice("broker \(settings.brokerId): promote refused: it may not hold every acknowledged message "
+                + "(neither the owner of the term with its logs nor in the in-sync set; use force)"))
+            return false
+        }
+        mode = .claiming
+        promoting = true
+        actions.append(.notice("broker \(settings.brokerId): promoted by operator"))
+        return true
     }
 
     /// Rule 10 said no: once per record and logs, for the operator.

@@ -23,6 +23,7 @@ struct ReplicationKeys {
     private var firstSlaveOnlyKey: ConfigValue?
     /// `rejoinSlaveId`, which only a configured master may set.
     private var rejoinKey: ConfigValue?
+    private var fetchHoldKey: ConfigValue?
 
     /// Applies one entry whose key is one of `ServerConfig.replicationKeys`.
     mutating func apply(_ value: ConfigValue) throws(ConfigError) {
@@ -57,7 +58,9 @@ struct ReplicationKeys {
         case "minInSyncReplicas":
             config.minInSyncReplicas = try value.int(in: 1...16, reason: "the copies that must hold a synchronous put, "
                 + "this master's included")
-        case "fetchHoldMs": config.fetchHoldMs = try value.integer(in: 0...60_000)
+        case "fetchHoldMs":
+            config.fetchHoldMs = try value.integer(in: 0...60_000)
+            fetchHoldKey = value
         case "failover": config.failover = try value.boolean()
         case "acceptSync": config.acceptSync = try value.boolean()
         case "rejoinSlaveId":
@@ -69,12 +72,25 @@ struct ReplicationKeys {
         }
     }
 
-    /// The configuration; an error when a slave's key was given without `slaveId`.
+    /// The shortest `maxLagMs` a synchronous master accepts without held fetches: twice the
+    /// original's default `slaveMaxDelayInMills`.
+    static let unheldMinLagMs: Int64 = 1000
+
+    /// The configuration; an error when a slave's key was given without `slaveId`, or a
+    /// synchronous master without held fetches would drop its slaves between their polls.
     func finish() throws(ConfigError) -> ReplicationConfig {
         var result = config
         if slaveId != nil, let key = rejoinKey {
             throw key.error(.conflictingKeys, "rejoinSlaveId is a master's setting: a slave rejoins under its slaveId; "
                 + "remove rejoinSlaveId or slaveId")
+        }
+        if config.synchronous, config.fetchHoldMs == 0, config.maxLagMs < Self.unheldMinLagMs, let key = fetchHoldKey {
+            // Without held fetches a slave at the end polls with a back-off up to its
+            // slaveMaxDelayInMills (500 ms by default): a shorter maxLagMs drops it from the in-sync
+            // set between two polls, and every synchronous put is refused.
+            throw key.error(.conflictingKeys, "fetchHoldMs=0 with synchronous=true and maxLagMs=\(config.maxLagMs): slaves "
+                + "then poll up to slaveMaxDelayInMills (500 ms by default) apart and keep leaving the in-sync set; "
+                + "keep fetchHoldMs above 0 (default 200) or set maxLagMs to \(Self.unheldMinLagMs) or more")
         }
         if let slaveId {
             result.slave = ReplicationConfig.Slave(slaveId: slaveId, slaveGroup: slaveGroup, maxDelayMs: maxDelayMs,

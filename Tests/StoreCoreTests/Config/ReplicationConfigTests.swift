@@ -64,6 +64,17 @@ extension ConfigTests {
                 + "rejoinSlaveId or slaveId")
         }
 
+        /// A synchronous master without held fetches and a `maxLagMs` shorter than two of a
+        /// slave's default polls would refuse every put: refused at start, saying what to change.
+        @Test func aSynchronousMasterWithoutHeldFetchesNeedsALagAboveTheSlavesPolls() throws {
+            let error = try Self.error("synchronous=true\nfetchHoldMs=0\nmaxLagMs=300")
+            #expect(error.kind == .conflictingKeys && error.key == "fetchHoldMs")
+            #expect(error.message.contains("set maxLagMs to 1000 or more"))
+            #expect(try Self.parse("synchronous=true\nfetchHoldMs=0\nmaxLagMs=1000").maxLagMs == 1000)
+            #expect(try Self.parse("synchronous=true\nfetchHoldMs=1\nmaxLagMs=300").fetchHoldMs == 1)
+            #expect(try Self.parse("fetchHoldMs=0\nmaxLagMs=300").synchronous == false)
+        }
+
         @Test func aMasterSetsOnlyItsOwnKeys() throws {
             let config = try Self.parse("synchronous=true\nminInSyncReplicas=1\nmaxLagMs=500\nfetchHoldMs=60000")
             #expect(config.slave == nil && config.synchronous && config.minInSyncReplicas == 1)

@@ -14,8 +14,10 @@ struct Admin: ParsableCommand {
                 The broker must run in cluster mode with failover=true in [replication]. It claims the next \
                 term in ZooKeeper the way an automatic takeover does: the current master sees the newer term, \
                 stops accepting puts and follows it; clients move to it as after a failover, with unchanged \
-                offsets. Without --force only a slave in the master's in-sync set may be promoted (it has \
-                every acknowledged message); --force promotes any slave and may lose what it had not copied. \
+                offsets. Without --force only a broker holding every acknowledged message may be promoted: a \
+                slave of the in-sync set, or the owner of the current term, with its logs intact; --force \
+                promotes any broker and may lose what it had not copied (the way out when every such broker \
+                is gone for good). \
                 The command returns once the broker took the request; watch `metaq-server slave-status` or \
                 the broker's log for the outcome.
                 """)

@@ -355,6 +355,8 @@ extension BrokerNode {
             lines.append("log_restarts \(replica.logRestarts)")
             lines.append("bytes_cut \(replica.bytesCut)")
             if let consistentTerm { lines.append("term \(consistentTerm)") }
+            // A follower copying a partition again may not take over until it reached the end.
+            if elected { lines.append("copying_again \(logsCopying)") }
             for partition in replica.masterEnds.keys.sorted() {
                 let local = stores.log(partition)?.maxOffset ?? 0
                 let master = replica.masterEnds[partition] ?? 0

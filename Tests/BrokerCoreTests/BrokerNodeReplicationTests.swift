@@ -544,7 +544,7 @@ struct BrokerNodeFailoverTests {
         let rejoined = try pair.bytes(pair.masterDisk)
         #expect(rejoined.bytes == leader.bytes, "the rejoined broker holds exactly the new leader's log")
         let stats = pair.stats(pair.master)
-        #expect(stats.contains("role slave") && stats.contains("term 2"), "\(stats)")
+        #expect(stats.contains("role slave") && stats.contains("term 2") && stats.contains("copying_again false"), "\(stats)")
         #expect(stats.contains { $0.hasPrefix("bytes_cut ") && $0 != "bytes_cut 0" }, "\(stats)")
         #expect(pair.notices.contains { $0.contains("cut ") && $0.contains("where term 2 began") }, "\(pair.notices)")
         // A put sent to it now is refused: it is a slave.

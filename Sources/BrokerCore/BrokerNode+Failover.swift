@@ -18,6 +18,9 @@ extension BrokerNode {
     public var currentLeadingTerm: Int64? { leadingTerm }
     /// The term this node's logs are consistent with (`<dataPath>/replication-term`). Read-only.
     public var logsConsistentTerm: Int64? { consistentTerm }
+    /// Each partition's end when the term this node leads (or led last) began. Read-only, for
+    /// checkers.
+    public var termStartEnds: [TopicPartition: Int64] { termStarts }
     /// What the election may rely on (rule 10 of `BrokerElection`): the consistent term, nil while
     /// a partition is copied again (the logs lack what they had) or with no replication-term file.
     public var electionLogsTerm: Int64? { logsCopying ? nil : consistentTerm }

@@ -13,7 +13,8 @@ import StoreCore
 ///   put stored while leading and answered once its sync finished after a fence): two processes
 ///   acknowledging puts in one term fail the run;
 /// - (b) synchronous worlds (`minInSyncReplicas` ≥ 2): every acknowledged message of the id is on
-///   the final leader's durable log; other worlds count the ones lost in takeovers;
+///   the final leader's durable log; other worlds count the ones lost in takeovers, each at or
+///   beyond the end a later leader had when its term began (the unreplicated tail);
 /// - (c) the final leader's and every follower's durable copies are byte-identical on their
 ///   common range (at the end only: a deposed leader's tail differs until it is cut);
 /// - (d) once the faults stop exactly one process leads and every other has copied it to its end
@@ -110,6 +111,17 @@ extension Simulation {
                     trace(.leadership, Int64(broker.id), -1, "\(broker.name) \(leadership)")
                 }
                 broker.feed(.leadership(leadership))
+                if case .leading(let term) = leadership, term >= 2, let node = broker.node {
+                    laterTermBegan = true
+                    // A partition the new leader lacks starts at 0 in its term.
+                    for topic in options.topics {
+                        for p in 0..<topic.partitions {
+                            let partition = TopicPartition(topic.name, Int32(p))
+                            let start = node.termStartEnds[partition] ?? 0
+                            lowestTermStart[partition] = min(lowestTermStart[partition] ?? .max, start)
+                        }
+                    }
+                }
             case .register(let role, let startRegistration):
                 registrationHandle(broker, .roleChanged(role))
                 if startRegistration { registrationHandle(broker, .start) }
@@ -274,6 +286,24 @@ extension Simulation {
                 if failuresCount >= 20 { return }
             } else {
                 counters.acknowledgedLostInTakeover += 1
+                // Asynchronous: only the unreplicated tail of a takeover may go — at or beyond the
+                // end some later leader had when its term began.
+                let bound = lowestTermStart[ack.partition] ?? (laterTermBegan ? 0 : .max)
+                // Bit rot, or damage a recovery isolated, ends a copy where it starts (images are cut
+                // there, and a byte-identical copy cannot pass it: REPLICATION.md, known gaps).
+                let end = ack.offset + Int64(Record.headerSize + ack.sent.payload.count)
+                let rotted = failoverSet.contains { process in
+                    rotRanges[process.id]?[ack.partition]?.contains { $0.lowerBound < end } == true
+                        || process.log(ack.partition)?.damagedRanges.contains { $0.lowerBound < end } == true
+                }
+                // Retention on any process of the id removed it on purpose (a copy restarted past
+                // its leader's retention keeps none of it either).
+                let retained = failoverSet.contains { ack.offset < $0.retentionFloor[ack.partition] ?? 0 }
+                if !forcedPromoteLostLeader, !rotted, !retained, ack.offset < bound {
+                    finalFailure("acknowledged by broker \(replication.master) and lost below every takeover's start "
+                                 + "(\(bound) on \(ack.partition)): \(ack.name)")
+                    if failuresCount >= 20 { return }
+                }
             }
         }
     }

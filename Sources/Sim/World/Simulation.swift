@@ -119,6 +119,12 @@ public final class Simulation {
     /// promoted a process other than the last leader (acknowledged messages may be lost then).
     var lastOperatorPromoteNs: Int64 = 0
     var forcedPromoteLostLeader = false
+    /// Failover worlds: per partition, the lowest end a leader of a term after the first had when
+    /// its term began — what a takeover can cut below nothing (checker (b) for asynchronous
+    /// worlds: a lost acknowledged message lies at or beyond it).
+    var lowestTermStart: [TopicPartition: Int64] = [:]
+    /// Whether any term after the first began (a partition its leader lacked started at 0).
+    var laterTermBegan = false
     /// Test-only bugs the recover checkers must catch.
     let bugs: SimBugs
     private var queue = EventQueue<Event>()

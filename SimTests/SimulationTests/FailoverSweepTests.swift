@@ -12,7 +12,7 @@ import Testing
 @Suite("World simulation: failover")
 struct FailoverSweepTests {
     static let seedCount: Int = {
-        ProcessInfo.processInfo.environment["METAQ_SIM_FAILOVER_SEEDS"].flatMap(Int.init) ?? 60
+        ProcessInfo.processInfo.environment["METAQ_SIM_FAILOVER_SEEDS"].flatMap(Int.init) ?? 150
     }()
 
     static func replay(_ seed: UInt64, _ flag: String = " --failover") -> String { SeedSweep.replay(seed, flag) }

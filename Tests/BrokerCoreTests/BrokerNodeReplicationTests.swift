@@ -698,6 +698,33 @@ struct BrokerNodeFailoverTests {
                 "the copy is the leader's log, byte for byte")
     }
 
+    /// The failover sweep's seed 29960: a broker taking part in an election serves its slaves
+    /// only while it leads. Waiting for the election (or fenced) it has no history to hand out;
+    /// a slave that copied its bytes then held a record of no term it followed, and much later —
+    /// taking a leader's history as a new copy's, with nothing to cut — kept it where the final
+    /// leader's log held another.
+    @Test func aBrokerThatDoesNotLeadServesNoSlave() throws {
+        let pair = try ReplicatedPair()
+        pair.cutLink()
+        pair.pump()
+        pair.handle(master: true, .leadership(.leading(term: 1)))
+        for i in 0..<3 { pair.put("never replicated \(i)", opaque: Int32(i)) }
+        pair.pump()
+        pair.handle(master: true, .leadership(.fenced(reason: "waiting for the election in ZooKeeper")))
+        pair.handle(master: false, .leadership(.following(masterURI: "meta://master:8123")))
+        pair.linkUp = true
+        pair.advance(3000)
+        #expect(pair.link != nil, "the slave is connected")
+        #expect(((try? pair.bytes(pair.slaveDisk).bytes) ?? []).isEmpty, "nothing copied from a broker that does not lead")
+        #expect(pair.slave.logsConsistentTerm == nil)
+        #expect(pair.notices.contains { $0.contains("does not lead broker 1 now and serves no slave") }, "\(pair.notices)")
+        // Once it leads again, the slave takes the term's history and copies.
+        pair.handle(master: true, .leadership(.leading(term: 2)))
+        pair.advance(3000)
+        #expect(pair.slave.logsConsistentTerm == 2)
+        #expect(try pair.bytes(pair.slaveDisk).bytes == pair.bytes(pair.masterDisk).bytes)
+    }
+
     @Test func aFencedLeaderRefusesPutsAndItsWaitingPutsAreRefused() throws {
         let pair = try ReplicatedPair(masterIni: "synchronous\nminInSyncReplicas=2")
         pair.handle(master: true, .leadership(.leading(term: 1)))

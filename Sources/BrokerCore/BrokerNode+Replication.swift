@@ -308,6 +308,7 @@ extension BrokerNode {
         }
         var deadline = replication.nextDeadline
         if let slaveDeadline = replica?.nextDeadline, deadline.map({ slaveDeadline < $0 }) ?? true { deadline = slaveDeadline }
+        if let retry = leadRetry?.at, deadline.map({ retry < $0 }) ?? true { deadline = retry }
         guard let deadline else { return }
         if let armed = replicationTimerAt, armed <= deadline, armed > clock.now { return }
         replicationTimerAt = deadline
@@ -316,6 +317,7 @@ extension BrokerNode {
 
     func replicationTimerFired(_ clock: NodeClock, _ actions: inout [Action]) {
         replicationTimerAt = nil
+        retryLeading(clock, &actions)
         if let replica { replicaTimerFired(replica, clock, &actions) }
         masterTimerFired(clock, &actions)
         armReplicationTimer(clock, &actions)

@@ -725,6 +725,28 @@ struct BrokerNodeFailoverTests {
         #expect(try pair.bytes(pair.slaveDisk).bytes == pair.bytes(pair.masterDisk).bytes)
     }
 
+    /// The failover sweep's seed 12476: a leader takes puts in its term only once the term is in
+    /// its replication-term file. A first leader whose fsync failed answered puts with no file;
+    /// restarted, its logs followed no term, and rejoining a later leader as a new copy (nothing
+    /// to cut) it kept a record where that leader's log held another.
+    @Test func aLeaderWhoseTermCannotBePersistedTakesNoPutsUntilItIs() throws {
+        let pair = try ReplicatedPair()
+        pair.masterDisk.failNextSync = true
+        pair.handle(master: true, .leadership(.leading(term: 1)))
+        #expect(pair.master.currentLeadingTerm == nil)
+        #expect(ReplicationTermFile.load(storage: pair.masterDisk, dataPath: "/data") == nil)
+        pair.put("refused", opaque: 1)
+        pair.pump()
+        #expect(pair.answers[1]?.contains("cannot persist the replication term 1") == true, "\(pair.answers)")
+        // The next attempt, a second later, writes the file: the term is led from then on.
+        pair.advance(1100)
+        #expect(pair.master.currentLeadingTerm == 1)
+        #expect(ReplicationTermFile.load(storage: pair.masterDisk, dataPath: "/data") == 1)
+        pair.put("accepted", opaque: 2)
+        pair.advance(100)
+        #expect(pair.answers[2]?.hasPrefix("200 ") == true, "\(pair.answers)")
+    }
+
     @Test func aFencedLeaderRefusesPutsAndItsWaitingPutsAreRefused() throws {
         let pair = try ReplicatedPair(masterIni: "synchronous\nminInSyncReplicas=2")
         pair.handle(master: true, .leadership(.leading(term: 1)))

@@ -747,6 +747,32 @@ struct BrokerNodeFailoverTests {
         #expect(pair.answers[2]?.hasPrefix("200 ") == true, "\(pair.answers)")
     }
 
+    /// The failover sweep's seed 25633: a deposed master whose cut failed on an fsync error has a
+    /// failed log, which refuses writes until the broker restarts. It is reported as any failed
+    /// log is (the operator's signal to restart it); unreported, the follower asked for the
+    /// history every second and never converged.
+    @Test func aLogThatFailsWhileBeingCutIsReportedAsFailed() throws {
+        let pair = try ReplicatedPair()
+        pair.handle(master: true, .leadership(.leading(term: 1)))
+        pair.handle(master: false, .leadership(.following(masterURI: "meta://master:8123")))
+        for i in 0..<3 { pair.put("replicated \(i)", opaque: Int32(i)) }
+        pair.advance(500)
+        pair.cutLink()
+        pair.pump()
+        for i in 3..<6 { pair.put("unreplicated \(i)", opaque: Int32(i)) }
+        pair.pump()
+        pair.handle(master: false, .leadership(.leading(term: 2)))
+        try pair.restartMaster()
+        pair.linkUp = true
+        pair.masterDisk.failNextSync = true
+        pair.handle(master: true, .leadership(.following(masterURI: "meta://slave:8124")))
+        pair.advance(1000)
+        #expect(pair.notices.contains { $0.contains("cannot make test-0 consistent with term 2") }, "\(pair.notices)")
+        #expect(pair.notices.contains { $0.hasPrefix("master: ") && $0.contains("partition test-0")
+                                            && $0.contains("the partition refuses writes until the broker is restarted") },
+                "\(pair.notices)")
+    }
+
     @Test func aFencedLeaderRefusesPutsAndItsWaitingPutsAreRefused() throws {
         let pair = try ReplicatedPair(masterIni: "synchronous\nminInSyncReplicas=2")
         pair.handle(master: true, .leadership(.leading(term: 1)))

@@ -28,6 +28,7 @@ extension BrokerNode {
     func leadershipChanged(_ leadership: Leadership, _ clock: NodeClock, _ actions: inout [Action]) {
         guard phase == .running else { return }
         elected = true
+        leadRetry = nil
         switch leadership {
         case .leading(let term):
             guard leadingTerm != term else { return }
@@ -35,8 +36,6 @@ extension BrokerNode {
                 if let number = replica.linkNumber { actions.append(.closeMasterLink(link: number)) }
                 self.replica = nil
             }
-            leadingTerm = term
-            fencedReason = nil
             // Leading a term again after a lost connection (rule 7 of the election): its history
             // is the one handed out before — re-deriving it would name this term its own
             // previous one and its present ends its start, and a follower one term behind would
@@ -47,7 +46,20 @@ extension BrokerNode {
                 for partition in stores.partitions { termStarts[partition] = stores.log(partition)?.writtenOffset ?? 0 }
                 historyTerm = term
             }
-            saveConsistentTerm(term, &actions)
+            // The term is on disk before any put of it: a leader whose replication-term file
+            // still said an older term (or none) would, after a restart, take its own term's
+            // bytes for that term's and keep them under a later leader's history (the failover
+            // sweep's seed 12476: a first leader's fsync failed, it answered puts in term 1 with
+            // no file, and rejoining term 7 as a broker of no term it kept a record the new
+            // leader's log held other bytes in place of). Not leading yet: try again later.
+            guard saveConsistentTerm(term, &actions) else {
+                stepDown(because: "cannot persist the replication term \(term)", clock, &actions)
+                leadRetry = (term, clock.now.adding(milliseconds: Self.leadRetryMs))
+                armReplicationTimer(clock, &actions)
+                return
+            }
+            leadingTerm = term
+            fencedReason = nil
             // The election starts a term with no slave known in sync: tell it who is.
             actions.append(.publishInSync(replicas.tracker.inSync))
             actions.append(.notice(.replication("leading broker \(config.brokerId) in term \(term) "
@@ -177,14 +189,29 @@ extension BrokerNode {
         return true
     }
 
-    func saveConsistentTerm(_ term: Int64, _ actions: inout [Action]) {
+    /// Records that the logs follow `term`; false when the file could not be written (the logs
+    /// are taken to follow it in this process all the same).
+    @discardableResult
+    func saveConsistentTerm(_ term: Int64, _ actions: inout [Action]) -> Bool {
         consistentTerm = term
+        var saved = true
         do {
             try ReplicationTermFile.save(term, storage: storage, dataPath: stores.defaultDataPath)
         } catch {
+            saved = false
             actions.append(.notice(.replicationProblem("cannot persist the replication term \(term): \(error)")))
         }
         actions.append(.logsConsistent(term: electionLogsTerm))
+        return saved
+    }
+
+    /// How long a leader that could not persist its term waits before trying again.
+    static let leadRetryMs: Int64 = 1000
+
+    /// The replication timer fired: a term not yet led for want of its file is tried again.
+    func retryLeading(_ clock: NodeClock, _ actions: inout [Action]) {
+        guard let retry = leadRetry, retry.at <= clock.now else { return }
+        leadershipChanged(.leading(term: retry.term), clock, &actions)
     }
 
     /// Persists whether partitions are being copied again; false when it cannot be written (the

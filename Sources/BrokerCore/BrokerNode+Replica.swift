@@ -234,6 +234,13 @@ extension BrokerNode {
                 // A leader elected for failover: make the copy consistent with its term first.
                 let starts = offsets.mapValues { (min: $0.min, termStart: $0.termStart ?? $0.min) }
                 guard adoptHistory(term: history.term, previous: history.previous, starts: starts, replica, clock, &actions) else {
+                    // A log that failed while being cut (an fsync error) refuses writes until the
+                    // broker restarts: say so as for any failed log, or nobody restarts it and the
+                    // follower asks for the history forever (the failover sweep's seed 25633: no
+                    // convergence in 60 s, the cut of t0-0 failing every second).
+                    for partition in stores.partitions {
+                        if let log = stores.log(partition), log.isFailed { reportFailure(partition, log, clock, &actions) }
+                    }
                     replica.refreshAt = clock.now.adding(milliseconds: ReplicaState.refreshMs)
                     return armReplicationTimer(clock, &actions)
                 }

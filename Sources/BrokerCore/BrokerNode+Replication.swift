@@ -64,6 +64,10 @@ extension BrokerNode {
         // A hostile name never reaches the tracker (it would hold a key per name): the machine
         // answers such a get as any other.
         guard MetaName.problem(with: get.topic) == nil, get.partition >= 0, get.offset >= 0 else { return false }
+        if let refusal = notServingSlavesText {
+            actions.append(.reply(connection, ResultResponse(code: StatusCode.internalServerError, text: refusal, opaque: get.opaque)))
+            return true
+        }
         let replication = replicas
         if replication.slaveConnections[connection] != slaveId {
             replication.slaveConnections[connection] = slaveId
@@ -93,6 +97,10 @@ extension BrokerNode {
         let fields = item.dropFirst(Self.slaveHelloPrefix.count).split(separator: "-")
         guard replica == nil, fields.count == 2, let slaveId = Int(fields[0]), (0...1023).contains(slaveId),
               let known = Int(fields[1]), known >= 0 else { return false }
+        if let refusal = notServingSlavesText {
+            actions.append(.reply(connection, ResultResponse(code: StatusCode.internalServerError, text: refusal, opaque: opaque)))
+            return true
+        }
         let replication = replicas
         if replication.slaveConnections[connection] != slaveId {
             replication.slaveConnections[connection] = slaveId
@@ -118,6 +126,20 @@ extension BrokerNode {
         return true
     }
 
+    /// Why this broker serves no slave now (nil: it serves them): with failover, only the leader
+    /// of a term does. A broker that takes part in an election and does not lead — waiting for
+    /// the election, fenced, between terms — has no history to hand out, and a slave copying its
+    /// bytes would hold bytes of no term it follows: the failover sweep's seed 29960, a slave
+    /// with no term yet copied a record a restarted configured master had never had replicated,
+    /// from that master while it waited for the election; much later, taking the final leader's
+    /// history as a new copy's (nothing to cut: its logs followed no term), it kept that record
+    /// where the final leader's log held another.
+    var notServingSlavesText: String? {
+        guard elected, leadingTerm == nil else { return nil }
+        return "broker \(settings.brokerURI) does not lead broker \(config.brokerId) now and serves no slave: "
+            + (fencedReason ?? "waiting for the election")
+    }
+
     /// Every partition with its first and durable end offsets, as `stats offsets` lists them.
     func partitionList() -> [UInt8] {
         var lines = ["STATS"]
@@ -141,9 +163,16 @@ extension BrokerNode {
         let replication = replicas
         var body: [UInt8]?
         var kept: [(connection: ConnectionID, opaque: Int32, until: Instant)] = []
+        let refusal = notServingSlavesText
         for held in replication.parkedHellos {
             guard release(held) else { kept.append(held); continue }
             guard openConnections.contains(held.connection) else { continue }
+            if let refusal {
+                // Held while leading, released once it stopped: no history to hand out now.
+                actions.append(.reply(held.connection, ResultResponse(code: StatusCode.internalServerError, text: refusal,
+                                                                      opaque: held.opaque)))
+                continue
+            }
             if body == nil { body = partitionList() }
             actions.append(.reply(held.connection, ResultResponse(code: StatusCode.success, body: body!, opaque: held.opaque)))
         }
@@ -279,6 +308,7 @@ extension BrokerNode {
         }
         var deadline = replication.nextDeadline
         if let slaveDeadline = replica?.nextDeadline, deadline.map({ slaveDeadline < $0 }) ?? true { deadline = slaveDeadline }
+        if let retry = leadRetry?.at, deadline.map({ retry < $0 }) ?? true { deadline = retry }
         guard let deadline else { return }
         if let armed = replicationTimerAt, armed <= deadline, armed > clock.now { return }
         replicationTimerAt = deadline
@@ -287,6 +317,7 @@ extension BrokerNode {
 
     func replicationTimerFired(_ clock: NodeClock, _ actions: inout [Action]) {
         replicationTimerAt = nil
+        retryLeading(clock, &actions)
         if let replica { replicaTimerFired(replica, clock, &actions) }
         masterTimerFired(clock, &actions)
         armReplicationTimer(clock, &actions)

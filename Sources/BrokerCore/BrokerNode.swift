@@ -162,6 +162,9 @@ public final class BrokerNode {
     /// leading the same term again (the election re-accepts after a lost connection) keeps them.
     @exclusivity(unchecked) var historyTerm: Int64?
     @exclusivity(unchecked) var fencedReason: String?
+    /// A term the election handed this node that it could not start leading (its
+    /// replication-term file could not be written), and when to try again.
+    @exclusivity(unchecked) var leadRetry: (term: Int64, at: Instant)?
     /// The term the logs of this broker are consistent with (`replication-term` in the data
     /// directory): the term it last led, or whose leader it last copied from.
     @exclusivity(unchecked) var consistentTerm: Int64?

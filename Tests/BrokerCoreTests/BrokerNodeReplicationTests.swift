@@ -698,6 +698,81 @@ struct BrokerNodeFailoverTests {
                 "the copy is the leader's log, byte for byte")
     }
 
+    /// The failover sweep's seed 29960: a broker taking part in an election serves its slaves
+    /// only while it leads. Waiting for the election (or fenced) it has no history to hand out;
+    /// a slave that copied its bytes then held a record of no term it followed, and much later —
+    /// taking a leader's history as a new copy's, with nothing to cut — kept it where the final
+    /// leader's log held another.
+    @Test func aBrokerThatDoesNotLeadServesNoSlave() throws {
+        let pair = try ReplicatedPair()
+        pair.cutLink()
+        pair.pump()
+        pair.handle(master: true, .leadership(.leading(term: 1)))
+        for i in 0..<3 { pair.put("never replicated \(i)", opaque: Int32(i)) }
+        pair.pump()
+        pair.handle(master: true, .leadership(.fenced(reason: "waiting for the election in ZooKeeper")))
+        pair.handle(master: false, .leadership(.following(masterURI: "meta://master:8123")))
+        pair.linkUp = true
+        pair.advance(3000)
+        #expect(pair.link != nil, "the slave is connected")
+        #expect(((try? pair.bytes(pair.slaveDisk).bytes) ?? []).isEmpty, "nothing copied from a broker that does not lead")
+        #expect(pair.slave.logsConsistentTerm == nil)
+        #expect(pair.notices.contains { $0.contains("does not lead broker 1 now and serves no slave") }, "\(pair.notices)")
+        // Once it leads again, the slave takes the term's history and copies.
+        pair.handle(master: true, .leadership(.leading(term: 2)))
+        pair.advance(3000)
+        #expect(pair.slave.logsConsistentTerm == 2)
+        #expect(try pair.bytes(pair.slaveDisk).bytes == pair.bytes(pair.masterDisk).bytes)
+    }
+
+    /// The failover sweep's seed 12476: a leader takes puts in its term only once the term is in
+    /// its replication-term file. A first leader whose fsync failed answered puts with no file;
+    /// restarted, its logs followed no term, and rejoining a later leader as a new copy (nothing
+    /// to cut) it kept a record where that leader's log held another.
+    @Test func aLeaderWhoseTermCannotBePersistedTakesNoPutsUntilItIs() throws {
+        let pair = try ReplicatedPair()
+        pair.masterDisk.failNextSync = true
+        pair.handle(master: true, .leadership(.leading(term: 1)))
+        #expect(pair.master.currentLeadingTerm == nil)
+        #expect(ReplicationTermFile.load(storage: pair.masterDisk, dataPath: "/data") == nil)
+        pair.put("refused", opaque: 1)
+        pair.pump()
+        #expect(pair.answers[1]?.contains("cannot persist the replication term 1") == true, "\(pair.answers)")
+        // The next attempt, a second later, writes the file: the term is led from then on.
+        pair.advance(1100)
+        #expect(pair.master.currentLeadingTerm == 1)
+        #expect(ReplicationTermFile.load(storage: pair.masterDisk, dataPath: "/data") == 1)
+        pair.put("accepted", opaque: 2)
+        pair.advance(100)
+        #expect(pair.answers[2]?.hasPrefix("200 ") == true, "\(pair.answers)")
+    }
+
+    /// The failover sweep's seed 25633: a deposed master whose cut failed on an fsync error has a
+    /// failed log, which refuses writes until the broker restarts. It is reported as any failed
+    /// log is (the operator's signal to restart it); unreported, the follower asked for the
+    /// history every second and never converged.
+    @Test func aLogThatFailsWhileBeingCutIsReportedAsFailed() throws {
+        let pair = try ReplicatedPair()
+        pair.handle(master: true, .leadership(.leading(term: 1)))
+        pair.handle(master: false, .leadership(.following(masterURI: "meta://master:8123")))
+        for i in 0..<3 { pair.put("replicated \(i)", opaque: Int32(i)) }
+        pair.advance(500)
+        pair.cutLink()
+        pair.pump()
+        for i in 3..<6 { pair.put("unreplicated \(i)", opaque: Int32(i)) }
+        pair.pump()
+        pair.handle(master: false, .leadership(.leading(term: 2)))
+        try pair.restartMaster()
+        pair.linkUp = true
+        pair.masterDisk.failNextSync = true
+        pair.handle(master: true, .leadership(.following(masterURI: "meta://slave:8124")))
+        pair.advance(1000)
+        #expect(pair.notices.contains { $0.contains("cannot make test-0 consistent with term 2") }, "\(pair.notices)")
+        #expect(pair.notices.contains { $0.hasPrefix("master: ") && $0.contains("partition test-0")
+                                            && $0.contains("the partition refuses writes until the broker is restarted") },
+                "\(pair.notices)")
+    }
+
     @Test func aFencedLeaderRefusesPutsAndItsWaitingPutsAreRefused() throws {
         let pair = try ReplicatedPair(masterIni: "synchronous\nminInSyncReplicas=2")
         pair.handle(master: true, .leadership(.leading(term: 1)))

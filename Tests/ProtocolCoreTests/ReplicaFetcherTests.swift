@@ -67,7 +67,7 @@ struct ReplicaFetcherTests {
         var fetcher = ReplicaFetcher(settings: settings)
         _ = fetcher.master(partitions: [p0], localEnds: [p0: 0], now: at(0))
         #expect(fetcher.answered(p0, .atEnd, now: at(1)) == [.wakeUp(at: at(6))])
-        #expect(fetcher.tick(now: at(5)).isEmpty)
+        #expect(fetcher.tick(now: at(5)) == [.wakeUp(at: at(6))], "no fetch yet; the wake-up asked again")
         #expect(fetcher.tick(now: at(6)) == [.fetch(p0, offset: 0, maxBytes: 64)])
         #expect(fetcher.answered(p0, .atEnd, now: at(7)) == [.wakeUp(at: at(17))], "doubled")
         _ = fetcher.tick(now: at(17))
@@ -94,6 +94,20 @@ struct ReplicaFetcherTests {
         #expect(fetcher.checkInvariants().isEmpty)
     }
 
+    /// A driver keeps one timer, the earliest wake-up asked for, and drops later ones: when it
+    /// fires, the tick asks again for the earliest wake-up still ahead, so no waiting partition is
+    /// forgotten (the failover sweep's seed 27376: a follower never fetched two partitions again
+    /// after finding its leader's end, and never converged).
+    @Test func aTickAsksAgainForTheWakeUpOfPartitionsStillWaiting() {
+        var fetcher = ReplicaFetcher(settings: settings)
+        _ = fetcher.master(partitions: [p0, p1], localEnds: [p0: 0, p1: 0], now: at(0))
+        #expect(fetcher.answered(p0, .atEnd, now: at(1)) == [.wakeUp(at: at(6))])
+        #expect(fetcher.answered(p1, .atEnd, now: at(3)) == [.wakeUp(at: at(8))], "a driver keeping one timer drops this")
+        #expect(fetcher.tick(now: at(6)) == [.fetch(p0, offset: 0, maxBytes: 64), .wakeUp(at: at(8))])
+        #expect(fetcher.tick(now: at(8)) == [.fetch(p1, offset: 0, maxBytes: 64)])
+        #expect(fetcher.checkInvariants().isEmpty)
+    }
+
     /// The master's retention removed what this slave has not copied: the local log restarts there.
     @Test func aSlaveBehindTheMastersRetentionRestartsItsLog() {
         var fetcher = ReplicaFetcher(settings: settings)
@@ -106,7 +120,7 @@ struct ReplicaFetcherTests {
         var fetcher = ReplicaFetcher(settings: settings)
         _ = fetcher.master(partitions: [p0], localEnds: [:], now: at(0))
         #expect(fetcher.answered(p0, .failed("refused"), now: at(1)) == [.wakeUp(at: at(51))])
-        #expect(fetcher.tick(now: at(50)).isEmpty)
+        #expect(fetcher.tick(now: at(50)) == [.wakeUp(at: at(51))], "not asked yet; the wake-up asked again")
         #expect(fetcher.tick(now: at(51)) == [.queryFirstOffset(p0)])
         #expect(fetcher.master(partitions: [], localEnds: [:], now: at(52)).isEmpty)
         #expect(fetcher.durableEnd(p0) == nil, "a partition the master no longer has is forgotten")
@@ -123,7 +137,7 @@ extension ReplicaFetcherTests {
         let appended = fetcher.answered(p, .bytes(record), now: now)
         #expect(appended.contains(.sync(p, upTo: Int64(record.count))))
         #expect(fetcher.appendFailed(p, now: now) == [.wakeUp(at: now.adding(milliseconds: 100))])
-        #expect(fetcher.tick(now: now.adding(milliseconds: 99)).isEmpty)
+        #expect(fetcher.tick(now: now.adding(milliseconds: 99)) == [.wakeUp(at: now.adding(milliseconds: 100))])
         #expect(fetcher.tick(now: now.adding(milliseconds: 100)) == [.fetch(p, offset: 0, maxBytes: 100)], "at the durable end, again")
         #expect(fetcher.checkInvariants().isEmpty)
     }

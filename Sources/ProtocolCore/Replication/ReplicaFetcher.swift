@@ -224,11 +224,31 @@ public struct ReplicaFetcher: Sendable {
         return wake ? [.wakeUp(at: at)] : []
     }
 
-    /// Time passes: waiting partitions whose time came fetch (located ones ask again).
+    /// Time passes: waiting partitions whose time came fetch (located ones ask again), and the
+    /// earliest wake-up still ahead is asked for again. A driver keeps one timer — the earliest
+    /// `wakeUp` — and drops the later ones; when it fires, the partitions whose time has not come
+    /// would otherwise wait for an answer that never comes (the failover sweep's seed 27376: a
+    /// follower's t0-0 and t0-1 found their leader's end 1 ms after another partition had asked
+    /// to be woken, and were never fetched again).
     public mutating func tick(now: Instant) -> [Action] {
         var actions: [Action] = []
         for partition in partitions.keys.sorted() { actions += fetchIfDue(partition, now) }
+        if let next = nextWakeUp(after: now) { actions.append(.wakeUp(at: next)) }
         return actions
+    }
+
+    /// The earliest time after `now` a partition waits for (to fetch, or to locate again).
+    func nextWakeUp(after now: Instant) -> Instant? {
+        var earliest: Instant?
+        for state in partitions.values {
+            let until: Instant
+            switch state.phase {
+            case .waiting(let at), .locateAgain(let at): until = at
+            case .locating, .fetching, .syncing: continue
+            }
+            if until > now, earliest.map({ until < $0 }) ?? true { earliest = until }
+        }
+        return earliest
     }
 
     mutating func fetchIfDue(_ partition: TopicPartition, _ now: Instant) -> [Action] {

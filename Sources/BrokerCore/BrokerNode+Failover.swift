@@ -131,7 +131,10 @@ extension BrokerNode {
     func adoptHistory(term: Int64, previous: Int64?, starts: [TopicPartition: (min: Int64, termStart: Int64)],
                       _ replica: ReplicaState, _ clock: NodeClock, _ actions: inout [Action]) -> Bool {
         guard consistentTerm != term else { return true }
-        let oneTermBehind = consistentTerm == nil || consistentTerm == previous
+        // No term on either side: a plain master and slave that now take part in an election (their
+        // copies are one history). A follower without a term under a leader with one knows nothing
+        // of where its bytes came from: it copies again.
+        let oneTermBehind = consistentTerm == previous
         var cut: Int64 = 0
         for partition in stores.partitions {
             guard let log = stores.log(partition), syncing[partition] == nil else {

@@ -819,4 +819,32 @@ struct BrokerNodeFailoverTests {
         #expect(pair.slave.electionLogsTerm == 3)
         #expect(ReplicationTermFile.loadCopying(storage: pair.slaveDisk, dataPath: "/data") == false)
     }
+
+    /// A follower without a replication-term file under a leader whose logs follow a term knows
+    /// nothing of where its bytes came from (a failed write of the file, a slave from before
+    /// failover): it copies its partitions again instead of trusting them up to the term's start.
+    /// Without a term on either side (a plain pair now under an election) it cuts as one term
+    /// behind.
+    @Test func aFollowerWithoutATermUnderALeaderWithOneCopiesAgain() throws {
+        let pair = try ReplicatedPair()
+        // A plain master and slave first: the slave copies without any term.
+        pair.put("before any term", opaque: 1)
+        pair.pump()
+        pair.handle(master: false, .masterAddress("meta://master:8123"))
+        pair.advance(1500)
+        #expect(try pair.bytes(pair.slaveDisk).bytes.count > 0)
+        pair.handle(master: true, .leadership(.leading(term: 1)))
+        pair.put("term 1", opaque: 2)
+        pair.pump()
+        pair.handle(master: true, .leadership(.fenced(reason: "test")))
+        pair.handle(master: true, .leadership(.leading(term: 2)))
+        pair.put("term 2", opaque: 3)
+        pair.pump()
+        #expect(pair.slave.logsConsistentTerm == nil)
+        pair.handle(master: false, .leadership(.following(masterURI: "meta://master:8123")))
+        pair.advance(1000)
+        #expect(pair.notices.contains { $0.contains("copying test-0 again") && $0.contains("follow term none") }, "\(pair.notices)")
+        #expect(try pair.bytes(pair.slaveDisk).bytes == pair.bytes(pair.masterDisk).bytes)
+        #expect(pair.slave.logsConsistentTerm == 2)
+    }
 }

@@ -17,6 +17,8 @@ final class ReplicaState {
         case partitions
         case firstOffset(TopicPartition)
         case fetch(TopicPartition, offset: Int64)
+        /// A durable end told to the master (its answer carries nothing the slave needs).
+        case report
     }
 
     let settings: ReplicationConfig.Slave
@@ -69,7 +71,7 @@ final class ReplicaState {
     static func timeoutMs(of request: Request) -> Int64 {
         switch request {
         case .fetch: return requestTimeoutMs
-        case .partitions, .firstOffset: return questionTimeoutMs
+        case .partitions, .firstOffset, .report: return questionTimeoutMs
         }
     }
 
@@ -256,6 +258,8 @@ extension BrokerNode {
                 answer = .failed(Self.describe(frame))
             }
             performFetcher(replica.fetcher.answered(partition, answer, now: clock.now), replica, clock, &actions)
+        case .report:
+            break
         case .fetch(let partition, let offset):
             replica.fetches += 1
             let answer: ReplicaFetcher.Answer
@@ -320,6 +324,12 @@ extension BrokerNode {
                 }
             case .append(let partition, let offset, let records):
                 appendReplicated(partition, offset: offset, records, replica, clock, &actions)
+            case .report(let partition, let end):
+                // Without a link the next connection is told (after its partitions question).
+                let sent = send(.offset(OffsetCommand(topic: partition.topic, group: replica.settings.slaveGroup,
+                                                      partition: partition.partition, offset: end, opaque: 0)),
+                                as: .report, replica, clock, &actions)
+                if !sent { replica.fetcher.reportNotSent(partition) }
             case .sync(let partition, _):
                 // The append requested a prompt sync; the end of the tick starts it, and its
                 // completion tells the fetcher (`replicaSynced`).
@@ -363,7 +373,8 @@ extension BrokerNode {
         guard let log = stores.log(partition), !log.isFailed else {
             report(replica, "the copy of \(partition) cannot take the master's records (its log is failed or missing)",
                    &actions, problem: true)
-            return performFetcher(replica.fetcher.appendFailed(partition, now: clock.now), replica, clock, &actions)
+            return performFetcher(replica.fetcher.appendFailed(partition, logEnd: stores.log(partition)?.writtenOffset ?? 0,
+                                                               now: clock.now), replica, clock, &actions)
         }
         do {
             try log.stageReplicated(records: records, at: offset)
@@ -378,7 +389,7 @@ extension BrokerNode {
             // fetcher asks again after its retry delay.
             report(replica, "did not store the master's records for \(partition) at \(offset): \(error)", &actions, problem: true)
             if case .failed = error { abandon(partition, log, clock, &actions) }
-            performFetcher(replica.fetcher.appendFailed(partition, now: clock.now), replica, clock, &actions)
+            performFetcher(replica.fetcher.appendFailed(partition, logEnd: log.writtenOffset, now: clock.now), replica, clock, &actions)
         }
     }
 

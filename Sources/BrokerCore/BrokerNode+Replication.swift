@@ -92,7 +92,7 @@ extension BrokerNode {
               MetaName.problem(with: command.topic) == nil else { return }
         let partition = TopicPartition(command.topic, command.partition)
         guard stores.log(partition) != nil else { return }
-        performTracker(replicas.tracker.slaveFetched(slaveId, partition, offset: command.offset, now: clock.now), clock, &actions)
+        performTracker(replicas.tracker.slaveReported(slaveId, partition, offset: command.offset, now: clock.now), clock, &actions)
         armReplicationTimer(clock, &actions)
     }
 

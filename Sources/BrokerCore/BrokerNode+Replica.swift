@@ -244,8 +244,14 @@ extension BrokerNode {
             replica.masterEnds = offsets.mapValues(\.max)
             replica.masterStarts = offsets.mapValues(\.min)
             var localEnds: [TopicPartition: Int64] = [:]
-            for partition in offsets.keys { if let log = stores.log(partition) { localEnds[partition] = log.maxOffset } }
-            performFetcher(replica.fetcher.master(partitions: offsets.keys.sorted(), localEnds: localEnds, now: clock.now),
+            var writtenEnds: [TopicPartition: Int64] = [:]
+            for partition in offsets.keys {
+                guard let log = stores.log(partition) else { continue }
+                localEnds[partition] = log.maxOffset
+                writtenEnds[partition] = log.writtenOffset
+            }
+            performFetcher(replica.fetcher.master(partitions: offsets.keys.sorted(), localEnds: localEnds, writtenEnds: writtenEnds,
+                                                  now: clock.now),
                            replica, clock, &actions)
         case .firstOffset(let partition):
             let answer: ReplicaFetcher.Answer
@@ -292,7 +298,7 @@ extension BrokerNode {
             if answer == .atEnd || answer == .atEndAfterWaiting {
                 replica.atEnd.insert(partition)
                 replica.caughtUpAt[partition] = clock.now
-                if logsCopying, replica.masterEnds.keys.allSatisfy(replica.atEnd.contains) { copyingFinished(&actions) }
+                finishCopyingIfComplete(replica, &actions)
             } else {
                 replica.atEnd.remove(partition)
             }
@@ -415,7 +421,19 @@ extension BrokerNode {
     func replicaSynced(_ partition: TopicPartition, _ log: PartitionLog, _ clock: NodeClock, _ actions: inout [Action]) {
         guard let replica else { return }
         performFetcher(replica.fetcher.durable(partition, end: log.maxOffset, now: clock.now), replica, clock, &actions)
+        finishCopyingIfComplete(replica, &actions)
         armReplicationTimer(clock, &actions)
+    }
+
+    /// A follower copying again (`logsCopying`) has a complete copy once every partition's last
+    /// fetch found its leader's end and all it copied is durable: its fetches run ahead of its
+    /// syncs, so reaching the end is not yet holding it — a power loss then would leave a half
+    /// copy that says it is complete, and may take over.
+    func finishCopyingIfComplete(_ replica: ReplicaState, _ actions: inout [Action]) {
+        guard logsCopying, replica.masterEnds.keys.allSatisfy({ partition in
+            replica.atEnd.contains(partition) && replica.fetcher.durableEnd(partition) == replica.fetcher.writtenEnd(partition)
+        }) else { return }
+        copyingFinished(&actions)
     }
 
     /// A slave's copy is its master's byte for byte, so damage recovery kept in place (a power

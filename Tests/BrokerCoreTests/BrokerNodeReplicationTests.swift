@@ -744,4 +744,29 @@ struct BrokerNodeFailoverTests {
         #expect(pair.slave.electionLogsTerm == 3)
         #expect(ReplicationTermFile.loadCopying(storage: pair.slaveDisk, dataPath: "/data") == false)
     }
+
+    /// A pipelined slave fetches at its written end while its syncs run: reaching the leader's
+    /// end is not yet holding it. A follower copying again stays marked as copying (not eligible
+    /// to take over) until what it copied is durable — a power loss before would leave a half
+    /// copy that says it is complete.
+    @Test func aFollowerCopyingAgainIsCompleteOnlyOnceTheCopyIsDurable() throws {
+        let pair = try ReplicatedPair()
+        pair.handle(master: false, .leadership(.leading(term: 1)))
+        pair.put("only on the old leader", opaque: 1, toMaster: false)
+        pair.pump()
+        pair.handle(master: true, .leadership(.leading(term: 3)))
+        pair.put("term 3", opaque: 2)
+        pair.pump()
+        pair.slaveSyncs = false
+        pair.handle(master: false, .leadership(.following(masterURI: "meta://master:8123")))
+        pair.advance(1000)
+        #expect(pair.notices.contains { $0.contains("copying test-0 again") }, "\(pair.notices)")
+        #expect(!pair.notices.contains { $0.contains("a complete copy again") }, "at the leader's end, but nothing synced yet")
+        #expect(ReplicationTermFile.loadCopying(storage: pair.slaveDisk, dataPath: "/data") == true)
+        pair.slaveSyncs = true
+        pair.advance(1000)
+        #expect(pair.notices.contains { $0.contains("a complete copy again") })
+        #expect(ReplicationTermFile.loadCopying(storage: pair.slaveDisk, dataPath: "/data") == false)
+        #expect(try pair.bytes(pair.slaveDisk).bytes == pair.bytes(pair.masterDisk).bytes)
+    }
 }

@@ -67,13 +67,28 @@ struct ReplicaFetcherTests {
         _ = fetcher.master(partitions: [p0], localEnds: [p0: 0], now: at(0))
         let two = records(1...2)
         #expect(fetcher.answered(p0, .bytes(two), fetchedAt: 0, now: at(1)) == [.append(p0, offset: 0, records: two),
-                                                                                .sync(p0, upTo: 50)])
-        #expect(fetcher.durable(p0, end: 50, now: at(2)) == [.fetch(p0, offset: 50, maxBytes: 64)])
-        #expect(fetcher.answered(p0, .bytes(two), fetchedAt: 0, now: at(3)).isEmpty, "a late answer to the fetch at 0")
-        #expect(fetcher.answered(p0, .atEnd, fetchedAt: 0, now: at(3)).isEmpty)
+                                                                                .sync(p0, upTo: 50),
+                                                                                .fetch(p0, offset: 50, maxBytes: 64)])
+        #expect(fetcher.answered(p0, .bytes(two), fetchedAt: 0, now: at(2)).isEmpty, "a late answer to the fetch at 0")
+        #expect(fetcher.answered(p0, .atEnd, fetchedAt: 0, now: at(2)).isEmpty)
+        #expect(fetcher.durable(p0, end: 50, now: at(3)) == [.report(p0, durableEnd: 50)])
         let next = records(3...3)
         #expect(fetcher.answered(p0, .bytes(next), fetchedAt: 50, now: at(4)) == [.append(p0, offset: 50, records: next),
-                                                                                 .sync(p0, upTo: 75)])
+                                                                                 .sync(p0, upTo: 75),
+                                                                                 .fetch(p0, offset: 75, maxBytes: 64)])
+        #expect(fetcher.checkInvariants().isEmpty)
+    }
+
+    /// A new link's fetcher starts from the logs as they are: when the last link's bytes are
+    /// written and not yet durable, it reports only the durable end and fetches after the written
+    /// one (fetching at the durable end would bring bytes the log cannot take at that offset).
+    @Test func aNewFetcherReportsTheDurableEndAndFetchesAfterTheWrittenOne() {
+        var fetcher = ReplicaFetcher(settings: settings)
+        #expect(fetcher.master(partitions: [p0], localEnds: [p0: 25], writtenEnds: [p0: 50], now: at(0))
+                == [.fetch(p0, offset: 50, maxBytes: 64), .report(p0, durableEnd: 25)])
+        #expect(fetcher.durableEnd(p0) == 25 && fetcher.writtenEnd(p0) == 50)
+        #expect(fetcher.durable(p0, end: 50, now: at(1)) == [.report(p0, durableEnd: 50)])
+        #expect(fetcher.checkInvariants().isEmpty)
     }
 
     @Test func aRecordLargerThanTheFetchAsksForMoreUpToTheTransferLimit() {

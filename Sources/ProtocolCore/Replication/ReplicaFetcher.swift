@@ -120,20 +120,25 @@ public struct ReplicaFetcher: Sendable {
     /// The end of what this slave has appended of `partition`.
     public func writtenEnd(_ partition: TopicPartition) -> Int64? { partitions[partition]?.writtenEnd }
 
-    /// The master's partitions (from ZooKeeper) and the ends of the local logs that exist (after
-    /// recovery: durable). New partitions are located at the master's first offset; dropped ones
-    /// are forgotten. Every durable end the master was not told on this connection is reported.
-    /// `now`: when fetching may begin.
+    /// The master's partitions (from ZooKeeper) and the durable ends of the local logs that exist;
+    /// `writtenEnds`: where those logs end with what is not durable yet (a fetcher started on a
+    /// new link while the last link's bytes are still being synced), fetched from there. New
+    /// partitions are located at the master's first offset; dropped ones are forgotten. Every
+    /// durable end the master was not told on this connection is reported. `now`: when fetching
+    /// may begin.
     public mutating func master(partitions masterPartitions: [TopicPartition], localEnds: [TopicPartition: Int64],
-                                now: Instant) -> [Action] {
+                                writtenEnds: [TopicPartition: Int64] = [:], now: Instant) -> [Action] {
         var actions: [Action] = []
         let wanted = Set(masterPartitions)
         for partition in partitions.keys.sorted() where !wanted.contains(partition) { partitions[partition] = nil }
         for partition in masterPartitions.sorted() {
             if partitions[partition] == nil {
                 if let end = localEnds[partition] {
-                    partitions[partition] = Partition(phase: .waiting(until: now), end: end, fetchBytes: settings.fetchBytes,
-                                                      delayMs: settings.minDelayMs)
+                    var state = Partition(phase: .waiting(until: now), end: end, fetchBytes: settings.fetchBytes,
+                                          delayMs: settings.minDelayMs)
+                    state.writtenEnd = max(end, writtenEnds[partition] ?? end)
+                    if state.writtenEnd - end >= Int64(settings.maxUnsyncedBytes) { state.phase = .throttled }
+                    partitions[partition] = state
                     actions += fetchIfDue(partition, now)
                 } else {
                     partitions[partition] = Partition(phase: .locating, end: 0, fetchBytes: settings.fetchBytes,

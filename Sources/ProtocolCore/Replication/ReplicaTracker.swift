@@ -82,7 +82,7 @@ public struct ReplicaTracker: Sendable {
 
     // MARK: Events
 
-    /// A slave connected (its first fetch will say where it is). What an earlier connection
+    /// A slave connected (its first report will say where it is). What an earlier connection
     /// reported says nothing now: the slave may have cut or re-copied its logs since (a new
     /// term's history), so it starts behind on every partition the master has data in.
     public mutating func slaveConnected(_ slaveId: Int, now: Instant) -> [Decision] {

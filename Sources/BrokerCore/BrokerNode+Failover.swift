@@ -116,7 +116,12 @@ extension BrokerNode {
     func adoptHistory(term: Int64, previous: Int64?, starts: [TopicPartition: (min: Int64, termStart: Int64)],
                       _ replica: ReplicaState, _ clock: NodeClock, _ actions: inout [Action]) -> Bool {
         guard consistentTerm != term else { return true }
-        let oneTermBehind = consistentTerm == nil || consistentTerm == previous
+        // Logs with no term (no replication-term file) are one term behind only of a first term
+        // (previous none): a broker that led or followed a term without writing the file (the
+        // sweep's seed 1647: "cannot persist the replication term 1", EIO) holds bytes of some
+        // unknown term, and keeping them up to a later term's start kept a term-1 tail its
+        // successor never had — copied again instead, like logs several terms behind.
+        let oneTermBehind = consistentTerm == previous
         var cut: Int64 = 0
         for partition in stores.partitions {
             guard let log = stores.log(partition), syncing[partition] == nil else {

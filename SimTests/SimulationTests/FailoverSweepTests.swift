@@ -60,26 +60,29 @@ struct FailoverSweepTests {
 
     /// The canary (`BrokerElection.Settings.canaryTakeOverWithoutNewTerm`): a slave that takes
     /// over adopts the term it read instead of raising it, so it and the master it replaced both
-    /// acknowledge puts in one term. Checker (a) must name it within the first 100 seeds; the
-    /// same seeds pass without the canary.
+    /// acknowledge puts in one term. Checker (a) must name it in two seeds of the first 200 (112
+    /// and 160 since the slave's fetches are pipelined with its syncs; the schedules before had
+    /// 28, 80 and 87); the same seeds pass without the canary.
     @Test func failoverCanaryIsCaught() {
         var caught: [UInt64] = []
-        for seed: UInt64 in 0..<100 where caught.count < 2 {
+        for seed: UInt64 in 0..<200 where caught.count < 2 {
             let canary = Simulation(seed: seed, bugs: .failoverTakeOverWithoutNewTerm)
             #expect(canary.options.description == Simulation(seed: seed, failover: true).options.description,
                     "seed \(seed): the canary changed the world")
             if canary.run().failures.contains(where: { $0.contains("two processes acknowledged puts") }) { caught.append(seed) }
         }
-        #expect(caught.count >= 2, "the failover canary went unnoticed in 100 failover worlds")
+        #expect(caught.count >= 2, "the failover canary went unnoticed in 200 failover worlds")
         for seed in caught { #expect(Simulation(seed: seed, failover: true).run().passed, "\(Self.replay(seed))") }
     }
 
     /// The lost-logs canary (`BrokerElection.Settings.canaryIgnoreLostLogs`): rule 10 forgets
     /// that a broker taking over must have its logs — a master whose disk was destroyed, or a
-    /// follower copying a partition again, may claim. Seed 844 (found by `metaq-sim --sweep 2000
-    /// --lost-logs-canary`) loses acknowledged messages with it and passes without it.
+    /// follower copying a partition again, may claim. Seed 2325 (found by `metaq-sim --sweep 3000
+    /// --lost-logs-canary` once the slave's fetches were pipelined with its syncs, which moved the
+    /// schedules: seed 844 no longer reaches the scenario) loses acknowledged messages with it and
+    /// passes without it.
     @Test func lostLogsCanaryIsCaught() {
-        let seed: UInt64 = 844
+        let seed: UInt64 = 2325
         let canary = Simulation(seed: seed, bugs: .failoverIgnoresLostLogs)
         #expect(canary.options.description == Simulation(seed: seed, failover: true).options.description)
         let result = canary.run()

@@ -17,6 +17,8 @@ final class ReplicaState {
         case partitions
         case firstOffset(TopicPartition)
         case fetch(TopicPartition, offset: Int64)
+        /// A durable end told to the master (its answer carries nothing the slave needs).
+        case report
     }
 
     let settings: ReplicationConfig.Slave
@@ -69,7 +71,7 @@ final class ReplicaState {
     static func timeoutMs(of request: Request) -> Int64 {
         switch request {
         case .fetch: return requestTimeoutMs
-        case .partitions, .firstOffset: return questionTimeoutMs
+        case .partitions, .firstOffset, .report: return questionTimeoutMs
         }
     }
 
@@ -249,8 +251,14 @@ extension BrokerNode {
             replica.masterEnds = offsets.mapValues(\.max)
             replica.masterStarts = offsets.mapValues(\.min)
             var localEnds: [TopicPartition: Int64] = [:]
-            for partition in offsets.keys { if let log = stores.log(partition) { localEnds[partition] = log.maxOffset } }
-            performFetcher(replica.fetcher.master(partitions: offsets.keys.sorted(), localEnds: localEnds, now: clock.now),
+            var writtenEnds: [TopicPartition: Int64] = [:]
+            for partition in offsets.keys {
+                guard let log = stores.log(partition) else { continue }
+                localEnds[partition] = log.maxOffset
+                writtenEnds[partition] = log.writtenOffset
+            }
+            performFetcher(replica.fetcher.master(partitions: offsets.keys.sorted(), localEnds: localEnds, writtenEnds: writtenEnds,
+                                                  now: clock.now),
                            replica, clock, &actions)
         case .firstOffset(let partition):
             let answer: ReplicaFetcher.Answer
@@ -263,6 +271,8 @@ extension BrokerNode {
                 answer = .failed(Self.describe(frame))
             }
             performFetcher(replica.fetcher.answered(partition, answer, now: clock.now), replica, clock, &actions)
+        case .report:
+            break
         case .fetch(let partition, let offset):
             replica.fetches += 1
             let answer: ReplicaFetcher.Answer
@@ -295,7 +305,7 @@ extension BrokerNode {
             if answer == .atEnd || answer == .atEndAfterWaiting {
                 replica.atEnd.insert(partition)
                 replica.caughtUpAt[partition] = clock.now
-                if logsCopying, replica.masterEnds.keys.allSatisfy(replica.atEnd.contains) { copyingFinished(&actions) }
+                finishCopyingIfComplete(replica, &actions)
             } else {
                 replica.atEnd.remove(partition)
             }
@@ -327,6 +337,12 @@ extension BrokerNode {
                 }
             case .append(let partition, let offset, let records):
                 appendReplicated(partition, offset: offset, records, replica, clock, &actions)
+            case .report(let partition, let end):
+                // Without a link the next connection is told (after its partitions question).
+                let sent = send(.offset(OffsetCommand(topic: partition.topic, group: replica.settings.slaveGroup,
+                                                      partition: partition.partition, offset: end, opaque: 0)),
+                                as: .report, replica, clock, &actions)
+                if !sent { replica.fetcher.reportNotSent(partition) }
             case .sync(let partition, _):
                 // The append requested a prompt sync; the end of the tick starts it, and its
                 // completion tells the fetcher (`replicaSynced`).
@@ -370,7 +386,8 @@ extension BrokerNode {
         guard let log = stores.log(partition), !log.isFailed else {
             report(replica, "the copy of \(partition) cannot take the master's records (its log is failed or missing)",
                    &actions, problem: true)
-            return performFetcher(replica.fetcher.appendFailed(partition, now: clock.now), replica, clock, &actions)
+            return performFetcher(replica.fetcher.appendFailed(partition, logEnd: stores.log(partition)?.writtenOffset ?? 0,
+                                                               now: clock.now), replica, clock, &actions)
         }
         do {
             try log.stageReplicated(records: records, at: offset)
@@ -385,7 +402,7 @@ extension BrokerNode {
             // fetcher asks again after its retry delay.
             report(replica, "did not store the master's records for \(partition) at \(offset): \(error)", &actions, problem: true)
             if case .failed = error { abandon(partition, log, clock, &actions) }
-            performFetcher(replica.fetcher.appendFailed(partition, now: clock.now), replica, clock, &actions)
+            performFetcher(replica.fetcher.appendFailed(partition, logEnd: log.writtenOffset, now: clock.now), replica, clock, &actions)
         }
     }
 
@@ -411,7 +428,19 @@ extension BrokerNode {
     func replicaSynced(_ partition: TopicPartition, _ log: PartitionLog, _ clock: NodeClock, _ actions: inout [Action]) {
         guard let replica else { return }
         performFetcher(replica.fetcher.durable(partition, end: log.maxOffset, now: clock.now), replica, clock, &actions)
+        finishCopyingIfComplete(replica, &actions)
         armReplicationTimer(clock, &actions)
+    }
+
+    /// A follower copying again (`logsCopying`) has a complete copy once every partition's last
+    /// fetch found its leader's end and all it copied is durable: its fetches run ahead of its
+    /// syncs, so reaching the end is not yet holding it — a power loss then would leave a half
+    /// copy that says it is complete, and may take over.
+    func finishCopyingIfComplete(_ replica: ReplicaState, _ actions: inout [Action]) {
+        guard logsCopying, replica.masterEnds.keys.allSatisfy({ partition in
+            replica.atEnd.contains(partition) && replica.fetcher.durableEnd(partition) == replica.fetcher.writtenEnd(partition)
+        }) else { return }
+        copyingFinished(&actions)
     }
 
     /// A slave's copy is its master's byte for byte, so damage recovery kept in place (a power

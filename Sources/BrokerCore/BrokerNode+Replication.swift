@@ -55,9 +55,10 @@ final class MasterReplication {
 }
 
 extension BrokerNode {
-    /// A `get` of a slave group (`meta-slave-group_<n>`) on a master: its offset is that slave's
-    /// durable position; at the end of the partition it is held. Returns false when `get` is not
-    /// a slave's (the machine answers it as any get).
+    /// A `get` of a slave group (`meta-slave-group_<n>`) on a master: at the end of the partition
+    /// it is held until the next sync (or `fetchHoldMs`). Returns false when `get` is not held (the
+    /// machine answers it as any get). The slave's durable position comes in its `offset`
+    /// reports (`slaveReport`), not from its fetches, which run ahead of its syncs.
     func slaveFetch(_ get: GetCommand, from connection: ConnectionID, _ clock: NodeClock, _ actions: inout [Action]) -> Bool {
         guard replica == nil, let slaveId = ReplicationConfig.Slave.slaveId(ofGroup: get.group) else { return false }
         let partition = TopicPartition(get.topic, get.partition)
@@ -74,7 +75,6 @@ extension BrokerNode {
             actions.append(.notice(.replication("slave \(slaveId) fetches on connection \(connection)")))
         }
         if let log = stores.log(partition), log.failure == nil {
-            performTracker(replication.tracker.slaveFetched(slaveId, partition, offset: get.offset, now: clock.now), clock, &actions)
             if get.offset == log.maxOffset, replication.fetchHoldMs > 0, replication.parkedCount < MasterReplication.maxParked,
                phase == .running {
                 replication.parked[partition, default: []].append(
@@ -86,6 +86,18 @@ extension BrokerNode {
         }
         armReplicationTimer(clock, &actions)
         return false
+    }
+
+    /// An `offset` request of a slave group on a master: the slave's report that `partition` is
+    /// durable on its disk up to `command.offset` (then answered as any `offset`).
+    func slaveReport(_ command: OffsetCommand, from connection: ConnectionID, _ clock: NodeClock, _ actions: inout [Action]) {
+        guard replica == nil, let slaveId = ReplicationConfig.Slave.slaveId(ofGroup: command.group),
+              replicas.slaveConnections[connection] == slaveId, command.offset >= 0, command.partition >= 0,
+              MetaName.problem(with: command.topic) == nil else { return }
+        let partition = TopicPartition(command.topic, command.partition)
+        guard stores.log(partition) != nil else { return }
+        performTracker(replicas.tracker.slaveReported(slaveId, partition, offset: command.offset, now: clock.now), clock, &actions)
+        armReplicationTimer(clock, &actions)
     }
 
     /// `stats replica-<slaveId>-<partitions>` on a master: the connection is that slave's; the

@@ -294,6 +294,8 @@ public final class BrokerNode {
         switch frame {
         case .get(let get):
             if slaveFetch(get, from: connection, clock, &actions) { return }
+        case .offset(let command):
+            slaveReport(command, from: connection, clock, &actions)
         case .put:
             if replica != nil || fencedReason != nil, refuseOnSlave(frame, from: connection, &actions) { return }
         case .stats(let command) where command.item == "replication":

@@ -847,4 +847,59 @@ struct BrokerNodeFailoverTests {
         #expect(try pair.bytes(pair.slaveDisk).bytes == pair.bytes(pair.masterDisk).bytes)
         #expect(pair.slave.logsConsistentTerm == 2)
     }
+
+    /// The sweep's seed 1647: a broker led term 1 without its term file (its write failed), so
+    /// its logs follow no known term; rejoining a later term, it was taken as one term behind and
+    /// kept a term-1 tail its successor never had. Logs without a term are copied again unless the
+    /// leader's term is a first one.
+    @Test func aFollowerWithLogsButNoTermCopiesThemAgain() throws {
+        let pair = try ReplicatedPair()
+        pair.handle(master: true, .leadership(.leading(term: 1)))
+        pair.handle(master: false, .leadership(.following(masterURI: "meta://master:8123")))
+        pair.put("replicated", opaque: 1)
+        pair.advance(500)
+        pair.cutLink()
+        pair.linkUp = false
+        pair.put("tail", opaque: 2)
+        pair.pump()
+        // Its term file is gone ("cannot persist the replication term 1"), and it restarts.
+        try pair.masterDisk.remove("/data/replication-term")
+        try pair.restartMaster()
+        pair.handle(master: false, .leadership(.leading(term: 2)))
+        pair.put("term 2, longer than the old leader's tail", opaque: 3, toMaster: false)
+        pair.pump()
+        pair.handle(master: false, .leadership(.leading(term: 3)))
+        pair.put("term 3", opaque: 4, toMaster: false)
+        pair.pump()
+        pair.linkUp = true
+        pair.handle(master: true, .leadership(.following(masterURI: "meta://slave:8124")))
+        pair.advance(1000)
+        #expect(try pair.bytes(pair.masterDisk).bytes == pair.bytes(pair.slaveDisk).bytes, "\(pair.notices)")
+        #expect(pair.notices.contains { $0.contains("copying test-0 again") }, "\(pair.notices)")
+    }
+
+    /// A pipelined slave fetches at its written end while its syncs run: reaching the leader's
+    /// end is not yet holding it. A follower copying again stays marked as copying (not eligible
+    /// to take over) until what it copied is durable — a power loss before would leave a half
+    /// copy that says it is complete.
+    @Test func aFollowerCopyingAgainIsCompleteOnlyOnceTheCopyIsDurable() throws {
+        let pair = try ReplicatedPair()
+        pair.handle(master: false, .leadership(.leading(term: 1)))
+        pair.put("only on the old leader", opaque: 1, toMaster: false)
+        pair.pump()
+        pair.handle(master: true, .leadership(.leading(term: 3)))
+        pair.put("term 3", opaque: 2)
+        pair.pump()
+        pair.slaveSyncs = false
+        pair.handle(master: false, .leadership(.following(masterURI: "meta://master:8123")))
+        pair.advance(1000)
+        #expect(pair.notices.contains { $0.contains("copying test-0 again") }, "\(pair.notices)")
+        #expect(!pair.notices.contains { $0.contains("a complete copy again") }, "at the leader's end, but nothing synced yet")
+        #expect(ReplicationTermFile.loadCopying(storage: pair.slaveDisk, dataPath: "/data") == true)
+        pair.slaveSyncs = true
+        pair.advance(1000)
+        #expect(pair.notices.contains { $0.contains("a complete copy again") })
+        #expect(ReplicationTermFile.loadCopying(storage: pair.slaveDisk, dataPath: "/data") == false)
+        #expect(try pair.bytes(pair.slaveDisk).bytes == pair.bytes(pair.masterDisk).bytes)
+    }
 }

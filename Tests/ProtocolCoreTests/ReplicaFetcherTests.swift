@@ -2,7 +2,8 @@ import ProtocolCore
 import Testing
 
 /// A slave's copying of its master (issue 17, reference §6.1) fed by hand: where a new partition
-/// starts, fetch → append → sync → fetch, whole records only, back-off at the end, failures.
+/// starts, fetches pipelined with syncs, durable ends reported, whole records only, back-off at the
+/// end, failures.
 @Suite("Replica fetcher")
 struct ReplicaFetcherTests {
     let p0 = TopicPartition("t", 0)
@@ -17,24 +18,44 @@ struct ReplicaFetcherTests {
     @Test func aNewPartitionStartsAtTheMastersFirstSegmentAndAnExistingOneAtItsEnd() {
         var fetcher = ReplicaFetcher(settings: settings)
         let actions = fetcher.master(partitions: [p1, p0], localEnds: [p1: 75], now: at(0))
-        #expect(actions == [.queryFirstOffset(p0), .fetch(p1, offset: 75, maxBytes: 64)])
+        #expect(actions == [.queryFirstOffset(p0), .fetch(p1, offset: 75, maxBytes: 64), .report(p1, durableEnd: 75)],
+                "the master learns where the existing copy ends")
         #expect(fetcher.answered(p0, .firstOffset(1_000), now: at(1)) == [.createLog(p0, startingAt: 1_000),
+                                                                          .report(p0, durableEnd: 1_000),
                                                                           .fetch(p0, offset: 1_000, maxBytes: 64)])
         #expect(fetcher.checkInvariants().isEmpty)
     }
 
-    /// The next fetch — at the new end — goes only once the appended records are durable: the
-    /// master reads a fetch position as this slave's durable one.
-    @Test func fetchAppendSyncThenFetchAgainWithWholeRecordsOnly() {
+    /// The next fetch — at the new written end — goes while the appended records are synced; the
+    /// master hears the durable end only once the sync made it so.
+    @Test func fetchesArePipelinedWithSyncsAndOnlyDurableEndsAreReported() {
         var fetcher = ReplicaFetcher(settings: settings)
         _ = fetcher.master(partitions: [p0], localEnds: [p0: 0], now: at(0))
         let two = records(1...2)
         let cut = two + Array(records(3...3).prefix(10))
-        #expect(fetcher.answered(p0, .bytes(cut), now: at(1)) == [.append(p0, offset: 0, records: two), .sync(p0, upTo: 50)],
-                "the cut third record is left for the next fetch")
-        #expect(fetcher.tick(now: at(2)).isEmpty, "no fetch while the appended records are not durable")
-        #expect(fetcher.durable(p0, end: 50, now: at(3)) == [.fetch(p0, offset: 50, maxBytes: 64)])
-        #expect(fetcher.durableEnd(p0) == 50 && fetcher.checkInvariants().isEmpty)
+        #expect(fetcher.answered(p0, .bytes(cut), now: at(1)) == [.append(p0, offset: 0, records: two), .sync(p0, upTo: 50),
+                                                                  .fetch(p0, offset: 50, maxBytes: 64)],
+                "the cut third record is left for the next fetch, which goes at once")
+        #expect(fetcher.durableEnd(p0) == 0 && fetcher.writtenEnd(p0) == 50)
+        #expect(fetcher.answered(p0, .bytes(records(3...3)), now: at(2)) == [.append(p0, offset: 50, records: records(3...3)),
+                                                                           .sync(p0, upTo: 75), .fetch(p0, offset: 75, maxBytes: 64)])
+        #expect(fetcher.durable(p0, end: 50, now: at(3)) == [.report(p0, durableEnd: 50)])
+        #expect(fetcher.durable(p0, end: 50, now: at(3)).isEmpty, "reported once")
+        #expect(fetcher.durable(p0, end: 75, now: at(4)) == [.report(p0, durableEnd: 75)])
+        #expect(fetcher.durableEnd(p0) == 75 && fetcher.checkInvariants().isEmpty)
+    }
+
+    /// Fetching waits once `maxUnsyncedBytes` are written and not durable.
+    @Test func unsyncedBytesAreBounded() {
+        var fetcher = ReplicaFetcher(settings: .init(fetchBytes: 64, maxTransferSize: 256, maxUnsyncedBytes: 60))
+        _ = fetcher.master(partitions: [p0], localEnds: [p0: 0], now: at(0))
+        #expect(fetcher.answered(p0, .bytes(records(1...2)), now: at(1)) == [.append(p0, offset: 0, records: records(1...2)),
+                                                                           .sync(p0, upTo: 50), .fetch(p0, offset: 50, maxBytes: 64)])
+        #expect(fetcher.answered(p0, .bytes(records(3...3)), now: at(2)) == [.append(p0, offset: 50, records: records(3...3)),
+                                                                           .sync(p0, upTo: 75)], "75 unsynced ≥ 60: no fetch")
+        #expect(fetcher.tick(now: at(3)).isEmpty)
+        #expect(fetcher.durable(p0, end: 50, now: at(4)) == [.report(p0, durableEnd: 50), .fetch(p0, offset: 75, maxBytes: 64)])
+        #expect(fetcher.checkInvariants().isEmpty)
     }
 
     /// The failover sweep's seed 1379: with two fetches of a partition in flight, the late
@@ -46,13 +67,28 @@ struct ReplicaFetcherTests {
         _ = fetcher.master(partitions: [p0], localEnds: [p0: 0], now: at(0))
         let two = records(1...2)
         #expect(fetcher.answered(p0, .bytes(two), fetchedAt: 0, now: at(1)) == [.append(p0, offset: 0, records: two),
-                                                                                .sync(p0, upTo: 50)])
-        #expect(fetcher.durable(p0, end: 50, now: at(2)) == [.fetch(p0, offset: 50, maxBytes: 64)])
-        #expect(fetcher.answered(p0, .bytes(two), fetchedAt: 0, now: at(3)).isEmpty, "a late answer to the fetch at 0")
-        #expect(fetcher.answered(p0, .atEnd, fetchedAt: 0, now: at(3)).isEmpty)
+                                                                                .sync(p0, upTo: 50),
+                                                                                .fetch(p0, offset: 50, maxBytes: 64)])
+        #expect(fetcher.answered(p0, .bytes(two), fetchedAt: 0, now: at(2)).isEmpty, "a late answer to the fetch at 0")
+        #expect(fetcher.answered(p0, .atEnd, fetchedAt: 0, now: at(2)).isEmpty)
+        #expect(fetcher.durable(p0, end: 50, now: at(3)) == [.report(p0, durableEnd: 50)])
         let next = records(3...3)
         #expect(fetcher.answered(p0, .bytes(next), fetchedAt: 50, now: at(4)) == [.append(p0, offset: 50, records: next),
-                                                                                 .sync(p0, upTo: 75)])
+                                                                                 .sync(p0, upTo: 75),
+                                                                                 .fetch(p0, offset: 75, maxBytes: 64)])
+        #expect(fetcher.checkInvariants().isEmpty)
+    }
+
+    /// A new link's fetcher starts from the logs as they are: when the last link's bytes are
+    /// written and not yet durable, it reports only the durable end and fetches after the written
+    /// one (fetching at the durable end would bring bytes the log cannot take at that offset).
+    @Test func aNewFetcherReportsTheDurableEndAndFetchesAfterTheWrittenOne() {
+        var fetcher = ReplicaFetcher(settings: settings)
+        #expect(fetcher.master(partitions: [p0], localEnds: [p0: 25], writtenEnds: [p0: 50], now: at(0))
+                == [.fetch(p0, offset: 50, maxBytes: 64), .report(p0, durableEnd: 25)])
+        #expect(fetcher.durableEnd(p0) == 25 && fetcher.writtenEnd(p0) == 50)
+        #expect(fetcher.durable(p0, end: 50, now: at(1)) == [.report(p0, durableEnd: 50)])
+        #expect(fetcher.checkInvariants().isEmpty)
     }
 
     @Test func aRecordLargerThanTheFetchAsksForMoreUpToTheTransferLimit() {
@@ -60,7 +96,8 @@ struct ReplicaFetcherTests {
         _ = fetcher.master(partitions: [p0], localEnds: [p0: 0], now: at(0))
         let big = records(1...1, size: 100)
         #expect(fetcher.answered(p0, .bytes(Array(big.prefix(64))), now: at(1)) == [.fetch(p0, offset: 0, maxBytes: 128)])
-        #expect(fetcher.answered(p0, .bytes(big), now: at(2)) == [.append(p0, offset: 0, records: big), .sync(p0, upTo: 120)])
+        #expect(fetcher.answered(p0, .bytes(big), now: at(2)) == [.append(p0, offset: 0, records: big), .sync(p0, upTo: 120),
+                                                                  .fetch(p0, offset: 120, maxBytes: 64)])
     }
 
     @Test func atTheEndItBacksOffAndAfterAFailureItRetries() {
@@ -85,12 +122,12 @@ struct ReplicaFetcherTests {
         var fetcher = ReplicaFetcher(settings: settings)
         _ = fetcher.master(partitions: [p0, p1], localEnds: [p0: 0, p1: 0], now: at(0))
         #expect(fetcher.answered(p0, .bytes(records(1...1)), now: at(1)) == [.append(p0, offset: 0, records: records(1...1)),
-                                                                           .sync(p0, upTo: 25)])
-        #expect(fetcher.appendFailed(p0, now: at(2)) == [.wakeUp(at: at(52))])
-        #expect(fetcher.appendFailed(p1, now: at(2)).isEmpty, "p1's fetch is in flight: nothing to undo")
+                                                                           .sync(p0, upTo: 25), .fetch(p0, offset: 25, maxBytes: 64)])
+        #expect(fetcher.appendFailed(p0, logEnd: 0, now: at(2)) == [.wakeUp(at: at(52))])
+        #expect(fetcher.answered(p0, .bytes(records(2...2)), now: at(2)).isEmpty, "the fetch sent before is answered into the void")
         #expect(fetcher.answered(p1, .bytes(records(7...7)), now: at(3)) == [.append(p1, offset: 0, records: records(7...7)),
-                                                                           .sync(p1, upTo: 25)])
-        #expect(fetcher.tick(now: at(52)) == [.fetch(p0, offset: 0, maxBytes: 64)])
+                                                                           .sync(p1, upTo: 25), .fetch(p1, offset: 25, maxBytes: 64)])
+        #expect(fetcher.tick(now: at(52)) == [.fetch(p0, offset: 0, maxBytes: 64)], "at the log's end")
         #expect(fetcher.checkInvariants().isEmpty)
     }
 
@@ -113,6 +150,7 @@ struct ReplicaFetcherTests {
         var fetcher = ReplicaFetcher(settings: settings)
         _ = fetcher.master(partitions: [p0], localEnds: [p0: 100], now: at(0))
         #expect(fetcher.answered(p0, .belowMinimum(minOffset: 4_096), now: at(1)) == [.restartLog(p0, at: 4_096),
+                                                                                      .report(p0, durableEnd: 4_096),
                                                                                       .fetch(p0, offset: 4_096, maxBytes: 64)])
     }
 
@@ -136,7 +174,7 @@ extension ReplicaFetcherTests {
         let record = Record.encode(msgId: 1, flag: 0, payload: [1, 2, 3])
         let appended = fetcher.answered(p, .bytes(record), now: now)
         #expect(appended.contains(.sync(p, upTo: Int64(record.count))))
-        #expect(fetcher.appendFailed(p, now: now) == [.wakeUp(at: now.adding(milliseconds: 100))])
+        #expect(fetcher.appendFailed(p, logEnd: 0, now: now) == [.wakeUp(at: now.adding(milliseconds: 100))])
         #expect(fetcher.tick(now: now.adding(milliseconds: 99)) == [.wakeUp(at: now.adding(milliseconds: 100))])
         #expect(fetcher.tick(now: now.adding(milliseconds: 100)) == [.fetch(p, offset: 0, maxBytes: 100)], "at the durable end, again")
         #expect(fetcher.checkInvariants().isEmpty)

@@ -1,12 +1,15 @@
 /// A slave's copying of its master (issue 17, reference §6.1) as a pure machine: for every
-/// partition of the master, fetch at the end of what this slave has made durable, append what
-/// comes back (whole records, the master's bytes as they are: same msgId, flag and offsets), make
-/// it durable, fetch again. Because a fetch at X is sent only once everything below X is durable
-/// here, the master may read X as this slave's durable position (`ReplicaTracker`).
+/// partition of the master, fetch at the end of what this slave has written, append what comes
+/// back (whole records, the master's bytes as they are: same msgId, flag and offsets), and fetch
+/// again at once while the sync of those bytes runs — the fetches are pipelined with the syncs, up
+/// to `maxUnsyncedBytes` ahead of what is durable. What is durable is reported to the master on its
+/// own (`.report`), after each sync that moved it: the master's synchronous answers wait for it
+/// (`ReplicaTracker`), so a report never names a byte that is not durable here.
 ///
 /// A partition new to the slave starts at the master's first segment (`offset <topic> <group> <p> 0`
 /// answers it, §1.4.3), as the original's slave does. At the master's end the partition waits,
-/// backing off up to `maxDelayMs` (the original's `slaveMaxDelayInMills`, 500).
+/// backing off up to `maxDelayMs` (the original's `slaveMaxDelayInMills`, 500), unless the master
+/// held the fetch (then it fetches again at once).
 ///
 /// Pure: the node (or the simulator) sends the requests, appends, syncs and reports back.
 public struct ReplicaFetcher: Sendable {
@@ -20,8 +23,12 @@ public struct ReplicaFetcher: Sendable {
         /// Wait after a failed fetch before the next.
         public var retryDelayMs: Int64
 
+        /// Bytes written ahead of what is durable before fetching waits for a sync.
+        public var maxUnsyncedBytes: Int
+
         public init(fetchBytes: Int = 1 << 20, maxTransferSize: Int = 1 << 20, minDelayMs: Int64 = 5, maxDelayMs: Int64 = 500,
-                    retryDelayMs: Int64 = 100) {
+                    retryDelayMs: Int64 = 100, maxUnsyncedBytes: Int? = nil) {
+            self.maxUnsyncedBytes = maxUnsyncedBytes ?? 4 * fetchBytes
             self.fetchBytes = fetchBytes
             self.maxTransferSize = max(fetchBytes, maxTransferSize)
             self.minDelayMs = minDelayMs
@@ -58,6 +65,8 @@ public struct ReplicaFetcher: Sendable {
         case append(TopicPartition, offset: Int64, records: [UInt8])
         /// Make `partition` durable up to `upTo`, then report `.durable`.
         case sync(TopicPartition, upTo: Int64)
+        /// Tell the master that `partition` is durable here up to `durableEnd`.
+        case report(TopicPartition, durableEnd: Int64)
         /// The local log of `partition` must restart at `offset`: the master removed what this
         /// slave has not copied yet (retention ran ahead of a slave that was away).
         case restartLog(TopicPartition, at: Int64)
@@ -72,9 +81,9 @@ public struct ReplicaFetcher: Sendable {
         case locateAgain(until: Instant)
         /// A fetch at `offset` is in flight.
         case fetching(offset: Int64)
-        /// Appended up to `upTo`; waiting for it to be durable.
-        case syncing(upTo: Int64)
-        /// Nothing in flight: fetch at the durable end at `at` (or now).
+        /// `maxUnsyncedBytes` are written and not durable: waiting for a sync.
+        case throttled
+        /// Nothing in flight: fetch at the written end at `at` (or now).
         case waiting(until: Instant)
     }
 
@@ -82,8 +91,20 @@ public struct ReplicaFetcher: Sendable {
         var phase: Phase
         /// Everything below this is durable here.
         var durableEnd: Int64
+        /// Everything below this is appended here (durable or not).
+        var writtenEnd: Int64
+        /// The durable end last reported to the master on this connection (-1: none yet).
+        var reportedEnd: Int64 = -1
         var fetchBytes: Int
         var delayMs: Int64
+
+        init(phase: Phase, end: Int64, fetchBytes: Int, delayMs: Int64) {
+            self.phase = phase
+            durableEnd = end
+            writtenEnd = end
+            self.fetchBytes = fetchBytes
+            self.delayMs = delayMs
+        }
     }
 
     public let settings: Settings
@@ -93,29 +114,56 @@ public struct ReplicaFetcher: Sendable {
         self.settings = settings
     }
 
-    /// The durable end this slave has of `partition` (what its fetches tell the master).
+    /// The durable end this slave has of `partition` (what its reports tell the master).
     public func durableEnd(_ partition: TopicPartition) -> Int64? { partitions[partition]?.durableEnd }
 
-    /// The master's partitions (from ZooKeeper) and the ends of the local logs that exist (after
-    /// recovery: durable). New partitions are located at the master's first offset; dropped ones
-    /// are forgotten. `now`: when fetching may begin.
+    /// The end of what this slave has appended of `partition`.
+    public func writtenEnd(_ partition: TopicPartition) -> Int64? { partitions[partition]?.writtenEnd }
+
+    /// The master's partitions (from ZooKeeper) and the durable ends of the local logs that exist;
+    /// `writtenEnds`: where those logs end with what is not durable yet (a fetcher started on a
+    /// new link while the last link's bytes are still being synced), fetched from there. New
+    /// partitions are located at the master's first offset; dropped ones are forgotten. Every
+    /// durable end the master was not told on this connection is reported. `now`: when fetching
+    /// may begin.
     public mutating func master(partitions masterPartitions: [TopicPartition], localEnds: [TopicPartition: Int64],
-                                now: Instant) -> [Action] {
+                                writtenEnds: [TopicPartition: Int64] = [:], now: Instant) -> [Action] {
         var actions: [Action] = []
         let wanted = Set(masterPartitions)
         for partition in partitions.keys.sorted() where !wanted.contains(partition) { partitions[partition] = nil }
-        for partition in masterPartitions.sorted() where partitions[partition] == nil {
-            if let end = localEnds[partition] {
-                partitions[partition] = Partition(phase: .waiting(until: now), durableEnd: end, fetchBytes: settings.fetchBytes,
-                                                  delayMs: settings.minDelayMs)
-                actions += fetchIfDue(partition, now)
-            } else {
-                partitions[partition] = Partition(phase: .locating, durableEnd: 0, fetchBytes: settings.fetchBytes,
-                                                  delayMs: settings.minDelayMs)
-                actions.append(.queryFirstOffset(partition))
+        for partition in masterPartitions.sorted() {
+            if partitions[partition] == nil {
+                if let end = localEnds[partition] {
+                    var state = Partition(phase: .waiting(until: now), end: end, fetchBytes: settings.fetchBytes,
+                                          delayMs: settings.minDelayMs)
+                    state.writtenEnd = max(end, writtenEnds[partition] ?? end)
+                    if state.writtenEnd - end >= Int64(settings.maxUnsyncedBytes) { state.phase = .throttled }
+                    partitions[partition] = state
+                    actions += fetchIfDue(partition, now)
+                } else {
+                    partitions[partition] = Partition(phase: .locating, end: 0, fetchBytes: settings.fetchBytes,
+                                                      delayMs: settings.minDelayMs)
+                    actions.append(.queryFirstOffset(partition))
+                    continue
+                }
             }
+            actions += reportIfNew(partition)
         }
         return actions
+    }
+
+    /// A `.report` could not be sent (no connection): the next connection is told.
+    public mutating func reportNotSent(_ partition: TopicPartition) {
+        partitions[partition]?.reportedEnd = -1
+    }
+
+    /// `.report` of the durable end of `partition` when the master has not been told it.
+    mutating func reportIfNew(_ partition: TopicPartition) -> [Action] {
+        guard let state = partitions[partition], state.durableEnd > state.reportedEnd else { return [] }
+        if case .locating = state.phase { return [] }
+        if case .locateAgain = state.phase { return [] }
+        partitions[partition]!.reportedEnd = state.durableEnd
+        return [.report(partition, durableEnd: state.durableEnd)]
     }
 
     /// The master answered a request about `partition`; `fetchedAt`: the offset the answered
@@ -132,9 +180,11 @@ public struct ReplicaFetcher: Sendable {
         switch (state.phase, answer) {
         case (.locating, .firstOffset(let offset)):
             state.durableEnd = offset
+            state.writtenEnd = offset
             state.phase = .waiting(until: now)
             partitions[partition] = state
             actions.append(.createLog(partition, startingAt: offset))
+            actions += reportIfNew(partition)
             actions += fetchIfDue(partition, now)
         case (.locating, _):
             let at = now.adding(milliseconds: settings.retryDelayMs)
@@ -150,12 +200,16 @@ public struct ReplicaFetcher: Sendable {
                 partitions[partition] = state
                 actions += fetchIfDue(partition, now)
             } else {
-                state.phase = .syncing(upTo: offset + Int64(whole))
+                let end = offset + Int64(whole)
+                state.writtenEnd = end
                 state.delayMs = settings.minDelayMs
                 state.fetchBytes = settings.fetchBytes
+                state.phase = end - state.durableEnd >= Int64(settings.maxUnsyncedBytes) ? .throttled : .waiting(until: now)
                 partitions[partition] = state
                 actions.append(.append(partition, offset: offset, records: Array(bytes[..<whole])))
-                actions.append(.sync(partition, upTo: offset + Int64(whole)))
+                actions.append(.sync(partition, upTo: end))
+                // The next fetch goes while that sync runs (pipelined).
+                actions += fetchIfDue(partition, now)
             }
         case (.fetching, .atEnd):
             let delay = state.delayMs
@@ -171,46 +225,59 @@ public struct ReplicaFetcher: Sendable {
             actions += fetchIfDue(partition, now)
         case (.fetching, .belowMinimum(let minOffset)):
             state.durableEnd = minOffset
+            state.writtenEnd = minOffset
+            state.reportedEnd = -1
             state.phase = .waiting(until: now)
             partitions[partition] = state
             actions.append(.restartLog(partition, at: minOffset))
+            actions += reportIfNew(partition)
             actions += fetchIfDue(partition, now)
         case (.fetching, .failed), (.fetching, .firstOffset):
             let at = now.adding(milliseconds: settings.retryDelayMs)
             state.phase = .waiting(until: at)
             partitions[partition] = state
             actions.append(.wakeUp(at: at))
-        case (.syncing, _), (.waiting, _), (.locateAgain, _):
+        case (.throttled, _), (.waiting, _), (.locateAgain, _):
             break  // a late answer to a request this machine no longer waits for
         }
         return actions
     }
 
-    /// `partition` is durable up to `end` here: the next fetch may go.
+    /// `partition` is durable up to `end` here: the master is told, and a fetch held back by
+    /// `maxUnsyncedBytes` may go.
     public mutating func durable(_ partition: TopicPartition, end: Int64, now: Instant) -> [Action] {
         guard var state = partitions[partition] else { return [] }
-        state.durableEnd = max(state.durableEnd, end)
-        if case .syncing(let upTo) = state.phase, end >= upTo { state.phase = .waiting(until: now) }
+        state.durableEnd = max(state.durableEnd, min(end, state.writtenEnd))
+        if state.phase == .throttled, state.writtenEnd - state.durableEnd < Int64(settings.maxUnsyncedBytes) {
+            state.phase = .waiting(until: now)
+        }
         partitions[partition] = state
-        return fetchIfDue(partition, now)
+        return reportIfNew(partition) + fetchIfDue(partition, now)
     }
 
-    /// The append of what the last fetch brought failed (records that fail their checksum, a log
-    /// that refuses them): nothing of it is kept; fetch again at the durable end after the retry
-    /// delay.
-    public mutating func appendFailed(_ partition: TopicPartition, now: Instant) -> [Action] {
-        guard var state = partitions[partition], case .syncing = state.phase else { return [] }
+    /// Appending what a fetch of `partition` brought failed (a record failed its checksum, the
+    /// copy's end moved): nothing of it was stored; the log ends at `logEnd`. The partition is
+    /// fetched again there after the retry delay (a fetch already sent is answered into the void).
+    public mutating func appendFailed(_ partition: TopicPartition, logEnd: Int64, now: Instant) -> [Action] {
+        guard var state = partitions[partition] else { return [] }
+        switch state.phase {
+        case .locating, .locateAgain: return []
+        case .fetching, .throttled, .waiting: break
+        }
         let at = now.adding(milliseconds: settings.retryDelayMs)
+        state.writtenEnd = max(state.durableEnd, logEnd)
         state.phase = .waiting(until: at)
         partitions[partition] = state
         return [.wakeUp(at: at)]
     }
 
-    /// The connection to the master is gone: what was in flight is asked again after the retry delay.
+    /// The connection to the master is gone: what was in flight is asked again after the retry
+    /// delay, and the next connection is told every durable end again.
     public mutating func connectionLost(now: Instant) -> [Action] {
         let at = now.adding(milliseconds: settings.retryDelayMs)
         var wake = false
         for partition in partitions.keys.sorted() {
+            partitions[partition]!.reportedEnd = -1
             switch partitions[partition]!.phase {
             case .fetching:
                 partitions[partition]!.phase = .waiting(until: at)
@@ -218,7 +285,7 @@ public struct ReplicaFetcher: Sendable {
             case .locating:
                 partitions[partition]!.phase = .locateAgain(until: at)
                 wake = true
-            case .locateAgain, .syncing, .waiting: break
+            case .locateAgain, .throttled, .waiting: break
             }
         }
         return wake ? [.wakeUp(at: at)] : []
@@ -257,9 +324,9 @@ public struct ReplicaFetcher: Sendable {
             return [.queryFirstOffset(partition)]
         }
         guard var state = partitions[partition], case .waiting(let until) = state.phase, until <= now else { return [] }
-        state.phase = .fetching(offset: state.durableEnd)
+        state.phase = .fetching(offset: state.writtenEnd)
         partitions[partition] = state
-        return [.fetch(partition, offset: state.durableEnd, maxBytes: state.fetchBytes)]
+        return [.fetch(partition, offset: state.writtenEnd, maxBytes: state.fetchBytes)]
     }
 
     /// Bytes of the whole records at the start of `bytes` (headers' lengths only; the log checks
@@ -274,13 +341,22 @@ public struct ReplicaFetcher: Sendable {
         return position
     }
 
-    /// Invariants: never a fetch beyond the durable end (a fetch position is what the master
-    /// takes as this slave's durable one).
+    /// Invariants: never a report beyond the durable end (the master answers synchronous puts on
+    /// it); durable ≤ written; a fetch at the written end; the unsynced bytes bounded.
     public func checkInvariants() -> [String] {
         var problems: [String] = []
         for (partition, state) in partitions.sorted(by: { $0.key < $1.key }) {
-            if case .fetching(let offset) = state.phase, offset > state.durableEnd {
-                problems.append("\(partition): a fetch at \(offset) beyond the durable end \(state.durableEnd)")
+            if state.reportedEnd > state.durableEnd {
+                problems.append("\(partition): reported \(state.reportedEnd) beyond the durable end \(state.durableEnd)")
+            }
+            if state.durableEnd > state.writtenEnd {
+                problems.append("\(partition): durable end \(state.durableEnd) beyond the written end \(state.writtenEnd)")
+            }
+            if case .fetching(let offset) = state.phase, offset != state.writtenEnd {
+                problems.append("\(partition): a fetch at \(offset), the written end is \(state.writtenEnd)")
+            }
+            if state.writtenEnd - state.durableEnd > Int64(settings.maxUnsyncedBytes + settings.maxTransferSize) {
+                problems.append("\(partition): \(state.writtenEnd - state.durableEnd) bytes written and not durable")
             }
         }
         return problems

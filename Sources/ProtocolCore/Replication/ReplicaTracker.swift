@@ -4,9 +4,9 @@ import DequeModule
 /// partition is durable, which slaves are in sync, and — with synchronous replication — which
 /// waiting puts may be answered.
 ///
-/// One mechanism for both modes: a slave fetches each partition from the master at the end of
-/// what it has made durable, so a fetch at offset X says "everything below X is on my disk"
-/// (`slaveFetched`). The master's **high watermark** of a partition is the lowest of its own
+/// One mechanism for both modes: a slave copies each partition with ordinary fetches and reports,
+/// after each of its syncs, the end of what it has made durable ("everything below X is on my
+/// disk", `slaveReported`). The master's **high watermark** of a partition is the lowest of its own
 /// synced end and the positions of its in-sync slaves. Asynchronous mode only watches; in
 /// synchronous mode a put waits until the high watermark passes its end — Kafka's rule — and the
 /// put is refused with the original's text when fewer than `minInSyncReplicas` copies (the master
@@ -82,7 +82,7 @@ public struct ReplicaTracker: Sendable {
 
     // MARK: Events
 
-    /// A slave connected (its first fetch will say where it is). What an earlier connection
+    /// A slave connected (its first report will say where it is). What an earlier connection
     /// reported says nothing now: the slave may have cut or re-copied its logs since (a new
     /// term's history), so it starts behind on every partition the master has data in.
     public mutating func slaveConnected(_ slaveId: Int, now: Instant) -> [Decision] {
@@ -100,10 +100,10 @@ public struct ReplicaTracker: Sendable {
         return reevaluate(now, drain: nil)
     }
 
-    /// A slave fetched `partition` at `offset`: everything below it is durable on the slave.
-    /// (A position only moves forward: a fetch behind it — a slave that restarted and lost an
-    /// unsynced tail it had reported — is taken as it is: the slave has less than it said.)
-    public mutating func slaveFetched(_ slaveId: Int, _ partition: TopicPartition, offset: Int64, now: Instant) -> [Decision] {
+    /// A slave reported `partition` durable up to `offset`: everything below it is on its disk.
+    /// (A report behind the last one — a slave that restarted and lost an unsynced tail — is
+    /// taken as it is: the slave has less than it said.)
+    public mutating func slaveReported(_ slaveId: Int, _ partition: TopicPartition, offset: Int64, now: Instant) -> [Decision] {
         if slaves[slaveId] == nil { _ = slaveConnected(slaveId, now: now) }
         slaves[slaveId]!.connected = true
         slaves[slaveId]!.positions[partition] = offset

@@ -311,7 +311,7 @@ public struct ReplicaFetcher: Sendable {
             let until: Instant
             switch state.phase {
             case .waiting(let at), .locateAgain(let at): until = at
-            case .locating, .fetching, .syncing: continue
+            case .locating, .fetching, .throttled: continue
             }
             if until > now, earliest.map({ until < $0 }) ?? true { earliest = until }
         }

@@ -25,7 +25,7 @@ import Testing
 
     /// ZooKeeper's `Stat.version`: 0 at creation, one more per set (plain or versioned); a
     /// versioned set with another version fails with ZBADVERSION and changes nothing (the
-    /// failover term's compare-and-set, docs/REPLICATION-election.md).
+    /// failover term's compare-and-set, docs/REPLICATION.md, "Failover").
     @Test func versionedReadsAndCompareAndSet() {
         let h = ZKHarness()
         let a = h.open("a")

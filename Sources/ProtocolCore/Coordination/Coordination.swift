@@ -40,7 +40,7 @@ public enum CoordinationError: Error, Equatable, Hashable, Sendable {
 }
 
 /// One operation. Versions are not used by MetaQ's own nodes: deletes and sets apply to any
-/// version. The fencing term of failover (docs/REPLICATION-election.md) needs a compare-and-set:
+/// version. The fencing term of failover (docs/REPLICATION.md, "Failover") needs a compare-and-set:
 /// `getVersionedData` and `setDataAtVersion`.
 public enum CoordinationRequest: Equatable, Hashable, Sendable {
     /// `data` nil creates a node without data (ZooKeeper's null, not an empty array): what MetaQ's

@@ -1,6 +1,6 @@
 /// Who of the brokers sharing one broker id may accept puts: a pure machine per broker that
 /// elects the master of a broker id through ZooKeeper and fences a deposed one (issue 17,
-/// docs/REPLICATION-election.md). It speaks ZooKeeper as values like `BrokerRegistration`: it
+/// docs/REPLICATION.md, "Failover"). It speaks ZooKeeper as values like `BrokerRegistration`: it
 /// returns `CoordinationRequest`s with tags and is fed the replies, watches and session changes.
 ///
 /// Nodes (paths in `Settings`):

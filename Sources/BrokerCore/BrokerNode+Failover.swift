@@ -230,11 +230,4 @@ extension BrokerNode {
         actions.append(.logsConsistent(term: electionLogsTerm))
         return true
     }
-
-    /// A follower copying again reached its leader's end on every partition: it holds what the
-    /// leader had then, and may take over again.
-    func copyingFinished(_ actions: inout [Action]) {
-        guard markCopying(false, &actions) else { return }
-        actions.append(.notice(.replication("the logs are a complete copy again: this broker may take over")))
-    }
 }

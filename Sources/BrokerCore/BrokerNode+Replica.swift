@@ -439,8 +439,8 @@ extension BrokerNode {
     func finishCopyingIfComplete(_ replica: ReplicaState, _ actions: inout [Action]) {
         guard logsCopying, replica.masterEnds.keys.allSatisfy({ partition in
             replica.atEnd.contains(partition) && replica.fetcher.durableEnd(partition) == replica.fetcher.writtenEnd(partition)
-        }) else { return }
-        copyingFinished(&actions)
+        }), markCopying(false, &actions) else { return }
+        actions.append(.notice(.replication("the logs are a complete copy again: this broker may take over")))
     }
 
     /// A slave's copy is its master's byte for byte, so damage recovery kept in place (a power

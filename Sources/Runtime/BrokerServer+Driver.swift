@@ -36,11 +36,11 @@ extension BrokerServer {
         case .startJournalSync(let job):
             // Handed to the data directory's sync thread and back, like a partition's sync.
             let work = SyncWork(batch: job.batch, begunAt: Clocks.monotonic(), firstWriteAt: Clocks.monotonic())
-            syncQueue(for: job.dataPath).async {
-                let result = work.batch.performed()
-                self.loop.execute { self.handle(.journalSyncFinished(id: work.batch.id, result)) }
+            syncThreads.run(in: job.dataPath) {
+                self.post(.journal(id: work.batch.id, work.batch.performed()))
             }
-        case .endTickNow: handle(.tickEnded)
+        case .endTickNow:
+            if deferringEndOfTick { endOfTickRequested = true } else { handle(.tickEnded) }
         case .armTimer(let timer, let at):
             let delay = max(0, at.nanoseconds - Clocks.monotonic().nanoseconds)
             loop.scheduleTask(in: .nanoseconds(delay)) {
@@ -76,17 +76,41 @@ extension BrokerServer {
     func startSync(_ job: SyncJob) {
         let partition = job.partition
         let begun = SyncWork(batch: job.batch, begunAt: job.begunAt, firstWriteAt: job.firstWriteAt)
-        syncQueue(for: job.dataPath).async {
+        syncThreads.run(in: job.dataPath) {
             var work = begun
             work.startedAt = Clocks.monotonic()
             let result = work.batch.performed()
             work.endedAt = Clocks.monotonic()
-            self.loop.execute { [work] in
-                var arrived = work
-                arrived.arrivedAt = Clocks.monotonic()
-                self.syncWork[partition] = arrived
-                self.handle(.syncFinished(partition, id: arrived.batch.id, result))
+            self.post(.partition(partition, work, result))
+        }
+    }
+
+    /// A sync thread's result: into the inbox, and a drain on the loop if none is pending.
+    func post(_ completion: SyncInbox.Completion) {
+        guard syncInbox.post(completion) else { return }
+        loop.execute { self.drainSyncInbox() }
+    }
+
+    /// Feeds the node every sync that ended since the last drain, then ends the tick once if any
+    /// of them asked for it (`.endTickNow`): the answers they release go out in one flush.
+    func drainSyncInbox() {
+        let completions = syncInbox.take()
+        deferringEndOfTick = true
+        let arrivedAt = Clocks.monotonic()
+        for completion in completions {
+            switch completion {
+            case .partition(let partition, var work, let result):
+                work.arrivedAt = arrivedAt
+                syncWork[partition] = work
+                handle(.syncFinished(partition, id: work.batch.id, result))
+            case .journal(let id, let result):
+                handle(.journalSyncFinished(id: id, result))
             }
+        }
+        deferringEndOfTick = false
+        if endOfTickRequested {
+            endOfTickRequested = false
+            handle(.tickEnded)
         }
     }
 

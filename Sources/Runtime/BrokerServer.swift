@@ -13,9 +13,10 @@ import StoreCore
 /// events and carries out its actions; it decides nothing about a put.
 ///
 /// Concurrency (DESIGN.md §5): one event loop owns the node and every connection; all mutable
-/// state below is touched only there. One sync thread per data directory (a serial queue each,
-/// `syncQueue(for:)`) runs `SyncBatch.perform` — fdatasync — and hands the result back to the
-/// loop, so a slow disk does not hold up partitions on another. No locks.
+/// state below is touched only there. A pool of sync threads per data directory
+/// (`SyncThreads`) runs `SyncBatch.perform` — fdatasync — so a slow disk does not hold up
+/// partitions on another and partitions on one disk sync at the same time; results come back
+/// through `SyncInbox` (the one lock, around its list).
 /// Hot properties are `@exclusivity(unchecked)`: only the loop thread touches them and no access
 /// overlaps another (the node never calls back into the server), so the dynamic exclusivity
 /// check buys nothing here.
@@ -38,7 +39,13 @@ public final class BrokerServer: @unchecked Sendable {
     /// The syncs running on sync threads, with their timings.
     var syncWork: [TopicPartition: SyncWork] = [:]
     /// Sync threads by data directory, created on first use; touched on the loop only.
-    var syncQueues: [String: DispatchQueue] = [:]
+    var syncThreads: SyncThreads
+    /// Sync results waiting for the loop (posted by sync threads, drained in one task).
+    let syncInbox = SyncInbox()
+    /// Set while a drain of `syncInbox` feeds the node its completions: an `.endTickNow` then
+    /// ends the tick once, after the last of them (`endOfTickRequested`).
+    var deferringEndOfTick = false
+    var endOfTickRequested = false
     /// The local time zone's offset from UTC, refreshed when a retention timer fires.
     @exclusivity(unchecked) var utcOffsetSeconds = BrokerServer.currentUTCOffsetSeconds()
     var serverChannel: (any Channel)?
@@ -70,6 +77,7 @@ public final class BrokerServer: @unchecked Sendable {
         loop = group.next()
         self.node = node
         self.logger = logger
+        syncThreads = SyncThreads(threadsPerDirectory: node.config.syncThreads)
         partialFrames = PartialFrameGuard(budgetBytes: node.config.maxPartialFrameBytes,
                                           timeoutMs: node.config.partialFrameTimeoutMs)
     }
@@ -140,6 +148,7 @@ public final class BrokerServer: @unchecked Sendable {
                 self.logger.info("sync cycles since start (each stage: p50/p99/max µs)", metadata: self.syncStats.metadata())
             }
         }.wait()
+        try loop.submit { self.syncThreads.shutdown() }.wait()
         try group.syncShutdownGracefully()
         return report.failedPartitions
     }
@@ -149,14 +158,6 @@ public final class BrokerServer: @unchecked Sendable {
 
     /// The topics to register in ZooKeeper at start (the node decides).
     public var topicsToRegister: [BrokerRegistration.Topic] { node.topicsToRegister() }
-
-    /// The serial sync queue of a data directory.
-    func syncQueue(for dataPath: String) -> DispatchQueue {
-        if let queue = syncQueues[dataPath] { return queue }
-        let queue = DispatchQueue(label: "metaq.sync \(dataPath)")
-        syncQueues[dataPath] = queue
-        return queue
-    }
 
     func register(_ channel: any Channel) -> ConnectionID {
         let id = ConnectionID(nextConnection)

@@ -30,7 +30,7 @@ extension ServerConfig {
         "maxCheckpoints", "checkpointInterval", "maxTxTimeoutTimerCapacity", "flushTxLogAtCommit",
         "maxTxTimeoutInSeconds", "acceptPublish", "acceptSubscribe", "stat", "updateConsumerOffsets",
         "loadMessageStoresInParallel", "maxAutoCreatedPartitions", "maxConnections", "maxPartialFrameBytes", "partialFrameTimeoutMs",
-        "listenBacklog",
+        "listenBacklog", "syncThreads",
     ]
     static let zooKeeperKeys = [
         "zk.zkConnect", "zk.zkSessionTimeoutMs", "zk.zkConnectionTimeoutMs", "zk.zkSyncTimeMs", "zk.zkEnable",
@@ -222,6 +222,7 @@ struct ServerConfigBuilder {
         case "maxPartialFrameBytes": config.maxPartialFrameBytes = Int(try value.integer(in: ConfigRange.partialFrameBytes))
         case "partialFrameTimeoutMs": config.partialFrameTimeoutMs = try value.integer(in: ConfigRange.positiveInt)
         case "listenBacklog": config.listenBacklog = try value.int(in: ConfigRange.positiveInt)
+        case "syncThreads": config.syncThreads = try value.int(in: 1...256)
         default: return false
         }
         return true

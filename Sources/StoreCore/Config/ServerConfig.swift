@@ -84,6 +84,10 @@ public struct ServerConfig: Equatable, Sendable {
     /// byte for this long is closed. A connection between frames is never closed: MetaQ's server
     /// has no idle timeout, and its clients heartbeat with `version` (§1.4.4).
     public var partialFrameTimeoutMs: Int64
+    /// `syncThreads`, 8 (ours): threads per data directory that run syncs (`fdatasync`). A
+    /// partition has at most one sync in flight; syncs of different partitions overlap up to this
+    /// many at once (ext4 commits overlapping syncs together).
+    public var syncThreads: Int
     /// `listenBacklog`, 1024 (ours): connections the kernel queues before the broker accepts them
     /// (capped by the kernel's `net.core.somaxconn`).
     public var listenBacklog: Int
@@ -128,6 +132,7 @@ public struct ServerConfig: Equatable, Sendable {
         maxPartialFrameBytes = 64 << 20
         partialFrameTimeoutMs = 30_000
         listenBacklog = 1024
+        syncThreads = 8
         zooKeeper = ZooKeeperConfig()
         replication = ReplicationConfig()
         topics = []

@@ -12,6 +12,7 @@
 #   RUNS=5 DURATION=10 SHAPES="50x64" Benchmarks/peers.sh
 #   PEERS=metaq Benchmarks/peers.sh                   # ours only (quick before/after checks)
 #   CONFIG=threshold Benchmarks/peers.sh              # ours with unflushThreshold=1000 (Redis unchanged)
+#   SYSTEM="ioThreads=0" PEERS=metaq Benchmarks/peers.sh   # extra [system] keys for ours
 #
 # Columns: msgs/s; the server's CPU over the run in % of one core (utime+stime from /proc); the
 # hypervisor's steal time over the run in % of both vCPUs (runs with high steal are slower for that
@@ -25,6 +26,7 @@ SHAPES=${SHAPES:-"4x256 50x64 8x512"}
 PEERS=${PEERS:-"metaq redis"}
 CONFIG=${CONFIG:-group-commit}
 SIZE=${SIZE:-100}
+SYSTEM=${SYSTEM:-}   # extra [system] lines for our broker, e.g. "ioThreads=0"
 REDIS_COUNT=${REDIS_COUNT:-4000000}
 METAQBENCH_SRC=${METAQBENCH_SRC:-$ROOT/../shared/bench/metaqbench/main.go}
 cd "$ROOT"
@@ -55,8 +57,8 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 threshold=0
 [[ $CONFIG == threshold ]] && threshold=1000
-{ sed -e "s/^unflushThreshold=.*/unflushThreshold=$threshold/" conf/server.ini; printf '\n[topic=bench]\nnumPartitions=8\n'; } \
-    > "$WORK/server.ini"
+{ sed -e "s/^unflushThreshold=.*/unflushThreshold=$threshold/" -e "s/^\[system\]\$/[system]\n${SYSTEM// /\\n}/" conf/server.ini
+  printf '\n[topic=bench]\nnumPartitions=8\n'; } > "$WORK/server.ini"
 
 steal_ticks() { awk '/^cpu /{print $9}' /proc/stat; }
 total_ticks() { awk '/^cpu /{s=0; for(i=2;i<=NF;i++) s+=$i; print s}' /proc/stat; }

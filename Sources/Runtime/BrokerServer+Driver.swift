@@ -27,11 +27,19 @@ extension BrokerServer {
             for connection in touched { flush(connection) }
             touched.removeAll(keepingCapacity: true)
             swap(&touched, &spareConnections)
+            dispatchWrites()
             logViolations()
         case .close(let id):
             guard let connection = connections[id] else { return }
-            flush(connection)
-            connection.channel.close(promise: nil)
+            connection.isDirty = false
+            if connection.isOpen {
+                moveOutToChannel(connection)
+                connection.pending.append(.close)
+                outboxes[connection.home.index].append((connection.channel, connection.pending))
+                connection.pending = []
+                connection.isOpen = false
+            }
+            dispatchWrites()
         case .startSync(let job): startSync(job)
         case .startJournalSync(let job):
             // Handed to the data directory's sync thread and back, like a partition's sync.
@@ -185,12 +193,15 @@ extension BrokerServer {
         scheduleEndOfTick()
     }
 
-    /// Hands buffered replies to the channel (keeping their order with sendfile regions) and flushes.
+    /// Moves a connection's buffered replies to its connection loop's outbox (keeping their
+    /// order with sendfile regions); `dispatchWrites` hands them over.
     func flush(_ connection: Connection) {
         connection.isDirty = false
         guard connection.isOpen else { return }
         moveOutToChannel(connection)
-        connection.channel.flush()
+        guard !connection.pending.isEmpty else { return }
+        outboxes[connection.home.index].append((connection.channel, connection.pending))
+        connection.pending = []
     }
 
     func moveOutToChannel(_ connection: Connection) {
@@ -200,9 +211,23 @@ extension BrokerServer {
         // of answers is ~20 KB): growing from 4 KiB again would copy it three times per tick.
         let capacity = min(max(4096, buffer.readableBytes), 1 << 20)
         connection.out = connection.channel.allocator.buffer(capacity: capacity)
-        connection.channel.write(buffer, promise: nil)
+        connection.pending.append(.bytes(buffer))
     }
 
+    /// Hands each connection loop the writes collected for it: one task per loop per flush (run
+    /// in place when the connections share the node's loop).
+    func dispatchWrites() {
+        for index in outboxes.indices where !outboxes[index].isEmpty {
+            let writes = ConnectionLoop.Writes(connections: outboxes[index])
+            outboxes[index].removeAll(keepingCapacity: true)
+            let home = connectionLoops[index]
+            if home.loop.inEventLoop {
+                ConnectionLoop.write(writes)
+            } else {
+                home.loop.execute { ConnectionLoop.write(writes) }
+            }
+        }
+    }
 
     /// `value <n> <opaque>␍␊` and then the bytes straight from the segment file (sendfile). The
     /// node opened the file; its descriptor goes to the region, which closes it once sent.
@@ -217,9 +242,7 @@ extension BrokerServer {
         let region = FileRegion(fileHandle: handle, readerIndex: Int(slice.position), endIndex: Int(slice.position) + slice.count)
         connection.out.writeBytes(header)
         moveOutToChannel(connection)
-        let promise = connection.channel.eventLoop.makePromise(of: Void.self)
-        promise.futureResult.assumeIsolated().whenComplete { _ in try? handle.close() }
-        connection.channel.write(region, promise: promise)
+        connection.pending.append(.file(region, handle))
         markDirty(connection)
     }
 }

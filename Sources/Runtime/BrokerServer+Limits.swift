@@ -7,23 +7,33 @@ import ProtocolCore
 /// budget and timeout (decided by `PartialFrameGuard`), reads paused for either reason. All on the
 /// loop, like the rest of the server's state.
 extension BrokerServer {
-    /// Whether a new connection may be served; one beyond `maxConnections` is closed at once
-    /// (logged once per episode, and once more when the broker is below the limit again).
+    /// Whether a new connection may be served (on its connection loop); one beyond
+    /// `maxConnections` is closed at once and reported to the node's loop (`connectionRefused`).
     func admit(_ channel: any Channel) -> Bool {
         let limit = config.maxConnections
-        guard connections.count >= limit else { return true }
-        if connectionLimitEpisode.refused() {
-            logger.warning("connection limit reached: new connections are closed at once", metadata: [
-                "maxConnections": "\(limit)",
-            ])
+        var open = openConnections.load(ordering: .relaxed)
+        while open < limit {
+            let (exchanged, original) = openConnections.compareExchange(expected: open, desired: open + 1, ordering: .relaxed)
+            if exchanged { return true }
+            open = original
         }
         channel.close(promise: nil)
         return false
     }
 
+    /// A connection was refused for the limit: logged once per episode, and once more when the
+    /// broker is below the limit again.
+    func connectionRefused() {
+        if connectionLimitEpisode.refused() {
+            logger.warning("connection limit reached: new connections are closed at once", metadata: [
+                "maxConnections": "\(config.maxConnections)",
+            ])
+        }
+    }
+
     /// Ends a connection-limit episode once a connection closed brings the broker below the limit.
     func connectionLimitMayHaveEased() {
-        guard connectionLimitEpisode.isActive, connections.count < config.maxConnections,
+        guard connectionLimitEpisode.isActive, openConnections.load(ordering: .relaxed) < config.maxConnections,
               let refused = connectionLimitEpisode.succeeded() else { return }
         logger.info("below the connection limit again", metadata: [
             "maxConnections": "\(config.maxConnections)", "refused": "\(refused)",
@@ -75,17 +85,12 @@ extension BrokerServer {
         }
     }
 
+    /// The guard pauses or resumes reading a connection: its connection loop does it.
     func setWaitingForBudget(_ id: ConnectionID, _ waiting: Bool) {
         guard let connection = connections[id] else { return }
-        connection.isWaitingForBudget = waiting
-        updateAutoRead(id)
-    }
-
-    /// A connection is read while its client takes its answers and it is not waiting for budget.
-    func updateAutoRead(_ id: ConnectionID) {
-        guard let connection = connections[id] else { return }
-        let read = connection.channel.isWritable && !connection.isWaitingForBudget
-        try? connection.channel.syncOptions?.setOption(ChannelOptions.autoRead, value: read)
+        let handler = connection.handler, channel = connection.channel
+        let bound = SendableBox((handler, channel))
+        connection.home.loop.execute { bound.value.0.setWaitingForBudget(waiting, channel: bound.value.1) }
     }
 
     /// Arms the timeout task for the earliest connection that may fall silent mid-frame. Armed

@@ -1,6 +1,7 @@
 import Dispatch
 import Glibc
 import Logging
+import Synchronization
 import NIOCore
 import NIOPosix
 import BrokerCore
@@ -12,8 +13,9 @@ import StoreCore
 /// retention, stats, graceful stop). This class decodes bytes into requests, feeds the node its
 /// events and carries out its actions; it decides nothing about a put.
 ///
-/// Concurrency (DESIGN.md §5): one event loop owns the node and every connection; all mutable
-/// state below is touched only there. A pool of sync threads per data directory
+/// Concurrency (DESIGN.md §5): one event loop owns the node; all mutable state below is touched
+/// only there. Client connections live on connection loops (`ioThreads`, `ConnectionLoops.swift`)
+/// that read, decode and write, and hand frames to this loop in batches. A pool of sync threads per data directory
 /// (`SyncThreads`) runs `SyncBatch.perform` — fdatasync — so a slow disk does not hold up
 /// partitions on another and partitions on one disk sync at the same time; results come back
 /// through `SyncInbox` (the one lock, around its list).
@@ -23,10 +25,18 @@ import StoreCore
 public final class BrokerServer: @unchecked Sendable {
     public let loop: any EventLoop
     let group: MultiThreadedEventLoopGroup
+    /// The connection loops' threads (`ioThreads`), or nil when connections share the node's loop.
+    let connectionGroup: MultiThreadedEventLoopGroup?
+    /// Every connection loop, each with its batch towards the node (fixed after init).
+    private(set) var connectionLoops: [ConnectionLoop] = []
+    /// Open client connections (counted where they open and close, on connection loops).
+    let openConnections = Atomic<Int>(0)
+    let nextConnectionID = Atomic<UInt64>(1)
+    /// The node's writes per connection loop collected in one flush (indexed like `connectionLoops`).
+    @exclusivity(unchecked) var outboxes: [[(channel: any Channel, items: [ConnectionLoop.Outbound])]] = []
     let node: BrokerNode
     let logger: Logger
     @exclusivity(unchecked) var connections: [ConnectionID: Connection] = [:]
-    var nextConnection: UInt64 = 1
     /// Connections with replies buffered in `Connection.out` or written but not flushed.
     @exclusivity(unchecked) var dirtyConnections: [Connection] = []
     /// An empty buffer the flush swaps in for `dirtyConnections`.
@@ -75,11 +85,21 @@ public final class BrokerServer: @unchecked Sendable {
     public init(node: BrokerNode, logger: Logger) {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         loop = group.next()
+        let ioThreads = node.config.ioThreads
+        connectionGroup = ioThreads > 0 ? MultiThreadedEventLoopGroup(numberOfThreads: ioThreads) : nil
         self.node = node
         self.logger = logger
         syncThreads = SyncThreads(threadsPerDirectory: node.config.syncThreads)
         partialFrames = PartialFrameGuard(budgetBytes: node.config.maxPartialFrameBytes,
                                           timeoutMs: node.config.partialFrameTimeoutMs)
+        let loops = connectionGroup.map { Array($0.makeIterator()) } ?? [loop]
+        connectionLoops = loops.enumerated().map { ConnectionLoop(loop: $1, index: $0, server: self) }
+        outboxes = Array(repeating: [], count: connectionLoops.count)
+    }
+
+    /// The connection loop a channel was accepted on.
+    func connectionLoop(of channel: any Channel) -> ConnectionLoop {
+        connectionLoops.first { $0.loop === channel.eventLoop } ?? connectionLoops[0]
     }
 
     public var config: ServerConfig { node.config }
@@ -98,7 +118,7 @@ public final class BrokerServer: @unchecked Sendable {
     ///
     /// - Throws: ``ListenError`` when the address cannot be bound.
     public func start(host: String, port: Int) throws -> Int {
-        let bootstrap = ServerBootstrap(group: group)
+        let bootstrap = ServerBootstrap(group: group, childGroup: connectionGroup ?? group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(ChannelOptions.backlog, value: Int32(clamping: config.listenBacklog))
             .serverChannelInitializer { channel in
@@ -109,9 +129,15 @@ public final class BrokerServer: @unchecked Sendable {
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    guard self.admit(channel) else { return }
-                    let id = self.register(channel)
-                    try channel.pipeline.syncOperations.addHandler(ConnectionHandler(server: self, id: id))
+                    let home = self.connectionLoop(of: channel)
+                    guard self.admit(channel) else {
+                        home.post(.refused)
+                        return
+                    }
+                    let id = ConnectionID(self.nextConnectionID.add(1, ordering: .relaxed).oldValue)
+                    let handler = ConnectionHandler(home: home, id: id)
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                    home.post(.opened(id, channel, handler))
                 }
             }
         let channel: any Channel
@@ -149,6 +175,8 @@ public final class BrokerServer: @unchecked Sendable {
             }
         }.wait()
         try loop.submit { self.syncThreads.shutdown() }.wait()
+        // Connection loops first: their last words (closed connections) still reach the node's loop.
+        try connectionGroup?.syncShutdownGracefully()
         try group.syncShutdownGracefully()
         return report.failedPartitions
     }
@@ -159,12 +187,27 @@ public final class BrokerServer: @unchecked Sendable {
     /// The topics to register in ZooKeeper at start (the node decides).
     public var topicsToRegister: [BrokerRegistration.Topic] { node.topicsToRegister() }
 
-    func register(_ channel: any Channel) -> ConnectionID {
-        let id = ConnectionID(nextConnection)
-        nextConnection += 1
-        connections[id] = Connection(channel: channel)
-        handle(.connectionOpened(id))
-        return id
+    /// A connection loop's batch: connections opened and closed, frames, partial-frame reports,
+    /// in the order they happened there. Frames of a connection the node no longer serves
+    /// (closed meanwhile) are dropped.
+    func receive(_ items: [ConnectionLoop.Inbound]) {
+        let clock = self.clock()
+        for item in items {
+            switch item {
+            case .frame(let id, let frame):
+                guard connections[id] != nil else { continue }
+                handleRequest(frame, from: id, clock: clock)
+            case .opened(let id, let channel, let handler):
+                connections[id] = Connection(channel: channel, handler: handler, home: handler.home)
+                handle(.connectionOpened(id), clock: clock)
+            case .partial(let id, let completed, let partial):
+                partialFrameRead(id, completedFrames: completed, partial: partial)
+            case .closed(let id):
+                closed(id)
+            case .refused:
+                connectionRefused()
+            }
+        }
     }
 
     func closed(_ id: ConnectionID) {
@@ -215,18 +258,23 @@ public final class BrokerServer: @unchecked Sendable {
     }
 }
 
-/// A client connection as the server sees it: its channel and the replies not yet handed to it.
+/// A client connection as the node's loop sees it: its channel, its handler on its connection
+/// loop, and the replies not yet handed to it.
 final class Connection {
     let channel: any Channel
+    let handler: ConnectionHandler
+    let home: ConnectionLoop
     /// Replies encoded since the last flush; handed to the channel in one write.
     @exclusivity(unchecked) var out: ByteBuffer
+    /// What goes to the channel at the next flush, in order (`out` is moved here before a file).
+    @exclusivity(unchecked) var pending: [ConnectionLoop.Outbound] = []
     var isDirty = false
     var isOpen = true
-    /// Not read until the partial-frame budget has room for the frame it is receiving.
-    var isWaitingForBudget = false
 
-    init(channel: any Channel) {
+    init(channel: any Channel, handler: ConnectionHandler, home: ConnectionLoop) {
         self.channel = channel
+        self.handler = handler
+        self.home = home
         out = channel.allocator.buffer(capacity: 4096)
     }
 }
@@ -243,63 +291,5 @@ public enum Clocks {
         var t = timespec()
         clock_gettime(CLOCK_REALTIME, &t)
         return Int64(t.tv_sec) * 1000 + Int64(t.tv_nsec) / 1_000_000
-    }
-}
-
-/// One connection: bytes in through a `FrameDecoder`, frames to the server; a framing error
-/// closes the connection without a reply, as MetaQ does (§1.1).
-final class ConnectionHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    let server: BrokerServer
-    let id: ConnectionID
-    @exclusivity(unchecked) var decoder = FrameDecoder(limits: .init(retainedBufferBytes: ConnectionHandler.retainedBufferBytes))
-    /// Whether the decoder held part of a frame after the last read (the partial-frame guard
-    /// tracks the connection exactly then).
-    var holdsPartialFrame = false
-    /// The decoder's buffer keeps this much storage between frames: enough for the usual batch
-    /// of puts, while a connection that once sent a large frame does not keep its size for good
-    /// (memory `maxPartialFrameBytes` would not account for).
-    static let retainedBufferBytes = 64 << 10
-
-    init(server: BrokerServer, id: ConnectionID) {
-        self.server = server
-        self.id = id
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let buffer = unwrapInboundIn(data)
-        buffer.withUnsafeReadableBytes { decoder.feed($0) }
-        let clock = server.clock()
-        var completed = 0
-        do {
-            while let frame = try decoder.next() {
-                completed += 1
-                server.handleRequest(frame, from: id, clock: clock)
-            }
-        } catch {
-            server.logger.info("closing connection after a framing error", metadata: ["connection": "\(id)", "error": "\(error)"])
-            context.close(promise: nil)
-            return
-        }
-        // Most reads end between frames, with nothing partial before either: nothing to track.
-        let partial = decoder.partialFrame
-        guard holdsPartialFrame || partial != .none else { return }
-        holdsPartialFrame = partial != .none
-        server.partialFrameRead(id, completedFrames: completed, partial: partial)
-    }
-
-    /// Back-pressure: a client that does not read its answers stops being read (bounded memory).
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        server.updateAutoRead(id)
-        context.fireChannelWritabilityChanged()
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        server.closed(id)
-        context.fireChannelInactive()
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        context.close(promise: nil)
     }
 }

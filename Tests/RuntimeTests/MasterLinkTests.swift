@@ -24,7 +24,10 @@ struct MasterLinkTests {
                                                 settings: settings, clock: NodeClock(now: Clocks.monotonic(), wallMs: Clocks.wallMs()))
             let recorder = LogRecorder()
             let server = BrokerServer(node: node, logger: Logger(label: "test") { _ in recorder })
-            defer { try? server.group.syncShutdownGracefully() }
+            defer {
+                try? server.connectionGroup?.syncShutdownGracefully()
+                try? server.group.syncShutdownGracefully()
+            }
             try body(server, recorder)
         }
     }

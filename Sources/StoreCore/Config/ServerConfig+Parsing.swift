@@ -30,7 +30,7 @@ extension ServerConfig {
         "maxCheckpoints", "checkpointInterval", "maxTxTimeoutTimerCapacity", "flushTxLogAtCommit",
         "maxTxTimeoutInSeconds", "acceptPublish", "acceptSubscribe", "stat", "updateConsumerOffsets",
         "loadMessageStoresInParallel", "maxAutoCreatedPartitions", "maxConnections", "maxPartialFrameBytes", "partialFrameTimeoutMs",
-        "listenBacklog", "syncThreads",
+        "listenBacklog", "syncThreads", "ioThreads",
     ]
     static let zooKeeperKeys = [
         "zk.zkConnect", "zk.zkSessionTimeoutMs", "zk.zkConnectionTimeoutMs", "zk.zkSyncTimeMs", "zk.zkEnable",
@@ -223,6 +223,7 @@ struct ServerConfigBuilder {
         case "partialFrameTimeoutMs": config.partialFrameTimeoutMs = try value.integer(in: ConfigRange.positiveInt)
         case "listenBacklog": config.listenBacklog = try value.int(in: ConfigRange.positiveInt)
         case "syncThreads": config.syncThreads = try value.int(in: 1...256)
+        case "ioThreads": config.ioThreads = try value.int(in: 0...64)
         default: return false
         }
         return true

@@ -88,6 +88,9 @@ public struct ServerConfig: Equatable, Sendable {
     /// partition has at most one sync in flight; syncs of different partitions overlap up to this
     /// many at once (ext4 commits overlapping syncs together).
     public var syncThreads: Int
+    /// `ioThreads`, 1 (ours): event loops that serve client connections (read, decode, write),
+    /// beside the one that runs the broker node. 0 serves connections on the node's loop.
+    public var ioThreads: Int
     /// `listenBacklog`, 1024 (ours): connections the kernel queues before the broker accepts them
     /// (capped by the kernel's `net.core.somaxconn`).
     public var listenBacklog: Int
@@ -133,6 +136,7 @@ public struct ServerConfig: Equatable, Sendable {
         partialFrameTimeoutMs = 30_000
         listenBacklog = 1024
         syncThreads = 8
+        ioThreads = 1
         zooKeeper = ZooKeeperConfig()
         replication = ReplicationConfig()
         topics = []

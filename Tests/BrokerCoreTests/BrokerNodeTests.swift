@@ -106,6 +106,35 @@ struct BrokerNodeTests {
         #expect(node.checkInvariants().isEmpty)
     }
 
+    /// Issue 18: the runtime feeds every sync that ended meanwhile before it ends the tick once
+    /// (`drainSyncInbox`), so one tick may hold several completions — of two partitions, one of
+    /// them failed. Each put is answered exactly once with its own outcome (a durable one at that
+    /// tick's end); the next sync starts at once; the invariants hold between the completions too.
+    @Test func severalSyncsFinishingInOneTickAnswerEachPutOnceAtItsEnd() throws {
+        let node = try Self.node(flush: "unflushThreshold=0")
+        _ = feed(node, .connectionOpened(c1))
+        let job0 = try #require(syncs(put(node, partition: 0, opaque: 1)).first)
+        let job1 = try #require(syncs(put(node, partition: 1, opaque: 2)).first)
+        #expect(answers(put(node, partition: 0, opaque: 3)).isEmpty, "rides partition 0's next sync")
+        let first = feed(node, .syncFinished(job0.partition, id: job0.id, job0.batch.performed()), at: 1)
+        #expect(answers(first).isEmpty, "nothing answered before the tick ends")
+        #expect(first.contains { if case .endTickNow = $0 { return true } else { return false } })
+        let next = try #require(syncs(first).first, "partition 0's next sync starts at once")
+        #expect(next.partition == job0.partition)
+        #expect(node.checkInvariants().isEmpty)
+        let failure = StorageError.io(path: "/data/test-1/x.meta", detail: "fdatasync: Input/output error (EIO)")
+        let second = feed(node, .syncFinished(job1.partition, id: job1.id, .failure(failure)), at: 1)
+        // A failed sync's puts are answered with its cause at once; partition 0's durable put
+        // still waits for the tick's end.
+        let refused = answers(second)
+        #expect(refused.keys.sorted() == [2] && refused[2]?.hasPrefix("500 ") == true)
+        #expect(node.checkInvariants().isEmpty)
+        #expect(answers(feed(node, .tickEnded, at: 1)) == [1: "200"], "the durable put at the one tick end")
+        #expect(answers(feed(node, .tickEnded, at: 1)).isEmpty, "answered once")
+        #expect(answers(finish(node, next, at: 2)) == [3: "200"])
+        #expect(node.unansweredPuts == 0 && node.checkInvariants().isEmpty)
+    }
+
     @Test func aGracefulStopWaitsForTheSyncInFlightThenSyncsAndAnswers() throws {
         let node = try Self.node(flush: "unflushThreshold=0")
         _ = feed(node, .connectionOpened(c1))

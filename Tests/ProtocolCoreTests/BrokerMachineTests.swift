@@ -64,6 +64,32 @@ struct BrokerMachineTests {
         }
     }
 
+    /// Issue 18: the decoder computes a checked put's body checksum where it runs (a connection
+    /// loop), and the machine compares that instead of computing it on the node's thread. The
+    /// machine still decides: a stale or wrong `bodyChecksum` is a checksum failure, a body set
+    /// after decoding forgets it, and a put nobody decoded is still checked.
+    @Test func theDecodersBodyChecksumIsWhatTheMachineCompares() throws {
+        guard case .put(let decoded) = try put("put test 0 5 0 907060870 2", "hello") else { Issue.record("not a put"); return }
+        #expect(decoded.bodyChecksum == CRC32.metaqChecksum(Array("hello".utf8)))
+        guard case .put(let unchecked) = try put("put test 0 5 0 -1 3", "hello") else { Issue.record("not a put"); return }
+        #expect(unchecked.bodyChecksum == nil, "no check asked, none computed")
+        var wrong = decoded
+        wrong.bodyChecksum = 12345
+        var broker = machine()
+        let refused = replyBytes(broker.handle(.request(c1, .put(wrong)), nowMs: now)) ?? ""
+        #expect(refused.hasPrefix("result 500 ") && refused.contains("Checksum failure"))
+        var changed = decoded
+        changed.body = Array("jello".utf8)
+        #expect(changed.bodyChecksum == nil, "a new body forgets the old checksum")
+        #expect(replyBytes(broker.handle(.request(c1, .put(changed)), nowMs: now))?.contains("Checksum failure") == true,
+                "computed again by the machine, and it does not match")
+        let built = PutCommand(topic: "test", partition: 0, flag: 0, checksum: 907060870, body: Array("hello".utf8), opaque: 9)
+        guard case .append(_, _, let record)? = broker.handle(.request(c1, .put(built)), nowMs: now).last else {
+            Issue.record("a put built by hand with the right checksum is stored"); return
+        }
+        #expect(record.verifiedChecksum == 907060870)
+    }
+
     @Test func putErrorsCarryTheOriginalTexts() throws {
         var broker = machine()
         let prefix = "Put message to [broker '\(Self.uri)'] [partition 'test-0'] failed.Detail:"

@@ -55,7 +55,7 @@ extension BrokerMachine {
         if let refusal = sizeRefusal(put.body.count) { return refuse(StatusCode.internalServerError, putPrefix(target) + refusal) }
         var verified: Int32?
         if put.requiresChecksumCheck, let checksum = put.checksum {
-            guard CRC32.metaqChecksum(put.body) == checksum else {
+            guard (put.bodyChecksum ?? CRC32.metaqChecksum(put.body)) == checksum else {
                 return refuse(StatusCode.internalServerError, putPrefix(target)
                             + "Checksum failure,message may be corrupted when transfering on networking.")
             }

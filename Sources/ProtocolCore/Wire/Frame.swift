@@ -43,8 +43,18 @@ public struct PutCommand: Equatable, Sendable {
     /// `CRC32(body) & 0x7FFFFFFF`; nil for the old 6/7-token forms (and -1 disables the check).
     public var checksum: Int32?
     public var transactionKey: String?
-    public var body: [UInt8]
+    /// Setting it forgets `bodyChecksum`.
+    public var body: [UInt8] { didSet { bodyChecksum = nil } }
     public var opaque: Int32
+    /// `CRC32(body) & 0x7FFFFFFF` as the decoder computed it while the bytes were at hand (on a
+    /// connection's loop, not the node's); nil when nobody computed it. Not part of the wire form
+    /// and not compared by `==`. The broker machine still decides what a mismatch means.
+    public var bodyChecksum: Int32?
+
+    public static func == (a: PutCommand, b: PutCommand) -> Bool {
+        a.topic == b.topic && a.partition == b.partition && a.flag == b.flag && a.checksum == b.checksum
+            && a.transactionKey == b.transactionKey && a.body == b.body && a.opaque == b.opaque
+    }
 
     public init(topic: String, partition: Int32, flag: Int32, checksum: Int32?,
                 transactionKey: String? = nil, body: [UInt8], opaque: Int32) {

@@ -147,6 +147,9 @@ struct PendingBody {
         switch kind {
         case .put(var c):
             c.body = body
+            // Computed here, where the decoder runs (a connection loop in the runtime), so the
+            // node's thread only compares it.
+            if c.requiresChecksumCheck { c.bodyChecksum = CRC32.metaqChecksum(body) }
             return .put(c)
         case .sync(var c):
             c.body = body

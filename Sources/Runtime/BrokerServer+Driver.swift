@@ -34,6 +34,7 @@ extension BrokerServer {
             connection.isDirty = false
             if connection.isOpen {
                 moveOutToChannel(connection)
+                sealAnswers(connection)
                 connection.pending.append(.close)
                 outboxes[connection.home.index].append((connection.channel, connection.pending))
                 connection.pending = []
@@ -151,6 +152,7 @@ extension BrokerServer {
     /// Buffers a reply; the connection is flushed at the end of the tick.
     func reply(_ response: ResultResponse, to id: ConnectionID) {
         guard let connection = connections[id] else { return }
+        sealAnswers(connection)
         // `result <code> <length> <opaque>␍␊` (§1.2) straight into the connection's buffer.
         connection.out.writeWithUnsafeMutableBytes(minimumWritableBytes: ResultResponse.maxHeaderBytes) { raw in
             ResultResponse.writeHeader(to: raw.baseAddress!, code: response.code, bodyLength: response.body.count,
@@ -160,28 +162,26 @@ extension BrokerServer {
         markDirty(connection)
     }
 
-    /// `result 200 <length> <opaque>␍␊<msgId> <partition> <offset>` encoded from the numbers
-    /// straight into the connection's buffer (the hot path of every put).
+    /// A put's answer (the hot path of every put): kept as numbers and encoded on the
+    /// connection's loop (`ConnectionLoop.encode`), after whatever was buffered before it.
     func reply(_ answer: BrokerMachine.PutAnswer, to id: ConnectionID) {
         guard let connection = connections[id] else { return }
-        connection.out.writeWithUnsafeMutableBytes(
-            minimumWritableBytes: ResultResponse.maxHeaderBytes + BrokerMachine.PutAnswer.maxBodyBytes
-        ) { raw in
-            // The body is written after the longest possible header, then the header in front of
-            // it once the body's length is known, and the body moved up against it.
-            let base = raw.baseAddress!
-            let bodyStart = base + ResultResponse.maxHeaderBytes
-            let bodyLength = answer.writeBody(to: bodyStart)
-            let headerLength = ResultResponse.writeHeader(to: base, code: StatusCode.success, bodyLength: bodyLength,
-                                                          opaque: answer.opaque)
-            (base + headerLength).copyMemory(from: bodyStart, byteCount: bodyLength)
-            return headerLength + bodyLength
-        }
+        connection.answers.append(answer)
         markDirty(connection)
+    }
+
+    /// Keeps the order of a connection's answers: bytes buffered in `out` go before the put
+    /// answers collected since, and those before anything buffered after them.
+    func sealAnswers(_ connection: Connection) {
+        guard !connection.answers.isEmpty else { return }
+        moveOutToChannel(connection)
+        connection.pending.append(.answers(connection.answers))
+        connection.answers.removeAll(keepingCapacity: true)
     }
 
     func write(_ bytes: [UInt8], to id: ConnectionID) {
         guard let connection = connections[id] else { return }
+        sealAnswers(connection)
         connection.out.writeBytes(bytes)
         markDirty(connection)
     }
@@ -199,6 +199,7 @@ extension BrokerServer {
         connection.isDirty = false
         guard connection.isOpen else { return }
         moveOutToChannel(connection)
+        sealAnswers(connection)
         guard !connection.pending.isEmpty else { return }
         outboxes[connection.home.index].append((connection.channel, connection.pending))
         connection.pending = []
@@ -240,6 +241,7 @@ extension BrokerServer {
         var header: [UInt8] = []
         ValueResponse.appendHeader(to: &header, bodyLength: slice.count, opaque: opaque)
         let region = FileRegion(fileHandle: handle, readerIndex: Int(slice.position), endIndex: Int(slice.position) + slice.count)
+        sealAnswers(connection)
         connection.out.writeBytes(header)
         moveOutToChannel(connection)
         connection.pending.append(.file(region, handle))

@@ -268,6 +268,8 @@ final class Connection {
     @exclusivity(unchecked) var out: ByteBuffer
     /// What goes to the channel at the next flush, in order (`out` is moved here before a file).
     @exclusivity(unchecked) var pending: [ConnectionLoop.Outbound] = []
+    /// Put answers since `out` was last written to; they follow `out` (`sealAnswers`).
+    @exclusivity(unchecked) var answers: [BrokerMachine.PutAnswer] = []
     var isDirty = false
     var isOpen = true
 

@@ -27,6 +27,8 @@ final class ConnectionLoop: @unchecked Sendable {
     /// What the node hands a connection's channel, in order.
     enum Outbound {
         case bytes(ByteBuffer)
+        /// Put answers, encoded on the connection's loop.
+        case answers([BrokerMachine.PutAnswer])
         /// A segment slice sent with sendfile; its descriptor closes once sent (or failed).
         case file(FileRegion, NIOFileHandle)
         case close
@@ -76,12 +78,34 @@ final class ConnectionLoop: @unchecked Sendable {
         }
     }
 
+    /// `result 200 <length> <opaque>␍␊<msgId> <partition> <offset>` per answer, encoded from the
+    /// numbers straight into one buffer.
+    static func encode(_ answers: [BrokerMachine.PutAnswer], allocator: ByteBufferAllocator) -> ByteBuffer {
+        let most = ResultResponse.maxHeaderBytes + BrokerMachine.PutAnswer.maxBodyBytes
+        var buffer = allocator.buffer(capacity: answers.count * most)
+        for answer in answers {
+            buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: most) { raw in
+                // The body is written after the longest possible header, then the header in front
+                // of it once the body's length is known, and the body moved up against it.
+                let base = raw.baseAddress!
+                let bodyStart = base + ResultResponse.maxHeaderBytes
+                let bodyLength = answer.writeBody(to: bodyStart)
+                let headerLength = ResultResponse.writeHeader(to: base, code: StatusCode.success, bodyLength: bodyLength,
+                                                              opaque: answer.opaque)
+                (base + headerLength).copyMemory(from: bodyStart, byteCount: bodyLength)
+                return headerLength + bodyLength
+            }
+        }
+        return buffer
+    }
+
     /// Carries out the node's writes for connections of this loop (on this loop).
     static func write(_ writes: Writes) {
         for (channel, items) in writes.connections {
             for item in items {
                 switch item {
                 case .bytes(let buffer): channel.write(buffer, promise: nil)
+                case .answers(let answers): channel.write(encode(answers, allocator: channel.allocator), promise: nil)
                 case .file(let region, let handle):
                     let promise = channel.eventLoop.makePromise(of: Void.self)
                     promise.futureResult.whenComplete { _ in try? handle.close() }

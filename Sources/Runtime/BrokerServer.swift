@@ -93,7 +93,9 @@ public final class BrokerServer: @unchecked Sendable {
         partialFrames = PartialFrameGuard(budgetBytes: node.config.maxPartialFrameBytes,
                                           timeoutMs: node.config.partialFrameTimeoutMs)
         let loops = connectionGroup.map { Array($0.makeIterator()) } ?? [loop]
-        connectionLoops = loops.enumerated().map { ConnectionLoop(loop: $1, index: $0, server: self) }
+        connectionLoops = loops.enumerated().map {
+            ConnectionLoop(loop: $1, index: $0, server: self, maxQueuedBytes: node.config.maxQueuedRequestBytes)
+        }
         outboxes = Array(repeating: [], count: connectionLoops.count)
     }
 
@@ -118,7 +120,8 @@ public final class BrokerServer: @unchecked Sendable {
     ///
     /// - Throws: ``ListenError`` when the address cannot be bound.
     public func start(host: String, port: Int) throws -> Int {
-        let bootstrap = ServerBootstrap(group: group, childGroup: connectionGroup ?? group)
+        // The listening socket is on a connection loop too: a busy node's loop does not delay accepts.
+        let bootstrap = ServerBootstrap(group: connectionGroup ?? group, childGroup: connectionGroup ?? group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(ChannelOptions.backlog, value: Int32(clamping: config.listenBacklog))
             .serverChannelInitializer { channel in
@@ -190,9 +193,10 @@ public final class BrokerServer: @unchecked Sendable {
     /// A connection loop's batch: connections opened and closed, frames, partial-frame reports,
     /// in the order they happened there. Frames of a connection the node no longer serves
     /// (closed meanwhile) are dropped.
-    func receive(_ items: [ConnectionLoop.Inbound]) {
+    func receive(_ batch: ConnectionLoop.Batch, from home: ConnectionLoop) {
+        defer { home.queuedBytes.subtract(batch.bytes, ordering: .relaxed) }
         let clock = self.clock()
-        for item in items {
+        for item in batch.items {
             switch item {
             case .frame(let id, let frame):
                 guard connections[id] != nil else { continue }

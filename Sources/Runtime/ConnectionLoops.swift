@@ -36,7 +36,12 @@ final class ConnectionLoop: @unchecked Sendable {
 
     struct Batch: @unchecked Sendable {
         var items: [Inbound]
+        /// What `items` count towards `queuedBytes` (request bodies plus a fixed share per item).
+        var bytes: Int
     }
+
+    /// What an item counts towards the bound on requests handed to the node: its body, plus this.
+    static let itemOverheadBytes = 64
 
     struct Writes: @unchecked Sendable {
         var connections: [(channel: any Channel, items: [Outbound])]
@@ -48,17 +53,35 @@ final class ConnectionLoop: @unchecked Sendable {
     unowned let server: BrokerServer
     /// Items for the node since the last hand-off (touched on `loop` only).
     @exclusivity(unchecked) private var inbound: [Inbound] = []
+    private var inboundBytes = 0
     private var handOffScheduled = false
+    /// Bytes of requests handed to the node and not yet handled there (the node subtracts what it
+    /// handled). Above `maxQueuedBytes` this loop stops reading its connections until the node
+    /// has caught up to half of it: a loop that reads faster than the node handles cannot queue
+    /// without bound.
+    let queuedBytes = Atomic<Int>(0)
+    let maxQueuedBytes: Int
+    /// Whether reading is paused because the node is behind (touched on `loop` only).
+    private(set) var isPausedForNode = false
+    /// This loop's connections, for pausing and resuming them (touched on `loop` only).
+    private var handlers: [ConnectionID: (handler: ConnectionHandler, channel: any Channel)] = [:]
+    /// How often a paused loop looks whether the node has caught up.
+    static let resumeCheckNanoseconds: Int64 = 1_000_000
 
-    init(loop: any EventLoop, index: Int, server: BrokerServer) {
+    init(loop: any EventLoop, index: Int, server: BrokerServer, maxQueuedBytes: Int) {
         self.loop = loop
         self.index = index
         self.server = server
+        self.maxQueuedBytes = maxQueuedBytes
     }
 
     /// Queues an item for the node; the first one of a loop iteration schedules the hand-off,
     /// which runs after the iteration's reads (so it carries all of them).
     func post(_ item: Inbound) {
+        if case .frame(_, let frame) = item, case .put(let put) = frame {
+            inboundBytes += put.body.count
+        }
+        inboundBytes += Self.itemOverheadBytes
         inbound.append(item)
         guard !handOffScheduled else { return }
         handOffScheduled = true
@@ -67,14 +90,45 @@ final class ConnectionLoop: @unchecked Sendable {
 
     private func handOff() {
         handOffScheduled = false
-        let batch = Batch(items: inbound)
+        let batch = Batch(items: inbound, bytes: inboundBytes)
         inbound = []
         inbound.reserveCapacity(batch.items.count)
+        inboundBytes = 0
+        let queued = queuedBytes.add(batch.bytes, ordering: .relaxed).newValue
+        if queued > maxQueuedBytes && !isPausedForNode { pauseForNode() }
         let server = self.server
         if server.loop.inEventLoop {
-            server.receive(batch.items)
+            server.receive(batch, from: self)
         } else {
-            server.loop.execute { server.receive(batch.items) }
+            server.loop.execute { server.receive(batch, from: self) }
+        }
+    }
+
+    /// A connection opened on this loop (on `loop`).
+    func added(_ handler: ConnectionHandler, channel: any Channel) {
+        handlers[handler.id] = (handler, channel)
+        if isPausedForNode { handler.updateAutoRead(channel) }
+    }
+
+    /// A connection of this loop closed (on `loop`).
+    func removed(_ id: ConnectionID) {
+        handlers[id] = nil
+    }
+
+    private func pauseForNode() {
+        isPausedForNode = true
+        for (handler, channel) in handlers.values { handler.updateAutoRead(channel) }
+        scheduleResumeCheck()
+    }
+
+    private func scheduleResumeCheck() {
+        loop.scheduleTask(in: .nanoseconds(Self.resumeCheckNanoseconds)) {
+            guard self.queuedBytes.load(ordering: .relaxed) <= self.maxQueuedBytes / 2 else {
+                self.scheduleResumeCheck()
+                return
+            }
+            self.isPausedForNode = false
+            for (handler, channel) in self.handlers.values { handler.updateAutoRead(channel) }
         }
     }
 
@@ -177,13 +231,19 @@ final class ConnectionHandler: ChannelInboundHandler, @unchecked Sendable {
         updateAutoRead(channel)
     }
 
-    /// A connection is read while its client takes its answers and it is not waiting for budget.
+    /// A connection is read while its client takes its answers, it is not waiting for budget and
+    /// the node is not behind on what its loop handed over.
     func updateAutoRead(_ channel: any Channel) {
-        let read = channel.isWritable && !isWaitingForBudget
+        let read = channel.isWritable && !isWaitingForBudget && !home.isPausedForNode
         try? channel.syncOptions?.setOption(ChannelOptions.autoRead, value: read)
     }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        home.added(self, channel: context.channel)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
+        home.removed(id)
         home.server.openConnections.subtract(1, ordering: .relaxed)
         home.post(.closed(id))
         context.fireChannelInactive()

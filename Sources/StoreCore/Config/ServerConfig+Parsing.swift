@@ -30,7 +30,7 @@ extension ServerConfig {
         "maxCheckpoints", "checkpointInterval", "maxTxTimeoutTimerCapacity", "flushTxLogAtCommit",
         "maxTxTimeoutInSeconds", "acceptPublish", "acceptSubscribe", "stat", "updateConsumerOffsets",
         "loadMessageStoresInParallel", "maxAutoCreatedPartitions", "maxConnections", "maxPartialFrameBytes", "partialFrameTimeoutMs",
-        "listenBacklog", "syncThreads", "ioThreads",
+        "listenBacklog", "syncThreads", "ioThreads", "maxQueuedRequestBytes",
     ]
     static let zooKeeperKeys = [
         "zk.zkConnect", "zk.zkSessionTimeoutMs", "zk.zkConnectionTimeoutMs", "zk.zkSyncTimeMs", "zk.zkEnable",
@@ -224,6 +224,7 @@ struct ServerConfigBuilder {
         case "listenBacklog": config.listenBacklog = try value.int(in: ConfigRange.positiveInt)
         case "syncThreads": config.syncThreads = try value.int(in: 1...256)
         case "ioThreads": config.ioThreads = try value.int(in: 0...64)
+        case "maxQueuedRequestBytes": config.maxQueuedRequestBytes = Int(try value.integer(in: ConfigRange.partialFrameBytes))
         default: return false
         }
         return true

@@ -91,6 +91,10 @@ public struct ServerConfig: Equatable, Sendable {
     /// `ioThreads`, 1 (ours): event loops that serve client connections (read, decode, write),
     /// beside the one that runs the broker node. 0 serves connections on the node's loop.
     public var ioThreads: Int
+    /// `maxQueuedRequestBytes`, 64 MiB (ours): per connection loop, the requests (bodies plus 64
+    /// bytes each) handed to the broker node and not yet handled there; beyond it the loop stops
+    /// reading its connections until the node has caught up to half of it.
+    public var maxQueuedRequestBytes: Int
     /// `listenBacklog`, 1024 (ours): connections the kernel queues before the broker accepts them
     /// (capped by the kernel's `net.core.somaxconn`).
     public var listenBacklog: Int
@@ -137,6 +141,7 @@ public struct ServerConfig: Equatable, Sendable {
         listenBacklog = 1024
         syncThreads = 8
         ioThreads = 1
+        maxQueuedRequestBytes = 64 << 20
         zooKeeper = ZooKeeperConfig()
         replication = ReplicationConfig()
         topics = []

@@ -255,13 +255,14 @@ extension ConfigTests {
         /// Issue 18's thread keys: defaults, bounds, and what each refuses.
         @Test func threadKeys() throws {
             let defaults = try ConfigTests.parse("[system]\nbrokerId=0\n[topic=t]\n")
-            #expect(defaults.syncThreads == 8 && defaults.ioThreads == 1)
+            #expect(defaults.syncThreads == 8 && defaults.ioThreads == 1 && defaults.maxQueuedRequestBytes == 64 << 20)
             let edges = try ConfigTests.parse("[system]\nbrokerId=0\nsyncThreads=1\nioThreads=0\n[topic=t]\n")
             #expect(edges.syncThreads == 1 && edges.ioThreads == 0)
             let highest = try ConfigTests.parse("[system]\nbrokerId=0\nsyncThreads=256\nioThreads=64\n[topic=t]\n")
             #expect(highest.syncThreads == 256 && highest.ioThreads == 64)
             for (key, value, expected) in [("syncThreads", "0", "1...256"), ("syncThreads", "257", "1...256"),
-                                           ("ioThreads", "-1", "0...64"), ("ioThreads", "65", "0...64")] {
+                                           ("ioThreads", "-1", "0...64"), ("ioThreads", "65", "0...64"),
+                                           ("maxQueuedRequestBytes", "2*1024*1024-1", "2097152...9223372036854775807")] {
                 let error = #expect(throws: ConfigError.self) {
                     try ConfigTests.parse("[system]\nbrokerId=0\n\(key)=\(value)\n[topic=t]\n")
                 }

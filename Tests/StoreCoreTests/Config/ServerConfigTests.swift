@@ -204,7 +204,7 @@ extension ConfigTests {
                 "acceptSubscribe": "true", "stat": "true", "updateConsumerOffsets": "true",
                 "loadMessageStoresInParallel": "true", "zk.zkEnable": "true", "brokerId": "1",
                 "serverPort": "1", "dashboardHttpPort": "1", "flushTxLogAtCommit": "0", "maxSegmentSize": "20",
-                "maxPartialFrameBytes": "2097152",
+                "maxPartialFrameBytes": "2097152", "maxQueuedRequestBytes": "2097152",
             ]
             func line(_ key: String) -> String { "\(key)=\(sample[key] ?? "1")" }
             let system = ServerConfig.systemKeys.map(line).joined(separator: "\n")

@@ -14,6 +14,7 @@
 #   Benchmarks/memory.sh                          # 1,000 partitions, 20 s per phase
 #   PARTITIONS=100 DURATION=10 Benchmarks/memory.sh
 #   CONFIG=threshold Benchmarks/memory.sh         # unflushThreshold=1000 instead of group commit
+#   SIZES="100 1024 16384" Benchmarks/memory.sh   # other message sizes (a phase each)
 #
 # Limits that apply at 1,000 partitions: the topic has its own [topic=bench] section, so
 # maxAutoCreatedPartitions (partitions created through wildcard sections) does not; the descriptor
@@ -29,6 +30,7 @@ DURATION=${DURATION:-20}
 CONNECTIONS=${CONNECTIONS:-50}
 WINDOW=${WINDOW:-64}
 CONFIG=${CONFIG:-group-commit}
+SIZES=${SIZES:-"100 1024"}   # message sizes, one phase each, in this order
 METAQBENCH=$(command -v metaqbench) || { echo "metaqbench is not on PATH (../shared/bench/metaqbench)" >&2; exit 1; }
 cd "$ROOT"
 swift build -c release --product metaq-server >&2
@@ -68,7 +70,7 @@ until "$BIN/metaq" stats --server "meta://127.0.0.1:$PORT" > /dev/null 2>&1; do
     sleep 0.1
 done
 echo "descriptor limit of the broker: $(awk '/^Max open files/ {print $4 " soft, " $5 " hard"}' "/proc/$SERVER_PID/limits");" \
-     "its log: $(grep 'file descriptor limit' "$WORK/server.log" | head -1 | sed -e 's/.*metaq-server: //' -e 's/ \[.*//')"
+     "its log: $(grep -m1 'file descriptor limit' "$WORK/server.log" | sed -e 's/.*metaq-server: //' -e 's/ \[.*//')"
 echo "idle after start ($PARTITIONS partitions created): VmRSS $(kib VmRSS) KiB, VmHWM $(kib VmHWM) KiB"
 
 # Samples "<seconds since start> <phase> <VmRSS KiB> <VmHWM KiB>" every 0.5 s into samples.txt.
@@ -90,7 +92,9 @@ snapshot() {
         echo "== smaps_rollup =="; cat "/proc/$SERVER_PID/smaps_rollup"
         echo; echo "== status =="; grep -E '^(Vm|Rss|Threads)' "/proc/$SERVER_PID/status"
         echo; echo "== pmap -x, largest RSS first =="
-        pmap -x "$SERVER_PID" | awk 'NR > 2 && $1 ~ /^[0-9a-f]+$/' | sort -k3 -n -r | head -20
+        # (awk, not head, ends the pipe: head would leave sort to die of SIGPIPE, which pipefail and
+        # set -e turn into the end of the script)
+        pmap -x "$SERVER_PID" | awk 'NR > 2 && $1 ~ /^[0-9a-f]+$/' | sort -k3 -n -r | awk 'NR <= 20'
         echo; echo "== pmap -x total =="; pmap -x "$SERVER_PID" | tail -1
     } > "$REPORTS/$name.txt"
 }
@@ -98,12 +102,17 @@ snapshot() {
 echo
 echo "| phase | msgs/s | peak VmRSS MiB | steady VmRSS MiB | VmHWM MiB | anon MiB | file MiB | steal % |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-for size in 100 1024; do
+for size in $SIZES; do
     phase="${size}B"
     echo "$phase" > "$WORK/phase"
     s0=$(steal_ticks); t0=$(total_ticks)
-    out=$("$METAQBENCH" -addr "127.0.0.1:$PORT" -topic bench -p "$PARTITIONS" -c "$CONNECTIONS" -w "$WINDOW" \
-        -size "$size" -n 0 -d "${DURATION}s" -timeout "$((DURATION + 60))s")
+    if ! out=$("$METAQBENCH" -addr "127.0.0.1:$PORT" -topic bench -p "$PARTITIONS" -c "$CONNECTIONS" -w "$WINDOW" \
+        -size "$size" -n 0 -d "${DURATION}s" -timeout "$((DURATION + 60))s" 2> "$WORK/metaqbench.err"); then
+        echo "metaqbench failed in phase $phase: $(cat "$WORK/metaqbench.err")" >&2
+        echo "broker alive: $(kill -0 "$SERVER_PID" 2>/dev/null && echo yes || echo no); end of its log:" >&2
+        tail -5 "$WORK/server.log" >&2
+        exit 1
+    fi
     s1=$(steal_ticks); t1=$(total_ticks)
     snapshot "$phase"
     echo "after-$phase" > "$WORK/phase"

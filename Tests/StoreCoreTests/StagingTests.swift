@@ -25,6 +25,27 @@ struct StagingTests {
         #expect(disk.currentBytes(segment) == expected, "one write, byte-identical to appends")
     }
 
+    /// Issue 18: a log keeps a small staging buffer between writes; a tick that staged more than
+    /// that gives the memory back once written (1,000 partitions once kept 256 KiB each).
+    @Test func aLargeTicksStagingMemoryIsGivenBackAfterItsWrite() throws {
+        let disk = SimDisk()
+        let log = try openLog(disk, LogConfig(flushPolicy: .metaqDefault))
+        _ = try log.stage(msgId: 1, flag: 0, payload: payload(1))
+        try log.flushWrites()
+        let small = log.stagingCapacity
+        let kept = 2 * PartitionLog.retainedStagingBytes
+        #expect(small >= PartitionLog.retainedStagingBytes && small <= kept, "a small tick keeps its buffer (\(small))")
+        var expected = Record.encode(msgId: 1, flag: 0, payload: payload(1))
+        for i in 2...40 {
+            _ = try log.stage(msgId: Int64(i), flag: 0, payload: payload(i, size: 4000))
+            expected += Record.encode(msgId: Int64(i), flag: 0, payload: payload(i, size: 4000))
+        }
+        #expect(log.stagingCapacity > kept, "a large tick grows it")
+        try log.flushWrites()
+        #expect(log.stagingCapacity <= kept, "and gives it back once written")
+        #expect(disk.currentBytes(segment) == expected, "everything staged was written")
+    }
+
     @Test func aVerifiedChecksumIsStoredAsGiven() throws {
         let disk = SimDisk()
         let log = try openLog(disk, LogConfig(flushPolicy: .metaqDefault))

@@ -219,7 +219,7 @@ public final class PartitionLog {
             throw .recordTooLarge(payloadBytes: payload.count, limit: config.maxRecordPayloadBytes)
         }
         try admitAppend()
-        if staged.capacity == 0 { staged.reserveCapacity(Self.stagingBytes) }
+        if staged.capacity == 0 { staged.reserveCapacity(Self.retainedStagingBytes) }
         Record.append(to: &staged, msgId: msgId, flag: flag, payload: payload,
                       checksum: checksum ?? CRC32.metaqChecksum(payload))
         return try finishAppend(records: 1, bytes: Record.size(payloadCount: payload.count), endsEmpty: payload.isEmpty,
@@ -228,6 +228,13 @@ public final class PartitionLog {
 
     /// Staged bytes beyond this are written at once, which bounds the buffer.
     static let stagingBytes = 256 << 10
+    /// A log starts its staging buffer at this size and keeps it between writes (up to twice it,
+    /// for the allocator's rounding); a busy tick grows it towards `stagingBytes`, and a buffer
+    /// grown beyond twice this is given back once written.
+    static let retainedStagingBytes = 64 << 10
+
+    /// The staging buffer's capacity (for tests of the memory it keeps).
+    var stagingCapacity: Int { staged.capacity }
 
     /// Checks that an append may start, and rolls the segment first when it is full.
     private func admitAppend() throws(LogError) {
@@ -301,7 +308,10 @@ public final class PartitionLog {
             state = .failed(LogFailure(operation: .write, error: failure))
             throw .failed(failure)
         }
-        staged.removeAll(keepingCapacity: true)
+        // A tick's worth of small puts keeps its buffer; a larger one gives it back, so a broker
+        // with many partitions does not hold `stagingBytes` for each of them for good (1,000
+        // partitions of 16 KiB messages held 250 MiB that way).
+        if staged.capacity > 2 * Self.retainedStagingBytes { staged = [] } else { staged.removeAll(keepingCapacity: true) }
     }
 
     /// Bytes staged and not yet written.

@@ -13,7 +13,8 @@ struct BenchGroup: AsyncParsableCommand {
             Sends --count messages through one MetaQClient producer (round robin over every partition the \
             cluster registers, --window sends in flight), then starts --members consumers in a new group \
             that read the topic from offset 0 until every message sent was handled once. Prints msgs/s and \
-            MB/s for both phases. Needs a cluster (--zookeeper).
+            MB/s for both phases. Needs a cluster (--zookeeper), or, with --produce-only, brokers given by \
+            --servers (no ZooKeeper: each put names partition -1 and the broker picks one).
             """)
 
     @OptionGroup var zooKeeper: ZooKeeperOption
@@ -36,28 +37,60 @@ struct BenchGroup: AsyncParsableCommand {
     @Option(help: "Consumers in the group (each with its own client and ZooKeeper session).")
     var members = 2
 
-    func run() async throws {
-        guard let connect = zooKeeper.connect else { throw ValidationError("--zookeeper host:port is required") }
-        let producerClient = try MetaQClient(zooKeeper: connect, root: zooKeeper.root, logger: ZooKeeperOption.quietLogger)
-        let producer = producerClient.producer(ProducerSettings(maxInFlight: maxInFlight, maxQueued: window * 2))
-        let partitions = try await producer.publish(topic)
-        guard !partitions.isEmpty else { throw ValidationError("no broker has registered topic \(topic)") }
-        let sent = try await produce(producer)
-        await producerClient.shutdown()
-        try await consume(connect, expecting: sent, partitions: partitions.count)
+    @Option(help: "Brokers to send to directly, comma-separated meta://host:port (instead of --zookeeper; needs --produce-only).")
+    var servers: String?
+
+    @Flag(help: "Only the producer phase (no consumer group).")
+    var produceOnly = false
+
+    @Option(help: "Producers of the one client the sends are spread over, round robin (each has its own connection per broker).")
+    var producers = 1
+
+    func validate() throws {
+        guard count > 0, messageSize >= 0, window > 0, maxInFlight > 0, members > 0, producers > 0 else {
+            throw ValidationError("--count, --window, --max-in-flight, --members and --producers must be positive")
+        }
+        if servers != nil {
+            guard zooKeeper.connect == nil else { throw ValidationError("give --servers or --zookeeper, not both") }
+            guard produceOnly else { throw ValidationError("--servers needs --produce-only (the consumer group needs ZooKeeper)") }
+        }
     }
 
-    func produce(_ producer: MetaQProducer) async throws -> Set<Int64> {
+    func run() async throws {
+        let settings = ProducerSettings(maxInFlight: maxInFlight, maxQueued: window * 2)
+        if let servers {
+            let client = try MetaQClient(servers: servers.split(separator: ",").map(String.init),
+                                         logger: ZooKeeperOption.quietLogger)
+            _ = try await produce((0..<producers).map { _ in client.producer(settings) }, keepIds: false)
+            await client.shutdown()
+            return
+        }
+        guard let connect = zooKeeper.connect else { throw ValidationError("--zookeeper host:port (or --servers) is required") }
+        let producerClient = try MetaQClient(zooKeeper: connect, root: zooKeeper.root, logger: ZooKeeperOption.quietLogger)
+        let senders = (0..<producers).map { _ in producerClient.producer(settings) }
+        let partitions = try await senders[0].publish(topic)
+        for producer in senders.dropFirst() { try await producer.publish(topic) }
+        guard !partitions.isEmpty else { throw ValidationError("no broker has registered topic \(topic)") }
+        let sent = try await produce(senders, keepIds: !produceOnly)
+        await producerClient.shutdown()
+        if !produceOnly { try await consume(connect, expecting: sent, partitions: partitions.count) }
+    }
+
+    /// Sends --count messages over `producers`; returns the msgIds stored when `keepIds` (the
+    /// consumer phase checks them), else nothing (only acknowledgements are counted).
+    func produce(_ producers: [MetaQProducer], keepIds: Bool) async throws -> Set<Int64> {
         let payload = [UInt8](repeating: 0x61, count: messageSize)
-        let state = Shared<(ids: Set<Int64>, failed: Int)>(([], 0))
+        let state = Shared<(ids: Set<Int64>, acknowledged: Int, failed: Int)>(([], 0, 0))
         let slots = SendWindow(window)
         let started = ContinuousClock.now
-        for _ in 0..<count {
+        for i in 0..<count {
             await slots.acquire()
-            producer.send(topic: topic, data: payload) { result in
+            producers[i % producers.count].send(topic: topic, data: payload) { result in
                 state.value.withLock { s in
                     switch result {
-                    case .success(let r): s.ids.insert(r.msgId)
+                    case .success(let r):
+                        s.acknowledged += 1
+                        if keepIds { s.ids.insert(r.msgId) }
                     case .failure: s.failed += 1
                     }
                 }
@@ -66,8 +99,9 @@ struct BenchGroup: AsyncParsableCommand {
         }
         await slots.drain()
         let seconds = (ContinuousClock.now - started).seconds
-        let (ids, failed) = state.value.withLock { ($0.ids, $0.failed) }
-        report("produce (MetaQClient, window \(window), \(maxInFlight) in flight per broker)", ids.count, seconds)
+        let (ids, acknowledged, failed) = state.value.withLock { ($0.ids, $0.acknowledged, $0.failed) }
+        report("produce (MetaQClient, \(producers.count) producer(s), window \(window), \(maxInFlight) in flight per connection)",
+               acknowledged, seconds)
         if failed > 0 { FileHandle.standardError.write(Data("\(failed) sends failed\n".utf8)) }
         return ids
     }

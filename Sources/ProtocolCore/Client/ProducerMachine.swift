@@ -71,6 +71,26 @@ public struct ProducerMachine: Sendable {
         case .send(let id, let topic, let partition, let flag, let payload):
             submit(Pending(id: id, topic: topic, partition: partition, flag: flag, payload: payload,
                            expires: now.adding(milliseconds: settings.requestTimeoutMs)), &actions)
+        case .sendAll(let sends):
+            // Exactly as one `.send` after another at `now`: each is expired against and pumped
+            // before the next is submitted (the queue bound sees the same queue).
+            let expires = now.adding(milliseconds: settings.requestTimeoutMs)
+            for send in sends {
+                submit(Pending(id: send.id, topic: send.topic, partition: send.partition, flag: send.flag,
+                               payload: send.payload, expires: expires), &actions)
+                expire(now, &actions)
+                pump(now, &actions)
+            }
+        case .frames(let frames):
+            // As one `.frame` after another, except that once a frame made the machine write the
+            // connection off the rest are dropped, as the driver drops frames of a closed connection.
+            let wasConnected = isConnected
+            for frame in frames {
+                if wasConnected && !isConnected { break }
+                receive(frame, now, &actions)
+                expire(now, &actions)
+                pump(now, &actions)
+            }
         case .connected:
             switch connection {
             case .connected: break
@@ -280,15 +300,17 @@ public struct ProducerMachine: Sendable {
         }
     }
 
+    /// The earliest of the queue's first expiry and the connection's deadline (computed per
+    /// event: no collection built).
     private var nextDeadline: Instant? {
-        var deadlines: [Instant] = []
-        if let first = queue.first { deadlines.append(first.expires) }
-        switch connection {
-        case .idle: break
-        case .backingOff(let until): deadlines.append(until)
-        case .connecting(let deadline): deadlines.append(deadline)
-        case .connected(let inFlight): if let first = inFlight.first { deadlines.append(first.deadline) }
+        let connectionDeadline: Instant? = switch connection {
+        case .idle: nil
+        case .backingOff(let until): until
+        case .connecting(let deadline): deadline
+        case .connected(let inFlight): inFlight.first?.deadline
         }
-        return deadlines.min()
+        guard let queued = queue.first?.expires else { return connectionDeadline }
+        guard let connectionDeadline else { return queued }
+        return min(queued, connectionDeadline)
     }
 }

@@ -41,18 +41,40 @@ struct TopicRoute {
     }
 }
 
-/// A send waiting in the inbox for the loop.
+/// A send waiting in the inbox for the loop, with its put payload and checksum already made on
+/// the sending thread (work the loop, which every send and answer passes, does not have to do).
 struct QueuedSend: Sendable {
     var producer: MetaQProducer
     var topic: String
     var data: [UInt8]
     var attribute: String?
     var completion: @Sendable (Result<SendResult, SendError>) -> Void
+    var flag: Int32
+    var payload: [UInt8]
+    var checksum: Int32
+
+    init(producer: MetaQProducer, topic: String, data: [UInt8], attribute: String?,
+         completion: @escaping @Sendable (Result<SendResult, SendError>) -> Void) {
+        self.producer = producer
+        self.topic = topic
+        self.data = data
+        self.attribute = attribute
+        self.completion = completion
+        (flag, payload) = MessagePayload.encode(attribute: attribute, data: data)
+        checksum = CRC32.metaqChecksum(payload)
+    }
 }
 
 struct ProducerKey: Hashable {
     var producer: Int
     var address: BrokerAddress
+
+    /// Looked up per send: hashes the producer and the port, not the host and URI strings
+    /// (equality still compares the whole address).
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(producer)
+        hasher.combine(address.port)
+    }
 }
 
 extension ClientEngine {
@@ -99,8 +121,9 @@ extension ClientEngine {
     /// ride on the hop already scheduled: one cross-thread wake-up per batch, not per message.
     func send(producer: MetaQProducer, topic: String, data: [UInt8], attribute: String?,
               completion: @escaping @Sendable (Result<SendResult, SendError>) -> Void) {
+        let send = QueuedSend(producer: producer, topic: topic, data: data, attribute: attribute, completion: completion)
         let first = sendInbox.withLock { inbox in
-            inbox.append(QueuedSend(producer: producer, topic: topic, data: data, attribute: attribute, completion: completion))
+            inbox.append(send)
             return inbox.count == 1
         }
         if first { loop.execute { self.drainSendInbox() } }
@@ -203,9 +226,8 @@ extension ClientEngine {
             return link
         }()
         link.pending[id] = PendingSend(topic: send.topic, partition: partition, completion: send.completion)
-        let (flag, payload) = MessagePayload.encode(attribute: send.attribute, data: send.data)
         let put = ProducerMachine.Send(id: id, topic: send.topic, partition: Int32(partition?.partition ?? -1),
-                                       flag: flag, payload: payload)
+                                       flag: send.flag, payload: send.payload, checksum: send.checksum)
         guard isDrainingSends else {
             producerEvent(link, .sendAll([put]))
             return

@@ -280,4 +280,15 @@ struct ProducerMachineTests {
         #expect(actions.contains(.disconnect) && !producer.isConnected)
         #expect(producer.counters.protocolViolations == 1 && producer.counters.unmatchedAnswers == 0)
     }
+
+    /// A driver may hand over the payload's checksum (computed on its sending thread); the put
+    /// is the same as when the machine computes it.
+    @Test func givenChecksumIsUsedAsComputed() {
+        var computed = connected()
+        var given = connected()
+        let a = puts(computed.handle(.sendAll([.init(id: 1, topic: "test", partition: 0, flag: 0, payload: bytes("hello"))]), now: at(1)))
+        let b = puts(given.handle(.sendAll([.init(id: 1, topic: "test", partition: 0, flag: 0, payload: bytes("hello"),
+                                                   checksum: 907060870)]), now: at(1)))
+        #expect(a == b && b.first?.checksum == 907060870)
+    }
 }

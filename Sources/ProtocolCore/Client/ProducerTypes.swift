@@ -83,20 +83,24 @@ extension ProducerMachine {
         case tick
     }
 
-    /// One send of a `.sendAll`: the fields of a `.send`.
+    /// One send of a `.sendAll`: the fields of a `.send`, and optionally the payload's checksum.
     public struct Send: Equatable, Sendable {
         public var id: UInt64
         public var topic: String
         public var partition: Int32
         public var flag: Int32
         public var payload: [UInt8]
+        /// `CRC32.metaqChecksum(payload)` when the driver computed it already (on the sending
+        /// thread, off the machine's); nil and the machine computes it.
+        public var checksum: Int32?
 
-        public init(id: UInt64, topic: String, partition: Int32, flag: Int32, payload: [UInt8]) {
+        public init(id: UInt64, topic: String, partition: Int32, flag: Int32, payload: [UInt8], checksum: Int32? = nil) {
             self.id = id
             self.topic = topic
             self.partition = partition
             self.flag = flag
             self.payload = payload
+            self.checksum = checksum
         }
     }
 

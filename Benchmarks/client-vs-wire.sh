@@ -14,9 +14,11 @@
 #   CLIENTS="before=/tmp/metaq-before after=.build/release/metaq" Benchmarks/client-vs-wire.sh
 #                                                  # several client builds, each in every round
 #
-# Columns: msgs/s; the CPU of the load's process (the client or metaqbench) and of the server over
-# the run, in % of one core (utime+stime from /proc); the hypervisor's steal time over the run in %
-# of both vCPUs (from /proc/stat).
+# Columns: msgs/s; the CPU of the load's process (the client or metaqbench) over the run in % of
+# one core, and per message (utime+stime from /proc); the server's CPU in % of one core; the CPU
+# every other process of the VM used meanwhile, in % of all vCPUs (busy time from /proc/stat minus
+# load and server; on a VM shared with other jobs a run is only comparable with its neighbours);
+# the hypervisor's steal time over the run in % of all vCPUs.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -56,6 +58,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
     > "$WORK/server.ini"
 
 steal_ticks() { awk '/^cpu /{print $9}' /proc/stat; }
+idle_ticks() { awk '/^cpu /{print $5 + $6}' /proc/stat; }
 total_ticks() { awk '/^cpu /{s=0; for(i=2;i<=NF;i++) s+=$i; print s}' /proc/stat; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # cutime+cstime of process $1: grows by a child's CPU when the child ends and is waited for.
@@ -79,16 +82,20 @@ stop_server() {
     SERVER_PID=""
 }
 
-# measure COMMAND... → "<msgs/s> <load cpu %> <load cpu µs/msg> <server cpu %> <steal %>"; the command prints msgs/s
+# measure COMMAND... → "<msgs/s> <load cpu %> <load cpu µs/msg> <server cpu %> <others %> <steal %>"; the command prints msgs/s
 # runs as a child of this shell (its CPU is read from the shell's totals of waited-for children).
 measure() {
-    local me=$BASHPID s0 t0 c0 l0 w0 s1 t1 c1 l1 w1 out
-    s0=$(steal_ticks); t0=$(total_ticks); c0=$(cpu_ticks "$SERVER_PID"); l0=$(child_ticks "$me"); w0=$(date +%s%N)
+    local me=$BASHPID s0 t0 i0 c0 l0 w0 s1 t1 i1 c1 l1 w1 out
+    s0=$(steal_ticks); t0=$(total_ticks); i0=$(idle_ticks); c0=$(cpu_ticks "$SERVER_PID"); l0=$(child_ticks "$me")
+    w0=$(date +%s%N)
     out=$("$@")
-    s1=$(steal_ticks); t1=$(total_ticks); c1=$(cpu_ticks "$SERVER_PID"); l1=$(child_ticks "$me"); w1=$(date +%s%N)
+    s1=$(steal_ticks); t1=$(total_ticks); i1=$(idle_ticks); c1=$(cpu_ticks "$SERVER_PID"); l1=$(child_ticks "$me")
+    w1=$(date +%s%N)
     awk -v out="$out" -v c=$((c1 - c0)) -v l=$((l1 - l0)) -v hz="$HZ" -v w=$((w1 - w0)) -v s=$((s1 - s0)) -v t=$((t1 - t0)) \
-        'BEGIN { printf "%s %.0f %.2f %.0f %.0f\n", out, 100 * l / hz / (w / 1e9), (out > 0) ? 1e6 * l / hz / (out * w / 1e9) : 0,
-                 100 * c / hz / (w / 1e9), (t > 0) ? 100 * s / t : 0 }'
+        -v i=$((i1 - i0)) -v n="$(nproc)" \
+        'BEGIN { secs = w / 1e9; other = 100 * ((t - i - s) / hz / secs - l / hz / secs - c / hz / secs) / n
+                 printf "%s %.0f %.2f %.0f %.0f %.0f\n", out, 100 * l / hz / secs, (out > 0) ? 1e6 * l / hz / (out * secs) : 0,
+                 100 * c / hz / secs, (other > 0) ? other : 0, (t > 0) ? 100 * s / t : 0 }'
 }
 
 wire_rate() {
@@ -102,20 +109,20 @@ client_rate() {
         | sed -n 's/.* = \([0-9]*\) msgs\/s.*/\1/p'
 }
 
-echo "| round | load | msgs/s | load CPU % | load CPU µs/msg | server CPU % | steal % |"
-echo "| ---: | --- | ---: | ---: | ---: | ---: | ---: |"
+echo "| round | load | msgs/s | load CPU % | load CPU µs/msg | server CPU % | others % | steal % |"
+echo "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
 declare -A RATES
 for round in $(seq "$RUNS"); do
     start_server
-    read -r rate lcpu lus scpu steal < <(measure wire_rate)
-    echo "| $round | wire: metaqbench -c 4 -w 256 | $rate | $lcpu | $lus | $scpu | $steal |"
+    read -r rate lcpu lus scpu others steal < <(measure wire_rate)
+    echo "| $round | wire: metaqbench -c 4 -w 256 | $rate | $lcpu | $lus | $scpu | $others | $steal |"
     RATES[wire]="${RATES[wire]:-} $rate"
     stop_server
     for client in $CLIENTS; do
         name=${client%%=*}
         start_server
-        read -r rate lcpu lus scpu steal < <(measure client_rate "${client#*=}")
-        echo "| $round | $name: MetaQClient 4 producers, window $WINDOW | $rate | $lcpu | $lus | $scpu | $steal |"
+        read -r rate lcpu lus scpu others steal < <(measure client_rate "${client#*=}")
+        echo "| $round | $name: MetaQClient 4 producers, window $WINDOW | $rate | $lcpu | $lus | $scpu | $others | $steal |"
         RATES[$name]="${RATES[$name]:-} $rate"
         stop_server
     done

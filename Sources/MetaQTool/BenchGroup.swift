@@ -166,50 +166,61 @@ final class Counter: Sendable {
 
 /// The send window of the benchmark's one producing task: completions give slots back, and the
 /// task, when it had to wait, is woken once half the window is free (one wake-up per many sends,
-/// not one per send).
+/// not one per send). Completions only bump a counter and read a flag: no lock per send on the
+/// client's loop (where completions run) and no lock shared per send with the sending task.
 final class SendWindow: Sendable {
     private let size: Int
-    private let state: Mutex<(free: Int, wakeAt: Int, waiter: CheckedContinuation<Void, Never>?)>  // slots and the waiting task
+    /// Slots taken; written only by the sending task (atomic only to be shareable).
+    private let taken = Atomic<Int>(0)
+    /// Slots given back by completions.
+    private let returned = Atomic<Int>(0)
+    /// Whether the task waits; set before it checks `returned` again, read after each release.
+    private let hasWaiter = Atomic<Bool>(false)
+    private let waiter = Mutex<(wakeAt: Int, continuation: CheckedContinuation<Void, Never>?)>((0, nil))  // the waiting task
 
-    init(_ size: Int) {
-        self.size = size
-        state = Mutex((size, 0, nil))
-    }
+    init(_ size: Int) { self.size = size }
 
     /// Takes one slot, waiting for half the window to be free when there is none.
     func acquire() async {
-        while !state.withLock({ s in
-            guard s.free > 0 else { return false }
-            s.free -= 1
-            return true
-        }) {
-            await waitFor(free: max(1, size / 2))
+        while true {
+            let t = taken.load(ordering: .relaxed)
+            if t - returned.load(ordering: .acquiring) < size {
+                taken.store(t + 1, ordering: .relaxed)
+                return
+            }
+            await waitUntil(returned: t - size / 2)  // half the window free
         }
     }
 
     /// Waits until every slot is back.
-    func drain() async { await waitFor(free: size) }
+    func drain() async { await waitUntil(returned: taken.load(ordering: .relaxed)) }
 
-    private func waitFor(free: Int) async {
+    private func waitUntil(returned target: Int) async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let now = state.withLock { s -> Bool in
-                if s.free >= free { return true }
-                s.wakeAt = free
-                s.waiter = continuation
-                return false
+            let ready = waiter.withLock { w -> Bool in
+                w = (target, continuation)
+                // Published before `returned` is read again: a release either sees the flag
+                // or its slot is counted here (both sequentially consistent).
+                hasWaiter.store(true, ordering: .sequentiallyConsistent)
+                guard returned.load(ordering: .sequentiallyConsistent) >= target else { return false }
+                w = (0, nil)
+                hasWaiter.store(false, ordering: .sequentiallyConsistent)
+                return true
             }
-            if now { continuation.resume() }
+            if ready { continuation.resume() }
         }
     }
 
     func release() {
-        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
-            s.free += 1
-            guard s.free >= s.wakeAt, let waiter = s.waiter else { return nil }
-            s.waiter = nil
-            return waiter
+        returned.wrappingAdd(1, ordering: .sequentiallyConsistent)
+        guard hasWaiter.load(ordering: .sequentiallyConsistent) else { return }
+        let waiting = waiter.withLock { w -> CheckedContinuation<Void, Never>? in
+            guard let continuation = w.continuation, returned.load(ordering: .sequentiallyConsistent) >= w.wakeAt else { return nil }
+            w = (0, nil)
+            hasWaiter.store(false, ordering: .sequentiallyConsistent)
+            return continuation
         }
-        waiter?.resume()
+        waiting?.resume()
     }
 }
 

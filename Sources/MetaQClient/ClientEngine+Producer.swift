@@ -10,6 +10,9 @@ final class ProducerLink: @unchecked Sendable {
     var machine: ProducerMachine
     var channel: BrokerChannel?
     var pending: [UInt64: PendingSend] = [:]
+    /// Sends routed here during one drain of the inbox, fed to the machine in one `.sendAll` when
+    /// the drain ends (`ClientEngine.flushOutboxes`).
+    var outbox: [ProducerMachine.Send] = []
 
     init(address: BrokerAddress, brokerId: Int, settings: ProducerMachine.Settings) {
         self.address = address
@@ -38,18 +41,40 @@ struct TopicRoute {
     }
 }
 
-/// A send waiting in the inbox for the loop.
+/// A send waiting in the inbox for the loop, with its put payload and checksum already made on
+/// the sending thread (work the loop, which every send and answer passes, does not have to do).
 struct QueuedSend: Sendable {
     var producer: MetaQProducer
     var topic: String
     var data: [UInt8]
     var attribute: String?
     var completion: @Sendable (Result<SendResult, SendError>) -> Void
+    var flag: Int32
+    var payload: [UInt8]
+    var checksum: Int32
+
+    init(producer: MetaQProducer, topic: String, data: [UInt8], attribute: String?,
+         completion: @escaping @Sendable (Result<SendResult, SendError>) -> Void) {
+        self.producer = producer
+        self.topic = topic
+        self.data = data
+        self.attribute = attribute
+        self.completion = completion
+        (flag, payload) = MessagePayload.encode(attribute: attribute, data: data)
+        checksum = CRC32.metaqChecksum(payload)
+    }
 }
 
 struct ProducerKey: Hashable {
     var producer: Int
     var address: BrokerAddress
+
+    /// Looked up per send: hashes the producer and the port, not the host and URI strings
+    /// (equality still compares the whole address).
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(producer)
+        hasher.combine(address.port)
+    }
 }
 
 extension ClientEngine {
@@ -96,8 +121,9 @@ extension ClientEngine {
     /// ride on the hop already scheduled: one cross-thread wake-up per batch, not per message.
     func send(producer: MetaQProducer, topic: String, data: [UInt8], attribute: String?,
               completion: @escaping @Sendable (Result<SendResult, SendError>) -> Void) {
+        let send = QueuedSend(producer: producer, topic: topic, data: data, attribute: attribute, completion: completion)
         let first = sendInbox.withLock { inbox in
-            inbox.append(QueuedSend(producer: producer, topic: topic, data: data, attribute: attribute, completion: completion))
+            inbox.append(send)
             return inbox.count == 1
         }
         if first { loop.execute { self.drainSendInbox() } }
@@ -108,7 +134,21 @@ extension ClientEngine {
             defer { inbox.removeAll(keepingCapacity: true) }
             return inbox
         }
+        isDrainingSends = true
         for send in sends { route(send) }
+        isDrainingSends = false
+        flushOutboxes()
+    }
+
+    /// Feeds each link the sends routed to it during the drain, in their order, in one event.
+    private func flushOutboxes() {
+        let links = linksWithOutbox
+        linksWithOutbox = []
+        for link in links {
+            let sends = link.outbox
+            link.outbox = []
+            producerEvent(link, .sendAll(sends))
+        }
     }
 
     /// Direct mode picks the server here; in ZooKeeper mode the router decides when and among
@@ -123,8 +163,7 @@ extension ClientEngine {
                 return
             }
             let index = send.producer.settings.selector.select(
-                topic: send.topic, partitions: servers.indices.map { BrokerPartition(brokerId: $0, partition: 0) },
-                data: send.data, attribute: send.attribute)?.brokerId ?? 0
+                topic: send.topic, partitions: directPartitions, data: send.data, attribute: send.attribute)?.brokerId ?? 0
             dispatch(id, send, to: servers[min(index, servers.count - 1)], partition: nil, brokerId: index)
         case .zooKeeper:
             let settings = send.producer.settings
@@ -187,9 +226,14 @@ extension ClientEngine {
             return link
         }()
         link.pending[id] = PendingSend(topic: send.topic, partition: partition, completion: send.completion)
-        let (flag, payload) = MessagePayload.encode(attribute: send.attribute, data: send.data)
-        producerEvent(link, .send(id: id, topic: send.topic, partition: Int32(partition?.partition ?? -1),
-                                  flag: flag, payload: payload))
+        let put = ProducerMachine.Send(id: id, topic: send.topic, partition: Int32(partition?.partition ?? -1),
+                                       flag: send.flag, payload: send.payload, checksum: send.checksum)
+        guard isDrainingSends else {
+            producerEvent(link, .sendAll([put]))
+            return
+        }
+        if link.outbox.isEmpty { linksWithOutbox.append(link) }
+        link.outbox.append(put)
     }
 
     /// Fails every send still waiting for an answer or a route: the client is shutting down.
@@ -215,7 +259,7 @@ extension ClientEngine {
                 link.channel = BrokerChannel(
                     address: link.address, loop: loop, timeoutMs: link.machine.settings.requestTimeoutMs,
                     onOpen: { [weak link] in link.map { self.producerEvent($0, .connected) } },
-                    onFrame: { [weak link] frame in link.map { self.producerEvent($0, .frame(frame)) } },
+                    onFrames: { [weak link] frames in link.map { self.producerEvent($0, .frames(frames)) } },
                     onClose: { [weak link] in link.map { self.producerEvent($0, .connectionLost) } })
             case .sendFrame(let frame):
                 link.channel?.send(frame)

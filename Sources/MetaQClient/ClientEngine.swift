@@ -42,6 +42,12 @@ final class ClientEngine: @unchecked Sendable {
     /// Sends the router holds while their topic's partitions are discovered, by send id.
     var waitingSends: [UInt64: QueuedSend] = [:]
     var producerLinks: [ProducerKey: ProducerLink] = [:]
+    /// While the send inbox is drained, routed sends collect in their links' outboxes; these are
+    /// the links with a non-empty one, in the order they got their first.
+    var isDrainingSends = false
+    var linksWithOutbox: [ProducerLink] = []
+    /// Direct mode: broker `i` of the list as partition 0 of broker id `i`, what the selector chooses among.
+    let directPartitions: [BrokerPartition]
     /// Producers' transactional connections (one per producer and broker, §4.2).
     var transactionLinks: [ProducerKey: TransactionLinkBox] = [:]
     var nextTransactionRequestId: UInt64 = 1
@@ -65,6 +71,11 @@ final class ClientEngine: @unchecked Sendable {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         loop = group.next()
         self.mode = mode
+        if case .direct(let servers) = mode {
+            directPartitions = servers.indices.map { BrokerPartition(brokerId: $0, partition: 0) }
+        } else {
+            directPartitions = []
+        }
         self.layout = layout
         self.logger = logger
         directory = PublishDirectory(layout: layout)

@@ -75,4 +75,36 @@ struct ClientDirectTests {
         _ = try? await secondRun.value
         await client.shutdown()
     }
+
+    /// A burst of async sends, drained by the client's loop many at a time and handed to the
+    /// producer machine together: every send completes exactly once, a send beyond the window
+    /// and the queue bound fails as not sent, and per partition the stored order is the send order.
+    @Test func burstOfAsyncSendsCompletesOnceInOrderWithinBounds() async throws {
+        let env = try DirectBroker("metaq-direct-burst")
+        defer { env.stop() }
+        let producer = env.client.producer(ProducerSettings(requestTimeoutMs: 60_000, maxInFlight: 8, maxQueued: 50))
+        let total = 500
+        let outcomes = Mutex<[Int: [Result<SendResult, SendError>]]>([:])
+        for i in 0..<total {
+            producer.send(topic: "test", data: Array("b\(i)".utf8)) { result in outcomes.withLock { $0[i, default: []].append(result) } }
+        }
+        let deadline = Date().addingTimeInterval(Self.patience)
+        while outcomes.withLock({ $0.count }) < total && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        let results = outcomes.withLock { $0 }
+        #expect(results.count == total && results.values.allSatisfy { $0.count == 1 })
+        var stored: [BrokerPartition: [(index: Int, offset: Int64)]] = [:]
+        for (index, result) in results {
+            switch result[0] {
+            case .success(let sent): stored[sent.partition, default: []].append((index, sent.offset))
+            case .failure(let error):
+                guard case .notSent = error.kind else { Issue.record("send \(index): \(error)"); continue }
+            }
+        }
+        #expect(stored.values.map(\.count).reduce(0, +) >= 50, "the first 50 sends fit the queue whatever the timing")
+        for (partition, puts) in stored {
+            let offsets = puts.sorted { $0.index < $1.index }.map(\.offset)
+            #expect(offsets == offsets.sorted() && Set(offsets).count == offsets.count, "\(partition): \(offsets)")
+        }
+        await env.client.shutdown()
+    }
 }

@@ -31,7 +31,11 @@ struct ProducerMachineTests {
     }
 
     func answer(_ code: Int32, _ text: String, _ opaque: Int32) -> ProducerMachine.Event {
-        .frame(.result(ResultResponse(code: code, text: text, opaque: opaque)))
+        .frame(reply(text, opaque, code: code))
+    }
+
+    func reply(_ text: String, _ opaque: Int32, code: Int32 = 200) -> Frame {
+        .result(ResultResponse(code: code, text: text, opaque: opaque))
     }
 
     /// §1.6: the 7-token put with `CRC32("hello") & 0x7FFFFFFF = 907060870`; opaques start at
@@ -232,5 +236,59 @@ struct ProducerMachineTests {
         }
         #expect(puts(actions).isEmpty)
         #expect(completions(producer.handle(send(10, partition: -2), now: at(0))).count == 1)
+    }
+
+    /// `.sendAll` is `.send` after `.send` at one instant: the same frames, completions and
+    /// rejections in the same order (here past the window and the queue bound), one wake-up.
+    @Test func sendAllIsTheSameAsSendsOneByOne() {
+        let settings = ProducerMachine.Settings(maxInFlight: 3, maxQueued: 2)
+        let sends = (1...8).map { ProducerMachine.Send(id: UInt64($0), topic: "test", partition: Int32($0 % 2), flag: 0,
+                                                       payload: bytes("m\($0)")) }
+        var oneByOne = connected(settings)
+        var single: [ProducerMachine.Action] = []
+        for s in sends {
+            single += oneByOne.handle(.send(id: s.id, topic: s.topic, partition: s.partition, flag: s.flag, payload: s.payload),
+                                      now: at(1))
+        }
+        var batched = connected(settings)
+        let batch = batched.handle(.sendAll(sends), now: at(1))
+        let noTicks: ([ProducerMachine.Action]) -> [ProducerMachine.Action] = { $0.filter { if case .scheduleTick = $0 { false } else { true } } }
+        #expect(noTicks(batch) == noTicks(single))
+        #expect(puts(batch).map(\.opaque) == [0, 1, 2].map { Self.firstOpaque + $0 })
+        #expect(completions(batch) == [6: .rejected(.queueFull), 7: .rejected(.queueFull), 8: .rejected(.queueFull)])
+        #expect(batch.filter { if case .scheduleTick = $0 { true } else { false } } == [.scheduleTick(at: at(10_001))])
+        #expect(batched.counters == oneByOne.counters && batched.queuedCount == 2)
+    }
+
+    /// `.frames` completes each answer of a read; once one frame made the machine close the
+    /// connection the rest of the read is dropped (not counted as stray answers).
+    @Test func framesOfOneReadStopAtADisconnect() {
+        var producer = connected()
+        _ = producer.handle(.sendAll((1...3).map { ProducerMachine.Send(id: $0, topic: "test", partition: 0, flag: 0, payload: bytes("x")) }),
+                            now: at(1))
+        let fine = producer.handle(.frames([reply("5 0 20", Self.firstOpaque + 1), reply("4 0 0", Self.firstOpaque)]),
+                                   now: at(2))
+        #expect(completions(fine) == [1: .acknowledged(msgId: 4, partition: 0, offset: 0),
+                                      2: .acknowledged(msgId: 5, partition: 0, offset: 20)])
+        _ = producer.handle(send(4), now: at(3))
+        let actions = producer.handle(.frames([
+            reply("6 0 40", Self.firstOpaque + 2),
+            .value(ValueResponse(body: [], opaque: Self.firstOpaque + 3)),
+            reply("7 0 60", Self.firstOpaque + 3),
+        ]), now: at(4))
+        #expect(completions(actions) == [3: .acknowledged(msgId: 6, partition: 0, offset: 40), 4: .unknown(.connectionLost)])
+        #expect(actions.contains(.disconnect) && !producer.isConnected)
+        #expect(producer.counters.protocolViolations == 1 && producer.counters.unmatchedAnswers == 0)
+    }
+
+    /// A driver may hand over the payload's checksum (computed on its sending thread); the put
+    /// is the same as when the machine computes it.
+    @Test func givenChecksumIsUsedAsComputed() {
+        var computed = connected()
+        var given = connected()
+        let a = puts(computed.handle(.sendAll([.init(id: 1, topic: "test", partition: 0, flag: 0, payload: bytes("hello"))]), now: at(1)))
+        let b = puts(given.handle(.sendAll([.init(id: 1, topic: "test", partition: 0, flag: 0, payload: bytes("hello"),
+                                                   checksum: 907060870)]), now: at(1)))
+        #expect(a == b && b.first?.checksum == 907060870)
     }
 }

@@ -19,6 +19,9 @@ public struct ProducerMachine: Sendable {
     private var reconnectMisses = 0
     private var consecutiveTimeouts = 0
     private var wakeUp = WakeUp()
+    /// The topic of the last send that passed validation: a producer sends to few topics, so the
+    /// name is checked once, not per send (a String compare finds the same name at once).
+    private var lastValidTopic: String?
 
     private enum Connection {
         /// Not connected and not trying: connects as soon as there is work.
@@ -36,10 +39,12 @@ public struct ProducerMachine: Sendable {
         var partition: Int32
         var flag: Int32
         var payload: [UInt8]
+        /// Given by the driver (already computed off the machine's thread), or nil.
+        var checksum: Int32?
         var expires: Instant
     }
 
-    private struct InFlight {
+    struct InFlight {
         var id: UInt64
         var opaque: Int32
         var deadline: Instant
@@ -69,8 +74,31 @@ public struct ProducerMachine: Sendable {
         var actions: [Action] = []
         switch event {
         case .send(let id, let topic, let partition, let flag, let payload):
-            submit(Pending(id: id, topic: topic, partition: partition, flag: flag, payload: payload,
+            submit(Pending(id: id, topic: topic, partition: partition, flag: flag, payload: payload, checksum: nil,
                            expires: now.adding(milliseconds: settings.requestTimeoutMs)), &actions)
+        case .sendAll(let sends):
+            // Exactly as one `.send` after another at `now`: each is expired against and pumped
+            // before the next is submitted (the queue bound sees the same queue).
+            let expires = now.adding(milliseconds: settings.requestTimeoutMs)
+            actions.reserveCapacity(sends.count + 1)
+            for send in sends {
+                assert(send.checksum == nil || send.checksum == CRC32.metaqChecksum(send.payload), "a given checksum is the payload's")
+                submit(Pending(id: send.id, topic: send.topic, partition: send.partition, flag: send.flag,
+                               payload: send.payload, checksum: send.checksum, expires: expires), &actions)
+                expire(now, &actions)
+                pump(now, &actions)
+            }
+        case .frames(let frames):
+            // As one `.frame` after another, except that once a frame made the machine write the
+            // connection off the rest are dropped, as the driver drops frames of a closed connection.
+            let wasConnected = isConnected
+            actions.reserveCapacity(2 * frames.count + 1)  // an answer completes one send and may let one more out
+            for frame in frames {
+                if wasConnected && !isConnected { break }
+                receive(frame, now, &actions)
+                expire(now, &actions)
+                pump(now, &actions)
+            }
         case .connected:
             switch connection {
             case .connected: break
@@ -95,7 +123,7 @@ public struct ProducerMachine: Sendable {
 
     private mutating func submit(_ pending: Pending, _ actions: inout [Action]) {
         counters.submitted += 1
-        if let problem = Self.validate(pending) {
+        if let problem = validate(pending) {
             reject(pending.id, .invalidRequest(problem), &actions)
             return
         }
@@ -110,8 +138,11 @@ public struct ProducerMachine: Sendable {
         queue.append(pending)
     }
 
-    private static func validate(_ p: Pending) -> String? {
-        if let problem = MetaName.problem(with: p.topic) { return MetaName.refusal("topic", p.topic, problem) }
+    private mutating func validate(_ p: Pending) -> String? {
+        if p.topic != lastValidTopic {
+            if let problem = MetaName.problem(with: p.topic) { return MetaName.refusal("topic", p.topic, problem) }
+            lastValidTopic = p.topic
+        }
         if p.partition < -1 { return "partition \(p.partition) is below -1" }
         if p.payload.count > Int(Int32.max) { return "payload of \(p.payload.count) bytes exceeds Int32.max" }
         return nil
@@ -133,7 +164,7 @@ public struct ProducerMachine: Sendable {
             while inFlight.count < settings.maxInFlight, let p = queue.popFirst() {
                 let opaque = opaques.take()
                 let put = PutCommand(topic: p.topic, partition: p.partition, flag: p.flag,
-                                     checksum: CRC32.metaqChecksum(p.payload), body: p.payload, opaque: opaque)
+                                     checksum: p.checksum ?? CRC32.metaqChecksum(p.payload), body: p.payload, opaque: opaque)
                 actions.append(.sendFrame(.put(put)))
                 inFlight.append(InFlight(id: p.id, opaque: opaque,
                                          deadline: now.adding(milliseconds: settings.requestTimeoutMs)))
@@ -156,7 +187,7 @@ public struct ProducerMachine: Sendable {
             connectionGone(now, &actions)
             return
         }
-        guard let index = inFlight.firstIndex(where: { $0.opaque == answer.opaque }) else {
+        guard let index = Self.index(of: answer.opaque, in: inFlight, range: opaques.range) else {
             counters.unmatchedAnswers += 1
             return
         }
@@ -167,18 +198,41 @@ public struct ProducerMachine: Sendable {
         complete(put.id, Self.outcome(of: answer), &actions)
     }
 
+    /// Where the put with `opaque` is in flight. Puts go out with consecutive opaques of `range`
+    /// and leave in any order, so the deque is sorted by distance from its first opaque (modulo
+    /// the range): answers in order hit the front, others a binary search; a miss is confirmed by
+    /// a scan (it also covers a window larger than the range, where opaques would repeat).
+    static func index(of opaque: Int32, in inFlight: Deque<InFlight>, range: ClosedRange<Int32>) -> Int? {
+        guard let first = inFlight.first else { return nil }
+        if first.opaque == opaque { return 0 }
+        let span = Int64(range.upperBound) - Int64(range.lowerBound) + 1
+        func distance(_ o: Int32) -> Int64 {
+            let d = Int64(o) - Int64(first.opaque)
+            return d < 0 ? d + span : d
+        }
+        if inFlight.count <= span, range.contains(opaque) {
+            let target = distance(opaque)
+            var low = 0
+            var high = inFlight.count
+            while low < high {
+                let mid = (low + high) / 2
+                if distance(inFlight[mid].opaque) < target { low = mid + 1 } else { high = mid }
+            }
+            if low < inFlight.count, inFlight[low].opaque == opaque { return low }
+        }
+        return inFlight.firstIndex { $0.opaque == opaque }
+    }
+
     /// §1.4.1: 200 carries `"<msgId> <partition> <offset>"`; any other code is a refusal (§1.2).
     static func outcome(of answer: ResultResponse) -> SendOutcome {
         guard answer.code == StatusCode.success else { return .failed(code: answer.code, text: answer.text) }
-        let text = answer.text
-        // Three decimals separated by single spaces, read straight from the UTF-8 (every put's
-        // answer passes here). Offset -1 answers a put inside a transaction, which this machine
-        // never sends.
+        // Three decimals separated by single spaces, read straight from the body's bytes (every
+        // put's answer passes here; the text is made only for a malformed one). Offset -1
+        // answers a put inside a transaction, which this machine never sends.
         var numbers: (Int64, Int64, Int64) = (0, 0, 0)
         var count = 0
         var ok = true
-        var contiguous = text  // withUTF8 makes the storage contiguous if it is not (never copies a native string)
-        contiguous.withUTF8 { bytes in
+        answer.body.withUnsafeBufferPointer { bytes in
             var start = 0
             while ok && count < 3 && start <= bytes.count {
                 var end = start
@@ -195,7 +249,7 @@ public struct ProducerMachine: Sendable {
             if start <= bytes.count { ok = false }  // more than three fields
         }
         guard ok, count == 3, numbers.1 >= 0, numbers.1 <= Int64(Int32.max), numbers.2 >= 0 else {
-            return .unknown(.malformedAnswer(text))
+            return .unknown(.malformedAnswer(answer.text))
         }
         return .acknowledged(msgId: numbers.0, partition: Int32(numbers.1), offset: numbers.2)
     }
@@ -280,15 +334,17 @@ public struct ProducerMachine: Sendable {
         }
     }
 
+    /// The earliest of the queue's first expiry and the connection's deadline (computed per
+    /// event: no collection built).
     private var nextDeadline: Instant? {
-        var deadlines: [Instant] = []
-        if let first = queue.first { deadlines.append(first.expires) }
-        switch connection {
-        case .idle: break
-        case .backingOff(let until): deadlines.append(until)
-        case .connecting(let deadline): deadlines.append(deadline)
-        case .connected(let inFlight): if let first = inFlight.first { deadlines.append(first.deadline) }
+        let connectionDeadline: Instant? = switch connection {
+        case .idle: nil
+        case .backingOff(let until): until
+        case .connecting(let deadline): deadline
+        case .connected(let inFlight): inFlight.first?.deadline
         }
-        return deadlines.min()
+        guard let queued = queue.first?.expires else { return connectionDeadline }
+        guard let connectionDeadline else { return queued }
+        return min(queued, connectionDeadline)
     }
 }

@@ -66,14 +66,42 @@ extension ProducerMachine {
         /// The application publishes `payload` (already in §1.4.1's payload form, see
         /// `MessagePayload.encode`); `id` is the caller's, echoed in `.completed`.
         case send(id: UInt64, topic: String, partition: Int32, flag: Int32, payload: [UInt8])
+        /// Several sends at one instant, in order: the same as a `.send` for each, in one call
+        /// (a driver that drains many sends at once pays the per-event work once).
+        case sendAll([Send])
         /// The connection asked for with `.connect` is open.
         case connected
         /// The connection closed, or the attempt to open it failed.
         case connectionLost
         /// A frame decoded from the broker.
         case frame(Frame)
+        /// Frames decoded from one read, in order: the same as a `.frame` for each, except that
+        /// frames after one that made the machine close the connection (`.disconnect`) are
+        /// dropped, as a driver drops frames of a connection it closed.
+        case frames([Frame])
         /// Time passed (answers a `.scheduleTick`).
         case tick
+    }
+
+    /// One send of a `.sendAll`: the fields of a `.send`, and optionally the payload's checksum.
+    public struct Send: Equatable, Sendable {
+        public var id: UInt64
+        public var topic: String
+        public var partition: Int32
+        public var flag: Int32
+        public var payload: [UInt8]
+        /// `CRC32.metaqChecksum(payload)` when the driver computed it already (on the sending
+        /// thread, off the machine's); nil and the machine computes it.
+        public var checksum: Int32?
+
+        public init(id: UInt64, topic: String, partition: Int32, flag: Int32, payload: [UInt8], checksum: Int32? = nil) {
+            self.id = id
+            self.topic = topic
+            self.partition = partition
+            self.flag = flag
+            self.payload = payload
+            self.checksum = checksum
+        }
     }
 
     public enum Action: Equatable, Sendable {

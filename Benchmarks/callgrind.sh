@@ -14,6 +14,7 @@
 #   Benchmarks/callgrind.sh                         # group commit and threshold, 2 runs each
 #   N=100000 RUNS=3 CONFIGS=threshold Benchmarks/callgrind.sh
 #   SOURCE=/work/wt-base Benchmarks/callgrind.sh    # another checkout (builds its release binaries)
+#   SYSTEM="ioThreads=0" Benchmarks/callgrind.sh    # extra [system] keys (space-separated)
 #
 # CONFIGS: group-commit (unflushThreshold=0: a put is answered after its fdatasync) and/or
 # threshold (unflushThreshold=1000). Valgrind runs the broker ~50x slower: the default N keeps a
@@ -28,6 +29,7 @@ SOURCE=$(cd "${SOURCE:-$ROOT}" && pwd)
 N=${N:-200000}
 WARMUP=${WARMUP:-20000}
 RUNS=${RUNS:-2}
+SYSTEM=${SYSTEM:-}   # extra [system] lines, e.g. "ioThreads=0"
 CONFIGS=${CONFIGS:-"group-commit threshold"}
 TOP=${TOP:-25}
 METAQBENCH=$(command -v metaqbench) || { echo "metaqbench is not on PATH (../shared/bench/metaqbench)" >&2; exit 1; }
@@ -61,7 +63,8 @@ for config in $CONFIGS; do
         threshold) threshold=1000 ;;
         *) echo "unknown config $config (group-commit | threshold)" >&2; exit 1 ;;
     esac
-    { sed -e "s/^unflushThreshold=.*/unflushThreshold=$threshold/" "$ROOT/conf/server.ini"; printf '\n[topic=bench]\nnumPartitions=8\n'; } \
+    { sed -e "s/^unflushThreshold=.*/unflushThreshold=$threshold/" -e "s/^\[system\]\$/[system]\n${SYSTEM// /\\n}/" "$ROOT/conf/server.ini"
+      printf '\n[topic=bench]\nnumPartitions=8\n'; } \
         > "$WORK/$config.ini"
 done
 

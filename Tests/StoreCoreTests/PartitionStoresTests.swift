@@ -45,6 +45,38 @@ struct PartitionStoresTests {
         #expect(s.partitions == [TopicPartition("fast", 1), TopicPartition("test", 0)])
     }
 
+    /// Issue 18: logs looked up lately are found without hashing (`RecentPartitions`); a log
+    /// that is recreated (a slave re-copying a partition) is never answered from that memory.
+    @Test func aRecreatedLogIsNotAnsweredFromTheRecentLookups() throws {
+        let disk = SimDisk()
+        let s = try stores(disk)
+        let partitions = (0..<20).map { TopicPartition("log-\($0 % 3)", Int32($0 % 8)) }
+        for partition in partitions { _ = try s.logCreatingIfNeeded(partition, now: .zero) }
+        for _ in 0..<2 {
+            for partition in partitions { #expect(s.log(partition)?.directory == "/home/u/meta/\(partition)") }
+        }
+        #expect(s.log(TopicPartition("log-9", 0)) == nil, "not a log, not remembered")
+        let target = TopicPartition("log-1", 1)
+        let old = try #require(s.log(target))
+        let recreated = try s.recreate(target, startingAt: 4096, now: .zero)
+        #expect(recreated !== old)
+        #expect(s.log(target) === recreated, "the new log, not the remembered one")
+    }
+
+    @Test func recentPartitionsCompareNumberAndNameAndForgetTheOldest() {
+        var recent = RecentPartitions<Int>()
+        recent.remember(TopicPartition("a", 1), 1)
+        recent.remember(TopicPartition("b", 1), 2)
+        #expect(recent.value(for: TopicPartition("a", 1)) == 1 && recent.value(for: TopicPartition("b", 1)) == 2)
+        #expect(recent.value(for: TopicPartition("a", 2)) == nil && recent.value(for: TopicPartition("c", 1)) == nil)
+        for i in 0..<RecentPartitions<Int>.capacity { recent.remember(TopicPartition("x", Int32(i)), 100 + i) }
+        #expect(recent.count == RecentPartitions<Int>.capacity)
+        #expect(recent.value(for: TopicPartition("a", 1)) == nil, "the oldest went first")
+        #expect(recent.value(for: TopicPartition("x", 15)) == 115)
+        recent.removeAll()
+        #expect(recent.count == 0 && recent.value(for: TopicPartition("x", 15)) == nil)
+    }
+
     /// Every `<topic>-<n>` directory under every data path is opened and recovered at start,
     /// also of topics no longer configured; other directories are left alone.
     @Test func openAllFindsEveryPartition() throws {

@@ -113,9 +113,9 @@ extension BrokerMachine {
 
     /// Takes a place among the auto-created partitions for `target` (a partition of a topic that
     /// only a pattern accepts), or says why there is none. Partitions with data or already
-    /// counted pass; the previous put's partition is checked without hashing.
+    /// counted pass; recent puts' partitions are checked without hashing.
     mutating func autoCreationRefusal(_ target: TopicPartition) -> String? {
-        if target == lastStoredPartition || autoCreatedPartitions.contains(target) { return nil }
+        if recentStoredPartitions.value(for: target) != nil || autoCreatedPartitions.contains(target) { return nil }
         let limit = settings.maxAutoCreatedPartitions
         guard autoCreatedPartitions.count < limit else {
             return "too many auto-created partitions: \(autoCreatedPartitions.count) partitions of topics without "
@@ -137,10 +137,10 @@ extension BrokerMachine {
             if stat {
                 realtime.recordPut(topic: target.topic, bytes: bytes, nowMs: clockMs)
             }
-            // Most puts go to the partition of the previous one: skip hashing its name then.
-            if target != lastStoredPartition {
+            // Most puts go to a partition a recent put went to: skip hashing its name then.
+            if recentStoredPartitions.value(for: target) == nil {
                 if !partitionsWithData.contains(target) { partitionsWithData.insert(target) }
-                lastStoredPartition = target
+                recentStoredPartitions.remember(target, ())
             }
             out.append(.putAnswer(connection, PutAnswer(opaque: opaque, msgId: msgId, partition: target.partition,
                                                          offset: offset)))

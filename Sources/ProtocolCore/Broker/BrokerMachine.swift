@@ -217,8 +217,9 @@ public struct BrokerMachine {
     /// The topic of the last accepted put and its section: consecutive puts of one topic skip
     /// the name check and the section search (settings never change, so this cannot go stale).
     var lastAcceptedTopic: (name: String, rule: TopicRules.Rule)?
-    /// The partition the last successful put went to (known to be in `partitionsWithData`).
-    var lastStoredPartition: TopicPartition?
+    /// Partitions recent puts were stored in (each known to be in `partitionsWithData`, which
+    /// only grows): checked without hashing the name.
+    var recentStoredPartitions = RecentPartitions<Void>()
     var pending: [UInt64: Pending] = [:]
     /// Puts whose connection closed before their append completed: no answer is owed any more,
     /// but a completed one still gives its partition data.

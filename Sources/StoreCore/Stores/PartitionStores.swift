@@ -12,6 +12,9 @@ public final class PartitionStores {
     public let defaultDataPath: String
     let storage: any Storage
     @exclusivity(unchecked) var logs: [TopicPartition: PartitionLog] = [:]
+    /// Logs looked up lately (every put looks its log up): found without hashing the topic.
+    /// Forgotten whenever a log is removed from `logs`.
+    @exclusivity(unchecked) var recentLogs = RecentPartitions<PartitionLog>()
     /// What `openAll` found on disk that deserves an operator's attention; the runtime logs these.
     public private(set) var openNotices: [OpenNotice] = []
 
@@ -24,7 +27,12 @@ public final class PartitionStores {
     /// The partitions that have a log, sorted.
     public var partitions: [TopicPartition] { logs.keys.sorted() }
 
-    public func log(_ partition: TopicPartition) -> PartitionLog? { logs[partition] }
+    public func log(_ partition: TopicPartition) -> PartitionLog? {
+        if let log = recentLogs.value(for: partition) { return log }
+        guard let log = logs[partition] else { return nil }
+        recentLogs.remember(partition, log)
+        return log
+    }
 
     /// How many partitions have a log.
     public var partitionCount: Int { logs.count }
@@ -121,6 +129,7 @@ public final class PartitionStores {
     /// had not copied yet, issue 17). Every segment of the old log is removed; the caller makes
     /// sure no sync of it runs.
     public func recreate(_ partition: TopicPartition, startingAt offset: Int64, now: Instant) throws(StoresError) -> PartitionLog {
+        recentLogs.removeAll()
         if let old = logs.removeValue(forKey: partition) {
             let directory = old.directory
             old.close()

@@ -3,36 +3,45 @@
 /// partitions misses a one-entry memory on every put, and hashing a `TopicPartition` (SipHash
 /// over the topic's bytes) cost two lookups of ~180 instructions each per put. Holds at most
 /// `capacity` entries, replaced oldest first. The owner forgets an entry whose value went stale.
+///
+/// Inlinable so that callers in other modules specialize it (unspecialized, the generic
+/// entries cost more than the hashing they save).
 public struct RecentPartitions<Value> {
-    public static var capacity: Int { 16 }
-    private var entries: [(partition: TopicPartition, value: Value)] = []
-    private var nextSlot = 0
+    @inlinable public static var capacity: Int { 16 }
+    @usableFromInline var partitions: [TopicPartition] = []
+    @usableFromInline var values: [Value] = []
+    @usableFromInline var nextSlot = 0
 
-    public init() {}
+    @inlinable public init() {}
 
     /// The value remembered for `partition`, if any.
-    @inline(__always)
+    @inlinable
     public func value(for partition: TopicPartition) -> Value? {
-        for index in entries.indices
-        where entries[index].partition.partition == partition.partition && entries[index].partition.topic == partition.topic {
-            return entries[index].value
+        for index in partitions.indices
+        where partitions[index].partition == partition.partition && partitions[index].topic == partition.topic {
+            return values[index]
         }
         return nil
     }
 
+    @inlinable
     public mutating func remember(_ partition: TopicPartition, _ value: Value) {
-        if entries.count < Self.capacity {
-            entries.append((partition, value))
+        if partitions.count < Self.capacity {
+            partitions.append(partition)
+            values.append(value)
         } else {
-            entries[nextSlot] = (partition, value)
+            partitions[nextSlot] = partition
+            values[nextSlot] = value
             nextSlot = (nextSlot + 1) % Self.capacity
         }
     }
 
+    @inlinable
     public mutating func removeAll() {
-        entries.removeAll()
+        partitions.removeAll()
+        values.removeAll()
         nextSlot = 0
     }
 
-    public var count: Int { entries.count }
+    @inlinable public var count: Int { partitions.count }
 }

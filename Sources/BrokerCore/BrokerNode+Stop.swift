@@ -47,7 +47,9 @@ extension BrokerNode {
         }
         for slice in openedSlices.values { try? slice.file.close() }
         openedSlices.removeAll()
-        stores.closeAll()
+        // Every healthy log is fully synced now: each leaves a clean-stop mark, so the next
+        // start skips scanning its last segment (issue 18).
+        stores.closeAll(clean: true)
         closeTransactions(&actions)
         phase = .stopped
         actions.append(.stopped(StopReport(failedPartitions: failures, answeredByFinalSync: answered)))

@@ -151,6 +151,34 @@ struct BrokerNodeTests {
         #expect(node.isStopped && node.unansweredPuts == 0)
     }
 
+    /// Issue 18: a graceful stop leaves each synced log a clean-stop mark, so the next start skips
+    /// the last segment's scan; a start after a crash (no stop) scans.
+    @Test func aGracefulStopLetsTheNextStartSkipTheScan() throws {
+        let disk = SimDisk()
+        let node = try Self.node(flush: "unflushThreshold=0", disk: disk)
+        _ = feed(node, .connectionOpened(c1))
+        let job = try #require(syncs(put(node, opaque: 1)).first)
+        #expect(answers(finish(node, job, at: 1)) == [1: "200"])
+        _ = feed(node, .stopRequested, at: 2)
+        #expect(node.isStopped)
+        let partition = TopicPartition("test", 0)
+        let (restarted, report) = try Self.open(disk)
+        let recovery = try #require(report.recoveries.first { $0.partition == partition }?.report)
+        #expect(recovery.lastSegmentScanSkipped)
+        #expect(restarted.stores.log(partition)?.recordCount == 1)
+        restarted.stores.closeAll()
+        let (_, afterCrash) = try Self.open(disk)
+        #expect(afterCrash.recoveries.first { $0.partition == partition }?.report.lastSegmentScanSkipped == false)
+    }
+
+    /// `node(flush:)`'s broker opened again on `disk`, with its start report.
+    static func open(_ disk: SimDisk) throws -> (BrokerNode, StartReport) {
+        let ini = "[system]\nbrokerId=1\nnumPartitions=2\ndataPath=/data\nmaxSegmentSize=256\nunflushThreshold=0\n\n[topic=test]\n"
+        let config = try ServerConfig(parsing: ini, path: "test.ini")
+        let settings = BrokerNode.Settings(brokerURI: "meta://test:8123", version: "t", configFile: Array(ini.utf8), seed: 1)
+        return try BrokerNode.open(storage: disk, config: config, defaultDataPath: "/data", settings: settings, clock: clock())
+    }
+
     @Test func theFirstPutOfAWildcardTopicAsksForItsRegistration() throws {
         let node = try Self.node(flush: "unflushThreshold=100", extra: "\n[topic=auto*]\nnumPartitions=3\n")
         #expect(node.topicsToRegister().map(\.name) == ["test"], "configured, no wildcard")

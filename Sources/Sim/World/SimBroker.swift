@@ -153,6 +153,7 @@ final class SimBroker {
             sim.counters.recoveries += 1
             if recovery.truncatedBytes > 0 { sim.counters.recoveryTruncations += 1 }
             if !recovery.removedSegments.isEmpty { sim.counters.recoveryRemovedSegments += 1 }
+            if recovery.lastSegmentScanSkipped { sim.counters.recoveryScansSkipped += 1 }
             if !recovery.newDamagedRanges.isEmpty { sim.counters.recoveryDamage += 1 }
             sim.trace(.brokerRecovered, Int64(id), Int64(recovery.truncatedBytes), "\(name) recovered \(partition): \(recovery)")
         }

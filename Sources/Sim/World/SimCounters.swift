@@ -17,6 +17,8 @@ public struct SimCounters: Sendable, Equatable {
     public var recoveries = 0
     public var recoveryTruncations = 0
     public var recoveryRemovedSegments = 0
+    /// Recoveries that skipped the last segment's scan on a clean-stop mark (issue 18).
+    public var recoveryScansSkipped = 0
     public var recoveryDamage = 0
     public var acknowledged = 0
     public var failedPuts = 0
@@ -219,6 +221,7 @@ public struct SimCounters: Sendable, Equatable {
         consumerCrashes += o.consumerCrashes
         syncs += o.syncs; recoveries += o.recoveries; recoveryTruncations += o.recoveryTruncations
         recoveryRemovedSegments += o.recoveryRemovedSegments; recoveryDamage += o.recoveryDamage
+        recoveryScansSkipped += o.recoveryScansSkipped
         acknowledged += o.acknowledged; failedPuts += o.failedPuts; unknownPuts += o.unknownPuts
         rejectedPuts += o.rejectedPuts; delivered += o.delivered; redelivered += o.redelivered
         lostUnsyncedAcknowledged += o.lostUnsyncedAcknowledged; rotDestroyed += o.rotDestroyed
@@ -279,6 +282,7 @@ public struct SimCounters: Sendable, Equatable {
          ("partitions", partitions), ("slow-disks", slowDisks), ("latent-errors", latentErrors),
          ("consumer-crashes", consumerCrashes), ("syncs", syncs), ("recoveries", recoveries),
          ("recovery-truncations", recoveryTruncations), ("recovery-removed-segments", recoveryRemovedSegments),
+         ("recovery-scans-skipped", recoveryScansSkipped),
          ("recovery-damage", recoveryDamage), ("segment-rolls", segmentRolls), ("acknowledged", acknowledged),
          ("failed-puts", failedPuts), ("unknown-puts", unknownPuts), ("rejected-puts", rejectedPuts),
          ("delivered", delivered), ("redelivered", redelivered),

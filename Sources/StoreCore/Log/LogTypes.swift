@@ -98,9 +98,14 @@ public struct RecoveryReport: Equatable, Sendable, CustomStringConvertible {
     /// The damaged ranges this recovery found that no earlier one had recorded.
     public var newDamagedRanges: [Range<Int64>] = []
     public var createdFirstSegment = false
+    /// The last segment was not scanned: a clean close left a `clean-stop` mark that matched it
+    /// exactly (its start and size), so every byte of it was synced by this broker and nothing
+    /// wrote the file since. Known damage is still reported.
+    public var lastSegmentScanSkipped = false
 
     public var description: String {
-        var parts = ["\(segmentCount) segment(s)", "\(scannedRecordCount) record(s) scanned",
+        var parts = ["\(segmentCount) segment(s)",
+                     lastSegmentScanSkipped ? "scan skipped after a clean stop" : "\(scannedRecordCount) record(s) scanned",
                      "\(truncatedBytes) byte(s) truncated"]
         if !removedSegments.isEmpty { parts.append("removed unsynced segments \(removedSegments)") }
         if !newDamagedRanges.isEmpty {

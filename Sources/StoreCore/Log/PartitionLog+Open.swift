@@ -9,7 +9,8 @@ extension PartitionLog {
     ///    ones, nothing after it was ever synced, so the later segments are removed. A segment
     ///    longer than that is not explainable and stops the open, as in the original;
     /// 3. the last segment is scanned: a torn tail is truncated, damage followed by good records
-    ///    is kept in place and reported (the good records stay readable);
+    ///    is kept in place and reported (the good records stay readable) — unless a clean close
+    ///    left a `CleanStopMark` that matches it exactly (issue 18); the mark is removed either way;
     /// 4. every segment and the directory are synced, so what recovery kept is durable before
     ///    anyone reads it.
     ///
@@ -31,8 +32,21 @@ extension PartitionLog {
             if last.file == nil { last.file = try storage.open(last.path, create: false) }
             let mark = SyncedMark.load(storage: storage, directory: directory)
             let known = try DamageRegistry.load(storage: storage, directory: directory)
-            let endsEmpty = try scanLast(last, trustedEnd: mark.map { $0 - last.start } ?? 0,
+            let endsEmpty: Bool
+            var recordCount: Int?
+            if let cleanStop = CleanStopMark.load(storage: storage, directory: directory),
+               cleanStop.start == last.start, cleanStop.sizeBytes == last.size {
+                // A clean close synced these very bytes and nothing has written the file since.
+                endsEmpty = cleanStop.endsWithEmptyRecord
+                recordCount = cleanStop.recordCount
+                report.lastSegmentScanSkipped = true
+            } else {
+                endsEmpty = try scanLast(last, trustedEnd: mark.map { $0 - last.start } ?? 0,
                                          knownDamage: known, config: config, report: &report)
+            }
+            // Trusted or not, a mark is used once: its removal is durable (the directory sync
+            // below) before the log accepts a write, so a crash later can never be met by it.
+            try CleanStopMark.remove(storage: storage, directory: directory)
             for segment in segments { try syncSegment(segment, storage: storage) }
             try storage.syncDirectory(directory)
             try recordDamage(&report, known: known, segments: segments, storage: storage, directory: directory)
@@ -46,7 +60,8 @@ extension PartitionLog {
             }
             report.segmentCount = segments.count
             return PartitionLog(directory: directory, config: config, storage: storage, segments: segments,
-                                report: report, endsWithEmptyRecord: endsEmpty, markFile: markFile, now: now)
+                                report: report, recordCount: recordCount ?? report.scannedRecordCount,
+                                endsWithEmptyRecord: endsEmpty, markFile: markFile, now: now)
         } catch let error as LogError {
             throw error
         } catch {

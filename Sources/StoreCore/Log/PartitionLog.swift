@@ -64,7 +64,7 @@ public final class PartitionLog {
     var sealedAwaitingClose: [Segment] = []
 
     init(directory: String, config: LogConfig, storage: any Storage, segments: [Segment],
-         report: RecoveryReport, endsWithEmptyRecord: Bool, markFile: (any StorageFile)?, now: Instant) {
+         report: RecoveryReport, recordCount: Int, endsWithEmptyRecord: Bool, markFile: (any StorageFile)?, now: Instant) {
         self.lastRecordIsEmpty = endsWithEmptyRecord
         self.markFile = markFile
         self.directory = directory
@@ -75,7 +75,7 @@ public final class PartitionLog {
         self.lastSyncAt = now
         self.damagedRanges = report.damagedRanges
         self.recoveryReport = report
-        self.recordCount = report.scannedRecordCount
+        self.recordCount = recordCount
     }
 
     /// The first offset still stored (start of the oldest segment).
@@ -318,12 +318,20 @@ public final class PartitionLog {
     public var stagedByteCount: Int { staged.count }
 
     /// Closes every segment file. The log is unusable afterwards.
-    public func close() {
+    ///
+    /// - Parameter clean: the graceful stop's close. If the log is healthy and everything
+    ///   written is durable (no sync running, nothing staged or held, nothing unsynced), it leaves
+    ///   a `CleanStopMark` first, so the next open can skip scanning the last segment.
+    /// - Returns: whether that mark was written.
+    @discardableResult
+    public func close(clean: Bool = false) -> Bool {
         if state == .open { try? flushWrites() }
+        let marked = clean && writeCleanStopMark()
         for segment in sealedAwaitingClose + segments { closeFile(of: segment) }
         sealedAwaitingClose.removeAll()
         try? markFile?.close()
         state = .closed
+        return marked
     }
 
     /// The active segment's file, open for as long as the log is.

@@ -182,9 +182,15 @@ public final class PartitionStores {
                              configuredTopics: topics, topicFlags: flags)
     }
 
-    public func closeAll() {
-        for partition in partitions { logs[partition]?.close() }
+    /// Closes every log. `clean` (the graceful stop, after its final syncs): each log that is
+    /// healthy and fully synced leaves its clean-stop mark (`PartitionLog.close(clean:)`).
+    /// Returns how many did.
+    @discardableResult
+    public func closeAll(clean: Bool = false) -> Int {
+        var marked = 0
+        for partition in partitions where logs[partition]?.close(clean: clean) == true { marked += 1 }
         logs.removeAll()
+        return marked
     }
 
     /// `<topic>-<n>`: the topic is the text before the last `-` (topics may contain `-`), the

@@ -49,10 +49,11 @@ extension BrokerNode {
         openedSlices.removeAll()
         // Every healthy log is fully synced now: each leaves a clean-stop mark, so the next
         // start skips scanning its last segment (issue 18).
-        stores.closeAll(clean: true)
+        let marked = stores.closeAll(clean: true)
         closeTransactions(&actions)
         phase = .stopped
-        actions.append(.stopped(StopReport(failedPartitions: failures, answeredByFinalSync: answered)))
+        actions.append(.stopped(StopReport(failedPartitions: failures, answeredByFinalSync: answered,
+                                                  cleanStopMarks: marked)))
     }
 
     /// Syncs one log synchronously; returns how many puts it answered.

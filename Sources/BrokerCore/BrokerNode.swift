@@ -62,6 +62,9 @@ public final class BrokerNode {
         /// A synchronous master answers a put once it is durable here, without waiting for its
         /// slaves (issue 17): a master whose disk is destroyed takes acknowledged messages along.
         case answerBeforeSlavesConfirm
+        /// Recovery keeps a clean-stop mark after open and trusts it whatever the last segment
+        /// became (issue 18): a start after a later crash skips the scan of a torn tail.
+        case trustStaleCleanStopMark
     }
 
     enum Phase {
@@ -202,6 +205,7 @@ public final class BrokerNode {
     public static func open(storage: any Storage, config: ServerConfig, defaultDataPath: String, settings: Settings,
                             clock: NodeClock) throws -> (BrokerNode, StartReport) {
         let stores = PartitionStores(storage: storage, config: config, defaultDataPath: defaultDataPath)
+        stores.canaryTrustsStaleCleanStopMarks = settings.canary == .trustStaleCleanStopMark
         let reports = try stores.openAll(now: clock.now)
         let reservation = try IdReservationFile.load(storage: storage, dataPath: stores.defaultDataPath)
         let transactionSettings = TransactionMachine.Settings(

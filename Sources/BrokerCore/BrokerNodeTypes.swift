@@ -159,6 +159,8 @@ public struct StopReport: Sendable {
     public var failedPartitions: [(partition: TopicPartition, failure: LogFailure)]
     /// Puts the final syncs made durable and answered.
     public var answeredByFinalSync: Int
+    /// Partitions closed with a clean-stop mark: their next start skips the last segment's scan.
+    public var cleanStopMarks: Int
 }
 
 /// What the node found when it opened its stores.

@@ -236,6 +236,8 @@ struct Start: ParsableCommand {
         let (node, report) = try BrokerNode.open(storage: FileStorage(), config: config, defaultDataPath: dataPath,
                                                  settings: settings, clock: clock)
         for (partition, recovery) in report.recoveries { logger.info("recovered \(partition): \(recovery)") }
+        let skipped = report.recoveries.filter(\.report.lastSegmentScanSkipped).count
+        logger.info("recovery: \(skipped) of \(report.recoveries.count) partition(s) skipped the last segment's scan after a clean stop")
         for notice in report.notices { logger.warning("\(notice)") }
         logger.info("transactions recovered: \(report.transactions)")
         if report.autoCreatedPartitions >= report.maxAutoCreatedPartitions {

@@ -36,6 +36,7 @@ struct MetaQSim: ParsableCommand {
               metaq-sim --sweep 500 --canary     the canary: acknowledge before sync (must fail)
               metaq-sim --sweep 300 --broker-canary skip-final-sync   a broken graceful stop (must fail)
               metaq-sim --sweep 2000 --broker-canary skip-commit-reappend   a recovery losing a committed batch (must fail)
+              metaq-sim --sweep 3000 --broker-canary trust-stale-clean-stop-mark   a stale clean-stop mark trusted (must fail)
               metaq-sim --sweep 500 --spool-canary   ordered spool writes dropped (must fail)
               metaq-sim --sweep 400 --ack-canary     manual ack committing unacknowledged messages (must fail)
               metaq-sim --sweep 400 --router-canary  a router shutdown forgetting waiting sends (must fail)
@@ -58,7 +59,7 @@ struct MetaQSim: ParsableCommand {
     @Flag(help: "Canary build switch: the broker acknowledges group-commit puts before their sync; the checkers must catch it.")
     var canary = false
 
-    @Option(help: "A broker node canary the checkers must catch: forget-failed-log-puts, acknowledge-failed-log-puts, skip-final-sync, release-commit-before-entry-durable or skip-commit-reappend.")
+    @Option(help: "A broker node canary the checkers must catch: forget-failed-log-puts, acknowledge-failed-log-puts, skip-final-sync, release-commit-before-entry-durable, skip-commit-reappend or trust-stale-clean-stop-mark.")
     var brokerCanary: String?
 
     static let brokerCanaries: [String: SimBugs] = [
@@ -67,6 +68,7 @@ struct MetaQSim: ParsableCommand {
         "skip-final-sync": .brokerSkipsFinalSync,
         "release-commit-before-entry-durable": .brokerReleasesCommitEarly,
         "skip-commit-reappend": .brokerSkipsCommitReappend,
+        "trust-stale-clean-stop-mark": .brokerTrustsStaleCleanStopMark,
     ]
 
     @Flag(help: "Canary: a manual-ack consumer commits what was processed, not what was acknowledged; the checkers must catch it.")

@@ -172,6 +172,7 @@ public final class BrokerServer: @unchecked Sendable {
         // Syncs in flight finish on their threads and post their completions to the loop, where
         // the node answers what they made durable before its final step.
         let report = try promise.futureResult.wait()
+        logger.info("\(report.cleanStopMarks) partition(s) closed clean: their next start skips the last segment's scan")
         try loop.submit {
             if self.syncStats.fsync.count > 0 {
                 self.logger.info("sync cycles since start (each stage: p50/p99/max µs)", metadata: self.syncStats.metadata())

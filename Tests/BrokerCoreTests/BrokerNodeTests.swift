@@ -159,8 +159,8 @@ struct BrokerNodeTests {
         _ = feed(node, .connectionOpened(c1))
         let job = try #require(syncs(put(node, opaque: 1)).first)
         #expect(answers(finish(node, job, at: 1)) == [1: "200"])
-        _ = feed(node, .stopRequested, at: 2)
-        #expect(node.isStopped)
+        let stopped = feed(node, .stopRequested, at: 2).compactMap { if case .stopped(let r) = $0 { return r } else { return nil } }
+        #expect(node.isStopped && stopped.map(\.cleanStopMarks) == [1])
         let partition = TopicPartition("test", 0)
         let (restarted, report) = try Self.open(disk)
         let recovery = try #require(report.recoveries.first { $0.partition == partition }?.report)

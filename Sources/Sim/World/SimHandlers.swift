@@ -108,6 +108,9 @@ public struct SimBugs: OptionSet, Sendable {
     /// slave copying again, takes over and loses what was acknowledged. It also makes every
     /// world a failover world.
     public static let failoverIgnoresLostLogs = SimBugs(rawValue: 1 << 17)
+    /// Recovery keeps the clean-stop mark and trusts it after the log changed
+    /// (`BrokerNode.Canary.trustStaleCleanStopMark`, issue 18).
+    public static let brokerTrustsStaleCleanStopMark = SimBugs(rawValue: 1 << 18)
 
     /// The replication canary these bugs ask for.
     var replicationCanary: BrokerNode.Canary? {
@@ -121,6 +124,7 @@ public struct SimBugs: OptionSet, Sendable {
         if contains(.brokerSkipsFinalSync) { return .skipFinalSync }
         if contains(.brokerReleasesCommitEarly) { return .releaseCommitBeforeEntryDurable }
         if contains(.brokerSkipsCommitReappend) { return .skipCommitReappend }
+        if contains(.brokerTrustsStaleCleanStopMark) { return .trustStaleCleanStopMark }
         return nil
     }
 }

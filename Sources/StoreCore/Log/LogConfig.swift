@@ -31,6 +31,9 @@ public struct LogConfig: Equatable, Sendable {
     /// Bound on group-commit appends waiting for a sync; beyond it appends are refused
     /// (the disk is not keeping up, and memory must stay bounded).
     public var maxPendingAppends: Int
+    /// Simulation canary (DESIGN.md §6), false in production: open keeps the clean-stop mark
+    /// and trusts it whatever the last segment now is — a stale mark, which the sweep must catch.
+    public var canaryTrustsStaleCleanStopMark = false
 
     public init(maxSegmentSize: Int64 = 1 << 30, flushPolicy: FlushPolicy = .metaqDefault,
                 maxRecordPayloadBytes: Int = 64 << 20, maxPendingAppends: Int = 100_000) {

@@ -34,8 +34,9 @@ extension PartitionLog {
             let known = try DamageRegistry.load(storage: storage, directory: directory)
             let endsEmpty: Bool
             var recordCount: Int?
+            let stale = config.canaryTrustsStaleCleanStopMark
             if let cleanStop = CleanStopMark.load(storage: storage, directory: directory),
-               cleanStop.start == last.start, cleanStop.sizeBytes == last.size {
+               stale || (cleanStop.start == last.start && cleanStop.sizeBytes == last.size) {
                 // A clean close synced these very bytes and nothing has written the file since.
                 endsEmpty = cleanStop.endsWithEmptyRecord
                 recordCount = cleanStop.recordCount
@@ -46,7 +47,7 @@ extension PartitionLog {
             }
             // Trusted or not, a mark is used once: its removal is durable (the directory sync
             // below) before the log accepts a write, so a crash later can never be met by it.
-            try CleanStopMark.remove(storage: storage, directory: directory)
+            if !stale { try CleanStopMark.remove(storage: storage, directory: directory) }
             for segment in segments { try syncSegment(segment, storage: storage) }
             try storage.syncDirectory(directory)
             try recordDamage(&report, known: known, segments: segments, storage: storage, directory: directory)

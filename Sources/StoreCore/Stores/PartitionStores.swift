@@ -44,9 +44,15 @@ public final class PartitionStores {
 
     /// The log settings of `topic`: its flush policy (topic over system), the system segment size.
     public func logConfig(of topic: String) -> LogConfig {
-        LogConfig(maxSegmentSize: config.maxSegmentSize,
-                  flushPolicy: config.topicConfig(for: topic)?.flushPolicy ?? config.flushPolicy)
+        var log = LogConfig(maxSegmentSize: config.maxSegmentSize,
+                            flushPolicy: config.topicConfig(for: topic)?.flushPolicy ?? config.flushPolicy)
+        log.canaryTrustsStaleCleanStopMark = canaryTrustsStaleCleanStopMarks
+        return log
     }
+
+    /// Simulation canary: every log opened trusts a stale clean-stop mark
+    /// (`LogConfig.canaryTrustsStaleCleanStopMark`). False in production.
+    public var canaryTrustsStaleCleanStopMarks = false
 
     /// The topic table the broker machine decides legality and partition counts with.
     public func topicRules() -> TopicRules {

@@ -15,8 +15,9 @@
 #   crash        after SIGKILL in the middle of a load (recovery must check the tail)
 #   crash-cold   the same, with the data's pages evicted before the restart
 #
-# Each row also gives the size of the last segment of every partition together (a start verifies
-# every record there, whatever the stop was) and the rate it was read at, and how long the clean
+# Each row also gives the size of the last segment of every partition together (a start after a
+# crash verifies every record there; after a clean stop the clean-stop mark lets it skip them, and
+# the rate column is then meaningless) and the rate it was read at, and how long the clean
 # stop after the restart took. The broker's own log lines for the restart (its recovery of each
 # partition and "metaq-server started") go to the report directory. With PERF=1 the first restart
 # of each kind runs under `perf record -g` (slower for it), and the report lists the functions
@@ -105,7 +106,8 @@ EOF
 }
 
 # The bytes of the last segment of every partition, in MiB: what a start scans record by record
-# (PartitionLog.open → scanLast verifies every record's CRC32 there; sealed segments are not read).
+# (PartitionLog.open → scanLast verifies every record's CRC32 there; sealed segments are not read)
+# unless a clean stop left its clean-stop mark.
 last_segments_mib() {
     local dir total=0 last
     for dir in "$WORK"/data/*/; do

@@ -64,6 +64,35 @@ struct PartitionLogOnFilesTests {
         }
     }
 
+    /// Issue 18 on real files: a clean close leaves `clean-stop`, the next open skips the scan
+    /// and unlinks it, and the open after that (no clean close) scans and cuts a torn tail.
+    @Test func cleanStopMarkOnRealFiles() throws {
+        try withTempDirectory { base in
+            let storage = FileStorage()
+            let dir = base + "/test-0"
+            let config = LogConfig(maxSegmentSize: 1000, flushPolicy: .groupCommit)
+            var log = try PartitionLog.open(storage: storage, directory: dir, config: config, now: now)
+            for i in 0..<50 { _ = try log.append(msgId: Int64(i + 1), flag: 0, payload: Array("message \(i)".utf8), now: now) }
+            try log.syncNow(now: now)
+            #expect(log.close(clean: true))
+            #expect(FileManager.default.fileExists(atPath: dir + "/clean-stop"))
+            log = try PartitionLog.open(storage: storage, directory: dir, config: config, now: now)
+            #expect(log.recoveryReport.lastSegmentScanSkipped)
+            #expect(!FileManager.default.fileExists(atPath: dir + "/clean-stop"))
+            #expect(try messages(log).map(\.id) == Array(1...50))
+            let lastPath = dir + "/" + SegmentName.name(forStart: log.segmentStarts.last!)
+            log.close()
+            let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: lastPath))
+            try handle.seekToEnd()
+            try handle.write(contentsOf: Data(Record.encode(msgId: 999, flag: 0, payload: Array("torn".utf8)).prefix(11)))
+            try handle.close()
+            log = try PartitionLog.open(storage: storage, directory: dir, config: config, now: now)
+            #expect(!log.recoveryReport.lastSegmentScanSkipped)
+            #expect(log.recoveryReport.truncatedBytes == 11)
+            log.close()
+        }
+    }
+
     /// A log in `dir` with 100-byte segments holding `count` 50-byte records (two per segment).
     func twoRecordSegments(_ dir: String, count: Int) throws -> PartitionLog {
         let log = try PartitionLog.open(storage: FileStorage(), directory: dir,

@@ -53,7 +53,7 @@ extension BrokerNode {
         closeTransactions(&actions)
         phase = .stopped
         actions.append(.stopped(StopReport(failedPartitions: failures, answeredByFinalSync: answered,
-                                                  cleanStopMarks: marked)))
+                                           cleanStopMarks: marked)))
     }
 
     /// Syncs one log synchronously; returns how many puts it answered.

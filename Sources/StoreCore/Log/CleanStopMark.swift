@@ -97,7 +97,7 @@ extension PartitionLog {
         let last = segments[segments.count - 1]
         guard (try? activeFile.size()) == last.size else { return false }
         let mark = CleanStopMark(start: last.start, sizeBytes: last.size, endsWithEmptyRecord: lastRecordIsEmpty,
-                                 recordCount: recordCount)
+                                 recordCount: max(0, recordCount))
         do {
             try mark.write(storage: storage, directory: directory)
             return true

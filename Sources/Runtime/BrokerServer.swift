@@ -85,7 +85,7 @@ public final class BrokerServer: @unchecked Sendable {
     public init(node: BrokerNode, logger: Logger) {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         loop = group.next()
-        let ioThreads = node.config.ioThreads
+        let ioThreads = node.config.ioThreads(cpus: System.coreCount)
         connectionGroup = ioThreads > 0 ? MultiThreadedEventLoopGroup(numberOfThreads: ioThreads) : nil
         self.node = node
         self.logger = logger

@@ -223,7 +223,7 @@ struct ServerConfigBuilder {
         case "partialFrameTimeoutMs": config.partialFrameTimeoutMs = try value.integer(in: ConfigRange.positiveInt)
         case "listenBacklog": config.listenBacklog = try value.int(in: ConfigRange.positiveInt)
         case "syncThreads": config.syncThreads = try value.int(in: 1...256)
-        case "ioThreads": config.ioThreads = try value.int(in: 0...64)
+        case "ioThreads": config.ioThreads = value.text == "auto" ? nil : try value.int(in: 0...64)
         case "maxQueuedRequestBytes": config.maxQueuedRequestBytes = Int(try value.integer(in: ConfigRange.partialFrameBytes))
         default: return false
         }

@@ -88,9 +88,15 @@ public struct ServerConfig: Equatable, Sendable {
     /// partition has at most one sync in flight; syncs of different partitions overlap up to this
     /// many at once (ext4 commits overlapping syncs together).
     public var syncThreads: Int
-    /// `ioThreads`, 1 (ours): event loops that serve client connections (read, decode, write),
-    /// beside the one that runs the broker node. 0 serves connections on the node's loop.
-    public var ioThreads: Int
+    /// `ioThreads`, `auto` (ours): event loops that serve client connections (read, decode,
+    /// write), beside the one that runs the broker node; 0 serves connections on the node's loop.
+    /// nil is `auto`: 1 on a machine with 4 or more CPUs, else 0 (``ioThreads(cpus:)``).
+    public var ioThreads: Int?
+
+    /// The connection loops to run on a machine with `cpus` CPUs. On 2 vCPUs shared with the
+    /// sync threads (and, in the benchmarks, the load generator) a second loop measured slower
+    /// than one: its hand-offs add latency and no idle core takes them (docs/PERFORMANCE.md).
+    public func ioThreads(cpus: Int) -> Int { ioThreads ?? (cpus >= 4 ? 1 : 0) }
     /// `maxQueuedRequestBytes`, 64 MiB (ours): per connection loop, the requests (bodies plus 64
     /// bytes each) handed to the broker node and not yet handled there; beyond it the loop stops
     /// reading its connections until the node has caught up to half of it.
@@ -140,7 +146,7 @@ public struct ServerConfig: Equatable, Sendable {
         partialFrameTimeoutMs = 30_000
         listenBacklog = 1024
         syncThreads = 8
-        ioThreads = 1
+        ioThreads = nil
         maxQueuedRequestBytes = 64 << 20
         zooKeeper = ZooKeeperConfig()
         replication = ReplicationConfig()

@@ -26,7 +26,7 @@ extension ConfigTests {
             // The limits are shown commented out, at their defaults.
             #expect(config.maxConnections == 10_000 && config.maxPartialFrameBytes == 64 << 20)
             #expect(config.partialFrameTimeoutMs == 30_000 && config.listenBacklog == 1024)
-            #expect(config.syncThreads == 8 && config.ioThreads == 1)
+            #expect(config.syncThreads == 8 && config.ioThreads == nil)
             #expect(!config.zooKeeper.isEnabled)
             #expect(config.zooKeeper.connect == nil)
             #expect(config.topics.map(\.name) == ["test"])

@@ -255,9 +255,12 @@ extension ConfigTests {
         /// Issue 18's thread keys: defaults, bounds, and what each refuses.
         @Test func threadKeys() throws {
             let defaults = try ConfigTests.parse("[system]\nbrokerId=0\n[topic=t]\n")
-            #expect(defaults.syncThreads == 8 && defaults.ioThreads == 1 && defaults.maxQueuedRequestBytes == 64 << 20)
+            #expect(defaults.syncThreads == 8 && defaults.ioThreads == nil && defaults.maxQueuedRequestBytes == 64 << 20)
+            #expect(defaults.ioThreads(cpus: 2) == 0 && defaults.ioThreads(cpus: 4) == 1, "auto")
+            let auto = try ConfigTests.parse("[system]\nbrokerId=0\nioThreads=auto\n[topic=t]\n")
+            #expect(auto.ioThreads == nil)
             let edges = try ConfigTests.parse("[system]\nbrokerId=0\nsyncThreads=1\nioThreads=0\n[topic=t]\n")
-            #expect(edges.syncThreads == 1 && edges.ioThreads == 0)
+            #expect(edges.syncThreads == 1 && edges.ioThreads == 0 && edges.ioThreads(cpus: 8) == 0)
             let highest = try ConfigTests.parse("[system]\nbrokerId=0\nsyncThreads=256\nioThreads=64\n[topic=t]\n")
             #expect(highest.syncThreads == 256 && highest.ioThreads == 64)
             for (key, value, expected) in [("syncThreads", "0", "1...256"), ("syncThreads", "257", "1...256"),

@@ -25,6 +25,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+source "$ROOT/Benchmarks/lib.sh"
 SOURCE=$(cd "${SOURCE:-$ROOT}" && pwd)
 N=${N:-200000}
 WARMUP=${WARMUP:-20000}
@@ -68,9 +69,6 @@ for config in $CONFIGS; do
         > "$WORK/$config.ini"
 done
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-steal_ticks() { awk '/^cpu /{print $9}' /proc/stat; }
-total_ticks() { awk '/^cpu /{s=0; for(i=2;i<=NF;i++) s+=$i; print s}' /proc/stat; }
 demangle() { if command -v swift-demangle > /dev/null; then swift-demangle --simplified; else swift demangle --simplified; fi; }
 
 # top_functions yes|no DUMP → the TOP costliest functions, inclusive (yes) or self (no), demangled

@@ -32,6 +32,7 @@ BUILD=${BUILD:-1}
 # benchmark's sending task refills its window (it wakes when half of it is free).
 WINDOW=${WINDOW:-2048}
 cd "$ROOT"
+source "$ROOT/Benchmarks/lib.sh"
 
 METAQBENCH=$(command -v metaqbench || true)
 if [[ -z "$METAQBENCH" ]]; then
@@ -53,14 +54,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 { sed -e "s/^unflushThreshold=.*/unflushThreshold=0/" conf/server.ini; printf '\n[topic=bench]\nnumPartitions=8\n'; } \
     > "$WORK/server.ini"
 
-steal_ticks() { awk '/^cpu /{print $9}' /proc/stat; }
 idle_ticks() { awk '/^cpu /{print $5 + $6}' /proc/stat; }
-total_ticks() { awk '/^cpu /{s=0; for(i=2;i<=NF;i++) s+=$i; print s}' /proc/stat; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # cutime+cstime of process $1: grows by a child's CPU when the child ends and is waited for.
 child_ticks() { awk '{print $16 + $17}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
@@ -68,18 +65,7 @@ HZ=$(getconf CLK_TCK)
 start_server() {
     PORT=$(free_port)
     rm -rf "$WORK/data"
-    "$BIN/metaq-server" start --local -f "$WORK/server.ini" --data "$WORK/data" --port "$PORT" --host 127.0.0.1 \
-        --foreground > "$WORK/server.log" 2>&1 &
-    SERVER_PID=$!
-    for _ in $(seq 100); do
-        "$BIN/metaq" stats --server "meta://127.0.0.1:$PORT" > /dev/null 2>&1 && break
-        sleep 0.1
-    done
-}
-
-stop_server() {
-    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
+    start_broker "$WORK/server.ini" "$WORK/data" "$PORT" "$WORK/server.log"
 }
 
 # measure COMMAND... → "<msgs/s> <load cpu %> <load cpu µs/msg> <server cpu %> <others %> <steal %>"; the command prints msgs/s
@@ -117,14 +103,14 @@ for round in $(seq "$RUNS"); do
     read -r rate lcpu lus scpu others steal < <(measure wire_rate)
     echo "| $round | wire: metaqbench -c 4 -w 256 | $rate | $lcpu | $lus | $scpu | $others | $steal |"
     RATES[wire]="${RATES[wire]:-} $rate"
-    stop_server
+    stop_broker
     for client in $CLIENTS; do
         name=${client%%=*}
         start_server
         read -r rate lcpu lus scpu others steal < <(measure client_rate "${client#*=}")
         echo "| $round | $name: MetaQClient 4 producers, window $WINDOW | $rate | $lcpu | $lus | $scpu | $others | $steal |"
         RATES[$name]="${RATES[$name]:-} $rate"
-        stop_server
+        stop_broker
     done
 done
 

@@ -30,6 +30,7 @@ RUNS=${RUNS:-3}
 DURATION=${DURATION:-8}
 ONLY=${ONLY:-}   # e.g. ONLY="thr-100 consume-1k": run only these workloads (p99-half needs gc-100)
 cd "$ROOT"
+source "$ROOT/Benchmarks/lib.sh"
 swift build -c release --product metaq-server >&2
 swift build -c release --product metaq >&2
 BIN="$ROOT/.build/release"
@@ -44,10 +45,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 sed -e 's/^unflushThreshold=.*/unflushThreshold=0/' conf/server.ini > "$WORK/group-commit.ini"
 sed -e 's/^unflushThreshold=.*/unflushThreshold=1000/' conf/server.ini > "$WORK/threshold.ini"
-SLAVE_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+SLAVE_PORT=$(free_port)
 for mode in async sync; do
     synchronous=$([[ $mode == sync ]] && echo true || echo false)
     { cat "$WORK/group-commit.ini"; printf '\n[replication]\nsynchronous=%s\nminInSyncReplicas=2\n' "$synchronous"; } \
@@ -55,8 +56,6 @@ for mode in async sync; do
 done
 { cat "$WORK/group-commit.ini"; printf '\n[replication]\nslaveId=1\nmaster=127.0.0.1:%s\n' "$PORT"; } > "$WORK/slave.ini"
 
-steal_ticks() { awk '/^cpu /{print $9}' /proc/stat; }
-total_ticks() { awk '/^cpu /{s=0; for(i=2;i<=NF;i++) s+=$i; print s}' /proc/stat; }
 
 # run CONFIG BENCH-ARGS... → prints the bench output, then "steal <percent>"
 run() {

@@ -33,6 +33,7 @@ CONFIG=${CONFIG:-group-commit}
 SIZES=${SIZES:-"100 1024"}   # message sizes, one phase each, in this order
 METAQBENCH=$(command -v metaqbench) || { echo "metaqbench is not on PATH (../shared/bench/metaqbench)" >&2; exit 1; }
 cd "$ROOT"
+source "$ROOT/Benchmarks/lib.sh"
 swift build -c release --product metaq-server >&2
 swift build -c release --product metaq >&2
 BIN="$ROOT/.build/release"
@@ -54,11 +55,9 @@ threshold=0
 { sed -e "s/^unflushThreshold=.*/unflushThreshold=$threshold/" conf/server.ini
   printf '\n[topic=bench]\nnumPartitions=%d\n' "$PARTITIONS"; } > "$WORK/server.ini"
 
-steal_ticks() { awk '/^cpu /{print $9}' /proc/stat; }
-total_ticks() { awk '/^cpu /{s=0; for(i=2;i<=NF;i++) s+=$i; print s}' /proc/stat; }
 kib() { awk -v key="$1:" '$1 == key {print $2}' "/proc/$SERVER_PID/status"; }
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 MALLOC_CONF=stats_print:true "$BIN/metaq-server" start --local -f "$WORK/server.ini" --data "$WORK/data" \
     --port "$PORT" --host 127.0.0.1 --foreground > "$WORK/server.log" 2>&1 &
 SERVER_PID=$!

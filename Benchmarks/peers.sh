@@ -30,6 +30,7 @@ SYSTEM=${SYSTEM:-}   # extra [system] lines for our broker, e.g. "ioThreads=0"
 REDIS_COUNT=${REDIS_COUNT:-4000000}
 METAQBENCH_SRC=${METAQBENCH_SRC:-$ROOT/../shared/bench/metaqbench/main.go}
 cd "$ROOT"
+source "$ROOT/Benchmarks/lib.sh"
 
 need() { command -v "$1" > /dev/null 2>&1; }
 if [[ " $PEERS " == *" redis "* ]] && ! need redis-server; then
@@ -54,15 +55,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 threshold=0
 [[ $CONFIG == threshold ]] && threshold=1000
 { sed -e "s/^unflushThreshold=.*/unflushThreshold=$threshold/" -e "s/^\[system\]\$/[system]\n${SYSTEM// /\\n}/" conf/server.ini
   printf '\n[topic=bench]\nnumPartitions=8\n'; } > "$WORK/server.ini"
 
-steal_ticks() { awk '/^cpu /{print $9}' /proc/stat; }
-total_ticks() { awk '/^cpu /{s=0; for(i=2;i<=NF;i++) s+=$i; print s}' /proc/stat; }
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
 
 # measure PID COMMAND... → "<command's stdout> <server cpu %> <steal %>" on one line
@@ -80,20 +77,13 @@ run_metaq() {
     local connections=$1 window=$2 port
     port=$(free_port)
     rm -rf "$WORK/data"
-    "$BIN/metaq-server" start --local -f "$WORK/server.ini" --data "$WORK/data" --port "$port" --host 127.0.0.1 \
-        --foreground > "$WORK/server.log" 2>&1 &
-    SERVER_PID=$!
-    for _ in $(seq 100); do
-        "$BIN/metaq" stats --server "meta://127.0.0.1:$port" > /dev/null 2>&1 && break
-        sleep 0.1
-    done
+    start_broker "$WORK/server.ini" "$WORK/data" "$port" "$WORK/server.log"
     metaq_rate() {
         "$METAQBENCH" -addr "127.0.0.1:$port" -topic bench -p 8 -c "$connections" -w "$window" -size "$SIZE" -n 0 \
             -d "${DURATION}s" | sed -n 's/.*msgs_per_s=\([0-9]*\).*/\1/p'
     }
     measure "$SERVER_PID" metaq_rate
-    kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
+    stop_broker
 }
 
 run_redis() {

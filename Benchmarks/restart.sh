@@ -38,6 +38,7 @@ KINDS=${KINDS:-"clean-warm clean-cold crash crash-cold"}
 PERF=${PERF:-0}
 METAQBENCH=$(command -v metaqbench) || { echo "metaqbench is not on PATH (../shared/bench/metaqbench)" >&2; exit 1; }
 cd "$ROOT"
+source "$ROOT/Benchmarks/lib.sh"
 
 WORK=$(mktemp -d /tmp/metaq-restart-XXXXXX)
 REPORTS=${REPORTS:-$(mktemp -d /tmp/metaq-restart-reports-XXXXXX)}
@@ -62,10 +63,8 @@ BIN="$ROOT/.build/release"
 
 { sed -e 's/^unflushThreshold=.*/unflushThreshold=1000/' conf/server.ini; printf '\n[topic=bench]\nnumPartitions=8\n'; } \
     > "$WORK/server.ini"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 
-steal_ticks() { awk '/^cpu /{print $9}' /proc/stat; }
-total_ticks() { awk '/^cpu /{s=0; for(i=2;i<=NF;i++) s+=$i; print s}' /proc/stat; }
 
 # Waits for the first answer to `version` on PORT; prints the milliseconds since START_NS (the
 # time just before exec). Exits 1 after 120 s or when the broker died.

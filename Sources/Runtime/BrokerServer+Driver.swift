@@ -31,15 +31,7 @@ extension BrokerServer {
             logViolations()
         case .close(let id):
             guard let connection = connections[id] else { return }
-            connection.isDirty = false
-            if connection.isOpen {
-                moveOutToChannel(connection)
-                sealAnswers(connection)
-                connection.pending.append(.close)
-                outboxes[connection.home.index].append((connection.channel, connection.pending))
-                connection.pending = []
-                connection.isOpen = false
-            }
+            flush(connection, thenClose: true)
             dispatchWrites()
         case .startSync(let job): startSync(job)
         case .startJournalSync(let job):
@@ -194,14 +186,19 @@ extension BrokerServer {
     }
 
     /// Moves a connection's buffered replies to its connection loop's outbox (keeping their
-    /// order with sendfile regions); `dispatchWrites` hands them over.
-    func flush(_ connection: Connection) {
+    /// order with sendfile regions), and with `thenClose` the close after them; `dispatchWrites`
+    /// hands them over.
+    func flush(_ connection: Connection, thenClose: Bool = false) {
         connection.isDirty = false
         guard connection.isOpen else { return }
         moveOutToChannel(connection)
         sealAnswers(connection)
+        if thenClose {
+            connection.pending.append(.close)
+            connection.isOpen = false
+        }
         guard !connection.pending.isEmpty else { return }
-        outboxes[connection.home.index].append((connection.channel, connection.pending))
+        outboxes[connection.handler.home.index].append((connection.channel, connection.pending))
         connection.pending = []
     }
 
@@ -219,12 +216,14 @@ extension BrokerServer {
     /// in place when the connections share the node's loop).
     func dispatchWrites() {
         for index in outboxes.indices where !outboxes[index].isEmpty {
-            let writes = ConnectionLoop.Writes(connections: outboxes[index])
-            outboxes[index].removeAll(keepingCapacity: true)
             let home = connectionLoops[index]
             if home.loop.inEventLoop {
-                ConnectionLoop.write(writes)
+                // Written before the outbox is emptied, so it keeps its storage (no allocation).
+                ConnectionLoop.write(ConnectionLoop.Writes(connections: outboxes[index]))
+                outboxes[index].removeAll(keepingCapacity: true)
             } else {
+                let writes = ConnectionLoop.Writes(connections: outboxes[index])
+                outboxes[index] = []
                 home.loop.execute { ConnectionLoop.write(writes) }
             }
         }

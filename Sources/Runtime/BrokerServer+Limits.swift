@@ -89,8 +89,7 @@ extension BrokerServer {
     func setWaitingForBudget(_ id: ConnectionID, _ waiting: Bool) {
         guard let connection = connections[id] else { return }
         let handler = connection.handler, channel = connection.channel
-        let bound = SendableBox((handler, channel))
-        connection.home.loop.execute { bound.value.0.setWaitingForBudget(waiting, channel: bound.value.1) }
+        handler.home.loop.execute { handler.setWaitingForBudget(waiting, channel: channel) }
     }
 
     /// Arms the timeout task for the earliest connection that may fall silent mid-frame. Armed

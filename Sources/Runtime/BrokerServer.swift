@@ -203,7 +203,7 @@ public final class BrokerServer: @unchecked Sendable {
                 guard connections[id] != nil else { continue }
                 handleRequest(frame, from: id, clock: clock)
             case .opened(let id, let channel, let handler):
-                connections[id] = Connection(channel: channel, handler: handler, home: handler.home)
+                connections[id] = Connection(channel: channel, handler: handler)
                 handle(.connectionOpened(id), clock: clock)
             case .partial(let id, let completed, let partial):
                 partialFrameRead(id, completedFrames: completed, partial: partial)
@@ -267,8 +267,8 @@ public final class BrokerServer: @unchecked Sendable {
 /// loop, and the replies not yet handed to it.
 final class Connection {
     let channel: any Channel
+    /// Its handler on its connection loop (`handler.home`).
     let handler: ConnectionHandler
-    let home: ConnectionLoop
     /// Replies encoded since the last flush; handed to the channel in one write.
     @exclusivity(unchecked) var out: ByteBuffer
     /// What goes to the channel at the next flush, in order (`out` is moved here before a file).
@@ -278,10 +278,9 @@ final class Connection {
     var isDirty = false
     var isOpen = true
 
-    init(channel: any Channel, handler: ConnectionHandler, home: ConnectionLoop) {
+    init(channel: any Channel, handler: ConnectionHandler) {
         self.channel = channel
         self.handler = handler
-        self.home = home
         out = channel.allocator.buffer(capacity: 4096)
     }
 }

@@ -81,7 +81,8 @@ public final class BrokerNode {
     @exclusivity(unchecked) public internal(set) var machine: BrokerMachine
     /// CRC32 of the server.ini the broker started with (`config_checksum` of `stats`, §9).
     public let configChecksum: Int64
-    let startedAt: Instant
+    /// When the node started (monotonic; uptime and the dashboard's start time).
+    public let startedAt: Instant
     @exclusivity(unchecked) var phase = Phase.running
 
     /// Group-commit puts staged and waiting for the sync that covers them: token → the offset
@@ -316,7 +317,10 @@ public final class BrokerNode {
     }
 
     /// The `stats` snapshot: the stores' view plus the process's facts.
-    func snapshot(_ facts: ProcessFacts, _ clock: NodeClock) -> StatsSnapshot {
+    func snapshot(_ facts: ProcessFacts, _ clock: NodeClock) -> StatsSnapshot { statsSnapshot(facts, clock: clock) }
+
+    /// The `stats` snapshot as the dashboard and metrics read it (the same the `stats` answers use).
+    public func statsSnapshot(_ facts: ProcessFacts, clock: NodeClock) -> StatsSnapshot {
         var snapshot = stores.statsSnapshot(pid: facts.pid, uptimeSeconds: clock.now.milliseconds(since: startedAt) / 1000,
                                             threads: facts.threads, currentConnections: openConnections.count,
                                             configChecksum: configChecksum)

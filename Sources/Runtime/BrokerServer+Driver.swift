@@ -13,12 +13,15 @@ extension BrokerServer {
         case .reply(let connection, let response): reply(response, to: connection)
         case .putAnswer(let connection, let answer): reply(answer, to: connection)
         case .sendValue(let connection, let body, let opaque):
+            trafficBytesOut &+= Int64(body.count)
             var bytes: [UInt8] = []
             bytes.reserveCapacity(32 + body.count)
             ValueResponse.appendHeader(to: &bytes, bodyLength: body.count, opaque: opaque)
             bytes.append(contentsOf: body)
             write(bytes, to: connection)
-        case .sendFile(let connection, let slice, let opaque): send(slice, opaque: opaque, to: connection)
+        case .sendFile(let connection, let slice, let opaque):
+            trafficBytesOut &+= Int64(slice.count)
+            send(slice, opaque: opaque, to: connection)
         case .flush:
             // Swapped with a spare buffer, not copied (a copy makes the next append reallocate).
             var touched: [Connection] = []

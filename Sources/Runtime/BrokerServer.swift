@@ -81,6 +81,9 @@ public final class BrokerServer: @unchecked Sendable {
     var masterLinks: [UInt64: MasterLink] = [:]
     /// Master-link attempts that failed in a row, for logging them without a line per retry.
     var masterLinkFailures = 0
+    /// Bytes of put bodies received and of get answers' bodies sent since start (`/metrics`).
+    var trafficBytesIn: Int64 = 0
+    var trafficBytesOut: Int64 = 0
 
     public init(node: BrokerNode, logger: Logger) {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -225,6 +228,7 @@ public final class BrokerServer: @unchecked Sendable {
 
     /// One decoded request (the hot path: the frame goes to the node without an event around it).
     func handleRequest(_ frame: consuming Frame, from id: ConnectionID, clock: NodeClock) {
+        if case .put(let put) = frame { trafficBytesIn &+= Int64(put.body.count) }
         var actions = actionPool.popLast() ?? []
         node.handleRequest(frame, from: id, clock: clock, into: &actions)
         for index in actions.indices { perform(actions[index]) }

@@ -1,0 +1,69 @@
+import BrokerCore
+import Glibc
+import NIOCore
+import ProtocolCore
+import StoreCore
+
+/// What the dashboard and `/metrics` read of a running broker: one consistent copy taken on the
+/// node's loop (`BrokerServer.observe`). Readers only; no rule of the broker lives here.
+public struct BrokerObservation: Sendable {
+    /// The `stats` snapshot: every partition log's range, count and bytes, connections, uptime.
+    public var snapshot: StatsSnapshot
+    /// The machine's counters since start (`cmd_put`, `cmd_get`, … of `stats`).
+    public var counters: StatsCounters
+    /// Partitions an operator closed, and those refusing writes after a disk error.
+    public var closedPartitions: [TopicPartition]
+    public var failedPartitions: [TopicPartition]
+    /// The configuration the broker runs (topic sections as last loaded).
+    public var config: ServerConfig
+    /// The server.ini bytes as last loaded.
+    public var configFile: [UInt8]
+    public var brokerURI: String
+    public var version: String
+    /// Wall-clock start of the broker (ms since the epoch), and when the observation was taken.
+    public var startedWallMs: Int64
+    public var takenWallMs: Int64
+    /// Where sync cycles spent their time since start.
+    public var syncStats: SyncCycleStatsView
+    /// Bytes of put bodies received and of get answers sent since start (`metaq_*_bytes_total`).
+    public var bytesIn: Int64
+    public var bytesOut: Int64
+}
+
+/// A copy of the sync-cycle histograms for readers off the loop.
+public struct SyncCycleStatsView: Sendable {
+    public var waitForSync: DurationHistogram
+    public var handOff: DurationHistogram
+    public var fsync: DurationHistogram
+    public var handBack: DurationHistogram
+    public var answer: DurationHistogram
+    public var batch: DurationHistogram
+}
+
+extension BrokerServer {
+    /// Takes a `BrokerObservation` on the node's loop.
+    public func observe() -> EventLoopFuture<BrokerObservation> {
+        loop.submit { self.observation() }
+    }
+
+    /// On the loop.
+    func observation() -> BrokerObservation {
+        let clock = self.clock()
+        let facts = ProcessFacts(pid: Int(getpid()), threads: Self.threadCount())
+        let s = syncStats
+        return BrokerObservation(
+            snapshot: node.statsSnapshot(facts, clock: clock),
+            counters: node.machine.statsCounters,
+            closedPartitions: node.machine.closedPartitions.sorted(),
+            failedPartitions: node.machine.failedPartitions.keys.sorted(),
+            config: node.config,
+            configFile: node.settings.configFile,
+            brokerURI: node.settings.brokerURI,
+            version: node.settings.version,
+            startedWallMs: clock.wallMs - clock.now.milliseconds(since: node.startedAt),
+            takenWallMs: clock.wallMs,
+            syncStats: SyncCycleStatsView(waitForSync: s.waitForSync, handOff: s.handOff, fsync: s.fsync,
+                                          handBack: s.handBack, answer: s.answer, batch: s.batch),
+            bytesIn: trafficBytesIn, bytesOut: trafficBytesOut)
+    }
+}

@@ -131,6 +131,13 @@ struct Start: ParsableCommand {
         report(descriptors, before: descriptorsBefore, budget: server.descriptorBudget, logger: logger)
         if clusterMode && config.replication.failover { server.awaitElection() }
         let bound = try server.start(host: host, port: config.serverPort)
+        if config.http.isEnabled {
+            let httpPort: Int
+            do { httpPort = try server.startHTTP(host: host, port: config.http.port) } catch {
+                throw StartFailure("\(error) (the HTTP message API: serverPort of [http] in \(configPath))")
+            }
+            logger.info("HTTP message API listening", metadata: ["port": "\(httpPort)"])
+        }
         var cluster: BrokerClusterMember?
         if clusterMode, let connect = config.zooKeeper.connect {
             let uri = "meta://\(advertisedHost(config)):\(bound)"

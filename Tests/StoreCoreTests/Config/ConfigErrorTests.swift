@@ -43,7 +43,7 @@ extension ConfigTests {
         @Test func unknownSection() throws {
             let e = try error("[sytem]\nbrokerId=1\n[topic=t]\n")
             #expect(e.kind == .unknownSection && e.line == 1 && e.section == "sytem" && e.suggestion == "system")
-            #expect(e.message == "unknown section; expected [system], [zookeeper], [replication] or [topic=<name>]; do you mean [system]?")
+            #expect(e.message == "unknown section; expected [system], [zookeeper], [replication], [http] or [topic=<name>]; do you mean [system]?")
             #expect(try error("[system]\nbrokerId=1\n[topics=orders]\n").suggestion == "topic=orders")
             #expect(try error("[system]\nbrokerId=1\n[ZooKeeper]\n[topic=t]\n").suggestion == "zookeeper")
         }

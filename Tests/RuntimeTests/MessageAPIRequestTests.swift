@@ -56,3 +56,48 @@ struct MessageAPIRequestTests {
         #expect(MessageAPIRequest.int64("99999999999999999999") == nil)
     }
 }
+
+extension MessageAPIRequestTests {
+    /// Hostile targets: whatever the parameters hold, a request the API accepts is exactly one
+    /// frame to the broker's decoder — never a framing error (which would close the connection
+    /// without an answer) and never a second command smuggled into the line.
+    @Test func everyAcceptedRequestIsExactlyOneWellFormedFrame() throws {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next(_ bound: Int) -> Int {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((state >> 33) % UInt64(bound))
+        }
+        let plain = ["t", "test", "g", "0", "-1", "7", "12", "%2B3"]
+        let hostile = ["%20", "%0D%0A", "%00", "+", "-", "99999999999", "%FF", "a%40b", "", "x y", "%", "\u{7F}",
+                       "2147483648", "put t 0 1 0 1", "1%0D%0Aquit"]
+        let keys = ["topic", "partition", "group", "offset", "maxsize", "flag", "length", "checksum"]
+        var accepted = 0
+        for _ in 0..<20_000 {
+            let command = ["/put", "/get", "/offset", "/p", "/g/1", "/o"][next(6)]
+            let query = keys.filter { _ in next(10) < 9 }.map { key in
+                key + "=" + (next(10) < 8 ? plain[next(plain.count)] : hostile[next(hostile.count)])
+            }
+            let target = command + "?" + query.joined(separator: "&")
+            let contentLength = next(3) == 0 ? nil : next(12)
+            guard let parsed = parse(target, contentLength: contentLength) else { continue }
+            accepted += 1
+            var decoder = FrameDecoder()
+            switch parsed {
+            case .command(let bytes):
+                decoder.feed(bytes)
+                let frame = try #require(try decoder.next(), "\(target)")
+                switch frame {
+                case .get, .offset: break
+                default: Issue.record("\(target) became \(frame)")
+                }
+            case .put(let line, let length):
+                #expect(length == contentLength)
+                decoder.feed(line + [UInt8](repeating: 0x61, count: length))
+                guard case .put(let put)? = try decoder.next() else { Issue.record("\(target): no put"); continue }
+                #expect(put.body.count == length)
+            }
+            #expect(try decoder.next() == nil, "\(target): more than one frame")
+        }
+        #expect(accepted > 100, "the generator must reach accepted requests")
+    }
+}

@@ -152,6 +152,21 @@ struct HTTPMessageAPITests {
         }
     }
 
+    /// curl asks for `100 Continue` before a body over 1 MiB and waits a second for it otherwise.
+    @Test func expectContinueIsAnsweredBeforeTheBody() throws {
+        try withBroker { _, httpPort in
+            let http = try HTTPTestClient(port: httpPort)
+            let body = [UInt8](repeating: 0x42, count: 4096)
+            let request = HTTPTestClient.request("POST", "/put?topic=test&partition=0&flag=0&length=\(body.count)", body: body,
+                                                 headers: ["Expect: 100-continue"])
+            try http.send(Array(request.dropLast(body.count)))
+            #expect(try http.response().status == 100)
+            try http.send(body)
+            let put = try http.response()
+            #expect(put.status == 200 && put.text.hasSuffix(" 0 0"), "\(put.text)")
+        }
+    }
+
     @Test func pipelinedRequestsAreAnsweredInOrder() throws {
         try withBroker { _, httpPort in
             let http = try HTTPTestClient(port: httpPort)

@@ -40,6 +40,11 @@ final class MessageAPIHandler: ChannelDuplexHandler, @unchecked Sendable {
         switch unwrapInboundIn(data) {
         case .head(let head):
             keepAlive = head.isKeepAlive
+            // curl and other clients wait (curl: 1 s) for a `100 Continue` before a large body.
+            if head.headers[canonicalForm: "expect"].contains(where: { $0.lowercased() == "100-continue" }) {
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))),
+                                      promise: nil)
+            }
             let length = head.headers.first(name: "content-length").flatMap { Int($0) }
             let parsed = MessageAPIRequest.parse(HTTPQuery(target: head.uri), contentLength: length,
                                                  maxBodyBytes: maxBodyBytes)

@@ -24,7 +24,7 @@ final class DashboardHandler: ChannelInboundHandler, @unchecked Sendable {
     let server: DashboardServer
     var head: HTTPRequestHead?
     var body: [UInt8] = []
-    /// The request was refused mid-way (too large): ignore its remaining parts, then close.
+    /// A request was refused (too large): everything after it is dropped; the connection ends.
     var refused = false
     /// An answer is being produced: HTTP/1.1 pipelining is answered in order by not reading on.
     var busy = false
@@ -36,9 +36,9 @@ final class DashboardHandler: ChannelInboundHandler, @unchecked Sendable {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let requestHead):
+            guard !refused else { return }
             head = requestHead
             body = []
-            refused = false
             let headBytes = requestHead.uri.utf8.count + requestHead.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
             if headBytes > server.settings.maxHeadBytes {
                 refuse(context: context, .text(.requestHeaderFieldsTooLarge, "request head larger than \(server.settings.maxHeadBytes) bytes"))
@@ -71,13 +71,17 @@ final class DashboardHandler: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    /// Answers `response` and closes (the rest of the request is not read).
+    /// Answers `response` and closes the output; the rest of the request is read and dropped
+    /// until the client closes or the idle timeout ends the connection (closing at once with
+    /// unread input would make the kernel reset the connection, and the client could lose the
+    /// answer).
     func refuse(context: ChannelHandlerContext, _ response: DashboardResponse) {
         refused = true
-        write(context: context, response, keepAlive: false, omitBody: false)
+        write(context: context, response, keepAlive: false, omitBody: false, closeOutputOnly: true)
     }
 
-    func write(context: ChannelHandlerContext, _ response: DashboardResponse, keepAlive: Bool, omitBody: Bool) {
+    func write(context: ChannelHandlerContext, _ response: DashboardResponse, keepAlive: Bool, omitBody: Bool,
+               closeOutputOnly: Bool = false) {
         guard context.channel.isActive else { return }
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: response.contentType)
@@ -93,7 +97,7 @@ final class DashboardHandler: ChannelInboundHandler, @unchecked Sendable {
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !keepAlive {
             let channel = context.channel
-            done.whenComplete { _ in channel.close(promise: nil) }
+            done.whenComplete { _ in channel.close(mode: closeOutputOnly ? .output : .all, promise: nil) }
         }
     }
 

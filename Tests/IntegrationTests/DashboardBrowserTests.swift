@@ -170,14 +170,14 @@ struct DashboardBrowserTests {
             let stored = await ClusterTests.text(session, "\(offsetsPath)/0-\(partition)") ?? ""
             let committed = try #require(StoredOffset(text: stored), "offset of 0-\(partition): \(stored)")
             let range = try #require(offsets[("alpha", partition)].map { $0 }, "stats offsets has alpha-\(partition)")
-            let row = page.row("data-partition=\"\(partition)\"")
+            let row = page.row("data-partition=\"\(partition)\"", table: "lag")
             #expect(row["consumer_offset"] == "\(committed.offset)", "\(row)")
             #expect(row["pending_bytes"] == "\(Int64(range.max)! - committed.offset)", "\(row) vs \(range)")
             #expect(row["pending_bytes"].flatMap { Int64($0) }.map { $0 >= 0 } == true)
         }
         let ahead = try browser.load(url + "/topics/alpha?group=ahead", shot: "cluster-topic-clamped")
         #expect(ahead.dom.contains("id=\"clamped\"") && ahead.dom.contains("data-clamped=\"above-max-offset\""), "clamp not shown")
-        #expect(ahead.row("data-partition=\"0\"")["pending_bytes"] == "0")
+        #expect(ahead.row("data-partition=\"0\"", table: "lag")["pending_bytes"] == "0")
 
         for path in ["/topics", "/config", "/stats", "/stats/offsets", "/logging"] {
             _ = try browser.load(url + path, shot: "cluster" + path.replacingOccurrences(of: "/", with: "-"))
@@ -282,9 +282,11 @@ struct Browser {
         /// The `data-value` of the first element with `data-name="<name>"`.
         func value(_ name: String) -> String? { values(in: dom)[name] }
 
-        /// The named values of the first table row carrying `attribute` (e.g. `data-topic="alpha"`).
-        func row(_ attribute: String) -> [String: String] {
-            guard let start = dom.range(of: "<tr " + attribute) else { return [:] }
+        /// The named values of the first table row carrying `attribute` (e.g. `data-topic="alpha"`),
+        /// in the table with id `table` when given.
+        func row(_ attribute: String, table: String? = nil) -> [String: String] {
+            let from = table.flatMap { dom.range(of: "id=\"\($0)\"")?.upperBound } ?? dom.startIndex
+            guard let start = dom[from...].range(of: "<tr " + attribute) else { return [:] }
             let rest = dom[start.upperBound...]
             let end = rest.range(of: "</tr>")?.lowerBound ?? rest.endIndex
             return values(in: String(rest[..<end]))

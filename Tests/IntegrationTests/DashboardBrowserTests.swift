@@ -46,6 +46,12 @@ struct DashboardBrowserTests {
             #expect(produced.status == 0, "\(produced.output)")
         }
         let base = "http://127.0.0.1:\(broker.dashboardPort)"
+        // More puts between the sampler's samples, so the throughput chart has a line to draw.
+        for round in 1...3 {
+            try Self.waitForSamples(port: broker.dashboardPort, topic: "alpha", rates: round)
+            #expect(try broker.tool(["produce", "alpha", "--partition", "0"] + (0..<(round * 3)).map { "more-\(round)-\($0)" }).status == 0)
+        }
+        try Self.waitForSamples(port: broker.dashboardPort, topic: "alpha", rates: 4)
         let wire = try WireConnection(host: "127.0.0.1", port: broker.port)
 
         let overview = try browser.load(base + "/", shot: "local-overview")
@@ -161,10 +167,11 @@ struct DashboardBrowserTests {
             #expect(cluster.dom.contains("meta://127.0.0.1:\(broker.port)"), "\(cluster.dom)")
             #expect(cluster.dom.contains("href=\"http://127.0.0.1:\(broker.dashboardPort)\""), "no dashboard link of \(broker.port)")
         }
+        #expect(cluster.dom.contains("meta://127.0.0.1:\(first.port) <strong class=\"ok\">(this broker)</strong>"))
 
         // The topic page of the group: offsets as in ZooKeeper, lag as max − offset, never negative.
         let offsets = try Self.statsOffsets(wire)
-        let page = try browser.load(url + "/topics/alpha?group=readers", shot: "cluster-topic-group")
+        let page = try browser.load(url + "/topics/alpha?group=readers", shot: "cluster-topic-group", height: 1450)
         #expect(page.dom.contains("data-group=\"readers\"") && page.dom.contains("data-group=\"ahead\""), "groups list")
         for partition in 0..<2 {
             let stored = await ClusterTests.text(session, "\(offsetsPath)/0-\(partition)") ?? ""
@@ -175,7 +182,7 @@ struct DashboardBrowserTests {
             #expect(row["pending_bytes"] == "\(Int64(range.max)! - committed.offset)", "\(row) vs \(range)")
             #expect(row["pending_bytes"].flatMap { Int64($0) }.map { $0 >= 0 } == true)
         }
-        let ahead = try browser.load(url + "/topics/alpha?group=ahead", shot: "cluster-topic-clamped")
+        let ahead = try browser.load(url + "/topics/alpha?group=ahead", shot: "cluster-topic-clamped", height: 1450)
         #expect(ahead.dom.contains("id=\"clamped\"") && ahead.dom.contains("data-clamped=\"above-max-offset\""), "clamp not shown")
         #expect(ahead.row("data-partition=\"0\"", table: "lag")["pending_bytes"] == "0")
 
@@ -195,6 +202,18 @@ struct DashboardBrowserTests {
             usleep(50_000)
         }
         throw HarnessError("the dashboard on \(port) does not accept connections")
+    }
+
+    /// Waits until the topic page's JSON has `rates` throughput intervals (the sampler takes one
+    /// every 5 s).
+    static func waitForSamples(port: Int, topic: String, rates: Int) throws {
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let answer = try? DashboardHTTP.get(port: port, path: "/topics/\(topic)", json: true)
+            if let answer, answer.components(separatedBy: "\"wallMs\":").count - 1 >= rates { return }
+            usleep(200_000)
+        }
+        throw HarnessError("the dashboard did not sample \(rates) intervals of \(topic)")
     }
 
     static func statsText(_ wire: WireConnection, _ item: String?) throws -> String {
@@ -320,11 +339,11 @@ struct Browser {
     /// Loads `url`, writes `<shot>.png`, and fails the test on any console message or a page
     /// without the dashboard's layout.
     @discardableResult
-    func load(_ url: String, shot: String) throws -> Page {
+    func load(_ url: String, shot: String, height: Int = 900) throws -> Page {
         let log = profile + "/\(shot).log"
         let result = try ChildProcess.run(executable, [
             "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
-            "--user-data-dir=\(profile)", "--enable-logging=stderr", "--v=0", "--window-size=1280,900",
+            "--user-data-dir=\(profile)", "--enable-logging=stderr", "--v=0", "--window-size=1280,\(height)",
             "--screenshot=\(Self.screenshots)/\(shot).png", "--dump-dom", url,
         ], error: .file(log), timeoutSeconds: 90)
         let dom = String(decoding: result.output, as: UTF8.self)
@@ -335,5 +354,17 @@ struct Browser {
         #expect(dom.contains("<nav>") && dom.contains("</main>"), "\(url) did not render the dashboard: \(dom.prefix(500))")
         #expect(FileManager.default.fileExists(atPath: "\(Self.screenshots)/\(shot).png"), "no screenshot of \(url)")
         return Page(url: url, dom: dom)
+    }
+}
+
+/// A plain HTTP/1.1 GET on a fresh connection (closed by the server), for polling the dashboard.
+enum DashboardHTTP {
+    static func get(port: Int, path: String, json: Bool) throws -> String {
+        let connection = try WireConnection(host: "127.0.0.1", port: port)
+        let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + (json ? "Content-Type: application/json\r\n" : "") + "\r\n"
+        try connection.sendRaw(Array(request.utf8))
+        var answer: [UInt8] = []
+        while try connection.receiveRaw({ answer += $0 }) {}
+        return String(decoding: answer, as: UTF8.self)
     }
 }

@@ -236,7 +236,7 @@ public enum HTML {
         table{border-collapse:collapse;background:#fff;box-shadow:0 1px 2px rgba(0,0,0,.08);margin-bottom:12px;min-width:320px}\
         th,td{padding:6px 12px;border-bottom:1px solid #e6e9ef;text-align:left;vertical-align:top}\
         thead th{background:#eef2f7;font-weight:600;cursor:pointer;white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums}\
-        table.facts th{width:220px;font-weight:500;color:#4a5568}tbody tr:hover{background:#f8fafc}td.empty{color:#8a94a6;font-style:italic}\
+        .grid table{width:100%}table.facts th{width:220px;font-weight:500;color:#4a5568}tbody tr:hover{background:#f8fafc}td.empty{color:#8a94a6;font-style:italic}\
         .grid{display:flex;flex-wrap:wrap;gap:24px}.grid>section{flex:1 1 420px}\
         .note{background:#fff7e0;border-left:4px solid #f0b400;padding:8px 12px;margin:8px 0}.bad{color:#b42318}.ok{color:#067647}\
         pre{background:#fff;padding:12px;overflow:auto;box-shadow:0 1px 2px rgba(0,0,0,.08);max-height:70vh}\

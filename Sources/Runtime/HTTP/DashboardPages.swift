@@ -73,6 +73,13 @@ public struct DashboardContext: Sendable {
         n.map { HTML.Cell(number: $0, name: name) } ?? HTML.Cell("n/a")
     }
 
+    /// A number shown without grouping (ids, pids), with its `data-value`.
+    static func plain(_ n: Int64, name: String) -> HTML.Cell {
+        var cell = HTML.Cell(number: n, name: name)
+        cell.html = String(n)
+        return cell
+    }
+
     static func json(_ n: Int64?) -> JSONValue { n.map(JSONValue.int) ?? .null }
 }
 
@@ -95,7 +102,7 @@ extension DashboardContext {
         ]
         let version: [(String, HTML.Cell)] = [
             ("Version", HTML.Cell(o.version)),
-            ("Broker id", HTML.Cell(number: Int64(o.config.brokerId), name: "broker_id")),
+            ("Broker id", Self.plain(Int64(o.config.brokerId), name: "broker_id")),
             ("URI", HTML.Cell(o.brokerURI)),
             ("Role", HTML.Cell(o.snapshot.isSlave ? "slave" : "master")),
             ("Mode", HTML.Cell(settings.zooKeeper == nil ? "local (no ZooKeeper)" : "cluster (ZooKeeper)")),
@@ -103,7 +110,7 @@ extension DashboardContext {
         var uptime = HTML.Cell(number: o.snapshot.uptimeSeconds, name: "uptime")
         uptime.html = HTML.escape(Self.duration(o.snapshot.uptimeSeconds))
         let process: [(String, HTML.Cell)] = [
-            ("PID", HTML.Cell(number: Int64(o.snapshot.pid), name: "pid")),
+            ("PID", Self.plain(Int64(o.snapshot.pid), name: "pid")),
             ("Uptime (s)", uptime),
             ("Resident memory", Self.optionalBytes(facts.residentBytes)),
             ("Threads", Self.optional(facts.threads)),
@@ -243,6 +250,8 @@ extension DashboardContext {
                                                   ] }, rowAttributes: partitions.map { "data-partition=\"\($0.partition.partition)\"" })
         var json: [(String, JSONValue)] = [
             ("topic", topicJSON(summary)),
+            ("throughput", .array(sampler.rates(of: name).map { .object([("wallMs", .int($0.wallMs)), ("messages", .double($0.messages)),
+                                                                         ("bytes", .double($0.bytes))]) })),
             ("partitions", .array(partitions.map { .object([("partition", .int(Int64($0.partition.partition))), ("minOffset", .int($0.minOffset)),
                                                           ("maxOffset", .int($0.maxOffset)), ("messageCount", .int($0.messageCount)),
                                                           ("bytes", .int($0.bytes))]) })),
@@ -284,7 +293,7 @@ extension DashboardContext {
         body += HTML.table(id: "lag", headers: ["Partition", "Owner", "Consumer offset", "Min offset", "Max offset",
                                                 "Pending bytes", "Pending messages", "Consumed bytes", "Consumed messages"],
                            rows: lags.map { lag in
-                               var offset = Self.optional(lag.consumerOffset, name: "consumer_offset")
+                               var offset = lag.consumerOffset.map { HTML.Cell(number: $0, name: "consumer_offset") } ?? HTML.Cell("none")
                                if let clamp = lag.clamped { offset.html += " <span class=\"bad\" title=\"\(clamp.rawValue)\" data-clamped=\"\(clamp.rawValue)\">⚠</span>" }
                                return [
                                    HTML.Cell("\(lag.partition)"), HTML.Cell(lag.owner ?? "—"), offset,
@@ -346,8 +355,10 @@ extension DashboardContext {
         for node in view.nodes {
             for broker in node.brokers {
                 let dashboard = broker.dashboardURI.map { "<a href=\"\(HTML.escape($0))\">\(HTML.escape($0))</a>" } ?? "unknown"
+                let current = broker.uri == observation.brokerURI || broker.uri == "meta://\(settings.advertisedHost):\(settings.serverPort)"
                 rows.append([HTML.Cell(number: Int64(node.id)), HTML.Cell(broker.slaveId.map { "slave \($0)" } ?? "master"),
-                             HTML.Cell(broker.uri), HTML.Cell(html: dashboard)])
+                             HTML.Cell(html: HTML.escape(broker.uri) + (current ? " <strong class=\"ok\">(this broker)</strong>" : "")),
+                             HTML.Cell(html: dashboard)])
                 attributes.append("data-broker=\"\(node.id)\" data-role=\"\(broker.slaveId.map { "s\($0)" } ?? "m")\"")
             }
         }

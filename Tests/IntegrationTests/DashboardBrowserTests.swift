@@ -95,6 +95,23 @@ struct DashboardBrowserTests {
         _ = try browser.load(base + "/stats", shot: "local-stats-system")
     }
 
+    /// A dashboard port in use fails start-up with a message naming the key.
+    @Test func aDashboardPortInUseFailsStartUp() throws {
+        let directory = try LocalProcess.makeTemporaryDirectory(prefix: "metaq-dash-busy")
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let holder = try BrokerProcess(directory: directory, config: Self.localConfig())
+        holder.dashboardPort = try LocalProcess.freePort()
+        try holder.start()
+        defer { _ = holder.stop() }
+        try Self.waitForDashboard(holder.dashboardPort)
+        let result = try ChildProcess.run(BrokerProcess.binary, [
+            "start", "--local", "-f", directory + "/server.ini", "--data", directory + "/other", "--port", "\(try LocalProcess.freePort())",
+            "--host", "127.0.0.1", "--dashboard-port", "\(holder.dashboardPort)", "--foreground",
+        ], error: .standardOutput, timeoutSeconds: 60)
+        let output = String(decoding: result.output, as: UTF8.self)
+        #expect(result.status == 1 && output.contains("dashboardHttpPort") && output.contains(":\(holder.dashboardPort)"), "\(output)")
+    }
+
     // MARK: cluster mode
 
     static func clusterConfig(brokerId: Int, zk: String, dashboardPort: Int) -> String {
@@ -185,6 +202,20 @@ struct DashboardBrowserTests {
         let ahead = try browser.load(url + "/topics/alpha?group=ahead", shot: "cluster-topic-clamped", height: 1450)
         #expect(ahead.dom.contains("id=\"clamped\"") && ahead.dom.contains("data-clamped=\"above-max-offset\""), "clamp not shown")
         #expect(ahead.row("data-partition=\"0\"", table: "lag")["pending_bytes"] == "0")
+
+        // Skip (§7.2): refused while a consumer owns the partition, else the offset moves to the end.
+        let ownerPath = "/meta/consumers/ahead/owners/alpha/0-1"
+        for path in MetaZooKeeperLayout.ancestors(of: ownerPath) {
+            _ = await session.perform(.create(path: path, data: nil, mode: .persistent))
+        }
+        _ = await session.perform(.create(path: ownerPath, data: Array("ahead_host-1".utf8), mode: .ephemeral))
+        let refused = try DashboardHTTP.request(port: first.dashboardPort, "POST", "/topics/alpha/groups/ahead/partitions/1/skip")
+        #expect(refused.hasPrefix("HTTP/1.1 409") && refused.contains("owned by ahead_host-1"), "\(refused)")
+        _ = await session.perform(.delete(path: ownerPath))
+        let skipped = try DashboardHTTP.request(port: first.dashboardPort, "POST", "/topics/alpha/groups/ahead/partitions/1/skip")
+        #expect(skipped.hasPrefix("HTTP/1.1 200"), "\(skipped)")
+        let max1 = try #require(offsets[("alpha", 1)]).max
+        #expect(await ClusterTests.text(session, "/meta/consumers/ahead/offsets/alpha/0-1") == "0-\(max1)")
 
         for path in ["/topics", "/config", "/stats", "/stats/offsets", "/logging"] {
             _ = try browser.load(url + path, shot: "cluster" + path.replacingOccurrences(of: "/", with: "-"))
@@ -360,8 +391,13 @@ struct Browser {
 /// A plain HTTP/1.1 GET on a fresh connection (closed by the server), for polling the dashboard.
 enum DashboardHTTP {
     static func get(port: Int, path: String, json: Bool) throws -> String {
+        try request(port: port, "GET", path, json: json)
+    }
+
+    static func request(port: Int, _ method: String, _ path: String, json: Bool = false) throws -> String {
         let connection = try WireConnection(host: "127.0.0.1", port: port)
-        let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + (json ? "Content-Type: application/json\r\n" : "") + "\r\n"
+        let request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 0\r\n"
+            + (json ? "Content-Type: application/json\r\n" : "") + "\r\n"
         try connection.sendRaw(Array(request.utf8))
         var answer: [UInt8] = []
         while try connection.receiveRaw({ answer += $0 }) {}

@@ -93,6 +93,7 @@ struct DashboardTests {
         #expect(route(.GET, "/topics/") == .success(.topics))
         #expect(route(.GET, "/topics/a.b?group=g1") == .success(.topic("a.b", group: "g1")))
         #expect(route(.GET, "/topics/a?group=") == .success(.topic("a", group: nil)))
+        #expect(route(.GET, "/topics/a?group=..%2Fx") == .failure(.notFound), "a group name is one znode name")
         #expect(route(.POST, "/topics/a/groups/g/partitions/3/skip") == .success(.skip(topic: "a", group: "g", partition: 3)))
         #expect(route(.GET, "/topics/a/groups/g/partitions/3/skip") == .failure(.methodNotAllowed(allowed: [.POST])))
         #expect(route(.POST, "/topics/a/groups/g/partitions/-1/skip") == .failure(.notFound))

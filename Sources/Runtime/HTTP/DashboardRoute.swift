@@ -51,6 +51,8 @@ public enum DashboardRoute: Equatable, Sendable {
             }
         case 2 where s[0] == "topics" && isName(s[1]):
             let group = query["group"].flatMap { $0.isEmpty ? nil : $0 }
+            // The group becomes part of ZooKeeper paths: the broker's name rule applies.
+            if let group, !isName(group) { return .failure(.notFound) }
             (get, post) = (.topic(s[1], group: group), nil)
         case 2 where s[0] == "stats" && isStatsItem(s[1]):
             (get, post) = (.stats(item: s[1]), nil)

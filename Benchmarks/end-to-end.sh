@@ -80,7 +80,7 @@ run() {
     if [[ $config == */master-*.ini ]]; then
         # The slave, and its first hello: the master knows it before the first put.
         "$BIN/metaq-server" start --local -f "$WORK/slave.ini" --data "$WORK/slave-data" --port "$SLAVE_PORT" \
-            --host 127.0.0.1 --foreground > "$WORK/slave.log" 2>&1 &
+            --host 127.0.0.1 --dashboard-port 0 --foreground > "$WORK/slave.log" 2>&1 &
         SLAVE_PID=$!
         for _ in $(seq 100); do
             "$BIN/metaq" stats replication --server "meta://127.0.0.1:$PORT" 2>/dev/null | grep -q '^slaves_in_sync 1' && break

@@ -3,8 +3,9 @@
 # Safe to run repeatedly; runs `apt-get update` only if a package has to be installed.
 set -euo pipefail
 
-# iproute2 (ss), util-linux (prlimit) and unzip are used by the integration tests.
-packages=(zlib1g-dev libjemalloc-dev libzookeeper-mt-dev zookeeper iproute2 util-linux unzip)
+# iproute2 (ss), util-linux (prlimit) and unzip are used by the integration tests; chromium by
+# the dashboard's browser tests (headless, driven by its command line).
+packages=(zlib1g-dev libjemalloc-dev libzookeeper-mt-dev zookeeper iproute2 util-linux unzip chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -41,6 +41,9 @@ struct Start: ParsableCommand {
     @Option(help: "Address to listen on.")
     var host = "0.0.0.0"
 
+    @Option(name: .customLong("dashboard-port"), help: "Dashboard HTTP port (overrides dashboardHttpPort of [system]; 0 turns the dashboard off).")
+    var dashboardPort: Int?
+
     @Flag(help: "Stay in the foreground and log to standard error instead of running in the background.")
     var foreground = false
 
@@ -61,6 +64,9 @@ struct Start: ParsableCommand {
     func validate() throws {
         if let port, !(1...65535).contains(port) {
             throw ValidationError("--port \(port) is not a TCP port; expected 1-65535")
+        }
+        if let dashboardPort, !(0...65535).contains(dashboardPort) {
+            throw ValidationError("--dashboard-port \(dashboardPort) is not a TCP port; expected 1-65535, or 0 for no dashboard")
         }
     }
 
@@ -138,6 +144,8 @@ struct Start: ParsableCommand {
             }
             logger.info("HTTP message API listening", metadata: ["port": "\(httpPort)"])
         }
+        let dashboard = try startDashboard(server: server, config: config, dataPath: data, serverPort: bound,
+                                           clusterMode: clusterMode, logger: logger)
         var cluster: BrokerClusterMember?
         if clusterMode, let connect = config.zooKeeper.connect {
             let uri = "meta://\(advertisedHost(config)):\(bound)"
@@ -161,7 +169,7 @@ struct Start: ParsableCommand {
             started["slave"] = "slaveId=\(slave.slaveId) slaveGroup=\(slave.slaveGroup) master=\(slave.master ?? "from ZooKeeper")"
         }
         logger.info("metaq-server started", metadata: started)
-        waitForSignal(server: server, cluster: cluster, pidFile: pidFile, logger: logger)
+        waitForSignal(server: server, cluster: cluster, dashboard: dashboard, pidFile: pidFile, logger: logger)
     }
 
     /// Logs the descriptor limit, and warns when it is below what the broker may need: running out
@@ -256,7 +264,8 @@ struct Start: ParsableCommand {
         return BrokerServer(node: node, logger: logger)
     }
 
-    func waitForSignal(server: BrokerServer, cluster: BrokerClusterMember?, pidFile: String, logger: Logger) -> Never {
+    func waitForSignal(server: BrokerServer, cluster: BrokerClusterMember?, dashboard: DashboardServer?, pidFile: String,
+                       logger: Logger) -> Never {
         // SIGTERM and SIGINT are blocked in every thread since the start of `run()`; the main
         // thread takes them here, one that arrived during start-up included. (A dispatch signal
         // source was used before: until its handler was registered, `dispatchMain`'s sigsuspend
@@ -265,6 +274,7 @@ struct Start: ParsableCommand {
         var stopSignals = Self.stopSignals
         var received: Int32 = 0
         while sigwait(&stopSignals, &received) != 0 {}
+        dashboard?.stop()
         if let cluster {
             logger.info("stopping: removing the ZooKeeper registration", metadata: ["signal": "\(received)"])
             cluster.stop()

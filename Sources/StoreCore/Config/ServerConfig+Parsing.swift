@@ -204,7 +204,7 @@ struct ServerConfigBuilder {
             config.brokerId = try value.int(in: ConfigRange.brokerId)
             hasBrokerId = true
         case "serverPort": config.serverPort = try value.int(in: ConfigRange.port)
-        case "dashboardHttpPort": config.dashboardHttpPort = try value.int(in: ConfigRange.port)
+        case "dashboardHttpPort": config.dashboardHttpPort = try value.int(in: ConfigRange.portOrOff)
         case "numPartitions": config.numPartitions = try value.partitionCount()
         case "unflushThreshold": config.flushPolicy.unflushThreshold = try value.int(in: ConfigRange.javaInt)
         // A zero or negative period is what Java's scheduleAtFixedRate refuses for MetaQ's flush timer.

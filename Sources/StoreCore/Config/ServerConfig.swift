@@ -19,7 +19,7 @@ public struct ServerConfig: Equatable, Sendable {
     public var hostName: String?
     /// `serverPort`, 8123.
     public var serverPort: Int
-    /// `dashboardHttpPort`, 8120.
+    /// `dashboardHttpPort`, 8120; 0 turns the dashboard off (ours, docs/DASHBOARD.md).
     public var dashboardHttpPort: Int
     /// `dataPath`; nil means MetaQ's `${user.home}/meta`, which the runtime resolves (the parser
     /// cannot know the home directory).

@@ -56,14 +56,11 @@ public struct LogSettings: Equatable, Sendable {
         return MultiplexLogHandler([output, ring])
     }
 
-    /// Bootstraps swift-log for the process (once per process) and returns the ring of recent
-    /// lines that the dashboard's logging page reads.
-    @discardableResult
-    public func bootstrap(recentCapacity: Int = RecentLogLines.defaultCapacity) -> RecentLogLines {
-        let recent = RecentLogLines(capacity: recentCapacity)
+    /// Bootstraps swift-log for the process (once per process): every logger writes in this
+    /// format and also feeds `recent`, the ring the dashboard's logging page reads.
+    public func bootstrap(recent: RecentLogLines) {
         let settings = self
         LoggingSystem.bootstrap { label in settings.makeHandler(label: label, recent: recent) }
-        return recent
     }
 }
 

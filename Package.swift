@@ -126,7 +126,9 @@ let package = Package(
         .testTarget(
             name: "RuntimeTests",
             dependencies: ["Runtime", "BrokerCore", "StoreCore", "ProtocolCore", "CZlib", "CZooKeeper", "ProcessHarness",
-                           .product(name: "Logging", package: "swift-log")]
+                           .product(name: "Logging", package: "swift-log"),
+                           .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                           .product(name: "Prometheus", package: "swift-prometheus")]
         ),
         // Real metaq-server and ZooKeeper processes on 127.0.0.1, started and stopped by PID.
         .testTarget(

@@ -75,7 +75,7 @@ public final class BrokerMetrics: Sendable {
     func render(_ observation: BrokerObservation, consumerLag: ConsumerLagRead, process: ProcessSample) -> String {
         state.withLock { state in
             state.update(observation, consumerLag: consumerLag, process: process)
-            var text = registry.emitToString()
+            var text = Self.sortedFamilies(registry.emitToString())
             let sync = observation.syncStats
             for (name, help, histogram) in [
                 ("metaq_put_duration_seconds", "Time from a put's write to its answer handed to the socket, per put answered (group commit: its batch's first write to the answers).", sync.batch),
@@ -89,5 +89,30 @@ public final class BrokerMetrics: Sendable {
             }
             return text
         }
+    }
+
+    /// The registry's text with families in name order and each family's series in label order:
+    /// the registry emits them in hash order, different at every start, which makes a scrape
+    /// hard to read and to compare.
+    static func sortedFamilies(_ text: String) -> String {
+        var families: [(name: Substring, comments: [Substring], samples: [Substring])] = []
+        for line in text.split(separator: "\n") {
+            if line.hasPrefix("#") {
+                let name = line.split(separator: " ", maxSplits: 3).dropFirst(2).first ?? ""
+                if families.last?.name != name || !(families.last?.samples.isEmpty ?? false) {
+                    families.append((name, [], []))
+                }
+                families[families.count - 1].comments.append(line)
+            } else if !families.isEmpty {
+                families[families.count - 1].samples.append(line)
+            } else {
+                families.append(("", [], [line]))
+            }
+        }
+        var sorted = ""
+        for family in families.sorted(by: { $0.name < $1.name }) {
+            for line in family.comments + family.samples.sorted() { sorted += line + "\n" }
+        }
+        return sorted
     }
 }

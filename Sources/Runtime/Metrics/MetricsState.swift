@@ -176,7 +176,7 @@ struct MetricsState: @unchecked Sendable {
 
         let s = o.snapshot
         connections.set(to: Double(s.currentConnections))
-        uptime.set(to: Double(s.uptimeSeconds))
+        uptime.set(to: Double(max(0, o.takenWallMs - o.startedWallMs)) / 1000)
         startTime.set(to: Double(o.startedWallMs) / 1000)
         partitionCount.set(to: Double(s.partitions.count))
         closedPartitions.set(to: Double(o.closedPartitions.count))

@@ -1,0 +1,156 @@
+import BrokerCore
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import ProcessHarness
+import ProtocolCore
+import StoreCore
+import Testing
+@testable import Runtime
+
+/// Issue 19: `/metrics` parses as Prometheus text exposition — checked with the official Python
+/// client's parser (`prometheus_client.parser`, installed by scripts/install-deps.sh), not with
+/// our own reading of the format — and its counters move by exactly what a test sent.
+@Suite("Metrics exposition (/metrics)", .serialized)
+struct MetricsExpositionTests {
+    /// A broker on a temp dir with group commit (every put answered after its sync, so the put
+    /// latency histogram counts each put once), and a `BrokerMetrics` rendering on its own loop.
+    static func withBroker(_ body: (BrokerServer, BrokerMetrics, Int) throws -> Void) throws {
+        try withTemporaryDirectory { directory in
+            let ini = """
+                [system]
+                brokerId=7
+                dataPath=\(directory)
+                unflushThreshold=0
+                [topic=test]
+                numPartitions=2
+                """
+            let config = try ServerConfig(parsing: ini, path: "test.ini")
+            let settings = BrokerNode.Settings(brokerURI: "meta://127.0.0.1:8123", version: "t", configFile: Array(ini.utf8), seed: 1)
+            let (node, _) = try BrokerNode.open(storage: FileStorage(), config: config, defaultDataPath: directory,
+                                                settings: settings, clock: NodeClock(now: Clocks.monotonic(), wallMs: Clocks.wallMs()))
+            let server = BrokerServer(node: node, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+            let port = try server.start(host: "127.0.0.1", port: 0)
+            defer { _ = try? server.stop() }
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            defer { try? group.syncShutdownGracefully() }
+            try body(server, BrokerMetrics(server: server, renderingOn: group.next()), port)
+        }
+    }
+
+    @Test("parses with prometheus_client; puts, bytes and the put histogram move by exactly what was sent")
+    func countersMoveByExactlyThePutsSent() throws {
+        try Self.withBroker { _, metrics, port in
+            let connection = try WireConnection(host: "127.0.0.1", port: port)
+            // Warm up: the first scrape registers every series; a put before it makes the
+            // partition exist, so both scrapes carry its gauges.
+            #expect(try Self.put(connection, partition: 0, body: [1], opaque: 1) == StatusCode.success)
+            let before = try metrics.exposition().wait()
+
+            let puts = 37
+            var bodyBytes = 0
+            for index in 0..<puts {
+                let body = [UInt8](repeating: UInt8(truncatingIfNeeded: index), count: 1 + index * 13)
+                bodyBytes += body.count
+                #expect(try Self.put(connection, partition: Int32(index % 2), body: body, opaque: Int32(100 + index)) == StatusCode.success)
+            }
+            let get = try connection.request(.get(GetCommand(topic: "test", group: "g", partition: 0, offset: 0, maxSize: 1 << 20, opaque: 999)))
+            guard case .value = get else { Issue.record("get answered \(get)"); return }
+            let after = try metrics.exposition().wait()
+
+            let parsed = try Self.parse([before, after])
+            let (b, a) = (parsed.samples[0], parsed.samples[1])
+            func delta(_ key: String) -> Double? {
+                guard let x = a[key], let y = b[key] else { Issue.record("missing \(key)"); return nil }
+                return x - y
+            }
+            #expect(delta("metaq_puts_total") == Double(puts))
+            #expect(delta("metaq_received_bytes_total") == Double(bodyBytes))
+            #expect(delta("metaq_put_failures_total") == 0)
+            #expect(delta("metaq_gets_total") == 1)
+            #expect((delta("metaq_sent_bytes_total") ?? 0) > 0)
+            #expect(delta("metaq_put_duration_seconds_count") == Double(puts))
+            #expect(a["metaq_put_duration_seconds_bucket{le=\"+Inf\"}"] == a["metaq_put_duration_seconds_count"])
+            #expect((delta("metaq_syncs_total") ?? 0) >= 1)
+            let messages = (a["metaq_partition_messages{partition=\"0\",topic=\"test\"}"] ?? 0)
+                + (a["metaq_partition_messages{partition=\"1\",topic=\"test\"}"] ?? 0)
+            #expect(messages == Double(puts + 1))
+            #expect(a["metaq_topic_messages{topic=\"test\"}"] == Double(puts + 1))
+            #expect(a["metaq_connections"] == 1)
+            #expect(a["metaq_broker_info{broker_id=\"7\",role=\"master\",version=\"t\"}"] == 1)
+            #expect((a["process_resident_memory_bytes"] ?? 0) > 0)
+            #expect((a["process_open_fds"] ?? 0) > 0)
+            #expect((a["process_threads"] ?? 0) >= 1)
+            #expect((a["process_start_time_seconds"] ?? 0) > 1_700_000_000)
+            #expect(parsed.types["metaq_puts"] == "counter")
+            #expect(parsed.types["metaq_put_duration_seconds"] == "histogram")
+            #expect(parsed.types["metaq_sync_fsync_duration_seconds"] == "histogram")
+            #expect(parsed.types["metaq_partition_size_bytes"] == "gauge")
+            #expect(parsed.types["process_cpu_seconds"] == "counter")
+        }
+    }
+
+    @Test("concurrent scrapes each answer a whole exposition and counters never go back")
+    func concurrentScrapes() throws {
+        try Self.withBroker { _, metrics, port in
+            let connection = try WireConnection(host: "127.0.0.1", port: port)
+            var scrapes: [EventLoopFuture<String>] = []
+            for index in 0..<20 {
+                #expect(try Self.put(connection, partition: 0, body: [0x61, 0x62], opaque: Int32(index)) == StatusCode.success)
+                scrapes += (0..<3).map { _ in metrics.exposition() }
+            }
+            let texts = try scrapes.map { try $0.wait() }
+            let parsed = try Self.parse(texts + [try metrics.exposition().wait()])
+            for sample in parsed.samples { #expect(sample["metaq_puts_total"] != nil) }
+            // Whatever order the scrapes finished in, the final one shows every put.
+            #expect(parsed.samples.last?["metaq_puts_total"] == 20)
+            #expect(parsed.samples.map { $0["metaq_puts_total"] ?? -1 }.max() == 20)
+        }
+    }
+
+    static func put(_ connection: WireConnection, partition: Int32, body: [UInt8], opaque: Int32) throws -> Int32? {
+        let answer = try connection.request(.put(PutCommand(topic: "test", partition: partition, flag: 0, checksum: nil, body: body, opaque: opaque)))
+        guard case .result(let result) = answer else { return nil }
+        return result.code
+    }
+
+    /// Every sample of each exposition (`name{k="v",…}` with labels sorted → value) and every
+    /// family's type, as `prometheus_client.parser.text_string_to_metric_families` reads them.
+    /// A text that does not parse fails the test with the parser's complaint.
+    static func parse(_ texts: [String]) throws -> (samples: [[String: Double]], types: [String: String]) {
+        try withTemporaryDirectory { directory in
+            var paths: [String] = []
+            for (index, text) in texts.enumerated() {
+                let path = "\(directory)/scrape-\(index).txt"
+                try text.write(toFile: path, atomically: true, encoding: .utf8)
+                paths.append(path)
+            }
+            let script = """
+                import json, sys
+                from prometheus_client.parser import text_string_to_metric_families
+                out = {"samples": [], "types": {}}
+                for path in sys.argv[1:]:
+                    samples = {}
+                    for family in text_string_to_metric_families(open(path).read()):
+                        out["types"][family.name] = family.type
+                        for s in family.samples:
+                            labels = ",".join('%s="%s"' % (k, v) for k, v in sorted(s.labels.items()))
+                            key = s.name + ("{" + labels + "}" if labels else "")
+                            if key in samples:
+                                raise SystemExit("duplicate sample " + key)
+                            samples[key] = s.value
+                    out["samples"].append(samples)
+                print(json.dumps(out))
+                """
+            let scriptPath = "\(directory)/parse.py"
+            try script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
+            let (status, output) = try ChildProcess.run("/usr/bin/env", ["python3", scriptPath] + paths, error: .inherit)
+            try #require(status == 0, "prometheus_client could not parse the exposition (see stderr); first text:\n\(texts.first ?? "")")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(output)) as? [String: Any])
+            let samples = try #require(json["samples"] as? [[String: Double]])
+            let types = try #require(json["types"] as? [String: String])
+            return (samples, types)
+        }
+    }
+}

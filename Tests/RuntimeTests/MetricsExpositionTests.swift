@@ -6,6 +6,7 @@ import NIOPosix
 import ProcessHarness
 import ProtocolCore
 import StoreCore
+import Synchronization
 import Testing
 @testable import Runtime
 
@@ -16,7 +17,8 @@ import Testing
 struct MetricsExpositionTests {
     /// A broker on a temp dir with group commit (every put answered after its sync, so the put
     /// latency histogram counts each put once), and a `BrokerMetrics` rendering on its own loop.
-    static func withBroker(_ body: (BrokerServer, BrokerMetrics, Int) throws -> Void) throws {
+    static func withBroker(consumerLag: BrokerMetrics.ConsumerLagSource? = nil,
+                           _ body: (BrokerServer, BrokerMetrics, Int) throws -> Void) throws {
         try withTemporaryDirectory { directory in
             let ini = """
                 [system]
@@ -35,7 +37,7 @@ struct MetricsExpositionTests {
             defer { _ = try? server.stop() }
             let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
             defer { try? group.syncShutdownGracefully() }
-            try body(server, BrokerMetrics(server: server, renderingOn: group.next()), port)
+            try body(server, BrokerMetrics(server: server, renderingOn: group.next(), consumerLag: consumerLag), port)
         }
     }
 
@@ -106,6 +108,66 @@ struct MetricsExpositionTests {
             // Whatever order the scrapes finished in, the final one shows every put.
             #expect(parsed.samples.last?["metaq_puts_total"] == 20)
             #expect(parsed.samples.map { $0["metaq_puts_total"] ?? -1 }.max() == 20)
+        }
+    }
+
+    /// A ZooKeeper tree of consumer znodes (reference §3.2) answering like a session's `perform`.
+    static func fakeZooKeeper(_ nodes: [String: String?]) -> ConsumerLag.Perform {
+        { request in
+            switch request {
+            case .getChildren(let path, _):
+                let prefix = path + "/"
+                let children = Set(nodes.keys.filter { $0.hasPrefix(prefix) }.map { String($0.dropFirst(prefix.count).split(separator: "/")[0]) })
+                return children.isEmpty && nodes[path] == nil ? .failed(.noNode) : .children(children.sorted())
+            case .getData(let path, _):
+                guard let data = nodes[path] else { return .failed(.noNode) }
+                return .data(data.map { Array($0.utf8) })
+            default:
+                return .failed(.noNode)
+            }
+        }
+    }
+
+    @Test("consumer lag per group and partition from ZooKeeper's offsets and owners; a failed read is counted and left out")
+    func consumerLag() throws {
+        let layout = MetaZooKeeperLayout(root: "/meta")
+        let g1 = "/meta/consumers/g1", g2 = "/meta/consumers/g2"
+        let perform = Self.fakeZooKeeper([
+            "\(g1)/offsets/test/7-0": "12-0",            // nothing consumed
+            "\(g1)/offsets/test/7-1": "99-999999",       // beyond the end: clamped, no lag
+            "\(g1)/offsets/test/3-0": "1-0",             // another broker's partition: not ours
+            "\(g1)/owners/test/7-0": "g1_host-1",
+            "\(g2)/owners/test/7-0": "g2_host-1",        // owns, never committed: all of it pending
+            "/meta/consumers/idle/offsets/other/7-0": "1-0",
+        ])
+        let fails = Mutex(false)
+        let source: BrokerMetrics.ConsumerLagSource = { observation, loop in
+            if fails.withLock({ $0 }) { return loop.makeFailedFuture(ConsumerLagUnavailable()) }
+            return loop.makeFutureWithTask { try await BrokerMetrics.readConsumerLag(observation: observation, layout: layout, perform: perform) }
+        }
+        try Self.withBroker(consumerLag: source) { _, metrics, port in
+            let connection = try WireConnection(host: "127.0.0.1", port: port)
+            for index in 0..<10 {
+                #expect(try Self.put(connection, partition: Int32(index % 2), body: Array(repeating: 0x41, count: 10 + index), opaque: Int32(index)) == StatusCode.success)
+            }
+            let good = try metrics.exposition().wait()
+            fails.withLock { $0 = true }
+            let failed = try metrics.exposition().wait()
+            let parsed = try Self.parse([good, failed])
+            let (a, f) = (parsed.samples[0], parsed.samples[1])
+            func lag(_ group: String, _ partition: Int, _ unit: String = "bytes") -> Double? {
+                a["metaq_consumer_lag_\(unit){group=\"\(group)\",partition=\"7-\(partition)\",topic=\"test\"}"]
+            }
+            let end0 = try #require(a["metaq_partition_max_offset{partition=\"0\",topic=\"test\"}"])
+            let end1 = try #require(a["metaq_partition_max_offset{partition=\"1\",topic=\"test\"}"])
+            #expect(end0 > 0 && lag("g1", 0) == end0)
+            #expect(lag("g1", 0, "messages") == 5)
+            #expect(lag("g1", 1) == 0 && lag("g1", 1, "messages") == 0)
+            #expect(lag("g2", 0) == end0 && lag("g2", 1) == end1)
+            #expect(a.keys.filter { $0.hasPrefix("metaq_consumer_lag_bytes{") }.count == 4, "\(a.keys.sorted())")
+            #expect(a["metaq_consumer_lag_read_failures_total"] == 0)
+            #expect(f["metaq_consumer_lag_read_failures_total"] == 1)
+            #expect(!f.keys.contains { $0.hasPrefix("metaq_consumer_lag_bytes{") }, "no stale lag after a failed read")
         }
     }
 

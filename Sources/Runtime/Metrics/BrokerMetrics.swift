@@ -19,8 +19,9 @@ import Synchronization
 /// one lock, so each answer is whole and no counter ever goes backwards (an observation older
 /// than what a counter already shows moves nothing).
 public final class BrokerMetrics: Sendable {
-    /// Consumer lag rows for `metaq_consumer_lag_bytes` (cluster mode: read from ZooKeeper).
-    public typealias ConsumerLagSource = @Sendable () -> EventLoopFuture<[ConsumerLagSample]>
+    /// Consumer lag rows for `metaq_consumer_lag_*` against the scrape's observation, their
+    /// future on the given loop (cluster mode: `zooKeeperConsumerLag`, read from ZooKeeper).
+    public typealias ConsumerLagSource = @Sendable (BrokerObservation, any EventLoop) -> EventLoopFuture<[ConsumerLagSample]>
 
     /// The registry the broker's series live in; other code may register its own metrics here
     /// (or through swift-metrics after `bootstrapMetricsSystem()`), and they are scraped too.
@@ -33,8 +34,8 @@ public final class BrokerMetrics: Sendable {
     /// - Parameters:
     ///   - renderingOn: where scrapes are rendered: never the node's loop. The dashboard passes
     ///     its HTTP loop; by default one of NIO's shared loops.
-    ///   - consumerLag: HOOK for consumer lag per group and partition (cluster mode); without it
-    ///     the metric is not exported.
+    ///   - consumerLag: consumer lag per group and partition (cluster mode:
+    ///     `BrokerMetrics.zooKeeperConsumerLag`); without it the metric is not exported.
     public convenience init(server: BrokerServer, renderingOn loop: (any EventLoop)? = nil,
                             consumerLag: ConsumerLagSource? = nil,
                             registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
@@ -56,12 +57,28 @@ public final class BrokerMetrics: Sendable {
     /// Fails only when the broker cannot be observed (it is stopping).
     public func exposition() -> EventLoopFuture<String> {
         let loop = renderLoop
-        let lag: EventLoopFuture<ConsumerLagRead> = consumerLag.map { source in
-            source().hop(to: loop).map { ConsumerLagRead.rows($0) }.recover { _ in .failed }
-        } ?? loop.makeSucceededFuture(.notConfigured)
-        return observe().hop(to: loop).and(lag).map { observation, lag in
+        let source = consumerLag
+        return observe().hop(to: loop).flatMap { observation in
+            guard let source else { return loop.makeSucceededFuture((observation, ConsumerLagRead.notConfigured)) }
+            return Self.withTimeout(source(observation, loop).hop(to: loop), on: loop)
+                .map { (observation, ConsumerLagRead.rows($0)) }
+                .recover { _ in (observation, .failed) }
+        }.map { observation, lag in
             self.render(observation, consumerLag: lag, process: ProcessSample.read())
         }
+    }
+
+    /// `future`, or a failure after `consumerLagTimeoutMs`, whichever comes first.
+    static func withTimeout<T: Sendable>(_ future: EventLoopFuture<T>, on loop: any EventLoop) -> EventLoopFuture<T> {
+        let promise = loop.makePromise(of: T.self)
+        let timeout = loop.scheduleTask(in: .milliseconds(consumerLagTimeoutMs)) {
+            promise.fail(ConsumerLagUnavailable(timedOut: true))
+        }
+        future.whenComplete { result in
+            timeout.cancel()
+            promise.completeWith(result)
+        }
+        return promise.futureResult
     }
 
     /// Makes swift-metrics' global `MetricsSystem` record into this registry, so metrics made

@@ -109,6 +109,7 @@ struct MetricsState: @unchecked Sendable {
     var replicationLagBytes = GaugeFamily("metaq_replication_lag_bytes", "Bytes of the master's partition a slave does not hold yet.", labels: ["role", "slave_id", "topic", "partition"])
     var replicationLagSeconds = GaugeFamily("metaq_replication_lag_seconds", "How long the slave has been behind on the partition (0 at the end; absent when unknown).", labels: ["role", "slave_id", "topic", "partition"])
     var consumerLag = GaugeFamily("metaq_consumer_lag_bytes", "Bytes between the partition's end and the consumer group's committed offset.", labels: ["group", "topic", "partition"])
+    var consumerLagMessages = GaugeFamily("metaq_consumer_lag_messages", "Messages between the partition's end and the consumer group's committed offset (estimated at the partition's average message size).", labels: ["group", "topic", "partition"])
     // Process (the names every Prometheus client library uses).
     var cpuSeconds: TrackedFloatCounter
     let residentMemory: Gauge
@@ -205,15 +206,14 @@ struct MetricsState: @unchecked Sendable {
         replicationLagBytes.update(o.replicationLag.map { (replicationLabels($0), Double($0.lagBytes)) }, in: registry)
         replicationLagSeconds.update(o.replicationLag.compactMap { r in r.lagMs.map { (replicationLabels(r), Double($0) / 1000) } },
                                      in: registry)
+        var lagRows: [ConsumerLagSample] = []
         switch lag {
-        case .rows(let rows):
-            consumerLag.update(rows.map { ([$0.group, $0.topic, $0.partition], Double(max(0, $0.lagBytes))) }, in: registry)
-        case .failed:
-            consumerLagReadFailures.advance(to: consumerLagReadFailures.last + 1)
-            consumerLag.update([], in: registry)
-        case .notConfigured:
-            consumerLag.update([], in: registry)
+        case .rows(let rows): lagRows = rows
+        case .failed: consumerLagReadFailures.advance(to: consumerLagReadFailures.last + 1)
+        case .notConfigured: break
         }
+        consumerLag.update(lagRows.map { ([$0.group, $0.topic, $0.partition], Double(max(0, $0.lagBytes))) }, in: registry)
+        consumerLagMessages.update(lagRows.map { ([$0.group, $0.topic, $0.partition], Double(max(0, $0.lagMessages))) }, in: registry)
 
         if let v = process.cpuSeconds { cpuSeconds.advance(to: v) }
         if let v = process.residentBytes { residentMemory.set(to: Double(v)) }

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ProcessHarness
+import Prometheus
 import ProtocolCore
 import StoreCore
 import Synchronization
@@ -168,6 +169,33 @@ struct MetricsExpositionTests {
             #expect(a["metaq_consumer_lag_read_failures_total"] == 0)
             #expect(f["metaq_consumer_lag_read_failures_total"] == 1)
             #expect(!f.keys.contains { $0.hasPrefix("metaq_consumer_lag_bytes{") }, "no stale lag after a failed read")
+        }
+    }
+
+    @Test("a consumer lag read slower than the timeout: the scrape answers without it and counts the failure")
+    func slowConsumerLag() throws {
+        try Self.withBroker { server, _, _ in
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            defer { try? group.syncShutdownGracefully() }
+            // Answers after 2 s, far past the 100 ms allowed; the test waits for it at the end so
+            // no promise is left uncompleted when the loop shuts down.
+            let pending = Mutex<[EventLoopFuture<[ConsumerLagSample]>]>([])
+            let slow: BrokerMetrics.ConsumerLagSource = { _, loop in
+                let promise = loop.makePromise(of: [ConsumerLagSample].self)
+                loop.scheduleTask(in: .seconds(2)) { promise.succeed([ConsumerLagSample(group: "g", topic: "test", partition: "7-0", lagBytes: 1, lagMessages: 1)]) }
+                pending.withLock { $0.append(promise.futureResult) }
+                return promise.futureResult
+            }
+            defer { for future in pending.withLock({ $0 }) { _ = try? future.wait() } }
+            let metrics = BrokerMetrics(observe: { server.observe() }, renderingOn: group.next(), consumerLag: slow,
+                                        consumerLagTimeoutMs: 100, registry: PrometheusCollectorRegistry())
+            let started = Date()
+            let text = try metrics.exposition().wait()
+            #expect(Date().timeIntervalSince(started) < 1.9, "the scrape did not wait for the slow read")
+            let sample = try Self.parse([text]).samples[0]
+            #expect(sample["metaq_consumer_lag_read_failures_total"] == 1)
+            #expect(!sample.keys.contains { $0.hasPrefix("metaq_consumer_lag_bytes") })
+            #expect(sample["metaq_puts_total"] == 0)
         }
     }
 

@@ -29,6 +29,7 @@ public final class BrokerMetrics: Sendable {
     private let observe: @Sendable () -> EventLoopFuture<BrokerObservation>
     private let renderLoop: any EventLoop
     private let consumerLag: ConsumerLagSource?
+    private let consumerLagTimeoutMs: Int64
     private let state: Mutex<MetricsState>
 
     /// - Parameters:
@@ -44,8 +45,10 @@ public final class BrokerMetrics: Sendable {
 
     /// Over any source of observations (tests).
     init(observe: @escaping @Sendable () -> EventLoopFuture<BrokerObservation>, renderingOn loop: (any EventLoop)?,
-         consumerLag: ConsumerLagSource?, registry: PrometheusCollectorRegistry) {
+         consumerLag: ConsumerLagSource?, consumerLagTimeoutMs: Int64 = BrokerMetrics.consumerLagTimeoutMs,
+         registry: PrometheusCollectorRegistry) {
         self.observe = observe
+        self.consumerLagTimeoutMs = consumerLagTimeoutMs
         self.renderLoop = loop ?? MultiThreadedEventLoopGroup.singleton.any()
         self.consumerLag = consumerLag
         self.registry = registry
@@ -58,9 +61,10 @@ public final class BrokerMetrics: Sendable {
     public func exposition() -> EventLoopFuture<String> {
         let loop = renderLoop
         let source = consumerLag
+        let timeoutMs = consumerLagTimeoutMs
         return observe().hop(to: loop).flatMap { observation in
             guard let source else { return loop.makeSucceededFuture((observation, ConsumerLagRead.notConfigured)) }
-            return Self.withTimeout(source(observation, loop).hop(to: loop), on: loop)
+            return Self.withTimeout(source(observation, loop).hop(to: loop), ms: timeoutMs, on: loop)
                 .map { (observation, ConsumerLagRead.rows($0)) }
                 .recover { _ in (observation, .failed) }
         }.map { observation, lag in
@@ -68,10 +72,10 @@ public final class BrokerMetrics: Sendable {
         }
     }
 
-    /// `future`, or a failure after `consumerLagTimeoutMs`, whichever comes first.
-    static func withTimeout<T: Sendable>(_ future: EventLoopFuture<T>, on loop: any EventLoop) -> EventLoopFuture<T> {
+    /// `future`, or a failure after `ms`, whichever comes first (a late result is dropped).
+    static func withTimeout<T: Sendable>(_ future: EventLoopFuture<T>, ms: Int64, on loop: any EventLoop) -> EventLoopFuture<T> {
         let promise = loop.makePromise(of: T.self)
-        let timeout = loop.scheduleTask(in: .milliseconds(consumerLagTimeoutMs)) {
+        let timeout = loop.scheduleTask(in: .milliseconds(ms)) {
             promise.fail(ConsumerLagUnavailable(timedOut: true))
         }
         future.whenComplete { result in

@@ -17,3 +17,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
+
+# The /metrics test parses the exposition with the official Python client's parser (issue 19).
+if ! python3 -c "import prometheus_client" >/dev/null 2>&1; then
+  echo "installing: prometheus_client (PyPI)" >&2
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore prometheus_client
+fi

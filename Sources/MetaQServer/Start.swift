@@ -47,6 +47,16 @@ struct Start: ParsableCommand {
     @Flag(help: "Stay in the foreground and log to standard error instead of running in the background.")
     var foreground = false
 
+    @Option(help: ArgumentHelp(
+        "The least level logged: trace, debug, info, notice, warning, error or critical.",
+        discussion: "Default: $METAQ_LOG_LEVEL, else info.", valueName: "level"))
+    var logLevel: String?
+
+    @Option(help: ArgumentHelp(
+        "Log line format: text (default) or json (one object per line, for log shippers).",
+        discussion: "Default: $METAQ_LOG_FORMAT, else text.", valueName: "format"))
+    var logFormat: String?
+
     @Option(name: .customLong("slave"), help: ArgumentHelp(
         "Start as a slave with the settings of this properties file (the original's async_slave.properties).",
         discussion: "Keys: slaveId (required, 0-1023), slaveGroup, slaveMaxDelayInMills, autoSyncMasterConfig "
@@ -68,6 +78,12 @@ struct Start: ParsableCommand {
         if let dashboardPort, !(0...65535).contains(dashboardPort) {
             throw ValidationError("--dashboard-port \(dashboardPort) is not a TCP port; expected 1-65535, or 0 for no dashboard")
         }
+        do { _ = try logSettings() } catch { throw ValidationError(error.description) }
+    }
+
+    /// --log-level/--log-format over METAQ_LOG_LEVEL/METAQ_LOG_FORMAT over info/text (docs/OPERATIONS.md, "Logging").
+    func logSettings() throws(LogSettingsError) -> LogSettings {
+        try LogSettings(level: logLevel, format: logFormat, environment: ProcessInfo.processInfo.environment)
     }
 
     /// SIGTERM and SIGINT: the signals that stop the broker gracefully.
@@ -82,11 +98,14 @@ struct Start: ParsableCommand {
     /// The topic a samsa master tests its gregor slave with (§6.2).
     static let slaveStatusTopic = "_metaq_slave_status_test"
 
+    /// The broker's last log lines, for the dashboard's logging page (`Start.recentLogs.lines()`).
+    static let recentLogs = RecentLogLines()
+
     /// Set in the environment of the background broker by its launcher.
     static let detachedVariable = "METAQ_SERVER_DETACHED"
 
     func run() throws {
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        try logSettings().bootstrap(recent: Self.recentLogs)
         // A write past RLIMIT_FSIZE must fail with EFBIG (and fail its partition like any disk
         // error) rather than kill the broker with SIGXFSZ; a log line to a closed pipe must not
         // kill it with SIGPIPE before NIO's first socket would ignore that.

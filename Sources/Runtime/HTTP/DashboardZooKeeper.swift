@@ -21,6 +21,14 @@ extension DashboardServer {
         return .success(session)
     }
 
+    /// ZooKeeper requests through the dashboard's session once it is connected (nil in local mode
+    /// or while it is not): `/metrics` reads consumer lag with it, so the broker keeps one
+    /// read-only session for both.
+    public func coordinationPerform() async -> ConsumerLag.Perform? {
+        guard case .success(let session) = await connectedSession() else { return nil }
+        return { await session.perform($0) }
+    }
+
     /// The topic page's group block: nil in local mode.
     func groupView(topic: String, group: String?, observation: BrokerObservation, loop: any EventLoop) -> EventLoopFuture<GroupView?> {
         guard settings.zooKeeper != nil else { return loop.makeSucceededFuture(nil) }

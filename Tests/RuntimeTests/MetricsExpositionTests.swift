@@ -205,42 +205,8 @@ struct MetricsExpositionTests {
         return result.code
     }
 
-    /// Every sample of each exposition (`name{k="v",…}` with labels sorted → value) and every
-    /// family's type, as `prometheus_client.parser.text_string_to_metric_families` reads them.
-    /// A text that does not parse fails the test with the parser's complaint.
+    /// Every sample of each exposition and every family's type, as `prometheus_client` reads them.
     static func parse(_ texts: [String]) throws -> (samples: [[String: Double]], types: [String: String]) {
-        try withTemporaryDirectory { directory in
-            var paths: [String] = []
-            for (index, text) in texts.enumerated() {
-                let path = "\(directory)/scrape-\(index).txt"
-                try text.write(toFile: path, atomically: true, encoding: .utf8)
-                paths.append(path)
-            }
-            let script = """
-                import json, sys
-                from prometheus_client.parser import text_string_to_metric_families
-                out = {"samples": [], "types": {}}
-                for path in sys.argv[1:]:
-                    samples = {}
-                    for family in text_string_to_metric_families(open(path).read()):
-                        out["types"][family.name] = family.type
-                        for s in family.samples:
-                            labels = ",".join('%s="%s"' % (k, v) for k, v in sorted(s.labels.items()))
-                            key = s.name + ("{" + labels + "}" if labels else "")
-                            if key in samples:
-                                raise SystemExit("duplicate sample " + key)
-                            samples[key] = s.value
-                    out["samples"].append(samples)
-                print(json.dumps(out))
-                """
-            let scriptPath = "\(directory)/parse.py"
-            try script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
-            let (status, output) = try ChildProcess.run("/usr/bin/env", ["python3", scriptPath] + paths, error: .inherit)
-            try #require(status == 0, "prometheus_client could not parse the exposition (see stderr); first text:\n\(texts.first ?? "")")
-            let json = try #require(try JSONSerialization.jsonObject(with: Data(output)) as? [String: Any])
-            let samples = try #require(json["samples"] as? [[String: Double]])
-            let types = try #require(json["types"] as? [String: String])
-            return (samples, types)
-        }
+        try PrometheusText.parse(texts)
     }
 }

@@ -227,7 +227,7 @@ struct Start: ParsableCommand {
     func makeServer(config: ServerConfig, dataPath: String, logger: Logger) throws -> BrokerServer {
         var seed: UInt64 = 0
         withUnsafeMutableBytes(of: &seed) { arc4random_buf($0.baseAddress!, 8) }
-        // The file is read once (there is no reload): the `config` command answers these bytes.
+        // The `config` command answers these bytes until a `reload` reads the file again.
         let configFile = (try? ConfigFile.read(configPath)) ?? []
         let settings = BrokerNode.Settings(
             brokerURI: "meta://\(config.hostName ?? "localhost"):\(config.serverPort)", version: Self.version,
@@ -246,7 +246,7 @@ struct Start: ParsableCommand {
                 exist; with maxAutoCreatedPartitions=\(report.maxAutoCreatedPartitions) puts cannot create more
                 """)
         }
-        return BrokerServer(node: node, logger: logger)
+        return BrokerServer(node: node, logger: logger, configPath: configPath)
     }
 
     func waitForSignal(server: BrokerServer, cluster: BrokerClusterMember?, pidFile: String, logger: Logger) -> Never {

@@ -15,8 +15,9 @@ struct BrokerAddressOptions: ParsableArguments {
 /// Sends an admin verb (`AdminCommand`) to the broker and returns the text of its answer; a
 /// refusal (400) or failure (500) becomes `Error: <the broker's text>` and exit status 1.
 func askAdmin(_ command: AdminCommand, _ broker: BrokerAddressOptions) throws -> String {
-    let config = try loadConfig(broker.configPath)
-    let port = broker.port ?? config.serverPort
+    // With --port the file is not needed (a reload of a file that no longer parses still reaches
+    // the broker, which says what is wrong with it).
+    let port = try broker.port ?? loadConfig(broker.configPath).serverPort
     let address = "127.0.0.1:\(port)"
     let connection: WireConnection
     do { connection = try WireConnection(host: "127.0.0.1", port: port) } catch {

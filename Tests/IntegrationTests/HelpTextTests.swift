@@ -10,7 +10,8 @@ struct HelpTextTests {
         [("metaq", []), ("metaq-server", []), ("metaq-sim", [])]
         + ["produce", "consume", "stats", "cluster", "recover", "bench", "bench-group", "tx"].map { ("metaq", [$0]) }
         + ["list", "commit", "rollback"].map { ("metaq", ["tx", $0]) }
-        + ["start", "stop", "status", "stats", "slave-status"].map { ("metaq-server", [$0]) }
+        + ["start", "stop", "status", "stats", "slave-status", "reload", "close-partitions", "open-partitions", "move-partitions",
+           "delete-partitions"].map { ("metaq-server", [$0]) }
 
     @Test(arguments: commands.indices)
     func helpExplainsWithoutSectionNumbers(_ index: Int) throws {

@@ -177,3 +177,26 @@ extension AdminVerbsTests {
         }
     }
 }
+
+extension AdminVerbsTests {
+    /// `metaq offsets` (the original's `query` / showoffset): a group's offsets from a client's
+    /// local offset file (MetaQ's LocalOffsetStorage format), with the broker's max offset and lag.
+    @Test func offsetsPrintsAGroupsStoredOffsetsAndTheLag() throws {
+        try withBroker { broker in
+            try broker.start()
+            var client = try WireConnection(host: "127.0.0.1", port: broker.port)
+            for opaque: Int32 in 1...3 { #expect(try put(&client, "orders", 1, opaque: opaque)?.hasPrefix("200 ") == true) }
+            let file = broker.directory + "/offsets.json"
+            try """
+                {"g1":[{"topic":"orders","partition":{"brokerId":0,"partition":1},"offset":25,"messageId":-1,"modified":false},
+                {"topic":"other","partition":{"brokerId":0,"partition":0},"offset":5,"messageId":-1,"modified":false},
+                {"topic":"orders","partition":{"brokerId":3,"partition":0},"offset":7,"messageId":-1,"modified":false}]}
+                """.write(toFile: file, atomically: true, encoding: .utf8)
+            let shown = try broker.tool(["offsets", "--group", "g1", "--topic", "orders", "--offsets-file", file])
+            #expect(shown.status == 0, "\(shown.output)")
+            #expect(shown.output == "0-1 25 max 75 lag 50\n3-0 7\n", "\(shown.output)")
+            let none = try BrokerProcess.tool(["offsets", "--group", "g2", "--topic", "orders", "--offsets-file", file])
+            #expect(none.status == 1)
+        }
+    }
+}

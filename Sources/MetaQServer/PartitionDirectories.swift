@@ -59,7 +59,8 @@ struct MovePartitions: ParsableCommand {
 
     @OptionGroup var range: PartitionRangeOptions
 
-    @Option(name: [.customLong("offset", withSingleDash: true), .customLong("offset")],
+    // `.unconditional`: `-offset -1` is a value, not an option.
+    @Option(name: [.customLong("offset", withSingleDash: true), .customLong("offset")], parsing: .unconditional,
             help: "How far to move the partition numbers (may be negative).")
     var offset: Int32
 

@@ -152,6 +152,8 @@ struct AdminVerbsTests {
 
             let collision = try server(["move-partitions", "-dataDir", data, "-topic", "orders", "-start", "0", "-end", "0", "-offset", "2"])
             #expect(collision.status == 1 && collision.output.contains("exists already"), "\(collision.output)")
+            let down = try server(["move-partitions", "-dataDir", data, "-topic", "orders", "-start", "1", "-end", "2", "-offset", "-1"])
+            #expect(down.status == 1 && down.output.contains("orders-0 exists already"), "a negative offset parses: \(down.output)")
             let moved = try server(["move-partitions", "-dataDir", data, "-topic", "orders", "-start", "0", "-end", "1", "-offset", "4"])
             #expect(moved.status == 0 && moved.output.contains("moved orders-1 to orders-5"), "\(moved.output)")
             let fm = FileManager.default

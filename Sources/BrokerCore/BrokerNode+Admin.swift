@@ -107,13 +107,26 @@ extension BrokerNode {
             guard case .unreadable(let why) = loaded else { return "" }
             return answer(StatusCode.internalServerError, "reload failed, the running config is unchanged: \(why)")
         }
-        let old = try? ServerConfig(parsing: String(decoding: settings.configFile, as: UTF8.self), path: path)
-        // Sections the driver added at start (not in the file) are kept.
-        let fileNames = Set(old?.topics.map(\.name) ?? [])
+        let started = try? ServerConfig(parsing: String(decoding: startedConfigFile, as: UTF8.self), path: path)
+        let previous = try? ServerConfig(parsing: String(decoding: settings.configFile, as: UTF8.self), path: path)
+        // Sections the driver added at start (in no file) are kept.
+        let fileNames = Set((previous?.topics ?? started?.topics ?? []).map(\.name))
         let kept = config.topics.filter { section in
             !fileNames.contains(section.name) && !new.topics.contains { $0.name == section.name }
         }
-        let topics = new.topics + kept
+        // A topic's partitions stay where they are: a changed `dataPath` of an existing section
+        // waits for the restart (new partitions would otherwise land beside the open ones).
+        var restartTopics: [String] = []
+        let newSections = new.topics.map { section -> TopicSection in
+            guard let current = config.topics.first(where: { $0.name == section.name }), current.dataPath != section.dataPath else {
+                return section
+            }
+            restartTopics.append("dataPath of \(section.name)")
+            var kept = section
+            kept.dataPath = current.dataPath
+            return kept
+        }
+        let topics = newSections + kept
         let before = Dictionary(config.topics.map { ($0.name, Self.comparable($0)) }, uniquingKeysWith: { first, _ in first })
         let after = Dictionary(topics.map { ($0.name, Self.comparable($0)) }, uniquingKeysWith: { first, _ in first })
         let addedNames = after.keys.filter { before[$0] == nil }.sorted()
@@ -140,11 +153,9 @@ extension BrokerNode {
                 parts.append("topics removed: \(removedNames.joined(separator: ",")) (their stored messages stay readable)")
             }
         }
-        if let old {
-            let restart = Self.changedKeys(old, new)
-            if !restart.isEmpty {
-                parts.append("not applied, needs a restart: \(restart.joined(separator: ","))")
-            }
+        let restart = (started.map { Self.changedKeys($0, new) } ?? []) + restartTopics
+        if !restart.isEmpty {
+            parts.append("not applied, needs a restart: \(restart.joined(separator: ","))")
         }
         return answer(StatusCode.success, parts.joined(separator: "; "))
     }

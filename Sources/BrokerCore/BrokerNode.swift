@@ -85,6 +85,9 @@ public final class BrokerNode {
     public internal(set) var configChecksum: Int64
     /// When the node started (monotonic; uptime and the dashboard's start time).
     public let startedAt: Instant
+    /// The server.ini bytes the node started with: what a `reload` compares `[system]` with (it
+    /// applies none of it, so a change stays "needs a restart" until the restart).
+    let startedConfigFile: [UInt8]
     @exclusivity(unchecked) var phase = Phase.running
 
     /// Group-commit puts staged and waiting for the sync that covers them: token → the offset
@@ -195,6 +198,7 @@ public final class BrokerNode {
         journalDataPath = stores.config.dataLogPath ?? stores.defaultDataPath
         transactionRecovery = transactions.report
         configChecksum = Int64(CRC32.checksum(settings.configFile))
+        startedConfigFile = settings.configFile
         replica = stores.config.replication.slave.map {
             ReplicaState(settings: $0, maxTransferSize: stores.config.maxTransferSize)
         }

@@ -97,10 +97,21 @@ struct BrokerNodeAdminTests {
         #expect(answered[2] == "200", "\(answered)")
         #expect(base.answers(base.put(node, topic: "fresh", partition: 3, opaque: 3))[3]?.hasPrefix("500 ") == true)
 
+        // A changed section is registered again; its data path waits for the restart.
+        let changedText = text.split(separator: "\n", omittingEmptySubsequences: false)
+            .map { $0 == "numPartitions=3" ? "numPartitions=5\ndataPath=/elsewhere" : String($0) }.joined(separator: "\n")
+        var changed: [BrokerNode.Action] = []
+        let changedOutcome = node.reload(.loaded(try ServerConfig(parsing: changedText, path: "test.ini"), file: Array(changedText.utf8),
+                                                 path: "test.ini"), clock: BrokerNodeTests.clock(), into: &changed)
+        #expect(changedOutcome == "reloaded test.ini; topics changed: fresh; not applied, needs a restart: maxSegmentSize,dataPath of fresh")
+        #expect(changed.compactMap { if case .registerTopic(let topic) = $0 { return topic.numPartitions } else { return nil } } == [5])
+        #expect(node.stores.dataPath(of: "fresh") == "/data")
+        #expect(answer(changed) == nil, "no connection to answer")
+
         // A file that does not parse changes nothing.
         var failed: [BrokerNode.Action] = []
         let refused = node.reload(.unreadable("test.ini:3: bad"), replyTo: (c1, 10), clock: BrokerNodeTests.clock(), into: &failed)
         #expect(refused.hasPrefix("reload failed, the running config is unchanged") && answer(failed)?.hasPrefix("500 ") == true)
-        #expect(node.settings.configFile == Array(text.utf8))
+        #expect(node.settings.configFile == Array(changedText.utf8))
     }
 }

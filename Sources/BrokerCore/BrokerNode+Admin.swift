@@ -122,9 +122,9 @@ extension BrokerNode {
                 return section
             }
             restartTopics.append("dataPath of \(section.name)")
-            var kept = section
-            kept.dataPath = current.dataPath
-            return kept
+            var held = section
+            held.dataPath = current.dataPath
+            return held
         }
         let topics = newSections + kept
         let before = Dictionary(config.topics.map { ($0.name, Self.comparable($0)) }, uniquingKeysWith: { first, _ in first })

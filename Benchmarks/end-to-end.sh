@@ -6,6 +6,7 @@
 #   Benchmarks/end-to-end.sh                 # all workloads, 3 runs each, 8 s per produce run
 #   RUNS=5 DURATION=10 Benchmarks/end-to-end.sh
 #   ONLY="thr-100 consume-1k" Benchmarks/end-to-end.sh   # some workloads only (p99-half needs gc-100)
+#   RUNS=5 ONLY=scrape Benchmarks/end-to-end.sh       # put rates without and with a /metrics scraper
 #   PIPELINE=1024 ONLY="gc-100 gc-100-sync" Benchmarks/end-to-end.sh   # more puts in flight per connection
 #
 # Workloads (the ones issue 3 sets targets for):
@@ -20,6 +21,10 @@
 #               machine copying it; issue 17)
 #   gc-100-sync   gc-100 against a synchronous master (minInSyncReplicas=2): a put is answered
 #               once the slave has it durably too
+#   scrape      gc-100 and thr-100, each run twice per round, alternately without and with a scraper
+#               fetching the dashboard's /metrics (and its topics page) every second (issue 19: what
+#               serving metrics costs the put path); the scraper's successful fetches are counted
+#               and printed, so a run whose scraper failed is visible
 #
 # The `steal` column is the hypervisor's steal time over the run (from /proc/stat), in percent of
 # both vCPUs: this VM shares its cores, and runs with high steal are slower for that reason alone.
@@ -46,15 +51,19 @@ cleanup() {
 trap cleanup EXIT
 
 PORT=$(free_port)
-sed -e 's/^unflushThreshold=.*/unflushThreshold=0/' conf/server.ini > "$WORK/group-commit.ini"
-sed -e 's/^unflushThreshold=.*/unflushThreshold=1000/' conf/server.ini > "$WORK/threshold.ini"
+DASHBOARD_PORT=$(free_port)
+sed -e 's/^unflushThreshold=.*/unflushThreshold=0/' -e "s/^\[system\]/[system]\ndashboardHttpPort=$DASHBOARD_PORT/" \
+    conf/server.ini > "$WORK/group-commit.ini"
+sed -e 's/^unflushThreshold=.*/unflushThreshold=1000/' -e "s/^\[system\]/[system]\ndashboardHttpPort=$DASHBOARD_PORT/" \
+    conf/server.ini > "$WORK/threshold.ini"
 SLAVE_PORT=$(free_port)
 for mode in async sync; do
     synchronous=$([[ $mode == sync ]] && echo true || echo false)
     { cat "$WORK/group-commit.ini"; printf '\n[replication]\nsynchronous=%s\nminInSyncReplicas=2\n' "$synchronous"; } \
         > "$WORK/master-$mode.ini"
 done
-{ cat "$WORK/group-commit.ini"; printf '\n[replication]\nslaveId=1\nmaster=127.0.0.1:%s\n' "$PORT"; } > "$WORK/slave.ini"
+{ sed -e "s/^dashboardHttpPort=.*/dashboardHttpPort=$(free_port)/" "$WORK/group-commit.ini"
+  printf '\n[replication]\nslaveId=1\nmaster=127.0.0.1:%s\n' "$PORT"; } > "$WORK/slave.ini"
 
 
 # run CONFIG BENCH-ARGS... → prints the bench output, then "steal <percent>"
@@ -71,17 +80,31 @@ run() {
     if [[ $config == */master-*.ini ]]; then
         # The slave, and its first hello: the master knows it before the first put.
         "$BIN/metaq-server" start --local -f "$WORK/slave.ini" --data "$WORK/slave-data" --port "$SLAVE_PORT" \
-            --host 127.0.0.1 --foreground > "$WORK/slave.log" 2>&1 &
+            --host 127.0.0.1 --dashboard-port 0 --foreground > "$WORK/slave.log" 2>&1 &
         SLAVE_PID=$!
         for _ in $(seq 100); do
             "$BIN/metaq" stats replication --server "meta://127.0.0.1:$PORT" 2>/dev/null | grep -q '^slaves_in_sync 1' && break
             sleep 0.1
         done
     fi
-    local s0 t0 s1 t1
+    local s0 t0 s1 t1 scraper=""
+    if [[ -n "${SCRAPE:-}" ]]; then
+        # One fetch of /metrics and one of the topics page per second, counted when they succeed.
+        ( n=0; trap 'echo "scrapes $n" > "$WORK/scrapes"; exit 0' TERM
+          while true; do
+              curl -sf -o /dev/null "http://127.0.0.1:$DASHBOARD_PORT/metrics" \
+                  && curl -sf -o /dev/null "http://127.0.0.1:$DASHBOARD_PORT/topics" && n=$((n + 1))
+              sleep 1
+          done ) &
+        scraper=$!
+    fi
     s0=$(steal_ticks); t0=$(total_ticks)
     "$BIN/metaq" bench --server "meta://127.0.0.1:$PORT" "$@" 2>/dev/null
     s1=$(steal_ticks); t1=$(total_ticks)
+    if [[ -n "$scraper" ]]; then
+        kill -TERM "$scraper"; wait "$scraper" 2>/dev/null || true
+        cat "$WORK/scrapes"
+    fi
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=""
     if [[ -n "$SLAVE_PID" ]]; then kill "$SLAVE_PID"; wait "$SLAVE_PID" 2>/dev/null || true; SLAVE_PID=""; fi
@@ -95,6 +118,7 @@ rate_of() { awk -v what="$1" '$1 == what":" {getline; print $1}' | head -1; }
 mbs_of() { awk -v what="$1" '$1 == what":" {getline; print $3}' | head -1; }
 lat_of() { awk -v what="$1" '$1 == what":" {getline; getline; print $4" / "$6" / "$8" / "$10}' | head -1; }
 steal_of() { awk '$1 == "steal" {print $2}'; }
+scrapes_of() { awk '$1 == "scrapes" {print " (" $2 " scrapes)"}'; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 echo "| workload | run | msgs/s | MB/s | latency µs p50 / p99 / p99.9 / max | steal % |"
@@ -111,7 +135,7 @@ workload() {
         out=$(run "$config" "$@")
         local r m l s
         r=$(rate_of "$phase" <<< "$out"); m=$(mbs_of "$phase" <<< "$out")
-        l=$(lat_of "$phase" <<< "$out"); s=$(steal_of <<< "$out")
+        l=$(lat_of "$phase" <<< "$out"); s="$(steal_of <<< "$out")$(scrapes_of <<< "$out")"
         rates+=("$r")
         CYCLES+=("$name run $i: $(awk '$1 == "cycles" {$1 = ""; print substr($0, 2)}' <<< "$out")")
         echo "| $name | $i | $r | $m | $l | $s |"
@@ -128,6 +152,26 @@ workload tx-100 produce "$WORK/group-commit.ini" produce "${COMMON[@]}" --messag
 workload gc-100-async produce "$WORK/master-async.ini" produce "${COMMON[@]}" --message-size 100 --duration "$DURATION"
 workload gc-100-sync produce "$WORK/master-sync.ini" produce "${COMMON[@]}" --message-size 100 --duration "$DURATION"
 workload consume-1k consume "$WORK/group-commit.ini" both "${COMMON[@]}" --message-size 1024 --count 2000000
+# Without and with a /metrics scraper, alternating run by run (RUNS rounds of each pair).
+scrape_pair() {
+    local name=$1 config=$2; shift 2
+    if [[ -z "$ONLY" || " $ONLY " != *" scrape "* ]]; then return; fi
+    local plain=() scraped=()
+    for i in $(seq "$RUNS"); do
+        for with in "" 1; do
+            local out r s
+            out=$(SCRAPE=$with run "$config" "$@")
+            r=$(rate_of produce <<< "$out"); s="$(steal_of <<< "$out")$(scrapes_of <<< "$out")"
+            if [[ -n "$with" ]]; then scraped+=("$r"); echo "| $name + scraper | $i | $r | | $(lat_of produce <<< "$out") | $s |"
+            else plain+=("$r"); echo "| $name | $i | $r | | $(lat_of produce <<< "$out") | $s |"; fi
+        done
+    done
+    echo "| **$name** | **median** | **$(printf '%s\n' "${plain[@]}" | median)** | | | |"
+    echo "| **$name + scraper** | **median** | **$(printf '%s\n' "${scraped[@]}" | median)** | | | |"
+}
+scrape_pair gc-100 "$WORK/group-commit.ini" produce "${COMMON[@]}" --message-size 100 --duration "$DURATION"
+scrape_pair thr-100 "$WORK/threshold.ini" produce "${COMMON[@]}" --message-size 100 --duration "$DURATION"
+
 if [[ -n "${MEDIAN[gc-100]:-}" ]]; then
     HALF=$(( ${MEDIAN[gc-100]} / 2 ))
     workload p99-half produce "$WORK/group-commit.ini" produce "${COMMON[@]}" --message-size 100 --duration "$DURATION" --rate "$HALF"

@@ -41,8 +41,21 @@ struct Start: ParsableCommand {
     @Option(help: "Address to listen on.")
     var host = "0.0.0.0"
 
+    @Option(name: .customLong("dashboard-port"), help: "Dashboard HTTP port (overrides dashboardHttpPort of [system]; 0 turns the dashboard off).")
+    var dashboardPort: Int?
+
     @Flag(help: "Stay in the foreground and log to standard error instead of running in the background.")
     var foreground = false
+
+    @Option(help: ArgumentHelp(
+        "The least level logged: trace, debug, info, notice, warning, error or critical.",
+        discussion: "Default: $METAQ_LOG_LEVEL, else info.", valueName: "level"))
+    var logLevel: String?
+
+    @Option(help: ArgumentHelp(
+        "Log line format: text (default) or json (one object per line, for log shippers).",
+        discussion: "Default: $METAQ_LOG_FORMAT, else text.", valueName: "format"))
+    var logFormat: String?
 
     @Option(name: .customLong("slave"), help: ArgumentHelp(
         "Start as a slave with the settings of this properties file (the original's async_slave.properties).",
@@ -62,6 +75,15 @@ struct Start: ParsableCommand {
         if let port, !(1...65535).contains(port) {
             throw ValidationError("--port \(port) is not a TCP port; expected 1-65535")
         }
+        if let dashboardPort, !(0...65535).contains(dashboardPort) {
+            throw ValidationError("--dashboard-port \(dashboardPort) is not a TCP port; expected 1-65535, or 0 for no dashboard")
+        }
+        do { _ = try logSettings() } catch { throw ValidationError(error.description) }
+    }
+
+    /// --log-level/--log-format over METAQ_LOG_LEVEL/METAQ_LOG_FORMAT over info/text (docs/OPERATIONS.md, "Logging").
+    func logSettings() throws(LogSettingsError) -> LogSettings {
+        try LogSettings(level: logLevel, format: logFormat, environment: ProcessInfo.processInfo.environment)
     }
 
     /// SIGTERM and SIGINT: the signals that stop the broker gracefully.
@@ -76,11 +98,14 @@ struct Start: ParsableCommand {
     /// The topic a samsa master tests its gregor slave with (§6.2).
     static let slaveStatusTopic = "_metaq_slave_status_test"
 
+    /// The broker's last log lines, for the dashboard's logging page (`Start.recentLogs.lines()`).
+    static let recentLogs = RecentLogLines()
+
     /// Set in the environment of the background broker by its launcher.
     static let detachedVariable = "METAQ_SERVER_DETACHED"
 
     func run() throws {
-        LoggingSystem.bootstrap { StreamLogHandler.standardError(label: $0) }
+        try logSettings().bootstrap(recent: Self.recentLogs)
         // A write past RLIMIT_FSIZE must fail with EFBIG (and fail its partition like any disk
         // error) rather than kill the broker with SIGXFSZ; a log line to a closed pipe must not
         // kill it with SIGPIPE before NIO's first socket would ignore that.
@@ -131,6 +156,15 @@ struct Start: ParsableCommand {
         report(descriptors, before: descriptorsBefore, budget: server.descriptorBudget, logger: logger)
         if clusterMode && config.replication.failover { server.awaitElection() }
         let bound = try server.start(host: host, port: config.serverPort)
+        if config.http.isEnabled {
+            let httpPort: Int
+            do { httpPort = try server.startHTTP(host: host, port: config.http.port) } catch {
+                throw StartFailure("\(error) (the HTTP message API: serverPort of [http] in \(configPath))")
+            }
+            logger.info("HTTP message API listening", metadata: ["port": "\(httpPort)"])
+        }
+        let dashboard = try startDashboard(server: server, config: config, dataPath: data, serverPort: bound,
+                                           clusterMode: clusterMode, logger: logger)
         var cluster: BrokerClusterMember?
         if clusterMode, let connect = config.zooKeeper.connect {
             let uri = "meta://\(advertisedHost(config)):\(bound)"
@@ -154,7 +188,7 @@ struct Start: ParsableCommand {
             started["slave"] = "slaveId=\(slave.slaveId) slaveGroup=\(slave.slaveGroup) master=\(slave.master ?? "from ZooKeeper")"
         }
         logger.info("metaq-server started", metadata: started)
-        waitForSignal(server: server, cluster: cluster, pidFile: pidFile, logger: logger)
+        waitForSignal(server: server, cluster: cluster, dashboard: dashboard, pidFile: pidFile, logger: logger)
     }
 
     /// Logs the descriptor limit, and warns when it is below what the broker may need: running out
@@ -249,7 +283,8 @@ struct Start: ParsableCommand {
         return BrokerServer(node: node, logger: logger, configPath: configPath)
     }
 
-    func waitForSignal(server: BrokerServer, cluster: BrokerClusterMember?, pidFile: String, logger: Logger) -> Never {
+    func waitForSignal(server: BrokerServer, cluster: BrokerClusterMember?, dashboard: DashboardServer?, pidFile: String,
+                       logger: Logger) -> Never {
         // SIGTERM and SIGINT are blocked in every thread since the start of `run()`; the main
         // thread takes them here, one that arrived during start-up included. (A dispatch signal
         // source was used before: until its handler was registered, `dispatchMain`'s sigsuspend
@@ -258,6 +293,7 @@ struct Start: ParsableCommand {
         var stopSignals = Self.stopSignals
         var received: Int32 = 0
         while sigwait(&stopSignals, &received) != 0 {}
+        dashboard?.stop()
         if let cluster {
             logger.info("stopping: removing the ZooKeeper registration", metadata: ["signal": "\(received)"])
             cluster.stop()

@@ -28,6 +28,9 @@ public struct BrokerObservation: Sendable {
     /// Bytes of put bodies received and of get answers sent since start (`metaq_*_bytes_total`).
     public var bytesIn: Int64
     public var bytesOut: Int64
+    /// Replication lag per slave and partition (`stats replication` in numbers); empty when this
+    /// broker neither follows a master nor has slaves connected.
+    public var replicationLag: [ReplicationLag] = []
 }
 
 /// A copy of the sync-cycle histograms for readers off the loop.
@@ -64,6 +67,7 @@ extension BrokerServer {
             takenWallMs: clock.wallMs,
             syncStats: SyncCycleStatsView(waitForSync: s.waitForSync, handOff: s.handOff, fsync: s.fsync,
                                           handBack: s.handBack, answer: s.answer, batch: s.batch),
-            bytesIn: trafficBytesIn, bytesOut: trafficBytesOut)
+            bytesIn: trafficBytesIn, bytesOut: trafficBytesOut,
+            replicationLag: node.replicationLag(clock))
     }
 }

@@ -59,6 +59,8 @@ public final class BrokerServer: @unchecked Sendable {
     /// The local time zone's offset from UTC, refreshed when a retention timer fires.
     @exclusivity(unchecked) var utcOffsetSeconds = BrokerServer.currentUTCOffsetSeconds()
     var serverChannel: (any Channel)?
+    /// The HTTP message API's listening socket (`[http]`, §7.1), when enabled.
+    var httpServerChannel: (any Channel)?
     /// Called on the loop when the node asks for a topic's registration (cluster mode, §3.2).
     var onRegisterTopic: ((BrokerRegistration.Topic) -> Void)?
     /// The node asks the election something (failover): its in-sync slaves changed, an operator
@@ -172,6 +174,7 @@ public final class BrokerServer: @unchecked Sendable {
     @discardableResult
     public func stop() throws -> [(partition: TopicPartition, failure: LogFailure)] {
         try serverChannel?.close().wait()
+        try httpServerChannel?.close().wait()
         let promise = loop.makePromise(of: StopReport.self)
         loop.execute {
             self.stopped = promise

@@ -16,6 +16,9 @@ final class BrokerProcess {
     var launcher: [String] = []
     /// More arguments of `start`, e.g. `["--slave", path]`.
     var extraArguments: [String] = []
+    /// The dashboard's port (`--dashboard-port`); 0, the default here, turns it off so brokers of
+    /// parallel tests do not all want 8120.
+    var dashboardPort = 0
 
     /// The `metaq-server` binary built beside the test bundle.
     static var binary: String { product("metaq-server") }
@@ -64,7 +67,8 @@ final class BrokerProcess {
     /// Starts the process without waiting for it to listen.
     func spawn() throws {
         let arguments = (local ? ["start", "--local"] : ["start"]) + ["-f", directory + "/server.ini",
-                         "--data", directory + "/data", "--port", "\(port)", "--host", "127.0.0.1", "--foreground"]
+                         "--data", directory + "/data", "--port", "\(port)", "--host", "127.0.0.1", "--foreground",
+                         "--dashboard-port", "\(dashboardPort)"]
             + extraArguments
         process.executable = launcher.first ?? Self.binary
         process.arguments = launcher.isEmpty ? arguments : Array(launcher.dropFirst()) + [Self.binary] + arguments

@@ -197,7 +197,7 @@ struct LocalBrokerTests {
         try withBroker { broker in
             let data = broker.directory + "/data"
             let start = ["start", "--local", "-f", broker.directory + "/server.ini", "--data", data,
-                         "--port", "\(broker.port)", "--host", "127.0.0.1"]
+                         "--port", "\(broker.port)", "--host", "127.0.0.1", "--dashboard-port", "0"]
             let started = try server(start)
             #expect(started.status == 0, "\(started.output)")
             #expect(started.output.contains("started in the background"))
@@ -212,7 +212,7 @@ struct LocalBrokerTests {
             #expect(again.status == 1 && again.output.contains("a broker already runs for \(data)"), "\(again.output)")
             let otherData = broker.directory + "/other"
             let clash = try server(["start", "--local", "-f", broker.directory + "/server.ini", "--data", otherData,
-                                    "--port", "\(broker.port)", "--host", "127.0.0.1"])
+                                    "--port", "\(broker.port)", "--host", "127.0.0.1", "--dashboard-port", "0"])
             #expect(clash.status == 1 && clash.output.contains("cannot listen on 127.0.0.1:\(broker.port): address already in use"),
                     "\(clash.output)")
             let stopped = try server(["stop", "--data", data])

@@ -66,6 +66,8 @@ final class RawClient {
     }
 
     /// Bytes read once the socket is readable: empty at end of stream (or a reset), nil at the deadline.
+    func readSome(until deadline: Date) -> [UInt8]? { read(until: deadline) }
+
     private func read(until deadline: Date) -> [UInt8]? {
         while Date() < deadline {
             var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)

@@ -25,7 +25,7 @@ struct ReplicationStartTests {
     static func start(_ directory: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
         let result = try ChildProcess.run(BrokerProcess.binary, ["start", "--local", "-f", directory + "/server.ini",
                                                                  "--data", directory + "/data", "--port", "\(try LocalProcess.freePort())",
-                                                                 "--host", "127.0.0.1", "--foreground"] + arguments,
+                                                                 "--host", "127.0.0.1", "--foreground", "--dashboard-port", "0"] + arguments,
                                           error: .standardOutput, timeoutSeconds: 30)
         return (result.status, String(decoding: result.output, as: UTF8.self))
     }

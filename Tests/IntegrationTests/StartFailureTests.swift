@@ -19,7 +19,7 @@ struct StartFailureTests {
         let path = configPath?(directory) ?? directory + "/server.ini"
         for mode in ["--foreground", "background"] {
             let arguments = ["start", "--local", "-f", path, "--data", directory + "/data-\(mode)",
-                             "--port", "\(try port ?? LocalProcess.freePort())", "--host", "127.0.0.1"]
+                             "--port", "\(try port ?? LocalProcess.freePort())", "--host", "127.0.0.1", "--dashboard-port", "0"]
             // A start that wrongly succeeds runs on: the foreground one until the timeout, the
             // background one until it is stopped here.
             let result = try ChildProcess.run(BrokerProcess.binary, mode == "background" ? arguments : arguments + [mode],

@@ -42,11 +42,15 @@ extension PutCommand {
     }
 
     /// The request line, `put … <opaque>␍␊`, without the body that follows it.
-    public func encodeHeader(into out: inout [UInt8]) {
+    public func encodeHeader(into out: inout [UInt8]) { encodeHeader(into: &out, bodyLength: body.count) }
+
+    /// The command line for a body of `bodyLength` bytes sent after it (the HTTP API streams a
+    /// put's body to the decoder as it arrives).
+    public func encodeHeader(into out: inout [UInt8], bodyLength: Int) {
         out.append(contentsOf: "put".utf8)
         out.appendToken(topic)
         out.appendDecimalToken(Int64(partition))
-        out.appendDecimalToken(Int64(body.count))
+        out.appendDecimalToken(Int64(bodyLength))
         out.appendDecimalToken(Int64(flag))
         if let checksum { out.appendDecimalToken(Int64(checksum)) }
         if let transactionKey { out.appendToken(transactionKey) }

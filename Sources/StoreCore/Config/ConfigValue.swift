@@ -91,6 +91,8 @@ enum ConfigRange {
     static let nonNegativeInt = 0...Int64(Int32.max)
     static let positiveLong = 1...Int64.max
     static let port: ClosedRange<Int64> = 1...65535
+    /// `dashboardHttpPort`: a port, or 0 for "no dashboard" (docs/DASHBOARD.md).
+    static let portOrOff: ClosedRange<Int64> = 0...65535
     static let brokerId: ClosedRange<Int64> = 0...1023
     /// `maxSegmentSize`: room for one record header at least (a Java int in MetaQ).
     static let segmentSize = Int64(Record.headerSize)...Int64(Int32.max)

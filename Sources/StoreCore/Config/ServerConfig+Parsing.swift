@@ -42,6 +42,9 @@ extension ServerConfig {
         "acceptPublish", "acceptSubscribe", "stat",
     ]
     static let groupKeyPrefix = "group."
+    /// `[http]`: the HTTP message API (§7.1). `serverPort` is the key of the original's
+    /// `jettyBroker.properties`; `enableHttp` the switch of its `bin/env.sh`.
+    static let httpKeys = ["enableHttp", "serverPort"]
     /// Keys MetaQ will not take blank, with the default we use when they are absent (nil: required).
     static let valueRequiredSystemKeys: [String: String?] = [
         "brokerId": nil, "numPartitions": "1", "unflushThreshold": "1000", "unflushInterval": "10000",
@@ -54,6 +57,7 @@ enum ConfigSection: Hashable {
     case system
     case zooKeeper
     case replication
+    case http
     case topic(String)
 }
 
@@ -92,6 +96,7 @@ struct ServerConfigBuilder {
             case .system: try applySystem(value)
             case .zooKeeper: try applyZooKeeper(value)
             case .replication: try applyReplication(value)
+            case .http: try applyHTTP(value)
             case .topic: try Self.applyTopic(value, to: &config.topics[config.topics.count - 1])
             }
         }
@@ -123,6 +128,8 @@ struct ServerConfigBuilder {
             return .zooKeeper
         case "replication":
             return .replication
+        case "http":
+            return .http
         default:
             break
         }
@@ -130,9 +137,9 @@ struct ServerConfigBuilder {
             .map { $0.trimmingSpaces() }
         guard parts.count == 2, parts[0] == "topic" else {
             let topicGuess = "topic=" + (parts.count == 2 ? parts[1] : section.name)
-            let closest = closestCandidate(to: section.name, in: [topicGuess, "system", "zookeeper", "replication"])!
+            let closest = closestCandidate(to: section.name, in: [topicGuess, "system", "zookeeper", "replication", "http"])!
             throw ConfigError(kind: .unknownSection, path: path, line: section.line, section: section.name,
-                              message: "unknown section; expected [system], [zookeeper], [replication] or [topic=<name>]; "
+                              message: "unknown section; expected [system], [zookeeper], [replication], [http] or [topic=<name>]; "
                                   + "do you mean [\(closest)]?", suggestion: closest)
         }
         let topic = parts[1]
@@ -197,7 +204,7 @@ struct ServerConfigBuilder {
             config.brokerId = try value.int(in: ConfigRange.brokerId)
             hasBrokerId = true
         case "serverPort": config.serverPort = try value.int(in: ConfigRange.port)
-        case "dashboardHttpPort": config.dashboardHttpPort = try value.int(in: ConfigRange.port)
+        case "dashboardHttpPort": config.dashboardHttpPort = try value.int(in: ConfigRange.portOrOff)
         case "numPartitions": config.numPartitions = try value.partitionCount()
         case "unflushThreshold": config.flushPolicy.unflushThreshold = try value.int(in: ConfigRange.javaInt)
         // A zero or negative period is what Java's scheduleAtFixedRate refuses for MetaQ's flush timer.
@@ -241,6 +248,15 @@ struct ServerConfigBuilder {
         case "zk.zkEnable": config.zooKeeper.isEnabled = try value.boolean()
         case "zk.zkRoot": config.zooKeeper.root = value.text
         default: throw Self.unknownKey(value, validKeys: ServerConfig.zooKeeperKeys)
+        }
+    }
+
+    private mutating func applyHTTP(_ value: ConfigValue) throws(ConfigError) {
+        guard try Self.screen(value, validKeys: ServerConfig.httpKeys) else { return }
+        switch value.key {
+        case "enableHttp": config.http.isEnabled = try value.boolean()
+        case "serverPort": config.http.port = try value.int(in: ConfigRange.port)
+        default: throw Self.unknownKey(value, validKeys: ServerConfig.httpKeys)
         }
     }
 

@@ -19,7 +19,7 @@ public struct ServerConfig: Equatable, Sendable {
     public var hostName: String?
     /// `serverPort`, 8123.
     public var serverPort: Int
-    /// `dashboardHttpPort`, 8120.
+    /// `dashboardHttpPort`, 8120; 0 turns the dashboard off (ours, docs/DASHBOARD.md).
     public var dashboardHttpPort: Int
     /// `dataPath`; nil means MetaQ's `${user.home}/meta`, which the runtime resolves (the parser
     /// cannot know the home directory).
@@ -108,6 +108,8 @@ public struct ServerConfig: Equatable, Sendable {
     public var zooKeeper: ZooKeeperConfig
     /// The `[replication]` section (issue 17), or what `start --slave <file>` read.
     public var replication: ReplicationConfig
+    /// `[http]`: the HTTP message API (§7.1); off unless `enableHttp=true`.
+    public var http = HTTPConfig()
     /// The `[topic=<name>]` sections in file order (each topic once: a repeated header is refused).
     /// Resolve a topic's effective settings with ``topicConfig(for:)``.
     public var topics: [TopicSection]
@@ -168,6 +170,20 @@ public enum TransactionLogFlush: Int, Equatable, Sendable {
 ///
 /// The parser does not require ``connect``: MetaQ refuses to start without it, but `start --local`
 /// needs no ZooKeeper, so whether it is needed (enabled and not local) is the runtime's decision.
+/// `[http]` of server.ini: MetaQ's HTTP message API (reference §7.1), which the original ran as a
+/// Jetty plugin enabled by `enableHttp=true` in `bin/env.sh`, on `serverPort` of
+/// `conf/jettyBroker.properties` (8080). Here both keys live in one section; off by default, as there.
+public struct HTTPConfig: Equatable, Sendable {
+    public var isEnabled = false
+    /// `serverPort`, 8080 as in `jettyBroker.properties`.
+    public var port = 8080
+
+    public init(isEnabled: Bool = false, port: Int = 8080) {
+        self.isEnabled = isEnabled
+        self.port = port
+    }
+}
+
 public struct ZooKeeperConfig: Equatable, Sendable {
     /// `zk.zkConnect`, the server list (`host:port,host:port`); nil when not set.
     public var connect: String?

@@ -43,7 +43,7 @@ extension ConfigTests {
         @Test func unknownSection() throws {
             let e = try error("[sytem]\nbrokerId=1\n[topic=t]\n")
             #expect(e.kind == .unknownSection && e.line == 1 && e.section == "sytem" && e.suggestion == "system")
-            #expect(e.message == "unknown section; expected [system], [zookeeper], [replication] or [topic=<name>]; do you mean [system]?")
+            #expect(e.message == "unknown section; expected [system], [zookeeper], [replication], [http] or [topic=<name>]; do you mean [system]?")
             #expect(try error("[system]\nbrokerId=1\n[topics=orders]\n").suggestion == "topic=orders")
             #expect(try error("[system]\nbrokerId=1\n[ZooKeeper]\n[topic=t]\n").suggestion == "zookeeper")
         }
@@ -129,7 +129,7 @@ extension ConfigTests {
                 ("[system]\nbrokerId=1024\n[topic=t]\n", "expected an integer in 0...1023, got 1024"),
                 ("[system]\nbrokerId=-1\n[topic=t]\n", "expected an integer in 0...1023, got -1"),
                 (ConfigTests.withSystem("serverPort=0"), "expected an integer in 1...65535, got 0"),
-                (ConfigTests.withSystem("dashboardHttpPort=65536"), "expected an integer in 1...65535, got 65536"),
+                (ConfigTests.withSystem("dashboardHttpPort=65536"), "expected an integer in 0...65535, got 65536"),
                 (ConfigTests.withSystem("numPartitions=-1"), "expected an integer in 1...2147483647, got -1; "
                     + "a topic needs at least one partition (with none, every put fails)"),
                 (ConfigTests.withSystem("flushTxLogAtCommit=3"), "expected an integer in 0...2, got 3"),

@@ -163,8 +163,9 @@ struct Start: ParsableCommand {
             }
             logger.info("HTTP message API listening", metadata: ["port": "\(httpPort)"])
         }
+        // `POST /reload-config` runs the same reload as `metaq-server reload` (reference §8.4).
         let dashboard = try startDashboard(server: server, config: config, dataPath: data, serverPort: bound,
-                                           clusterMode: clusterMode, logger: logger)
+                                           clusterMode: clusterMode, logger: logger, reload: { server.reload() })
         var cluster: BrokerClusterMember?
         if clusterMode, let connect = config.zooKeeper.connect {
             let uri = "meta://\(advertisedHost(config)):\(bound)"

@@ -202,3 +202,20 @@ extension AdminVerbsTests {
         }
     }
 }
+
+extension AdminVerbsTests {
+    /// The dashboard's `POST /reload-config` (reference §7.2, §8.4) runs the same reload as the
+    /// verb: a new topic section is served at once.
+    @Test func theDashboardReloadsThroughTheSamePath() throws {
+        try withBroker { broker in
+            broker.dashboardPort = try LocalProcess.freePort()
+            try broker.start()
+            try DashboardBrowserTests.waitForDashboard(broker.dashboardPort)
+            try (Self.config + "\n[topic=invoices]\n").write(toFile: broker.directory + "/server.ini", atomically: true, encoding: .utf8)
+            let answer = try DashboardHTTP.request(port: broker.dashboardPort, "POST", "/reload-config")
+            #expect(answer.hasPrefix("HTTP/1.1 200") && answer.contains("topics added: invoices"), "\(answer)")
+            var client = try WireConnection(host: "127.0.0.1", port: broker.port)
+            #expect(try put(&client, "invoices", 0, opaque: 1)?.hasPrefix("200 ") == true)
+        }
+    }
+}

@@ -46,7 +46,7 @@ extension BrokerWireFuzz.Driver {
             if case .partitionFailed = notice { preconditionFailure("\(notice)") }
             if case .transactionJournalFailed = notice { preconditionFailure("\(notice)") }
         case .sendValue, .flush, .close, .armTimer, .registerTopic, .syncAnswered, .stopped, .connectToMaster, .sendToMaster,
-             .closeMasterLink, .publishInSync, .promote, .logsConsistent:
+             .closeMasterLink, .publishInSync, .promote, .logsConsistent, .reloadConfig:
             break
         }
     }
@@ -59,7 +59,9 @@ extension BrokerWireFuzz.Driver {
             precondition(path.hasPrefix(prefix), "a file outside the data directory: \(path)")
             let components = path.dropFirst(prefix.count).split(separator: "/", omittingEmptySubsequences: false)
             if components.count == 1 {
-                precondition(components[0].hasPrefix("msgid-reservation"), "an unexpected file: \(path)")
+                // The id reservation, and the partitions an admin request closed (issue 19).
+                precondition(components[0].hasPrefix("msgid-reservation") || components[0].hasPrefix(ClosedPartitionsFile.fileName),
+                             "an unexpected file: \(path)")
                 continue
             }
             precondition(components.count == 2, "a file nested below a partition directory: \(path)")

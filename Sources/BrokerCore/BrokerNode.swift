@@ -21,8 +21,8 @@ public final class BrokerNode {
         /// `meta://host:port`, as the machine puts it in answers.
         public var brokerURI: String
         public var version: String
-        /// The bytes of the server.ini the broker started with: the `config` command's answer and
-        /// `config_checksum` of `stats` (§9; there is no reload).
+        /// The bytes of the server.ini the broker started with (or last reloaded, §8.4): the
+        /// `config` command's answer and `config_checksum` of `stats` (§9).
         public var configFile: [UInt8]
         /// Moves expired segments away for `archive` retention (the runtime's compresses).
         public var archiver: any SegmentArchiver
@@ -75,14 +75,19 @@ public final class BrokerNode {
         case stopped
     }
 
-    public let settings: Settings
+    /// Fixed but for `configFile`, which `reload` replaces (§8.4).
+    public internal(set) var settings: Settings
     public let stores: PartitionStores
     let storage: any Storage
     @exclusivity(unchecked) public internal(set) var machine: BrokerMachine
-    /// CRC32 of the server.ini the broker started with (`config_checksum` of `stats`, §9).
-    public let configChecksum: Int64
+    /// CRC32 of the server.ini the broker started with or last reloaded (`config_checksum` of
+    /// `stats`, §9).
+    public internal(set) var configChecksum: Int64
     /// When the node started (monotonic; uptime and the dashboard's start time).
     public let startedAt: Instant
+    /// The server.ini bytes the node started with: what a `reload` compares `[system]` with (it
+    /// applies none of it, so a change stays "needs a restart" until the restart).
+    let startedConfigFile: [UInt8]
     @exclusivity(unchecked) var phase = Phase.running
 
     /// Group-commit puts staged and waiting for the sync that covers them: token → the offset
@@ -193,6 +198,7 @@ public final class BrokerNode {
         journalDataPath = stores.config.dataLogPath ?? stores.defaultDataPath
         transactionRecovery = transactions.report
         configChecksum = Int64(CRC32.checksum(settings.configFile))
+        startedConfigFile = settings.configFile
         replica = stores.config.replication.slave.map {
             ReplicaState(settings: $0, maxTransferSize: stores.config.maxTransferSize)
         }
@@ -221,8 +227,12 @@ public final class BrokerNode {
         // Transactions after the partitions: a replayed commit is checked against them (§4.5).
         let transactions = try recoverTransactions(storage: storage, stores: stores, config: config,
                                                    settings: transactionSettings, clock: clock, canary: settings.canary)
-        let machine = BrokerMachine(settings: machineSettings, partitionsWithData: Set(stores.partitions),
+        var machine = BrokerMachine(settings: machineSettings, partitionsWithData: Set(stores.partitions),
                                     idReservationMs: reservation, seed: settings.seed, transactions: transactions.machine)
+        // Closed partitions stay closed across restarts (our difference from §11.10).
+        for partition in try ClosedPartitionsFile.load(storage: storage, dataPath: stores.defaultDataPath).sorted() {
+            _ = machine.handle(.partitionClosed(partition), nowMs: clock.wallMs)
+        }
         let node = BrokerNode(settings: settings, stores: stores, storage: storage, machine: machine, startedAt: clock.now,
                               transactions: transactions)
         let report = StartReport(recoveries: reports.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
@@ -309,6 +319,8 @@ public final class BrokerNode {
         case .stats(let command) where command.item == "promote" || command.item == "promote-force":
             return actions.append(.reply(connection, promoteRequested(force: command.item == "promote-force",
                                                                       opaque: command.responseOpaque, &actions)))
+        case .stats(let command) where AdminCommand.isAdminItem(command.item):
+            return adminRequested(command.item!, from: connection, opaque: command.responseOpaque, clock, &actions)
         case .stats(let command) where command.item?.hasPrefix(Self.slaveHelloPrefix) == true:
             if slaveHello(command.item!, opaque: command.responseOpaque, from: connection, clock, &actions) { return }
         default: break

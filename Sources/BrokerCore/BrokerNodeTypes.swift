@@ -119,11 +119,13 @@ public enum BrokerNotice: Equatable, Sendable, CustomStringConvertible {
     /// Replication found something wrong it cannot repair by itself (a master behind its slave,
     /// a record that fails its checksum).
     case replicationProblem(String)
+    /// An operator's admin verb did something (close-partitions, open-partitions, reload).
+    case admin(String)
 
     public var level: Level {
         switch self {
         case .partitionFailed, .finalSyncFailed, .idReservationNotPersisted, .transactionJournalFailed: return .critical
-        case .transaction, .replication: return .info
+        case .transaction, .replication, .admin: return .info
         case .replicationProblem: return .error
         case .syncPostponed: return .warning
         case .segmentUnreadable, .retentionFailed: return .error
@@ -147,6 +149,7 @@ public enum BrokerNotice: Equatable, Sendable, CustomStringConvertible {
         case .transaction(let text): return "transactions: \(text)"
         case .replication(let text): return "replication: \(text)"
         case .replicationProblem(let text): return "replication: \(text)"
+        case .admin(let text): return "admin: \(text)"
         case .transactionJournalFailed(let error):
             return "the transaction journal failed: transactions are refused until the broker is restarted: \(error)"
         }
@@ -279,5 +282,8 @@ extension BrokerNode {
         /// (`BrokerElection.Event.logsConsistent`), which decides from it whether this broker may
         /// take over.
         case logsConsistent(term: Int64?)
+        /// An operator asked for `reload` (§8.4): read and parse the broker's server.ini, call
+        /// `reload(_:replyTo:clock:into:)` with it and this connection, carry out its actions.
+        case reloadConfig(replyTo: ConnectionID, opaque: Int32)
     }
 }

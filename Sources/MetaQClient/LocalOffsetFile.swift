@@ -7,8 +7,8 @@ import ProtocolCore
 /// rewritten through a temporary file and a rename, so a crash leaves the old or the new file.
 ///
 /// Not shared between processes: like the original, it suits a group with one consumer.
-final class LocalOffsetFile: @unchecked Sendable {  // used only on the client loop
-    static var defaultPath: String { NSHomeDirectory() + "/.meta_offsets" }
+public final class LocalOffsetFile: @unchecked Sendable {  // used only on the client loop (or read once by a tool)
+    public static var defaultPath: String { NSHomeDirectory() + "/.meta_offsets" }
 
     let path: String
     /// group → "topic|broker-partition" → offset.
@@ -20,7 +20,7 @@ final class LocalOffsetFile: @unchecked Sendable {  // used only on the client l
         var offset: StoredOffset
     }
 
-    init(path: String) throws {
+    public init(path: String) throws {
         self.path = path
         guard FileManager.default.fileExists(atPath: path) else { return }
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -48,6 +48,12 @@ final class LocalOffsetFile: @unchecked Sendable {  // used only on the client l
 
     func offset(group: String, topic: String, partition: BrokerPartition) -> StoredOffset? {
         groups[group]?[Self.key(topic, partition)]?.offset
+    }
+
+    /// Every offset stored for `topic` by `group`, by broker and partition (`metaq offsets`).
+    public func offsets(group: String, topic: String) -> [(partition: BrokerPartition, offset: StoredOffset)] {
+        (groups[group] ?? [:]).values.filter { $0.topic == topic }.sorted { $0.partition < $1.partition }
+            .map { ($0.partition, $0.offset) }
     }
 
     /// Records the offsets and rewrites the file.

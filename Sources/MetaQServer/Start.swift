@@ -163,8 +163,9 @@ struct Start: ParsableCommand {
             }
             logger.info("HTTP message API listening", metadata: ["port": "\(httpPort)"])
         }
+        // `POST /reload-config` runs the same reload as `metaq-server reload` (reference §8.4).
         let dashboard = try startDashboard(server: server, config: config, dataPath: data, serverPort: bound,
-                                           clusterMode: clusterMode, logger: logger)
+                                           clusterMode: clusterMode, logger: logger, reload: { server.reload() })
         var cluster: BrokerClusterMember?
         if clusterMode, let connect = config.zooKeeper.connect {
             let uri = "meta://\(advertisedHost(config)):\(bound)"
@@ -261,7 +262,7 @@ struct Start: ParsableCommand {
     func makeServer(config: ServerConfig, dataPath: String, logger: Logger) throws -> BrokerServer {
         var seed: UInt64 = 0
         withUnsafeMutableBytes(of: &seed) { arc4random_buf($0.baseAddress!, 8) }
-        // The file is read once (there is no reload): the `config` command answers these bytes.
+        // The `config` command answers these bytes until a `reload` reads the file again.
         let configFile = (try? ConfigFile.read(configPath)) ?? []
         let settings = BrokerNode.Settings(
             brokerURI: "meta://\(config.hostName ?? "localhost"):\(config.serverPort)", version: Self.version,
@@ -280,7 +281,7 @@ struct Start: ParsableCommand {
                 exist; with maxAutoCreatedPartitions=\(report.maxAutoCreatedPartitions) puts cannot create more
                 """)
         }
-        return BrokerServer(node: node, logger: logger)
+        return BrokerServer(node: node, logger: logger, configPath: configPath)
     }
 
     func waitForSignal(server: BrokerServer, cluster: BrokerClusterMember?, dashboard: DashboardServer?, pidFile: String,

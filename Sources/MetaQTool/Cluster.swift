@@ -6,7 +6,7 @@ import Runtime
 
 /// `--zookeeper host:port[,…]` and `--zk-root`, shared by the cluster-aware subcommands.
 struct ZooKeeperOption: ParsableArguments {
-    @Option(name: .customLong("zookeeper"), help: "ZooKeeper connect string (host:port[,host:port…]): use the cluster it describes.")
+    @Option(name: [.customLong("zookeeper"), .customLong("zk")], help: "ZooKeeper connect string (host:port[,host:port…]): use the cluster it describes.")
     var connect: String?
 
     @Option(name: .customLong("zk-root"), help: "The cluster's zk.zkRoot.")

@@ -8,7 +8,7 @@ struct MetaQTool: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "metaq",
         abstract: "Produce to, consume from and inspect MetaQ-compatible brokers (over the MetaQ wire) and clusters (through ZooKeeper).",
-        subcommands: [Produce.self, Consume.self, Stats.self, Cluster.self, Recover.self, Tx.self, Admin.self, Bench.self, BenchGroup.self])
+        subcommands: [Produce.self, Consume.self, Stats.self, Cluster.self, Recover.self, Tx.self, Admin.self, Offsets.self, Bench.self, BenchGroup.self])
 }
 
 /// `--server meta://host:port` (reference §1.7), shared by every subcommand.

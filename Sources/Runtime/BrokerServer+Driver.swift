@@ -66,6 +66,7 @@ extension BrokerServer {
         case .closeMasterLink(let link): masterLinks.removeValue(forKey: link)?.channel?.close()
         case .publishInSync, .promote, .logsConsistent:
             if let event = ElectionDriver.electionEvent(for: action) { onElectionEvent?(event) }
+        case .reloadConfig(let connection, let opaque): reloadOnLoop(replyTo: (connection, opaque))
         }
     }
 

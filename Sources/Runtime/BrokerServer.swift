@@ -87,7 +87,12 @@ public final class BrokerServer: @unchecked Sendable {
     var trafficBytesIn: Int64 = 0
     var trafficBytesOut: Int64 = 0
 
-    public init(node: BrokerNode, logger: Logger) {
+    /// The server.ini the broker was started with: what `reload` re-reads (§8.4); nil when it was
+    /// built without a file (reload then answers so).
+    public let configPath: String?
+
+    public init(node: BrokerNode, logger: Logger, configPath: String? = nil) {
+        self.configPath = configPath
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         loop = group.next()
         let ioThreads = node.config.ioThreads(cpus: System.coreCount)

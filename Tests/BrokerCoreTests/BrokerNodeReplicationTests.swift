@@ -119,7 +119,7 @@ final class ReplicatedPair {
         case .promote(let force): promotions.append((fromMaster, force))
         case .logsConsistent(let term): logsTerms.append((fromMaster, term))
         case .startJournalSync(let job): inbox.append((fromMaster, .journalSyncFinished(id: job.id, job.batch.performed())))
-        case .flush, .close, .registerTopic, .syncAnswered, .stopped: break
+        case .flush, .close, .registerTopic, .syncAnswered, .stopped, .reloadConfig: break
         }
     }
 

@@ -8,9 +8,10 @@ import Testing
 struct HelpTextTests {
     static let commands: [(product: String, arguments: [String])] =
         [("metaq", []), ("metaq-server", []), ("metaq-sim", [])]
-        + ["produce", "consume", "stats", "cluster", "recover", "bench", "bench-group", "tx"].map { ("metaq", [$0]) }
+        + ["produce", "consume", "stats", "cluster", "recover", "offsets", "bench", "bench-group", "tx"].map { ("metaq", [$0]) }
         + ["list", "commit", "rollback"].map { ("metaq", ["tx", $0]) }
-        + ["start", "stop", "status", "stats", "slave-status"].map { ("metaq-server", [$0]) }
+        + ["start", "stop", "status", "stats", "slave-status", "reload", "close-partitions", "open-partitions", "move-partitions",
+           "delete-partitions"].map { ("metaq-server", [$0]) }
 
     @Test(arguments: commands.indices)
     func helpExplainsWithoutSectionNumbers(_ index: Int) throws {

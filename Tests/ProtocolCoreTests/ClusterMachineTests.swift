@@ -327,6 +327,25 @@ struct BrokerRegistrationTests {
         #expect(broker.machine.registrations == 2)
     }
 
+    /// `reload` (reference §8.4) changed a registered topic's partition count: its nodes, which
+    /// this session created, are replaced (not taken for another broker's).
+    @Test func aReloadedTopicIsRegisteredAgainWithItsNewValues() {
+        let world = ZKWorld()
+        let broker = RegistrationDriver(world, Self.settings())
+        broker.feed(.start)
+        world.run(untilMs: 100)
+        broker.feed(.topicAdded(.init(name: "orders-eu", numPartitions: 4)))
+        world.run(untilMs: 200)
+        broker.feed(.topicAdded(.init(name: "orders-eu", numPartitions: 4)))
+        world.run(untilMs: 300)
+        #expect(broker.machine.registrations == 2, "the same values change nothing")
+        broker.feed(.topicAdded(.init(name: "orders-eu", numPartitions: 8)))
+        world.run(untilMs: 400)
+        #expect(world.text("/meta/brokers/topics-pub/orders-eu/0-m") == #"{"numParts":8,"broker":"0-m"}"#)
+        #expect(broker.machine.registrations == 3)
+        #expect(!broker.actions.contains { if case .conflict = $0 { return true } else { return false } })
+    }
+
     @Test func stopRemovesTheRegistration() {
         let world = ZKWorld()
         let broker = RegistrationDriver(world, Self.settings())

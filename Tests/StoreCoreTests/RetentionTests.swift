@@ -18,7 +18,7 @@ struct RetentionTests {
             #expect(throws: DeletePolicyError.self, "\(bad)") { try DeletePolicy(parsing: bad) }
         }
         let error = try? #require(throws: DeletePolicyError.self) { try DeletePolicy(parsing: "drop,1") }
-        #expect(error?.description == "invalid deletePolicy 'drop,1': unknown policy 'drop' (expected delete or archive)")
+        #expect(error?.description == "invalid deletePolicy 'drop,1': unknown policy 'drop' (expected delete, archive or size)")
     }
 
     func agedLog(_ disk: SimDisk) throws -> PartitionLog {
@@ -44,6 +44,39 @@ struct RetentionTests {
         #expect(log.segmentStarts == [150])
         #expect(try disk.list(dir) == ["00000000000000000150.meta"])
         #expect(try log.applyRetention(policy, nowMs: 9_000_000).isEmpty)
+        #expect(try readAll(log).map(\.id) == [7])
+    }
+
+    /// `size,<bytes>` (issue 19; docs/CONFIGURATION.md): the bytes are a config expression; the
+    /// errors speak the original's style.
+    @Test func sizePoliciesParse() throws {
+        #expect(try DeletePolicy(parsing: "size,10*1024*1024*1024").maxBytes == 10 << 30)
+        #expect(try DeletePolicy(parsing: "size, 120 ").maxBytes == 120)
+        #expect(try DeletePolicy(parsing: "size,120").action == .delete)
+        #expect(try DeletePolicy(parsing: "delete,1").maxBytes == nil)
+        let ini = "[system]\nbrokerId=1\nnumPartitions=1\ndeletePolicy=delete,24\n[topic=big]\ndeletePolicy=size,10*1024*1024*1024\n"
+        let config = try ServerConfig(parsing: ini, path: "server.ini")
+        #expect(config.topicConfig(for: "big")?.deletePolicy.maxBytes == 10 << 30)
+        #expect(throws: (any Error).self) { try ServerConfig(parsing: ini + "[topic=bad]\ndeletePolicy=size,lots\n", path: "server.ini") }
+        for bad in ["size", "size,", "size,0", "size,-5", "size,1,2", "size,ten", "size,9223372036854775807*2"] {
+            #expect(throws: DeletePolicyError.self, "\(bad)") { try DeletePolicy(parsing: bad) }
+        }
+        let error = try? #require(throws: DeletePolicyError.self) { try DeletePolicy(parsing: "size,0") }
+        #expect(error?.description == "invalid deletePolicy 'size,0': bytes must be at least 1, got 0")
+    }
+
+    /// Oldest first, a prefix only, while the rest still holds at least the bound; never the
+    /// active segment, whatever the bound; ages play no part.
+    @Test func deleteBySizeKeepsAtLeastTheBound() throws {
+        let disk = SimDisk()
+        let log = try agedLog(disk)
+        #expect(log.segmentStarts == [0, 50, 100, 150] && log.maxOffset == 175)
+        // 175 bytes: without segment 0 there are 125 ≥ 120, without 50 too only 75 < 120.
+        #expect(try log.applyRetention(try DeletePolicy(parsing: "size,120"), nowMs: 0).map(\.segmentStart) == [0])
+        #expect(log.minOffset == 50)
+        #expect(try log.applyRetention(try DeletePolicy(parsing: "size,120"), nowMs: 0).isEmpty, "stable once within the bound")
+        #expect(try log.applyRetention(try DeletePolicy(parsing: "size,1"), nowMs: 0).map(\.segmentStart) == [50, 100])
+        #expect(log.segmentStarts == [150], "the active segment stays")
         #expect(try readAll(log).map(\.id) == [7])
     }
 

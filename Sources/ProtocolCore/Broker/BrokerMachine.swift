@@ -66,6 +66,9 @@ public struct BrokerMachine {
         /// it again.
         case partitionClosed(TopicPartition)
         case partitionReopened(TopicPartition)
+        /// `reload` (reference §8.4) replaced the topic sections: legality, partition counts,
+        /// `stat` and filters follow `rules` from the next request on.
+        case topicsChanged(TopicRules)
         /// The outcome of `.persistIdReservation(ms)`. A failure makes the next put ask for a
         /// reservation again; the put that asked for this one must be refused by the caller.
         case idReservationSaved(Int64, succeeded: Bool)
@@ -198,7 +201,8 @@ public struct BrokerMachine {
         case stats(ConnectionID, opaque: Int32, StatsItem)
     }
 
-    public let settings: Settings
+    /// Fixed but for `topics`, which `.topicsChanged` replaces (reload, §8.4).
+    public internal(set) var settings: Settings
     var ids: MessageIdGenerator
     var random: SplitMix64
     /// Partitions that have a log (on disk at start, or created by a put); a `get` elsewhere is 404.
@@ -215,7 +219,7 @@ public struct BrokerMachine {
     /// Open, prepared and heuristically completed transactions (§4).
     public internal(set) var transactions: TransactionMachine
     /// The topic of the last accepted put and its section: consecutive puts of one topic skip
-    /// the name check and the section search (settings never change, so this cannot go stale).
+    /// the name check and the section search (forgotten when `.topicsChanged` replaces them).
     var lastAcceptedTopic: (name: String, rule: TopicRules.Rule)?
     /// Partitions recent puts were stored in (each known to be in `partitionsWithData`, which
     /// only grows): checked without hashing the name.
@@ -295,6 +299,10 @@ public struct BrokerMachine {
             return []
         case .partitionReopened(let partition):
             closedPartitions.remove(partition)
+            return []
+        case .topicsChanged(let rules):
+            settings.topics = rules
+            lastAcceptedTopic = nil
             return []
         case .connectionClosed(let connection):
             // Answers still owed to a closed connection are dropped; the stores finish regardless

@@ -223,8 +223,14 @@ extension BrokerRegistration {
         case .start:
             if phase == .idle { beginRegistration(&actions) }
         case .topicAdded(let topic):
-            guard !topics.contains(where: { $0.name == topic.name }) else { break }
-            topics.append(topic)
+            // A topic registered already is registered again only when its values changed (a
+            // `reload` changed its section, §8.4): its nodes are ours, replaced below.
+            if let index = topics.firstIndex(where: { $0.name == topic.name }) {
+                guard topics[index] != topic else { break }
+                topics[index] = topic
+            } else {
+                topics.append(topic)
+            }
             switch phase {
             case .registered:
                 pending = topicNodes(topic)
@@ -407,7 +413,9 @@ extension BrokerRegistration {
                 // Failover: another broker's session may hold it (a deposed leader not yet
                 // stepped down), whatever its data; wait for it to go rather than delete it.
                 retry(now)
-            } else if existing == node.data {
+            } else if existing == node.data || owned.contains(node.path) {
+                // A node of an earlier session with our data, or one this session created whose
+                // data changed (a reloaded topic's values): replaced.
                 send(.deleteStale, node, &actions)
             } else {
                 actions.append(.conflict(path: node.path, existing: String(decoding: existing ?? [], as: UTF8.self)))

@@ -335,6 +335,13 @@ final class SimBroker {
         case .closeMasterLink(let link): closeMasterLink(link)
         case .publishInSync, .promote, .logsConsistent:
             if election != nil, let event = ElectionDriver.electionEvent(for: action) { sim.electionHandle(self, event) }
+        case .reloadConfig(let connection, let opaque):
+            // The simulated broker's file never changes: a reload re-reads the text it started with.
+            guard let node else { return }
+            var reloaded: [BrokerNode.Action] = []
+            node.reload(.loaded(config, file: Array(iniText.utf8), path: "sim.ini"), replyTo: (connection, opaque), clock: clock,
+                        into: &reloaded)
+            for action in reloaded { perform(action) }
         }
     }
 
@@ -353,7 +360,7 @@ final class SimBroker {
             journalFailed = true
             sim.trace(.brokerNotice, Int64(id), 0, "\(name) \(notice)")
         case .idReservationNotPersisted, .segmentUnreadable, .retentionFailed, .finalSyncFailed, .syncPostponed, .syncsResumed,
-             .transaction, .replication, .replicationProblem:
+             .transaction, .replication, .replicationProblem, .admin:
             sim.trace(.brokerNotice, Int64(id), 0, "\(name) \(notice)")
         }
     }

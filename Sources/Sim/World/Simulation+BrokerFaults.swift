@@ -51,8 +51,9 @@ extension Simulation {
         } else {
             // Ages judged as if up to two retention periods had passed: some seeds remove every
             // sealed, synced segment, others only the oldest.
-            let maxAgeMs = broker.config.deletePolicy.maxAgeMs
-            let asOf = wallMs + maxAgeMs - Int64(brokerFaultRng.int(in: 0...2000))
+            // (A size policy's age is unbounded: its run judges sizes, not the time.)
+            let maxAgeMs = min(broker.config.deletePolicy.maxAgeMs, Int64.max / 4)
+            let asOf = wallMs &+ maxAgeMs - Int64(brokerFaultRng.int(in: 0...2000))
             counters.retentionRuns += 1
             trace(.brokerFault, 5, Int64(b), "FAULT retention run on broker\(b)")
             broker.runRetention(asOfWallMs: asOf)

@@ -7,7 +7,10 @@ extension PartitionLog {
         public var action: DeletePolicy.Action
     }
 
-    /// Removes the segments older than the policy's age at wall-clock time `nowMs`.
+    /// Removes the segments older than the policy's age at wall-clock time `nowMs`; for a size
+    /// policy, the oldest segments as long as the log without the segment still holds at least
+    /// `maxBytes` (Kafka's `retention.bytes` rule: a partition keeps at least the bound when it has
+    /// that much, and exceeds it by less than one segment plus the active one).
     ///
     /// Never touches the active (last) segment or a segment with unsynced bytes, and only takes a
     /// prefix of the log, so the remaining segments stay contiguous. MetaQ judges age by the
@@ -19,6 +22,14 @@ extension PartitionLog {
         while segments.count > 1 {
             let oldest = segments[0]
             guard oldest.end <= syncedEnd else { break }
+            if let maxBytes = policy.maxBytes {
+                let total = segments[segments.count - 1].end - oldest.start
+                guard total - oldest.size >= maxBytes else { break }
+                try remove(oldest, action: policy.action, archiver: archiver)
+                segments.removeFirst()
+                outcomes.append(RetentionOutcome(segmentStart: oldest.start, path: oldest.path, action: policy.action))
+                continue
+            }
             let modified: Int64
             do { modified = try storage.modificationTimeMs(oldest.path) } catch {
                 throw .storage(Self.storageError(error, path: oldest.path))

@@ -1,5 +1,8 @@
 /// `deletePolicy` (reference §2.7): `delete,<age>` or `archive,<age>[,<compress>]`, where the age is
-/// hours by default or carries a unit suffix `h`, `m` or `s` (`delete,168`, `delete,72s`).
+/// hours by default or carries a unit suffix `h`, `m` or `s` (`delete,168`, `delete,72s`); or ours,
+/// `size,<bytes>` (issue 19): per partition, the oldest segments go while the partition without
+/// them still holds at least `<bytes>` (Kafka's `retention.bytes`). The bytes are a config
+/// expression (`10*1024*1024*1024`).
 public struct DeletePolicy: Equatable, Sendable, CustomStringConvertible {
     public enum Action: Equatable, Sendable {
         case delete
@@ -8,8 +11,11 @@ public struct DeletePolicy: Equatable, Sendable, CustomStringConvertible {
     }
 
     public var action: Action
-    /// Segments whose last modification is older than this are eligible.
+    /// Segments whose last modification is older than this are eligible (`Int64.max` for a size
+    /// policy: age alone never removes a segment).
     public var maxAgeMs: Int64
+    /// A size policy's bound on a partition's bytes (nil for age policies).
+    public var maxBytes: Int64?
     public let text: String
 
     /// MetaQ's default: delete after 7 days.
@@ -23,6 +29,18 @@ public struct DeletePolicy: Equatable, Sendable, CustomStringConvertible {
         case "delete":
             guard parts.count == 2 else { throw DeletePolicyError(text, "expected delete,<age>[h|m|s]") }
             action = .delete
+        case "size":
+            guard parts.count == 2 else { throw DeletePolicyError(text, "expected size,<bytes>") }
+            let bytes: Int64
+            do { bytes = try ConfigExpression.evaluate(parts[1]) } catch {
+                throw DeletePolicyError(text, "bytes must be a number or an expression such as 10*1024*1024*1024: \(error)")
+            }
+            guard bytes > 0 else { throw DeletePolicyError(text, "bytes must be at least 1, got \(bytes)") }
+            action = .delete
+            maxAgeMs = .max
+            maxBytes = bytes
+            self.text = text
+            return
         case "archive":
             guard parts.count == 2 || parts.count == 3 else {
                 throw DeletePolicyError(text, "expected archive,<age>[h|m|s][,true|false]")
@@ -37,7 +55,7 @@ public struct DeletePolicy: Equatable, Sendable, CustomStringConvertible {
             }
             action = .archive(compress: compress)
         default:
-            throw DeletePolicyError(text, "unknown policy '\(name)' (expected delete or archive)")
+            throw DeletePolicyError(text, "unknown policy '\(name)' (expected delete, archive or size)")
         }
         maxAgeMs = try Self.parseAge(parts[1], policy: text)
         self.text = text

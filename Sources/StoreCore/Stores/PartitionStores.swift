@@ -6,7 +6,8 @@ import ProtocolCore
 /// The glue between `BrokerMachine` actions and `PartitionLog`s, kept here (pure, over `Storage`)
 /// so the Linux runtime and the simulator drive the same code. Single owner, like the logs.
 public final class PartitionStores {
-    public let config: ServerConfig
+    /// Fixed but for its topic sections, which `replaceTopics` swaps (reload, §8.4).
+    public private(set) var config: ServerConfig
     /// Where topics without their own `dataPath` live (MetaQ: `${user.home}/meta`, resolved by the
     /// runtime, which knows the home directory).
     public let defaultDataPath: String
@@ -22,6 +23,13 @@ public final class PartitionStores {
         self.storage = storage
         self.config = config
         self.defaultDataPath = config.dataPath ?? defaultDataPath
+    }
+
+    /// `reload` (§8.4): the topic sections become `topics`; everything else stays as started.
+    /// Logs created from now on take their topic's new settings; open logs keep the flush
+    /// policy they were opened with until the next start.
+    public func replaceTopics(_ topics: [TopicSection]) {
+        config.topics = topics
     }
 
     /// The partitions that have a log, sorted.

@@ -88,10 +88,13 @@ struct DashboardBrowserTests {
                     .replacingOccurrences(of: ">", with: "&gt;"), "\(stats.text("stats") ?? "")")
         let config = try browser.load(base + "/config", shot: "local-config")
         #expect(config.dom.contains("[topic=beta]"))
-        #expect(config.dom.contains("Reloading is not available"))
+        // The Reload button posts to the broker's reload (`BrokerServer.reload()`, AdminVerbsTests).
+        #expect(config.dom.contains("action=\"/reload-config\""))
         let cluster = try browser.load(base + "/cluster", shot: "local-cluster")
         #expect(cluster.dom.contains("local mode"))
-        _ = try browser.load(base + "/logging", shot: "local-logging")
+        // The broker's own lines since start (Start.recentLogs): one logged before it listened.
+        let logging = try browser.load(base + "/logging", shot: "local-logging")
+        #expect(logging.dom.contains("file descriptor limit"))
         _ = try browser.load(base + "/stats", shot: "local-stats-system")
     }
 

@@ -60,7 +60,7 @@ struct ConfigValue {
         do throws(DeletePolicyError) {
             return try DeletePolicy(parsing: text)
         } catch {
-            throw self.error(.badDeletePolicy, "\(error); expected delete,<age> or archive,<age>[,true|false] "
+            throw self.error(.badDeletePolicy, "\(error); expected delete,<age>, archive,<age>[,true|false] or size,<bytes> "
                 + "with the age in hours or suffixed h, m or s, e.g. delete,168\(commentHint)")
         }
     }

@@ -111,7 +111,7 @@ extension ConfigTests {
         @Test func badDeletePolicyWrapsItsReason() throws {
             let e = try error(ConfigTests.withSystem("deletePolicy=remove,7"))
             #expect(e.kind == .badDeletePolicy && e.line == 3 && e.key == "deletePolicy")
-            #expect(e.message.hasPrefix("invalid deletePolicy 'remove,7': unknown policy 'remove' (expected delete or archive); "))
+            #expect(e.message.hasPrefix("invalid deletePolicy 'remove,7': unknown policy 'remove' (expected delete, archive or size); expected delete,<age>, archive,<age>[,true|false] or size,<bytes> "))
             #expect(e.message.hasSuffix("e.g. delete,168"))
             #expect(try error("[system]\nbrokerId=1\n[topic=t]\ndeletePolicy=delete,7d\n").kind == .badDeletePolicy)
         }

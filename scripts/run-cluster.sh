@@ -61,3 +61,4 @@ registered() {
 for _ in $(seq 1 75); do registered && break; sleep 0.2; done
 registered || echo "warning: the brokers have not registered in ZooKeeper yet; see $DIR/broker*/metaq-server.log" >&2
 echo "cluster up: .build/release/metaq cluster --zookeeper 127.0.0.1:2181"
+echo "dashboards: http://127.0.0.1:8120/ (broker 0) and http://127.0.0.1:8121/ (broker 1); /metrics on each"

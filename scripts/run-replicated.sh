@@ -37,5 +37,6 @@ fi
 "$SERVER" start -f "$DIR/master.ini" --data "$DIR/master"
 "$SERVER" start -f "$DIR/slave.ini" --data "$DIR/slave"
 echo "master meta://127.0.0.1:8123 ($(grep '^synchronous' "$DIR/master.ini")), slave meta://127.0.0.1:8124"
+echo "dashboards: http://127.0.0.1:8120/ (master) and http://127.0.0.1:8121/ (slave)"
 echo "try: .build/release/metaq produce test --server meta://127.0.0.1:8123 hello"
 echo "     scripts/run-replicated.sh status"

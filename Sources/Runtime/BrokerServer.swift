@@ -130,7 +130,22 @@ public final class BrokerServer: @unchecked Sendable {
     ///
     /// - Throws: ``ListenError`` when the address cannot be bound.
     public func start(host: String, port: Int) throws -> Int {
-        // The listening socket is on a connection loop too: a busy node's loop does not delay accepts.
+        let channel = try listen(host: host, port: port) { _ in }
+        serverChannel = channel
+        loop.execute {
+            self.handle(.start)
+            self.feedConfiguredMaster()
+        }
+        return channel.localAddress?.port ?? port
+    }
+
+    /// A listening socket whose connections are broker connections: admitted against
+    /// `maxConnections`, numbered, read by a `ConnectionHandler` on their connection loop and
+    /// announced to the node. `configure` adds what goes in front of the handler (the HTTP API's
+    /// codec). The listening socket is on a connection loop too: a busy node's loop does not delay
+    /// accepts; accepting backs off when it fails for want of descriptors (`AcceptMonitor`).
+    func listen(host: String, port: Int,
+                configure: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void) throws -> any Channel {
         let bootstrap = ServerBootstrap(group: connectionGroup ?? group, childGroup: connectionGroup ?? group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(ChannelOptions.backlog, value: Int32(clamping: config.listenBacklog))
@@ -149,20 +164,14 @@ public final class BrokerServer: @unchecked Sendable {
                     }
                     let id = ConnectionID(self.nextConnectionID.add(1, ordering: .relaxed).oldValue)
                     let handler = ConnectionHandler(home: home, id: id)
+                    try configure(channel.pipeline.syncOperations)
                     try channel.pipeline.syncOperations.addHandler(handler)
                     home.post(.opened(id, channel, handler))
                 }
             }
-        let channel: any Channel
-        do { channel = try bootstrap.bind(host: host, port: port).wait() } catch {
+        do { return try bootstrap.bind(host: host, port: port).wait() } catch {
             throw ListenError(host: host, port: port, error)
         }
-        serverChannel = channel
-        loop.execute {
-            self.handle(.start)
-            self.feedConfiguredMaster()
-        }
-        return channel.localAddress?.port ?? port
     }
 
     /// Graceful stop: stops accepting, then the node drains its syncs, syncs every log one last

@@ -18,7 +18,12 @@ import Testing
 struct MetricsExpositionTests {
     /// A broker on a temp dir with group commit (every put answered after its sync, so the put
     /// latency histogram counts each put once), and a `BrokerMetrics` rendering on its own loop.
+    ///
+    /// `consumerLagTimeoutMs`: a test whose lag source runs as a Swift task gives it a minute: the
+    /// test process's cooperative threads (two on this machine) can all be held by other tests'
+    /// blocking waits for seconds, and the task only runs once one is free.
     static func withBroker(consumerLag: BrokerMetrics.ConsumerLagSource? = nil,
+                           consumerLagTimeoutMs: Int64 = BrokerMetrics.consumerLagTimeoutMs,
                            _ body: (BrokerServer, BrokerMetrics, Int) throws -> Void) throws {
         try withTemporaryDirectory { directory in
             let ini = """
@@ -38,7 +43,9 @@ struct MetricsExpositionTests {
             defer { _ = try? server.stop() }
             let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
             defer { try? group.syncShutdownGracefully() }
-            try body(server, BrokerMetrics(server: server, renderingOn: group.next(), consumerLag: consumerLag), port)
+            let metrics = BrokerMetrics(observe: { server.observe() }, renderingOn: group.next(), consumerLag: consumerLag,
+                                        consumerLagTimeoutMs: consumerLagTimeoutMs, registry: PrometheusCollectorRegistry())
+            try body(server, metrics, port)
         }
     }
 
@@ -146,7 +153,7 @@ struct MetricsExpositionTests {
             if fails.withLock({ $0 }) { return loop.makeFailedFuture(ConsumerLagUnavailable()) }
             return loop.makeFutureWithTask { try await BrokerMetrics.readConsumerLag(observation: observation, layout: layout, perform: perform) }
         }
-        try Self.withBroker(consumerLag: source) { _, metrics, port in
+        try Self.withBroker(consumerLag: source, consumerLagTimeoutMs: 60_000) { _, metrics, port in
             let connection = try WireConnection(host: "127.0.0.1", port: port)
             for index in 0..<10 {
                 #expect(try Self.put(connection, partition: Int32(index % 2), body: Array(repeating: 0x41, count: 10 + index), opaque: Int32(index)) == StatusCode.success)

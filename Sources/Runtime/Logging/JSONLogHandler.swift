@@ -33,10 +33,7 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var merged = metadata
-        if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
-        if let extra = event.metadata { merged.merge(extra) { $1 } }
-        if let error = event.error { merged["error"] = "\(error)" }
+        let merged = Self.merged(metadata, metadataProvider, event)
         let line = Self.line(time: LogTimestamp.iso8601(wallMs: Clocks.wallMs()), level: event.level, label: label, message: "\(event.message)",
                              metadata: merged, source: event.source,
                              location: includeLocation ? "\(Self.fileName(event.file)):\(event.line)" : nil)
@@ -78,32 +75,17 @@ public struct JSONLogHandler: LogHandler {
         return pairs
     }
 
-    /// `text` as a JSON string: quotes, backslashes and every control character escaped (RFC 8259
-    /// §7), and U+2028/U+2029 too, so a line stays one line for JavaScript readers.
-    static func quoted(_ text: String) -> String {
-        var out = "\""
-        out.unicodeScalars.reserveCapacity(text.unicodeScalars.count + 2)
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            case "\u{2028}": out += "\\u2028"
-            case "\u{2029}": out += "\\u2029"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
+    /// `text` as a JSON string (`JSONString`).
+    static func quoted(_ text: String) -> String { JSONString.quoted(text) }
+
+    /// A line's metadata as both handlers of the broker print it: the handler's, the provider's,
+    /// the event's (later ones win), and the event's error under `error`.
+    static func merged(_ metadata: Logger.Metadata, _ provider: Logger.MetadataProvider?, _ event: LogEvent) -> Logger.Metadata {
+        var merged = metadata
+        if let provided = provider?.get() { merged.merge(provided) { $1 } }
+        if let extra = event.metadata { merged.merge(extra) { $1 } }
+        if let error = event.error { merged["error"] = "\(error)" }
+        return merged
     }
 
     static func fileName(_ path: String) -> Substring {

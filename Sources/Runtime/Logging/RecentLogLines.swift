@@ -72,10 +72,7 @@ public struct RecentLogLinesHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var merged = metadata
-        if let provided = metadataProvider?.get() { merged.merge(provided) { $1 } }
-        if let extra = event.metadata { merged.merge(extra) { $1 } }
-        if let error = event.error { merged["error"] = "\(error)" }
+        let merged = JSONLogHandler.merged(metadata, metadataProvider, event)
         var line = "\(LogTimestamp.iso8601(wallMs: Clocks.wallMs())) \(event.level) \(label): \(event.message)"
         for (key, value) in merged.sorted(by: { $0.key < $1.key }) { line += " \(key)=\(value)" }
         sink.append(line)

@@ -230,6 +230,13 @@ struct DashboardTests {
             #expect(body.hasPrefix("HTTP/1.1 413"), "\(body.prefix(80))")
             let garbage = try Self.exchange(port, "\u{1}\u{2} nonsense\r\n\r\n")
             #expect(garbage.isEmpty || garbage.hasPrefix("HTTP/1.1 400"), "\(garbage.prefix(80))")
+            // A POST from another site's page (its Origin) is refused; from the dashboard's own page it goes on.
+            let crossSite = try Self.exchange(port, "POST /reload-config HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n"
+                + "Origin: http://evil.example\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            #expect(crossSite.hasPrefix("HTTP/1.1 403") && crossSite.contains("cross-site request refused"), "\(crossSite.prefix(120))")
+            let sameSite = try Self.exchange(port, "POST /reload-config HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n"
+                + "Origin: http://127.0.0.1:\(port)\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            #expect(sameSite.hasPrefix("HTTP/1.1 501"), "no reload hook here: \(sameSite.prefix(120))")
             // Still serving after all that.
             #expect(try Self.get(port, "/topics").hasPrefix("HTTP/1.1 200"))
         }

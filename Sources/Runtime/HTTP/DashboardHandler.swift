@@ -127,6 +127,7 @@ extension DashboardServer {
         let loop = self.loop
         let query = HTTPQuery(target: head.uri)
         let json = Self.wantsJSON(head)
+        if let refusal = Self.crossSiteRefusal(head) { return loop.makeSucceededFuture(refusal) }
         switch DashboardRoute.resolve(method: head.method, query: query) {
         case .failure(.notFound):
             return loop.makeSucceededFuture(json ? Self.jsonResponse(.notFound, .object([("error", .string("not found"))]))
@@ -138,6 +139,20 @@ extension DashboardServer {
         case .success(let route):
             return answer(route, json: json, loop: loop)
         }
+    }
+
+    /// A POST changes something (reload, skip a group's messages): a browser sends one from any
+    /// page it shows, with that page's `Origin`. One whose origin is not this dashboard (its
+    /// `Host`) is refused, so a page elsewhere cannot make an operator's browser skip messages.
+    /// Clients that send no `Origin` (curl, scripts) are not browsers on someone else's page.
+    static func crossSiteRefusal(_ head: HTTPRequestHead) -> DashboardResponse? {
+        guard head.method == .POST, let origin = head.headers.first(name: "origin") else { return nil }
+        let host = head.headers.first(name: "host") ?? ""
+        let originHost = origin.split(separator: "://", maxSplits: 1).dropFirst().first.map(String.init)
+        guard originHost != nil, originHost?.lowercased() == host.lowercased() else {
+            return .text(.forbidden, "cross-site request refused: Origin \(origin) is not this dashboard (\(host))")
+        }
+        return nil
     }
 
     static func jsonResponse(_ status: HTTPResponseStatus, _ value: JSONValue) -> DashboardResponse {

@@ -136,6 +136,7 @@ extension BrokerNode {
 
         stores.replaceTopics(topics)
         feed(.topicsChanged(stores.topicRules()), clock, &actions)
+        restartTopics += applyFlushPolicies(clock, &actions)
         settings.configFile = file
         configChecksum = Int64(CRC32.checksum(file))
         for topic in topicsToRegister() where registeredBefore[topic.name] != topic {
@@ -158,6 +159,25 @@ extension BrokerNode {
             parts.append("not applied, needs a restart: \(restart.joined(separator: ","))")
         }
         return answer(StatusCode.success, parts.joined(separator: "; "))
+    }
+
+    /// Open logs take their topic's new `unflushThreshold`/`unflushInterval` at once; the sync
+    /// schedule is looked at again (a sync due under the new values starts, a later deadline is
+    /// armed). A switch between group commit and threshold mode waits for the restart: returns
+    /// those topics for the answer's "needs a restart".
+    func applyFlushPolicies(_ clock: NodeClock, _ actions: inout [Action]) -> [String] {
+        var modeChanges = Set<String>()
+        for partition in stores.partitions {
+            guard let log = stores.log(partition) else { continue }
+            let policy = stores.logConfig(of: partition.topic).flushPolicy
+            guard policy != log.config.flushPolicy else { continue }
+            if log.changeFlushPolicy(to: policy) {
+                scheduleSync(partition, clock, &actions)
+            } else {
+                modeChanges.insert(partition.topic)
+            }
+        }
+        return modeChanges.sorted().map { "flush mode (group commit or not) of \($0)" }
     }
 
     /// A section without its line number (moving a section in the file changes nothing).

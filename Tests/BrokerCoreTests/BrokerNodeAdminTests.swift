@@ -114,4 +114,32 @@ struct BrokerNodeAdminTests {
         #expect(refused.hasPrefix("reload failed, the running config is unchanged") && answer(failed)?.hasPrefix("500 ") == true)
         #expect(node.settings.configFile == Array(changedText.utf8))
     }
+
+    /// §8.4: a reload reschedules flush timers. An open threshold-mode log takes the new interval
+    /// and threshold at once; a switch to group commit waits for the restart and says so.
+    @Test func reloadReschedulesTheSyncOfOpenLogs() throws {
+        let node = try BrokerNodeTests.node(flush: "unflushThreshold=1000\nunflushInterval=10000")
+        _ = base.feed(node, .connectionOpened(c1))
+        let stored = base.put(node, opaque: 1, at: 0)
+        let firstDeadline = stored.compactMap { if case .armTimer(.syncDeadline, let at) = $0 { return at } else { return nil } }
+        #expect(firstDeadline == [Instant(nanoseconds: 10_000 * 1_000_000)], "armed for the old interval")
+        let ini = String(decoding: node.settings.configFile, as: UTF8.self)
+
+        // A shorter interval for topic test: at 2 s the sync is due at once (no waiting for 10 s).
+        let shorter = ini + "unflushInterval=1000\n"
+        var actions: [BrokerNode.Action] = []
+        let outcome = node.reload(.loaded(try ServerConfig(parsing: shorter, path: "test.ini"), file: Array(shorter.utf8),
+                                          path: "test.ini"), clock: BrokerNodeTests.clock(2_000), into: &actions)
+        #expect(outcome == "reloaded test.ini; topics changed: test")
+        #expect(node.stores.log(TopicPartition("test", 0))?.config.flushPolicy.unflushIntervalMs == 1_000)
+        #expect(!base.syncs(actions).isEmpty, "the sync the new interval makes due starts at the reload")
+
+        // Group commit instead: refused for the open log until the restart, and said.
+        let groupCommit = ini + "unflushThreshold=0\n"
+        var refused: [BrokerNode.Action] = []
+        let modeOutcome = node.reload(.loaded(try ServerConfig(parsing: groupCommit, path: "test.ini"), file: Array(groupCommit.utf8),
+                                              path: "test.ini"), clock: BrokerNodeTests.clock(3_000), into: &refused)
+        #expect(modeOutcome == "reloaded test.ini; topics changed: test; not applied, needs a restart: flush mode (group commit or not) of test")
+        #expect(node.stores.log(TopicPartition("test", 0))?.config.flushPolicy.isGroupCommit == false)
+    }
 }

@@ -28,6 +28,16 @@ extension PartitionLog {
             || now.milliseconds(since: lastSyncAt) >= policy.unflushIntervalMs
     }
 
+    /// A reload's new `unflushThreshold`/`unflushInterval` (§8.4), taken from the next decision
+    /// on: `syncDue` and `nextSyncDeadline` read it. A switch between group commit and threshold
+    /// mode is refused (false): appends already answered or waiting were made under the other
+    /// mode's promise, so it waits for the restart.
+    public func changeFlushPolicy(to policy: FlushPolicy) -> Bool {
+        guard policy.isGroupCommit == config.flushPolicy.isGroupCommit else { return false }
+        config.flushPolicy = policy
+        return true
+    }
+
     /// When the interval rule will make a sync due (nil when nothing waits, or under group
     /// commit where it is due at once). The runtime arms its timer for this.
     public func nextSyncDeadline() -> Instant? {

@@ -25,7 +25,7 @@ public final class PartitionLog {
     }
 
     public let directory: String
-    public let config: LogConfig
+    public internal(set) var config: LogConfig
     let storage: any Storage
     @exclusivity(unchecked) var segments: [Segment]
     var state: State = .open

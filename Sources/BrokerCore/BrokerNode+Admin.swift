@@ -139,6 +139,7 @@ extension BrokerNode {
         restartTopics += applyFlushPolicies(clock, &actions)
         settings.configFile = file
         configChecksum = Int64(CRC32.checksum(file))
+        configLoadedWallMs = clock.wallMs
         for topic in topicsToRegister() where registeredBefore[topic.name] != topic {
             actions.append(.registerTopic(topic))
         }

@@ -88,6 +88,9 @@ public final class BrokerNode {
     /// The server.ini bytes the node started with: what a `reload` compares `[system]` with (it
     /// applies none of it, so a change stays "needs a restart" until the restart).
     let startedConfigFile: [UInt8]
+    /// When the running server.ini was loaded (wall-clock ms): at start, then at each reload
+    /// (the dashboard's config page, the original's `lastLoaded`).
+    public internal(set) var configLoadedWallMs: Int64 = 0
     @exclusivity(unchecked) var phase = Phase.running
 
     /// Group-commit puts staged and waiting for the sync that covers them: token → the offset
@@ -235,6 +238,7 @@ public final class BrokerNode {
         }
         let node = BrokerNode(settings: settings, stores: stores, storage: storage, machine: machine, startedAt: clock.now,
                               transactions: transactions)
+        node.configLoadedWallMs = clock.wallMs
         let report = StartReport(recoveries: reports.sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
                                  notices: stores.openNotices, autoCreatedPartitions: machine.autoCreatedPartitions.count,
                                  maxAutoCreatedPartitions: config.maxAutoCreatedPartitions,

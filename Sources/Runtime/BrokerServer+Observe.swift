@@ -16,8 +16,9 @@ public struct BrokerObservation: Sendable {
     public var failedPartitions: [TopicPartition]
     /// The configuration the broker runs (topic sections as last loaded).
     public var config: ServerConfig
-    /// The server.ini bytes as last loaded.
+    /// The server.ini bytes as last loaded, and when (wall-clock ms: start or the last reload).
     public var configFile: [UInt8]
+    public var configLoadedWallMs: Int64 = 0
     public var brokerURI: String
     public var version: String
     /// Wall-clock start of the broker (ms since the epoch), and when the observation was taken.
@@ -61,6 +62,7 @@ extension BrokerServer {
             failedPartitions: node.machine.failedPartitions.keys.sorted(),
             config: node.config,
             configFile: node.settings.configFile,
+            configLoadedWallMs: node.configLoadedWallMs,
             brokerURI: node.settings.brokerURI,
             version: node.settings.version,
             startedWallMs: clock.wallMs - clock.now.milliseconds(since: node.startedAt),

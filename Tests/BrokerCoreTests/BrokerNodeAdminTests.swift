@@ -132,6 +132,7 @@ struct BrokerNodeAdminTests {
                                           path: "test.ini"), clock: BrokerNodeTests.clock(2_000), into: &actions)
         #expect(outcome == "reloaded test.ini; topics changed: test")
         #expect(node.stores.log(TopicPartition("test", 0))?.config.flushPolicy.unflushIntervalMs == 1_000)
+        #expect(node.configLoadedWallMs == BrokerNodeTests.clock(2_000).wallMs, "the dashboard's lastLoaded")
         #expect(!base.syncs(actions).isEmpty, "the sync the new interval makes due starts at the reload")
 
         // Group commit instead: refused for the open log until the restart, and said.

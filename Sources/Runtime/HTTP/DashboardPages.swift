@@ -316,12 +316,14 @@ extension DashboardContext {
     /// `/config`.
     public func config(reloadAvailable: Bool) -> DashboardPage {
         let text = String(decoding: observation.configFile, as: UTF8.self)
-        var body = observation.configFile.isEmpty ? "<p class=\"note\">No server.ini was loaded.</p>" : "<pre id=\"config\">\(HTML.escape(text))</pre>"
+        let loaded = observation.configLoadedWallMs > 0 ? Self.time(observation.configLoadedWallMs) : nil
+        var body = loaded.map { "<p class=\"hint\">Loaded <span data-name=\"lastLoaded\">\(HTML.escape($0))</span> (at start or by the last reload).</p>" } ?? ""
+        body += observation.configFile.isEmpty ? "<p class=\"note\">No server.ini was loaded.</p>" : "<pre id=\"config\">\(HTML.escape(text))</pre>"
         body += reloadAvailable
             ? "<form method=\"post\" action=\"/reload-config\"><button type=\"submit\">Reload config</button></form>"
             : "<p class=\"hint\">Reloading is not available in this build.</p>"
         return DashboardPage(title: "Config", active: "/config", body: body,
-                             json: .object([("config", .string(text)), ("lastLoaded", .null)]))
+                             json: .object([("config", .string(text)), ("lastLoaded", loaded.map(JSONValue.string) ?? .null)]))
     }
 
     /// `/stats[/<item>]`: the broker's own `stats` answer, byte for byte.

@@ -18,10 +18,8 @@ import Testing
 struct MetricsExpositionTests {
     /// A broker on a temp dir with group commit (every put answered after its sync, so the put
     /// latency histogram counts each put once), and a `BrokerMetrics` rendering on its own loop.
-    ///
-    /// `consumerLagTimeoutMs`: a test whose lag source runs as a Swift task gives it a minute: the
-    /// test process's cooperative threads (two on this machine) can all be held by other tests'
-    /// blocking waits for seconds, and the task only runs once one is free.
+    /// A lag source that runs as a Swift task runs it on `ReadTaskExecutor`, as the broker's does:
+    /// this test blocks in `.wait()` while other tests may hold the rest of the cooperative pool.
     static func withBroker(consumerLag: BrokerMetrics.ConsumerLagSource? = nil,
                            consumerLagTimeoutMs: Int64 = BrokerMetrics.consumerLagTimeoutMs,
                            _ body: (BrokerServer, BrokerMetrics, Int) throws -> Void) throws {
@@ -151,9 +149,11 @@ struct MetricsExpositionTests {
         let fails = Mutex(false)
         let source: BrokerMetrics.ConsumerLagSource = { observation, loop in
             if fails.withLock({ $0 }) { return loop.makeFailedFuture(ConsumerLagUnavailable()) }
-            return loop.makeFutureWithTask { try await BrokerMetrics.readConsumerLag(observation: observation, layout: layout, perform: perform) }
+            let promise = loop.makePromise(of: [ConsumerLagSample].self)
+            promise.completeWithReadTask { try await BrokerMetrics.readConsumerLag(observation: observation, layout: layout, perform: perform) }
+            return promise.futureResult
         }
-        try Self.withBroker(consumerLag: source, consumerLagTimeoutMs: 60_000) { _, metrics, port in
+        try Self.withBroker(consumerLag: source) { _, metrics, port in
             let connection = try WireConnection(host: "127.0.0.1", port: port)
             for index in 0..<10 {
                 #expect(try Self.put(connection, partition: Int32(index % 2), body: Array(repeating: 0x41, count: 10 + index), opaque: Int32(index)) == StatusCode.success)

@@ -34,7 +34,7 @@ extension DashboardServer {
         guard settings.zooKeeper != nil else { return loop.makeSucceededFuture(nil) }
         let layout = self.layout
         let promise = loop.makePromise(of: GroupView?.self)
-        promise.completeWithTask {
+        promise.completeWithReadTask {
             let session: ZooKeeperSession
             switch await self.connectedSession() {
             case .success(let s): session = s
@@ -70,7 +70,7 @@ extension DashboardServer {
             }
             let key = BrokerPartition(brokerId: observation.config.brokerId, partition: Int(partition))
             let promise = loop.makePromise(of: DashboardResponse.self)
-            promise.completeWithTask {
+            promise.completeWithReadTask {
                 let session: ZooKeeperSession
                 switch await self.connectedSession() {
                 case .success(let s): session = s
@@ -108,7 +108,7 @@ extension DashboardServer {
         guard settings.zooKeeper != nil else { return loop.makeSucceededFuture(nil) }
         let layout = self.layout
         let promise = loop.makePromise(of: ClusterView?.self)
-        promise.completeWithTask {
+        promise.completeWithReadTask {
             let session: ZooKeeperSession
             switch await self.connectedSession() {
             case .success(let s): session = s

@@ -43,7 +43,7 @@ extension BrokerMetrics {
                                             perform: @escaping @Sendable () async -> ConsumerLag.Perform?) -> ConsumerLagSource {
         { observation, loop in
             let promise = loop.makePromise(of: [ConsumerLagSample].self)
-            promise.completeWithTask {
+            promise.completeWithReadTask {
                 guard let perform = await perform() else { throw ConsumerLagUnavailable() }
                 return try await readConsumerLag(observation: observation, layout: layout, perform: perform)
             }

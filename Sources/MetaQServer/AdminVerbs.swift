@@ -3,7 +3,7 @@ import ProtocolCore
 import Runtime
 
 /// The broker of a server.ini and how to reach it: `-f/--config` for its serverPort, `--port` to
-/// override it (as `stats` and `slave-status`).
+/// override it (`stats`, `slave-status` and the admin verbs).
 struct BrokerAddressOptions: ParsableArguments {
     @Option(name: [.customShort("f"), .customLong("config")], help: "The broker's server.ini (for its port).")
     var configPath = "conf/server.ini"
@@ -15,19 +15,7 @@ struct BrokerAddressOptions: ParsableArguments {
 /// Sends an admin verb (`AdminCommand`) to the broker and returns the text of its answer; a
 /// refusal (400) or failure (500) becomes `Error: <the broker's text>` and exit status 1.
 func askAdmin(_ command: AdminCommand, _ broker: BrokerAddressOptions) throws -> String {
-    // With --port the file is not needed (a reload of a file that no longer parses still reaches
-    // the broker, which says what is wrong with it).
-    let port = try broker.port ?? loadConfig(broker.configPath).serverPort
-    let address = "127.0.0.1:\(port)"
-    let connection: WireConnection
-    do { connection = try WireConnection(host: "127.0.0.1", port: port) } catch {
-        throw CommandFailure("cannot reach the broker at \(address): \(error)")
-    }
-    let answer: Frame
-    do { answer = try connection.request(.stats(StatsCommand(item: command.statsItem, opaque: 1))) } catch {
-        throw CommandFailure("the broker at \(address) did not answer: \(error)")
-    }
-    guard case .result(let result) = answer else { throw CommandFailure("the broker at \(address) answered \(answer)") }
+    let (result, address) = try askBroker(item: command.statsItem, broker)
     guard result.code == StatusCode.success else { throw CommandFailure("the broker at \(address) refused (\(result.code)): \(result.text)") }
     return result.text
 }

@@ -17,14 +17,10 @@ struct SlaveStatus: ParsableCommand {
             status 1 when the broker cannot be reached or does not answer.
             """)
 
-    @Option(name: [.customShort("f"), .customLong("config")], help: "The broker's server.ini (for its port).")
-    var configPath = "conf/server.ini"
-
-    @Option(help: "TCP port (overrides serverPort of the config).")
-    var port: Int?
+    @OptionGroup var broker: BrokerAddressOptions
 
     func run() throws {
-        let body = try askStats(item: "replication", configPath: configPath, port: port)
+        let body = try askStats(item: "replication", broker)
         let lines = Self.lines(of: body)
         for line in lines { print(line) }
         if let summary = Self.noSlaveLine(lines) { print(summary) }

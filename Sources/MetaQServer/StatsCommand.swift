@@ -9,34 +9,40 @@ import StoreCore
 struct Stats: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print a running broker's stats, as MetaQ's `stats` command answers them.")
 
-    @Option(name: [.customShort("f"), .customLong("config")], help: "The broker's server.ini (for its port).")
-    var configPath = "conf/server.ini"
-
     @Option(name: .customLong("item"), help: "topics, offsets, realtime, help, reset, config, failed_partitions, replication or a topic name.")
     var item: String?
 
-    @Option(help: "TCP port (overrides serverPort of the config).")
-    var port: Int?
+    @OptionGroup var broker: BrokerAddressOptions
 
     func run() throws {
-        print(try askStats(item: item, configPath: configPath, port: port), terminator: "")
+        print(try askStats(item: item, broker), terminator: "")
     }
 }
 
-/// The body of the `stats <item>` answer of the broker of `configPath` (on 127.0.0.1).
-func askStats(item: String?, configPath: String, port: Int?) throws -> String {
-    let config = try loadConfig(configPath)
-    let address = "127.0.0.1:\(port ?? config.serverPort)"
+/// The broker's answer to `stats <item>` — the stats items, and the admin verbs sent as items
+/// (`AdminCommand`) — asked on 127.0.0.1 at `--port`, else serverPort of `-f` (the file is
+/// read only then: a reload of a file that no longer parses still reaches the broker, which says
+/// what is wrong with it).
+func askBroker(item: String?, _ broker: BrokerAddressOptions) throws -> (result: ResultResponse, address: String) {
+    let port = try broker.port ?? loadConfig(broker.configPath).serverPort
+    let address = "127.0.0.1:\(port)"
     let connection: WireConnection
-    do { connection = try WireConnection(host: "127.0.0.1", port: port ?? config.serverPort) } catch {
+    do { connection = try WireConnection(host: "127.0.0.1", port: port) } catch {
         throw CommandFailure("cannot reach the broker at \(address): \(error)")
     }
     let answer: Frame
     do { answer = try connection.request(.stats(StatsCommand(item: item, opaque: 1))) } catch {
-        throw CommandFailure("the broker at \(address) did not answer stats: \(error)")
+        throw CommandFailure("the broker at \(address) did not answer: \(error)")
     }
-    guard case .result(let result) = answer, result.code == StatusCode.success else {
-        throw CommandFailure("the broker at \(address) did not answer stats: \(answer)")
+    guard case .result(let result) = answer else { throw CommandFailure("the broker at \(address) answered \(answer)") }
+    return (result, address)
+}
+
+/// The body of the broker's `stats <item>` answer.
+func askStats(item: String?, _ broker: BrokerAddressOptions) throws -> String {
+    let (result, address) = try askBroker(item: item, broker)
+    guard result.code == StatusCode.success else {
+        throw CommandFailure("the broker at \(address) did not answer stats (\(result.code)): \(result.text)")
     }
     return result.text
 }

@@ -261,16 +261,6 @@ extension BrokerServer {
         return Int64(parts.tm_gmtoff)
     }
 
-    /// The process's thread count from `/proc/self/status` (`Threads:` line), 0 if unreadable.
-    static func threadCount() -> Int {
-        let fd = Glibc.open("/proc/self/status", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return 0 }
-        defer { Glibc.close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 8192)
-        let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-        guard n > 0 else { return 0 }
-        let text = String(decoding: bytes[0..<n], as: UTF8.self)
-        let line = text.split(separator: "\n").first { $0.hasPrefix("Threads:") }
-        return line.flatMap { Int($0.dropFirst("Threads:".count).trimmingPrefix(while: { $0 == " " || $0 == "\t" })) } ?? 0
-    }
+    /// The process's thread count (`ProcFiles.threadCount`).
+    static func threadCount() -> Int { ProcFiles.threadCount() }
 }

@@ -45,15 +45,16 @@ public struct SyncCycleStatsView: Sendable {
 }
 
 extension BrokerServer {
-    /// Takes a `BrokerObservation` on the node's loop.
+    /// Takes a `BrokerObservation` on the node's loop. The process facts are read here, on the
+    /// caller's thread: the node's loop only copies its own state.
     public func observe() -> EventLoopFuture<BrokerObservation> {
-        loop.submit { self.observation() }
+        let facts = ProcessFacts(pid: Int(getpid()), threads: Self.threadCount())
+        return loop.submit { self.observation(facts) }
     }
 
     /// On the loop.
-    func observation() -> BrokerObservation {
+    func observation(_ facts: ProcessFacts) -> BrokerObservation {
         let clock = self.clock()
-        let facts = ProcessFacts(pid: Int(getpid()), threads: Self.threadCount())
         let s = syncStats
         return BrokerObservation(
             snapshot: node.statsSnapshot(facts, clock: clock),

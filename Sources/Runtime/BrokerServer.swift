@@ -216,6 +216,7 @@ public final class BrokerServer: @unchecked Sendable {
     /// (closed meanwhile) are dropped.
     func receive(_ batch: ConnectionLoop.Batch, from home: ConnectionLoop) {
         defer { home.queuedBytes.subtract(batch.bytes, ordering: .relaxed) }
+        trafficBytesIn &+= Int64(batch.putBodyBytes)
         let clock = self.clock()
         for item in batch.items {
             switch item {
@@ -245,7 +246,6 @@ public final class BrokerServer: @unchecked Sendable {
 
     /// One decoded request (the hot path: the frame goes to the node without an event around it).
     func handleRequest(_ frame: consuming Frame, from id: ConnectionID, clock: NodeClock) {
-        if case .put(let put) = frame { trafficBytesIn &+= Int64(put.body.count) }
         var actions = actionPool.popLast() ?? []
         node.handleRequest(frame, from: id, clock: clock, into: &actions)
         for index in actions.indices { perform(actions[index]) }

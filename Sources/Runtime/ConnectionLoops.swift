@@ -38,6 +38,8 @@ final class ConnectionLoop: @unchecked Sendable {
         var items: [Inbound]
         /// What `items` count towards `queuedBytes` (request bodies plus a fixed share per item).
         var bytes: Int
+        /// The put bodies alone (`metaq_received_bytes_total`).
+        var putBodyBytes: Int
     }
 
     /// What an item counts towards the bound on requests handed to the node: its body, plus this.
@@ -54,6 +56,7 @@ final class ConnectionLoop: @unchecked Sendable {
     /// Items for the node since the last hand-off (touched on `loop` only).
     @exclusivity(unchecked) private var inbound: [Inbound] = []
     private var inboundBytes = 0
+    private var inboundPutBodyBytes = 0
     private var handOffScheduled = false
     /// Bytes of requests handed to the node and not yet handled there (the node subtracts what it
     /// handled). Above `maxQueuedBytes` this loop stops reading its connections until the node
@@ -80,6 +83,7 @@ final class ConnectionLoop: @unchecked Sendable {
     func post(_ item: Inbound) {
         if case .frame(_, let frame) = item, case .put(let put) = frame {
             inboundBytes += put.body.count
+            inboundPutBodyBytes += put.body.count
         }
         inboundBytes += Self.itemOverheadBytes
         inbound.append(item)
@@ -90,10 +94,11 @@ final class ConnectionLoop: @unchecked Sendable {
 
     private func handOff() {
         handOffScheduled = false
-        let batch = Batch(items: inbound, bytes: inboundBytes)
+        let batch = Batch(items: inbound, bytes: inboundBytes, putBodyBytes: inboundPutBodyBytes)
         inbound = []
         inbound.reserveCapacity(batch.items.count)
         inboundBytes = 0
+        inboundPutBodyBytes = 0
         let queued = queuedBytes.add(batch.bytes, ordering: .relaxed).newValue
         if queued > maxQueuedBytes && !isPausedForNode { pauseForNode() }
         let server = self.server

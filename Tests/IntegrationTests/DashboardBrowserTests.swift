@@ -212,11 +212,11 @@ struct DashboardBrowserTests {
             _ = await session.perform(.create(path: path, data: nil, mode: .persistent))
         }
         _ = await session.perform(.create(path: ownerPath, data: Array("ahead_host-1".utf8), mode: .ephemeral))
-        let refused = try DashboardHTTP.request(port: first.dashboardPort, "POST", "/topics/alpha/groups/ahead/partitions/1/skip")
-        #expect(refused.hasPrefix("HTTP/1.1 409") && refused.contains("owned by ahead_host-1"), "\(refused)")
+        let refused = try HTTPTestClient.fetch(port: first.dashboardPort, "POST", "/topics/alpha/groups/ahead/partitions/1/skip")
+        #expect(refused.status == 409 && refused.text.contains("owned by ahead_host-1"), "\(refused.text)")
         _ = await session.perform(.delete(path: ownerPath))
-        let skipped = try DashboardHTTP.request(port: first.dashboardPort, "POST", "/topics/alpha/groups/ahead/partitions/1/skip")
-        #expect(skipped.hasPrefix("HTTP/1.1 200"), "\(skipped)")
+        let skipped = try HTTPTestClient.fetch(port: first.dashboardPort, "POST", "/topics/alpha/groups/ahead/partitions/1/skip")
+        #expect(skipped.status == 200, "\(skipped.text)")
         let max1 = try #require(offsets[("alpha", 1)]).max
         #expect(await ClusterTests.text(session, "/meta/consumers/ahead/offsets/alpha/0-1") == "0-\(max1)")
 
@@ -230,12 +230,7 @@ struct DashboardBrowserTests {
 
     /// Waits until the dashboard answers.
     static func waitForDashboard(_ port: Int) throws {
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline {
-            if LocalProcess.accepts(port: port) { return }
-            usleep(50_000)
-        }
-        throw HarnessError("the dashboard on \(port) does not accept connections")
+        try LocalProcess.waitUntilAccepting(port: port, what: "the dashboard")
     }
 
     /// Waits until the topic page's JSON has `rates` throughput intervals (the sampler takes one
@@ -243,7 +238,7 @@ struct DashboardBrowserTests {
     static func waitForSamples(port: Int, topic: String, rates: Int) throws {
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
-            let answer = try? DashboardHTTP.get(port: port, path: "/topics/\(topic)", json: true)
+            let answer = try? HTTPTestClient.fetch(port: port, "GET", "/topics/\(topic)", json: true).text
             if let answer, answer.components(separatedBy: "\"wallMs\":").count - 1 >= rates { return }
             usleep(200_000)
         }
@@ -388,22 +383,5 @@ struct Browser {
         #expect(dom.contains("<nav>") && dom.contains("</main>"), "\(url) did not render the dashboard: \(dom.prefix(500))")
         #expect(FileManager.default.fileExists(atPath: "\(Self.screenshots)/\(shot).png"), "no screenshot of \(url)")
         return Page(url: url, dom: dom)
-    }
-}
-
-/// A plain HTTP/1.1 GET on a fresh connection (closed by the server), for polling the dashboard.
-enum DashboardHTTP {
-    static func get(port: Int, path: String, json: Bool) throws -> String {
-        try request(port: port, "GET", path, json: json)
-    }
-
-    static func request(port: Int, _ method: String, _ path: String, json: Bool = false) throws -> String {
-        let connection = try WireConnection(host: "127.0.0.1", port: port)
-        let request = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: 0\r\n"
-            + (json ? "Content-Type: application/json\r\n" : "") + "\r\n"
-        try connection.sendRaw(Array(request.utf8))
-        var answer: [UInt8] = []
-        while try connection.receiveRaw({ answer += $0 }) {}
-        return String(decoding: answer, as: UTF8.self)
     }
 }

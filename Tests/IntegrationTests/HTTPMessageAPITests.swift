@@ -31,11 +31,7 @@ struct HTTPMessageAPITests {
         let broker = try BrokerProcess(directory: directory, config: Self.config(httpPort: httpPort))
         defer { broker.stopHard() }
         try broker.start()
-        let deadline = Date().addingTimeInterval(15)
-        while !LocalProcess.accepts(port: httpPort) {
-            guard Date() < deadline else { throw HarnessError("the HTTP API did not listen; log:\n" + broker.log()) }
-            usleep(20_000)
-        }
+        try LocalProcess.waitUntilAccepting(port: httpPort, what: "the HTTP message API")
         try body(broker, httpPort)
     }
 

@@ -33,6 +33,11 @@ final class HTTPTestClient {
         return try response()
     }
 
+    /// One request on a fresh connection, asking for JSON with `json` (the dashboard's switch).
+    static func fetch(port: Int, _ method: String, _ target: String, json: Bool = false) throws -> Response {
+        try HTTPTestClient(port: port).exchange(method, target, headers: json ? ["Content-Type: application/json"] : [])
+    }
+
     /// The next answer; throws if the connection closes or nothing complete arrives within the deadline.
     func response(timeoutSeconds: Double = 15) throws -> Response {
         let deadline = Date().addingTimeInterval(timeoutSeconds)

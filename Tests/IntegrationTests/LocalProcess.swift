@@ -39,6 +39,16 @@ enum LocalProcess {
         }
     }
 
+    /// Waits until something accepts on 127.0.0.1:`port` (a broker's second listener: its HTTP
+    /// API or dashboard, which open right after the port `BrokerProcess.start` waits for).
+    static func waitUntilAccepting(port: Int, timeoutSeconds: Double = 20, what: String) throws {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        while !accepts(port: port) {
+            guard Date() < deadline else { throw HarnessError("\(what) on port \(port) did not accept connections within \(timeoutSeconds) s") }
+            usleep(20_000)
+        }
+    }
+
     /// A new, empty directory under the system's temp directory.
     static func makeTemporaryDirectory(prefix: String) throws -> String {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(UUID().uuidString)").path

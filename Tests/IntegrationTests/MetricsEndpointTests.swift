@@ -16,13 +16,8 @@ struct MetricsEndpointTests {
         broker.dashboardPort = try LocalProcess.freePort()
         defer { broker.stopHard() }
         try broker.start()
-        for port in [httpPort, broker.dashboardPort] {
-            let deadline = Date().addingTimeInterval(15)
-            while !LocalProcess.accepts(port: port) {
-                guard Date() < deadline else { throw HarnessError("port \(port) did not listen; log:\n" + broker.log()) }
-                usleep(20_000)
-            }
-        }
+        try LocalProcess.waitUntilAccepting(port: httpPort, what: "the HTTP message API")
+        try LocalProcess.waitUntilAccepting(port: broker.dashboardPort, what: "the dashboard")
         func scrape() throws -> String {
             let answer = try HTTPTestClient(port: broker.dashboardPort).exchange("GET", "/metrics")
             #expect(answer.status == 200)

@@ -21,7 +21,6 @@ struct MetricsExpositionTests {
     /// A lag source that runs as a Swift task runs it on `ReadTaskExecutor`, as the broker's does:
     /// this test blocks in `.wait()` while other tests may hold the rest of the cooperative pool.
     static func withBroker(consumerLag: BrokerMetrics.ConsumerLagSource? = nil,
-                           consumerLagTimeoutMs: Int64 = BrokerMetrics.consumerLagTimeoutMs,
                            _ body: (BrokerServer, BrokerMetrics, Int) throws -> Void) throws {
         try withTemporaryDirectory { directory in
             let ini = """
@@ -41,9 +40,7 @@ struct MetricsExpositionTests {
             defer { _ = try? server.stop() }
             let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
             defer { try? group.syncShutdownGracefully() }
-            let metrics = BrokerMetrics(observe: { server.observe() }, renderingOn: group.next(), consumerLag: consumerLag,
-                                        consumerLagTimeoutMs: consumerLagTimeoutMs, registry: PrometheusCollectorRegistry())
-            try body(server, metrics, port)
+            try body(server, BrokerMetrics(server: server, renderingOn: group.next(), consumerLag: consumerLag), port)
         }
     }
 

@@ -87,7 +87,7 @@ struct MetricsState: @unchecked Sendable {
     var gets: TrackedCounter
     var getMisses: TrackedCounter
     var offsetRequests: TrackedCounter
-    var transactions: [(operation: String, counter: TrackedCounter)]
+    var transactions: [(value: KeyPath<StatsCounters, Int64>, counter: TrackedCounter)]
     var receivedBytes: TrackedCounter
     var sentBytes: TrackedCounter
     var syncs: TrackedCounter
@@ -132,8 +132,10 @@ struct MetricsState: @unchecked Sendable {
         getMisses = counter("metaq_get_misses_total", "Get requests answered 404: nothing at the offset (stats get_miss).")
         offsetRequests = counter("metaq_offset_requests_total", "Offset requests plus gets answered 301 (stats cmd_offset).")
         let txHelp = "Transaction operations by kind (stats tx_begin, tx_xa_begin, tx_commit, tx_rollback)."
-        transactions = ["begin", "xa_begin", "commit", "rollback"].map {
-            (operation: $0, counter: counter("metaq_transaction_operations_total", txHelp, [("operation", $0)]))
+        let operations: [(String, KeyPath<StatsCounters, Int64>)] =
+            [("begin", \.txBegin), ("xa_begin", \.txXaBegin), ("commit", \.txCommit), ("rollback", \.txRollback)]
+        transactions = operations.map { name, value in
+            (value: value, counter: counter("metaq_transaction_operations_total", txHelp, [("operation", name)]))
         }
         receivedBytes = counter("metaq_received_bytes_total", "Bytes of put message bodies received.")
         sentBytes = counter("metaq_sent_bytes_total", "Bytes of get answers (message data) sent.")
@@ -161,16 +163,7 @@ struct MetricsState: @unchecked Sendable {
         gets.advance(to: c.cmdGet)
         getMisses.advance(to: c.getMiss)
         offsetRequests.advance(to: c.cmdOffset)
-        for index in transactions.indices {
-            let value: Int64
-            switch transactions[index].operation {
-            case "begin": value = c.txBegin
-            case "xa_begin": value = c.txXaBegin
-            case "commit": value = c.txCommit
-            default: value = c.txRollback
-            }
-            transactions[index].counter.advance(to: value)
-        }
+        for index in transactions.indices { transactions[index].counter.advance(to: c[keyPath: transactions[index].value]) }
         receivedBytes.advance(to: o.bytesIn)
         sentBytes.advance(to: o.bytesOut)
         syncs.advance(to: Int64(clamping: o.syncStats.fsync.count))

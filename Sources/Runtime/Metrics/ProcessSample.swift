@@ -18,7 +18,7 @@ struct ProcessSample: Equatable {
         var sample = ProcessSample()
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
         let page = Int64(sysconf(Int32(_SC_PAGESIZE)))
-        if let stat = readSmallFile("/proc/self/stat"), let fields = statFields(stat), ticks > 0 {
+        if let stat = ProcFiles.read("/proc/self/stat"), let fields = statFields(stat), ticks > 0 {
             // proc(5): after "pid (comm)", field 3 is index 0: utime 14, stime 15, num_threads 20,
             // starttime 22 (ticks after boot), vsize 23 (bytes), rss 24 (pages).
             if let utime = Double(fields[11]), let stime = Double(fields[12]) { sample.cpuSeconds = (utime + stime) / ticks }
@@ -27,7 +27,7 @@ struct ProcessSample: Equatable {
             sample.virtualBytes = Int64(fields[20])
             sample.residentBytes = Int64(fields[21]).map { $0 * page }
         }
-        sample.openDescriptors = countEntries("/proc/self/fd")
+        sample.openDescriptors = ProcFiles.countEntries("/proc/self/fd")
         let limit = DescriptorLimit.read().current
         if limit != UInt64(rlim_t.max) { sample.maxDescriptors = Int64(clamping: limit) }
         return sample
@@ -43,41 +43,11 @@ struct ProcessSample: Equatable {
 
     /// The `btime` line of /proc/stat: boot time in seconds since the epoch.
     static func bootTime() -> Double? {
-        guard let text = readSmallFile("/proc/stat") else { return nil }
+        guard let text = ProcFiles.read("/proc/stat") else { return nil }
         for line in text.split(separator: "\n") where line.hasPrefix("btime ") {
             return Double(line.dropFirst(6).trimmingPrefixSpaces())
         }
         return nil
-    }
-
-    /// Entries of a directory, without `.`, `..` and the descriptor the listing itself holds.
-    static func countEntries(_ path: String) -> Int64? {
-        guard let directory = opendir(path) else { return nil }
-        let own = dirfd(directory)
-        var count: Int64 = 0
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name == "." || name == ".." || name == "\(own)" { continue }
-            count += 1
-        }
-        closedir(directory)
-        return count
-    }
-
-    /// A /proc file (their size is 0 to stat, so read until end), at most 64 KiB.
-    static func readSmallFile(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        while bytes.count < 65_536 {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            bytes += chunk[0..<n]
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
 
